@@ -1,0 +1,298 @@
+// Package badgerstore keeps a replica's state in an embedded Badger v4
+// database: the device store of the field app and the default server store.
+package badgerstore
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+
+	"github.com/tessera-survey/tessera/syncengine"
+)
+
+// Key prefixes. Log keys are big-endian so iteration order is log order.
+const (
+	prefixRecord = 'r'
+	prefixLog    = 'l'
+	prefixMeta   = 'm'
+)
+
+var keyHead = []byte{'h'}
+
+// Profile selects Badger tuning.
+type Profile int
+
+const (
+	// Server: Badger's defaults (64 MiB memtables, 256 MiB block cache).
+	Server Profile = iota
+	// Device: sized for a cheap phone. Two 16 MiB memtables bound the
+	// write buffers to 32 MiB (a transaction may hold ~2.4 MiB); an 8 MiB
+	// block cache and 4 MiB index cache keep reads of recent records cheap
+	// without holding the dataset in memory; small tables and value-log
+	// files keep compaction bursts short on slow flash.
+	Device
+)
+
+// Options configure Open.
+type Options struct {
+	Dir     string
+	Profile Profile
+	// EncryptionKey, when set (16, 24 or 32 bytes), encrypts everything
+	// Badger writes (AES-CTR). A wrong key fails Open.
+	EncryptionKey []byte
+	// InMemory keeps nothing on disk (tests and benchmarks only).
+	InMemory bool
+	Logger   *slog.Logger
+}
+
+// Store is a syncengine.Store on Badger.
+type Store struct {
+	db *badger.DB
+	// Writers are serialized: log sequence numbers are assigned inside the
+	// transaction, and concurrent writers would only conflict and retry.
+	mu sync.Mutex
+}
+
+var _ syncengine.Store = (*Store)(nil)
+
+// ErrLocked is returned when another process has the store open.
+var ErrLocked = errors.New("store is in use by another process")
+
+// Open opens (creating if needed) the store in opts.Dir. Every commit is
+// fsynced: a write acknowledged to a user or a peer survives a crash.
+func Open(opts Options) (*Store, error) {
+	bo := badger.DefaultOptions(opts.Dir).
+		WithSyncWrites(true).
+		WithLogger(badgerLogger{opts.Logger}).
+		WithInMemory(opts.InMemory).
+		WithCompression(options.Snappy)
+	if opts.InMemory {
+		bo = bo.WithDir("").WithValueDir("")
+	}
+	if opts.Profile == Device {
+		bo = bo.WithMemTableSize(16 << 20).
+			WithNumMemtables(2).
+			WithNumLevelZeroTables(2).
+			WithNumLevelZeroTablesStall(8).
+			WithBaseTableSize(2 << 20).
+			WithBaseLevelSize(8 << 20).
+			WithValueLogFileSize(32 << 20).
+			WithBlockCacheSize(8 << 20).
+			WithIndexCacheSize(4 << 20).
+			WithNumCompactors(2)
+	}
+	if len(opts.EncryptionKey) > 0 {
+		bo = bo.WithEncryptionKey(opts.EncryptionKey).WithEncryptionKeyRotationDuration(30 * 24 * time.Hour)
+		if bo.IndexCacheSize == 0 {
+			bo = bo.WithIndexCacheSize(16 << 20)
+		}
+	}
+	db, err := badger.Open(bo)
+	if err != nil {
+		if isLockErr(err) {
+			return nil, fmt.Errorf("open %s: %w", opts.Dir, ErrLocked)
+		}
+		return nil, fmt.Errorf("open %s: %w", opts.Dir, err)
+	}
+	return &Store{db: db}, nil
+}
+
+func isLockErr(err error) bool {
+	return err != nil && (strings.Contains(err.Error(), "Cannot acquire directory lock"))
+}
+
+// Close flushes and closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// DB exposes the database for benchmarks that measure Badger itself.
+func (s *Store) DB() *badger.DB { return s.db }
+
+// Update implements syncengine.Store.
+func (s *Store) Update(ctx context.Context, fn func(syncengine.Tx) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		txn := s.db.NewTransaction(true)
+		t := &tx{txn: txn}
+		err := fn(t)
+		if err == nil {
+			err = txn.Commit()
+		} else {
+			txn.Discard()
+		}
+		switch {
+		case errors.Is(err, badger.ErrConflict) && attempt < 10:
+			continue
+		case errors.Is(err, badger.ErrTxnTooBig):
+			return fmt.Errorf("badger: %w: transaction over Badger's batch size", syncengine.ErrTooLarge)
+		}
+		return err
+	}
+}
+
+// View implements syncengine.Store.
+func (s *Store) View(ctx context.Context, fn func(syncengine.ReadTx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.View(func(txn *badger.Txn) error { return fn(&tx{txn: txn}) })
+}
+
+type tx struct {
+	txn  *badger.Txn
+	head uint64
+	read bool // head loaded
+	buf  []byte
+}
+
+func recordKey(id syncengine.RecordID) []byte { return append([]byte{prefixRecord}, id[:]...) }
+func logKey(seq uint64) []byte                { return binary.BigEndian.AppendUint64([]byte{prefixLog}, seq) }
+func metaKey(k string) []byte                 { return append([]byte{prefixMeta}, k...) }
+
+func (t *tx) get(key []byte, fn func([]byte) error) error {
+	item, err := t.txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return syncengine.ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	return item.Value(fn)
+}
+
+func (t *tx) Record(id syncengine.RecordID) (*syncengine.Record, error) {
+	var r *syncengine.Record
+	err := t.get(recordKey(id), func(b []byte) (err error) {
+		r, err = syncengine.UnmarshalRecord(id, b)
+		return err
+	})
+	return r, err
+}
+
+func (t *tx) ScanRecords(from syncengine.RecordID, fn func(*syncengine.Record) error) error {
+	it := t.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord}, PrefetchValues: true, PrefetchSize: 64})
+	defer it.Close()
+	for it.Seek(recordKey(from)); it.Valid(); it.Next() {
+		item := it.Item()
+		var id syncengine.RecordID
+		copy(id[:], item.Key()[1:])
+		var r *syncengine.Record
+		if err := item.Value(func(b []byte) (err error) { r, err = syncengine.UnmarshalRecord(id, b); return }); err != nil {
+			return err
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *tx) ScanLog(after uint64, fn func(syncengine.LogEntry, int) error) error {
+	it := t.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}, PrefetchValues: true, PrefetchSize: 256})
+	defer it.Close()
+	for it.Seek(logKey(after + 1)); it.Valid(); it.Next() {
+		item := it.Item()
+		seq := binary.BigEndian.Uint64(item.Key()[1:])
+		var e syncengine.LogEntry
+		var n int
+		if err := item.Value(func(b []byte) (err error) {
+			n = len(b)
+			e, err = syncengine.UnmarshalLogEntry(seq, b)
+			return err
+		}); err != nil {
+			return err
+		}
+		if err := fn(e, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *tx) LogEntry(seq uint64) (syncengine.LogEntry, error) {
+	var e syncengine.LogEntry
+	err := t.get(logKey(seq), func(b []byte) (err error) {
+		e, err = syncengine.UnmarshalLogEntry(seq, b)
+		return err
+	})
+	return e, err
+}
+
+func (t *tx) Head() (uint64, error) {
+	if t.read {
+		return t.head, nil
+	}
+	err := t.get(keyHead, func(b []byte) error {
+		if len(b) != 8 {
+			return fmt.Errorf("log head: %w", syncengine.ErrCorrupt)
+		}
+		t.head = binary.BigEndian.Uint64(b)
+		return nil
+	})
+	if err != nil && !errors.Is(err, syncengine.ErrNotFound) {
+		return 0, err
+	}
+	t.read = true
+	return t.head, nil
+}
+
+func (t *tx) Meta(key string) ([]byte, error) {
+	var v []byte
+	err := t.get(metaKey(key), func(b []byte) error { v = append([]byte(nil), b...); return nil })
+	return v, err
+}
+
+func (t *tx) PutRecord(r *syncengine.Record) error {
+	return t.txn.Set(recordKey(r.ID), syncengine.MarshalRecord(nil, r))
+}
+
+func (t *tx) Append(origin syncengine.Origin, c *syncengine.Change) (uint64, error) {
+	head, err := t.Head()
+	if err != nil {
+		return 0, err
+	}
+	seq := head + 1
+	if err := t.txn.Set(logKey(seq), syncengine.MarshalLogEntry(nil, origin, c)); err != nil {
+		return 0, err
+	}
+	if err := t.txn.Set(keyHead, binary.BigEndian.AppendUint64(nil, seq)); err != nil {
+		return 0, err
+	}
+	t.head = seq
+	return seq, nil
+}
+
+func (t *tx) SetMeta(key string, value []byte) error {
+	return t.txn.Set(metaKey(key), append([]byte(nil), value...))
+}
+
+// badgerLogger sends Badger's chatter to slog: warnings and errors only.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) log(level slog.Level, f string, args ...any) {
+	if b.l != nil {
+		b.l.Log(context.Background(), level, "badger: "+trimNL(fmt.Sprintf(f, args...)))
+	}
+}
+func (b badgerLogger) Errorf(f string, a ...any)   { b.log(slog.LevelError, f, a...) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.log(slog.LevelWarn, f, a...) }
+func (b badgerLogger) Infof(string, ...any)        {}
+func (b badgerLogger) Debugf(string, ...any)       {}
+
+func trimNL(s string) string {
+	for len(s) > 0 && s[len(s)-1] == '\n' {
+		s = s[:len(s)-1]
+	}
+	return s
+}

@@ -1,0 +1,374 @@
+package syncengine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Batch limits of the protocol. A push over them is refused whole; a page is
+// cut to them.
+const (
+	MaxBatchChanges = 1000
+	MaxBatchBytes   = 4 << 20
+	pageBytes       = 1 << 20
+)
+
+// Push is one batch a replica sends to its server.
+type Push struct {
+	From    ReplicaID
+	After   uint64 // the sender's log position the server acknowledged last
+	Through uint64 // the sender's log position this batch reaches
+	Changes []Change
+	Relay   bool // changes may carry other replicas' dots
+}
+
+// PushResult is the server's answer to a Push.
+type PushResult struct {
+	Acknowledged uint64
+	Resend       bool // the server holds less than After: resend from Acknowledged
+	Applied      int
+	ServerTime   time.Time
+}
+
+// PullRequest asks for a page of the server's log.
+type PullRequest struct {
+	For       ReplicaID // whose own changes to leave out
+	Cursor    uint64
+	CursorDot Dot
+	Limit     int
+}
+
+// Page is a page of a server's log.
+type Page struct {
+	Changes    []Change
+	Cursor     uint64
+	CursorDot  Dot
+	More       bool
+	Reset      bool // the cursor does not match the server's history
+	Head       uint64
+	ServerTime time.Time
+}
+
+// Remote is a server as seen by a syncing replica. The Connect client in
+// package wire implements it; tests may connect two Replicas directly.
+type Remote interface {
+	Push(ctx context.Context, p Push) (PushResult, error)
+	Pull(ctx context.Context, req PullRequest) (Page, error)
+}
+
+// Receive merges a pushed batch in one transaction (server side). Nothing of
+// a batch with an invalid change is applied.
+func (r *Replica) Receive(ctx context.Context, p Push) (PushResult, error) {
+	if p.From.IsZero() {
+		return PushResult{}, fmt.Errorf("push: %w: no replica id", ErrInvalid)
+	}
+	if p.From == r.id {
+		return PushResult{}, fmt.Errorf("push: %w: replica %s is this server's own id", ErrInvalid, p.From)
+	}
+	if len(p.Changes) > MaxBatchChanges {
+		return PushResult{}, fmt.Errorf("push: %w: %d changes, at most %d", ErrTooLarge, len(p.Changes), MaxBatchChanges)
+	}
+	if p.Through < p.After || (len(p.Changes) > 0 && p.Through == p.After) {
+		return PushResult{}, fmt.Errorf("push: %w: through %d must pass after %d", ErrInvalid, p.Through, p.After)
+	}
+	for i := range p.Changes {
+		c := &p.Changes[i]
+		if err := c.Validate(); err != nil {
+			return PushResult{}, fmt.Errorf("push: change %d: %w", i, err)
+		}
+		if !p.Relay && c.Dot.Replica != p.From {
+			return PushResult{}, fmt.Errorf("push: change %d: %w: dot of replica %s pushed by %s without relay",
+				i, ErrInvalid, c.Dot.Replica, p.From)
+		}
+	}
+	res := PushResult{}
+	key := metaPeerPrefix + p.From.String()
+	err := r.store.Update(ctx, func(tx Tx) error {
+		held, err := metaUint(tx, key)
+		if err != nil {
+			return err
+		}
+		if p.After > held {
+			res = PushResult{Acknowledged: held, Resend: true}
+			return nil
+		}
+		n, err := r.applyAll(tx, Downstream, p.Changes)
+		if err != nil {
+			return err
+		}
+		res = PushResult{Acknowledged: max(held, p.Through), Applied: n}
+		return setMetaUint(tx, key, res.Acknowledged)
+	})
+	if err != nil {
+		return PushResult{}, fmt.Errorf("push: %w", err)
+	}
+	if !res.Resend {
+		r.observeAll(p.Changes)
+	}
+	res.ServerTime = r.clock()
+	return res, nil
+}
+
+// Page returns the log after a puller's cursor (server side), leaving out
+// the puller's own changes.
+func (r *Replica) Page(ctx context.Context, req PullRequest) (Page, error) {
+	limit := req.Limit
+	if limit <= 0 || limit > MaxBatchChanges {
+		limit = MaxBatchChanges
+	}
+	var p Page
+	err := r.store.View(ctx, func(tx ReadTx) error {
+		head, err := tx.Head()
+		if err != nil {
+			return err
+		}
+		p = Page{Cursor: req.Cursor, CursorDot: req.CursorDot, Head: head}
+		if req.Cursor > 0 {
+			e, err := tx.LogEntry(req.Cursor)
+			if errors.Is(err, ErrNotFound) || (err == nil && e.Change.Dot != req.CursorDot) {
+				p = Page{Reset: true, Head: head}
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+		}
+		size := 0
+		err = tx.ScanLog(req.Cursor, func(e LogEntry, n int) error {
+			if len(p.Changes) >= limit || (size+n > pageBytes && len(p.Changes) > 0) {
+				p.More = true
+				return ErrStop
+			}
+			p.Cursor, p.CursorDot = e.Seq, e.Change.Dot
+			if e.Change.Dot.Replica != req.For {
+				p.Changes = append(p.Changes, e.Change)
+				size += n
+			}
+			return nil
+		})
+		if errors.Is(err, ErrStop) {
+			err = nil
+		}
+		return err
+	})
+	if err != nil {
+		return Page{}, fmt.Errorf("pull: %w", err)
+	}
+	p.ServerTime = r.clock()
+	return p, nil
+}
+
+// SyncStats says what one sync moved.
+type SyncStats struct {
+	Pushed     int           // changes sent
+	Pulled     int           // changes received
+	Applied    int           // received changes that were new here
+	RoundTrips int           // requests made
+	Resent     bool          // the server had lost data and everything was resent
+	ServerTime time.Time     // from the last response
+	ClockSkew  time.Duration // server time minus ours, at the last response
+}
+
+// SyncOptions tune Sync.
+type SyncOptions struct {
+	// Progress, when set, is called after every round trip.
+	Progress func(SyncStats)
+	// PageLimit caps changes per pull page (0: the server's maximum).
+	PageLimit int
+}
+
+// Sync pushes what the upstream has not acknowledged, then pulls what is new
+// (client side). Every step is durable before the next starts, so a sync cut
+// at any point resumes where it stopped and sends or applies nothing twice.
+func (r *Replica) Sync(ctx context.Context, remote Remote, opts SyncOptions) (SyncStats, error) {
+	var st SyncStats
+	progress := func(t time.Time) {
+		st.RoundTrips++
+		st.ServerTime = t
+		st.ClockSkew = t.Sub(r.clock()).Round(time.Millisecond)
+		if opts.Progress != nil {
+			opts.Progress(st)
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		if err := r.push(ctx, remote, &st, progress); err != nil {
+			return st, err
+		}
+		reset, err := r.pull(ctx, remote, opts.PageLimit, &st, progress)
+		if err != nil {
+			return st, err
+		}
+		if !reset {
+			return st, nil
+		}
+		if attempt > 0 {
+			return st, fmt.Errorf("sync: server history changed again during resync")
+		}
+		st.Resent = true
+	}
+}
+
+func (r *Replica) push(ctx context.Context, remote Remote, st *SyncStats, progress func(time.Time)) error {
+	var ack uint64
+	if err := r.store.View(ctx, func(tx ReadTx) (err error) { ack, err = metaUint(tx, metaPushAck); return }); err != nil {
+		return fmt.Errorf("push: %w", err)
+	}
+	for resends := 0; ; {
+		changes, through, relay, err := r.outbox(ctx, ack)
+		if err != nil {
+			return err
+		}
+		if len(changes) == 0 {
+			if through > ack {
+				return r.store.Update(ctx, func(tx Tx) error { return setMetaUint(tx, metaPushAck, through) })
+			}
+			return nil
+		}
+		res, err := remote.Push(ctx, Push{From: r.id, After: ack, Through: through, Changes: changes, Relay: relay})
+		if err != nil {
+			return fmt.Errorf("push: %w", err)
+		}
+		progress(res.ServerTime)
+		if res.Resend {
+			if res.Acknowledged >= ack || resends > 2 {
+				return fmt.Errorf("push: server asked to resend from %d after %d", res.Acknowledged, ack)
+			}
+			resends++
+			ack = res.Acknowledged
+		} else {
+			if res.Acknowledged < through {
+				return fmt.Errorf("push: server acknowledged %d of %d", res.Acknowledged, through)
+			}
+			ack = through
+			st.Pushed += len(changes)
+		}
+		if err := r.store.Update(ctx, func(tx Tx) error { return setMetaUint(tx, metaPushAck, ack) }); err != nil {
+			return fmt.Errorf("push: %w", err)
+		}
+	}
+}
+
+// outbox returns the next batch to push after log position ack: everything
+// that did not come from upstream, and everything up to the relay mark.
+func (r *Replica) outbox(ctx context.Context, ack uint64) (changes []Change, through uint64, relay bool, err error) {
+	through = ack
+	err = r.store.View(ctx, func(tx ReadTx) error {
+		relayThrough, err := metaUint(tx, metaRelayThrough)
+		if err != nil {
+			return err
+		}
+		size := 0
+		err = tx.ScanLog(ack, func(e LogEntry, n int) error {
+			if len(changes) >= MaxBatchChanges || (size+n > pageBytes && len(changes) > 0) {
+				return ErrStop
+			}
+			through = e.Seq
+			if e.Origin == Upstream && e.Seq > relayThrough {
+				return nil
+			}
+			if e.Change.Dot.Replica != r.id {
+				relay = true
+			}
+			changes = append(changes, e.Change)
+			size += n
+			return nil
+		})
+		if errors.Is(err, ErrStop) {
+			err = nil
+		}
+		return err
+	})
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("outbox: %w", err)
+	}
+	return changes, through, relay, nil
+}
+
+func (r *Replica) pull(ctx context.Context, remote Remote, limit int, st *SyncStats, progress func(time.Time)) (reset bool, err error) {
+	var req PullRequest
+	err = r.store.View(ctx, func(tx ReadTx) (err error) {
+		if req.Cursor, err = metaUint(tx, metaPullCursor); err != nil {
+			return err
+		}
+		req.CursorDot, err = metaDot(tx, metaPullDot)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("pull: %w", err)
+	}
+	req.For, req.Limit = r.id, limit
+	for {
+		page, err := remote.Pull(ctx, req)
+		if err != nil {
+			return false, fmt.Errorf("pull: %w", err)
+		}
+		progress(page.ServerTime)
+		if page.Reset {
+			// The server's history is not the one we followed: it was
+			// restored from a backup or replaced. Resend all we have and
+			// pull everything again; merging makes both harmless.
+			return true, r.store.Update(ctx, func(tx Tx) error {
+				head, err := tx.Head()
+				if err != nil {
+					return err
+				}
+				for _, kv := range []struct {
+					k string
+					v uint64
+				}{{metaPushAck, 0}, {metaRelayThrough, head}, {metaPullCursor, 0}} {
+					if err := setMetaUint(tx, kv.k, kv.v); err != nil {
+						return err
+					}
+				}
+				return setMetaDot(tx, metaPullDot, Dot{})
+			})
+		}
+		if page.Cursor < req.Cursor {
+			return false, fmt.Errorf("pull: server cursor went back from %d to %d", req.Cursor, page.Cursor)
+		}
+		for i := range page.Changes {
+			if err := page.Changes[i].Validate(); err != nil {
+				return false, fmt.Errorf("pull: change %d from server: %w", i, err)
+			}
+		}
+		var n int
+		err = r.store.Update(ctx, func(tx Tx) error {
+			var err error
+			if n, err = r.applyAll(tx, Upstream, page.Changes); err != nil {
+				return err
+			}
+			if err := setMetaUint(tx, metaPullCursor, page.Cursor); err != nil {
+				return err
+			}
+			return setMetaDot(tx, metaPullDot, page.CursorDot)
+		})
+		if err != nil {
+			return false, fmt.Errorf("pull: %w", err)
+		}
+		r.observeAll(page.Changes)
+		st.Pulled += len(page.Changes)
+		st.Applied += n
+		req.Cursor, req.CursorDot = page.Cursor, page.CursorDot
+		if !page.More {
+			return false, nil
+		}
+	}
+}
+
+// Pending returns how many log entries await a push (an upper bound: entries
+// that came from upstream are counted but not sent).
+func (r *Replica) Pending(ctx context.Context) (uint64, error) {
+	var n uint64
+	err := r.store.View(ctx, func(tx ReadTx) error {
+		ack, err := metaUint(tx, metaPushAck)
+		if err != nil {
+			return err
+		}
+		head, err := tx.Head()
+		n = head - min(ack, head)
+		return err
+	})
+	return n, err
+}

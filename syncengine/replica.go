@@ -1,0 +1,401 @@
+package syncengine
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Meta keys a replica keeps in its store.
+const (
+	metaReplica      = "replica"
+	metaCounter      = "counter"
+	metaHLC          = "hlc"
+	metaPushAck      = "push.ack"      // our log position the upstream acknowledged
+	metaRelayThrough = "push.relay"    // resend every entry up to here, whatever its origin
+	metaPullCursor   = "pull.cursor"   // upstream log position applied through
+	metaPullDot      = "pull.dot"      // the upstream's dot at that position
+	metaPeerPrefix   = "peer.pushed/"  // + replica id: its log position we hold
+	metaSettingsPref = "setting/"      // free-form settings of the application
+)
+
+// Replica is one running replica over a Store: it makes local writes, serves
+// pushes and pulls (as a server) and syncs with an upstream (as a client).
+// It is safe for concurrent use.
+type Replica struct {
+	store Store
+	id    ReplicaID
+	clock func() time.Time
+
+	mu      sync.Mutex // serializes local writes; guards counter and hlc
+	counter uint64
+	hlc     HLC
+}
+
+// Options configure a Replica.
+type Options struct {
+	// Clock returns the wall-clock time; time.Now when nil. Tests and
+	// simulations pass their own.
+	Clock func() time.Time
+}
+
+// Init gives an empty store its replica id. It fails with ErrExists if the
+// store already has one: a replica id must never be reused or replaced.
+func Init(ctx context.Context, s Store, id ReplicaID) error {
+	if id.IsZero() {
+		return fmt.Errorf("init: %w: zero replica id", ErrInvalid)
+	}
+	return s.Update(ctx, func(tx Tx) error {
+		if _, err := tx.Meta(metaReplica); err == nil {
+			return fmt.Errorf("init: %w: store has a replica id", ErrExists)
+		} else if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		return tx.SetMeta(metaReplica, id[:])
+	})
+}
+
+// Open loads the replica kept in s; s must have been initialized with Init.
+func Open(ctx context.Context, s Store, opts Options) (*Replica, error) {
+	r := &Replica{store: s, clock: opts.Clock}
+	if r.clock == nil {
+		r.clock = time.Now
+	}
+	err := s.View(ctx, func(tx ReadTx) error {
+		b, err := tx.Meta(metaReplica)
+		if errors.Is(err, ErrNotFound) {
+			return ErrNotInitialized
+		}
+		if err != nil {
+			return err
+		}
+		if len(b) != 16 {
+			return fmt.Errorf("replica id: %w", ErrCorrupt)
+		}
+		copy(r.id[:], b)
+		if r.counter, err = metaUint(tx, metaCounter); err != nil {
+			return err
+		}
+		h, err := metaUint(tx, metaHLC)
+		r.hlc = HLC(h)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open replica: %w", err)
+	}
+	return r, nil
+}
+
+// ID returns the replica's id.
+func (r *Replica) ID() ReplicaID { return r.id }
+
+// Store returns the replica's store.
+func (r *Replica) Store() Store { return r.store }
+
+// Now returns the replica's wall clock.
+func (r *Replica) Now() time.Time { return r.clock() }
+
+func metaUint(tx ReadTx, key string) (uint64, error) {
+	b, err := tx.Meta(key)
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if len(b) != 8 {
+		return 0, fmt.Errorf("meta %s: %w", key, ErrCorrupt)
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+func setMetaUint(tx Tx, key string, v uint64) error {
+	return tx.SetMeta(key, binary.BigEndian.AppendUint64(nil, v))
+}
+
+func metaDot(tx ReadTx, key string) (Dot, error) {
+	b, err := tx.Meta(key)
+	if errors.Is(err, ErrNotFound) {
+		return Dot{}, nil
+	}
+	if err != nil {
+		return Dot{}, err
+	}
+	if len(b) != 24 {
+		return Dot{}, fmt.Errorf("meta %s: %w", key, ErrCorrupt)
+	}
+	var d Dot
+	copy(d.Replica[:], b)
+	d.Counter = binary.BigEndian.Uint64(b[16:])
+	return d, nil
+}
+
+func setMetaDot(tx Tx, key string, d Dot) error {
+	return tx.SetMeta(key, binary.BigEndian.AppendUint64(append([]byte(nil), d.Replica[:]...), d.Counter))
+}
+
+// Setting returns an application setting kept in the store ("" if unset).
+func (r *Replica) Setting(ctx context.Context, name string) (string, error) {
+	var v string
+	err := r.store.View(ctx, func(tx ReadTx) error {
+		b, err := tx.Meta(metaSettingsPref + name)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		v = string(b)
+		return err
+	})
+	return v, err
+}
+
+// SetSetting stores an application setting.
+func (r *Replica) SetSetting(ctx context.Context, name, value string) error {
+	return r.store.Update(ctx, func(tx Tx) error { return tx.SetMeta(metaSettingsPref+name, []byte(value)) })
+}
+
+// maxSkew bounds how far a remote clock may pull our HLC ahead of our own
+// wall clock, so one device with a wrong date cannot win every conflict's
+// provisional display for years.
+const maxSkew = time.Hour
+
+// tick returns the HLC for a local write. r.mu must be held.
+func (r *Replica) tick() HLC {
+	now := MakeHLC(r.clock().UnixMilli(), 0)
+	if now > r.hlc {
+		r.hlc = now
+	} else {
+		r.hlc++
+	}
+	return r.hlc
+}
+
+// observe folds a received HLC into ours. r.mu must be held.
+func (r *Replica) observe(h HLC) {
+	limit := MakeHLC(r.clock().Add(maxSkew).UnixMilli(), 0)
+	if h > r.hlc && h <= limit {
+		r.hlc = h
+	}
+}
+
+// NewRecord is a record to create: its form and first answers.
+type NewRecord struct {
+	Form   string
+	Fields []FieldWrite
+}
+
+// Create creates one record and returns its id.
+func (r *Replica) Create(ctx context.Context, form string, fields []FieldWrite) (RecordID, error) {
+	ids, err := r.CreateMany(ctx, []NewRecord{{Form: form, Fields: fields}})
+	if err != nil {
+		return RecordID{}, err
+	}
+	return ids[0], nil
+}
+
+// CreateMany creates records in one transaction and returns their ids.
+func (r *Replica) CreateMany(ctx context.Context, recs []NewRecord) ([]RecordID, error) {
+	ids := make([]RecordID, len(recs))
+	for i := range ids {
+		ids[i] = NewRecordID()
+	}
+	err := r.localUpdate(ctx, func(tx Tx) error {
+		for i, nr := range recs {
+			if len(nr.Fields) == 0 {
+				return fmt.Errorf("create: %w: a record needs at least one field", ErrInvalid)
+			}
+			if err := r.write(tx, EmptyRecord(ids[i]), nr.Form, nr.Fields); err != nil {
+				return fmt.Errorf("create record %d: %w", i+1, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+// Set writes fields of an existing, not deleted record.
+func (r *Replica) Set(ctx context.Context, id RecordID, fields []FieldWrite) error {
+	return r.edit(ctx, id, func(rec *Record) ([]FieldWrite, error) {
+		if rec.Deleted() {
+			return nil, fmt.Errorf("set %s: %w", id, ErrDeleted)
+		}
+		return fields, nil
+	})
+}
+
+// Delete marks a record deleted. Its answers are kept, so a concurrent edit
+// shows as a conflict instead of vanishing.
+func (r *Replica) Delete(ctx context.Context, id RecordID) error {
+	return r.edit(ctx, id, func(rec *Record) ([]FieldWrite, error) {
+		if rec.Deleted() && !rec.DeleteConflict() {
+			return nil, fmt.Errorf("delete %s: %w", id, ErrDeleted)
+		}
+		return []FieldWrite{{Name: DeletedField, Value: BoolValue(true)}}, nil
+	})
+}
+
+// Resolve settles conflicting fields with the given values. Each field must
+// be in conflict; the write has seen every concurrent value, so it replaces
+// them all wherever it syncs.
+func (r *Replica) Resolve(ctx context.Context, id RecordID, fields []FieldWrite) error {
+	return r.edit(ctx, id, func(rec *Record) ([]FieldWrite, error) {
+		for _, f := range fields {
+			reg := rec.Fields[f.Name]
+			if reg == nil || len(reg.Entries) < 2 {
+				return nil, fmt.Errorf("resolve %s: field %q: %w", id, f.Name, ErrNoConflict)
+			}
+		}
+		return fields, nil
+	})
+}
+
+// ResolveDelete settles a delete conflict: keep restores the record with
+// every answer it has, otherwise the delete is confirmed.
+func (r *Replica) ResolveDelete(ctx context.Context, id RecordID, keep bool) error {
+	return r.edit(ctx, id, func(rec *Record) ([]FieldWrite, error) {
+		if !rec.DeleteConflict() {
+			return nil, fmt.Errorf("resolve %s: %w on delete", id, ErrNoConflict)
+		}
+		return []FieldWrite{{Name: DeletedField, Value: BoolValue(!keep)}}, nil
+	})
+}
+
+// edit reads a record, lets decide choose the fields to write, and writes.
+func (r *Replica) edit(ctx context.Context, id RecordID, decide func(*Record) ([]FieldWrite, error)) error {
+	return r.localUpdate(ctx, func(tx Tx) error {
+		rec, err := tx.Record(id)
+		if err != nil {
+			return fmt.Errorf("record %s: %w", id, err)
+		}
+		fields, err := decide(rec)
+		if err != nil {
+			return err
+		}
+		if len(fields) == 0 {
+			return fmt.Errorf("record %s: %w: no fields to write", id, ErrInvalid)
+		}
+		return r.write(tx, rec, rec.Form, fields)
+	})
+}
+
+// localUpdate runs a transaction of local writes, persisting the counter and
+// clock with them so no dot is ever reused after a crash.
+func (r *Replica) localUpdate(ctx context.Context, fn func(Tx) error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.store.Update(ctx, func(tx Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if err := setMetaUint(tx, metaCounter, r.counter); err != nil {
+			return err
+		}
+		return setMetaUint(tx, metaHLC, uint64(r.hlc))
+	})
+}
+
+// write makes one local change to rec. r.mu must be held.
+func (r *Replica) write(tx Tx, rec *Record, form string, fields []FieldWrite) error {
+	for _, f := range fields {
+		if f.Name != DeletedField {
+			if err := ValidateFieldName(f.Name); err != nil {
+				return err
+			}
+		}
+	}
+	r.counter++
+	c := Change{
+		Record:  rec.ID,
+		Form:    form,
+		Dot:     Dot{Replica: r.id, Counter: r.counter},
+		HLC:     r.tick(),
+		Context: slices.Clone(rec.Applied),
+		Fields:  fields,
+	}
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	rec.Apply(&c)
+	if err := tx.PutRecord(rec); err != nil {
+		return err
+	}
+	_, err := tx.Append(Local, &c)
+	return err
+}
+
+// Record returns the current state of one record.
+func (r *Replica) Record(ctx context.Context, id RecordID) (*Record, error) {
+	var rec *Record
+	err := r.store.View(ctx, func(tx ReadTx) error {
+		var err error
+		rec, err = tx.Record(id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("record %s: %w", id, err)
+	}
+	return rec, nil
+}
+
+// Records calls fn for every record in id order.
+func (r *Replica) Records(ctx context.Context, fn func(*Record) error) error {
+	return r.store.View(ctx, func(tx ReadTx) error {
+		err := tx.ScanRecords(RecordID{}, fn)
+		if errors.Is(err, ErrStop) {
+			return nil
+		}
+		return err
+	})
+}
+
+// applyAll merges changes that arrived from elsewhere into the store within
+// tx, logging the ones that were new. It returns how many were new.
+func (r *Replica) applyAll(tx Tx, origin Origin, changes []Change) (int, error) {
+	// Several changes of one batch may touch the same record: keep the
+	// decoded state instead of reading it back from the transaction.
+	cache := make(map[RecordID]*Record)
+	dirty := make(map[RecordID]bool)
+	applied := 0
+	for i := range changes {
+		c := &changes[i]
+		rec := cache[c.Record]
+		if rec == nil {
+			var err error
+			rec, err = tx.Record(c.Record)
+			if errors.Is(err, ErrNotFound) {
+				rec = EmptyRecord(c.Record)
+			} else if err != nil {
+				return 0, err
+			}
+			cache[c.Record] = rec
+		}
+		if !rec.Apply(c) {
+			continue
+		}
+		applied++
+		dirty[c.Record] = true
+		if _, err := tx.Append(origin, c); err != nil {
+			return 0, err
+		}
+	}
+	for id := range dirty {
+		if err := tx.PutRecord(cache[id]); err != nil {
+			return 0, err
+		}
+	}
+	return applied, nil
+}
+
+func (r *Replica) observeAll(changes []Change) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := range changes {
+		r.observe(changes[i].HLC)
+	}
+}

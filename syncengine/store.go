@@ -1,0 +1,53 @@
+package syncengine
+
+import (
+	"context"
+	"errors"
+)
+
+// Store is what a replica needs from its storage. One Update is one atomic,
+// durable transaction: record state, log entries and meta (counters, cursors)
+// written in it become visible together or not at all, and are on disk when
+// Update returns nil. Implementations: badgerstore (devices and the default
+// server), and the PostgreSQL store for larger servers.
+type Store interface {
+	// Update runs fn in a read-write transaction and commits it. An
+	// implementation may run fn again when the transaction conflicts with
+	// another, so fn must not have effects outside tx.
+	Update(ctx context.Context, fn func(Tx) error) error
+	// View runs fn in a read-only snapshot.
+	View(ctx context.Context, fn func(ReadTx) error) error
+	Close() error
+}
+
+// ReadTx reads one consistent snapshot.
+type ReadTx interface {
+	// Record returns the stored state of id, or ErrNotFound.
+	Record(id RecordID) (*Record, error)
+	// ScanRecords calls fn for every record with an id at or after from, in
+	// id order, until fn returns an error (ErrStop ends the scan cleanly).
+	ScanRecords(from RecordID, fn func(*Record) error) error
+	// ScanLog calls fn for every log entry with a sequence number after
+	// `after`, in order, with the entry's stored size in bytes, until fn
+	// returns an error (ErrStop ends the scan cleanly).
+	ScanLog(after uint64, fn func(e LogEntry, size int) error) error
+	// LogEntry returns the log entry at seq, or ErrNotFound.
+	LogEntry(seq uint64) (LogEntry, error)
+	// Head returns the last sequence number in the log (0 when empty).
+	Head() (uint64, error)
+	// Meta returns a small named value, or ErrNotFound.
+	Meta(key string) ([]byte, error)
+}
+
+// Tx is a read-write transaction. Reads see the transaction's own writes.
+type Tx interface {
+	ReadTx
+	PutRecord(r *Record) error
+	// Append adds c to the log under the next sequence number and returns
+	// it. Sequence numbers start at 1 and have no gaps.
+	Append(origin Origin, c *Change) (uint64, error)
+	SetMeta(key string, value []byte) error
+}
+
+// ErrStop ends a scan without error.
+var ErrStop = errors.New("stop scan")
