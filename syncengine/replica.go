@@ -15,12 +15,12 @@ const (
 	metaReplica      = "replica"
 	metaCounter      = "counter"
 	metaHLC          = "hlc"
-	metaPushAck      = "push.ack"      // our log position the upstream acknowledged
-	metaRelayThrough = "push.relay"    // resend every entry up to here, whatever its origin
-	metaPullCursor   = "pull.cursor"   // upstream log position applied through
-	metaPullDot      = "pull.dot"      // the upstream's dot at that position
-	metaPeerPrefix   = "peer.pushed/"  // + replica id: its log position we hold
-	metaSettingsPref = "setting/"      // free-form settings of the application
+	metaPushAck      = "push.ack"     // our log position the upstream acknowledged
+	metaRelayThrough = "push.relay"   // resend every entry up to here, whatever its origin
+	metaPullCursor   = "pull.cursor"  // upstream log position applied through
+	metaPullDot      = "pull.dot"     // the upstream's dot at that position
+	metaPeerPrefix   = "peer.pushed/" // + replica id: its log position we hold
+	metaSettingsPref = "setting/"     // free-form settings of the application
 )
 
 // Replica is one running replica over a Store: it makes local writes, serves
