@@ -1,0 +1,334 @@
+// Package storetest is the contract test suite every syncengine.Store
+// implementation runs: what the merge and sync code relies on from storage.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/tessera-survey/tessera/syncengine"
+)
+
+// Opener opens the store kept under key (a directory, a schema...). Opening
+// the same key again after Close must show what was committed before.
+type Opener func(t *testing.T, key string) syncengine.Store
+
+// Run runs the contract suite. newKey returns a fresh, empty store key.
+func Run(t *testing.T, open Opener, newKey func(t *testing.T) string) {
+	ctx := context.Background()
+	fresh := func(t *testing.T) syncengine.Store {
+		s := open(t, newKey(t))
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+
+	t.Run("RecordNotFound", func(t *testing.T) {
+		s := fresh(t)
+		err := s.View(ctx, func(tx syncengine.ReadTx) error {
+			_, err := tx.Record(syncengine.NewRecordID())
+			return err
+		})
+		if !errors.Is(err, syncengine.ErrNotFound) {
+			t.Fatalf("got %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("RecordRoundTrip", func(t *testing.T) {
+		s := fresh(t)
+		rec := sampleRecord(1)
+		mustUpdate(t, s, func(tx syncengine.Tx) error { return tx.PutRecord(rec) })
+		got := getRecord(t, s, rec.ID)
+		if !got.Equal(rec) {
+			t.Fatalf("stored %+v, read back %+v", rec, got)
+		}
+	})
+
+	t.Run("LogSequenceGapless", func(t *testing.T) {
+		s := fresh(t)
+		for i := 1; i <= 3; i++ {
+			mustUpdate(t, s, func(tx syncengine.Tx) error {
+				for j := 0; j < i; j++ {
+					c := sampleChange(uint64(i*10 + j))
+					if _, err := tx.Append(syncengine.Origin(j%3), &c); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
+		var seqs []uint64
+		var origins []syncengine.Origin
+		mustView(t, s, func(tx syncengine.ReadTx) error {
+			return tx.ScanLog(0, func(e syncengine.LogEntry, n int) error {
+				if n <= 0 {
+					return fmt.Errorf("entry %d: size %d", e.Seq, n)
+				}
+				seqs = append(seqs, e.Seq)
+				origins = append(origins, e.Origin)
+				return nil
+			})
+		})
+		if fmt.Sprint(seqs) != "[1 2 3 4 5 6]" || fmt.Sprint(origins) != "[0 0 1 0 1 2]" {
+			t.Fatalf("log seqs %v origins %v", seqs, origins)
+		}
+		mustView(t, s, func(tx syncengine.ReadTx) error {
+			head, err := tx.Head()
+			if err != nil || head != 6 {
+				return fmt.Errorf("head %d, %v; want 6", head, err)
+			}
+			e, err := tx.LogEntry(4)
+			if err != nil || e.Change.Dot.Counter != 30 {
+				return fmt.Errorf("entry 4: %+v %v", e, err)
+			}
+			if _, err := tx.LogEntry(7); !errors.Is(err, syncengine.ErrNotFound) {
+				return fmt.Errorf("entry 7: %v, want ErrNotFound", err)
+			}
+			var after []uint64
+			err = tx.ScanLog(4, func(e syncengine.LogEntry, _ int) error {
+				after = append(after, e.Seq)
+				if len(after) == 1 {
+					return syncengine.ErrStop
+				}
+				return nil
+			})
+			if !errors.Is(err, syncengine.ErrStop) || fmt.Sprint(after) != "[5]" {
+				return fmt.Errorf("scan after 4 with stop: %v %v", after, err)
+			}
+			return nil
+		})
+	})
+
+	t.Run("FailedUpdateLeavesNothing", func(t *testing.T) {
+		s := fresh(t)
+		boom := errors.New("boom")
+		rec := sampleRecord(2)
+		err := s.Update(ctx, func(tx syncengine.Tx) error {
+			c := sampleChange(1)
+			if err := tx.PutRecord(rec); err != nil {
+				return err
+			}
+			if _, err := tx.Append(syncengine.Local, &c); err != nil {
+				return err
+			}
+			if err := tx.SetMeta("cursor", []byte{1}); err != nil {
+				return err
+			}
+			return boom
+		})
+		if !errors.Is(err, boom) {
+			t.Fatalf("Update returned %v, want the callback's error", err)
+		}
+		mustView(t, s, func(tx syncengine.ReadTx) error {
+			if _, err := tx.Record(rec.ID); !errors.Is(err, syncengine.ErrNotFound) {
+				return fmt.Errorf("record survived a failed update: %v", err)
+			}
+			if h, _ := tx.Head(); h != 0 {
+				return fmt.Errorf("log head %d after a failed update", h)
+			}
+			if _, err := tx.Meta("cursor"); !errors.Is(err, syncengine.ErrNotFound) {
+				return fmt.Errorf("meta survived a failed update: %v", err)
+			}
+			return nil
+		})
+	})
+
+	t.Run("ReadYourWrites", func(t *testing.T) {
+		s := fresh(t)
+		rec := sampleRecord(3)
+		mustUpdate(t, s, func(tx syncengine.Tx) error {
+			if err := tx.PutRecord(rec); err != nil {
+				return err
+			}
+			got, err := tx.Record(rec.ID)
+			if err != nil || !got.Equal(rec) {
+				return fmt.Errorf("own write not visible: %v", err)
+			}
+			c := sampleChange(5)
+			seq, err := tx.Append(syncengine.Local, &c)
+			if err != nil || seq != 1 {
+				return fmt.Errorf("append: %d %v", seq, err)
+			}
+			if h, err := tx.Head(); h != 1 || err != nil {
+				return fmt.Errorf("head in tx: %d %v", h, err)
+			}
+			if err := tx.SetMeta("k", []byte("v")); err != nil {
+				return err
+			}
+			if v, err := tx.Meta("k"); string(v) != "v" || err != nil {
+				return fmt.Errorf("meta in tx: %q %v", v, err)
+			}
+			return nil
+		})
+	})
+
+	t.Run("ScanRecordsInOrder", func(t *testing.T) {
+		s := fresh(t)
+		var ids []syncengine.RecordID
+		mustUpdate(t, s, func(tx syncengine.Tx) error {
+			for i := range 5 {
+				r := sampleRecord(i)
+				ids = append(ids, r.ID)
+				if err := tx.PutRecord(r); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		var got []syncengine.RecordID
+		mustView(t, s, func(tx syncengine.ReadTx) error {
+			return tx.ScanRecords(ids[2], func(r *syncengine.Record) error { got = append(got, r.ID); return nil })
+		})
+		if fmt.Sprint(got) != fmt.Sprint(ids[2:]) {
+			t.Fatalf("scan from third: %v, want %v", got, ids[2:])
+		}
+	})
+
+	t.Run("DurableAcrossReopen", func(t *testing.T) {
+		key := newKey(t)
+		s := open(t, key)
+		rec := sampleRecord(4)
+		mustUpdate(t, s, func(tx syncengine.Tx) error {
+			c := sampleChange(9)
+			if _, err := tx.Append(syncengine.Upstream, &c); err != nil {
+				return err
+			}
+			if err := tx.SetMeta("cursor", []byte("42")); err != nil {
+				return err
+			}
+			return tx.PutRecord(rec)
+		})
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s = open(t, key)
+		defer s.Close()
+		if got := getRecord(t, s, rec.ID); !got.Equal(rec) {
+			t.Fatalf("record lost across reopen")
+		}
+		mustView(t, s, func(tx syncengine.ReadTx) error {
+			if v, err := tx.Meta("cursor"); string(v) != "42" || err != nil {
+				return fmt.Errorf("meta across reopen: %q %v", v, err)
+			}
+			if h, err := tx.Head(); h != 1 || err != nil {
+				return fmt.Errorf("head across reopen: %d %v", h, err)
+			}
+			return nil
+		})
+		// The sequence continues after reopen.
+		mustUpdate(t, s, func(tx syncengine.Tx) error {
+			c := sampleChange(10)
+			seq, err := tx.Append(syncengine.Local, &c)
+			if err == nil && seq != 2 {
+				err = fmt.Errorf("seq %d after reopen, want 2", seq)
+			}
+			return err
+		})
+	})
+
+	t.Run("ConcurrentAppendsStayGapless", func(t *testing.T) {
+		s := fresh(t)
+		const writers, each = 4, 25
+		var wg sync.WaitGroup
+		errs := make(chan error, writers)
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range each {
+					err := s.Update(ctx, func(tx syncengine.Tx) error {
+						c := sampleChange(uint64(w*1000 + i + 1))
+						_, err := tx.Append(syncengine.Downstream, &c)
+						return err
+					})
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		seen := map[uint64]bool{}
+		var want uint64 = 1
+		mustView(t, s, func(tx syncengine.ReadTx) error {
+			return tx.ScanLog(0, func(e syncengine.LogEntry, _ int) error {
+				if e.Seq != want || seen[e.Change.Dot.Counter] {
+					return fmt.Errorf("seq %d (want %d), counter %d", e.Seq, want, e.Change.Dot.Counter)
+				}
+				seen[e.Change.Dot.Counter] = true
+				want++
+				return nil
+			})
+		})
+		if len(seen) != writers*each {
+			t.Fatalf("%d entries, want %d", len(seen), writers*each)
+		}
+	})
+
+	t.Run("CanceledContext", func(t *testing.T) {
+		s := fresh(t)
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		err := s.Update(cctx, func(tx syncengine.Tx) error { return tx.SetMeta("k", []byte("v")) })
+		if err == nil {
+			t.Fatal("Update with a canceled context succeeded")
+		}
+	})
+}
+
+func mustUpdate(t *testing.T, s syncengine.Store, fn func(syncengine.Tx) error) {
+	t.Helper()
+	if err := s.Update(context.Background(), fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustView(t *testing.T, s syncengine.Store, fn func(syncengine.ReadTx) error) {
+	t.Helper()
+	if err := s.View(context.Background(), fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func getRecord(t *testing.T, s syncengine.Store, id syncengine.RecordID) *syncengine.Record {
+	t.Helper()
+	var r *syncengine.Record
+	mustView(t, s, func(tx syncengine.ReadTx) (err error) { r, err = tx.Record(id); return })
+	return r
+}
+
+var testReplica = syncengine.ReplicaID{0xaa, 1}
+
+func sampleChange(counter uint64) syncengine.Change {
+	return syncengine.Change{
+		Record: syncengine.NewRecordID(), Form: "household", HLC: syncengine.MakeHLC(1_700_000_000_000, 1),
+		Dot:    syncengine.Dot{Replica: testReplica, Counter: counter},
+		Fields: []syncengine.FieldWrite{{Name: "q1", Value: syncengine.TextValue("oui")}, {Name: "n", Value: syncengine.IntValue(4)}},
+	}
+}
+
+// sampleRecord builds a record with a conflict and a deletion mark, so the
+// round trip covers every part of the state.
+func sampleRecord(i int) *syncengine.Record {
+	rec := syncengine.EmptyRecord(syncengine.NewRecordID())
+	a := sampleChange(uint64(i*10 + 1))
+	a.Record = rec.ID
+	b := a
+	b.Dot = syncengine.Dot{Replica: syncengine.ReplicaID{0xbb, 2}, Counter: 7}
+	b.Fields = []syncengine.FieldWrite{{Name: "q1", Value: syncengine.DecimalValue(2.5)}, {Name: "ok", Value: syncengine.BoolValue(true)}}
+	d := a
+	d.Dot = syncengine.Dot{Replica: syncengine.ReplicaID{0xcc, 3}, Counter: 1}
+	d.Context = syncengine.NewDotSet(a.Dot)
+	d.Fields = []syncengine.FieldWrite{{Name: syncengine.DeletedField, Value: syncengine.BoolValue(true)}, {Name: "gone", Value: syncengine.Value{}}}
+	rec.Apply(&a)
+	rec.Apply(&b)
+	rec.Apply(&d)
+	return rec
+}
