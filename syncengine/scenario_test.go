@@ -60,7 +60,10 @@ type world struct {
 
 // direct connects a replica to its upstream without a network; the Connect
 // path is tested in package server.
-type direct struct{ w *world; up string }
+type direct struct {
+	w  *world
+	up string
+}
 
 func (d direct) Push(ctx context.Context, p syncengine.Push) (syncengine.PushResult, error) {
 	return d.w.nodes[d.up].rep.Receive(ctx, p)
