@@ -600,7 +600,7 @@ type PullResponse struct {
 	More bool `protobuf:"varint,4,opt,name=more,proto3" json:"more,omitempty"`
 	// True when the request's cursor does not match the server's history: the
 	// caller must pull again from 0 and resend all it has (relay).
-	Reset_ bool `protobuf:"varint,5,opt,name=reset,proto3" json:"reset,omitempty"`
+	StartOver bool `protobuf:"varint,5,opt,name=start_over,json=startOver,proto3" json:"start_over,omitempty"`
 	// The server's clock, milliseconds since the Unix epoch.
 	ServerTime int64 `protobuf:"varint,6,opt,name=server_time,json=serverTime,proto3" json:"server_time,omitempty"`
 	// The server's log position at the time of the answer.
@@ -667,9 +667,9 @@ func (x *PullResponse) GetMore() bool {
 	return false
 }
 
-func (x *PullResponse) GetReset_() bool {
+func (x *PullResponse) GetStartOver() bool {
 	if x != nil {
-		return x.Reset_
+		return x.StartOver
 	}
 	return false
 }
@@ -730,14 +730,15 @@ const file_tessera_v1_sync_proto_rawDesc = "" +
 	"\x06cursor\x18\x02 \x01(\x04R\x06cursor\x12.\n" +
 	"\n" +
 	"cursor_dot\x18\x03 \x01(\v2\x0f.tessera.v1.DotR\tcursorDot\x12\x14\n" +
-	"\x05limit\x18\x04 \x01(\rR\x05limit\"\xe3\x01\n" +
+	"\x05limit\x18\x04 \x01(\rR\x05limit\"\xec\x01\n" +
 	"\fPullResponse\x12,\n" +
 	"\achanges\x18\x01 \x03(\v2\x12.tessera.v1.ChangeR\achanges\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\x04R\x06cursor\x12.\n" +
 	"\n" +
 	"cursor_dot\x18\x03 \x01(\v2\x0f.tessera.v1.DotR\tcursorDot\x12\x12\n" +
-	"\x04more\x18\x04 \x01(\bR\x04more\x12\x14\n" +
-	"\x05reset\x18\x05 \x01(\bR\x05reset\x12\x1f\n" +
+	"\x04more\x18\x04 \x01(\bR\x04more\x12\x1d\n" +
+	"\n" +
+	"start_over\x18\x05 \x01(\bR\tstartOver\x12\x1f\n" +
 	"\vserver_time\x18\x06 \x01(\x03R\n" +
 	"serverTime\x12\x12\n" +
 	"\x04head\x18\a \x01(\x04R\x04head2\x8a\x01\n" +

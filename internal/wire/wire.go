@@ -1,0 +1,231 @@
+// Package wire converts between the sync engine's domain types and the
+// protobuf messages of the Tessera API, and implements syncengine.Remote
+// over Connect. It is the only place the two meet.
+package wire
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"connectrpc.com/connect/v2"
+
+	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
+	"github.com/tessera-survey/tessera/gen/tessera/v1/tesserav1connect"
+	"github.com/tessera-survey/tessera/syncengine"
+)
+
+func replicaFrom(b []byte, what string) (syncengine.ReplicaID, error) {
+	var r syncengine.ReplicaID
+	if len(b) != 16 {
+		return r, fmt.Errorf("%w: %s: replica id of %d bytes, want 16", syncengine.ErrInvalid, what, len(b))
+	}
+	copy(r[:], b)
+	if r.IsZero() {
+		return r, fmt.Errorf("%w: %s: zero replica id", syncengine.ErrInvalid, what)
+	}
+	return r, nil
+}
+
+// DotFrom converts a dot; nil is the zero dot.
+func DotFrom(d *tesserav1.Dot, what string) (syncengine.Dot, error) {
+	if d == nil || (len(d.Replica) == 0 && d.Counter == 0) {
+		return syncengine.Dot{}, nil
+	}
+	r, err := replicaFrom(d.Replica, what)
+	return syncengine.Dot{Replica: r, Counter: d.Counter}, err
+}
+
+// DotTo converts a dot; the zero dot becomes nil.
+func DotTo(d syncengine.Dot) *tesserav1.Dot {
+	if d.IsZero() {
+		return nil
+	}
+	return &tesserav1.Dot{Replica: d.Replica[:], Counter: d.Counter}
+}
+
+// ValueTo converts a field value.
+func ValueTo(v syncengine.Value) *tesserav1.Value {
+	switch v.Kind {
+	case syncengine.Text:
+		return &tesserav1.Value{Kind: &tesserav1.Value_Text{Text: v.Str}}
+	case syncengine.Int:
+		return &tesserav1.Value{Kind: &tesserav1.Value_Int{Int: v.Int}}
+	case syncengine.Decimal:
+		return &tesserav1.Value{Kind: &tesserav1.Value_Decimal{Decimal: v.Num}}
+	case syncengine.Bool:
+		return &tesserav1.Value{Kind: &tesserav1.Value_Bool{Bool: v.Bool}}
+	}
+	return nil
+}
+
+// ValueFrom converts a field value; nil or unset is null.
+func ValueFrom(v *tesserav1.Value) syncengine.Value {
+	switch k := v.GetKind().(type) {
+	case *tesserav1.Value_Text:
+		return syncengine.TextValue(k.Text)
+	case *tesserav1.Value_Int:
+		return syncengine.IntValue(k.Int)
+	case *tesserav1.Value_Decimal:
+		return syncengine.DecimalValue(k.Decimal)
+	case *tesserav1.Value_Bool:
+		return syncengine.BoolValue(k.Bool)
+	}
+	return syncengine.Value{}
+}
+
+// ChangeTo converts a change to its message.
+func ChangeTo(c *syncengine.Change) *tesserav1.Change {
+	m := &tesserav1.Change{
+		Record: append([]byte(nil), c.Record[:]...),
+		Form:   c.Form,
+		Dot:    DotTo(c.Dot),
+		Hlc:    uint64(c.HLC),
+		Fields: make([]*tesserav1.Field, len(c.Fields)),
+	}
+	if len(c.Context) > 0 {
+		m.Context = make([]*tesserav1.Dot, len(c.Context))
+		for i, d := range c.Context {
+			m.Context[i] = DotTo(d)
+		}
+	}
+	for i, f := range c.Fields {
+		m.Fields[i] = &tesserav1.Field{Name: f.Name, Value: ValueTo(f.Value)}
+	}
+	return m
+}
+
+// ChangeFrom converts and validates a change message.
+func ChangeFrom(m *tesserav1.Change) (syncengine.Change, error) {
+	var c syncengine.Change
+	if len(m.GetRecord()) != 16 {
+		return c, fmt.Errorf("%w: record id of %d bytes, want 16", syncengine.ErrInvalid, len(m.GetRecord()))
+	}
+	copy(c.Record[:], m.Record)
+	var err error
+	if c.Dot, err = DotFrom(m.Dot, "dot"); err != nil {
+		return c, err
+	}
+	c.Form, c.HLC = m.Form, syncengine.HLC(m.Hlc)
+	if len(m.Context) > 0 {
+		c.Context = make(syncengine.DotSet, len(m.Context))
+		for i, d := range m.Context {
+			if c.Context[i], err = DotFrom(d, "context"); err != nil {
+				return c, err
+			}
+		}
+	}
+	c.Fields = make([]syncengine.FieldWrite, len(m.Fields))
+	for i, f := range m.Fields {
+		c.Fields[i] = syncengine.FieldWrite{Name: f.GetName(), Value: ValueFrom(f.GetValue())}
+	}
+	return c, c.Validate()
+}
+
+// changesFrom converts a list of change messages, naming the bad one.
+func changesFrom(ms []*tesserav1.Change) ([]syncengine.Change, error) {
+	out := make([]syncengine.Change, len(ms))
+	for i, m := range ms {
+		var err error
+		if out[i], err = ChangeFrom(m); err != nil {
+			return nil, fmt.Errorf("change %d: %w", i, err)
+		}
+	}
+	return out, nil
+}
+
+func changesTo(cs []syncengine.Change) []*tesserav1.Change {
+	out := make([]*tesserav1.Change, len(cs))
+	for i := range cs {
+		out[i] = ChangeTo(&cs[i])
+	}
+	return out
+}
+
+// PushFrom converts a push request.
+func PushFrom(m *tesserav1.PushRequest) (syncengine.Push, error) {
+	from, err := replicaFrom(m.Replica, "push")
+	if err != nil {
+		return syncengine.Push{}, err
+	}
+	if len(m.Changes) > syncengine.MaxBatchChanges {
+		return syncengine.Push{}, fmt.Errorf("%w: %d changes, at most %d", syncengine.ErrTooLarge, len(m.Changes), syncengine.MaxBatchChanges)
+	}
+	cs, err := changesFrom(m.Changes)
+	if err != nil {
+		return syncengine.Push{}, err
+	}
+	return syncengine.Push{From: from, After: m.After, Through: m.Through, Changes: cs, Relay: m.Relay}, nil
+}
+
+// PushResultTo converts a push result.
+func PushResultTo(r syncengine.PushResult) *tesserav1.PushResponse {
+	return &tesserav1.PushResponse{Acknowledged: r.Acknowledged, Resend: r.Resend, Applied: uint32(r.Applied), ServerTime: r.ServerTime.UnixMilli()}
+}
+
+// PullFrom converts a pull request.
+func PullFrom(m *tesserav1.PullRequest) (syncengine.PullRequest, error) {
+	from, err := replicaFrom(m.Replica, "pull")
+	if err != nil {
+		return syncengine.PullRequest{}, err
+	}
+	dot, err := DotFrom(m.CursorDot, "cursor dot")
+	return syncengine.PullRequest{For: from, Cursor: m.Cursor, CursorDot: dot, Limit: int(min(m.Limit, 1<<20))}, err
+}
+
+// PageTo converts a page.
+func PageTo(p syncengine.Page) *tesserav1.PullResponse {
+	return &tesserav1.PullResponse{
+		Changes: changesTo(p.Changes), Cursor: p.Cursor, CursorDot: DotTo(p.CursorDot), More: p.More,
+		StartOver: p.Reset, ServerTime: p.ServerTime.UnixMilli(), Head: p.Head,
+	}
+}
+
+// Client is a syncengine.Remote over a Connect client.
+type Client struct {
+	svc tesserav1connect.SyncServiceClient
+}
+
+var _ syncengine.Remote = (*Client)(nil)
+
+// NewClient wraps a Connect client (transport and interceptors chosen by
+// the caller).
+func NewClient(c *connect.Client) *Client {
+	return &Client{svc: tesserav1connect.NewSyncServiceClient(c)}
+}
+
+// Push implements syncengine.Remote.
+func (c *Client) Push(ctx context.Context, p syncengine.Push) (syncengine.PushResult, error) {
+	res, err := c.svc.Push(ctx, &tesserav1.PushRequest{
+		Replica: p.From[:], After: p.After, Through: p.Through, Changes: changesTo(p.Changes), Relay: p.Relay,
+	})
+	if err != nil {
+		return syncengine.PushResult{}, err
+	}
+	return syncengine.PushResult{
+		Acknowledged: res.Acknowledged, Resend: res.Resend, Applied: int(res.Applied),
+		ServerTime: time.UnixMilli(res.ServerTime),
+	}, nil
+}
+
+// Pull implements syncengine.Remote.
+func (c *Client) Pull(ctx context.Context, r syncengine.PullRequest) (syncengine.Page, error) {
+	res, err := c.svc.Pull(ctx, &tesserav1.PullRequest{
+		Replica: r.For[:], Cursor: r.Cursor, CursorDot: DotTo(r.CursorDot), Limit: uint32(max(r.Limit, 0)),
+	})
+	if err != nil {
+		return syncengine.Page{}, err
+	}
+	dot, err := DotFrom(res.CursorDot, "cursor dot")
+	if err != nil {
+		return syncengine.Page{}, fmt.Errorf("server sent %w", err)
+	}
+	cs, err := changesFrom(res.Changes)
+	if err != nil {
+		return syncengine.Page{}, fmt.Errorf("server sent %w", err)
+	}
+	return syncengine.Page{
+		Changes: cs, Cursor: res.Cursor, CursorDot: dot, More: res.More, Reset: res.StartOver,
+		Head: res.Head, ServerTime: time.UnixMilli(res.ServerTime),
+	}, nil
+}

@@ -1,0 +1,37 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"connectrpc.com/connect/v2"
+
+	"github.com/tessera-survey/tessera/syncengine"
+)
+
+// codes is the one table from domain errors to Connect codes. Errors in it
+// describe the caller's own input, so their text is safe to return; anything
+// else is logged here and reaches the client as a bare "internal error".
+var codes = []struct {
+	err  error
+	code connect.Code
+}{
+	{syncengine.ErrInvalid, connect.CodeInvalidArgument},
+	{syncengine.ErrTooLarge, connect.CodeResourceExhausted},
+	{syncengine.ErrNotFound, connect.CodeNotFound},
+	{syncengine.ErrDeleted, connect.CodeFailedPrecondition},
+	{syncengine.ErrNoConflict, connect.CodeFailedPrecondition},
+	{context.Canceled, connect.CodeCanceled},
+	{context.DeadlineExceeded, connect.CodeDeadlineExceeded},
+}
+
+func toConnect(ctx context.Context, log *slog.Logger, procedure string, err error) error {
+	for _, c := range codes {
+		if errors.Is(err, c.err) {
+			return connect.NewError(c.code, err.Error()).WithCause(err)
+		}
+	}
+	log.ErrorContext(ctx, "request failed", "procedure", procedure, "err", err)
+	return connect.NewError(connect.CodeInternal, "internal error").WithCause(err)
+}

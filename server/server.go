@@ -1,0 +1,218 @@
+// Package server is Tessera's central (or camp-office hub) service: the sync
+// API over Connect, gRPC and gRPC-Web on HTTP/1.1 and h2c, server reflection
+// and a health endpoint, over a replica kept in Badger by default. Started
+// with an upstream, it is also a client of the central server and relays
+// between its devices and it with the same protocol.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect/v2"
+	"connectrpc.com/connect/v2/connecthttp"
+	"connectrpc.com/grpcreflect/v2"
+
+	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
+	"github.com/tessera-survey/tessera/gen/tessera/v1/tesserav1connect"
+	"github.com/tessera-survey/tessera/internal/wire"
+	"github.com/tessera-survey/tessera/syncengine"
+	"github.com/tessera-survey/tessera/syncengine/badgerstore"
+)
+
+// Config configures a Server.
+type Config struct {
+	// DataDir holds the Badger store (ignored when Store is set).
+	DataDir string
+	// Store, when set, is used instead of opening Badger in DataDir.
+	Store syncengine.Store
+	// Upstream is the URL of the server this one relays to (a hub), or "".
+	Upstream string
+	// UpstreamInterval is how often a hub syncs with its upstream even
+	// when no device pushed (default 15s).
+	UpstreamInterval time.Duration
+	Logger           *slog.Logger
+	// Clock overrides the wall clock (tests).
+	Clock func() time.Time
+}
+
+// Server is a running Tessera server.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	store   syncengine.Store
+	rep     *syncengine.Replica
+	handler http.Handler
+
+	upstream *wire.Client
+	syncMu   sync.Mutex // one upstream sync at a time
+	hubPoke  chan struct{}
+	hubDone  chan struct{}
+	cancel   context.CancelFunc
+	mu       sync.Mutex
+	hubStat  HubStatus
+}
+
+// HubStatus reports a hub's last sync with its upstream.
+type HubStatus struct {
+	LastSync time.Time            `json:"last_sync,omitzero"`
+	LastErr  string               `json:"last_error,omitempty"`
+	Stats    syncengine.SyncStats `json:"-"`
+}
+
+// MaxRequestBytes bounds one request body; a sync batch is at most 4 MiB.
+const MaxRequestBytes = 8 << 20
+
+// New opens the server's store (creating and initializing it on first
+// start) and builds its HTTP handler. Call Close when done.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.UpstreamInterval <= 0 {
+		cfg.UpstreamInterval = 15 * time.Second
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, store: cfg.Store}
+	if s.store == nil {
+		st, err := badgerstore.Open(badgerstore.Options{Dir: cfg.DataDir, Profile: badgerstore.Server, Logger: cfg.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		s.store = st
+	}
+	rep, err := syncengine.Open(ctx, s.store, syncengine.Options{Clock: cfg.Clock})
+	if errors.Is(err, syncengine.ErrNotInitialized) {
+		if err = syncengine.Init(ctx, s.store, syncengine.NewReplicaID()); err == nil {
+			rep, err = syncengine.Open(ctx, s.store, syncengine.Options{Clock: cfg.Clock})
+		}
+	}
+	if err != nil {
+		s.store.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s.rep = rep
+
+	cs := connect.NewServer(recoverInterceptor(s.log))
+	tesserav1connect.RegisterSyncServiceHandler(cs, &syncService{s: s})
+	grpcreflect.Register(cs)
+	mux := http.NewServeMux()
+	connecthttp.Mount(mux, cs, connecthttp.WithReadMaxBytes(syncengine.MaxBatchBytes), connecthttp.WithCompressMinBytes(1024))
+	mux.HandleFunc("GET /healthz", s.health)
+	s.handler = http.MaxBytesHandler(mux, MaxRequestBytes)
+
+	if cfg.Upstream != "" {
+		if err := s.startHub(); err != nil {
+			s.store.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Replica returns the server's replica (tests and tools).
+func (s *Server) Replica() *syncengine.Replica { return s.rep }
+
+// Handler returns the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve serves HTTP/1.1 and h2c on ln until ctx is done, then shuts down
+// gracefully.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	hs := &http.Server{
+		Handler:           s.handler,
+		Protocols:         p,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return hs.Shutdown(sctx)
+	}
+}
+
+// Close stops the hub loop and closes the store.
+func (s *Server) Close() error {
+	if s.cancel != nil {
+		s.cancel()
+		<-s.hubDone
+	}
+	return s.store.Close()
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	var head uint64
+	err := s.store.View(r.Context(), func(tx syncengine.ReadTx) (err error) { head, err = tx.Head(); return })
+	w.Header().Set("Content-Type", "application/json")
+	body := map[string]any{"status": "ok", "replica": s.rep.ID().String(), "head": head, "time": s.rep.Now().UTC()}
+	if err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		body = map[string]any{"status": "unavailable"}
+		s.log.Error("health check", "err", err)
+	}
+	if s.cfg.Upstream != "" {
+		s.mu.Lock()
+		body["upstream"] = map[string]any{"url": s.cfg.Upstream, "status": s.hubStat}
+		s.mu.Unlock()
+	}
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+type syncService struct{ s *Server }
+
+func (h *syncService) Push(ctx context.Context, req *tesserav1.PushRequest) (*tesserav1.PushResponse, error) {
+	p, err := wire.PushFrom(req)
+	if err != nil {
+		return nil, toConnect(ctx, h.s.log, "Push", fmt.Errorf("push: %w", err))
+	}
+	res, err := h.s.rep.Receive(ctx, p)
+	if err != nil {
+		return nil, toConnect(ctx, h.s.log, "Push", err)
+	}
+	if res.Applied > 0 {
+		h.s.pokeHub()
+	}
+	return wire.PushResultTo(res), nil
+}
+
+func (h *syncService) Pull(ctx context.Context, req *tesserav1.PullRequest) (*tesserav1.PullResponse, error) {
+	r, err := wire.PullFrom(req)
+	if err != nil {
+		return nil, toConnect(ctx, h.s.log, "Pull", fmt.Errorf("pull: %w", err))
+	}
+	page, err := h.s.rep.Page(ctx, r)
+	if err != nil {
+		return nil, toConnect(ctx, h.s.log, "Pull", err)
+	}
+	return wire.PageTo(page), nil
+}
+
+func recoverInterceptor(log *slog.Logger) connect.ServerInterceptor {
+	return func(next connect.ServerFunc) connect.ServerFunc {
+		return func(ctx context.Context, spec connect.Spec, stream connect.ServerStream) (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					log.ErrorContext(ctx, "panic in handler", "procedure", spec.Procedure, "panic", r)
+					err = connect.NewError(connect.CodeInternal, "internal error")
+				}
+			}()
+			return next(ctx, spec, stream)
+		}
+	}
+}
