@@ -14,6 +14,13 @@ import (
 // with an edit is a conflict like any other and the edit is not lost.
 const DeletedField = "$deleted"
 
+// CreatedField is the reserved register a record created without answers
+// gets, so that it exists (and syncs) from the start of an interview.
+const CreatedField = "$created"
+
+// Reserved reports whether name is a reserved field (hidden from views).
+func Reserved(name string) bool { return strings.HasPrefix(name, "$") }
+
 // HLC is a hybrid logical clock reading: milliseconds since the Unix epoch in
 // the high 48 bits and a logical counter in the low 16.
 type HLC uint64
@@ -79,11 +86,15 @@ func (c *Change) Validate() error {
 	}
 	seen := make(map[string]bool, len(c.Fields))
 	for _, f := range c.Fields {
-		if err := ValidateFieldName(f.Name); err != nil && f.Name != DeletedField {
+		if Reserved(f.Name) {
+			if f.Name != DeletedField && f.Name != CreatedField {
+				return fmt.Errorf("%w: record %s: unknown reserved field %q", ErrInvalid, c.Record, f.Name)
+			}
+			if f.Value.Kind != Bool {
+				return fmt.Errorf("%w: record %s: %s must be a boolean", ErrInvalid, c.Record, f.Name)
+			}
+		} else if err := ValidateFieldName(f.Name); err != nil {
 			return fmt.Errorf("record %s: %w", c.Record, err)
-		}
-		if f.Name == DeletedField && f.Value.Kind != Bool {
-			return fmt.Errorf("%w: record %s: %s must be a boolean", ErrInvalid, c.Record, DeletedField)
 		}
 		if seen[f.Name] {
 			return fmt.Errorf("%w: record %s: field %q written twice", ErrInvalid, c.Record, f.Name)
@@ -256,7 +267,7 @@ func (r *Record) DeleteConflict() bool {
 		return false
 	}
 	for name, f := range r.Fields {
-		if name == DeletedField {
+		if Reserved(name) {
 			continue
 		}
 		for _, e := range f.Entries {
@@ -272,7 +283,7 @@ func (r *Record) DeleteConflict() bool {
 func (r *Record) Conflicts() []string {
 	var out []string
 	for name, f := range r.Fields {
-		if name != DeletedField && len(f.Entries) > 1 {
+		if !Reserved(name) && len(f.Entries) > 1 {
 			out = append(out, name)
 		}
 	}
@@ -284,7 +295,7 @@ func (r *Record) Conflicts() []string {
 func (r *Record) FieldNames() []string {
 	out := make([]string, 0, len(r.Fields))
 	for name, f := range r.Fields {
-		if name != DeletedField && len(f.Entries) > 0 {
+		if !Reserved(name) && len(f.Entries) > 0 {
 			out = append(out, name)
 		}
 	}

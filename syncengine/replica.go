@@ -204,10 +204,11 @@ func (r *Replica) CreateMany(ctx context.Context, recs []NewRecord) ([]RecordID,
 	}
 	err := r.localUpdate(ctx, func(tx Tx) error {
 		for i, nr := range recs {
-			if len(nr.Fields) == 0 {
-				return fmt.Errorf("create: %w: a record needs at least one field", ErrInvalid)
+			fields := nr.Fields
+			if len(fields) == 0 {
+				fields = []FieldWrite{{Name: CreatedField, Value: BoolValue(true)}}
 			}
-			if err := r.write(tx, EmptyRecord(ids[i]), nr.Form, nr.Fields); err != nil {
+			if err := r.write(tx, EmptyRecord(ids[i]), nr.Form, fields); err != nil {
 				return fmt.Errorf("create record %d: %w", i+1, err)
 			}
 		}
@@ -303,7 +304,7 @@ func (r *Replica) localUpdate(ctx context.Context, fn func(Tx) error) error {
 // write makes one local change to rec. r.mu must be held.
 func (r *Replica) write(tx Tx, rec *Record, form string, fields []FieldWrite) error {
 	for _, f := range fields {
-		if f.Name != DeletedField {
+		if !Reserved(f.Name) {
 			if err := ValidateFieldName(f.Name); err != nil {
 				return err
 			}

@@ -1,0 +1,21 @@
+// Command fieldapp is Tessera on an enumerator's device. See fieldapp.Main.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/tessera-survey/tessera/fieldapp"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := fieldapp.Main(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "fieldapp:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,627 @@
+package fieldapp
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/tessera-survey/tessera/syncengine"
+)
+
+const mainUsage = `fieldapp: Tessera on an enumerator's device. Works offline; syncs when a
+link to the server (or camp-office hub) exists.
+
+Usage:
+  fieldapp [--data DIR] COMMAND [ARGS]
+
+Commands:
+  init --server URL                  create the device store (fresh replica id)
+  record new FORM [field=value ...]  create a record; prints its id
+  record set ID field=value ...      change answers
+  record delete ID                   delete a record (a concurrent edit is kept as a conflict)
+  record get ID [--json]             show a record, conflicts included
+  record list [--json]               list records
+  record resolve ID field=value ...  settle conflicting answers (or --restore / --delete)
+  record import FILE.jsonl           bulk-create records, one {"form":..,"fields":{..}} per line
+  sync [--json] [--server URL]       push what the server lacks, then pull what is new
+  info [--json]                      show the replica id, server and pending changes
+
+Values: 12 is an integer, 1.5 a decimal, true/false a boolean, null clears
+the answer; anything else (including 007 or 1e3) is text.
+
+Global flags:
+`
+
+// Main runs the fieldapp command line.
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("fieldapp", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := fs.String("data", envOr("TESSERA_DATA", "./device"), "device data directory (env TESSERA_DATA)")
+	fs.Usage = func() { fmt.Fprint(stderr, mainUsage); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		return helpOK(err)
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return errors.New("no command given")
+	}
+	c := &cli{ctx: ctx, dir: *data, stdin: stdin, stdout: stdout, stderr: stderr}
+	cmd, rest := fs.Arg(0), fs.Args()[1:]
+	switch cmd {
+	case "init":
+		return c.init(rest)
+	case "record":
+		return c.record(rest)
+	case "sync":
+		return c.sync(rest)
+	case "info":
+		return c.info(rest)
+	case "help":
+		fs.Usage()
+		return nil
+	}
+	return fmt.Errorf("unknown command %q (see fieldapp --help)", cmd)
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func helpOK(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
+type cli struct {
+	ctx            context.Context
+	dir            string
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+// parse parses flags that may stand before, between or after positional
+// arguments ("record get ID --json") and checks the positional count.
+func (c *cli) parse(fs *flag.FlagSet, usage string, args []string, minPos, maxPos int) ([]string, error) {
+	fs.SetOutput(c.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(c.stderr, "Usage: fieldapp [--data DIR] %s\n", usage)
+		fs.PrintDefaults()
+	}
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(pos) < minPos || (maxPos >= 0 && len(pos) > maxPos) {
+		fs.Usage()
+		return nil, fmt.Errorf("%s: wrong number of arguments", strings.Join(strings.Fields(usage)[:min(2, len(strings.Fields(usage)))], " "))
+	}
+	return pos, nil
+}
+
+func (c *cli) open() (*Device, error) { return Open(c.ctx, c.dir) }
+
+func (c *cli) init(args []string) error {
+	fs := flag.NewFlagSet("init", flag.ContinueOnError)
+	server := fs.String("server", "", "URL of the server or hub to sync with, e.g. http://127.0.0.1:8080")
+	if _, err := c.parse(fs, "init --server URL", args, 0, 0); err != nil {
+		return helpOK(err)
+	}
+	if *server == "" {
+		return errors.New("init: --server URL is required")
+	}
+	d, err := Init(c.ctx, c.dir, *server)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	fmt.Fprintf(c.stdout, "initialized device %s in %s (server %s)\n", d.Replica().ID(), c.dir, *server)
+	return nil
+}
+
+const recordUsage = `Usage: fieldapp [--data DIR] record SUBCOMMAND
+
+Subcommands: new, set, delete, get, list, resolve, import (each has --help).
+`
+
+func (c *cli) record(args []string) error {
+	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" || args[0] == "help" {
+		fmt.Fprint(c.stderr, recordUsage)
+		if len(args) == 0 {
+			return errors.New("record: no subcommand given")
+		}
+		return nil
+	}
+	sub, rest := args[0], args[1:]
+	switch sub {
+	case "new":
+		return c.recordNew(rest)
+	case "set":
+		return c.recordSet(rest)
+	case "delete":
+		return c.recordDelete(rest)
+	case "get":
+		return c.recordGet(rest)
+	case "list":
+		return c.recordList(rest)
+	case "resolve":
+		return c.recordResolve(rest)
+	case "import":
+		return c.recordImport(rest)
+	}
+	return fmt.Errorf("record: unknown subcommand %q", sub)
+}
+
+// parseFields reads field=value arguments.
+func parseFields(args []string) ([]syncengine.FieldWrite, error) {
+	var out []syncengine.FieldWrite
+	seen := map[string]bool{}
+	for _, a := range args {
+		name, val, ok := strings.Cut(a, "=")
+		if !ok {
+			return nil, fmt.Errorf("%q: want field=value", a)
+		}
+		if err := syncengine.ValidateFieldName(name); err != nil {
+			return nil, err
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("field %q given twice", name)
+		}
+		seen[name] = true
+		out = append(out, syncengine.FieldWrite{Name: name, Value: syncengine.ParseValue(val)})
+	}
+	return out, nil
+}
+
+func (c *cli) recordNew(args []string) error {
+	fs := flag.NewFlagSet("record new", flag.ContinueOnError)
+	pos, err := c.parse(fs, "record new FORM [field=value ...]", args, 1, -1)
+	if err != nil {
+		return helpOK(err)
+	}
+	form := pos[0]
+	fields, err := parseFields(pos[1:])
+	if err != nil {
+		return fmt.Errorf("record new: %w", err)
+	}
+	d, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	id, err := d.Replica().Create(c.ctx, form, fields)
+	if err != nil {
+		return fmt.Errorf("record new: %w", err)
+	}
+	fmt.Fprintln(c.stdout, id)
+	return nil
+}
+
+func (c *cli) withRecord(name, usage string, args []string, minPos int, fs *flag.FlagSet,
+	fn func(d *Device, id syncengine.RecordID, rest []string) error) error {
+	if fs == nil {
+		fs = flag.NewFlagSet(name, flag.ContinueOnError)
+	}
+	pos, err := c.parse(fs, usage, args, minPos, -1)
+	if err != nil {
+		return helpOK(err)
+	}
+	id, err := syncengine.ParseRecordID(pos[0])
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	d, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := fn(d, id, pos[1:]); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+func (c *cli) recordSet(args []string) error {
+	return c.withRecord("record set", "record set ID field=value ...", args, 2, nil, func(d *Device, id syncengine.RecordID, rest []string) error {
+		fields, err := parseFields(rest)
+		if err != nil {
+			return err
+		}
+		return d.Replica().Set(c.ctx, id, fields)
+	})
+}
+
+func (c *cli) recordDelete(args []string) error {
+	return c.withRecord("record delete", "record delete ID", args, 1, nil, func(d *Device, id syncengine.RecordID, rest []string) error {
+		if len(rest) > 0 {
+			return fmt.Errorf("unexpected argument %q", rest[0])
+		}
+		return d.Replica().Delete(c.ctx, id)
+	})
+}
+
+func (c *cli) recordResolve(args []string) error {
+	fs := flag.NewFlagSet("record resolve", flag.ContinueOnError)
+	restore := fs.Bool("restore", false, "settle a delete conflict by keeping the record")
+	del := fs.Bool("delete", false, "settle a delete conflict by confirming the delete")
+	return c.withRecord("record resolve", "record resolve ID field=value ... | --restore | --delete", args, 1, fs,
+		func(d *Device, id syncengine.RecordID, rest []string) error {
+			if *restore || *del {
+				if *restore == *del || len(rest) > 0 {
+					return errors.New("give either --restore or --delete, alone")
+				}
+				return d.Replica().ResolveDelete(c.ctx, id, *restore)
+			}
+			fields, err := parseFields(rest)
+			if err != nil {
+				return err
+			}
+			if len(fields) == 0 {
+				return errors.New("give field=value for each field to settle")
+			}
+			return d.Replica().Resolve(c.ctx, id, fields)
+		})
+}
+
+func (c *cli) recordGet(args []string) error {
+	fs := flag.NewFlagSet("record get", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print JSON")
+	return c.withRecord("record get", "record get ID [--json]", args, 1, fs, func(d *Device, id syncengine.RecordID, rest []string) error {
+		if len(rest) > 0 {
+			return fmt.Errorf("unexpected argument %q", rest[0])
+		}
+		rec, err := d.Replica().Record(c.ctx, id)
+		if err != nil {
+			return err
+		}
+		v := View(rec)
+		if *asJSON {
+			return writeJSON(c.stdout, v)
+		}
+		printRecord(c.stdout, v)
+		return nil
+	})
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func printRecord(w io.Writer, v RecordView) {
+	status := ""
+	switch {
+	case v.DeleteConflict:
+		status = "  [DELETE CONFLICT: deleted on one device, edited on another]"
+	case v.Deleted:
+		status = "  [deleted]"
+	}
+	fmt.Fprintf(w, "%s  form %s%s\n", v.ID, v.Form, status)
+	names := make([]string, 0, len(v.Fields))
+	for n := range v.Fields {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		f := v.Fields[n]
+		if len(f.Conflicts) == 0 {
+			fmt.Fprintf(w, "  %s = %s\n", n, f.Value)
+			continue
+		}
+		fmt.Fprintf(w, "  %s = CONFLICT (%d values; showing %s until resolved)\n", n, len(f.Conflicts), f.Value)
+		for _, cv := range f.Conflicts {
+			fmt.Fprintf(w, "      %s   from %s at %s\n", cv.Value, cv.Replica, cv.Time)
+		}
+	}
+}
+
+func (c *cli) recordList(args []string) error {
+	fs := flag.NewFlagSet("record list", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print a JSON array of records (the shape of record get --json)")
+	if _, err := c.parse(fs, "record list [--json]", args, 0, 0); err != nil {
+		return helpOK(err)
+	}
+	d, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	w := bufio.NewWriter(c.stdout)
+	defer w.Flush()
+	n := 0
+	if *asJSON {
+		fmt.Fprint(w, "[")
+	}
+	err = d.Replica().Records(c.ctx, func(r *syncengine.Record) error {
+		v := View(r)
+		if *asJSON {
+			b, err := json.Marshal(v)
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				w.WriteString(",")
+			}
+			w.WriteString("\n")
+			w.Write(b)
+		} else {
+			status := "ok"
+			switch {
+			case v.DeleteConflict:
+				status = "delete-conflict"
+			case v.Deleted:
+				status = "deleted"
+			case len(v.ConflictFields()) > 0:
+				status = "conflict:" + strings.Join(v.ConflictFields(), ",")
+			}
+			fmt.Fprintf(w, "%s\t%s\t%d fields\t%s\n", v.ID, v.Form, len(v.Fields), status)
+		}
+		n++
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record list: %w", err)
+	}
+	if *asJSON {
+		fmt.Fprint(w, "\n]\n")
+	}
+	return nil
+}
+
+// importBatch records go in one transaction: large enough to amortize the
+// fsync, small enough for a device's Badger transaction limit.
+const importBatch = 1000
+
+func (c *cli) recordImport(args []string) error {
+	fs := flag.NewFlagSet("record import", flag.ContinueOnError)
+	pos, err := c.parse(fs, "record import FILE.jsonl   (- reads standard input)", args, 1, 1)
+	if err != nil {
+		return helpOK(err)
+	}
+	var src io.Reader = c.stdin
+	var reopen func() (io.ReadCloser, error)
+	if pos[0] != "-" {
+		reopen = func() (io.ReadCloser, error) { return os.Open(pos[0]) }
+	} else {
+		// Standard input cannot be read twice: keep it in memory.
+		b, err := io.ReadAll(src)
+		if err != nil {
+			return err
+		}
+		reopen = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(string(b))), nil }
+	}
+	// First pass: check every line, so a bad file imports nothing.
+	total, err := scanImport(reopen, nil)
+	if err != nil {
+		return fmt.Errorf("record import: %w (nothing imported)", err)
+	}
+	d, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	start := time.Now()
+	done := 0
+	batch := make([]syncengine.NewRecord, 0, importBatch)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if _, err := d.Replica().CreateMany(c.ctx, batch); err != nil {
+			return err
+		}
+		done += len(batch)
+		batch = batch[:0]
+		if total > 10*importBatch {
+			fmt.Fprintf(c.stderr, "\rimported %d/%d records", done, total)
+		}
+		return nil
+	}
+	_, err = scanImport(reopen, func(nr syncengine.NewRecord) error {
+		batch = append(batch, nr)
+		if len(batch) == importBatch {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if total > 10*importBatch {
+		fmt.Fprintln(c.stderr)
+	}
+	if err != nil {
+		return fmt.Errorf("record import: %w (%d records imported before the error)", err, done)
+	}
+	el := time.Since(start)
+	fmt.Fprintf(c.stdout, "imported %d records in %s (%.0f records/s)\n", done, el.Round(time.Millisecond), float64(done)/max(el.Seconds(), 1e-9))
+	return nil
+}
+
+type importLine struct {
+	Form   string         `json:"form"`
+	Fields map[string]any `json:"fields"`
+}
+
+// scanImport reads an import file; with fn nil it only validates, reporting
+// up to 20 bad lines at once.
+func scanImport(open func() (io.ReadCloser, error), fn func(syncengine.NewRecord) error) (int, error) {
+	f, err := open()
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	var problems []string
+	n := 0
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" {
+			continue
+		}
+		nr, err := parseImportLine(text)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("line %d: %v", line, err))
+			if len(problems) == 20 {
+				break
+			}
+			continue
+		}
+		n++
+		if fn != nil {
+			if err := fn(nr); err != nil {
+				return n, err
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return n, err
+	}
+	if len(problems) > 0 {
+		return n, errors.New(strings.Join(problems, "\n  "))
+	}
+	return n, nil
+}
+
+func parseImportLine(text string) (syncengine.NewRecord, error) {
+	dec := json.NewDecoder(strings.NewReader(text))
+	dec.UseNumber()
+	dec.DisallowUnknownFields()
+	var l importLine
+	if err := dec.Decode(&l); err != nil {
+		return syncengine.NewRecord{}, fmt.Errorf("not a JSON object of form and fields: %v", err)
+	}
+	if l.Form == "" {
+		return syncengine.NewRecord{}, errors.New(`"form" is missing`)
+	}
+	if len(l.Fields) == 0 {
+		return syncengine.NewRecord{}, errors.New(`"fields" is missing or empty`)
+	}
+	names := make([]string, 0, len(l.Fields))
+	for k := range l.Fields {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	nr := syncengine.NewRecord{Form: l.Form, Fields: make([]syncengine.FieldWrite, 0, len(names))}
+	for _, k := range names {
+		if err := syncengine.ValidateFieldName(k); err != nil {
+			return nr, err
+		}
+		v, err := syncengine.ValueFromJSON(l.Fields[k])
+		if err != nil {
+			return nr, fmt.Errorf("field %q: %w", k, err)
+		}
+		nr.Fields = append(nr.Fields, syncengine.FieldWrite{Name: k, Value: v})
+	}
+	return nr, nil
+}
+
+func (c *cli) sync(args []string) error {
+	fs := flag.NewFlagSet("sync", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	server := fs.String("server", "", "sync with this URL instead of the configured server (and remember it)")
+	if _, err := c.parse(fs, "sync [--json] [--server URL]", args, 0, 0); err != nil {
+		return helpOK(err)
+	}
+	d, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if *server != "" {
+		if err := d.SetServer(c.ctx, *server); err != nil {
+			return fmt.Errorf("sync: --server: %w", err)
+		}
+	}
+	tty := isTerminal(c.stderr)
+	res, err := d.Sync(c.ctx, "", func(r SyncResult) {
+		if tty && !*asJSON {
+			fmt.Fprintf(c.stderr, "\rsyncing: %d sent, %d received, %s", r.Pushed, r.Pulled, bytesStr(r.BytesSent+r.BytesReceived))
+		}
+	})
+	if tty && !*asJSON {
+		fmt.Fprint(c.stderr, "\r\033[K")
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintln(c.stderr, "warning:", w)
+	}
+	if err != nil {
+		return fmt.Errorf("sync with %s: %w (what was sent or received before the error is kept; sync again to resume)", res.Server, err)
+	}
+	if *asJSON {
+		return writeJSON(c.stdout, res)
+	}
+	fmt.Fprintf(c.stdout, "synced with %s: pushed %d changes, pulled %d (%d new) in %d round trips; %s sent, %s received, %.0f ms\n",
+		res.Server, res.Pushed, res.Pulled, res.Applied, res.RoundTrips, bytesStr(res.BytesSent), bytesStr(res.BytesReceived), res.DurationMS)
+	if res.ResentAll {
+		fmt.Fprintln(c.stdout, "the server had lost data: everything on this device was sent again")
+	}
+	return nil
+}
+
+func (c *cli) info(args []string) error {
+	fs := flag.NewFlagSet("info", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := c.parse(fs, "info [--json]", args, 0, 0); err != nil {
+		return helpOK(err)
+	}
+	d, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	server, err := d.Server(c.ctx)
+	if err != nil {
+		return err
+	}
+	pending, err := d.Replica().Pending(c.ctx)
+	if err != nil {
+		return err
+	}
+	info := map[string]any{"replica": d.Replica().ID().String(), "server": server, "pending": pending, "data": c.dir}
+	if *asJSON {
+		return writeJSON(c.stdout, info)
+	}
+	fmt.Fprintf(c.stdout, "device %s\nserver %s\ndata   %s\n%d changes not yet acknowledged by the server\n", info["replica"], server, c.dir, pending)
+	return nil
+}
+
+func bytesStr(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
