@@ -147,6 +147,7 @@ func (d *Device) Sync(ctx context.Context, serverURL string, progress func(SyncR
 	if err != nil {
 		return SyncResult{}, err
 	}
+	defer client.Close()
 	start := time.Now()
 	result := func(st syncengine.SyncStats) SyncResult {
 		r := SyncResult{

@@ -60,7 +60,9 @@ func Dial(baseURL string, counter *Counter) (*Client, error) {
 	hc := &http.Client{Transport: tr}
 	t := connecthttp.NewTransport(hc, strings.TrimRight(baseURL, "/"),
 		connecthttp.WithSendGzip(), connecthttp.WithCompressMinBytes(1024), connecthttp.WithReadMaxBytes(64<<20))
-	return NewClient(connect.NewClient(t)), nil
+	c := NewClient(connect.NewClient(t))
+	c.close = tr.CloseIdleConnections
+	return c, nil
 }
 
 type urlError string

@@ -183,7 +183,16 @@ func PageTo(p syncengine.Page) *tesserav1.PullResponse {
 
 // Client is a syncengine.Remote over a Connect client.
 type Client struct {
-	svc tesserav1connect.SyncServiceClient
+	svc   tesserav1connect.SyncServiceClient
+	close func()
+}
+
+// Close releases idle connections (a device's sync is short-lived; a held
+// keep-alive connection only ties up the server).
+func (c *Client) Close() {
+	if c.close != nil {
+		c.close()
+	}
 }
 
 var _ syncengine.Remote = (*Client)(nil)
