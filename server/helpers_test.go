@@ -21,7 +21,7 @@ type testServer struct {
 
 // startServer runs a real server on a loopback port until the test ends
 // (or stop is called).
-func startServer(t *testing.T, cfg server.Config) *testServer {
+func startServer(t testing.TB, cfg server.Config) *testServer {
 	t.Helper()
 	if cfg.DataDir == "" && cfg.Store == nil {
 		cfg.DataDir = filepath.Join(t.TempDir(), "server")
