@@ -124,10 +124,10 @@ func TestBadInput(t *testing.T) {
 		many[i] = goodChange(dev, uint64(i+1))
 	}
 	huge := goodChange(dev, 1)
-	huge.Fields[0].Value = wire.ValueTo(syncengine.TextValue(strings.Repeat("x", 900_000)))
+	huge.Fields[0] = wire.FieldTo("q1", syncengine.TextValue(strings.Repeat("x", 900_000)))
 	hugeBatch := []*tesserav1.Change{huge, goodChange(dev, 2), goodChange(dev, 3), goodChange(dev, 4), goodChange(dev, 5)}
 	for i := range hugeBatch[1:] {
-		hugeBatch[i+1].Fields[0].Value = huge.Fields[0].Value
+		hugeBatch[i+1].Fields[0] = huge.Fields[0]
 	}
 	cases := []struct {
 		name string

@@ -103,7 +103,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	tesserav1connect.RegisterSyncServiceHandler(cs, &syncService{s: s})
 	grpcreflect.Register(cs)
 	mux := http.NewServeMux()
-	connecthttp.Mount(mux, cs, connecthttp.WithReadMaxBytes(syncengine.MaxBatchBytes), connecthttp.WithCompressMinBytes(1024))
+	connecthttp.Mount(mux, cs, connecthttp.WithReadMaxBytes(syncengine.MaxBatchBytes),
+		connecthttp.WithCompressors(wire.Compressors()...), connecthttp.WithCompressMinBytes(1024))
 	mux.HandleFunc("GET /healthz", s.health)
 	s.handler = http.MaxBytesHandler(mux, MaxRequestBytes)
 

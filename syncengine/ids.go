@@ -80,13 +80,18 @@ func (s DotSet) Contains(d Dot) bool {
 	return ok
 }
 
-// Add returns s with d added.
+// Add returns s with d added. It never writes to s's memory (sets are
+// shared between registers and changes), so adding allocates.
 func (s DotSet) Add(d Dot) DotSet {
 	i, ok := slices.BinarySearchFunc(s, d, Dot.Compare)
 	if ok {
 		return s
 	}
-	return slices.Insert(s, i, d)
+	out := make(DotSet, len(s)+1)
+	copy(out, s[:i])
+	out[i] = d
+	copy(out[i+1:], s[i:])
+	return out
 }
 
 // Union returns s with every dot of o added.

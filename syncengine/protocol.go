@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -83,6 +84,14 @@ func (r *Replica) Receive(ctx context.Context, p Push) (PushResult, error) {
 				i, ErrInvalid, c.Dot.Replica, p.From)
 		}
 	}
+	// A client keeps two batches in flight; if the second reaches us while
+	// the first is still being merged, wait for it rather than ask for a
+	// resend.
+	if err := r.waitFor(ctx, p.From, p.After); err != nil {
+		return PushResult{}, err
+	}
+	done := r.begin(p.From, p.Through)
+	defer done()
 	res := PushResult{}
 	key := metaPeerPrefix + p.From.String()
 	err := r.store.Update(ctx, func(tx Tx) error {
@@ -109,6 +118,50 @@ func (r *Replica) Receive(ctx context.Context, p Push) (PushResult, error) {
 	}
 	res.ServerTime = r.clock()
 	return res, nil
+}
+
+// inflight tracks pushes being merged, by pusher and the log position they
+// reach, so a pipelined successor can wait for its predecessor.
+type inflight struct {
+	mu sync.Mutex
+	m  map[ReplicaID]map[uint64]chan struct{}
+}
+
+func (r *Replica) begin(from ReplicaID, through uint64) func() {
+	r.flights.mu.Lock()
+	defer r.flights.mu.Unlock()
+	if r.flights.m == nil {
+		r.flights.m = map[ReplicaID]map[uint64]chan struct{}{}
+	}
+	if r.flights.m[from] == nil {
+		r.flights.m[from] = map[uint64]chan struct{}{}
+	}
+	ch := make(chan struct{})
+	r.flights.m[from][through] = ch
+	return func() {
+		r.flights.mu.Lock()
+		defer r.flights.mu.Unlock()
+		delete(r.flights.m[from], through)
+		if len(r.flights.m[from]) == 0 {
+			delete(r.flights.m, from)
+		}
+		close(ch)
+	}
+}
+
+func (r *Replica) waitFor(ctx context.Context, from ReplicaID, through uint64) error {
+	r.flights.mu.Lock()
+	ch := r.flights.m[from][through]
+	r.flights.mu.Unlock()
+	if ch == nil {
+		return nil
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Page returns the log after a puller's cursor (server side), leaving out
@@ -210,68 +263,132 @@ func (r *Replica) Sync(ctx context.Context, remote Remote, opts SyncOptions) (Sy
 	}
 }
 
+// pushWindow is how many batches may be in flight at once: while the server
+// merges one, the next is already on its way and being decoded, so the two
+// sides work in parallel instead of taking turns.
+const pushWindow = 2
+
+type flight struct {
+	b     batch
+	after uint64
+	res   chan pushResult
+}
+
+type pushResult struct {
+	res PushResult
+	err error
+}
+
 func (r *Replica) push(ctx context.Context, remote Remote, st *SyncStats, progress func(time.Time)) error {
 	var ack uint64
 	if err := r.store.View(ctx, func(tx ReadTx) (err error) { ack, err = metaUint(tx, metaPushAck); return }); err != nil {
 		return fmt.Errorf("push: %w", err)
 	}
-	for resends := 0; ; {
-		changes, through, relay, err := r.outbox(ctx, ack)
-		if err != nil {
-			return err
+	saveAck := func(v uint64) error {
+		if err := r.store.Update(ctx, func(tx Tx) error { return setMetaUint(tx, metaPushAck, v) }); err != nil {
+			return fmt.Errorf("push: %w", err)
 		}
-		if len(changes) == 0 {
-			if through > ack {
-				return r.store.Update(ctx, func(tx Tx) error { return setMetaUint(tx, metaPushAck, through) })
+		return nil
+	}
+	var window []flight
+	drain := func() {
+		for _, f := range window {
+			<-f.res
+		}
+		window = nil
+	}
+	sent, tail := ack, ack // log position sent through; scanned through
+	for resends := 0; ; {
+		for len(window) < pushWindow {
+			b := r.outbox(ctx, sent)
+			if b.err != nil {
+				drain()
+				return b.err
+			}
+			tail = b.through
+			if len(b.changes) == 0 {
+				break
+			}
+			f := flight{b: b, after: sent, res: make(chan pushResult, 1)}
+			go func() {
+				res, err := remote.Push(ctx, Push{From: r.id, After: f.after, Through: f.b.through, Changes: f.b.changes, Relay: f.b.relay})
+				f.res <- pushResult{res, err}
+			}()
+			window = append(window, f)
+			sent = b.through
+		}
+		if len(window) == 0 {
+			// Only entries that came from upstream were left: nothing to
+			// send, but the position moves past them.
+			if tail > ack {
+				return saveAck(tail)
 			}
 			return nil
 		}
-		res, err := remote.Push(ctx, Push{From: r.id, After: ack, Through: through, Changes: changes, Relay: relay})
-		if err != nil {
-			return fmt.Errorf("push: %w", err)
+		f := window[0]
+		window = window[1:]
+		pr := <-f.res
+		if pr.err != nil {
+			drain()
+			return fmt.Errorf("push: %w", pr.err)
 		}
-		progress(res.ServerTime)
-		if res.Resend {
-			if res.Acknowledged >= ack || resends > 2 {
-				return fmt.Errorf("push: server asked to resend from %d after %d", res.Acknowledged, ack)
+		progress(pr.res.ServerTime)
+		if pr.res.Resend {
+			// The server holds less than we thought (it lost data, or a
+			// batch overtook its predecessor): go back to what it holds.
+			drain()
+			if pr.res.Acknowledged >= f.after || resends > 4 {
+				return fmt.Errorf("push: server asked to resend from %d after %d", pr.res.Acknowledged, f.after)
 			}
 			resends++
-			ack = res.Acknowledged
-		} else {
-			if res.Acknowledged < through {
-				return fmt.Errorf("push: server acknowledged %d of %d", res.Acknowledged, through)
+			ack, sent = pr.res.Acknowledged, pr.res.Acknowledged
+			if err := saveAck(ack); err != nil {
+				return err
 			}
-			ack = through
-			st.Pushed += len(changes)
+			continue
 		}
-		if err := r.store.Update(ctx, func(tx Tx) error { return setMetaUint(tx, metaPushAck, ack) }); err != nil {
-			return fmt.Errorf("push: %w", err)
+		if pr.res.Acknowledged < f.b.through {
+			drain()
+			return fmt.Errorf("push: server acknowledged %d of %d", pr.res.Acknowledged, f.b.through)
+		}
+		ack = f.b.through
+		st.Pushed += len(f.b.changes)
+		if err := saveAck(ack); err != nil {
+			drain()
+			return err
 		}
 	}
 }
 
+type batch struct {
+	changes []Change
+	through uint64
+	relay   bool
+	err     error
+}
+
 // outbox returns the next batch to push after log position ack: everything
 // that did not come from upstream, and everything up to the relay mark.
-func (r *Replica) outbox(ctx context.Context, ack uint64) (changes []Change, through uint64, relay bool, err error) {
-	through = ack
-	err = r.store.View(ctx, func(tx ReadTx) error {
+func (r *Replica) outbox(ctx context.Context, ack uint64) (b batch) {
+	b.through = ack
+	err := r.store.View(ctx, func(tx ReadTx) error {
 		relayThrough, err := metaUint(tx, metaRelayThrough)
 		if err != nil {
 			return err
 		}
 		size := 0
 		err = tx.ScanLog(ack, func(e LogEntry, n int) error {
-			if len(changes) >= MaxBatchChanges || (size+n > pageBytes && len(changes) > 0) {
+			if len(b.changes) >= MaxBatchChanges || (size+n > pageBytes && len(b.changes) > 0) {
 				return ErrStop
 			}
-			through = e.Seq
+			b.through = e.Seq
 			if e.Origin == Upstream && e.Seq > relayThrough {
 				return nil
 			}
 			if e.Change.Dot.Replica != r.id {
-				relay = true
+				b.relay = true
 			}
-			changes = append(changes, e.Change)
+			b.changes = append(b.changes, e.Change)
 			size += n
 			return nil
 		})
@@ -281,9 +398,14 @@ func (r *Replica) outbox(ctx context.Context, ack uint64) (changes []Change, thr
 		return err
 	})
 	if err != nil {
-		return nil, 0, false, fmt.Errorf("outbox: %w", err)
+		return batch{err: fmt.Errorf("outbox: %w", err)}
 	}
-	return changes, through, relay, nil
+	return b
+}
+
+type pageResult struct {
+	page Page
+	err  error
 }
 
 func (r *Replica) pull(ctx context.Context, remote Remote, limit int, st *SyncStats, progress func(time.Time)) (reset bool, err error) {
@@ -299,11 +421,26 @@ func (r *Replica) pull(ctx context.Context, remote Remote, limit int, st *SyncSt
 		return false, fmt.Errorf("pull: %w", err)
 	}
 	req.For, req.Limit = r.id, limit
+	// The next page is fetched while this one is applied, so the server's
+	// work and the network overlap the device's writes. A prefetched page
+	// is dropped if applying this one fails: the cursor decides.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	fetch := func(req PullRequest) <-chan pageResult {
+		ch := make(chan pageResult, 1)
+		go func() {
+			p, err := remote.Pull(ctx, req)
+			ch <- pageResult{p, err}
+		}()
+		return ch
+	}
+	next := fetch(req)
 	for {
-		page, err := remote.Pull(ctx, req)
-		if err != nil {
-			return false, fmt.Errorf("pull: %w", err)
+		res := <-next
+		if res.err != nil {
+			return false, fmt.Errorf("pull: %w", res.err)
 		}
+		page := res.page
 		progress(page.ServerTime)
 		if page.Reset {
 			// The server's history is not the one we followed: it was
@@ -328,6 +465,10 @@ func (r *Replica) pull(ctx context.Context, remote Remote, limit int, st *SyncSt
 		if page.Cursor < req.Cursor {
 			return false, fmt.Errorf("pull: server cursor went back from %d to %d", req.Cursor, page.Cursor)
 		}
+		req.Cursor, req.CursorDot = page.Cursor, page.CursorDot
+		if page.More {
+			next = fetch(req)
+		}
 		for i := range page.Changes {
 			if err := page.Changes[i].Validate(); err != nil {
 				return false, fmt.Errorf("pull: change %d from server: %w", i, err)
@@ -350,7 +491,6 @@ func (r *Replica) pull(ctx context.Context, remote Remote, limit int, st *SyncSt
 		r.observeAll(page.Changes)
 		st.Pulled += len(page.Changes)
 		st.Applied += n
-		req.Cursor, req.CursorDot = page.Cursor, page.CursorDot
 		if !page.More {
 			return false, nil
 		}

@@ -158,6 +158,12 @@ type Register struct {
 // with the delta ({e}, ctx ∪ {e.Dot}): values the writer had seen go, values
 // it had not seen stay, and e itself stays unless an applied write saw it.
 func (r *Register) apply(e Entry, ctx DotSet) {
+	if len(r.Entries) == 0 && len(r.Seen) == 0 {
+		// A first write (the common case by far): nothing to supersede.
+		r.Entries = append(r.Entries, e)
+		r.Seen = ctx.Add(e.Dot)
+		return
+	}
 	keep := r.Entries[:0]
 	for _, x := range r.Entries {
 		if !ctx.Contains(x.Dot) {
@@ -229,13 +235,30 @@ func (r *Record) Apply(c *Change) bool {
 	if r.Form == "" || c.HLC > r.FormHLC || (c.HLC == r.FormHLC && c.Dot.Compare(r.FormDot) > 0) {
 		r.Form, r.FormHLC, r.FormDot = c.Form, c.HLC, c.Dot
 	}
+	// Registers created by this change share two allocations; slices are
+	// capped so that a later write to one register never grows into its
+	// neighbour's memory.
+	var fresh []Register
+	var freshEntries []Entry
+	var seen DotSet
 	for _, f := range c.Fields {
 		reg := r.Fields[f.Name]
+		e := Entry{Dot: c.Dot, HLC: c.HLC, Value: f.Value}
 		if reg == nil {
-			reg = &Register{}
+			if fresh == nil {
+				fresh = make([]Register, len(c.Fields))
+				freshEntries = make([]Entry, len(c.Fields))
+				seen = c.Context.Add(c.Dot)
+			}
+			reg = &fresh[0]
+			fresh = fresh[1:]
+			freshEntries[0] = e
+			reg.Entries, reg.Seen = freshEntries[:1:1], seen
+			freshEntries = freshEntries[1:]
 			r.Fields[f.Name] = reg
+		} else {
+			reg.apply(e, c.Context)
 		}
-		reg.apply(Entry{Dot: c.Dot, HLC: c.HLC, Value: f.Value}, c.Context)
 		if f.Name == DeletedField && f.Value.Bool {
 			r.Deletes = r.Deletes.Union(c.Context)
 		}

@@ -34,6 +34,8 @@ type Replica struct {
 	mu      sync.Mutex // serializes local writes; guards counter and hlc
 	counter uint64
 	hlc     HLC
+
+	flights inflight // pushes being merged (server side)
 }
 
 // Options configure a Replica.

@@ -44,34 +44,38 @@ func DotTo(d syncengine.Dot) *tesserav1.Dot {
 	return &tesserav1.Dot{Replica: d.Replica[:], Counter: d.Counter}
 }
 
-// ValueTo converts a field value.
-func ValueTo(v syncengine.Value) *tesserav1.Value {
+// FieldTo converts one written field.
+func FieldTo(name string, v syncengine.Value) *tesserav1.Field {
+	f := &tesserav1.Field{Name: name}
 	switch v.Kind {
 	case syncengine.Text:
-		return &tesserav1.Value{Kind: &tesserav1.Value_Text{Text: v.Str}}
+		f.Kind, f.Text = tesserav1.Kind_KIND_TEXT, v.Str
 	case syncengine.Int:
-		return &tesserav1.Value{Kind: &tesserav1.Value_Int{Int: v.Int}}
+		f.Kind, f.Int = tesserav1.Kind_KIND_INT, v.Int
 	case syncengine.Decimal:
-		return &tesserav1.Value{Kind: &tesserav1.Value_Decimal{Decimal: v.Num}}
+		f.Kind, f.Decimal = tesserav1.Kind_KIND_DECIMAL, v.Num
 	case syncengine.Bool:
-		return &tesserav1.Value{Kind: &tesserav1.Value_Bool{Bool: v.Bool}}
+		f.Kind, f.Bool = tesserav1.Kind_KIND_BOOL, v.Bool
 	}
-	return nil
+	return f
 }
 
-// ValueFrom converts a field value; nil or unset is null.
-func ValueFrom(v *tesserav1.Value) syncengine.Value {
-	switch k := v.GetKind().(type) {
-	case *tesserav1.Value_Text:
-		return syncengine.TextValue(k.Text)
-	case *tesserav1.Value_Int:
-		return syncengine.IntValue(k.Int)
-	case *tesserav1.Value_Decimal:
-		return syncengine.DecimalValue(k.Decimal)
-	case *tesserav1.Value_Bool:
-		return syncengine.BoolValue(k.Bool)
+// ValueFrom converts the value of a field message; an unknown kind is an
+// error, not a silent null.
+func ValueFrom(f *tesserav1.Field) (syncengine.Value, error) {
+	switch f.GetKind() {
+	case tesserav1.Kind_KIND_UNSPECIFIED:
+		return syncengine.Value{}, nil
+	case tesserav1.Kind_KIND_TEXT:
+		return syncengine.TextValue(f.Text), nil
+	case tesserav1.Kind_KIND_INT:
+		return syncengine.IntValue(f.Int), nil
+	case tesserav1.Kind_KIND_DECIMAL:
+		return syncengine.DecimalValue(f.Decimal), nil
+	case tesserav1.Kind_KIND_BOOL:
+		return syncengine.BoolValue(f.Bool), nil
 	}
-	return syncengine.Value{}
+	return syncengine.Value{}, fmt.Errorf("%w: field %q has unknown kind %d", syncengine.ErrInvalid, f.GetName(), f.GetKind())
 }
 
 // ChangeTo converts a change to its message.
@@ -90,12 +94,13 @@ func ChangeTo(c *syncengine.Change) *tesserav1.Change {
 		}
 	}
 	for i, f := range c.Fields {
-		m.Fields[i] = &tesserav1.Field{Name: f.Name, Value: ValueTo(f.Value)}
+		m.Fields[i] = FieldTo(f.Name, f.Value)
 	}
 	return m
 }
 
-// ChangeFrom converts and validates a change message.
+// ChangeFrom converts a change message. It checks the shape of ids; the
+// model's rules are checked once, by the engine that merges the change.
 func ChangeFrom(m *tesserav1.Change) (syncengine.Change, error) {
 	var c syncengine.Change
 	if len(m.GetRecord()) != 16 {
@@ -117,9 +122,13 @@ func ChangeFrom(m *tesserav1.Change) (syncengine.Change, error) {
 	}
 	c.Fields = make([]syncengine.FieldWrite, len(m.Fields))
 	for i, f := range m.Fields {
-		c.Fields[i] = syncengine.FieldWrite{Name: f.GetName(), Value: ValueFrom(f.GetValue())}
+		v, err := ValueFrom(f)
+		if err != nil {
+			return c, err
+		}
+		c.Fields[i] = syncengine.FieldWrite{Name: f.GetName(), Value: v}
 	}
-	return c, c.Validate()
+	return c, nil
 }
 
 // changesFrom converts a list of change messages, naming the bad one.

@@ -29,6 +29,63 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Kind is the type of a field value.
+type Kind int32
+
+const (
+	// Null: the answer was cleared (or never given).
+	Kind_KIND_UNSPECIFIED Kind = 0
+	Kind_KIND_TEXT        Kind = 1
+	Kind_KIND_INT         Kind = 2
+	Kind_KIND_DECIMAL     Kind = 3
+	Kind_KIND_BOOL        Kind = 4
+)
+
+// Enum value maps for Kind.
+var (
+	Kind_name = map[int32]string{
+		0: "KIND_UNSPECIFIED",
+		1: "KIND_TEXT",
+		2: "KIND_INT",
+		3: "KIND_DECIMAL",
+		4: "KIND_BOOL",
+	}
+	Kind_value = map[string]int32{
+		"KIND_UNSPECIFIED": 0,
+		"KIND_TEXT":        1,
+		"KIND_INT":         2,
+		"KIND_DECIMAL":     3,
+		"KIND_BOOL":        4,
+	}
+)
+
+func (x Kind) Enum() *Kind {
+	p := new(Kind)
+	*p = x
+	return p
+}
+
+func (x Kind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Kind) Descriptor() protoreflect.EnumDescriptor {
+	return file_tessera_v1_sync_proto_enumTypes[0].Descriptor()
+}
+
+func (Kind) Type() protoreflect.EnumType {
+	return &file_tessera_v1_sync_proto_enumTypes[0]
+}
+
+func (x Kind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Kind.Descriptor instead.
+func (Kind) EnumDescriptor() ([]byte, []int) {
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{0}
+}
+
 // Dot names one write: the replica that made it and that replica's counter at
 // the time. A dot is unique forever; counters of one replica only increase.
 type Dot struct {
@@ -85,136 +142,32 @@ func (x *Dot) GetCounter() uint64 {
 	return 0
 }
 
-// Value is the value of one field. An unset kind means null (the answer was
-// cleared).
-type Value struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// Types that are valid to be assigned to Kind:
-	//
-	//	*Value_Text
-	//	*Value_Int
-	//	*Value_Decimal
-	//	*Value_Bool
-	Kind          isValue_Kind `protobuf_oneof:"kind"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Value) Reset() {
-	*x = Value{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[1]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Value) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Value) ProtoMessage() {}
-
-func (x *Value) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[1]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Value.ProtoReflect.Descriptor instead.
-func (*Value) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{1}
-}
-
-func (x *Value) GetKind() isValue_Kind {
-	if x != nil {
-		return x.Kind
-	}
-	return nil
-}
-
-func (x *Value) GetText() string {
-	if x != nil {
-		if x, ok := x.Kind.(*Value_Text); ok {
-			return x.Text
-		}
-	}
-	return ""
-}
-
-func (x *Value) GetInt() int64 {
-	if x != nil {
-		if x, ok := x.Kind.(*Value_Int); ok {
-			return x.Int
-		}
-	}
-	return 0
-}
-
-func (x *Value) GetDecimal() float64 {
-	if x != nil {
-		if x, ok := x.Kind.(*Value_Decimal); ok {
-			return x.Decimal
-		}
-	}
-	return 0
-}
-
-func (x *Value) GetBool() bool {
-	if x != nil {
-		if x, ok := x.Kind.(*Value_Bool); ok {
-			return x.Bool
-		}
-	}
-	return false
-}
-
-type isValue_Kind interface {
-	isValue_Kind()
-}
-
-type Value_Text struct {
-	Text string `protobuf:"bytes,1,opt,name=text,proto3,oneof"`
-}
-
-type Value_Int struct {
-	Int int64 `protobuf:"zigzag64,2,opt,name=int,proto3,oneof"`
-}
-
-type Value_Decimal struct {
-	Decimal float64 `protobuf:"fixed64,3,opt,name=decimal,proto3,oneof"`
-}
-
-type Value_Bool struct {
-	Bool bool `protobuf:"varint,4,opt,name=bool,proto3,oneof"`
-}
-
-func (*Value_Text) isValue_Kind() {}
-
-func (*Value_Int) isValue_Kind() {}
-
-func (*Value_Decimal) isValue_Kind() {}
-
-func (*Value_Bool) isValue_Kind() {}
-
-// Field is one answer written by a change.
+// Field is one answer written by a change. It is flat (a kind and one value
+// field per kind, rather than a nested oneof) because a sync batch carries
+// tens of thousands of them and every nested message costs an allocation.
 type Field struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The question name. Names starting with "$" are reserved: "$deleted"
-	// (a bool) marks the record deleted or restored.
-	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Value         *Value `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	// (a bool) marks the record deleted (true) or restored (false);
+	// "$created" (true) is written by a record created without answers.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Which of the value fields below holds the answer.
+	Kind Kind `protobuf:"varint,2,opt,name=kind,proto3,enum=tessera.v1.Kind" json:"kind,omitempty"`
+	// The answer when kind is KIND_TEXT: UTF-8, at most 1 MiB.
+	Text string `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`
+	// The answer when kind is KIND_INT.
+	Int int64 `protobuf:"zigzag64,4,opt,name=int,proto3" json:"int,omitempty"`
+	// The answer when kind is KIND_DECIMAL.
+	Decimal float64 `protobuf:"fixed64,5,opt,name=decimal,proto3" json:"decimal,omitempty"`
+	// The answer when kind is KIND_BOOL.
+	Bool          bool `protobuf:"varint,6,opt,name=bool,proto3" json:"bool,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Field) Reset() {
 	*x = Field{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[2]
+	mi := &file_tessera_v1_sync_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -226,7 +179,7 @@ func (x *Field) String() string {
 func (*Field) ProtoMessage() {}
 
 func (x *Field) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[2]
+	mi := &file_tessera_v1_sync_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -239,7 +192,7 @@ func (x *Field) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Field.ProtoReflect.Descriptor instead.
 func (*Field) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{2}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Field) GetName() string {
@@ -249,11 +202,39 @@ func (x *Field) GetName() string {
 	return ""
 }
 
-func (x *Field) GetValue() *Value {
+func (x *Field) GetKind() Kind {
 	if x != nil {
-		return x.Value
+		return x.Kind
 	}
-	return nil
+	return Kind_KIND_UNSPECIFIED
+}
+
+func (x *Field) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *Field) GetInt() int64 {
+	if x != nil {
+		return x.Int
+	}
+	return 0
+}
+
+func (x *Field) GetDecimal() float64 {
+	if x != nil {
+		return x.Decimal
+	}
+	return 0
+}
+
+func (x *Field) GetBool() bool {
+	if x != nil {
+		return x.Bool
+	}
+	return false
 }
 
 // Change is one write by one replica to one record.
@@ -281,7 +262,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[3]
+	mi := &file_tessera_v1_sync_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -293,7 +274,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[3]
+	mi := &file_tessera_v1_sync_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -306,7 +287,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{3}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Change) GetRecord() []byte {
@@ -373,7 +354,7 @@ type PushRequest struct {
 
 func (x *PushRequest) Reset() {
 	*x = PushRequest{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[4]
+	mi := &file_tessera_v1_sync_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -385,7 +366,7 @@ func (x *PushRequest) String() string {
 func (*PushRequest) ProtoMessage() {}
 
 func (x *PushRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[4]
+	mi := &file_tessera_v1_sync_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -398,7 +379,7 @@ func (x *PushRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushRequest.ProtoReflect.Descriptor instead.
 func (*PushRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{4}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PushRequest) GetReplica() []byte {
@@ -455,7 +436,7 @@ type PushResponse struct {
 
 func (x *PushResponse) Reset() {
 	*x = PushResponse{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[5]
+	mi := &file_tessera_v1_sync_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -467,7 +448,7 @@ func (x *PushResponse) String() string {
 func (*PushResponse) ProtoMessage() {}
 
 func (x *PushResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[5]
+	mi := &file_tessera_v1_sync_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -480,7 +461,7 @@ func (x *PushResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushResponse.ProtoReflect.Descriptor instead.
 func (*PushResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{5}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PushResponse) GetAcknowledged() uint64 {
@@ -531,7 +512,7 @@ type PullRequest struct {
 
 func (x *PullRequest) Reset() {
 	*x = PullRequest{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[6]
+	mi := &file_tessera_v1_sync_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -543,7 +524,7 @@ func (x *PullRequest) String() string {
 func (*PullRequest) ProtoMessage() {}
 
 func (x *PullRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[6]
+	mi := &file_tessera_v1_sync_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -556,7 +537,7 @@ func (x *PullRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullRequest.ProtoReflect.Descriptor instead.
 func (*PullRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{6}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PullRequest) GetReplica() []byte {
@@ -611,7 +592,7 @@ type PullResponse struct {
 
 func (x *PullResponse) Reset() {
 	*x = PullResponse{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[7]
+	mi := &file_tessera_v1_sync_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -623,7 +604,7 @@ func (x *PullResponse) String() string {
 func (*PullResponse) ProtoMessage() {}
 
 func (x *PullResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[7]
+	mi := &file_tessera_v1_sync_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -636,7 +617,7 @@ func (x *PullResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullResponse.ProtoReflect.Descriptor instead.
 func (*PullResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{7}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PullResponse) GetChanges() []*Change {
@@ -696,16 +677,14 @@ const file_tessera_v1_sync_proto_rawDesc = "" +
 	"tessera.v1\"9\n" +
 	"\x03Dot\x12\x18\n" +
 	"\areplica\x18\x01 \x01(\fR\areplica\x12\x18\n" +
-	"\acounter\x18\x02 \x01(\x04R\acounter\"k\n" +
-	"\x05Value\x12\x14\n" +
-	"\x04text\x18\x01 \x01(\tH\x00R\x04text\x12\x12\n" +
-	"\x03int\x18\x02 \x01(\x12H\x00R\x03int\x12\x1a\n" +
-	"\adecimal\x18\x03 \x01(\x01H\x00R\adecimal\x12\x14\n" +
-	"\x04bool\x18\x04 \x01(\bH\x00R\x04boolB\x06\n" +
-	"\x04kind\"D\n" +
+	"\acounter\x18\x02 \x01(\x04R\acounter\"\x95\x01\n" +
 	"\x05Field\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12'\n" +
-	"\x05value\x18\x02 \x01(\v2\x11.tessera.v1.ValueR\x05value\"\xbf\x01\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12$\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x10.tessera.v1.KindR\x04kind\x12\x12\n" +
+	"\x04text\x18\x03 \x01(\tR\x04text\x12\x10\n" +
+	"\x03int\x18\x04 \x01(\x12R\x03int\x12\x18\n" +
+	"\adecimal\x18\x05 \x01(\x01R\adecimal\x12\x12\n" +
+	"\x04bool\x18\x06 \x01(\bR\x04bool\"\xbf\x01\n" +
 	"\x06Change\x12\x16\n" +
 	"\x06record\x18\x01 \x01(\fR\x06record\x12\x12\n" +
 	"\x04form\x18\x02 \x01(\tR\x04form\x12!\n" +
@@ -741,7 +720,13 @@ const file_tessera_v1_sync_proto_rawDesc = "" +
 	"start_over\x18\x05 \x01(\bR\tstartOver\x12\x1f\n" +
 	"\vserver_time\x18\x06 \x01(\x03R\n" +
 	"serverTime\x12\x12\n" +
-	"\x04head\x18\a \x01(\x04R\x04head2\x8a\x01\n" +
+	"\x04head\x18\a \x01(\x04R\x04head*Z\n" +
+	"\x04Kind\x12\x14\n" +
+	"\x10KIND_UNSPECIFIED\x10\x00\x12\r\n" +
+	"\tKIND_TEXT\x10\x01\x12\f\n" +
+	"\bKIND_INT\x10\x02\x12\x10\n" +
+	"\fKIND_DECIMAL\x10\x03\x12\r\n" +
+	"\tKIND_BOOL\x10\x042\x8a\x01\n" +
 	"\vSyncService\x12;\n" +
 	"\x04Push\x12\x17.tessera.v1.PushRequest\x1a\x18.tessera.v1.PushResponse\"\x00\x12>\n" +
 	"\x04Pull\x12\x17.tessera.v1.PullRequest\x1a\x18.tessera.v1.PullResponse\"\x03\x90\x02\x01B<Z:github.com/tessera-survey/tessera/gen/tessera/v1;tesserav1b\x06proto3"
@@ -758,10 +743,11 @@ func file_tessera_v1_sync_proto_rawDescGZIP() []byte {
 	return file_tessera_v1_sync_proto_rawDescData
 }
 
-var file_tessera_v1_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_tessera_v1_sync_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_tessera_v1_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_tessera_v1_sync_proto_goTypes = []any{
-	(*Dot)(nil),          // 0: tessera.v1.Dot
-	(*Value)(nil),        // 1: tessera.v1.Value
+	(Kind)(0),            // 0: tessera.v1.Kind
+	(*Dot)(nil),          // 1: tessera.v1.Dot
 	(*Field)(nil),        // 2: tessera.v1.Field
 	(*Change)(nil),       // 3: tessera.v1.Change
 	(*PushRequest)(nil),  // 4: tessera.v1.PushRequest
@@ -770,14 +756,14 @@ var file_tessera_v1_sync_proto_goTypes = []any{
 	(*PullResponse)(nil), // 7: tessera.v1.PullResponse
 }
 var file_tessera_v1_sync_proto_depIdxs = []int32{
-	1,  // 0: tessera.v1.Field.value:type_name -> tessera.v1.Value
-	0,  // 1: tessera.v1.Change.dot:type_name -> tessera.v1.Dot
-	0,  // 2: tessera.v1.Change.context:type_name -> tessera.v1.Dot
+	0,  // 0: tessera.v1.Field.kind:type_name -> tessera.v1.Kind
+	1,  // 1: tessera.v1.Change.dot:type_name -> tessera.v1.Dot
+	1,  // 2: tessera.v1.Change.context:type_name -> tessera.v1.Dot
 	2,  // 3: tessera.v1.Change.fields:type_name -> tessera.v1.Field
 	3,  // 4: tessera.v1.PushRequest.changes:type_name -> tessera.v1.Change
-	0,  // 5: tessera.v1.PullRequest.cursor_dot:type_name -> tessera.v1.Dot
+	1,  // 5: tessera.v1.PullRequest.cursor_dot:type_name -> tessera.v1.Dot
 	3,  // 6: tessera.v1.PullResponse.changes:type_name -> tessera.v1.Change
-	0,  // 7: tessera.v1.PullResponse.cursor_dot:type_name -> tessera.v1.Dot
+	1,  // 7: tessera.v1.PullResponse.cursor_dot:type_name -> tessera.v1.Dot
 	4,  // 8: tessera.v1.SyncService.Push:input_type -> tessera.v1.PushRequest
 	6,  // 9: tessera.v1.SyncService.Pull:input_type -> tessera.v1.PullRequest
 	5,  // 10: tessera.v1.SyncService.Push:output_type -> tessera.v1.PushResponse
@@ -794,24 +780,19 @@ func file_tessera_v1_sync_proto_init() {
 	if File_tessera_v1_sync_proto != nil {
 		return
 	}
-	file_tessera_v1_sync_proto_msgTypes[1].OneofWrappers = []any{
-		(*Value_Text)(nil),
-		(*Value_Int)(nil),
-		(*Value_Decimal)(nil),
-		(*Value_Bool)(nil),
-	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tessera_v1_sync_proto_rawDesc), len(file_tessera_v1_sync_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   8,
+			NumEnums:      1,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_tessera_v1_sync_proto_goTypes,
 		DependencyIndexes: file_tessera_v1_sync_proto_depIdxs,
+		EnumInfos:         file_tessera_v1_sync_proto_enumTypes,
 		MessageInfos:      file_tessera_v1_sync_proto_msgTypes,
 	}.Build()
 	File_tessera_v1_sync_proto = out.File
