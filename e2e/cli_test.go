@@ -1,0 +1,418 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	binDir   string
+	buildErr error
+	once     sync.Once
+)
+
+// binaries builds surveyd and fieldapp once per test run.
+func binaries(t *testing.T) (surveyd, fieldapp string) {
+	t.Helper()
+	once.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "tessera-bin")
+		if buildErr != nil {
+			return
+		}
+		out, err := exec.Command("go", "build", "-o", binDir, "../cmd/surveyd", "../cmd/fieldapp").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(binDir, "surveyd"), filepath.Join(binDir, "fieldapp")
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+type proc struct {
+	cmd  *exec.Cmd
+	URL  string
+	logs *bytes.Buffer
+	mu   *sync.Mutex
+}
+
+var urlRe = regexp.MustCompile(`url=(http://\S+)`)
+
+// startSurveyd starts the server binary and waits for its one log line
+// with the URL.
+func startSurveyd(t *testing.T, data, listen string, extra ...string) *proc {
+	t.Helper()
+	bin, _ := binaries(t)
+	cmd := exec.Command(bin, append([]string{"--data", data, "--listen", listen}, extra...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, logs: &bytes.Buffer{}, mu: &sync.Mutex{}}
+	urlc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.logs.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+			if m := urlRe.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case urlc <- m[1]:
+				default:
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() { p.kill() })
+	select {
+	case p.URL = <-urlc:
+	case <-time.After(30 * time.Second):
+		p.kill()
+		t.Fatalf("surveyd did not log its URL:\n%s", p.logs)
+	}
+	return p
+}
+
+func (p *proc) kill() {
+	if p.cmd.ProcessState == nil {
+		p.cmd.Process.Kill()
+		p.cmd.Wait()
+	}
+}
+
+type result struct {
+	stdout, stderr string
+	err            error
+}
+
+func fieldapp(t *testing.T, dir string, args ...string) result {
+	t.Helper()
+	_, bin := binaries(t)
+	cmd := exec.Command(bin, append([]string{"--data", dir}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	return result{out.String(), errb.String(), err}
+}
+
+func mustFieldapp(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	r := fieldapp(t, dir, args...)
+	if r.err != nil {
+		t.Fatalf("fieldapp %v: %v\n%s", args, r.err, r.stderr)
+	}
+	return r.stdout
+}
+
+func health(t *testing.T, url string) (head float64) {
+	t.Helper()
+	resp, err := http.Get(url + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Status string  `json:"status"`
+		Head   float64 `json:"head"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.Status != "ok" {
+		t.Fatalf("healthz: %v %+v", err, body)
+	}
+	return body.Head
+}
+
+type recordJSON struct {
+	ID     string `json:"id"`
+	Form   string `json:"form"`
+	Fields map[string]struct {
+		Value     any `json:"value"`
+		Conflicts []struct {
+			Value   any    `json:"value"`
+			Replica string `json:"replica"`
+			Time    string `json:"time"`
+		} `json:"conflicts"`
+	} `json:"fields"`
+	Deleted        bool `json:"deleted"`
+	DeleteConflict bool `json:"delete_conflict"`
+}
+
+func getRecord(t *testing.T, dir, id string) recordJSON {
+	t.Helper()
+	var r recordJSON
+	out := mustFieldapp(t, dir, "record", "get", id, "--json")
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("record get --json: %v\n%s", err, out)
+	}
+	return r
+}
+
+func listRecords(t *testing.T, dir string) []recordJSON {
+	t.Helper()
+	var rs []recordJSON
+	out := mustFieldapp(t, dir, "record", "list", "--json")
+	if err := json.Unmarshal([]byte(out), &rs); err != nil {
+		t.Fatalf("record list --json: %v\n%.500s", err, out)
+	}
+	return rs
+}
+
+// TestCommandLine walks the command-line contract: init, record
+// new/set/get/list/resolve/delete/import, sync, errors and --help.
+func TestCommandLine(t *testing.T) {
+	tmp := t.TempDir()
+	srv := startSurveyd(t, filepath.Join(tmp, "srv"), "127.0.0.1:0")
+	a, b, c := filepath.Join(tmp, "a"), filepath.Join(tmp, "b"), filepath.Join(tmp, "c")
+	for _, d := range []string{a, b, c} {
+		if out := mustFieldapp(t, d, "init", "--server", srv.URL); !strings.Contains(out, "initialized device") {
+			t.Fatalf("init said %q", out)
+		}
+	}
+	if r := fieldapp(t, a, "init", "--server", srv.URL); r.err == nil || !strings.Contains(r.stderr, "already") {
+		t.Fatalf("second init must fail: %+v", r)
+	}
+	id := strings.TrimSpace(mustFieldapp(t, a, "record", "new", "household", "size=4", "head=Amina", "q3=unsure", "code=007"))
+	if !regexp.MustCompile(`^[0-9a-f-]{36}$`).MatchString(id) {
+		t.Fatalf("record new printed %q", id)
+	}
+	mustFieldapp(t, a, "sync")
+	mustFieldapp(t, b, "sync")
+	mustFieldapp(t, c, "sync")
+	mustFieldapp(t, a, "record", "set", id, "q3=no")
+	mustFieldapp(t, b, "record", "set", id, "q3=yes", "water=well")
+	for _, d := range []string{a, b, a, c} {
+		var res map[string]any
+		if err := json.Unmarshal([]byte(mustFieldapp(t, d, "sync", "--json")), &res); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{"pushed", "pulled", "bytes_sent", "bytes_received", "duration_ms", "round_trips"} {
+			if _, ok := res[k]; !ok {
+				t.Fatalf("sync --json lacks %q: %v", k, res)
+			}
+		}
+	}
+	for _, d := range []string{a, b, c} {
+		r := getRecord(t, d, id)
+		if r.ID != id || r.Form != "household" || r.Fields["size"].Value != float64(4) || r.Fields["code"].Value != "007" ||
+			r.Fields["water"].Value != "well" || len(r.Fields["size"].Conflicts) != 0 {
+			t.Fatalf("%s: record %+v", d, r)
+		}
+		cs := r.Fields["q3"].Conflicts
+		if len(cs) != 2 || cs[0].Replica == cs[1].Replica || cs[0].Time == "" {
+			t.Fatalf("%s: q3 conflicts %+v", d, cs)
+		}
+		if got := []any{cs[0].Value, cs[1].Value}; !(got[0] == "yes" && got[1] == "no" || got[0] == "no" && got[1] == "yes") {
+			t.Fatalf("%s: q3 conflict values %v", d, got)
+		}
+	}
+	raw := mustFieldapp(t, c, "record", "get", id, "--json")
+	if strings.Count(raw, `"conflicts"`) != 1 {
+		t.Fatalf("conflicts must appear only for the field in conflict:\n%s", raw)
+	}
+	mustFieldapp(t, c, "record", "resolve", id, "q3=maybe")
+	if r := fieldapp(t, c, "record", "resolve", id, "size=5"); r.err == nil || !strings.Contains(r.stderr, "no conflict") {
+		t.Fatalf("resolving a field without conflict must fail: %+v", r)
+	}
+	for _, d := range []string{c, a, b} {
+		mustFieldapp(t, d, "sync")
+	}
+	for _, d := range []string{a, b, c} {
+		if r := getRecord(t, d, id); r.Fields["q3"].Value != "maybe" || len(r.Fields["q3"].Conflicts) != 0 {
+			t.Fatalf("%s: resolution missing: %+v", d, r.Fields["q3"])
+		}
+	}
+
+	// Delete vs edit, settled by restoring.
+	mustFieldapp(t, a, "record", "delete", id)
+	mustFieldapp(t, b, "record", "set", id, "late=1")
+	for _, d := range []string{a, b, a} {
+		mustFieldapp(t, d, "sync")
+	}
+	if r := getRecord(t, a, id); !r.DeleteConflict || r.Fields["late"].Value != float64(1) {
+		t.Fatalf("delete vs edit: %+v", r)
+	}
+	mustFieldapp(t, a, "record", "resolve", id, "--restore")
+	if r := getRecord(t, a, id); r.DeleteConflict || r.Deleted {
+		t.Fatalf("restore: %+v", r)
+	}
+
+	// Import: a bad file imports nothing; a good one everything.
+	bad := filepath.Join(tmp, "bad.jsonl")
+	os.WriteFile(bad, []byte("{\"form\":\"hh\",\"fields\":{\"a\":1}}\n{\"form\":\"hh\",\"fields\":{\"bad name\":1}}\nnot json\n"), 0o600)
+	r := fieldapp(t, c, "record", "import", bad)
+	if r.err == nil || !strings.Contains(r.stderr, "line 2") || !strings.Contains(r.stderr, "line 3") {
+		t.Fatalf("bad import: %+v", r)
+	}
+	if n := len(listRecords(t, c)); n != 1 {
+		t.Fatalf("a rejected import left %d records", n)
+	}
+	good := filepath.Join(tmp, "good.jsonl")
+	var sb strings.Builder
+	for i := range 2500 {
+		fmt.Fprintf(&sb, "{\"form\":\"roster\",\"fields\":{\"hh\":%d,\"name\":\"p%d\",\"adult\":%v,\"w\":1.5}}\n", i, i, i%2 == 0)
+	}
+	os.WriteFile(good, []byte(sb.String()), 0o600)
+	if out := mustFieldapp(t, c, "record", "import", good); !strings.Contains(out, "imported 2500 records") {
+		t.Fatalf("import said %q", out)
+	}
+	recs := listRecords(t, c)
+	if len(recs) != 2501 {
+		t.Fatalf("%d records after import", len(recs))
+	}
+	mustFieldapp(t, c, "sync")
+	mustFieldapp(t, a, "sync")
+	if n := len(listRecords(t, a)); n != 2501 {
+		t.Fatalf("a holds %d records after sync", n)
+	}
+
+	// Errors: non-zero exit, message on stderr; --help answers.
+	for _, args := range [][]string{
+		{"record", "get", "not-an-id"}, {"record", "set", id}, {"record", "set", id, "novalue"}, {"bogus"},
+		{"record", "get", "01a21c7a-b389-755d-8059-0d12d32ba25e"},
+	} {
+		if r := fieldapp(t, a, args...); r.err == nil || r.stderr == "" {
+			t.Fatalf("fieldapp %v: want an error on stderr, got %+v", args, r)
+		}
+	}
+	if r := fieldapp(t, filepath.Join(tmp, "none"), "record", "list"); r.err == nil || !strings.Contains(r.stderr, "fieldapp init") {
+		t.Fatalf("no store: %+v", r)
+	}
+	for _, args := range [][]string{{"--help"}, {"init", "--help"}, {"record", "--help"}, {"record", "new", "--help"},
+		{"record", "get", "--help"}, {"record", "import", "--help"}, {"sync", "--help"}} {
+		if r := fieldapp(t, a, args...); r.err != nil || !strings.Contains(r.stderr, "Usage") {
+			t.Fatalf("fieldapp %v: %+v", args, r)
+		}
+	}
+	surveyd, _ := binaries(t)
+	out, err := exec.Command(surveyd, "--help").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--upstream") {
+		t.Fatalf("surveyd --help: %v %s", err, out)
+	}
+}
+
+// importN fills a device with n records through the import command.
+func importN(t *testing.T, dir string, n int) {
+	t.Helper()
+	var sb strings.Builder
+	for i := range n {
+		fmt.Fprintf(&sb, "{\"form\":\"household\",\"fields\":{\"i\":%d,\"camp\":\"north\",\"note\":\"n%05d\"}}\n", i, i)
+	}
+	f := filepath.Join(t.TempDir(), "in.jsonl")
+	os.WriteFile(f, []byte(sb.String()), 0o600)
+	mustFieldapp(t, dir, "record", "import", f)
+}
+
+// TestKillDeviceMidSync kills fieldapp with SIGKILL during a sync, several
+// times at different moments, then lets a sync finish: the server holds
+// every record exactly once.
+func TestKillDeviceMidSync(t *testing.T) {
+	tmp := t.TempDir()
+	srv := startSurveyd(t, filepath.Join(tmp, "srv"), "127.0.0.1:0")
+	dev := filepath.Join(tmp, "dev")
+	mustFieldapp(t, dev, "init", "--server", srv.URL)
+	const n = 12000
+	importN(t, dev, n)
+	_, bin := binaries(t)
+	for _, delay := range []time.Duration{5, 30, 60, 90, 120, 200} {
+		cmd := exec.Command(bin, "--data", dev, "sync")
+		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(delay * time.Millisecond)
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Logf("device killed after %v: the server holds %v changes", delay*time.Millisecond, health(t, srv.URL))
+	}
+	mustFieldapp(t, dev, "sync")
+	if head := health(t, srv.URL); head != n {
+		t.Fatalf("server log holds %v changes, want exactly %d", head, n)
+	}
+	fresh := filepath.Join(tmp, "fresh")
+	mustFieldapp(t, fresh, "init", "--server", srv.URL)
+	for range 3 {
+		cmd := exec.Command(bin, "--data", fresh, "sync")
+		cmd.Start()
+		time.Sleep(40 * time.Millisecond)
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+	mustFieldapp(t, fresh, "sync")
+	if got := len(listRecords(t, fresh)); got != n {
+		t.Fatalf("fresh device holds %d records, want %d", got, n)
+	}
+	var info struct{ Pending float64 }
+	json.Unmarshal([]byte(mustFieldapp(t, dev, "info", "--json")), &info)
+	if info.Pending != 0 {
+		t.Fatalf("device still has %v changes pending", info.Pending)
+	}
+}
+
+// TestKillServerMidSync kills surveyd with SIGKILL while devices push and
+// pull, restarts it on the same data, and syncs again: nothing the server
+// acknowledged is lost and nothing is applied twice.
+func TestKillServerMidSync(t *testing.T) {
+	tmp := t.TempDir()
+	data := filepath.Join(tmp, "srv")
+	srv := startSurveyd(t, data, "127.0.0.1:0")
+	listen := strings.TrimPrefix(srv.URL, "http://")
+	dev := filepath.Join(tmp, "dev")
+	mustFieldapp(t, dev, "init", "--server", srv.URL)
+	const n = 12000
+	importN(t, dev, n)
+	_, bin := binaries(t)
+	for _, delay := range []time.Duration{20, 60, 120} {
+		cmd := exec.Command(bin, "--data", dev, "sync")
+		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+		cmd.Start()
+		time.Sleep(delay * time.Millisecond)
+		srv.kill()
+		cmd.Wait()
+		srv = startSurveyd(t, data, listen)
+		t.Logf("server killed after %v: it holds %v changes after restart", delay*time.Millisecond, health(t, srv.URL))
+	}
+	mustFieldapp(t, dev, "sync")
+	if head := health(t, srv.URL); head != n {
+		t.Fatalf("server log holds %v changes, want exactly %d", head, n)
+	}
+	// Pull side: kill the server while a fresh device pulls.
+	fresh := filepath.Join(tmp, "fresh")
+	mustFieldapp(t, fresh, "init", "--server", srv.URL)
+	cmd := exec.Command(bin, "--data", fresh, "sync")
+	cmd.Start()
+	time.Sleep(50 * time.Millisecond)
+	srv.kill()
+	cmd.Wait()
+	srv = startSurveyd(t, data, listen)
+	mustFieldapp(t, fresh, "sync")
+	if got := len(listRecords(t, fresh)); got != n {
+		t.Fatalf("fresh device holds %d records, want %d", got, n)
+	}
+	if head := health(t, srv.URL); head != n {
+		t.Fatalf("server log holds %v changes after restarts, want %d", head, n)
+	}
+}
