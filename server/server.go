@@ -180,7 +180,7 @@ type syncService struct{ s *Server }
 func (h *syncService) Push(ctx context.Context, req *tesserav1.PushRequest) (*tesserav1.PushResponse, error) {
 	p, err := wire.PushFrom(req)
 	if err != nil {
-		return nil, toConnect(ctx, h.s.log, "Push", fmt.Errorf("push: %w", err))
+		return nil, toConnect(ctx, h.s.log, "Push", err)
 	}
 	res, err := h.s.rep.Receive(ctx, p)
 	if err != nil {
@@ -195,7 +195,7 @@ func (h *syncService) Push(ctx context.Context, req *tesserav1.PushRequest) (*te
 func (h *syncService) Pull(ctx context.Context, req *tesserav1.PullRequest) (*tesserav1.PullResponse, error) {
 	r, err := wire.PullFrom(req)
 	if err != nil {
-		return nil, toConnect(ctx, h.s.log, "Pull", fmt.Errorf("pull: %w", err))
+		return nil, toConnect(ctx, h.s.log, "Pull", err)
 	}
 	page, err := h.s.rep.Page(ctx, r)
 	if err != nil {

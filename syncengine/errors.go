@@ -7,7 +7,7 @@ var (
 	// ErrNotFound: no record (or meta entry) with that key.
 	ErrNotFound = errors.New("not found")
 	// ErrInvalid: input that breaks the model's rules (bad id, field name...).
-	ErrInvalid = errors.New("invalid")
+	ErrInvalid = errors.New("invalid input")
 	// ErrTooLarge: a batch over the count or byte limit.
 	ErrTooLarge = errors.New("too large")
 	// ErrNotInitialized: a store without a replica id.

@@ -476,9 +476,33 @@ func (r *Replica) pull(ctx context.Context, remote Remote, limit int, st *SyncSt
 		}
 		var n int
 		err = r.store.Update(ctx, func(tx Tx) error {
-			var err error
+			// When everything before this page was pushed, the page's own
+			// entries (which came from upstream) need no push either: move
+			// the push position past them so the next sync does not scan
+			// them again.
+			ack, err := metaUint(tx, metaPushAck)
+			if err != nil {
+				return err
+			}
+			head, err := tx.Head()
+			if err != nil {
+				return err
+			}
+			relay, err := metaUint(tx, metaRelayThrough)
+			if err != nil {
+				return err
+			}
 			if n, err = r.applyAll(tx, Upstream, page.Changes); err != nil {
 				return err
+			}
+			if ack == head && relay <= ack {
+				newHead, err := tx.Head()
+				if err != nil {
+					return err
+				}
+				if err := setMetaUint(tx, metaPushAck, newHead); err != nil {
+					return err
+				}
 			}
 			if err := setMetaUint(tx, metaPullCursor, page.Cursor); err != nil {
 				return err
@@ -497,18 +521,24 @@ func (r *Replica) pull(ctx context.Context, remote Remote, limit int, st *SyncSt
 	}
 }
 
-// Pending returns how many log entries await a push (an upper bound: entries
-// that came from upstream are counted but not sent).
-func (r *Replica) Pending(ctx context.Context) (uint64, error) {
-	var n uint64
+// Pending returns how many changes await a push to the upstream.
+func (r *Replica) Pending(ctx context.Context) (int, error) {
+	n := 0
 	err := r.store.View(ctx, func(tx ReadTx) error {
 		ack, err := metaUint(tx, metaPushAck)
 		if err != nil {
 			return err
 		}
-		head, err := tx.Head()
-		n = head - min(ack, head)
-		return err
+		relay, err := metaUint(tx, metaRelayThrough)
+		if err != nil {
+			return err
+		}
+		return tx.ScanLog(ack, func(e LogEntry, _ int) error {
+			if e.Origin != Upstream || e.Seq <= relay {
+				n++
+			}
+			return nil
+		})
 	})
 	return n, err
 }

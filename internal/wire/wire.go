@@ -137,7 +137,7 @@ func changesFrom(ms []*tesserav1.Change) ([]syncengine.Change, error) {
 	for i, m := range ms {
 		var err error
 		if out[i], err = ChangeFrom(m); err != nil {
-			return nil, fmt.Errorf("change %d: %w", i, err)
+			return nil, fmt.Errorf("push: change %d: %w", i, err)
 		}
 	}
 	return out, nil
