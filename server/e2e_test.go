@@ -144,3 +144,47 @@ func TestClockWarning(t *testing.T) {
 		t.Fatalf("unexpected warning: %+v", res)
 	}
 }
+
+// TestPipelinedPushSendsEachBatchOnce: with two batches in flight, the
+// server orders them itself; nothing is sent twice.
+func TestPipelinedPushSendsEachBatchOnce(t *testing.T) {
+	for range 3 {
+		srv := startServer(t, server.Config{})
+		d := newDevice(t, srv.URL)
+		recs := make([]syncengine.NewRecord, 5000)
+		for i := range recs {
+			recs[i] = syncengine.NewRecord{Form: "f", Fields: fw("i", fmt.Sprint(i))}
+		}
+		if _, err := d.Replica().CreateMany(context.Background(), recs); err != nil {
+			t.Fatal(err)
+		}
+		res := mustSync(t, d)
+		if res.Pushed != 5000 || res.RoundTrips != 6 {
+			t.Fatalf("pushed %d changes in %d round trips, want 5000 in 5 pushes and 1 pull", res.Pushed, res.RoundTrips)
+		}
+	}
+}
+
+// TestPushAfterPullNeedsNoResend: pulled changes move the device's push
+// position locally; the next push must still match what the server holds
+// (one push, no resend round trip).
+func TestPushAfterPullNeedsNoResend(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t, server.Config{})
+	a, b := newDevice(t, srv.URL), newDevice(t, srv.URL)
+	_, err := a.Replica().Create(ctx, "f", fw("x", "1"))
+	must(t, err)
+	mustSync(t, a)
+	_, err = b.Replica().Create(ctx, "f", fw("x", "2"))
+	must(t, err)
+	mustSync(t, b)
+	mustSync(t, a) // pulls b's record
+	_, err = a.Replica().Create(ctx, "f", fw("x", "3"))
+	must(t, err)
+	if res := mustSync(t, a); res.Pushed != 1 || res.RoundTrips != 2 {
+		t.Fatalf("push after pull: %+v, want 1 change in 1 push + 1 pull", res)
+	}
+	if n, err := a.Replica().Pending(ctx); err != nil || n != 0 {
+		t.Fatalf("pending after sync: %d %v", n, err)
+	}
+}

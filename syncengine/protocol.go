@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 )
 
@@ -84,16 +83,15 @@ func (r *Replica) Receive(ctx context.Context, p Push) (PushResult, error) {
 				i, ErrInvalid, c.Dot.Replica, p.From)
 		}
 	}
-	// A client keeps two batches in flight; if the second reaches us while
-	// the first is still being merged, wait for it rather than ask for a
-	// resend.
-	if err := r.waitFor(ctx, p.From, p.After); err != nil {
+	// A client keeps two batches in flight; if the second reaches us before
+	// the first is merged, wait for it (briefly) rather than ask for a
+	// resend. A server that truly lost data answers resend after the wait.
+	key := metaPeerPrefix + p.From.String()
+	if err := r.awaitPeer(ctx, key, p.After); err != nil {
 		return PushResult{}, err
 	}
-	done := r.begin(p.From, p.Through)
-	defer done()
+	defer r.broadcast()
 	res := PushResult{}
-	key := metaPeerPrefix + p.From.String()
 	err := r.store.Update(ctx, func(tx Tx) error {
 		held, err := metaUint(tx, key)
 		if err != nil {
@@ -120,47 +118,53 @@ func (r *Replica) Receive(ctx context.Context, p Push) (PushResult, error) {
 	return res, nil
 }
 
-// inflight tracks pushes being merged, by pusher and the log position they
-// reach, so a pipelined successor can wait for its predecessor.
-type inflight struct {
-	mu sync.Mutex
-	m  map[ReplicaID]map[uint64]chan struct{}
-}
+// pushOrderWait bounds how long a push waits for its predecessor.
+const pushOrderWait = 500 * time.Millisecond
 
-func (r *Replica) begin(from ReplicaID, through uint64) func() {
-	r.flights.mu.Lock()
-	defer r.flights.mu.Unlock()
-	if r.flights.m == nil {
-		r.flights.m = map[ReplicaID]map[uint64]chan struct{}{}
+// awaitPeer waits until the server holds a pusher's log through `after`,
+// or pushOrderWait passes.
+func (r *Replica) awaitPeer(ctx context.Context, key string, after uint64) error {
+	if after == 0 {
+		return nil
 	}
-	if r.flights.m[from] == nil {
-		r.flights.m[from] = map[uint64]chan struct{}{}
-	}
-	ch := make(chan struct{})
-	r.flights.m[from][through] = ch
-	return func() {
-		r.flights.mu.Lock()
-		defer r.flights.mu.Unlock()
-		delete(r.flights.m[from], through)
-		if len(r.flights.m[from]) == 0 {
-			delete(r.flights.m, from)
+	timeout := time.NewTimer(pushOrderWait)
+	defer timeout.Stop()
+	for {
+		sig := r.signal()
+		var held uint64
+		if err := r.store.View(ctx, func(tx ReadTx) (err error) { held, err = metaUint(tx, key); return }); err != nil {
+			return fmt.Errorf("push: %w", err)
 		}
-		close(ch)
+		if after <= held {
+			return nil
+		}
+		select {
+		case <-sig:
+		case <-timeout.C:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 
-func (r *Replica) waitFor(ctx context.Context, from ReplicaID, through uint64) error {
-	r.flights.mu.Lock()
-	ch := r.flights.m[from][through]
-	r.flights.mu.Unlock()
-	if ch == nil {
-		return nil
+// signal returns a channel closed at the next broadcast.
+func (r *Replica) signal() <-chan struct{} {
+	r.sigMu.Lock()
+	defer r.sigMu.Unlock()
+	if r.sig == nil {
+		r.sig = make(chan struct{})
 	}
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	return r.sig
+}
+
+// broadcast wakes every push waiting for its predecessor.
+func (r *Replica) broadcast() {
+	r.sigMu.Lock()
+	defer r.sigMu.Unlock()
+	if r.sig != nil {
+		close(r.sig)
+		r.sig = nil
 	}
 }
 
@@ -280,24 +284,48 @@ type pushResult struct {
 }
 
 func (r *Replica) push(ctx context.Context, remote Remote, st *SyncStats, progress func(time.Time)) error {
-	var ack uint64
-	if err := r.store.View(ctx, func(tx ReadTx) (err error) { ack, err = metaUint(tx, metaPushAck); return }); err != nil {
+	// ack is how far our log needs no more pushing (it may pass entries that
+	// came from upstream); acked is what the server itself acknowledged,
+	// which is what it compares with what it holds.
+	var ack, acked uint64
+	err := r.store.View(ctx, func(tx ReadTx) (err error) {
+		if ack, err = metaUint(tx, metaPushAck); err != nil {
+			return err
+		}
+		acked, err = metaUint(tx, metaPushServer)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("push: %w", err)
 	}
-	saveAck := func(v uint64) error {
-		if err := r.store.Update(ctx, func(tx Tx) error { return setMetaUint(tx, metaPushAck, v) }); err != nil {
+	save := func(pos, server uint64) error {
+		err := r.store.Update(ctx, func(tx Tx) error {
+			if err := setMetaUint(tx, metaPushAck, pos); err != nil {
+				return err
+			}
+			return setMetaUint(tx, metaPushServer, server)
+		})
+		if err != nil {
 			return fmt.Errorf("push: %w", err)
 		}
 		return nil
 	}
 	var window []flight
+	// Flights share a context that is canceled when one fails, so that a
+	// successor waiting at the server for a lost predecessor gives up at
+	// once instead of after the server's wait.
+	fctx, cancel := context.WithCancel(ctx)
+	defer func() { cancel() }()
 	drain := func() {
+		cancel()
 		for _, f := range window {
 			<-f.res
 		}
 		window = nil
+		fctx, cancel = context.WithCancel(ctx)
 	}
 	sent, tail := ack, ack // log position sent through; scanned through
+	after := acked         // the After of the next flight
 	for resends := 0; ; {
 		for len(window) < pushWindow {
 			b := r.outbox(ctx, sent)
@@ -309,19 +337,19 @@ func (r *Replica) push(ctx context.Context, remote Remote, st *SyncStats, progre
 			if len(b.changes) == 0 {
 				break
 			}
-			f := flight{b: b, after: sent, res: make(chan pushResult, 1)}
-			go func() {
+			f := flight{b: b, after: after, res: make(chan pushResult, 1)}
+			go func(ctx context.Context) {
 				res, err := remote.Push(ctx, Push{From: r.id, After: f.after, Through: f.b.through, Changes: f.b.changes, Relay: f.b.relay})
 				f.res <- pushResult{res, err}
-			}()
+			}(fctx)
 			window = append(window, f)
-			sent = b.through
+			sent, after = b.through, b.through
 		}
 		if len(window) == 0 {
 			// Only entries that came from upstream were left: nothing to
 			// send, but the position moves past them.
 			if tail > ack {
-				return saveAck(tail)
+				return save(tail, acked)
 			}
 			return nil
 		}
@@ -341,8 +369,9 @@ func (r *Replica) push(ctx context.Context, remote Remote, st *SyncStats, progre
 				return fmt.Errorf("push: server asked to resend from %d after %d", pr.res.Acknowledged, f.after)
 			}
 			resends++
-			ack, sent = pr.res.Acknowledged, pr.res.Acknowledged
-			if err := saveAck(ack); err != nil {
+			ack, acked = pr.res.Acknowledged, pr.res.Acknowledged
+			sent, after = ack, ack
+			if err := save(ack, acked); err != nil {
 				return err
 			}
 			continue
@@ -351,9 +380,9 @@ func (r *Replica) push(ctx context.Context, remote Remote, st *SyncStats, progre
 			drain()
 			return fmt.Errorf("push: server acknowledged %d of %d", pr.res.Acknowledged, f.b.through)
 		}
-		ack = f.b.through
+		ack, acked = f.b.through, f.b.through
 		st.Pushed += len(f.b.changes)
-		if err := saveAck(ack); err != nil {
+		if err := save(ack, acked); err != nil {
 			drain()
 			return err
 		}
@@ -454,7 +483,7 @@ func (r *Replica) pull(ctx context.Context, remote Remote, limit int, st *SyncSt
 				for _, kv := range []struct {
 					k string
 					v uint64
-				}{{metaPushAck, 0}, {metaRelayThrough, head}, {metaPullCursor, 0}} {
+				}{{metaPushAck, 0}, {metaPushServer, 0}, {metaRelayThrough, head}, {metaPullCursor, 0}} {
 					if err := setMetaUint(tx, kv.k, kv.v); err != nil {
 						return err
 					}

@@ -15,7 +15,8 @@ const (
 	metaReplica      = "replica"
 	metaCounter      = "counter"
 	metaHLC          = "hlc"
-	metaPushAck      = "push.ack"     // our log position the upstream acknowledged
+	metaPushAck      = "push.ack"     // our log position up to which nothing awaits a push
+	metaPushServer   = "push.server"  // our log position the upstream last acknowledged
 	metaRelayThrough = "push.relay"   // resend every entry up to here, whatever its origin
 	metaPullCursor   = "pull.cursor"  // upstream log position applied through
 	metaPullDot      = "pull.dot"     // the upstream's dot at that position
@@ -35,7 +36,8 @@ type Replica struct {
 	counter uint64
 	hlc     HLC
 
-	flights inflight // pushes being merged (server side)
+	sigMu sync.Mutex
+	sig   chan struct{} // closed when a push was merged (server side)
 }
 
 // Options configure a Replica.
