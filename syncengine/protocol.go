@@ -118,6 +118,29 @@ func (r *Replica) Receive(ctx context.Context, p Push) (PushResult, error) {
 	return res, nil
 }
 
+// scanBatch reads the log after `after` into a batch of at most limit
+// changes and about pageBytes, keeping the entries keep accepts. It returns
+// the last entry scanned (kept or not) and whether entries remain.
+func scanBatch(tx ReadTx, after uint64, limit int, keep func(*LogEntry) bool) (cs []Change, last LogEntry, more bool, err error) {
+	size := 0
+	err = tx.ScanLog(after, func(e LogEntry, n int) error {
+		if len(cs) >= limit || (size+n > pageBytes && len(cs) > 0) {
+			more = true
+			return ErrStop
+		}
+		last = e
+		if keep(&e) {
+			cs = append(cs, e.Change)
+			size += n
+		}
+		return nil
+	})
+	if errors.Is(err, ErrStop) {
+		err = nil
+	}
+	return cs, last, more, err
+}
+
 // pushOrderWait bounds how long a push waits for its predecessor.
 const pushOrderWait = 500 * time.Millisecond
 
@@ -192,21 +215,12 @@ func (r *Replica) Page(ctx context.Context, req PullRequest) (Page, error) {
 				return err
 			}
 		}
-		size := 0
-		err = tx.ScanLog(req.Cursor, func(e LogEntry, n int) error {
-			if len(p.Changes) >= limit || (size+n > pageBytes && len(p.Changes) > 0) {
-				p.More = true
-				return ErrStop
-			}
-			p.Cursor, p.CursorDot = e.Seq, e.Change.Dot
-			if e.Change.Dot.Replica != req.For {
-				p.Changes = append(p.Changes, e.Change)
-				size += n
-			}
-			return nil
+		var last LogEntry
+		p.Changes, last, p.More, err = scanBatch(tx, req.Cursor, limit, func(e *LogEntry) bool {
+			return e.Change.Dot.Replica != req.For
 		})
-		if errors.Is(err, ErrStop) {
-			err = nil
+		if last.Seq > 0 {
+			p.Cursor, p.CursorDot = last.Seq, last.Change.Dot
 		}
 		return err
 	})
@@ -405,25 +419,15 @@ func (r *Replica) outbox(ctx context.Context, ack uint64) (b batch) {
 		if err != nil {
 			return err
 		}
-		size := 0
-		err = tx.ScanLog(ack, func(e LogEntry, n int) error {
-			if len(b.changes) >= MaxBatchChanges || (size+n > pageBytes && len(b.changes) > 0) {
-				return ErrStop
-			}
-			b.through = e.Seq
+		var last LogEntry
+		b.changes, last, _, err = scanBatch(tx, ack, MaxBatchChanges, func(e *LogEntry) bool {
 			if e.Origin == Upstream && e.Seq > relayThrough {
-				return nil
+				return false
 			}
-			if e.Change.Dot.Replica != r.id {
-				b.relay = true
-			}
-			b.changes = append(b.changes, e.Change)
-			size += n
-			return nil
+			b.relay = b.relay || e.Change.Dot.Replica != r.id
+			return true
 		})
-		if errors.Is(err, ErrStop) {
-			err = nil
-		}
+		b.through = max(ack, last.Seq)
 		return err
 	})
 	if err != nil {
