@@ -1,0 +1,190 @@
+// Package forms holds Tessera's form definitions: XLSForms (the
+// spreadsheet format of ODK and KoboToolbox) imported into a versioned
+// Form, and the checks an answered record must pass against it.
+package forms
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/tessera-survey/tessera/forms/xpath"
+)
+
+// Text is a translatable string: language → text. The key "" holds the
+// text of a column without a language ("label").
+type Text map[string]string
+
+// In returns the text in lang, falling back to the default language, the
+// untranslated column, then any language.
+func (t Text) In(lang, fallback string) string {
+	for _, l := range []string{lang, fallback, ""} {
+		if s, ok := t[l]; ok && s != "" {
+			return s
+		}
+	}
+	keys := make([]string, 0, len(t))
+	for k := range t {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if t[k] != "" {
+			return t[k]
+		}
+	}
+	return ""
+}
+
+// Empty reports whether t has no text in any language.
+func (t Text) Empty() bool {
+	for _, s := range t {
+		if strings.TrimSpace(s) != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// Kind is a question's type after aliases are resolved.
+type Kind string
+
+const (
+	KText           Kind = "text"
+	KInteger        Kind = "integer"
+	KDecimal        Kind = "decimal"
+	KSelectOne      Kind = "select_one"
+	KSelectMultiple Kind = "select_multiple"
+	KDate           Kind = "date"
+	KTime           Kind = "time"
+	KDateTime       Kind = "dateTime"
+	KGeopoint       Kind = "geopoint"
+	KNote           Kind = "note"
+	KCalculate      Kind = "calculate"
+	KAcknowledge    Kind = "acknowledge"
+	KHidden         Kind = "hidden"
+	KImage          Kind = "image"
+	KAudio          Kind = "audio"
+	KFile           Kind = "file"
+	KGroup          Kind = "group"
+	KRepeat         Kind = "repeat"
+	KStart          Kind = "start"
+	KEnd            Kind = "end"
+	KToday          Kind = "today"
+	KDeviceID       Kind = "deviceid"
+	KUsername       Kind = "username"
+)
+
+// IsMeta reports whether k is filled by the device, not the respondent.
+func (k Kind) IsMeta() bool {
+	switch k {
+	case KStart, KEnd, KToday, KDeviceID, KUsername:
+		return true
+	}
+	return false
+}
+
+// HasAnswer reports whether questions of kind k store a value.
+func (k Kind) HasAnswer() bool { return k != KNote && k != KGroup && k != KRepeat }
+
+// Question is one row of the survey sheet: a question, a group or a repeat
+// (with its children).
+type Question struct {
+	Row      int // the spreadsheet row, for messages
+	Kind     Kind
+	Name     string
+	ListName string // select questions
+	OrOther  bool
+
+	Label, Hint, RequiredMessage, ConstraintMessage Text
+
+	Required, Relevant, Constraint, Calculation, ChoiceFilter, RepeatCount, ReadOnly string
+	Default, Appearance                                                              string
+	Parameters                                                                       map[string]string
+	// Sensitive questions (column "sensitive" = yes) are left out of
+	// exports unless the caller's role allows them.
+	Sensitive bool
+
+	Children []*Question // groups and repeats
+	Parent   *Question
+
+	// Compiled expressions (nil when the column is empty or a constant).
+	relevant, constraint, calculation, choiceFilter, repeatCount, required, readOnly *xpath.Expr
+}
+
+// Path returns the question's names from the root, joined by "/".
+func (q *Question) Path() string {
+	var parts []string
+	for p := q; p != nil && p.Parent != nil; p = p.Parent {
+		parts = append(parts, p.Name)
+	}
+	for i, j := 0, len(parts)-1; i < j; i, j = i+1, j-1 {
+		parts[i], parts[j] = parts[j], parts[i]
+	}
+	return strings.Join(parts, "/")
+}
+
+// Repeat returns the nearest enclosing repeat, or nil.
+func (q *Question) Repeat() *Question {
+	for p := q.Parent; p != nil; p = p.Parent {
+		if p.Kind == KRepeat {
+			return p
+		}
+	}
+	return nil
+}
+
+// Choice is one option of a choice list.
+type Choice struct {
+	Row   int
+	Name  string
+	Label Text
+	// Extra columns (used by choice filters), by column name.
+	Extra map[string]string
+	media map[string]Text
+}
+
+// Form is an imported form definition.
+type Form struct {
+	ID, Version, Title string
+	DefaultLanguage    string
+	Languages          []string // every language used, sorted; "" not included
+	RootName           string
+	Root               *Question // a group holding the survey
+	Choices            map[string][]Choice
+	Settings           map[string]string
+
+	byName map[string][]*Question
+}
+
+// Key is "form_id@version", how records name the form version they
+// answer.
+func (f *Form) Key() string { return f.ID + "@" + f.Version }
+
+// Question returns the question with the given name (names referenced with
+// ${} are unique), or nil.
+func (f *Form) Question(name string) *Question {
+	if qs := f.byName[name]; len(qs) == 1 {
+		return qs[0]
+	}
+	return nil
+}
+
+// Walk calls fn for every question in form order, groups before their
+// children.
+func (f *Form) Walk(fn func(*Question)) {
+	var walk func(q *Question)
+	walk = func(q *Question) {
+		for _, c := range q.Children {
+			fn(c)
+			walk(c)
+		}
+	}
+	walk(f.Root)
+}
+
+// Count returns how many questions (groups and repeats included) f has.
+func (f *Form) Count() int {
+	n := 0
+	f.Walk(func(*Question) { n++ })
+	return n
+}

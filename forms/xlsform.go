@@ -1,0 +1,729 @@
+package forms
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/tessera-survey/tessera/forms/xpath"
+)
+
+// Problem is one thing wrong with an XLSForm, located by sheet and row.
+type Problem struct {
+	Sheet string // "" for the workbook as a whole
+	Row   int    // 0 when not tied to a row
+	Msg   string
+}
+
+func (p Problem) String() string {
+	switch {
+	case p.Row > 0:
+		return fmt.Sprintf("[row : %d] On the '%s' sheet, %s", p.Row, p.Sheet, p.Msg)
+	case p.Sheet != "":
+		return fmt.Sprintf("On the '%s' sheet, %s", p.Sheet, p.Msg)
+	}
+	return p.Msg
+}
+
+// Problems is every problem found in a form; a form with any is rejected
+// whole.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.String()
+	}
+	return fmt.Sprintf("the form has %d problem(s):\n%s", len(ps), strings.Join(lines, "\n"))
+}
+
+// Options tune Import.
+type Options struct {
+	// RootName is the instance root's name when settings give none
+	// (default "data").
+	RootName string
+	// DefaultID is the form id when settings give none (a file's base
+	// name, say).
+	DefaultID string
+}
+
+// Import reads an XLSForm. It never panics on bad input and never returns a
+// partial form: either a complete Form, or Problems listing everything
+// wrong, each with its sheet and row.
+func Import(wb *Workbook, opts Options) (f *Form, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			f, err = nil, Problems{{Msg: fmt.Sprintf("internal error while reading the form: %v", r)}}
+		}
+	}()
+	im := &importer{wb: wb, f: &Form{Choices: map[string][]Choice{}, Settings: map[string]string{}, byName: map[string][]*Question{}}}
+	im.run(opts)
+	if len(im.probs) > 0 {
+		sort.SliceStable(im.probs, func(i, j int) bool {
+			a, b := im.probs[i], im.probs[j]
+			if a.Sheet != b.Sheet {
+				return sheetOrder(a.Sheet) < sheetOrder(b.Sheet)
+			}
+			return a.Row < b.Row
+		})
+		return nil, im.probs
+	}
+	return im.f, nil
+}
+
+func sheetOrder(s string) int {
+	switch s {
+	case "":
+		return 0
+	case "settings":
+		return 1
+	case "survey":
+		return 2
+	}
+	return 3
+}
+
+type importer struct {
+	wb    *Workbook
+	f     *Form
+	probs Problems
+	langs map[string]bool
+}
+
+func (im *importer) add(sheet string, row int, f string, a ...any) {
+	im.probs = append(im.probs, Problem{Sheet: sheet, Row: row, Msg: fmt.Sprintf(f, a...)})
+}
+
+// column is a parsed header cell: "label::French (fr)" → label, "French (fr)".
+type column struct {
+	base, lang string
+	idx        int
+}
+
+var columnAliases = map[string]string{
+	"list name": "list_name", "readonly": "read_only", "calculate": "calculation",
+	"jr:constraintmsg": "constraint_message", "jr:requiredmsg": "required_message",
+	"constraint message": "constraint_message", "required message": "required_message",
+	"choice filter": "choice_filter", "repeat count": "repeat_count",
+}
+
+// choiceAliases apply on the choices sheet only.
+var choiceAliases = map[string]string{"value": "name"}
+
+func parseHeader(row []string) []column {
+	var cols []column
+	for i, h := range row {
+		h = strings.TrimSpace(h)
+		if h == "" {
+			continue
+		}
+		base, lang, _ := strings.Cut(h, "::")
+		base = strings.ToLower(strings.TrimSpace(base))
+		if a, ok := columnAliases[base]; ok {
+			base = a
+		}
+		cols = append(cols, column{base: base, lang: strings.TrimSpace(lang), idx: i})
+	}
+	return cols
+}
+
+// record is one data row by column.
+type record struct {
+	row   int
+	cells map[string]string // base (untranslated) → value
+	texts map[string]Text   // base → translations
+}
+
+func readRows(s *Sheet) (cols []column, recs []record) {
+	if len(s.Rows) == 0 {
+		return nil, nil
+	}
+	cols = parseHeader(s.Rows[0])
+	if strings.EqualFold(strings.TrimSpace(s.Name), "choices") {
+		for i := range cols {
+			if a, ok := choiceAliases[cols[i].base]; ok {
+				cols[i].base = a
+			}
+		}
+	}
+	for i, row := range s.Rows[1:] {
+		r := record{row: i + 2, cells: map[string]string{}, texts: map[string]Text{}}
+		empty := true
+		for _, c := range cols {
+			if c.idx >= len(row) {
+				continue
+			}
+			v := strings.TrimSpace(row[c.idx])
+			if v == "" {
+				continue
+			}
+			empty = false
+			if c.lang == "" {
+				r.cells[c.base] = v
+			}
+			if r.texts[c.base] == nil {
+				r.texts[c.base] = Text{}
+			}
+			r.texts[c.base][c.lang] = v
+		}
+		if !empty {
+			recs = append(recs, r)
+		}
+	}
+	return cols, recs
+}
+
+var nameRe = regexp.MustCompile(`^[\p{L}_][\p{L}\p{N}_.\-]*$`)
+
+func validName(s string) bool { return nameRe.MatchString(s) }
+
+func (im *importer) run(opts Options) {
+	f := im.f
+	im.langs = map[string]bool{}
+	f.RootName = opts.RootName
+	if f.RootName == "" {
+		f.RootName = "data"
+	}
+	if s := im.wb.Sheet("settings"); s != nil {
+		_, recs := readRows(s)
+		if len(recs) > 0 {
+			for k, v := range recs[0].cells {
+				f.Settings[k] = v
+			}
+		}
+		if n := f.Settings["name"]; n != "" {
+			if !validName(n) {
+				im.add("settings", 1, "the 'name' value is invalid. Names must begin with a letter or underscore; after the first character, names may contain letters, digits, underscores, hyphens, or periods.")
+			} else {
+				f.RootName = n
+			}
+		}
+	}
+	if !validName(f.RootName) {
+		im.add("", 0, "The 'form_name' value %q is invalid. Names must begin with a letter or underscore; after the first character, names may contain letters, digits, underscores, hyphens, or periods.", f.RootName)
+	}
+	f.ID = firstOf(f.Settings["form_id"], f.Settings["id_string"], opts.DefaultID, f.RootName)
+	f.Title = firstOf(f.Settings["form_title"], f.Settings["title"], f.ID)
+	f.Version = f.Settings["version"]
+	f.DefaultLanguage = f.Settings["default_language"]
+	if strings.ContainsAny(f.ID, "@\n") {
+		im.add("settings", 0, "the form_id %q may not contain '@'", f.ID)
+	}
+	if strings.ContainsAny(f.Version, "@\n") {
+		im.add("settings", 0, "the version %q may not contain '@'", f.Version)
+	}
+
+	im.readChoices()
+
+	survey := im.wb.Sheet("survey")
+	if survey == nil {
+		im.add("", 0, "You must have a sheet named 'survey'.")
+		return
+	}
+	cols, recs := readRows(survey)
+	if len(cols) == 0 {
+		im.add("survey", 1, "the header row is missing: it needs at least the columns 'type' and 'name'.")
+		return
+	}
+	hasCol := map[string]bool{}
+	for _, c := range cols {
+		hasCol[c.base] = true
+		if c.lang != "" && isTextColumn(c.base) {
+			im.langs[c.lang] = true
+		}
+	}
+	if !hasCol["type"] {
+		im.add("survey", 1, "the 'type' column is missing.")
+		return
+	}
+	im.buildTree(recs)
+	if len(im.probs) == 0 {
+		im.checkReferences()
+		im.compile()
+	}
+	for l := range im.langs {
+		f.Languages = append(f.Languages, l)
+	}
+	sort.Strings(f.Languages)
+	if f.Version == "" {
+		f.Version = "auto-" + im.fingerprint()
+	}
+}
+
+func firstOf(s ...string) string {
+	for _, x := range s {
+		if x != "" {
+			return x
+		}
+	}
+	return ""
+}
+
+func isTextColumn(base string) bool {
+	switch base {
+	case "label", "hint", "constraint_message", "required_message", "guidance_hint":
+		return true
+	}
+	return false
+}
+
+func (im *importer) readChoices() {
+	s := im.wb.Sheet("choices")
+	if s == nil {
+		return
+	}
+	cols, recs := readRows(s)
+	for _, c := range cols {
+		if c.base == "label" && c.lang != "" {
+			im.langs[c.lang] = true
+		}
+	}
+	dupOK := yes(im.f.Settings["allow_choice_duplicates"])
+	seen := map[string]map[string]bool{}
+	for _, r := range recs {
+		list := r.cells["list_name"]
+		if list == "" {
+			continue
+		}
+		name := r.cells["name"]
+		if name == "" {
+			im.add("choices", r.row, "the 'name' value is invalid. Choices must have a name.")
+			continue
+		}
+		if seen[list] == nil {
+			seen[list] = map[string]bool{}
+		}
+		if seen[list][name] && !dupOK {
+			im.add("choices", r.row, "the 'name' value is invalid. Choice names must be unique for each choice list: %q appears twice in list %q (set allow_choice_duplicates to yes on the settings sheet if this is intentional).", name, list)
+			continue
+		}
+		seen[list][name] = true
+		c := Choice{Row: r.row, Name: name, Label: r.texts["label"], Extra: map[string]string{}, media: map[string]Text{}}
+		for _, m := range mediaColumns {
+			if t := r.texts[m]; t != nil {
+				c.media[m] = t
+			}
+		}
+		for k, v := range r.cells {
+			if k != "list_name" && k != "name" && k != "label" {
+				c.Extra[k] = v
+			}
+		}
+		im.f.Choices[list] = append(im.f.Choices[list], c)
+	}
+}
+
+func yes(s string) bool {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "yes", "true", "true()", "1":
+		return true
+	}
+	return false
+}
+
+var typeAliases = map[string]Kind{
+	"text": KText, "string": KText, "integer": KInteger, "int": KInteger, "decimal": KDecimal,
+	"date": KDate, "time": KTime, "datetime": KDateTime, "dateTime": KDateTime,
+	"geopoint": KGeopoint, "gps": KGeopoint, "note": KNote, "calculate": KCalculate,
+	"acknowledge": KAcknowledge, "trigger": KAcknowledge, "hidden": KHidden,
+	"image": KImage, "photo": KImage, "audio": KAudio, "file": KFile,
+	"start": KStart, "end": KEnd, "today": KToday, "deviceid": KDeviceID, "imei": KDeviceID, "username": KUsername,
+}
+
+// parseType reads a type cell: the kind, its choice list, or_other, and
+// whether it begins or ends a group or repeat.
+func parseType(raw string) (k Kind, list string, orOther bool, begin, end bool, err error) {
+	t := strings.Join(strings.Fields(raw), " ")
+	low := strings.ToLower(t)
+	switch strings.ReplaceAll(low, "_", " ") {
+	case "begin group":
+		return KGroup, "", false, true, false, nil
+	case "end group":
+		return KGroup, "", false, false, true, nil
+	case "begin repeat":
+		return KRepeat, "", false, true, false, nil
+	case "end repeat":
+		return KRepeat, "", false, false, true, nil
+	}
+	for _, p := range []struct {
+		prefix string
+		kind   Kind
+	}{{"select_one ", KSelectOne}, {"select one ", KSelectOne}, {"select_multiple ", KSelectMultiple}, {"select multiple ", KSelectMultiple}} {
+		if strings.HasPrefix(low, p.prefix) {
+			rest := strings.TrimSpace(t[len(p.prefix):])
+			if f := strings.Fields(rest); len(f) == 2 && (f[1] == "or_other" || f[1] == "or other") {
+				rest, orOther = f[0], true
+			}
+			if rest == "" || strings.ContainsAny(rest, " ") {
+				return "", "", false, false, false, fmt.Errorf("the 'type' value %q is invalid: give one choice list name after %s", raw, strings.TrimSpace(p.prefix))
+			}
+			return p.kind, rest, orOther, false, false, nil
+		}
+	}
+	if low == "select_one" || low == "select_multiple" {
+		return "", "", false, false, false, fmt.Errorf("the 'type' value %q is invalid: it needs a choice list name", raw)
+	}
+	if k, ok := typeAliases[t]; ok {
+		return k, "", false, false, false, nil
+	}
+	if k, ok := typeAliases[low]; ok {
+		return k, "", false, false, false, nil
+	}
+	return "", "", false, false, false, fmt.Errorf("the 'type' value %q is not a question type Tessera supports", raw)
+}
+
+func (im *importer) buildTree(recs []record) {
+	f := im.f
+	f.Root = &Question{Kind: KGroup, Name: f.RootName}
+	stack := []*Question{f.Root}
+	repeatNames := map[string]int{}
+	for _, r := range recs {
+		rawType := r.cells["type"]
+		if rawType == "" {
+			im.add("survey", r.row, "the 'type' value is missing: every row with content needs a type.")
+			continue
+		}
+		kind, list, orOther, begin, end, err := parseType(rawType)
+		if err != nil {
+			im.add("survey", r.row, "%v", err)
+			continue
+		}
+		top := stack[len(stack)-1]
+		if end {
+			if len(stack) == 1 || top.Kind != kind {
+				name := r.cells["name"]
+				if name == "" {
+					name = "unknown"
+				}
+				im.add("survey", r.row, "Unmatched 'end_%s'. No matching 'begin_%s' was found for the name '%s'.", kind, kind, name)
+				continue
+			}
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		q := &Question{
+			Row: r.row, Kind: kind, Name: r.cells["name"], ListName: list, OrOther: orOther, Parent: top,
+			Label: r.texts["label"], Hint: r.texts["hint"],
+			RequiredMessage: r.texts["required_message"], ConstraintMessage: r.texts["constraint_message"],
+			Required: r.cells["required"], Relevant: r.cells["relevant"], Constraint: r.cells["constraint"],
+			Calculation: r.cells["calculation"], ChoiceFilter: r.cells["choice_filter"], RepeatCount: r.cells["repeat_count"],
+			ReadOnly: r.cells["read_only"], Default: r.cells["default"], Appearance: r.cells["appearance"],
+			Sensitive: yes(r.cells["sensitive"]),
+		}
+		im.checkQuestion(q, r, top, repeatNames)
+		top.Children = append(top.Children, q)
+		if q.Name != "" {
+			f.byName[q.Name] = append(f.byName[q.Name], q)
+		}
+		if begin {
+			stack = append(stack, q)
+		}
+	}
+	for _, open := range stack[1:] {
+		im.add("survey", open.Row, "Unmatched 'begin_%s'. No matching 'end_%s' was found for the name '%s'.", open.Kind, open.Kind, open.Name)
+	}
+	// A repeat_count that is not a plain reference makes a generated
+	// "<repeat>_count" calculate beside the repeat (as ODK does), which
+	// must not collide with a question of that name.
+	f.Walk(func(q *Question) {
+		if q.Kind != KRepeat || q.RepeatCount == "" || isBareRef(q.RepeatCount) {
+			return
+		}
+		gen := q.Name + "_count"
+		for _, sib := range q.Parent.Children {
+			if sib.Name == gen {
+				im.add("survey", sib.Row, "the 'name' value '%s' is invalid. It is taken by the count of repeat '%s' (from its repeat_count): questions, groups, and repeats must be unique within their nearest parent group or repeat.", gen, q.Name)
+			}
+		}
+	})
+}
+
+var bareRefRe = regexp.MustCompile(`^\$\{[^}]+\}$`)
+
+func isBareRef(s string) bool { return bareRefRe.MatchString(strings.TrimSpace(s)) }
+
+func (im *importer) checkQuestion(q *Question, r record, parent *Question, repeatNames map[string]int) {
+	row := r.row
+	if q.Name == "" {
+		im.add("survey", row, "Question or group with no name.")
+		return
+	}
+	if !validName(q.Name) {
+		im.add("survey", row, "the 'name' value is invalid. Names must begin with a letter or underscore. After the first character, names may contain letters, digits, underscores, hyphens, or periods. (%q)", q.Name)
+		return
+	}
+	if q.Name == "meta" {
+		im.add("survey", row, "the 'name' value 'meta' is invalid. The name 'meta' is reserved for form metadata.")
+	}
+	for _, sib := range parent.Children {
+		if sib.Name == q.Name {
+			im.add("survey", row, "the 'name' value '%s' is invalid. Questions, groups, and repeats must be unique within their nearest parent group or repeat, or the survey if not inside a group or repeat.", q.Name)
+			break
+		}
+	}
+	if q.Kind == KRepeat {
+		if q.Name == im.f.RootName {
+			im.add("survey", row, "the 'name' value '%s' is invalid. Repeat names must not be the same as the survey root (which defaults to 'data').", q.Name)
+		}
+		if prev, ok := repeatNames[q.Name]; ok {
+			im.add("survey", row, "the 'name' value '%s' is invalid. Repeat names must unique anywhere in the survey, at all levels of group or repeat nesting (first at row %d).", q.Name, prev)
+		}
+		repeatNames[q.Name] = row
+	}
+	if q.Kind == KCalculate && q.Calculation == "" && !IsDynamic(q.Default) {
+		im.add("survey", row, "Missing calculation.")
+	}
+	if needsLabel(q) && q.Label.Empty() && q.Hint.Empty() {
+		im.add("survey", row, "The survey element named '%s' has no label or hint.", q.Name)
+	}
+	if q.OrOther && q.ChoiceFilter != "" {
+		im.add("survey", row, "Choice filter not supported with or_other.")
+	}
+	if q.ListName != "" && !isBareRef(q.ListName) {
+		if _, ok := im.f.Choices[q.ListName]; !ok {
+			im.add("survey", row, "the 'type' value is invalid: the choice list %q is not on the 'choices' sheet.", q.ListName)
+		}
+	}
+	if p := r.cells["parameters"]; p != "" {
+		q.Parameters = parseParameters(p)
+		im.checkParameters(q, row)
+	}
+}
+
+func needsLabel(q *Question) bool {
+	if q.Calculation != "" {
+		return false // a calculated question shows no control
+	}
+	switch q.Kind {
+	case KCalculate, KHidden, KGroup, KRepeat:
+		return false
+	}
+	return !q.Kind.IsMeta()
+}
+
+// parseParameters reads "key=value key2=value2" (also ";" or "," separated).
+func parseParameters(s string) map[string]string {
+	out := map[string]string{}
+	for _, part := range strings.FieldsFunc(s, func(r rune) bool { return r == ';' || r == ',' || unicode.IsSpace(r) }) {
+		k, v, _ := strings.Cut(part, "=")
+		out[strings.ToLower(strings.TrimSpace(k))] = strings.TrimSpace(v)
+	}
+	return out
+}
+
+var paramKeys = map[Kind][]string{
+	KGeopoint:       {"allow-mock-accuracy", "capture-accuracy", "reference-geometry", "warning-accuracy"},
+	KImage:          {"app", "max-pixels"},
+	KAudio:          {"quality"},
+	KText:           {"rows"},
+	KSelectOne:      {"randomize", "seed"},
+	KSelectMultiple: {"randomize", "seed"},
+}
+
+var packageRe = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+$`)
+
+func (im *importer) checkParameters(q *Question, row int) {
+	allowed, known := paramKeys[q.Kind]
+	if !known {
+		return
+	}
+	var unknown []string
+	for k := range q.Parameters {
+		ok := false
+		for _, a := range allowed {
+			ok = ok || a == k
+		}
+		if !ok {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		im.add("survey", row, "the 'parameters' value is invalid. The accepted parameter keys for this question type are '%s'. The following are invalid: '%s'.",
+			strings.Join(allowed, ", "), strings.Join(unknown, ", "))
+		return
+	}
+	p := q.Parameters
+	isNum := func(s string) bool { _, err := strconv.ParseFloat(s, 64); return err == nil }
+	isInt := func(s string) bool { _, err := strconv.Atoi(s); return err == nil }
+	for k, v := range p {
+		switch k {
+		case "allow-mock-accuracy":
+			if v != "true" && v != "false" {
+				im.add("survey", row, "the 'parameters' value is invalid. The 'allow-mock-accuracy' parameter must be either 'true' or 'false'.")
+			}
+		case "capture-accuracy", "warning-accuracy":
+			if !isNum(v) {
+				im.add("survey", row, "the 'parameters' value is invalid. The '%s' parameter must have a numeric value.", k)
+			}
+		case "max-pixels", "rows":
+			if !isInt(v) {
+				im.add("survey", row, "Parameter %s must have an integer value.", k)
+			}
+		case "app":
+			// ODK ignores the app for appearances that draw in place.
+			if (q.Appearance == "" || q.Appearance == "annotate") && !packageRe.MatchString(v) {
+				im.add("survey", row, "Parameter 'app' has an invalid Android package name - the package name must have at least one '.' separator.")
+			}
+		case "reference-geometry":
+			if _, ok := im.f.Choices[v]; !ok && !isBareRef(v) {
+				im.add("survey", row, "the 'parameters' value is invalid. The 'reference-geometry' parameter must match a choice list name (%q is not one).", v)
+			}
+		case "quality":
+			if v != "normal" && v != "low" && v != "voice-only" && v != "external" {
+				im.add("survey", row, "Invalid value for quality: %q (normal, low, voice-only or external).", v)
+			}
+		case "randomize":
+			if lv := strings.ToLower(v); lv != "true" && lv != "false" {
+				im.add("survey", row, "randomize must be set to true or false: '%s' is an invalid value", v)
+			}
+		case "seed":
+			if !isNum(v) && !isBareRef(v) {
+				im.add("survey", row, "seed value must be a number or a reference to another field.")
+			} else if strings.ToLower(p["randomize"]) != "true" {
+				im.add("survey", row, "Parameters must include randomize=true to use a seed.")
+			}
+		}
+	}
+}
+
+var refRe = regexp.MustCompile(`\$\{([^}]*)\}`)
+
+// checkReferences checks every ${name}: it must name a question, and one
+// that is unique in the survey.
+func (im *importer) checkReferences() {
+	check := func(sheet string, row int, col, s string) {
+		for _, m := range refRe.FindAllStringSubmatch(s, -1) {
+			name := strings.TrimSpace(m[1])
+			name = strings.TrimPrefix(name, "last-saved#")
+			if metaRefs[name] && !yes(im.f.Settings["omit_instanceid"]) {
+				continue
+			}
+			switch qs := im.f.byName[name]; {
+			case len(qs) == 0:
+				im.add(sheet, row, "the '%s' value is invalid. Reference variables must contain a name from the 'survey' sheet. Could not find the name '%s'.", col, name)
+			case len(qs) > 1:
+				im.add(sheet, row, "the '%s' value is invalid. Reference variables names must be unique anywhere in the 'survey'. The name '%s' appears more than once.", col, name)
+			}
+		}
+	}
+	texts := func(sheet string, row int, col string, t Text) {
+		for lang, s := range t {
+			c := col
+			if lang != "" {
+				c += "::" + lang
+			}
+			check(sheet, row, c, s)
+		}
+	}
+	im.f.Walk(func(q *Question) {
+		texts("survey", q.Row, "label", q.Label)
+		texts("survey", q.Row, "hint", q.Hint)
+		texts("survey", q.Row, "constraint_message", q.ConstraintMessage)
+		texts("survey", q.Row, "required_message", q.RequiredMessage)
+		for col, s := range map[string]string{"required": q.Required, "relevant": q.Relevant, "constraint": q.Constraint,
+			"calculation": q.Calculation, "choice_filter": q.ChoiceFilter, "repeat_count": q.RepeatCount,
+			"read_only": q.ReadOnly, "default": q.Default} {
+			check("survey", q.Row, col, s)
+		}
+	})
+	lists := make([]string, 0, len(im.f.Choices))
+	for l := range im.f.Choices {
+		lists = append(lists, l)
+	}
+	sort.Strings(lists)
+	for _, l := range lists {
+		for _, c := range im.f.Choices[l] {
+			texts("choices", c.Row, "label", c.Label)
+			for col, t := range c.media {
+				texts("choices", c.Row, col, t)
+			}
+		}
+	}
+	for col, v := range im.f.Settings {
+		check("settings", 2, col, v)
+	}
+	im.f.Walk(func(q *Question) {
+		if isBareRef(q.ListName) {
+			check("survey", q.Row, "type", q.ListName)
+		}
+	})
+}
+
+// metaRefs are names a form may reference without defining them.
+var metaRefs = map[string]bool{"instanceID": true}
+
+// mediaColumns of the choices sheet may hold ${} references (unlike other
+// extra columns, which are data for choice filters).
+var mediaColumns = []string{"audio", "image", "video", "big-image", "media"}
+
+// IsDynamic reports whether a default is an expression evaluated when the
+// record is created (rather than a literal value).
+func IsDynamic(def string) bool {
+	d := strings.TrimSpace(def)
+	return strings.Contains(d, "${") || strings.Contains(d, "(") || strings.HasPrefix(d, "/") || strings.HasPrefix(d, "./") || strings.HasPrefix(d, "../")
+}
+
+// compile parses every expression column so that a form whose logic cannot
+// run is rejected at import, not in the field.
+func (im *importer) compile() {
+	im.f.Walk(func(q *Question) {
+		parse := func(col, s string, boolish bool) *xpath.Expr {
+			s = strings.TrimSpace(s)
+			if s == "" || (boolish && isYesNo(s)) {
+				return nil
+			}
+			e, err := xpath.Parse(s)
+			if err != nil {
+				im.add("survey", q.Row, "the '%s' value is invalid: %v", col, err)
+				return nil
+			}
+			for _, fn := range e.Functions() {
+				if !xpath.Known(fn) && !extraFuncs[fn] {
+					im.add("survey", q.Row, "the '%s' value is invalid: unknown function %s()", col, fn)
+				}
+			}
+			return e
+		}
+		q.relevant = parse("relevant", q.Relevant, false)
+		q.constraint = parse("constraint", q.Constraint, false)
+		q.calculation = parse("calculation", q.Calculation, false)
+		q.choiceFilter = parse("choice_filter", q.ChoiceFilter, false)
+		q.required = parse("required", q.Required, true)
+		q.readOnly = parse("read_only", q.ReadOnly, true)
+		if q.RepeatCount != "" {
+			if _, err := strconv.Atoi(q.RepeatCount); err != nil {
+				q.repeatCount = parse("repeat_count", q.RepeatCount, false)
+			}
+		}
+	})
+}
+
+// Functions the form engine provides beyond the expression library.
+var extraFuncs = map[string]bool{"jr:choice-name": true, "jr:itext": true, "indexed-repeat": true, "instance": true, "pulldata": true, "version": true, "property": true}
+
+func isYesNo(s string) bool {
+	switch strings.ToLower(s) {
+	case "yes", "no", "true", "false", "true()", "false()":
+		return true
+	}
+	return false
+}
+
+// fingerprint is a short hash of the form's content, the version of a form
+// whose settings give none.
+func (im *importer) fingerprint() string {
+	h := sha256.New()
+	for _, s := range im.wb.Sheets {
+		fmt.Fprintf(h, "%s\x00", s.Name)
+		for _, r := range s.Rows {
+			fmt.Fprintf(h, "%q\x00", r)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))[:10]
+}
