@@ -242,10 +242,8 @@ func (im *importer) run(opts Options) {
 		return
 	}
 	im.buildTree(recs)
-	if len(im.probs) == 0 {
-		im.checkReferences()
-		im.compile()
-	}
+	im.checkReferences()
+	im.compile()
 	for l := range im.langs {
 		f.Languages = append(f.Languages, l)
 	}

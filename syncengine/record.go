@@ -18,6 +18,10 @@ const DeletedField = "$deleted"
 // gets, so that it exists (and syncs) from the start of an interview.
 const CreatedField = "$created"
 
+// StatusField is the reserved register holding a record's workflow status
+// on the device: "draft" or "finalized".
+const StatusField = "$status"
+
 // Reserved reports whether name is a reserved field (hidden from views).
 func Reserved(name string) bool { return strings.HasPrefix(name, "$") }
 
@@ -87,10 +91,14 @@ func (c *Change) Validate() error {
 	seen := make(map[string]bool, len(c.Fields))
 	for _, f := range c.Fields {
 		if Reserved(f.Name) {
-			if f.Name != DeletedField && f.Name != CreatedField {
+			switch {
+			case f.Name == StatusField:
+				if f.Value.Kind != Text || (f.Value.Str != "draft" && f.Value.Str != "finalized") {
+					return fmt.Errorf("%w: record %s: %s must be \"draft\" or \"finalized\"", ErrInvalid, c.Record, f.Name)
+				}
+			case f.Name != DeletedField && f.Name != CreatedField:
 				return fmt.Errorf("%w: record %s: unknown reserved field %q", ErrInvalid, c.Record, f.Name)
-			}
-			if f.Value.Kind != Bool {
+			case f.Value.Kind != Bool:
 				return fmt.Errorf("%w: record %s: %s must be a boolean", ErrInvalid, c.Record, f.Name)
 			}
 		} else if err := ValidateFieldName(f.Name); err != nil {
@@ -300,6 +308,29 @@ func (r *Record) DeleteConflict() bool {
 		}
 	}
 	return false
+}
+
+// Status returns the record's provisional status ("draft" when unset).
+func (r *Record) Status() string {
+	if reg := r.Fields[StatusField]; reg != nil {
+		if e, _ := reg.Current(); e.Value.Kind == Text {
+			return e.Value.Str
+		}
+	}
+	return "draft"
+}
+
+// Values returns the provisional value of every user field.
+func (r *Record) Values() map[string]Value {
+	out := make(map[string]Value, len(r.Fields))
+	for name, f := range r.Fields {
+		if Reserved(name) || len(f.Entries) == 0 {
+			continue
+		}
+		e, _ := f.Current()
+		out[name] = e.Value
+	}
+	return out
 }
 
 // Conflicts returns the names of user fields in conflict, sorted.

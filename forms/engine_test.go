@@ -1,0 +1,233 @@
+package forms
+
+import (
+	"bytes"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xuri/excelize/v2"
+
+	"github.com/tessera-survey/tessera/syncengine"
+)
+
+// xlsx builds a real .xlsx workbook with excelize: sheets of rows.
+func xlsx(t testing.TB, sheets map[string][][]string, order ...string) []byte {
+	t.Helper()
+	f := excelize.NewFile()
+	defer f.Close()
+	for i, name := range order {
+		if i == 0 {
+			f.SetSheetName("Sheet1", name)
+		} else if _, err := f.NewSheet(name); err != nil {
+			t.Fatal(err)
+		}
+		for r, row := range sheets[name] {
+			for c, v := range row {
+				cell, _ := excelize.CoordinatesToCellName(c+1, r+1)
+				f.SetCellStr(name, cell, v)
+			}
+		}
+	}
+	var b bytes.Buffer
+	if err := f.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func importXLSX(t testing.TB, b []byte) (*Form, error) {
+	t.Helper()
+	wb, err := ReadXLSX(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Import(wb, Options{DefaultID: "test"})
+}
+
+func householdForm(t testing.TB) *Form {
+	b := xlsx(t, map[string][][]string{
+		"survey": {
+			{"type", "name", "label", "label::Français (fr)", "required", "required_message::Français (fr)", "relevant", "constraint", "constraint_message", "constraint_message::Français (fr)", "calculation", "choice_filter", "Sensitive"},
+			{"integer", "size", "Household size", "Taille du ménage", "yes", "Obligatoire", "", ". > 0 and . < 40", "Between 1 and 39", "Entre 1 et 39", "", "", ""},
+			{"select_one yn", "displaced", "Displaced?", "Déplacé ?", "yes", "", "", "", "", "", "", "", ""},
+			{"begin group", "flight", "Flight", "Fuite", "", "", "${displaced} = 'yes'", "", "", "", "", "", ""},
+			{"date", "left_on", "Left on", "Parti le", "yes", "", "", ". <= today()", "", "", "", "", ""},
+			{"select_one region", "from_region", "From", "De", "", "", "", "", "", "", "", "", ""},
+			{"select_one town", "from_town", "Town", "Ville", "", "", "", "", "", "", "", "region = ${from_region}", ""},
+			{"end group", "", "", "", "", "", "", "", "", "", "", "", ""},
+			{"begin repeat", "roster", "Member", "Membre", "", "", "", "", "", "", "", "", ""},
+			{"text", "name", "Name", "Nom", "yes", "", "", "", "", "", "", "", ""},
+			{"integer", "age", "Age", "Âge", "", "", "", ". < 120", "", "", "", "", ""},
+			{"select_multiple threats", "fears", "Fears", "Peurs", "", "", "${age} >= 12", "", "", "", "", "", "yes"},
+			{"end repeat", "", "", "", "", "", "", "", "", "", "", "", ""},
+			{"calculate", "members", "", "", "", "", "", "", "", "", "count(${name})", "", ""},
+			{"calculate", "total_age", "", "", "", "", "", "", "", "", "sum(${age})", "", ""},
+			{"note", "summary", "There are ${members} members", "Il y a ${members} membres", "", "", "", "", "", "", "", "", ""},
+		},
+		"choices": {
+			{"list_name", "name", "label", "label::Français (fr)", "region"},
+			{"yn", "yes", "Yes", "Oui", ""}, {"yn", "no", "No", "Non", ""},
+			{"region", "north", "North", "Nord", ""}, {"region", "south", "South", "Sud", ""},
+			{"town", "n1", "North town", "Ville nord", "north"}, {"town", "s1", "South town", "Ville sud", "south"},
+			{"threats", "violence", "Violence", "Violence", ""}, {"threats", "hunger", "Hunger", "Faim", ""},
+		},
+		"settings": {{"form_id", "form_title", "version", "default_language"}, {"household", "Household", "3", "English"}},
+	}, "survey", "choices", "settings")
+	f, err := importXLSX(t, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func TestImportXLSX(t *testing.T) {
+	f := householdForm(t)
+	if f.Key() != "household@3" || f.Title != "Household" || !slices.Contains(f.Languages, "Français (fr)") {
+		t.Fatalf("form %s %q %v", f.Key(), f.Title, f.Languages)
+	}
+	q := f.Question("fears")
+	if q == nil || q.Repeat() == nil || q.Repeat().Name != "roster" || !q.Sensitive || q.Path() != "roster/fears" {
+		t.Fatalf("fears: %+v", q)
+	}
+	if l := f.Question("size").Label.In("Français (fr)", f.DefaultLanguage); l != "Taille du ménage" {
+		t.Fatalf("French label %q", l)
+	}
+}
+
+func TestImportListsEveryProblem(t *testing.T) {
+	b := xlsx(t, map[string][][]string{
+		"survey": {
+			{"type", "name", "label", "relevant", "constraint"},
+			{"integer", "a", "A", "", ""},
+			{"integer", "a", "A again", "", ""},
+			{"select_one nolist", "b", "B", "", ""},
+			{"text", "c", "C", "${zzz} = 1", ""},
+			{"text", "d", "D", "", ". > "},
+			{"begin group", "g", "G", "", ""},
+			{"frobnicate", "e", "E", "", ""},
+		},
+	}, "survey")
+	_, err := importXLSX(t, b)
+	ps, ok := err.(Problems)
+	if !ok {
+		t.Fatalf("want Problems, got %v", err)
+	}
+	msg := ps.Error()
+	for _, want := range []string{"[row : 3]", "[row : 4]", "[row : 5]", "[row : 6]", "[row : 7]", "[row : 8]", "zzz", "nolist", "frobnicate", "Unmatched 'begin_group'"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("problems lack %q:\n%s", want, msg)
+		}
+	}
+}
+
+func TestImportNeverPanics(t *testing.T) {
+	for _, wb := range []*Workbook{
+		{}, {Sheets: []Sheet{{Name: "survey"}}}, {Sheets: []Sheet{{Name: "survey", Rows: [][]string{{"type"}, {"begin repeat"}}}}},
+		{Sheets: []Sheet{{Name: "survey", Rows: [][]string{{"name"}, {"x"}}}}},
+		{Sheets: []Sheet{{Name: "survey", Rows: [][]string{{"type", "name"}, {"end group", ""}, {"select_one", "x"}}}}},
+	} {
+		if _, err := Import(wb, Options{}); err == nil {
+			t.Errorf("accepted %+v", wb)
+		}
+	}
+	if _, err := ReadXLSX(strings.NewReader("not a zip")); err == nil {
+		t.Error("ReadXLSX accepted garbage")
+	}
+}
+
+func vals(kv ...any) Answers {
+	a := Answers{}
+	for i := 0; i < len(kv); i += 2 {
+		switch v := kv[i+1].(type) {
+		case string:
+			a[kv[i].(string)] = syncengine.TextValue(v)
+		case int:
+			a[kv[i].(string)] = syncengine.IntValue(int64(v))
+		}
+	}
+	return a
+}
+
+func codes(vs []Violation) []string {
+	var out []string
+	for _, v := range vs {
+		out = append(out, v.Field+":"+v.Code)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestValidate(t *testing.T) {
+	f := householdForm(t)
+	now := func() time.Time { return time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC) }
+	cases := []struct {
+		name string
+		ans  Answers
+		want []string
+	}{
+		{"complete", vals("size", 3, "displaced", "yes", "flight/left_on", "2026-10-01", "flight/from_region", "north",
+			"flight/from_town", "n1", "roster[a]", 1, "roster[a]/name", "Amina", "roster[a]/age", 30, "roster[a]/fears", "violence hunger"), nil},
+		{"required missing", vals("displaced", "no"), []string{"size:required"}},
+		{"skipped section not required", vals("size", 2, "displaced", "no"), nil},
+		{"constraint", vals("size", 50, "displaced", "no"), []string{"size:constraint"}},
+		{"type", vals("size", "many", "displaced", "no"), []string{"size:type"}},
+		{"choice", vals("size", 1, "displaced", "maybe"), []string{"displaced:choice"}},
+		{"choice filter", vals("size", 1, "displaced", "yes", "flight/left_on", "2026-10-01", "flight/from_region", "north", "flight/from_town", "s1"),
+			[]string{"flight/from_town:choice"}},
+		{"future date", vals("size", 1, "displaced", "yes", "flight/left_on", "2027-01-01"), []string{"flight/left_on:constraint"}},
+		{"repeat required and relevance", vals("size", 2, "displaced", "no", "roster[a]", 1, "roster[a]/age", 5, "roster[a]/fears", "bogus",
+			"roster[b]", 2, "roster[b]/name", "Omar", "roster[b]/age", 200, "roster[b]/fears", "hunger hunger"),
+			[]string{"roster[a]/name:required", "roster[b]/age:constraint", "roster[b]/fears:choice"}},
+		{"removed instance ignored", Answers{"size": syncengine.IntValue(1), "displaced": syncengine.TextValue("no"), "roster[x]": {},
+			"roster[x]/age": syncengine.IntValue(500)}, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := codes(NewInstance(f, c.ans, now).Validate(""))
+			if !slices.Equal(got, c.want) {
+				t.Fatalf("violations %v, want %v", got, c.want)
+			}
+		})
+	}
+	// Messages come in the chosen language.
+	vs := NewInstance(f, vals("size", 50, "displaced", "no"), now).Validate("Français (fr)")
+	if len(vs) != 1 || vs[0].Message != "Entre 1 et 39" {
+		t.Fatalf("French constraint message: %+v", vs)
+	}
+	vs = NewInstance(f, vals("displaced", "no"), now).Validate("Français (fr)")
+	if len(vs) != 1 || vs[0].Message != "Obligatoire" {
+		t.Fatalf("French required message: %+v", vs)
+	}
+}
+
+func TestCalculateAcrossRepeats(t *testing.T) {
+	f := householdForm(t)
+	ans := vals("size", 2, "displaced", "no", "roster[b]", 2, "roster[b]/name", "Omar", "roster[b]/age", 40,
+		"roster[a]", 1, "roster[a]/name", "Amina", "roster[a]/age", 12)
+	in := NewInstance(f, ans, nil)
+	calc, err := in.Calculate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calc["members"].String() != "2" || calc["total_age"].String() != "52" {
+		t.Fatalf("calculations: %v", calc)
+	}
+	// Inside an instance, ${age} is that instance's age: relevance of fears.
+	var relevant []string
+	in.Walk(func(n *INode) bool {
+		if n.Q.Name == "fears" && in.Relevant(n) {
+			relevant = append(relevant, n.Field)
+		}
+		return true
+	})
+	if !slices.Equal(relevant, []string{"roster[a]/fears", "roster[b]/fears"}) {
+		t.Fatalf("relevant fears: %v", relevant)
+	}
+	ans["members"] = syncengine.TextValue("7")
+	vs := NewInstance(f, ans, nil).CheckCalculations()
+	if len(vs) != 1 || vs[0].Field != "members" {
+		t.Fatalf("recheck: %+v", vs)
+	}
+}
