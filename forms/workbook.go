@@ -1,6 +1,7 @@
 package forms
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -30,6 +31,9 @@ func (w *Workbook) Sheet(name string) *Sheet {
 	return nil
 }
 
+// ErrNotXLSX: the bytes are not a readable .xlsx workbook.
+var ErrNotXLSX = errors.New("not a readable .xlsx file")
+
 // MaxXLSXBytes bounds an uploaded form file.
 const MaxXLSXBytes = 32 << 20
 
@@ -38,7 +42,7 @@ const MaxXLSXBytes = 32 << 20
 func ReadXLSX(r io.Reader) (*Workbook, error) {
 	f, err := excelize.OpenReader(io.LimitReader(r, MaxXLSXBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("read xlsx: not a readable .xlsx file: %w", err)
+		return nil, fmt.Errorf("%w (%v)", ErrNotXLSX, err)
 	}
 	defer f.Close()
 	wb := &Workbook{}

@@ -7,6 +7,7 @@ import (
 
 	"connectrpc.com/connect/v2"
 
+	"github.com/tessera-survey/tessera/forms"
 	"github.com/tessera-survey/tessera/syncengine"
 )
 
@@ -22,11 +23,18 @@ var codes = []struct {
 	{syncengine.ErrNotFound, connect.CodeNotFound},
 	{syncengine.ErrDeleted, connect.CodeFailedPrecondition},
 	{syncengine.ErrNoConflict, connect.CodeFailedPrecondition},
+	{forms.ErrExists, connect.CodeAlreadyExists},
+	{forms.ErrUnknownForm, connect.CodeNotFound},
+	{forms.ErrNotXLSX, connect.CodeInvalidArgument},
 	{context.Canceled, connect.CodeCanceled},
 	{context.DeadlineExceeded, connect.CodeDeadlineExceeded},
 }
 
 func toConnect(ctx context.Context, log *slog.Logger, procedure string, err error) error {
+	var ps forms.Problems
+	if errors.As(err, &ps) {
+		return connect.NewError(connect.CodeInvalidArgument, ps.Error()).WithCause(err)
+	}
 	for _, c := range codes {
 		if errors.Is(err, c.err) {
 			return connect.NewError(c.code, err.Error()).WithCause(err)

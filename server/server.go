@@ -21,6 +21,7 @@ import (
 	"connectrpc.com/grpcreflect/v2"
 
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
+	"github.com/tessera-survey/tessera/forms"
 	"github.com/tessera-survey/tessera/gen/tessera/v1/tesserav1connect"
 	"github.com/tessera-survey/tessera/internal/wire"
 	"github.com/tessera-survey/tessera/syncengine"
@@ -51,6 +52,8 @@ type Server struct {
 	rep     *syncengine.Replica
 	handler http.Handler
 
+	forms    *forms.Registry
+	checker  *checker
 	upstream *wire.Client
 	syncMu   sync.Mutex // one upstream sync at a time
 	hubPoke  chan struct{}
@@ -67,8 +70,9 @@ type HubStatus struct {
 	Stats    syncengine.SyncStats `json:"-"`
 }
 
-// MaxRequestBytes bounds one request body; a sync batch is at most 4 MiB.
-const MaxRequestBytes = 8 << 20
+// MaxRequestBytes bounds one request body: a form file is at most 32 MiB
+// (each procedure bounds its own message further; a sync batch 4 MiB).
+const MaxRequestBytes = forms.MaxXLSXBytes + 1<<20
 
 // New opens the server's store (creating and initializing it on first
 // start) and builds its HTTP handler. Call Close when done.
@@ -87,29 +91,40 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		s.store = st
 	}
-	rep, err := syncengine.Open(ctx, s.store, syncengine.Options{Clock: cfg.Clock})
+	s.startChecker()
+	ropts := syncengine.Options{Clock: cfg.Clock, Changed: s.checker.changed}
+	rep, err := syncengine.Open(ctx, s.store, ropts)
 	if errors.Is(err, syncengine.ErrNotInitialized) {
 		if err = syncengine.Init(ctx, s.store, syncengine.NewReplicaID()); err == nil {
-			rep, err = syncengine.Open(ctx, s.store, syncengine.Options{Clock: cfg.Clock})
+			rep, err = syncengine.Open(ctx, s.store, ropts)
 		}
 	}
 	if err != nil {
+		s.checker.stop()
 		s.store.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	s.rep = rep
+	s.forms = forms.NewRegistry(s.store)
 
 	cs := connect.NewServer(recoverInterceptor(s.log))
 	tesserav1connect.RegisterSyncServiceHandler(cs, &syncService{s: s})
+	tesserav1connect.RegisterFormServiceHandler(cs, &formService{s: s})
 	grpcreflect.Register(cs)
 	mux := http.NewServeMux()
-	connecthttp.Mount(mux, cs, connecthttp.WithReadMaxBytes(syncengine.MaxBatchBytes),
+	connecthttp.Mount(mux, cs, connecthttp.WithConditionalOptions(func(spec connect.Spec) []connecthttp.Option {
+		if spec.Procedure == tesserav1connect.FormServicePublishFormProcedure {
+			return []connecthttp.Option{connecthttp.WithReadMaxBytes(forms.MaxXLSXBytes + 1024)}
+		}
+		return []connecthttp.Option{connecthttp.WithReadMaxBytes(syncengine.MaxBatchBytes)}
+	}),
 		connecthttp.WithCompressors(wire.Compressors()...), connecthttp.WithCompressMinBytes(1024))
 	mux.HandleFunc("GET /healthz", s.health)
 	s.handler = http.MaxBytesHandler(mux, MaxRequestBytes)
 
 	if cfg.Upstream != "" {
 		if err := s.startHub(); err != nil {
+			s.checker.stop()
 			s.store.Close()
 			return nil, err
 		}
@@ -148,12 +163,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 }
 
-// Close stops the hub loop and closes the store.
+// Close stops the hub loop and the checker and closes the store.
 func (s *Server) Close() error {
 	if s.cancel != nil {
 		s.cancel()
 		<-s.hubDone
 	}
+	s.checker.stop()
 	return s.store.Close()
 }
 

@@ -92,6 +92,7 @@ func (r *Replica) Receive(ctx context.Context, p Push) (PushResult, error) {
 	}
 	defer r.broadcast()
 	res := PushResult{}
+	var changed []*Record
 	err := r.store.Update(ctx, func(tx Tx) error {
 		held, err := metaUint(tx, key)
 		if err != nil {
@@ -101,10 +102,11 @@ func (r *Replica) Receive(ctx context.Context, p Push) (PushResult, error) {
 			res = PushResult{Acknowledged: held, Resend: true}
 			return nil
 		}
-		n, err := r.applyAll(tx, Downstream, p.Changes)
+		n, recs, err := r.applyAll(tx, Downstream, p.Changes)
 		if err != nil {
 			return err
 		}
+		changed = recs
 		res = PushResult{Acknowledged: max(held, p.Through), Applied: n}
 		return setMetaUint(tx, key, res.Acknowledged)
 	})
@@ -113,6 +115,7 @@ func (r *Replica) Receive(ctx context.Context, p Push) (PushResult, error) {
 	}
 	if !res.Resend {
 		r.observeAll(p.Changes)
+		r.notify(changed)
 	}
 	res.ServerTime = r.clock()
 	return res, nil
@@ -508,6 +511,7 @@ func (r *Replica) pull(ctx context.Context, remote Remote, limit int, st *SyncSt
 			}
 		}
 		var n int
+		var changed []*Record
 		err = r.store.Update(ctx, func(tx Tx) error {
 			// When everything before this page was pushed, the page's own
 			// entries (which came from upstream) need no push either: move
@@ -525,7 +529,7 @@ func (r *Replica) pull(ctx context.Context, remote Remote, limit int, st *SyncSt
 			if err != nil {
 				return err
 			}
-			if n, err = r.applyAll(tx, Upstream, page.Changes); err != nil {
+			if n, changed, err = r.applyAll(tx, Upstream, page.Changes); err != nil {
 				return err
 			}
 			if ack == head && relay <= ack {
@@ -546,6 +550,7 @@ func (r *Replica) pull(ctx context.Context, remote Remote, limit int, st *SyncSt
 			return false, fmt.Errorf("pull: %w", err)
 		}
 		r.observeAll(page.Changes)
+		r.notify(changed)
 		st.Pulled += len(page.Changes)
 		st.Applied += n
 		if !page.More {

@@ -36,6 +36,8 @@ type Replica struct {
 	counter uint64
 	hlc     HLC
 
+	changed func([]*Record)
+
 	sigMu sync.Mutex
 	sig   chan struct{} // closed when a push was merged (server side)
 }
@@ -45,6 +47,10 @@ type Options struct {
 	// Clock returns the wall-clock time; time.Now when nil. Tests and
 	// simulations pass their own.
 	Clock func() time.Time
+	// Changed, when set, is called after a transaction that merged
+	// changes from elsewhere commits, with the records it changed (a
+	// server uses it to re-check finalized records).
+	Changed func(recs []*Record)
 }
 
 // Init gives an empty store its replica id. It fails with ErrExists if the
@@ -65,7 +71,7 @@ func Init(ctx context.Context, s Store, id ReplicaID) error {
 
 // Open loads the replica kept in s; s must have been initialized with Init.
 func Open(ctx context.Context, s Store, opts Options) (*Replica, error) {
-	r := &Replica{store: s, clock: opts.Clock}
+	r := &Replica{store: s, clock: opts.Clock, changed: opts.Changed}
 	if r.clock == nil {
 		r.clock = time.Now
 	}
@@ -359,9 +365,17 @@ func (r *Replica) Records(ctx context.Context, fn func(*Record) error) error {
 	})
 }
 
+// notify reports records changed by a committed transaction.
+func (r *Replica) notify(recs []*Record) {
+	if r.changed != nil && len(recs) > 0 {
+		r.changed(recs)
+	}
+}
+
 // applyAll merges changes that arrived from elsewhere into the store within
-// tx, logging the ones that were new. It returns how many were new.
-func (r *Replica) applyAll(tx Tx, origin Origin, changes []Change) (int, error) {
+// tx, logging the ones that were new. It returns how many were new and the
+// records that changed.
+func (r *Replica) applyAll(tx Tx, origin Origin, changes []Change) (int, []*Record, error) {
 	// Several changes of one batch may touch the same record: keep the
 	// decoded state instead of reading it back from the transaction.
 	cache := make(map[RecordID]*Record)
@@ -376,7 +390,7 @@ func (r *Replica) applyAll(tx Tx, origin Origin, changes []Change) (int, error) 
 			if errors.Is(err, ErrNotFound) {
 				rec = EmptyRecord(c.Record)
 			} else if err != nil {
-				return 0, err
+				return 0, nil, err
 			}
 			cache[c.Record] = rec
 		}
@@ -386,15 +400,17 @@ func (r *Replica) applyAll(tx Tx, origin Origin, changes []Change) (int, error) 
 		applied++
 		dirty[c.Record] = true
 		if _, err := tx.Append(origin, c); err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 	}
+	recs := make([]*Record, 0, len(dirty))
 	for id := range dirty {
 		if err := tx.PutRecord(cache[id]); err != nil {
-			return 0, err
+			return 0, nil, err
 		}
+		recs = append(recs, cache[id])
 	}
-	return applied, nil
+	return applied, recs, nil
 }
 
 func (r *Replica) observeAll(changes []Change) {

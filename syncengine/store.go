@@ -37,6 +37,9 @@ type ReadTx interface {
 	Head() (uint64, error)
 	// Meta returns a small named value, or ErrNotFound.
 	Meta(key string) ([]byte, error)
+	// ScanMeta calls fn for every meta entry whose key starts with prefix,
+	// in key order, until fn returns an error (ErrStop ends it cleanly).
+	ScanMeta(prefix string, fn func(key string, value []byte) error) error
 }
 
 // Tx is a read-write transaction. Reads see the transaction's own writes.
@@ -47,6 +50,8 @@ type Tx interface {
 	// it. Sequence numbers start at 1 and have no gaps.
 	Append(origin Origin, c *Change) (uint64, error)
 	SetMeta(key string, value []byte) error
+	// DeleteMeta removes a meta entry (no error if absent).
+	DeleteMeta(key string) error
 }
 
 // ErrStop ends a scan without error.

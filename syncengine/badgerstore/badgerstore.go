@@ -273,6 +273,21 @@ func (t *tx) Append(origin syncengine.Origin, c *syncengine.Change) (uint64, err
 	return seq, nil
 }
 
+func (t *tx) ScanMeta(prefix string, fn func(string, []byte) error) error {
+	it := t.txn.NewIterator(badger.IteratorOptions{Prefix: metaKey(prefix), PrefetchValues: true, PrefetchSize: 32})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		key := string(item.Key()[1:])
+		if err := item.Value(func(b []byte) error { return fn(key, b) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *tx) DeleteMeta(key string) error { return t.txn.Delete(metaKey(key)) }
+
 func (t *tx) SetMeta(key string, value []byte) error {
 	return t.txn.Set(metaKey(key), append([]byte(nil), value...))
 }

@@ -272,6 +272,41 @@ func Run(t *testing.T, open Opener, newKey func(t *testing.T) string) {
 		}
 	})
 
+	t.Run("MetaScanAndDelete", func(t *testing.T) {
+		s := fresh(t)
+		mustUpdate(t, s, func(tx syncengine.Tx) error {
+			for _, k := range []string{"form/b", "form/a", "formx", "flag/1"} {
+				if err := tx.SetMeta(k, []byte("v-"+k)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		var got []string
+		scan := func() {
+			got = nil
+			mustView(t, s, func(tx syncengine.ReadTx) error {
+				return tx.ScanMeta("form/", func(k string, v []byte) error {
+					if string(v) != "v-"+k {
+						return fmt.Errorf("meta %s = %q", k, v)
+					}
+					got = append(got, k)
+					return nil
+				})
+			})
+		}
+		scan()
+		if fmt.Sprint(got) != "[form/a form/b]" {
+			t.Fatalf("scan form/: %v", got)
+		}
+		mustUpdate(t, s, func(tx syncengine.Tx) error { return tx.DeleteMeta("form/a") })
+		mustUpdate(t, s, func(tx syncengine.Tx) error { return tx.DeleteMeta("never-set") })
+		scan()
+		if fmt.Sprint(got) != "[form/b]" {
+			t.Fatalf("after delete: %v", got)
+		}
+	})
+
 	t.Run("CanceledContext", func(t *testing.T) {
 		s := fresh(t)
 		cctx, cancel := context.WithCancel(ctx)

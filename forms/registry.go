@@ -1,0 +1,227 @@
+package forms
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tessera-survey/tessera/syncengine"
+)
+
+// Errors of the registry.
+var (
+	// ErrExists: a form version published before with other content.
+	ErrExists = errors.New("form version already published with different content")
+	// ErrUnknownForm: no such form or version.
+	ErrUnknownForm = errors.New("unknown form")
+)
+
+// Info describes one stored form version.
+type Info struct {
+	ID              string   `json:"form_id"`
+	Version         string   `json:"version"`
+	Title           string   `json:"title"`
+	Languages       []string `json:"languages,omitempty"`
+	DefaultLanguage string   `json:"default_language,omitempty"`
+	Questions       int      `json:"questions"`
+	PublishedAt     int64    `json:"published_at"`
+	SHA256          string   `json:"sha256"`
+}
+
+// Key is "form_id@version".
+func (i Info) Key() string { return i.ID + "@" + i.Version }
+
+// InfoOf describes an imported form.
+func InfoOf(f *Form, xlsx []byte, publishedAt time.Time) Info {
+	sum := sha256.Sum256(xlsx)
+	return Info{ID: f.ID, Version: f.Version, Title: f.Title, Languages: f.Languages, DefaultLanguage: f.DefaultLanguage,
+		Questions: f.Count(), PublishedAt: publishedAt.UnixMilli(), SHA256: hex.EncodeToString(sum[:])}
+}
+
+// Registry keeps form versions in a replica's store (meta entries, not
+// records: forms are published centrally and copied to devices, never
+// merged). The server publishes into it; a device stores what it fetched.
+type Registry struct {
+	store syncengine.Store
+	mu    sync.Mutex
+	cache map[string]*Form
+}
+
+const (
+	metaFormFile = "form.file/" // + key → the .xlsx bytes
+	metaFormInfo = "form.info/" // + key → Info JSON
+)
+
+// NewRegistry returns the registry kept in s.
+func NewRegistry(s syncengine.Store) *Registry {
+	return &Registry{store: s, cache: map[string]*Form{}}
+}
+
+// Parse imports an .xlsx XLSForm.
+func Parse(xlsx []byte, defaultID string) (*Form, error) {
+	wb, err := ReadXLSX(bytes.NewReader(xlsx))
+	if err != nil {
+		return nil, err
+	}
+	return Import(wb, Options{DefaultID: defaultID})
+}
+
+// Publish imports xlsx and stores it. created is false when this exact
+// version and content were stored before.
+func (r *Registry) Publish(ctx context.Context, xlsx []byte, defaultID string, now time.Time) (Info, bool, error) {
+	if len(xlsx) > MaxXLSXBytes {
+		return Info{}, false, fmt.Errorf("publish: the file is over %d MiB", MaxXLSXBytes>>20)
+	}
+	f, err := Parse(xlsx, defaultID)
+	if err != nil {
+		return Info{}, false, err
+	}
+	return r.put(ctx, f, xlsx, InfoOf(f, xlsx, now))
+}
+
+// Store keeps a form fetched from a server (a device's copy), checking it
+// imports and matches its description.
+func (r *Registry) Store(ctx context.Context, info Info, xlsx []byte) error {
+	f, err := Parse(xlsx, info.ID)
+	if err != nil {
+		return fmt.Errorf("form %s: %w", info.Key(), err)
+	}
+	if f.Key() != info.Key() {
+		return fmt.Errorf("form %s: the file is %s", info.Key(), f.Key())
+	}
+	_, _, err = r.put(ctx, f, xlsx, info)
+	return err
+}
+
+func (r *Registry) put(ctx context.Context, f *Form, xlsx []byte, info Info) (Info, bool, error) {
+	key := f.Key()
+	created := true
+	err := r.store.Update(ctx, func(tx syncengine.Tx) error {
+		old, err := tx.Meta(metaFormInfo + key)
+		if err == nil {
+			var prev Info
+			if err := json.Unmarshal(old, &prev); err != nil {
+				return fmt.Errorf("form %s: %w", key, syncengine.ErrCorrupt)
+			}
+			if prev.SHA256 != info.SHA256 {
+				return fmt.Errorf("form %s: %w: raise the version on the settings sheet", key, ErrExists)
+			}
+			info, created = prev, false
+			return nil
+		}
+		if !errors.Is(err, syncengine.ErrNotFound) {
+			return err
+		}
+		b, err := json.Marshal(info)
+		if err != nil {
+			return err
+		}
+		if err := tx.SetMeta(metaFormFile+key, xlsx); err != nil {
+			return err
+		}
+		return tx.SetMeta(metaFormInfo+key, b)
+	})
+	if err != nil {
+		return Info{}, false, err
+	}
+	r.mu.Lock()
+	r.cache[key] = f
+	r.mu.Unlock()
+	return info, created, nil
+}
+
+// List returns every stored form version, newest publication first.
+func (r *Registry) List(ctx context.Context) ([]Info, error) {
+	var out []Info
+	err := r.store.View(ctx, func(tx syncengine.ReadTx) error {
+		return tx.ScanMeta(metaFormInfo, func(_ string, v []byte) error {
+			var i Info
+			if err := json.Unmarshal(v, &i); err != nil {
+				return fmt.Errorf("form info: %w", syncengine.ErrCorrupt)
+			}
+			out = append(out, i)
+			return nil
+		})
+	})
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].PublishedAt != out[j].PublishedAt {
+			return out[i].PublishedAt > out[j].PublishedAt
+		}
+		return out[i].Key() < out[j].Key()
+	})
+	return out, err
+}
+
+// Get returns a stored form version's description and file.
+func (r *Registry) Get(ctx context.Context, id, version string) (Info, []byte, error) {
+	key := id + "@" + version
+	var info Info
+	var file []byte
+	err := r.store.View(ctx, func(tx syncengine.ReadTx) error {
+		b, err := tx.Meta(metaFormInfo + key)
+		if errors.Is(err, syncengine.ErrNotFound) {
+			return fmt.Errorf("%w: %s", ErrUnknownForm, key)
+		}
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(b, &info); err != nil {
+			return fmt.Errorf("form info: %w", syncengine.ErrCorrupt)
+		}
+		file, err = tx.Meta(metaFormFile + key)
+		return err
+	})
+	return info, file, err
+}
+
+// Form returns the parsed form a record names ("form_id@version"; a bare
+// form_id means its latest version).
+func (r *Registry) Form(ctx context.Context, key string) (*Form, error) {
+	if !strings.Contains(key, "@") {
+		info, err := r.Latest(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		key = info.Key()
+	}
+	r.mu.Lock()
+	f := r.cache[key]
+	r.mu.Unlock()
+	if f != nil {
+		return f, nil
+	}
+	id, version, _ := strings.Cut(key, "@")
+	_, file, err := r.Get(ctx, id, version)
+	if err != nil {
+		return nil, err
+	}
+	if f, err = Parse(file, id); err != nil {
+		return nil, fmt.Errorf("stored form %s: %w", key, err)
+	}
+	r.mu.Lock()
+	r.cache[key] = f
+	r.mu.Unlock()
+	return f, nil
+}
+
+// Latest returns the most recently published version of a form id.
+func (r *Registry) Latest(ctx context.Context, id string) (Info, error) {
+	all, err := r.List(ctx)
+	if err != nil {
+		return Info{}, err
+	}
+	for _, i := range all {
+		if i.ID == id {
+			return i, nil
+		}
+	}
+	return Info{}, fmt.Errorf("%w: %s", ErrUnknownForm, id)
+}
