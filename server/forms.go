@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
-	"time"
 
-	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
 	"github.com/tessera-survey/tessera/forms"
+	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
 	"github.com/tessera-survey/tessera/syncengine"
 )
 
@@ -146,7 +144,9 @@ func (c *checker) run() {
 }
 
 // Check validates one record now (tests and tools).
-func (s *Server) Check(ctx context.Context, id syncengine.RecordID) error { return s.checker.check(ctx, id) }
+func (s *Server) Check(ctx context.Context, id syncengine.RecordID) error {
+	return s.checker.check(ctx, id)
+}
 
 func (c *checker) check(ctx context.Context, id syncengine.RecordID) error {
 	rec, err := c.s.rep.Record(ctx, id)
@@ -179,5 +179,3 @@ func (c *checker) check(ctx context.Context, id syncengine.RecordID) error {
 	})
 }
 
-var _ = slog.Default
-var _ = time.Now

@@ -20,8 +20,8 @@ import (
 	"connectrpc.com/connect/v2/connecthttp"
 	"connectrpc.com/grpcreflect/v2"
 
-	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
 	"github.com/tessera-survey/tessera/forms"
+	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
 	"github.com/tessera-survey/tessera/gen/tessera/v1/tesserav1connect"
 	"github.com/tessera-survey/tessera/internal/wire"
 	"github.com/tessera-survey/tessera/syncengine"
