@@ -12,8 +12,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
+	"strings"
 	"time"
 
+	"github.com/tessera-survey/tessera/forms"
 	"github.com/tessera-survey/tessera/internal/wire"
 	"github.com/tessera-survey/tessera/syncengine"
 	"github.com/tessera-survey/tessera/syncengine/badgerstore"
@@ -25,13 +28,17 @@ var (
 	ErrNoServer = errors.New("no server configured: pass --server URL")
 )
 
-const settingServer = "server"
+const (
+	settingServer      = "server"
+	settingFormsDigest = "forms.digest" // of the server's forms, at the last fetch
+)
 
 // Device is an open device store.
 type Device struct {
 	dir   string
 	store *badgerstore.Store
 	rep   *syncengine.Replica
+	forms *forms.Registry
 	log   *slog.Logger
 }
 
@@ -88,11 +95,14 @@ func open(ctx context.Context, dir string, st *badgerstore.Store) (*Device, erro
 		st.Close()
 		return nil, err
 	}
-	return &Device{dir: dir, store: st, rep: rep, log: slog.Default()}, nil
+	return &Device{dir: dir, store: st, rep: rep, forms: forms.NewRegistry(st), log: slog.Default()}, nil
 }
 
 // Close closes the store.
 func (d *Device) Close() error { return d.store.Close() }
+
+// Forms returns the forms on the device.
+func (d *Device) Forms() *forms.Registry { return d.forms }
 
 // Replica returns the device's replica.
 func (d *Device) Replica() *syncengine.Replica { return d.rep }
@@ -123,6 +133,7 @@ type SyncResult struct {
 	ServerTime    string   `json:"server_time,omitempty"`
 	ClockSkewMS   int64    `json:"clock_skew_ms"`
 	ResentAll     bool     `json:"resent_all,omitempty"`
+	FormsFetched  []string `json:"forms_fetched,omitempty"`
 	Warnings      []string `json:"warnings,omitempty"`
 }
 
@@ -170,7 +181,73 @@ func (d *Device) Sync(ctx context.Context, serverURL string, progress func(SyncR
 		opts.Progress = func(st syncengine.SyncStats) { progress(result(st)) }
 	}
 	st, err := d.rep.Sync(ctx, client, opts)
-	return result(st), err
+	res := result(st)
+	if err != nil {
+		return res, err
+	}
+	if digest := client.FormsDigest(); digest != "" {
+		seen, _ := d.rep.Setting(ctx, settingFormsDigest)
+		if digest != seen {
+			if res.FormsFetched, err = wire.FetchForms(ctx, client, d.forms); err == nil {
+				err = d.rep.SetSetting(ctx, settingFormsDigest, digest)
+			}
+		}
+	}
+	res.BytesSent, res.BytesReceived = counter.Sent.Load(), counter.Received.Load()
+	res.DurationMS = float64(time.Since(start).Microseconds()) / 1000
+	return res, err
+}
+
+// FormKey resolves what a user typed as a record's form: "id@version" as
+// is, a bare form id to its latest version on the device, anything else
+// unchanged (forms need not be published to sync records).
+func (d *Device) FormKey(ctx context.Context, form string) string {
+	if strings.Contains(form, "@") {
+		return form
+	}
+	if info, err := d.forms.Latest(ctx, form); err == nil {
+		return info.Key()
+	}
+	return form
+}
+
+// Finalize computes a record's calculations and checks it against its
+// form; a record with violations is left as it was and the violations are
+// returned. Checks use the messages of lang.
+func (d *Device) Finalize(ctx context.Context, id syncengine.RecordID, lang string) ([]forms.Violation, error) {
+	rec, err := d.rep.Record(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Deleted() {
+		return nil, fmt.Errorf("finalize %s: %w", id, syncengine.ErrDeleted)
+	}
+	f, err := d.forms.Form(ctx, rec.Form)
+	if err != nil {
+		return nil, fmt.Errorf("finalize %s: form %s is not on this device (sync to fetch it): %w", id, rec.Form, err)
+	}
+	ans := forms.Answers(rec.Values())
+	in := forms.NewInstance(f, ans, time.Now)
+	calc, err := in.Calculate()
+	if err != nil {
+		return nil, fmt.Errorf("finalize %s: %w", id, err)
+	}
+	if vs := in.Validate(lang); len(vs) > 0 {
+		return vs, nil
+	}
+	var writes []syncengine.FieldWrite
+	names := make([]string, 0, len(calc))
+	for k := range calc {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if old, ok := rec.Values()[k]; !ok || !old.Equal(calc[k]) {
+			writes = append(writes, syncengine.FieldWrite{Name: k, Value: calc[k]})
+		}
+	}
+	writes = append(writes, syncengine.FieldWrite{Name: syncengine.StatusField, Value: syncengine.TextValue("finalized")})
+	return nil, d.rep.Set(ctx, id, writes)
 }
 
 func aheadBehind(skew time.Duration) string {
@@ -184,6 +261,7 @@ func aheadBehind(skew time.Duration) string {
 type RecordView struct {
 	ID             string               `json:"id"`
 	Form           string               `json:"form"`
+	Status         string               `json:"status,omitempty"`
 	Fields         map[string]FieldView `json:"fields"`
 	Deleted        bool                 `json:"deleted,omitempty"`
 	DeleteConflict bool                 `json:"delete_conflict,omitempty"`
@@ -206,6 +284,9 @@ type ConflictValue struct {
 // View builds the view of a record.
 func View(r *syncengine.Record) RecordView {
 	v := RecordView{ID: r.ID.String(), Form: r.Form, Fields: map[string]FieldView{}, Deleted: r.Deleted(), DeleteConflict: r.DeleteConflict()}
+	if _, ok := r.Fields[syncengine.StatusField]; ok {
+		v.Status = r.Status()
+	}
 	for name, reg := range r.Fields {
 		if syncengine.Reserved(name) || len(reg.Entries) == 0 {
 			continue

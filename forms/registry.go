@@ -50,9 +50,10 @@ func InfoOf(f *Form, xlsx []byte, publishedAt time.Time) Info {
 // records: forms are published centrally and copied to devices, never
 // merged). The server publishes into it; a device stores what it fetched.
 type Registry struct {
-	store syncengine.Store
-	mu    sync.Mutex
-	cache map[string]*Form
+	store  syncengine.Store
+	mu     sync.Mutex
+	cache  map[string]*Form
+	digest string // "" when not computed since the last change
 }
 
 const (
@@ -134,8 +135,36 @@ func (r *Registry) put(ctx context.Context, f *Form, xlsx []byte, info Info) (In
 	}
 	r.mu.Lock()
 	r.cache[key] = f
+	if created {
+		r.digest = ""
+	}
 	r.mu.Unlock()
 	return info, created, nil
+}
+
+// Digest summarizes the stored versions: it changes whenever one is added.
+func (r *Registry) Digest(ctx context.Context) (string, error) {
+	r.mu.Lock()
+	d := r.digest
+	r.mu.Unlock()
+	if d != "" {
+		return d, nil
+	}
+	all, err := r.List(ctx)
+	if err != nil {
+		return "", err
+	}
+	keys := make([]string, len(all))
+	for i, info := range all {
+		keys[i] = info.Key() + " " + info.SHA256
+	}
+	sort.Strings(keys)
+	sum := sha256.Sum256([]byte(strings.Join(keys, "\n")))
+	d = hex.EncodeToString(sum[:8])
+	r.mu.Lock()
+	r.digest = d
+	r.mu.Unlock()
+	return d, nil
 }
 
 // List returns every stored form version, newest publication first.

@@ -8,22 +8,11 @@ import (
 
 	"github.com/tessera-survey/tessera/forms"
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
+	"github.com/tessera-survey/tessera/internal/wire"
 	"github.com/tessera-survey/tessera/syncengine"
 )
 
 type formService struct{ s *Server }
-
-// InfoTo converts a form description to its message.
-func InfoTo(i forms.Info) *tesserav1.FormInfo {
-	return &tesserav1.FormInfo{FormId: i.ID, Version: i.Version, Title: i.Title, Languages: i.Languages,
-		DefaultLanguage: i.DefaultLanguage, Questions: uint32(i.Questions), PublishedAt: i.PublishedAt, Sha256: i.SHA256}
-}
-
-// InfoFrom converts a form description message.
-func InfoFrom(m *tesserav1.FormInfo) forms.Info {
-	return forms.Info{ID: m.GetFormId(), Version: m.GetVersion(), Title: m.GetTitle(), Languages: m.GetLanguages(),
-		DefaultLanguage: m.GetDefaultLanguage(), Questions: int(m.GetQuestions()), PublishedAt: m.GetPublishedAt(), SHA256: m.GetSha256()}
-}
 
 func (h *formService) PublishForm(ctx context.Context, req *tesserav1.PublishFormRequest) (*tesserav1.PublishFormResponse, error) {
 	info, created, err := h.s.forms.Publish(ctx, req.Xlsx, req.DefaultFormId, h.s.rep.Now())
@@ -33,7 +22,7 @@ func (h *formService) PublishForm(ctx context.Context, req *tesserav1.PublishFor
 	if created {
 		h.s.log.Info("form published", "form", info.Key(), "title", info.Title, "questions", info.Questions)
 	}
-	return &tesserav1.PublishFormResponse{Form: InfoTo(info), Created: created}, nil
+	return &tesserav1.PublishFormResponse{Form: wire.InfoTo(info), Created: created}, nil
 }
 
 func (h *formService) ListForms(ctx context.Context, _ *tesserav1.ListFormsRequest) (*tesserav1.ListFormsResponse, error) {
@@ -43,7 +32,7 @@ func (h *formService) ListForms(ctx context.Context, _ *tesserav1.ListFormsReque
 	}
 	res := &tesserav1.ListFormsResponse{}
 	for _, i := range all {
-		res.Forms = append(res.Forms, InfoTo(i))
+		res.Forms = append(res.Forms, wire.InfoTo(i))
 	}
 	return res, nil
 }
@@ -53,7 +42,7 @@ func (h *formService) GetForm(ctx context.Context, req *tesserav1.GetFormRequest
 	if err != nil {
 		return nil, toConnect(ctx, h.s.log, "GetForm", err)
 	}
-	return &tesserav1.GetFormResponse{Form: InfoTo(info), Xlsx: file}, nil
+	return &tesserav1.GetFormResponse{Form: wire.InfoTo(info), Xlsx: file}, nil
 }
 
 func (h *formService) ListFlags(ctx context.Context, req *tesserav1.ListFlagsRequest) (*tesserav1.ListFlagsResponse, error) {
@@ -178,4 +167,3 @@ func (c *checker) check(ctx context.Context, id syncengine.RecordID) error {
 		return tx.SetMeta(key, b)
 	})
 }
-

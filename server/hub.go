@@ -67,6 +67,18 @@ func (s *Server) SyncUpstream(ctx context.Context) error {
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
 	st, err := s.rep.Sync(ctx, s.upstream, syncengine.SyncOptions{})
+	if err == nil {
+		// Forms flow down too: the hub's devices fetch them from the hub.
+		if d := s.upstream.FormsDigest(); d != "" && d != s.upstreamDigest {
+			var got []string
+			if got, err = wire.FetchForms(ctx, s.upstream, s.forms); err == nil {
+				s.upstreamDigest = d
+				if len(got) > 0 {
+					s.log.Info("forms fetched from upstream", "forms", got)
+				}
+			}
+		}
+	}
 	s.mu.Lock()
 	s.hubStat.Stats = st
 	if err != nil {

@@ -52,15 +52,16 @@ type Server struct {
 	rep     *syncengine.Replica
 	handler http.Handler
 
-	forms    *forms.Registry
-	checker  *checker
-	upstream *wire.Client
-	syncMu   sync.Mutex // one upstream sync at a time
-	hubPoke  chan struct{}
-	hubDone  chan struct{}
-	cancel   context.CancelFunc
-	mu       sync.Mutex
-	hubStat  HubStatus
+	forms          *forms.Registry
+	checker        *checker
+	upstream       *wire.Client
+	syncMu         sync.Mutex // one upstream sync at a time
+	upstreamDigest string     // forms digest of the upstream at the last fetch
+	hubPoke        chan struct{}
+	hubDone        chan struct{}
+	cancel         context.CancelFunc
+	mu             sync.Mutex
+	hubStat        HubStatus
 }
 
 // HubStatus reports a hub's last sync with its upstream.
@@ -217,7 +218,11 @@ func (h *syncService) Pull(ctx context.Context, req *tesserav1.PullRequest) (*te
 	if err != nil {
 		return nil, toConnect(ctx, h.s.log, "Pull", err)
 	}
-	return wire.PageTo(page), nil
+	res := wire.PageTo(page)
+	if res.FormsDigest, err = h.s.forms.Digest(ctx); err != nil {
+		return nil, toConnect(ctx, h.s.log, "Pull", err)
+	}
+	return res, nil
 }
 
 func recoverInterceptor(log *slog.Logger) connect.ServerInterceptor {

@@ -6,6 +6,7 @@ package wire
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect/v2"
@@ -190,11 +191,23 @@ func PageTo(p syncengine.Page) *tesserav1.PullResponse {
 	}
 }
 
-// Client is a syncengine.Remote over a Connect client.
+// Client is a syncengine.Remote over a Connect client, and the form
+// service of the same server.
 type Client struct {
-	svc   tesserav1connect.SyncServiceClient
-	close func()
+	svc    tesserav1connect.SyncServiceClient
+	forms  tesserav1connect.FormServiceClient
+	close  func()
+	digest atomic.Value // string: forms digest of the last pull
 }
+
+// FormsDigest returns the forms digest the server sent with the last pull.
+func (c *Client) FormsDigest() string {
+	s, _ := c.digest.Load().(string)
+	return s
+}
+
+// Forms returns the server's form service.
+func (c *Client) Forms() tesserav1connect.FormServiceClient { return c.forms }
 
 // Close releases idle connections (a device's sync is short-lived; a held
 // keep-alive connection only ties up the server).
@@ -209,7 +222,7 @@ var _ syncengine.Remote = (*Client)(nil)
 // NewClient wraps a Connect client (transport and interceptors chosen by
 // the caller).
 func NewClient(c *connect.Client) *Client {
-	return &Client{svc: tesserav1connect.NewSyncServiceClient(c)}
+	return &Client{svc: tesserav1connect.NewSyncServiceClient(c), forms: tesserav1connect.NewFormServiceClient(c)}
 }
 
 // Push implements syncengine.Remote.
@@ -234,6 +247,7 @@ func (c *Client) Pull(ctx context.Context, r syncengine.PullRequest) (syncengine
 	if err != nil {
 		return syncengine.Page{}, err
 	}
+	c.digest.Store(res.FormsDigest)
 	dot, err := DotFrom(res.CursorDot, "cursor dot")
 	if err != nil {
 		return syncengine.Page{}, fmt.Errorf("server sent %w", err)

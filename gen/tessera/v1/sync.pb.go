@@ -585,7 +585,11 @@ type PullResponse struct {
 	// The server's clock, milliseconds since the Unix epoch.
 	ServerTime int64 `protobuf:"varint,6,opt,name=server_time,json=serverTime,proto3" json:"server_time,omitempty"`
 	// The server's log position at the time of the answer.
-	Head          uint64 `protobuf:"varint,7,opt,name=head,proto3" json:"head,omitempty"`
+	Head uint64 `protobuf:"varint,7,opt,name=head,proto3" json:"head,omitempty"`
+	// A digest of the server's published forms. When it differs from the one
+	// a device saw last, the device fetches the forms it lacks
+	// (FormService), so a sync with nothing new stays one round trip.
+	FormsDigest   string `protobuf:"bytes,8,opt,name=forms_digest,json=formsDigest,proto3" json:"forms_digest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -669,6 +673,13 @@ func (x *PullResponse) GetHead() uint64 {
 	return 0
 }
 
+func (x *PullResponse) GetFormsDigest() string {
+	if x != nil {
+		return x.FormsDigest
+	}
+	return ""
+}
+
 var File_tessera_v1_sync_proto protoreflect.FileDescriptor
 
 const file_tessera_v1_sync_proto_rawDesc = "" +
@@ -709,7 +720,7 @@ const file_tessera_v1_sync_proto_rawDesc = "" +
 	"\x06cursor\x18\x02 \x01(\x04R\x06cursor\x12.\n" +
 	"\n" +
 	"cursor_dot\x18\x03 \x01(\v2\x0f.tessera.v1.DotR\tcursorDot\x12\x14\n" +
-	"\x05limit\x18\x04 \x01(\rR\x05limit\"\xec\x01\n" +
+	"\x05limit\x18\x04 \x01(\rR\x05limit\"\x8f\x02\n" +
 	"\fPullResponse\x12,\n" +
 	"\achanges\x18\x01 \x03(\v2\x12.tessera.v1.ChangeR\achanges\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\x04R\x06cursor\x12.\n" +
@@ -720,7 +731,8 @@ const file_tessera_v1_sync_proto_rawDesc = "" +
 	"start_over\x18\x05 \x01(\bR\tstartOver\x12\x1f\n" +
 	"\vserver_time\x18\x06 \x01(\x03R\n" +
 	"serverTime\x12\x12\n" +
-	"\x04head\x18\a \x01(\x04R\x04head*Z\n" +
+	"\x04head\x18\a \x01(\x04R\x04head\x12!\n" +
+	"\fforms_digest\x18\b \x01(\tR\vformsDigest*Z\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tKIND_TEXT\x10\x01\x12\f\n" +

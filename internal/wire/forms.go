@@ -1,0 +1,53 @@
+package wire
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/tessera-survey/tessera/forms"
+	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
+)
+
+// InfoTo converts a form description to its message.
+func InfoTo(i forms.Info) *tesserav1.FormInfo {
+	return &tesserav1.FormInfo{FormId: i.ID, Version: i.Version, Title: i.Title, Languages: i.Languages,
+		DefaultLanguage: i.DefaultLanguage, Questions: uint32(i.Questions), PublishedAt: i.PublishedAt, Sha256: i.SHA256}
+}
+
+// InfoFrom converts a form description message.
+func InfoFrom(m *tesserav1.FormInfo) forms.Info {
+	return forms.Info{ID: m.GetFormId(), Version: m.GetVersion(), Title: m.GetTitle(), Languages: m.GetLanguages(),
+		DefaultLanguage: m.GetDefaultLanguage(), Questions: int(m.GetQuestions()), PublishedAt: m.GetPublishedAt(), SHA256: m.GetSha256()}
+}
+
+// FetchForms copies into reg the server's form versions it lacks.
+func FetchForms(ctx context.Context, c *Client, reg *forms.Registry) ([]string, error) {
+	list, err := c.Forms().ListForms(ctx, &tesserav1.ListFormsRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("list forms: %w", err)
+	}
+	have, err := reg.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	known := map[string]bool{}
+	for _, i := range have {
+		known[i.Key()+" "+i.SHA256] = true
+	}
+	var got []string
+	for _, m := range list.Forms {
+		info := InfoFrom(m)
+		if known[info.Key()+" "+info.SHA256] {
+			continue
+		}
+		res, err := c.Forms().GetForm(ctx, &tesserav1.GetFormRequest{FormId: info.ID, Version: info.Version})
+		if err != nil {
+			return got, fmt.Errorf("get form %s: %w", info.Key(), err)
+		}
+		if err := reg.Store(ctx, info, res.Xlsx); err != nil {
+			return got, err
+		}
+		got = append(got, info.Key())
+	}
+	return got, nil
+}
