@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tessera-survey/tessera/forms"
 	"github.com/tessera-survey/tessera/syncengine"
 )
 
@@ -30,7 +31,9 @@ Commands:
   record get ID [--json]             show a record, conflicts included
   record list [--json]               list records
   record resolve ID field=value ...  settle conflicting answers (or --restore / --delete)
+  record finalize ID [--lang L]      compute calculations and check the record against its form
   record import FILE.jsonl           bulk-create records, one {"form":..,"fields":{..}} per line
+  form list [--json]                 the forms on this device (fetched when syncing)
   sync [--json] [--server URL]       push what the server lacks, then pull what is new
   info [--json]                      show the replica id, server and pending changes
 
@@ -62,6 +65,8 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return c.record(rest)
 	case "sync":
 		return c.sync(rest)
+	case "form":
+		return c.form(rest)
 	case "info":
 		return c.info(rest)
 	case "help":
@@ -140,7 +145,7 @@ func (c *cli) init(args []string) error {
 
 const recordUsage = `Usage: fieldapp [--data DIR] record SUBCOMMAND
 
-Subcommands: new, set, delete, get, list, resolve, import (each has --help).
+Subcommands: new, set, delete, get, list, resolve, finalize, import (each has --help).
 `
 
 func (c *cli) record(args []string) error {
@@ -167,6 +172,8 @@ func (c *cli) record(args []string) error {
 		return c.recordResolve(rest)
 	case "import":
 		return c.recordImport(rest)
+	case "finalize":
+		return c.recordFinalize(rest)
 	}
 	return fmt.Errorf("record: unknown subcommand %q", sub)
 }
@@ -208,7 +215,7 @@ func (c *cli) recordNew(args []string) error {
 		return err
 	}
 	defer d.Close()
-	id, err := d.Replica().Create(c.ctx, form, fields)
+	id, err := d.Replica().Create(c.ctx, d.FormKey(c.ctx, form), fields)
 	if err != nil {
 		return fmt.Errorf("record new: %w", err)
 	}
@@ -280,6 +287,70 @@ func (c *cli) recordResolve(args []string) error {
 			}
 			return d.Replica().Resolve(c.ctx, id, fields)
 		})
+}
+
+func (c *cli) recordFinalize(args []string) error {
+	fs := flag.NewFlagSet("record finalize", flag.ContinueOnError)
+	lang := fs.String("lang", "", "language of the messages, as named in the form (e.g. \"French (fr)\"); the form's default when empty")
+	asJSON := fs.Bool("json", false, "print violations as JSON")
+	return c.withRecord("record finalize", "record finalize ID [--lang L] [--json]", args, 1, fs, func(d *Device, id syncengine.RecordID, rest []string) error {
+		if len(rest) > 0 {
+			return fmt.Errorf("unexpected argument %q", rest[0])
+		}
+		vs, err := d.Finalize(c.ctx, id, *lang)
+		if err != nil {
+			return err
+		}
+		if len(vs) == 0 {
+			fmt.Fprintf(c.stdout, "finalized %s\n", id)
+			return nil
+		}
+		if *asJSON {
+			writeJSON(c.stdout, vs)
+		} else {
+			for _, v := range vs {
+				fmt.Fprintf(c.stdout, "%s (row %d): %s\n", v.Field, v.Row, v.Message)
+			}
+		}
+		return fmt.Errorf("not finalized: %d answer(s) to fix", len(vs))
+	})
+}
+
+func (c *cli) form(args []string) error {
+	if len(args) == 0 || args[0] != "list" {
+		fmt.Fprint(c.stderr, "Usage: fieldapp [--data DIR] form list [--json]\n")
+		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
+			return nil
+		}
+		return errors.New("form: the subcommand is list")
+	}
+	fs := flag.NewFlagSet("form list", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := c.parse(fs, "form list [--json]", args[1:], 0, 0); err != nil {
+		return helpOK(err)
+	}
+	d, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	list, err := d.Forms().List(c.ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if list == nil {
+			list = []forms.Info{}
+		}
+		return writeJSON(c.stdout, list)
+	}
+	if len(list) == 0 {
+		fmt.Fprintln(c.stdout, "no forms on this device yet: sync to fetch the published ones")
+	}
+	for _, i := range list {
+		fmt.Fprintf(c.stdout, "%s\t%s\t%d questions\t%s\n", i.Key(), i.Title, i.Questions, strings.Join(i.Languages, ", "))
+	}
+	return nil
 }
 
 func (c *cli) recordGet(args []string) error {

@@ -1,0 +1,329 @@
+// Package ctl is surveyctl, the command line of project leads and
+// analysts: check and publish forms, list them, see flagged records.
+package ctl
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tessera-survey/tessera/forms"
+	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
+	"github.com/tessera-survey/tessera/internal/wire"
+	"github.com/tessera-survey/tessera/syncengine"
+)
+
+const usage = `surveyctl: Tessera for project leads and analysts.
+
+Usage:
+  surveyctl [--server URL] COMMAND [ARGS]
+
+Commands:
+  form check FILE.xlsx          check an XLSForm offline: every problem by sheet and row, or a summary
+  form publish FILE.xlsx        publish a form version on the server
+  form list [--json]            the published forms, every version
+  flags [--form ID] [--json]    finalized records the server flagged, with the reasons
+
+Global flags:
+`
+
+// Main runs surveyctl.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("surveyctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	server := fs.String("server", envOr("TESSERA_SERVER", "http://127.0.0.1:8080"), "server URL (env TESSERA_SERVER)")
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	c := &cli{ctx: ctx, server: *server, stdout: stdout, stderr: stderr}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return errors.New("no command given")
+	}
+	switch fs.Arg(0) {
+	case "form":
+		return c.form(fs.Args()[1:])
+	case "flags":
+		return c.flags(fs.Args()[1:])
+	case "help":
+		fs.Usage()
+		return nil
+	}
+	return fmt.Errorf("unknown command %q (see surveyctl --help)", fs.Arg(0))
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+type cli struct {
+	ctx            context.Context
+	server         string
+	stdout, stderr io.Writer
+}
+
+func (c *cli) client() (*wire.Client, error) {
+	cl, err := wire.Dial(c.server, nil)
+	if err != nil {
+		return nil, fmt.Errorf("--server %q: %w", c.server, err)
+	}
+	return cl, nil
+}
+
+// parse reads flags wherever they stand among positional arguments.
+func (c *cli) parse(fs *flag.FlagSet, use string, args []string, npos int) ([]string, error) {
+	fs.SetOutput(c.stderr)
+	fs.Usage = func() { fmt.Fprintf(c.stderr, "Usage: surveyctl %s\n", use); fs.PrintDefaults() }
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(pos) != npos {
+		fs.Usage()
+		return nil, fmt.Errorf("%s: wrong number of arguments", strings.Fields(use)[0]+" "+strings.Fields(use)[1])
+	}
+	return pos, nil
+}
+
+func helpOK(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
+func (c *cli) form(args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(c.stderr, "Usage: surveyctl form check|publish|list ...\n")
+		return errors.New("form: no subcommand given")
+	}
+	switch args[0] {
+	case "check":
+		return c.formCheck(args[1:])
+	case "publish":
+		return c.formPublish(args[1:])
+	case "list":
+		return c.formList(args[1:])
+	case "--help", "-h", "help":
+		fmt.Fprint(c.stderr, "Usage: surveyctl form check FILE.xlsx | form publish FILE.xlsx | form list [--json]\n")
+		return nil
+	}
+	return fmt.Errorf("form: unknown subcommand %q", args[0])
+}
+
+func readForm(path string) ([]byte, string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, "", err
+	}
+	id := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	return b, id, nil
+}
+
+func (c *cli) formCheck(args []string) error {
+	fs := flag.NewFlagSet("form check", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print the summary as JSON")
+	pos, err := c.parse(fs, "form check FILE.xlsx [--json]", args, 1)
+	if err != nil {
+		return helpOK(err)
+	}
+	b, id, err := readForm(pos[0])
+	if err != nil {
+		return err
+	}
+	f, err := forms.Parse(b, id)
+	if err != nil {
+		var ps forms.Problems
+		if errors.As(err, &ps) {
+			for _, p := range ps {
+				fmt.Fprintln(c.stdout, p)
+			}
+			return fmt.Errorf("%s: %d problem(s); nothing was published", pos[0], len(ps))
+		}
+		return fmt.Errorf("%s: %w", pos[0], err)
+	}
+	s := summarize(f)
+	if *asJSON {
+		return writeJSON(c.stdout, s)
+	}
+	fmt.Fprintf(c.stdout, "%s: form %s, version %s, %q\n", pos[0], f.ID, f.Version, f.Title)
+	fmt.Fprintf(c.stdout, "  %d questions, %d groups, %d repeats, %d choice lists\n", s.Questions, s.Groups, s.Repeats, s.ChoiceLists)
+	if len(f.Languages) > 0 {
+		fmt.Fprintf(c.stdout, "  languages: %s (default %s)\n", strings.Join(f.Languages, ", "), orNone(f.DefaultLanguage))
+	}
+	if len(s.Sensitive) > 0 {
+		fmt.Fprintf(c.stdout, "  sensitive: %s\n", strings.Join(s.Sensitive, ", "))
+	}
+	fmt.Fprintln(c.stdout, "  no problems found")
+	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+type summary struct {
+	FormID      string   `json:"form_id"`
+	Version     string   `json:"version"`
+	Title       string   `json:"title"`
+	Languages   []string `json:"languages"`
+	Questions   int      `json:"questions"`
+	Groups      int      `json:"groups"`
+	Repeats     int      `json:"repeats"`
+	ChoiceLists int      `json:"choice_lists"`
+	Sensitive   []string `json:"sensitive,omitempty"`
+}
+
+func summarize(f *forms.Form) summary {
+	s := summary{FormID: f.ID, Version: f.Version, Title: f.Title, Languages: f.Languages, ChoiceLists: len(f.Choices)}
+	f.Walk(func(q *forms.Question) {
+		switch q.Kind {
+		case forms.KGroup:
+			s.Groups++
+		case forms.KRepeat:
+			s.Repeats++
+		default:
+			s.Questions++
+		}
+		if q.Sensitive {
+			s.Sensitive = append(s.Sensitive, q.Name)
+		}
+	})
+	return s
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (c *cli) formPublish(args []string) error {
+	fs := flag.NewFlagSet("form publish", flag.ContinueOnError)
+	pos, err := c.parse(fs, "form publish FILE.xlsx", args, 1)
+	if err != nil {
+		return helpOK(err)
+	}
+	b, id, err := readForm(pos[0])
+	if err != nil {
+		return err
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	res, err := cl.Forms().PublishForm(c.ctx, &tesserav1.PublishFormRequest{Xlsx: b, DefaultFormId: id})
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", pos[0], err)
+	}
+	i := wire.InfoFrom(res.Form)
+	if res.Created {
+		fmt.Fprintf(c.stdout, "published %s (%q, %d questions)\n", i.Key(), i.Title, i.Questions)
+	} else {
+		fmt.Fprintf(c.stdout, "%s was already published with this content; nothing changed\n", i.Key())
+	}
+	return nil
+}
+
+func (c *cli) formList(args []string) error {
+	fs := flag.NewFlagSet("form list", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := c.parse(fs, "form list [--json]", args, 0); err != nil {
+		return helpOK(err)
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	res, err := cl.Forms().ListForms(c.ctx, &tesserav1.ListFormsRequest{})
+	if err != nil {
+		return fmt.Errorf("form list: %w", err)
+	}
+	list := []forms.Info{}
+	for _, m := range res.Forms {
+		list = append(list, wire.InfoFrom(m))
+	}
+	if *asJSON {
+		return writeJSON(c.stdout, list)
+	}
+	if len(list) == 0 {
+		fmt.Fprintln(c.stdout, "no forms published yet")
+	}
+	for _, i := range list {
+		fmt.Fprintf(c.stdout, "%s\t%s\t%d questions\tpublished %s\n", i.Key(), i.Title, i.Questions,
+			time.UnixMilli(i.PublishedAt).UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+func (c *cli) flags(args []string) error {
+	fs := flag.NewFlagSet("flags", flag.ContinueOnError)
+	form := fs.String("form", "", "only records of this form_id")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := c.parse(fs, "flags [--form ID] [--json]", args, 0); err != nil {
+		return helpOK(err)
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	res, err := cl.Forms().ListFlags(c.ctx, &tesserav1.ListFlagsRequest{FormId: *form})
+	if err != nil {
+		return fmt.Errorf("flags: %w", err)
+	}
+	type flagJSON struct {
+		Record     string            `json:"record"`
+		Form       string            `json:"form"`
+		Violations []forms.Violation `json:"violations"`
+	}
+	out := []flagJSON{}
+	for _, r := range res.Records {
+		var id syncengine.RecordID
+		copy(id[:], r.Record)
+		f := flagJSON{Record: id.String(), Form: r.Form}
+		for _, v := range r.Violations {
+			f.Violations = append(f.Violations, forms.Violation{Field: v.Field, Code: v.Code, Message: v.Message})
+		}
+		out = append(out, f)
+	}
+	if *asJSON {
+		return writeJSON(c.stdout, out)
+	}
+	if len(out) == 0 {
+		fmt.Fprintln(c.stdout, "no flagged records")
+	}
+	for _, f := range out {
+		fmt.Fprintf(c.stdout, "%s  %s\n", f.Record, f.Form)
+		for _, v := range f.Violations {
+			fmt.Fprintf(c.stdout, "    %s [%s]: %s\n", v.Field, v.Code, v.Message)
+		}
+	}
+	return nil
+}
