@@ -1,0 +1,33 @@
+package server_test
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/xuri/excelize/v2"
+)
+
+// xlsxBytes builds a small XLSForm; an empty label makes it invalid.
+func xlsxBytes(t *testing.T, id, version, label string) []byte {
+	t.Helper()
+	f := excelize.NewFile()
+	defer f.Close()
+	f.SetSheetName("Sheet1", "survey")
+	f.NewSheet("settings")
+	rows := [][]string{{"type", "name", "label"}, {"integer", "q1", label}}
+	for i, r := range rows {
+		for j, v := range r {
+			cell, _ := excelize.CoordinatesToCellName(j+1, i+1)
+			f.SetCellStr("survey", cell, v)
+		}
+	}
+	f.SetCellStr("settings", "A1", "form_id")
+	f.SetCellStr("settings", "B1", "version")
+	f.SetCellStr("settings", "A2", id)
+	f.SetCellStr("settings", "B2", version)
+	var b bytes.Buffer
+	if err := f.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
