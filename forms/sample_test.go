@@ -40,7 +40,7 @@ func TestSampleForm(t *testing.T) {
 		"household/roster[a1]/member_name": syncengine.TextValue("Amina"), "household/roster[a1]/age": syncengine.IntValue(34),
 		"household/roster[b2]": syncengine.IntValue(2), "household/roster[b2]/member_name": syncengine.TextValue("Yusuf"),
 		"household/roster[b2]/age": syncengine.IntValue(150),
-		"threats/safe_day": syncengine.TextValue("safe"), "threats/safe_night": syncengine.TextValue("unsafe"),
+		"threats/safe_day":         syncengine.TextValue("safe"), "threats/safe_night": syncengine.TextValue("unsafe"),
 		"threats/threats_faced": syncengine.TextValue("theft other"),
 		"gbv/gbv_private":       syncengine.TextValue("no"),
 	}
