@@ -149,6 +149,7 @@ func health(t *testing.T, url string) (head float64) {
 type recordJSON struct {
 	ID     string `json:"id"`
 	Form   string `json:"form"`
+	Status string `json:"status"`
 	Fields map[string]struct {
 		Value     any `json:"value"`
 		Conflicts []struct {
@@ -473,4 +474,81 @@ func TestReflectionWithBufCurl(t *testing.T) {
 	if !strings.Contains(out, "invalid_argument") || !strings.Contains(out, "replica id of 2 bytes") {
 		t.Fatalf("buf curl with a malformed id: %s", out)
 	}
+}
+
+// TestFormsCommandLine: surveyctl checks and publishes the sample form; a
+// device receives it on sync, answers on it, and finalizes with the form's
+// messages in French.
+func TestFormsCommandLine(t *testing.T) {
+	tmp := t.TempDir()
+	srv := startSurveyd(t, filepath.Join(tmp, "srv"), "127.0.0.1:0")
+	ctlBin := buildCtl(t)
+	ctl := func(args ...string) result {
+		cmd := exec.Command(ctlBin, append([]string{"--server", srv.URL}, args...)...)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		return result{out.String(), errb.String(), err}
+	}
+	sample := "../examples/forms/community-security.xlsx"
+	if r := ctl("form", "check", sample); r.err != nil || !strings.Contains(r.stdout, "community_security") || !strings.Contains(r.stdout, "no problems") {
+		t.Fatalf("form check: %+v", r)
+	}
+	bad := filepath.Join(tmp, "bad.xlsx")
+	os.WriteFile(bad, []byte("not a spreadsheet"), 0o600)
+	if r := ctl("form", "check", bad); r.err == nil {
+		t.Fatalf("form check of garbage succeeded: %+v", r)
+	}
+	if r := ctl("form", "publish", sample); r.err != nil || !strings.Contains(r.stdout, "published community_security@2026.11.1") {
+		t.Fatalf("form publish: %+v", r)
+	}
+	if r := ctl("form", "list", "--json"); r.err != nil || !strings.Contains(r.stdout, `"form_id": "community_security"`) {
+		t.Fatalf("form list: %+v", r)
+	}
+	dev := filepath.Join(tmp, "dev")
+	mustFieldapp(t, dev, "init", "--server", srv.URL)
+	mustFieldapp(t, dev, "sync")
+	if out := mustFieldapp(t, dev, "form", "list"); !strings.Contains(out, "community_security@2026.11.1") {
+		t.Fatalf("form list on the device: %s", out)
+	}
+	id := strings.TrimSpace(mustFieldapp(t, dev, "record", "new", "community_security", "intro/consent=yes", "household/hh_size=45"))
+	if r := getRecord(t, dev, id); r.Form != "community_security@2026.11.1" {
+		t.Fatalf("the record names %q, want the form version", r.Form)
+	}
+	r := fieldapp(t, dev, "record", "finalize", id, "--lang", "Français (fr)")
+	if r.err == nil || !strings.Contains(r.stdout, "Entre 1 et 30.") || !strings.Contains(r.stdout, "Une réponse est nécessaire.") {
+		t.Fatalf("finalize with problems: %+v", r)
+	}
+	mustFieldapp(t, dev, "record", "set", id, "household/hh_size=3", "household/site=camp_a", "threats/safe_day=safe",
+		"threats/safe_night=safe", "gbv/gbv_private=no")
+	if out := mustFieldapp(t, dev, "record", "finalize", id); !strings.Contains(out, "finalized") {
+		t.Fatalf("finalize: %s", out)
+	}
+	if r := getRecord(t, dev, id); r.Status != "finalized" {
+		t.Fatalf("status %q", r.Status)
+	}
+	mustFieldapp(t, dev, "sync")
+	if r := ctl("flags"); r.err != nil || !strings.Contains(r.stdout, "no flagged records") {
+		t.Fatalf("flags: %+v", r)
+	}
+}
+
+var (
+	ctlOnce sync.Once
+	ctlPath string
+	ctlErr  error
+)
+
+func buildCtl(t *testing.T) string {
+	binaries(t)
+	ctlOnce.Do(func() {
+		ctlPath = filepath.Join(binDir, "surveyctl")
+		if out, err := exec.Command("go", "build", "-o", ctlPath, "../cmd/surveyctl").CombinedOutput(); err != nil {
+			ctlErr = fmt.Errorf("build surveyctl: %v\n%s", err, out)
+		}
+	})
+	if ctlErr != nil {
+		t.Fatal(ctlErr)
+	}
+	return ctlPath
 }
