@@ -23,11 +23,12 @@ type Answers map[string]syncengine.Value
 // Instance is a record's answers laid out as the form's tree, which form
 // expressions navigate.
 type Instance struct {
-	Form *Form
-	Root *INode
-	ans  Answers
-	now  func() time.Time
-	rel  map[*INode]bool
+	Form  *Form
+	Root  *INode
+	ans   Answers
+	now   func() time.Time
+	rel   map[*INode]bool
+	funcs map[string]xpath.Func
 }
 
 // INode is a node of an instance: a group, a repeat instance or a
@@ -61,7 +62,22 @@ func (n *INode) Children() []xpath.Node {
 }
 func (n *INode) Value() string { return n.value }
 
-var instanceKeyRe = regexp.MustCompile(`^(.*)\[([^\[\]/]+)\]$`)
+// instanceKey splits a repeat instance's key "prefix/roster[ID]" into
+// "prefix/roster" and ID.
+func instanceKey(k string) (base, id string, ok bool) {
+	if !strings.HasSuffix(k, "]") {
+		return "", "", false
+	}
+	i := strings.LastIndexByte(k, '[')
+	if i <= 0 {
+		return "", "", false
+	}
+	id = k[i+1 : len(k)-1]
+	if id == "" || strings.ContainsAny(id, "[]/") {
+		return "", "", false
+	}
+	return k[:i], id, true
+}
 
 // ValueText writes an answer as form expressions see it.
 func ValueText(v syncengine.Value) string {
@@ -81,8 +97,8 @@ func NewInstance(f *Form, ans Answers, now func() time.Time) *Instance {
 	repeats := map[string][]string{} // "prefix/roster" → instance ids
 	order := map[string]float64{}
 	for k, v := range ans {
-		if m := instanceKeyRe.FindStringSubmatch(k); m != nil && v.Kind != syncengine.Null {
-			repeats[m[1]] = append(repeats[m[1]], m[2])
+		if base, id, ok := instanceKey(k); ok && v.Kind != syncengine.Null {
+			repeats[base] = append(repeats[base], id)
 			order[k] = orderOf(v)
 		}
 	}
@@ -150,9 +166,11 @@ func (in *Instance) Walk(fn func(*INode) bool) {
 
 // context returns an evaluation context at node n.
 func (in *Instance) context(n *INode) *xpath.Context {
-	ctx := &xpath.Context{Node: n, Root: in.Root, Current: n, Now: in.now}
+	if in.funcs == nil {
+		in.funcs = map[string]xpath.Func{"jr:choice-name": in.choiceName}
+	}
+	ctx := &xpath.Context{Node: n, Root: in.Root, Current: n, Now: in.now, Funcs: in.funcs}
 	ctx.Ref = func(name string, _ xpath.Node) (xpath.Value, error) { return in.ref(name, n) }
-	ctx.Funcs = map[string]xpath.Func{"jr:choice-name": in.choiceName}
 	return ctx
 }
 

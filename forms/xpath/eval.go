@@ -231,7 +231,10 @@ func (ctx *Context) path(p *pathExpr) (Value, error) {
 	}
 	for _, s := range p.steps {
 		var next []Node
-		seen := map[Node]bool{}
+		var seen map[Node]bool // only needed when several nodes step at once
+		if len(nodes) > 1 {
+			seen = map[Node]bool{}
+		}
 		for _, n := range nodes {
 			sel, err := axis(s, n)
 			if err != nil {
@@ -242,7 +245,9 @@ func (ctx *Context) path(p *pathExpr) (Value, error) {
 				return Value{}, err
 			}
 			for _, m := range sel {
-				if !seen[m] {
+				if seen == nil {
+					next = append(next, m)
+				} else if !seen[m] {
 					seen[m] = true
 					next = append(next, m)
 				}

@@ -3,7 +3,6 @@ package xpath
 import (
 	"errors"
 	"math"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -59,13 +58,30 @@ var (
 	ErrRef         = errors.New("unknown reference")
 )
 
-var numRe = regexp.MustCompile(`^-?(\d+\.?\d*|\.\d+)$`)
+// isXPathNumber matches -?(digits[.digits] | .digits), nothing else.
+func isXPathNumber(s string) bool {
+	if strings.HasPrefix(s, "-") {
+		s = s[1:]
+	}
+	digits, dot := 0, false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '.' && !dot:
+			dot = true
+		default:
+			return false
+		}
+	}
+	return digits > 0
+}
 
 // parseNumber is XPath's string-to-number: optional minus, digits and one
 // decimal point, surrounding white space ignored; anything else is NaN.
 func parseNumber(s string) float64 {
 	s = strings.TrimSpace(s)
-	if !numRe.MatchString(s) {
+	if !isXPathNumber(s) {
 		return math.NaN()
 	}
 	f, err := strconv.ParseFloat(s, 64)
