@@ -193,19 +193,22 @@ func compare(op string, l, r Value) bool {
 
 // anyPair applies f to node values against the other side.
 func anyPair(l, r Value, f func(a, b Value) bool) bool {
-	each := func(v Value) []Value {
-		if v.Type != NodeSet {
-			return []Value{v}
+	n := func(v Value) int {
+		if v.Type == NodeSet {
+			return len(v.Nodes)
 		}
-		out := make([]Value, len(v.Nodes))
-		for i, n := range v.Nodes {
-			out[i] = Str(n.Value())
-		}
-		return out
+		return 1
 	}
-	for _, a := range each(l) {
-		for _, b := range each(r) {
-			if f(a, b) {
+	at := func(v Value, i int) Value {
+		if v.Type == NodeSet {
+			return Str(v.Nodes[i].Value())
+		}
+		return v
+	}
+	for i := range n(l) {
+		a := at(l, i)
+		for j := range n(r) {
+			if f(a, at(r, j)) {
 				return true
 			}
 		}
