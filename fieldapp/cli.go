@@ -648,6 +648,9 @@ func (c *cli) sync(args []string) error {
 	if res.ResentAll {
 		fmt.Fprintln(c.stdout, "the server had lost data: everything on this device was sent again")
 	}
+	if len(res.FormsFetched) > 0 {
+		fmt.Fprintf(c.stdout, "new forms: %s\n", strings.Join(res.FormsFetched, ", "))
+	}
 	return nil
 }
 

@@ -42,8 +42,14 @@ func (i Info) Key() string { return i.ID + "@" + i.Version }
 // InfoOf describes an imported form.
 func InfoOf(f *Form, xlsx []byte, publishedAt time.Time) Info {
 	sum := sha256.Sum256(xlsx)
+	n := 0
+	f.Walk(func(q *Question) {
+		if q.Kind != KGroup && q.Kind != KRepeat {
+			n++
+		}
+	})
 	return Info{ID: f.ID, Version: f.Version, Title: f.Title, Languages: f.Languages, DefaultLanguage: f.DefaultLanguage,
-		Questions: f.Count(), PublishedAt: publishedAt.UnixMilli(), SHA256: hex.EncodeToString(sum[:])}
+		Questions: n, PublishedAt: publishedAt.UnixMilli(), SHA256: hex.EncodeToString(sum[:])}
 }
 
 // Registry keeps form versions in a replica's store (meta entries, not

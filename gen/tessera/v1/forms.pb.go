@@ -32,7 +32,7 @@ type FormInfo struct {
 	// Every language the form's labels use (as in "label::French (fr)").
 	Languages       []string `protobuf:"bytes,4,rep,name=languages,proto3" json:"languages,omitempty"`
 	DefaultLanguage string   `protobuf:"bytes,5,opt,name=default_language,json=defaultLanguage,proto3" json:"default_language,omitempty"`
-	// Questions, groups and repeats in the form.
+	// Questions in the form (groups and repeats not counted).
 	Questions uint32 `protobuf:"varint,6,opt,name=questions,proto3" json:"questions,omitempty"`
 	// When it was published, milliseconds since the Unix epoch.
 	PublishedAt int64 `protobuf:"varint,7,opt,name=published_at,json=publishedAt,proto3" json:"published_at,omitempty"`
