@@ -56,6 +56,38 @@ func init() {
 	}
 }
 
+// whyNot explains the unsupported question types and columns the suite uses
+// most; anything else is "not in Tessera's XLSForm subset (issue #3)".
+var whyNot = map[string]string{
+	"range":                     "range widgets are a UI feature not yet built",
+	"select_one_from_file":      "choices from attached CSV/XML files need media distribution",
+	"select_multiple_from_file": "choices from attached CSV/XML files need media distribution",
+	"select_one_external":       "external choice lists need media distribution",
+	"csv-external":              "external data files need media distribution",
+	"xml-external":              "external data files need media distribution",
+	"geoshape":                  "only geopoint is supported among geo types",
+	"geotrace":                  "only geopoint is supported among geo types",
+	"audit":                     "audit logs are a device feature not yet built",
+	"background-geopoint":       "background capture is a device feature not yet built",
+	"background-audio":          "background capture is a device feature not yet built",
+	"start-geopoint":            "background capture is a device feature not yet built",
+	"begin loop":                "loops are a legacy pyxform construct",
+	"rank":                      "ranking widgets are not built",
+	"trigger":                   "value triggers (ODK's trigger column) are not supported",
+	"guidance_hint":             "guidance hints are not shown by Tessera's UI",
+	"media":                     "media labels need media distribution",
+	"image":                     "media labels need media distribution",
+	"audio":                     "media labels need media distribution",
+	"save_to":                   "saving to entities is out of scope",
+}
+
+func why(kind, name string) string {
+	if w, ok := whyNot[name]; ok {
+		return kind + " " + name + ": " + w
+	}
+	return kind + " " + name + ": not in Tessera's XLSForm subset"
+}
+
 // skipReason says why a case is outside what Tessera supports ("" when
 // inside).
 func skipReason(c *pyxformCase) string {
@@ -66,7 +98,7 @@ func skipReason(c *pyxformCase) string {
 	}
 	for _, t := range c.Features.SurveyTypes {
 		if !supportedTypes[t] {
-			return "question type " + t
+			return why("question type", t)
 		}
 	}
 	for _, col := range c.Features.Columns {
@@ -76,7 +108,7 @@ func skipReason(c *pyxformCase) string {
 		}
 		base, _, _ := strings.Cut(name, "::")
 		if !supportedSurveyColumns[strings.ToLower(strings.TrimSpace(base))] {
-			return "survey column " + strings.ToLower(base)
+			return why("survey column", strings.ToLower(base))
 		}
 	}
 	return ""
