@@ -10,6 +10,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/tessera-survey/tessera/syncengine/pgstore"
 )
 
 const usage = `surveyd: the Tessera server (central, or a camp-office hub).
@@ -32,6 +34,7 @@ func Main(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("surveyd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	data := fs.String("data", "./data", "directory of the server's store (created if missing)")
+	storeURL := fs.String("store", "", "keep data in PostgreSQL instead of Badger: a postgres:// URL (several surveyd may share one database)")
 	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on, HOST:PORT")
 	upstream := fs.String("upstream", "", "URL of the upstream server; makes this server a hub")
 	interval := fs.Duration("upstream-interval", 15*time.Second, "how often a hub syncs with its upstream when idle")
@@ -55,7 +58,18 @@ func Main(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
 
-	srv, err := New(ctx, Config{DataDir: *data, Upstream: *upstream, UpstreamInterval: *interval, Logger: log})
+	cfg := Config{DataDir: *data, Upstream: *upstream, UpstreamInterval: *interval, Logger: log}
+	if *storeURL != "" {
+		if !strings.HasPrefix(*storeURL, "postgres://") && !strings.HasPrefix(*storeURL, "postgresql://") {
+			return fmt.Errorf("--store: want a postgres:// URL")
+		}
+		st, err := pgstore.Open(ctx, *storeURL, "")
+		if err != nil {
+			return err
+		}
+		cfg.Store = st
+	}
+	srv, err := New(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -64,7 +78,12 @@ func Main(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	attrs := []any{"url", "http://" + hostPort(ln.Addr()), "data", *data, "replica", srv.Replica().ID()}
+	where := []any{"data", *data}
+	if *storeURL != "" {
+		where = []any{"store", "postgres"}
+	}
+	attrs := append([]any{"url", "http://" + hostPort(ln.Addr())}, where...)
+	attrs = append(attrs, "replica", srv.Replica().ID())
 	if *upstream != "" {
 		attrs = append(attrs, "upstream", *upstream)
 	}

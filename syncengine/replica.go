@@ -301,6 +301,19 @@ func (r *Replica) localUpdate(ctx context.Context, fn func(Tx) error) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.store.Update(ctx, func(tx Tx) error {
+		// Several server processes may share one store (and so one replica
+		// id): take the counter from the store, inside the transaction that
+		// will persist it, so no dot is ever issued twice.
+		stored, err := metaUint(tx, metaCounter)
+		if err != nil {
+			return err
+		}
+		r.counter = max(r.counter, stored)
+		h, err := metaUint(tx, metaHLC)
+		if err != nil {
+			return err
+		}
+		r.hlc = max(r.hlc, HLC(h))
 		if err := fn(tx); err != nil {
 			return err
 		}
