@@ -1,0 +1,39 @@
+package forms
+
+import (
+	"bytes"
+	"os"
+	"testing"
+)
+
+// FuzzImportMarkdown: any text as an XLSForm; Import must never panic and
+// must return either a form or problems.
+func FuzzImportMarkdown(f *testing.F) {
+	f.Add("| survey |\n| | type | name | label |\n| | integer | q1 | Q1 |\n")
+	f.Add("| survey |\n| | type | name | relevant |\n| | begin repeat | r | ${x} |\n| | text | x | ${r} |\n")
+	f.Fuzz(func(t *testing.T, md string) {
+		wb, err := ReadMarkdown(md)
+		if err != nil {
+			return
+		}
+		form, err := Import(wb, Options{})
+		if (form == nil) == (err == nil) {
+			t.Fatalf("Import returned form %v and error %v", form != nil, err)
+		}
+	})
+}
+
+// FuzzXLSX: arbitrary bytes as an uploaded .xlsx file.
+func FuzzXLSX(f *testing.F) {
+	if b, err := os.ReadFile("../examples/forms/community-security.xlsx"); err == nil {
+		f.Add(b)
+	}
+	f.Add([]byte("PK\x03\x04"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		wb, err := ReadXLSX(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		_, _ = Import(wb, Options{})
+	})
+}
