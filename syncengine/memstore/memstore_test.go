@@ -28,6 +28,6 @@ func TestContract(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		n++
-		return string(rune('a' + n%26)) + string(rune('0'+n/26))
+		return string(rune('a'+n%26)) + string(rune('0'+n/26))
 	})
 }
