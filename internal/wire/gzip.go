@@ -7,6 +7,7 @@ import (
 
 	"connectrpc.com/connect/v2"
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 )
 
 // Gzip is a connect.Compressor producing standard gzip with klauspost's
@@ -75,5 +76,68 @@ func (r *gzipReader) Close() error {
 	return err
 }
 
-// Compressors is the compression set clients and servers of Tessera use.
-func Compressors() []connect.Compressor { return []connect.Compressor{gzipCompressor} }
+var zstdCompressor = &Zstd{level: zstd.SpeedDefault}
+
+// Compressors is the compression set clients and servers of Tessera use,
+// most preferred first.
+func Compressors() []connect.Compressor { return []connect.Compressor{zstdCompressor, gzipCompressor} }
+
+// Zstd is a connect.Compressor for zstd (klauspost's, pooled). Tessera's
+// clients prefer it: on sync batches it is both smaller and faster than
+// gzip. Peers that only speak gzip still get gzip.
+type Zstd struct {
+	level   zstd.EncoderLevel
+	writers sync.Pool
+	readers sync.Pool
+}
+
+func (*Zstd) Name() string { return "zstd" }
+
+func (z *Zstd) Compress(dst io.Writer) (io.WriteCloser, error) {
+	if w, ok := z.writers.Get().(*zstdWriter); ok {
+		w.Reset(dst)
+		return w, nil
+	}
+	enc, err := zstd.NewWriter(dst, zstd.WithEncoderLevel(z.level), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+	if err != nil {
+		return nil, fmt.Errorf("zstd: %w", err)
+	}
+	return &zstdWriter{Encoder: enc, pool: &z.writers}, nil
+}
+
+func (z *Zstd) Decompress(src io.Reader) (io.ReadCloser, error) {
+	if r, ok := z.readers.Get().(*zstdReader); ok {
+		if err := r.Reset(src); err != nil {
+			return nil, fmt.Errorf("zstd: %w", err)
+		}
+		return r, nil
+	}
+	dec, err := zstd.NewReader(src, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(256<<20))
+	if err != nil {
+		return nil, fmt.Errorf("zstd: %w", err)
+	}
+	return &zstdReader{Decoder: dec, pool: &z.readers}, nil
+}
+
+type zstdWriter struct {
+	*zstd.Encoder
+	pool *sync.Pool
+}
+
+func (w *zstdWriter) Close() error {
+	err := w.Encoder.Close()
+	w.pool.Put(w)
+	return err
+}
+
+type zstdReader struct {
+	*zstd.Decoder
+	pool *sync.Pool
+}
+
+func (r *zstdReader) Read(p []byte) (int, error) { return r.Decoder.Read(p) }
+
+func (r *zstdReader) Close() error {
+	r.pool.Put(r)
+	return nil
+}

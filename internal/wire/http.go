@@ -59,7 +59,7 @@ func Dial(baseURL string, counter *Counter) (*Client, error) {
 	}
 	hc := &http.Client{Transport: tr}
 	t := connecthttp.NewTransport(hc, strings.TrimRight(baseURL, "/"),
-		connecthttp.WithCompressors(Compressors()...), connecthttp.WithSendGzip(), connecthttp.WithCompressMinBytes(1024), connecthttp.WithReadMaxBytes(64<<20))
+		connecthttp.WithCompressors(Compressors()...), connecthttp.WithSendCompression("zstd"), connecthttp.WithCompressMinBytes(1024), connecthttp.WithReadMaxBytes(64<<20))
 	c := NewClient(connect.NewClient(t))
 	c.close = tr.CloseIdleConnections
 	return c, nil
