@@ -176,7 +176,9 @@ func (d *Device) Sync(ctx context.Context, serverURL string, progress func(SyncR
 		}
 		return r
 	}
-	opts := syncengine.SyncOptions{PageLimit: 500}
+	// Full pages (1,000 changes) compress best; a page too large for the
+	// device's transaction size is asked again in halves.
+	opts := syncengine.SyncOptions{}
 	if progress != nil {
 		opts.Progress = func(st syncengine.SyncStats) { progress(result(st)) }
 	}

@@ -218,7 +218,7 @@ func (h *syncService) Pull(ctx context.Context, req *tesserav1.PullRequest) (*te
 	if err != nil {
 		return nil, toConnect(ctx, h.s.log, "Pull", err)
 	}
-	res := wire.PageTo(page)
+	res := wire.PageTo(page, req.Columnar)
 	if res.FormsDigest, err = h.s.forms.Digest(ctx); err != nil {
 		return nil, toConnect(ctx, h.s.log, "Pull", err)
 	}

@@ -501,6 +501,7 @@ func (r *Replica) pull(ctx context.Context, remote Remote, limit int, st *SyncSt
 		if page.Cursor < req.Cursor {
 			return false, fmt.Errorf("pull: server cursor went back from %d to %d", req.Cursor, page.Cursor)
 		}
+		prev := req
 		req.Cursor, req.CursorDot = page.Cursor, page.CursorDot
 		if page.More {
 			next = fetch(req)
@@ -546,6 +547,18 @@ func (r *Replica) pull(ctx context.Context, remote Remote, limit int, st *SyncSt
 			}
 			return setMetaDot(tx, metaPullDot, page.CursorDot)
 		})
+		if errors.Is(err, ErrTooLarge) && len(page.Changes) > 1 {
+			// The page does not fit in one transaction of this store (a
+			// phone's small memtables, records with many fields): ask
+			// again from the same cursor for half as many.
+			if page.More {
+				<-next
+			}
+			req = prev
+			req.Limit = len(page.Changes) / 2
+			next = fetch(req)
+			continue
+		}
 		if err != nil {
 			return false, fmt.Errorf("pull: %w", err)
 		}

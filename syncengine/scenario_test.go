@@ -270,3 +270,72 @@ func (w *world) converged() error {
 	}
 	return nil
 }
+
+// tinyTx fails any transaction that writes more than max log entries, like
+// a phone's Badger with small memtables.
+type tinyTx struct {
+	syncengine.Store
+	max int
+}
+
+func (s tinyTx) Update(ctx context.Context, fn func(syncengine.Tx) error) error {
+	return s.Store.Update(ctx, func(tx syncengine.Tx) error {
+		n := 0
+		return fn(countingTx{Tx: tx, n: &n, max: s.max})
+	})
+}
+
+type countingTx struct {
+	syncengine.Tx
+	n   *int
+	max int
+}
+
+func (c countingTx) Append(o syncengine.Origin, ch *syncengine.Change) (uint64, error) {
+	if *c.n++; *c.n > c.max {
+		return 0, syncengine.ErrTooLarge
+	}
+	return c.Tx.Append(o, ch)
+}
+
+// TestPullPageTooLargeIsSplit: a page that does not fit in the device's
+// transaction is asked again in halves until it does; nothing is lost.
+func TestPullPageTooLargeIsSplit(t *testing.T) {
+	ctx := context.Background()
+	w := &world{t: t, ctx: ctx, nodes: map[string]*node{}, records: map[string]syncengine.RecordID{}, now: time.Now()}
+	w.add("S", "")
+	w.add("A", "S")
+	a := w.nodes["A"].rep
+	recs := make([]syncengine.NewRecord, 300)
+	for i := range recs {
+		recs[i] = syncengine.NewRecord{Form: "f", Fields: []syncengine.FieldWrite{{Name: "i", Value: syncengine.IntValue(int64(i))}}}
+	}
+	if _, err := a.CreateMany(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Sync(ctx, direct{w, "S"}, syncengine.SyncOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mem, err := badgerstore.Open(badgerstore.Options{InMemory: true, Profile: badgerstore.Device})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mem.Close()
+	small := tinyTx{Store: mem, max: 70}
+	if err := syncengine.Init(ctx, small, syncengine.NewReplicaID()); err != nil {
+		t.Fatal(err)
+	}
+	b, err := syncengine.Open(ctx, small, syncengine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.Sync(ctx, direct{w, "S"}, syncengine.SyncOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	b.Records(ctx, func(*syncengine.Record) error { n++; return nil })
+	if n != 300 || st.Applied != 300 {
+		t.Fatalf("pulled %d records (%+v), want 300", n, st)
+	}
+}

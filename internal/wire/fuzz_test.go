@@ -18,6 +18,8 @@ func FuzzPushRequest(f *testing.F) {
 		Fields: []syncengine.FieldWrite{{Name: "q", Value: syncengine.TextValue("x")}}}
 	seed, _ := proto.Marshal(&tesserav1.PushRequest{Replica: rep[:], Through: 1, Changes: []*tesserav1.Change{ChangeTo(&c)}})
 	f.Add(seed)
+	seed2, _ := proto.Marshal(&tesserav1.PushRequest{Replica: rep[:], Through: 1, Batch: EncodeBatch([]syncengine.Change{c})})
+	f.Add(seed2)
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var m tesserav1.PushRequest

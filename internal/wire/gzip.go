@@ -76,7 +76,7 @@ func (r *gzipReader) Close() error {
 	return err
 }
 
-var zstdCompressor = &Zstd{level: zstd.SpeedDefault}
+var zstdCompressor = &Zstd{level: zstd.SpeedBetterCompression}
 
 // Compressors is the compression set clients and servers of Tessera use,
 // most preferred first.

@@ -161,7 +161,15 @@ func PushFrom(m *tesserav1.PushRequest) (syncengine.Push, error) {
 	if len(m.Changes) > syncengine.MaxBatchChanges {
 		return syncengine.Push{}, fmt.Errorf("%w: %d changes, at most %d", syncengine.ErrTooLarge, len(m.Changes), syncengine.MaxBatchChanges)
 	}
-	cs, err := changesFrom(m.Changes)
+	if m.Batch != nil && len(m.Changes) > 0 {
+		return syncengine.Push{}, fmt.Errorf("%w: push: send changes or batch, not both", syncengine.ErrInvalid)
+	}
+	var cs []syncengine.Change
+	if m.Batch != nil {
+		cs, err = DecodeBatch(m.Batch)
+	} else {
+		cs, err = changesFrom(m.Changes)
+	}
 	if err != nil {
 		return syncengine.Push{}, err
 	}
@@ -183,12 +191,18 @@ func PullFrom(m *tesserav1.PullRequest) (syncengine.PullRequest, error) {
 	return syncengine.PullRequest{For: from, Cursor: m.Cursor, CursorDot: dot, Limit: int(min(m.Limit, 1<<20))}, err
 }
 
-// PageTo converts a page.
-func PageTo(p syncengine.Page) *tesserav1.PullResponse {
-	return &tesserav1.PullResponse{
-		Changes: changesTo(p.Changes), Cursor: p.Cursor, CursorDot: DotTo(p.CursorDot), More: p.More,
+// PageTo converts a page, in columnar form when asked.
+func PageTo(p syncengine.Page, columnar bool) *tesserav1.PullResponse {
+	res := &tesserav1.PullResponse{
+		Cursor: p.Cursor, CursorDot: DotTo(p.CursorDot), More: p.More,
 		StartOver: p.Reset, ServerTime: p.ServerTime.UnixMilli(), Head: p.Head,
 	}
+	if columnar {
+		res.Batch = EncodeBatch(p.Changes)
+	} else {
+		res.Changes = changesTo(p.Changes)
+	}
+	return res
 }
 
 // Client is a syncengine.Remote over a Connect client, and the form
@@ -228,7 +242,7 @@ func NewClient(c *connect.Client) *Client {
 // Push implements syncengine.Remote.
 func (c *Client) Push(ctx context.Context, p syncengine.Push) (syncengine.PushResult, error) {
 	res, err := c.svc.Push(ctx, &tesserav1.PushRequest{
-		Replica: p.From[:], After: p.After, Through: p.Through, Changes: changesTo(p.Changes), Relay: p.Relay,
+		Replica: p.From[:], After: p.After, Through: p.Through, Batch: EncodeBatch(p.Changes), Relay: p.Relay,
 	})
 	if err != nil {
 		return syncengine.PushResult{}, err
@@ -242,7 +256,7 @@ func (c *Client) Push(ctx context.Context, p syncengine.Push) (syncengine.PushRe
 // Pull implements syncengine.Remote.
 func (c *Client) Pull(ctx context.Context, r syncengine.PullRequest) (syncengine.Page, error) {
 	res, err := c.svc.Pull(ctx, &tesserav1.PullRequest{
-		Replica: r.For[:], Cursor: r.Cursor, CursorDot: DotTo(r.CursorDot), Limit: uint32(max(r.Limit, 0)),
+		Replica: r.For[:], Cursor: r.Cursor, CursorDot: DotTo(r.CursorDot), Limit: uint32(max(r.Limit, 0)), Columnar: true,
 	})
 	if err != nil {
 		return syncengine.Page{}, err
@@ -252,7 +266,12 @@ func (c *Client) Pull(ctx context.Context, r syncengine.PullRequest) (syncengine
 	if err != nil {
 		return syncengine.Page{}, fmt.Errorf("server sent %w", err)
 	}
-	cs, err := changesFrom(res.Changes)
+	var cs []syncengine.Change
+	if res.Batch != nil {
+		cs, err = DecodeBatch(res.Batch)
+	} else {
+		cs, err = changesFrom(res.Changes)
+	}
 	if err != nil {
 		return syncengine.Page{}, fmt.Errorf("server sent %w", err)
 	}

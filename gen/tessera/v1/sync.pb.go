@@ -347,7 +347,10 @@ type PushRequest struct {
 	// When false, every change must carry the pushing replica's own dots. A hub
 	// forwarding its devices' changes, or a device re-sending everything to a
 	// server that lost data, sets it.
-	Relay         bool `protobuf:"varint,5,opt,name=relay,proto3" json:"relay,omitempty"`
+	Relay bool `protobuf:"varint,5,opt,name=relay,proto3" json:"relay,omitempty"`
+	// The same changes in columnar form (what Tessera's own clients send:
+	// far smaller on the wire). A request carries changes or batch, not both.
+	Batch         *ChangeBatch `protobuf:"bytes,6,opt,name=batch,proto3" json:"batch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -415,6 +418,13 @@ func (x *PushRequest) GetRelay() bool {
 		return x.Relay
 	}
 	return false
+}
+
+func (x *PushRequest) GetBatch() *ChangeBatch {
+	if x != nil {
+		return x.Batch
+	}
+	return nil
 }
 
 type PushResponse struct {
@@ -505,7 +515,9 @@ type PullRequest struct {
 	CursorDot *Dot `protobuf:"bytes,3,opt,name=cursor_dot,json=cursorDot,proto3" json:"cursor_dot,omitempty"`
 	// Most changes to return; the server caps it (at 1,000) and also bounds
 	// the page by size.
-	Limit         uint32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	Limit uint32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Answer with `batch` (columnar) instead of `changes`.
+	Columnar      bool `protobuf:"varint,5,opt,name=columnar,proto3" json:"columnar,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -568,6 +580,13 @@ func (x *PullRequest) GetLimit() uint32 {
 	return 0
 }
 
+func (x *PullRequest) GetColumnar() bool {
+	if x != nil {
+		return x.Columnar
+	}
+	return false
+}
+
 type PullResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Changes after the cursor, in server log order.
@@ -589,7 +608,9 @@ type PullResponse struct {
 	// A digest of the server's published forms. When it differs from the one
 	// a device saw last, the device fetches the forms it lacks
 	// (FormService), so a sync with nothing new stays one round trip.
-	FormsDigest   string `protobuf:"bytes,8,opt,name=forms_digest,json=formsDigest,proto3" json:"forms_digest,omitempty"`
+	FormsDigest string `protobuf:"bytes,8,opt,name=forms_digest,json=formsDigest,proto3" json:"forms_digest,omitempty"`
+	// The page's changes in columnar form, when the request asked for it.
+	Batch         *ChangeBatch `protobuf:"bytes,9,opt,name=batch,proto3" json:"batch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -680,6 +701,205 @@ func (x *PullResponse) GetFormsDigest() string {
 	return ""
 }
 
+func (x *PullResponse) GetBatch() *ChangeBatch {
+	if x != nil {
+		return x.Batch
+	}
+	return nil
+}
+
+// ChangeBatch is a list of changes stored column by column: ids, counters
+// and clocks side by side, field names and replicas as small indexes into
+// dictionaries, and values grouped by type. It carries exactly what a list
+// of Change messages carries, in about a third of the bytes once compressed.
+// Change i is rebuilt from entry i of every per-change column; its context
+// dots and fields are the next context_count[i] and field_count[i] entries
+// of the flattened columns, and a field's value is the next unread entry of
+// the column its kind names.
+type ChangeBatch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Dictionaries.
+	Replicas [][]byte `protobuf:"bytes,1,rep,name=replicas,proto3" json:"replicas,omitempty"`
+	Forms    []string `protobuf:"bytes,2,rep,name=forms,proto3" json:"forms,omitempty"`
+	Names    []string `protobuf:"bytes,3,rep,name=names,proto3" json:"names,omitempty"`
+	// Per change.
+	Records      []byte   `protobuf:"bytes,4,opt,name=records,proto3" json:"records,omitempty"`                                         // 16 bytes per change
+	Replica      []uint32 `protobuf:"varint,5,rep,packed,name=replica,proto3" json:"replica,omitempty"`                                 // index into replicas
+	CounterDelta []int64  `protobuf:"zigzag64,6,rep,packed,name=counter_delta,json=counterDelta,proto3" json:"counter_delta,omitempty"` // from the previous change's counter
+	HlcDelta     []int64  `protobuf:"zigzag64,7,rep,packed,name=hlc_delta,json=hlcDelta,proto3" json:"hlc_delta,omitempty"`             // from the previous change's hlc
+	Form         []uint32 `protobuf:"varint,8,rep,packed,name=form,proto3" json:"form,omitempty"`                                       // index into forms
+	ContextCount []uint32 `protobuf:"varint,9,rep,packed,name=context_count,json=contextCount,proto3" json:"context_count,omitempty"`
+	FieldCount   []uint32 `protobuf:"varint,10,rep,packed,name=field_count,json=fieldCount,proto3" json:"field_count,omitempty"`
+	// Context dots, flattened.
+	ContextReplica []uint32 `protobuf:"varint,11,rep,packed,name=context_replica,json=contextReplica,proto3" json:"context_replica,omitempty"` // index into replicas
+	ContextCounter []uint64 `protobuf:"varint,12,rep,packed,name=context_counter,json=contextCounter,proto3" json:"context_counter,omitempty"`
+	// Fields, flattened.
+	FieldName     []uint32  `protobuf:"varint,13,rep,packed,name=field_name,json=fieldName,proto3" json:"field_name,omitempty"` // index into names
+	FieldKind     []Kind    `protobuf:"varint,14,rep,packed,name=field_kind,json=fieldKind,proto3,enum=tessera.v1.Kind" json:"field_kind,omitempty"`
+	Texts         []string  `protobuf:"bytes,15,rep,name=texts,proto3" json:"texts,omitempty"`
+	Ints          []int64   `protobuf:"zigzag64,16,rep,packed,name=ints,proto3" json:"ints,omitempty"`
+	Decimals      []float64 `protobuf:"fixed64,17,rep,packed,name=decimals,proto3" json:"decimals,omitempty"`
+	Bools         []bool    `protobuf:"varint,18,rep,packed,name=bools,proto3" json:"bools,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangeBatch) Reset() {
+	*x = ChangeBatch{}
+	mi := &file_tessera_v1_sync_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangeBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangeBatch) ProtoMessage() {}
+
+func (x *ChangeBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_sync_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangeBatch.ProtoReflect.Descriptor instead.
+func (*ChangeBatch) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ChangeBatch) GetReplicas() [][]byte {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
+func (x *ChangeBatch) GetForms() []string {
+	if x != nil {
+		return x.Forms
+	}
+	return nil
+}
+
+func (x *ChangeBatch) GetNames() []string {
+	if x != nil {
+		return x.Names
+	}
+	return nil
+}
+
+func (x *ChangeBatch) GetRecords() []byte {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+func (x *ChangeBatch) GetReplica() []uint32 {
+	if x != nil {
+		return x.Replica
+	}
+	return nil
+}
+
+func (x *ChangeBatch) GetCounterDelta() []int64 {
+	if x != nil {
+		return x.CounterDelta
+	}
+	return nil
+}
+
+func (x *ChangeBatch) GetHlcDelta() []int64 {
+	if x != nil {
+		return x.HlcDelta
+	}
+	return nil
+}
+
+func (x *ChangeBatch) GetForm() []uint32 {
+	if x != nil {
+		return x.Form
+	}
+	return nil
+}
+
+func (x *ChangeBatch) GetContextCount() []uint32 {
+	if x != nil {
+		return x.ContextCount
+	}
+	return nil
+}
+
+func (x *ChangeBatch) GetFieldCount() []uint32 {
+	if x != nil {
+		return x.FieldCount
+	}
+	return nil
+}
+
+func (x *ChangeBatch) GetContextReplica() []uint32 {
+	if x != nil {
+		return x.ContextReplica
+	}
+	return nil
+}
+
+func (x *ChangeBatch) GetContextCounter() []uint64 {
+	if x != nil {
+		return x.ContextCounter
+	}
+	return nil
+}
+
+func (x *ChangeBatch) GetFieldName() []uint32 {
+	if x != nil {
+		return x.FieldName
+	}
+	return nil
+}
+
+func (x *ChangeBatch) GetFieldKind() []Kind {
+	if x != nil {
+		return x.FieldKind
+	}
+	return nil
+}
+
+func (x *ChangeBatch) GetTexts() []string {
+	if x != nil {
+		return x.Texts
+	}
+	return nil
+}
+
+func (x *ChangeBatch) GetInts() []int64 {
+	if x != nil {
+		return x.Ints
+	}
+	return nil
+}
+
+func (x *ChangeBatch) GetDecimals() []float64 {
+	if x != nil {
+		return x.Decimals
+	}
+	return nil
+}
+
+func (x *ChangeBatch) GetBools() []bool {
+	if x != nil {
+		return x.Bools
+	}
+	return nil
+}
+
 var File_tessera_v1_sync_proto protoreflect.FileDescriptor
 
 const file_tessera_v1_sync_proto_rawDesc = "" +
@@ -702,25 +922,27 @@ const file_tessera_v1_sync_proto_rawDesc = "" +
 	"\x03dot\x18\x03 \x01(\v2\x0f.tessera.v1.DotR\x03dot\x12\x10\n" +
 	"\x03hlc\x18\x04 \x01(\x04R\x03hlc\x12)\n" +
 	"\acontext\x18\x05 \x03(\v2\x0f.tessera.v1.DotR\acontext\x12)\n" +
-	"\x06fields\x18\x06 \x03(\v2\x11.tessera.v1.FieldR\x06fields\"\x9b\x01\n" +
+	"\x06fields\x18\x06 \x03(\v2\x11.tessera.v1.FieldR\x06fields\"\xca\x01\n" +
 	"\vPushRequest\x12\x18\n" +
 	"\areplica\x18\x01 \x01(\fR\areplica\x12\x14\n" +
 	"\x05after\x18\x02 \x01(\x04R\x05after\x12\x18\n" +
 	"\athrough\x18\x03 \x01(\x04R\athrough\x12,\n" +
 	"\achanges\x18\x04 \x03(\v2\x12.tessera.v1.ChangeR\achanges\x12\x14\n" +
-	"\x05relay\x18\x05 \x01(\bR\x05relay\"\x85\x01\n" +
+	"\x05relay\x18\x05 \x01(\bR\x05relay\x12-\n" +
+	"\x05batch\x18\x06 \x01(\v2\x17.tessera.v1.ChangeBatchR\x05batch\"\x85\x01\n" +
 	"\fPushResponse\x12\"\n" +
 	"\facknowledged\x18\x01 \x01(\x04R\facknowledged\x12\x16\n" +
 	"\x06resend\x18\x02 \x01(\bR\x06resend\x12\x1f\n" +
 	"\vserver_time\x18\x03 \x01(\x03R\n" +
 	"serverTime\x12\x18\n" +
-	"\aapplied\x18\x04 \x01(\rR\aapplied\"\x85\x01\n" +
+	"\aapplied\x18\x04 \x01(\rR\aapplied\"\xa1\x01\n" +
 	"\vPullRequest\x12\x18\n" +
 	"\areplica\x18\x01 \x01(\fR\areplica\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\x04R\x06cursor\x12.\n" +
 	"\n" +
 	"cursor_dot\x18\x03 \x01(\v2\x0f.tessera.v1.DotR\tcursorDot\x12\x14\n" +
-	"\x05limit\x18\x04 \x01(\rR\x05limit\"\x8f\x02\n" +
+	"\x05limit\x18\x04 \x01(\rR\x05limit\x12\x1a\n" +
+	"\bcolumnar\x18\x05 \x01(\bR\bcolumnar\"\xbe\x02\n" +
 	"\fPullResponse\x12,\n" +
 	"\achanges\x18\x01 \x03(\v2\x12.tessera.v1.ChangeR\achanges\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\x04R\x06cursor\x12.\n" +
@@ -732,7 +954,31 @@ const file_tessera_v1_sync_proto_rawDesc = "" +
 	"\vserver_time\x18\x06 \x01(\x03R\n" +
 	"serverTime\x12\x12\n" +
 	"\x04head\x18\a \x01(\x04R\x04head\x12!\n" +
-	"\fforms_digest\x18\b \x01(\tR\vformsDigest*Z\n" +
+	"\fforms_digest\x18\b \x01(\tR\vformsDigest\x12-\n" +
+	"\x05batch\x18\t \x01(\v2\x17.tessera.v1.ChangeBatchR\x05batch\"\xa3\x04\n" +
+	"\vChangeBatch\x12\x1a\n" +
+	"\breplicas\x18\x01 \x03(\fR\breplicas\x12\x14\n" +
+	"\x05forms\x18\x02 \x03(\tR\x05forms\x12\x14\n" +
+	"\x05names\x18\x03 \x03(\tR\x05names\x12\x18\n" +
+	"\arecords\x18\x04 \x01(\fR\arecords\x12\x18\n" +
+	"\areplica\x18\x05 \x03(\rR\areplica\x12#\n" +
+	"\rcounter_delta\x18\x06 \x03(\x12R\fcounterDelta\x12\x1b\n" +
+	"\thlc_delta\x18\a \x03(\x12R\bhlcDelta\x12\x12\n" +
+	"\x04form\x18\b \x03(\rR\x04form\x12#\n" +
+	"\rcontext_count\x18\t \x03(\rR\fcontextCount\x12\x1f\n" +
+	"\vfield_count\x18\n" +
+	" \x03(\rR\n" +
+	"fieldCount\x12'\n" +
+	"\x0fcontext_replica\x18\v \x03(\rR\x0econtextReplica\x12'\n" +
+	"\x0fcontext_counter\x18\f \x03(\x04R\x0econtextCounter\x12\x1d\n" +
+	"\n" +
+	"field_name\x18\r \x03(\rR\tfieldName\x12/\n" +
+	"\n" +
+	"field_kind\x18\x0e \x03(\x0e2\x10.tessera.v1.KindR\tfieldKind\x12\x14\n" +
+	"\x05texts\x18\x0f \x03(\tR\x05texts\x12\x12\n" +
+	"\x04ints\x18\x10 \x03(\x12R\x04ints\x12\x1a\n" +
+	"\bdecimals\x18\x11 \x03(\x01R\bdecimals\x12\x14\n" +
+	"\x05bools\x18\x12 \x03(\bR\x05bools*Z\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tKIND_TEXT\x10\x01\x12\f\n" +
@@ -756,7 +1002,7 @@ func file_tessera_v1_sync_proto_rawDescGZIP() []byte {
 }
 
 var file_tessera_v1_sync_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_tessera_v1_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_tessera_v1_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_tessera_v1_sync_proto_goTypes = []any{
 	(Kind)(0),            // 0: tessera.v1.Kind
 	(*Dot)(nil),          // 1: tessera.v1.Dot
@@ -766,6 +1012,7 @@ var file_tessera_v1_sync_proto_goTypes = []any{
 	(*PushResponse)(nil), // 5: tessera.v1.PushResponse
 	(*PullRequest)(nil),  // 6: tessera.v1.PullRequest
 	(*PullResponse)(nil), // 7: tessera.v1.PullResponse
+	(*ChangeBatch)(nil),  // 8: tessera.v1.ChangeBatch
 }
 var file_tessera_v1_sync_proto_depIdxs = []int32{
 	0,  // 0: tessera.v1.Field.kind:type_name -> tessera.v1.Kind
@@ -773,18 +1020,21 @@ var file_tessera_v1_sync_proto_depIdxs = []int32{
 	1,  // 2: tessera.v1.Change.context:type_name -> tessera.v1.Dot
 	2,  // 3: tessera.v1.Change.fields:type_name -> tessera.v1.Field
 	3,  // 4: tessera.v1.PushRequest.changes:type_name -> tessera.v1.Change
-	1,  // 5: tessera.v1.PullRequest.cursor_dot:type_name -> tessera.v1.Dot
-	3,  // 6: tessera.v1.PullResponse.changes:type_name -> tessera.v1.Change
-	1,  // 7: tessera.v1.PullResponse.cursor_dot:type_name -> tessera.v1.Dot
-	4,  // 8: tessera.v1.SyncService.Push:input_type -> tessera.v1.PushRequest
-	6,  // 9: tessera.v1.SyncService.Pull:input_type -> tessera.v1.PullRequest
-	5,  // 10: tessera.v1.SyncService.Push:output_type -> tessera.v1.PushResponse
-	7,  // 11: tessera.v1.SyncService.Pull:output_type -> tessera.v1.PullResponse
-	10, // [10:12] is the sub-list for method output_type
-	8,  // [8:10] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	8,  // 5: tessera.v1.PushRequest.batch:type_name -> tessera.v1.ChangeBatch
+	1,  // 6: tessera.v1.PullRequest.cursor_dot:type_name -> tessera.v1.Dot
+	3,  // 7: tessera.v1.PullResponse.changes:type_name -> tessera.v1.Change
+	1,  // 8: tessera.v1.PullResponse.cursor_dot:type_name -> tessera.v1.Dot
+	8,  // 9: tessera.v1.PullResponse.batch:type_name -> tessera.v1.ChangeBatch
+	0,  // 10: tessera.v1.ChangeBatch.field_kind:type_name -> tessera.v1.Kind
+	4,  // 11: tessera.v1.SyncService.Push:input_type -> tessera.v1.PushRequest
+	6,  // 12: tessera.v1.SyncService.Pull:input_type -> tessera.v1.PullRequest
+	5,  // 13: tessera.v1.SyncService.Push:output_type -> tessera.v1.PushResponse
+	7,  // 14: tessera.v1.SyncService.Pull:output_type -> tessera.v1.PullResponse
+	13, // [13:15] is the sub-list for method output_type
+	11, // [11:13] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_tessera_v1_sync_proto_init() }
@@ -798,7 +1048,7 @@ func file_tessera_v1_sync_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tessera_v1_sync_proto_rawDesc), len(file_tessera_v1_sync_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
