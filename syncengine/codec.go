@@ -145,12 +145,19 @@ func (d *decoder) value() Value {
 // Applied set, which nearly every other dot of the record is, are written as
 // their index in it: a record of 22 fields shrinks to less than half.
 func MarshalRecord(b []byte, r *Record) []byte {
+	if b == nil {
+		b = make([]byte, 0, 64+48*len(r.Fields))
+	}
 	e := encoder{b: b}
 	e.b = append(e.b, codecVersion)
 	e.str(r.Form)
 	e.uvarint(uint64(r.FormHLC))
 	e.dots(r.Applied)
 	ref := func(d Dot) {
+		if len(r.Applied) > 0 && r.Applied[0] == d {
+			e.uvarint(1) // most records were written once
+			return
+		}
 		if i, ok := slices.BinarySearchFunc(r.Applied, d, Dot.Compare); ok {
 			e.uvarint(uint64(i) + 1)
 			return
@@ -293,4 +300,30 @@ func UnmarshalLogEntry(seq uint64, b []byte) (LogEntry, error) {
 		return LogEntry{}, fmt.Errorf("log entry %d: %w", seq, ErrCorrupt)
 	}
 	return le, nil
+}
+
+// DecodeLogEntry decodes a stored log entry, or only its origin and dot
+// when the entry was written by skip (see ScanOption).
+func DecodeLogEntry(seq uint64, b []byte, skip ReplicaID) (LogEntry, error) {
+	if !skip.IsZero() {
+		d := decoder{b: b}
+		if d.byte() == codecVersion {
+			origin := Origin(d.byte())
+			d.bytes(16)
+			d.bytes(d.uvarint())
+			dot := d.dot()
+			if d.err == nil && dot.Replica == skip {
+				return LogEntry{Seq: seq, Origin: origin, Change: Change{Dot: dot}}, nil
+			}
+		}
+	}
+	return UnmarshalLogEntry(seq, b)
+}
+
+// SkipOf returns the replica to skip named by scan options (zero if none).
+func SkipOf(opts []ScanOption) ReplicaID {
+	if len(opts) == 0 {
+		return ReplicaID{}
+	}
+	return opts[0].Skip
 }

@@ -124,7 +124,7 @@ func (r *Replica) Receive(ctx context.Context, p Push) (PushResult, error) {
 // scanBatch reads the log after `after` into a batch of at most limit
 // changes and about pageBytes, keeping the entries keep accepts. It returns
 // the last entry scanned (kept or not) and whether entries remain.
-func scanBatch(tx ReadTx, after uint64, limit int, keep func(*LogEntry) bool) (cs []Change, last LogEntry, more bool, err error) {
+func scanBatch(tx ReadTx, after uint64, limit int, keep func(*LogEntry) bool, opts ...ScanOption) (cs []Change, last LogEntry, more bool, err error) {
 	size := 0
 	err = tx.ScanLog(after, func(e LogEntry, n int) error {
 		if len(cs) >= limit || (size+n > pageBytes && len(cs) > 0) {
@@ -137,7 +137,7 @@ func scanBatch(tx ReadTx, after uint64, limit int, keep func(*LogEntry) bool) (c
 			size += n
 		}
 		return nil
-	})
+	}, opts...)
 	if errors.Is(err, ErrStop) {
 		err = nil
 	}
@@ -221,7 +221,7 @@ func (r *Replica) Page(ctx context.Context, req PullRequest) (Page, error) {
 		var last LogEntry
 		p.Changes, last, p.More, err = scanBatch(tx, req.Cursor, limit, func(e *LogEntry) bool {
 			return e.Change.Dot.Replica != req.For
-		})
+		}, ScanOption{Skip: req.For})
 		if last.Seq > 0 {
 			p.Cursor, p.CursorDot = last.Seq, last.Change.Dot
 		}

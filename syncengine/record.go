@@ -240,6 +240,9 @@ func (r *Record) Apply(c *Change) bool {
 		return false
 	}
 	r.Applied = r.Applied.Add(c.Dot)
+	if len(r.Fields) == 0 {
+		r.Fields = make(map[string]*Register, len(c.Fields))
+	}
 	if r.Form == "" || c.HLC > r.FormHLC || (c.HLC == r.FormHLC && c.Dot.Compare(r.FormDot) > 0) {
 		r.Form, r.FormHLC, r.FormDot = c.Form, c.HLC, c.Dot
 	}

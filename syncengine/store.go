@@ -30,7 +30,7 @@ type ReadTx interface {
 	// ScanLog calls fn for every log entry with a sequence number after
 	// `after`, in order, with the entry's stored size in bytes, until fn
 	// returns an error (ErrStop ends the scan cleanly).
-	ScanLog(after uint64, fn func(e LogEntry, size int) error) error
+	ScanLog(after uint64, fn func(e LogEntry, size int) error, opts ...ScanOption) error
 	// LogEntry returns the log entry at seq, or ErrNotFound.
 	LogEntry(seq uint64) (LogEntry, error)
 	// Head returns the last sequence number in the log (0 when empty).
@@ -52,6 +52,14 @@ type Tx interface {
 	SetMeta(key string, value []byte) error
 	// DeleteMeta removes a meta entry (no error if absent).
 	DeleteMeta(key string) error
+}
+
+// ScanOption is a hint to ScanLog. Stores that ignore it stay correct.
+type ScanOption struct {
+	// Skip: entries written by this replica may be passed with only Seq,
+	// Origin and Change.Dot set (a server paging its log for a device
+	// never sends the device its own changes, so it need not decode them).
+	Skip ReplicaID
 }
 
 // ErrStop ends a scan without error.

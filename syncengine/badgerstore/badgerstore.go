@@ -198,7 +198,8 @@ func (t *tx) ScanRecords(from syncengine.RecordID, fn func(*syncengine.Record) e
 	return nil
 }
 
-func (t *tx) ScanLog(after uint64, fn func(syncengine.LogEntry, int) error) error {
+func (t *tx) ScanLog(after uint64, fn func(syncengine.LogEntry, int) error, opts ...syncengine.ScanOption) error {
+	skip := syncengine.SkipOf(opts)
 	it := t.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}, PrefetchValues: true, PrefetchSize: 256})
 	defer it.Close()
 	for it.Seek(logKey(after + 1)); it.Valid(); it.Next() {
@@ -208,7 +209,7 @@ func (t *tx) ScanLog(after uint64, fn func(syncengine.LogEntry, int) error) erro
 		var n int
 		if err := item.Value(func(b []byte) (err error) {
 			n = len(b)
-			e, err = syncengine.UnmarshalLogEntry(seq, b)
+			e, err = syncengine.DecodeLogEntry(seq, b, skip)
 			return err
 		}); err != nil {
 			return err

@@ -111,10 +111,11 @@ func (t *tx) ScanRecords(from syncengine.RecordID, fn func(*syncengine.Record) e
 
 func (t *tx) entries() [][]byte { return append(t.s.log[:len(t.s.log):len(t.s.log)], t.log...) }
 
-func (t *tx) ScanLog(after uint64, fn func(syncengine.LogEntry, int) error) error {
+func (t *tx) ScanLog(after uint64, fn func(syncengine.LogEntry, int) error, opts ...syncengine.ScanOption) error {
+	skip := syncengine.SkipOf(opts)
 	all := t.entries()
 	for i := after; i < uint64(len(all)); i++ {
-		e, err := syncengine.UnmarshalLogEntry(i+1, all[i])
+		e, err := syncengine.DecodeLogEntry(i+1, all[i], skip)
 		if err != nil {
 			return err
 		}

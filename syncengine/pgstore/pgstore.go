@@ -236,7 +236,8 @@ func (t *tx) ScanRecords(from syncengine.RecordID, fn func(*syncengine.Record) e
 	}
 }
 
-func (t *tx) ScanLog(after uint64, fn func(syncengine.LogEntry, int) error) error {
+func (t *tx) ScanLog(after uint64, fn func(syncengine.LogEntry, int) error, opts ...syncengine.ScanOption) error {
+	skip := syncengine.SkipOf(opts)
 	if err := t.flush(); err != nil {
 		return err
 	}
@@ -263,7 +264,7 @@ func (t *tx) ScanLog(after uint64, fn func(syncengine.LogEntry, int) error) erro
 			return fmt.Errorf("postgres: %w", err)
 		}
 		for _, r := range got {
-			e, err := syncengine.UnmarshalLogEntry(uint64(r.seq), r.b)
+			e, err := syncengine.DecodeLogEntry(uint64(r.seq), r.b, skip)
 			if err != nil {
 				return err
 			}
