@@ -140,7 +140,7 @@ func TestBadLink(t *testing.T) {
 		defer mu.Unlock()
 		if cutsLeft > 0 && (cutsLeft == 3 || rng.IntN(2) == 0) {
 			cutsLeft--
-			return 1 + rng.Int64N(12_000)
+			return 1 + rng.Int64N(20_000)
 		}
 		return 1 << 40
 	})
@@ -149,7 +149,11 @@ func TestBadLink(t *testing.T) {
 	for i := range recs {
 		fs := make([]syncengine.FieldWrite, 22)
 		for k := range fs {
-			fs[k] = syncengine.FieldWrite{Name: fmt.Sprintf("q%02d", k), Value: syncengine.IntValue(int64((i * k) % 7))}
+			v := syncengine.IntValue(rng.Int64N(100))
+			if k%3 == 1 {
+				v = syncengine.TextValue(benchChoices[rng.IntN(len(benchChoices))])
+			}
+			fs[k] = syncengine.FieldWrite{Name: fmt.Sprintf("q%02d", k), Value: v}
 		}
 		fs[21].Value = syncengine.TextValue(fmt.Sprintf("hh-%04d", i))
 		recs[i] = syncengine.NewRecord{Form: "household", Fields: fs}

@@ -289,6 +289,11 @@ func (r *Replica) Sync(ctx context.Context, remote Remote, opts SyncOptions) (Sy
 // sides work in parallel instead of taking turns.
 const pushWindow = 2
 
+// PushBatch is how many changes a push batch carries: small enough that
+// the two batches in flight keep both sides busy and a cut link wastes
+// little, large enough to amortize a request and an fsync.
+const PushBatch = 500
+
 type flight struct {
 	b     batch
 	after uint64
@@ -423,7 +428,7 @@ func (r *Replica) outbox(ctx context.Context, ack uint64) (b batch) {
 			return err
 		}
 		var last LogEntry
-		b.changes, last, _, err = scanBatch(tx, ack, MaxBatchChanges, func(e *LogEntry) bool {
+		b.changes, last, _, err = scanBatch(tx, ack, PushBatch, func(e *LogEntry) bool {
 			if e.Origin == Upstream && e.Seq > relayThrough {
 				return false
 			}
