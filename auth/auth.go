@@ -1,0 +1,440 @@
+// Package auth is who may do what on a Tessera server: projects, users with
+// a role per project (passwords hashed with argon2id), sessions, enrolled
+// devices with their credentials, and the hash-chained audit trail. It keeps
+// its state in the server's store (meta entries, never synced to devices).
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/argon2"
+
+	"github.com/tessera-survey/tessera/syncengine"
+)
+
+// Role is what a user may do in a project.
+type Role string
+
+const (
+	Admin      Role = "admin"      // everything, every project
+	Lead       Role = "lead"       // a project's forms, devices, conflicts and review
+	Analyst    Role = "analyst"    // reads a project's data and exports
+	Enumerator Role = "enumerator" // interviews (through an enrolled device)
+)
+
+// Valid reports whether r is a known role.
+func (r Role) Valid() bool { return r == Admin || r == Lead || r == Analyst || r == Enumerator }
+
+// Errors of the package; the server maps them to Connect codes.
+var (
+	ErrUnauthenticated = errors.New("not signed in")
+	ErrDenied          = errors.New("not allowed")
+	ErrBadCredentials  = errors.New("wrong user name or password")
+	ErrExists          = errors.New("already exists")
+	ErrNotFound        = errors.New("not found")
+	ErrInvalid         = errors.New("invalid input")
+	ErrCodeRejected    = errors.New("enrollment code is unknown, used or expired")
+	ErrRevoked         = errors.New("device is revoked")
+)
+
+// User is an account.
+type User struct {
+	Name    string          `json:"name"`
+	Hash    string          `json:"hash,omitempty"` // argon2id; empty: no password yet
+	Admin   bool            `json:"admin,omitempty"`
+	Roles   map[string]Role `json:"roles,omitempty"` // project → role
+	Created int64           `json:"created"`
+}
+
+// Project groups forms, devices and records.
+type Project struct {
+	Name    string `json:"name"`
+	Created int64  `json:"created"`
+}
+
+// Device is an enrolled device.
+type Device struct {
+	ID        string `json:"id"`
+	Project   string `json:"project"`
+	Team      string `json:"team,omitempty"`
+	PublicKey []byte `json:"public_key"`
+	CredHash  string `json:"cred_hash"`
+	Enrolled  int64  `json:"enrolled"`
+	Revoked   bool   `json:"revoked,omitempty"`
+	Wipe      bool   `json:"wipe,omitempty"`
+	Wiped     int64  `json:"wiped,omitempty"`
+}
+
+// Principal is who is calling: a user (with a session) or a device.
+type Principal struct {
+	User   *User
+	Device *Device
+}
+
+// Can reports whether the principal holds at least role in project (an
+// admin holds every role everywhere).
+func (p Principal) Can(project string, role Role) bool {
+	if p.User == nil {
+		return false
+	}
+	if p.User.Admin {
+		return true
+	}
+	have, ok := p.User.Roles[project]
+	if !ok {
+		return false
+	}
+	return rank(have) >= rank(role)
+}
+
+// CanAnywhere reports whether the principal holds role in some project.
+func (p Principal) CanAnywhere(role Role) bool {
+	if p.User == nil {
+		return false
+	}
+	if p.User.Admin {
+		return true
+	}
+	for _, r := range p.User.Roles {
+		if rank(r) >= rank(role) {
+			return true
+		}
+	}
+	return false
+}
+
+func rank(r Role) int {
+	switch r {
+	case Admin:
+		return 4
+	case Lead:
+		return 3
+	case Analyst:
+		return 2
+	case Enumerator:
+		return 1
+	}
+	return 0
+}
+
+// Service keeps accounts, devices and the audit trail in a store.
+type Service struct {
+	store syncengine.Store
+	now   func() time.Time
+}
+
+// New returns the service over s. now is the clock (time.Now when nil).
+func New(s syncengine.Store, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{store: s, now: now}
+}
+
+const (
+	keyUser    = "auth.user/"
+	keyProject = "auth.project/"
+	keyDevice  = "auth.device/"
+	keySession = "auth.session/"
+	keyCode    = "auth.code/"
+	keySetup   = "auth.setup/"
+)
+
+// SessionTTL is how long a sign-in lasts.
+const SessionTTL = 12 * time.Hour
+
+var nameRe = regexp.MustCompile(`^[\p{L}\p{N}][\p{L}\p{N}_.\-]{0,63}$`)
+
+func checkName(what, s string) error {
+	if !nameRe.MatchString(s) {
+		return fmt.Errorf("%w: %s %q: 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit", ErrInvalid, what, s)
+	}
+	return nil
+}
+
+// Token returns a fresh random secret (URL-safe base64, 256 bits).
+func Token() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func digest(secret string) string {
+	h := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(h[:])
+}
+
+// argon2id parameters (OWASP's first recommendation: 19 MiB, 2 passes).
+const (
+	argonTime    = 2
+	argonMemory  = 19 * 1024
+	argonThreads = 1
+	argonKeyLen  = 32
+)
+
+// HashPassword hashes a password with argon2id and a random salt.
+func HashPassword(pw string) string {
+	salt := make([]byte, 16)
+	rand.Read(salt)
+	key := argon2.IDKey([]byte(pw), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
+}
+
+// CheckPassword reports whether pw matches an encoded argon2id hash.
+func CheckPassword(encoded, pw string) bool {
+	parts := strings.Split(encoded, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" {
+		return false
+	}
+	var m, t uint32
+	var p uint8
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || m > 1<<21 || t > 16 || p == 0 {
+		return false
+	}
+	salt, err1 := base64.RawStdEncoding.DecodeString(parts[4])
+	want, err2 := base64.RawStdEncoding.DecodeString(parts[5])
+	if err1 != nil || err2 != nil || len(want) == 0 || len(want) > 64 {
+		return false
+	}
+	got := argon2.IDKey([]byte(pw), salt, t, m, p, uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1
+}
+
+func get[T any](tx syncengine.ReadTx, key string) (*T, error) {
+	b, err := tx.Meta(key)
+	if errors.Is(err, syncengine.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("%s: %w", key, syncengine.ErrCorrupt)
+	}
+	return &v, nil
+}
+
+func put(tx syncengine.Tx, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return tx.SetMeta(key, b)
+}
+
+// Bootstrap makes sure an admin account exists. On a server's first start
+// it creates "admin" (with no password) and returns a one-time setup token
+// that sets the admin's password; later calls return "".
+func (s *Service) Bootstrap(ctx context.Context) (string, error) {
+	token := ""
+	err := s.store.Update(ctx, func(tx syncengine.Tx) error {
+		if _, err := get[User](tx, keyUser+"admin"); err == nil {
+			return nil
+		} else if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if err := put(tx, keyUser+"admin", User{Name: "admin", Admin: true, Created: s.now().UnixMilli()}); err != nil {
+			return err
+		}
+		token = Token()
+		if err := tx.SetMeta(keySetup+digest(token), []byte("admin")); err != nil {
+			return err
+		}
+		return s.appendAudit(tx, "system", "bootstrap", "admin account created; setup token issued")
+	})
+	return token, err
+}
+
+// NewSetupToken mints a one-time token that sets a user's password (run on
+// the server machine: surveyd admin token).
+func (s *Service) NewSetupToken(ctx context.Context, user string) (string, error) {
+	token := Token()
+	err := s.store.Update(ctx, func(tx syncengine.Tx) error {
+		if _, err := get[User](tx, keyUser+user); err != nil {
+			return fmt.Errorf("user %q: %w", user, err)
+		}
+		if err := tx.SetMeta(keySetup+digest(token), []byte(user)); err != nil {
+			return err
+		}
+		return s.appendAudit(tx, "system", "setup-token", "setup token issued for "+user)
+	})
+	return token, err
+}
+
+// UseSetupToken sets the password of the token's user, spends the token and
+// opens a session.
+func (s *Service) UseSetupToken(ctx context.Context, token, password string) (session string, user string, err error) {
+	if len(password) < 10 {
+		return "", "", fmt.Errorf("%w: a password needs at least 10 characters", ErrInvalid)
+	}
+	hash := HashPassword(password)
+	err = s.store.Update(ctx, func(tx syncengine.Tx) error {
+		b, err := tx.Meta(keySetup + digest(token))
+		if errors.Is(err, syncengine.ErrNotFound) {
+			return ErrBadCredentials
+		}
+		if err != nil {
+			return err
+		}
+		user = string(b)
+		u, err := get[User](tx, keyUser+user)
+		if err != nil {
+			return err
+		}
+		u.Hash = hash
+		if err := put(tx, keyUser+user, u); err != nil {
+			return err
+		}
+		if err := tx.DeleteMeta(keySetup + digest(token)); err != nil {
+			return err
+		}
+		session, err = s.newSession(tx, user)
+		if err != nil {
+			return err
+		}
+		return s.appendAudit(tx, user, "setup", "password set with a setup token")
+	})
+	return session, user, err
+}
+
+type sessionRec struct {
+	User    string `json:"user"`
+	Expires int64  `json:"expires"`
+}
+
+func (s *Service) newSession(tx syncengine.Tx, user string) (string, error) {
+	token := Token()
+	return token, put(tx, keySession+digest(token), sessionRec{User: user, Expires: s.now().Add(SessionTTL).UnixMilli()})
+}
+
+// Login checks a password and opens a session.
+func (s *Service) Login(ctx context.Context, user, password string) (string, error) {
+	var u *User
+	err := s.store.View(ctx, func(tx syncengine.ReadTx) (err error) { u, err = get[User](tx, keyUser+user); return })
+	if errors.Is(err, ErrNotFound) || (err == nil && (u.Hash == "" || !CheckPassword(u.Hash, password))) {
+		s.store.Update(ctx, func(tx syncengine.Tx) error { return s.appendAudit(tx, user, "login-failed", "") })
+		return "", ErrBadCredentials
+	}
+	if err != nil {
+		return "", err
+	}
+	var token string
+	err = s.store.Update(ctx, func(tx syncengine.Tx) (err error) {
+		if token, err = s.newSession(tx, user); err != nil {
+			return err
+		}
+		return s.appendAudit(tx, user, "login", "")
+	})
+	return token, err
+}
+
+// Logout ends a session.
+func (s *Service) Logout(ctx context.Context, token string) error {
+	return s.store.Update(ctx, func(tx syncengine.Tx) error { return tx.DeleteMeta(keySession + digest(token)) })
+}
+
+// Session resolves a session token to its user.
+func (s *Service) Session(ctx context.Context, token string) (*User, error) {
+	var u *User
+	err := s.store.View(ctx, func(tx syncengine.ReadTx) error {
+		sr, err := get[sessionRec](tx, keySession+digest(token))
+		if errors.Is(err, ErrNotFound) {
+			return ErrUnauthenticated
+		}
+		if err != nil {
+			return err
+		}
+		if s.now().UnixMilli() > sr.Expires {
+			return ErrUnauthenticated
+		}
+		u, err = get[User](tx, keyUser+sr.User)
+		if errors.Is(err, ErrNotFound) {
+			return ErrUnauthenticated
+		}
+		return err
+	})
+	return u, err
+}
+
+// CreateProject adds a project.
+func (s *Service) CreateProject(ctx context.Context, actor, name string) error {
+	if err := checkName("project", name); err != nil {
+		return err
+	}
+	return s.store.Update(ctx, func(tx syncengine.Tx) error {
+		if _, err := get[Project](tx, keyProject+name); err == nil {
+			return fmt.Errorf("project %q: %w", name, ErrExists)
+		}
+		if err := put(tx, keyProject+name, Project{Name: name, Created: s.now().UnixMilli()}); err != nil {
+			return err
+		}
+		return s.appendAudit(tx, actor, "project-create", name)
+	})
+}
+
+// Project returns a project.
+func (s *Service) Project(ctx context.Context, name string) (*Project, error) {
+	var p *Project
+	err := s.store.View(ctx, func(tx syncengine.ReadTx) (err error) { p, err = get[Project](tx, keyProject+name); return })
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("project %q: %w", name, ErrNotFound)
+	}
+	return p, err
+}
+
+// AddUser creates an account with a password.
+func (s *Service) AddUser(ctx context.Context, actor, name, password string) error {
+	if err := checkName("user", name); err != nil {
+		return err
+	}
+	if len(password) < 10 {
+		return fmt.Errorf("%w: a password needs at least 10 characters", ErrInvalid)
+	}
+	hash := HashPassword(password)
+	return s.store.Update(ctx, func(tx syncengine.Tx) error {
+		if _, err := get[User](tx, keyUser+name); err == nil {
+			return fmt.Errorf("user %q: %w", name, ErrExists)
+		}
+		if err := put(tx, keyUser+name, User{Name: name, Hash: hash, Roles: map[string]Role{}, Created: s.now().UnixMilli()}); err != nil {
+			return err
+		}
+		return s.appendAudit(tx, actor, "user-add", name)
+	})
+}
+
+// Grant gives a user a role in a project (replacing any other role there).
+func (s *Service) Grant(ctx context.Context, actor, user, project string, role Role) error {
+	if !role.Valid() || role == Admin {
+		return fmt.Errorf("%w: role %q (lead, analyst or enumerator)", ErrInvalid, role)
+	}
+	return s.store.Update(ctx, func(tx syncengine.Tx) error {
+		if _, err := get[Project](tx, keyProject+project); err != nil {
+			return fmt.Errorf("project %q: %w", project, err)
+		}
+		u, err := get[User](tx, keyUser+user)
+		if err != nil {
+			return fmt.Errorf("user %q: %w", user, err)
+		}
+		if u.Roles == nil {
+			u.Roles = map[string]Role{}
+		}
+		u.Roles[project] = role
+		if err := put(tx, keyUser+user, u); err != nil {
+			return err
+		}
+		return s.appendAudit(tx, actor, "grant", fmt.Sprintf("%s is %s in %s", user, role, project))
+	})
+}

@@ -1,0 +1,209 @@
+package auth
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tessera-survey/tessera/syncengine"
+	"github.com/tessera-survey/tessera/syncengine/memstore"
+)
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+func newService(t *testing.T) (*Service, *memstore.Store, *clock) {
+	st := memstore.New()
+	c := &clock{t: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}
+	return New(st, c.now), st, c
+}
+
+func TestPasswords(t *testing.T) {
+	h := HashPassword("correct horse battery")
+	if !strings.HasPrefix(h, "$argon2id$v=19$m=19456,t=2,p=1$") {
+		t.Fatalf("hash %q", h)
+	}
+	if !CheckPassword(h, "correct horse battery") || CheckPassword(h, "correct horse batterY") || CheckPassword("garbage", "x") {
+		t.Fatal("password check")
+	}
+	if HashPassword("same") == HashPassword("same") {
+		t.Fatal("no salt")
+	}
+}
+
+func TestBootstrapSetupLogin(t *testing.T) {
+	ctx := context.Background()
+	s, _, c := newService(t)
+	token, err := s.Bootstrap(ctx)
+	if err != nil || token == "" {
+		t.Fatalf("bootstrap: %q %v", token, err)
+	}
+	if again, _ := s.Bootstrap(ctx); again != "" {
+		t.Fatal("a second bootstrap issued another token")
+	}
+	if _, err := s.Login(ctx, "admin", "anything"); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("admin without a password signed in: %v", err)
+	}
+	if _, _, err := s.UseSetupToken(ctx, token, "short"); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("short password: %v", err)
+	}
+	sess, user, err := s.UseSetupToken(ctx, token, "a long admin password")
+	if err != nil || user != "admin" {
+		t.Fatal(err)
+	}
+	if _, _, err := s.UseSetupToken(ctx, token, "another long password"); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("setup token used twice: %v", err)
+	}
+	if u, err := s.Session(ctx, sess); err != nil || !u.Admin {
+		t.Fatalf("session: %v %v", u, err)
+	}
+	sess2, err := s.Login(ctx, "admin", "a long admin password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.t = c.t.Add(SessionTTL + time.Minute)
+	if _, err := s.Session(ctx, sess2); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("expired session accepted: %v", err)
+	}
+	if _, err := s.Session(ctx, "forged"); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("forged session accepted: %v", err)
+	}
+}
+
+func TestRoles(t *testing.T) {
+	ctx := context.Background()
+	s, _, _ := newService(t)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(s.CreateProject(ctx, "admin", "camp-north"))
+	must(s.CreateProject(ctx, "admin", "camp-south"))
+	if err := s.CreateProject(ctx, "admin", "camp-north"); !errors.Is(err, ErrExists) {
+		t.Fatalf("duplicate project: %v", err)
+	}
+	must(s.AddUser(ctx, "admin", "lena", "lena's long password"))
+	must(s.Grant(ctx, "admin", "lena", "camp-north", Lead))
+	if err := s.Grant(ctx, "admin", "lena", "nowhere", Lead); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("grant in a missing project: %v", err)
+	}
+	if err := s.Grant(ctx, "admin", "lena", "camp-north", "boss"); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("bad role: %v", err)
+	}
+	sess, err := s.Login(ctx, "lena", "lena's long password")
+	must(err)
+	u, err := s.Session(ctx, sess)
+	must(err)
+	p := Principal{User: u}
+	if !p.Can("camp-north", Lead) || !p.Can("camp-north", Analyst) || p.Can("camp-south", Analyst) || p.Can("camp-north", Admin) {
+		t.Fatalf("roles of a lead: %+v", u.Roles)
+	}
+}
+
+func TestEnrollment(t *testing.T) {
+	ctx := context.Background()
+	s, _, c := newService(t)
+	if err := s.CreateProject(ctx, "admin", "p"); err != nil {
+		t.Fatal(err)
+	}
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	code, _, err := s.NewEnrollmentCode(ctx, "admin", "p", "team-1", 15*time.Minute)
+	if err != nil || len(code) != 11 {
+		t.Fatalf("code %q %v", code, err)
+	}
+	sign := func(code string) []byte { return ed25519.Sign(priv, []byte(NormalizeCode(code))) }
+	// A forged proof (another key's signature) is refused and spends nothing.
+	_, otherPriv, _ := ed25519.GenerateKey(nil)
+	if _, _, err := s.Enroll(ctx, code, pub, ed25519.Sign(otherPriv, []byte(NormalizeCode(code)))); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("forged signature: %v", err)
+	}
+	if _, _, err := s.Enroll(ctx, "ZZZZZ-ZZZZZ", pub, sign("ZZZZZ-ZZZZZ")); !errors.Is(err, ErrCodeRejected) {
+		t.Fatalf("unknown code: %v", err)
+	}
+	dev, secret, err := s.Enroll(ctx, strings.ToLower(code), pub, sign(code))
+	if err != nil || dev.Project != "p" || dev.Team != "team-1" {
+		t.Fatalf("enroll: %+v %v", dev, err)
+	}
+	if _, _, err := s.Enroll(ctx, code, pub, sign(code)); !errors.Is(err, ErrCodeRejected) {
+		t.Fatalf("reused code: %v", err)
+	}
+	code2, _, _ := s.NewEnrollmentCode(ctx, "admin", "p", "", time.Minute)
+	c.t = c.t.Add(2 * time.Minute)
+	if _, _, err := s.Enroll(ctx, code2, pub, sign(code2)); !errors.Is(err, ErrCodeRejected) {
+		t.Fatalf("expired code: %v", err)
+	}
+	if d, err := s.AuthenticateDevice(ctx, DeviceCredential(dev.ID, secret)); err != nil || d.ID != dev.ID {
+		t.Fatalf("device auth: %v", err)
+	}
+	if _, err := s.AuthenticateDevice(ctx, DeviceCredential(dev.ID, "wrong")); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("wrong secret: %v", err)
+	}
+	if err := s.SetDevice(ctx, "admin", dev.ID, true, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AuthenticateDevice(ctx, DeviceCredential(dev.ID, secret)); !errors.Is(err, ErrRevoked) {
+		t.Fatalf("revoked device accepted: %v", err)
+	}
+	entries, _, _, _ := s.AuditTrail(ctx)
+	var actions []string
+	for _, e := range entries {
+		actions = append(actions, e.Action)
+	}
+	got := strings.Join(actions, " ")
+	for _, want := range []string{"enroll-code", "enroll-refused", "enroll", "device-revoke"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("audit lacks %s: %s", want, got)
+		}
+	}
+}
+
+func TestAuditTamperingDetected(t *testing.T) {
+	ctx := context.Background()
+	for _, tamper := range []struct {
+		name string
+		fn   func(tx syncengine.Tx) error
+	}{
+		{"edit", func(tx syncengine.Tx) error {
+			b, _ := tx.Meta(auditKey(2))
+			var e AuditEntry
+			json.Unmarshal(b, &e)
+			e.Detail = "nothing happened"
+			return put(tx, auditKey(2), e)
+		}},
+		{"edit and rehash", func(tx syncengine.Tx) error {
+			b, _ := tx.Meta(auditKey(2))
+			var e AuditEntry
+			json.Unmarshal(b, &e)
+			e.Actor = "someone-else"
+			e.Hash = hashEntry(e)
+			return put(tx, auditKey(2), e)
+		}},
+		{"delete middle", func(tx syncengine.Tx) error { return tx.DeleteMeta(auditKey(3)) }},
+		{"delete tail", func(tx syncengine.Tx) error { return tx.DeleteMeta(auditKey(5)) }},
+	} {
+		t.Run(tamper.name, func(t *testing.T) {
+			s, st, _ := newService(t)
+			for i := range 5 {
+				if err := s.Audit(ctx, "lead", "resolve", string(rune('a'+i))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n, err := s.VerifyAudit(ctx); err != nil || n != 5 {
+				t.Fatalf("clean trail: %d %v", n, err)
+			}
+			if err := st.Update(ctx, tamper.fn); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.VerifyAudit(ctx); !errors.Is(err, ErrTampered) {
+				t.Fatalf("tampering (%s) not detected: %v", tamper.name, err)
+			}
+		})
+	}
+}

@@ -1,0 +1,198 @@
+package auth
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tessera-survey/tessera/syncengine"
+)
+
+// codeAlphabet has no 0/O or 1/I/L: codes are read aloud and typed on phones.
+const codeAlphabet = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+
+type codeRec struct {
+	Project string `json:"project"`
+	Team    string `json:"team,omitempty"`
+	Expires int64  `json:"expires"`
+	By      string `json:"by"`
+}
+
+// NormalizeCode uppercases a typed code and drops spaces and dashes.
+func NormalizeCode(c string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '-' || r == ' ' {
+			return -1
+		}
+		return r
+	}, strings.ToUpper(strings.TrimSpace(c)))
+}
+
+// NewEnrollmentCode makes a short single-use code (10 characters, ~49 bits)
+// that enrolls one device into a project (and team) until it expires.
+func (s *Service) NewEnrollmentCode(ctx context.Context, actor, project, team string, ttl time.Duration) (string, time.Time, error) {
+	if ttl <= 0 || ttl > 7*24*time.Hour {
+		return "", time.Time{}, fmt.Errorf("%w: --ttl between 1s and 7 days", ErrInvalid)
+	}
+	if team != "" {
+		if err := checkName("team", team); err != nil {
+			return "", time.Time{}, err
+		}
+	}
+	b := make([]byte, 10)
+	rand.Read(b)
+	code := make([]byte, 10)
+	for i := range b {
+		code[i] = codeAlphabet[int(b[i])%len(codeAlphabet)]
+	}
+	c := string(code)
+	exp := s.now().Add(ttl)
+	err := s.store.Update(ctx, func(tx syncengine.Tx) error {
+		if _, err := get[Project](tx, keyProject+project); err != nil {
+			return fmt.Errorf("project %q: %w", project, err)
+		}
+		if err := put(tx, keyCode+digest(c), codeRec{Project: project, Team: team, Expires: exp.UnixMilli(), By: actor}); err != nil {
+			return err
+		}
+		return s.appendAudit(tx, actor, "enroll-code", fmt.Sprintf("project %s team %s, valid until %s", project, team, exp.UTC().Format(time.RFC3339)))
+	})
+	return c[:5] + "-" + c[5:], exp, err
+}
+
+// Enroll exchanges a code for a device credential. The device proves it
+// holds the private key of pub by signing the code.
+func (s *Service) Enroll(ctx context.Context, code string, pub ed25519.PublicKey, sig []byte) (dev Device, secret string, err error) {
+	code = NormalizeCode(code)
+	if len(pub) != ed25519.PublicKeySize || !ed25519.Verify(pub, []byte(code), sig) {
+		return Device{}, "", fmt.Errorf("%w: the device key does not sign the code", ErrInvalid)
+	}
+	secret = Token()
+	err = s.store.Update(ctx, func(tx syncengine.Tx) error {
+		c, err := get[codeRec](tx, keyCode+digest(code))
+		if errors.Is(err, ErrNotFound) {
+			return s.failEnroll(tx, ErrCodeRejected)
+		}
+		if err != nil {
+			return err
+		}
+		if s.now().UnixMilli() > c.Expires {
+			return s.failEnroll(tx, ErrCodeRejected)
+		}
+		if err := tx.DeleteMeta(keyCode + digest(code)); err != nil {
+			return err
+		}
+		dev = Device{ID: uuid.Must(uuid.NewV7()).String(), Project: c.Project, Team: c.Team, PublicKey: pub,
+			CredHash: digest(secret), Enrolled: s.now().UnixMilli()}
+		if err := put(tx, keyDevice+dev.ID, dev); err != nil {
+			return err
+		}
+		return s.appendAudit(tx, "device:"+dev.ID, "enroll", fmt.Sprintf("project %s team %s (code by %s)", c.Project, c.Team, c.By))
+	})
+	if errors.Is(err, ErrCodeRejected) {
+		// Recorded apart: the refused transaction itself rolled back.
+		_ = s.Audit(ctx, "anonymous", "enroll-refused", "unknown, used or expired code")
+	}
+	if err != nil {
+		return Device{}, "", err
+	}
+	return dev, secret, nil
+}
+
+func (s *Service) failEnroll(_ syncengine.Tx, err error) error { return err }
+
+// DeviceCredential is what an enrolled device presents on every call:
+// "ID:SECRET".
+func DeviceCredential(id, secret string) string { return id + ":" + secret }
+
+// AuthenticateDevice resolves a device credential. A revoked device is
+// refused with ErrRevoked.
+func (s *Service) AuthenticateDevice(ctx context.Context, cred string) (*Device, error) {
+	id, secret, ok := strings.Cut(cred, ":")
+	if !ok || id == "" || secret == "" {
+		return nil, ErrUnauthenticated
+	}
+	var d *Device
+	err := s.store.View(ctx, func(tx syncengine.ReadTx) (err error) { d, err = get[Device](tx, keyDevice+id); return })
+	if errors.Is(err, ErrNotFound) {
+		return nil, ErrUnauthenticated
+	}
+	if err != nil {
+		return nil, err
+	}
+	if digest(secret) != d.CredHash {
+		return nil, ErrUnauthenticated
+	}
+	if d.Revoked {
+		return nil, ErrRevoked
+	}
+	return d, nil
+}
+
+// GetDevice returns a device.
+func (s *Service) GetDevice(ctx context.Context, id string) (*Device, error) {
+	var d *Device
+	err := s.store.View(ctx, func(tx syncengine.ReadTx) (err error) { d, err = get[Device](tx, keyDevice+id); return })
+	return d, err
+}
+
+// Devices lists the devices of a project ("" for all).
+func (s *Service) Devices(ctx context.Context, project string) ([]Device, error) {
+	var out []Device
+	err := s.store.View(ctx, func(tx syncengine.ReadTx) error {
+		return tx.ScanMeta(keyDevice, func(k string, _ []byte) error {
+			d, err := get[Device](tx, k)
+			if err != nil {
+				return err
+			}
+			if project == "" || d.Project == project {
+				out = append(out, *d)
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+// SetDevice revokes a device or flags it for remote wipe.
+func (s *Service) SetDevice(ctx context.Context, actor, id string, revoke, wipe bool) error {
+	return s.store.Update(ctx, func(tx syncengine.Tx) error {
+		d, err := get[Device](tx, keyDevice+id)
+		if err != nil {
+			return fmt.Errorf("device %s: %w", id, err)
+		}
+		if revoke {
+			d.Revoked = true
+			if err := s.appendAudit(tx, actor, "device-revoke", id); err != nil {
+				return err
+			}
+		}
+		if wipe {
+			d.Wipe = true
+			if err := s.appendAudit(tx, actor, "device-wipe", id); err != nil {
+				return err
+			}
+		}
+		return put(tx, keyDevice+id, d)
+	})
+}
+
+// Wiped records that a device erased itself (it says so on its last call).
+func (s *Service) Wiped(ctx context.Context, id string) error {
+	return s.store.Update(ctx, func(tx syncengine.Tx) error {
+		d, err := get[Device](tx, keyDevice+id)
+		if err != nil {
+			return err
+		}
+		d.Wiped, d.Revoked = s.now().UnixMilli(), true
+		if err := put(tx, keyDevice+id, d); err != nil {
+			return err
+		}
+		return s.appendAudit(tx, "device:"+id, "wiped", "the device erased its store")
+	})
+}
