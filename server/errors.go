@@ -7,6 +7,7 @@ import (
 
 	"connectrpc.com/connect/v2"
 
+	"github.com/tessera-survey/tessera/auth"
 	"github.com/tessera-survey/tessera/forms"
 	"github.com/tessera-survey/tessera/syncengine"
 )
@@ -24,6 +25,14 @@ var codes = []struct {
 	{syncengine.ErrDeleted, connect.CodeFailedPrecondition},
 	{syncengine.ErrNoConflict, connect.CodeFailedPrecondition},
 	{forms.ErrExists, connect.CodeAlreadyExists},
+	{auth.ErrUnauthenticated, connect.CodeUnauthenticated},
+	{auth.ErrBadCredentials, connect.CodeUnauthenticated},
+	{auth.ErrDenied, connect.CodePermissionDenied},
+	{auth.ErrRevoked, connect.CodePermissionDenied},
+	{auth.ErrCodeRejected, connect.CodePermissionDenied},
+	{auth.ErrExists, connect.CodeAlreadyExists},
+	{auth.ErrNotFound, connect.CodeNotFound},
+	{auth.ErrInvalid, connect.CodeInvalidArgument},
 	{forms.ErrUnknownForm, connect.CodeNotFound},
 	{forms.ErrNotXLSX, connect.CodeInvalidArgument},
 	{context.Canceled, connect.CodeCanceled},

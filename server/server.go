@@ -13,6 +13,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -20,6 +22,7 @@ import (
 	"connectrpc.com/connect/v2/connecthttp"
 	"connectrpc.com/grpcreflect/v2"
 
+	"github.com/tessera-survey/tessera/auth"
 	"github.com/tessera-survey/tessera/forms"
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
 	"github.com/tessera-survey/tessera/gen/tessera/v1/tesserav1connect"
@@ -40,6 +43,10 @@ type Config struct {
 	// when no device pushed (default 15s).
 	UpstreamInterval time.Duration
 	Logger           *slog.Logger
+	// RequireAuth refuses anonymous callers everywhere. When false the
+	// server is open: sync and forms need no sign-in (a developer's
+	// loopback server); surveyd turns it on for any non-loopback address.
+	RequireAuth bool
 	// Clock overrides the wall clock (tests).
 	Clock func() time.Time
 }
@@ -53,6 +60,8 @@ type Server struct {
 	handler http.Handler
 
 	forms          *forms.Registry
+	auth           *auth.Service
+	open           bool
 	checker        *checker
 	upstream       *wire.Client
 	syncMu         sync.Mutex // one upstream sync at a time
@@ -107,10 +116,23 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.rep = rep
 	s.forms = forms.NewRegistry(s.store)
+	s.auth = auth.New(s.store, rep.Now)
+	s.open = !cfg.RequireAuth
+	token, err := s.auth.Bootstrap(ctx)
+	if err != nil {
+		s.checker.stop()
+		s.store.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if token != "" {
+		s.announceSetupToken(token)
+	}
 
-	cs := connect.NewServer(recoverInterceptor(s.log))
+	cs := connect.NewServer(recoverInterceptor(s.log), s.authInterceptor)
 	tesserav1connect.RegisterSyncServiceHandler(cs, &syncService{s: s})
 	tesserav1connect.RegisterFormServiceHandler(cs, &formService{s: s})
+	tesserav1connect.RegisterAuthServiceHandler(cs, &authService{s: s})
+	tesserav1connect.RegisterAdminServiceHandler(cs, &adminService{s: s})
 	grpcreflect.Register(cs)
 	mux := http.NewServeMux()
 	connecthttp.Mount(mux, cs, connecthttp.WithConditionalOptions(func(spec connect.Spec) []connecthttp.Option {
@@ -132,6 +154,23 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	return s, nil
 }
+
+// SetupTokenFile is where the first start writes the admin's one-time setup
+// token (readable by the owner only), beside the data.
+const SetupTokenFile = "setup-token"
+
+func (s *Server) announceSetupToken(token string) {
+	s.log.Warn("first start: an admin account was created; set its password with the one-time setup token",
+		"setup_token", token, "command", "surveyctl --server URL login --setup-token TOKEN")
+	if s.cfg.DataDir != "" {
+		if err := os.MkdirAll(s.cfg.DataDir, 0o700); err == nil {
+			_ = os.WriteFile(filepath.Join(s.cfg.DataDir, SetupTokenFile), []byte(token+"\n"), 0o600)
+		}
+	}
+}
+
+// Auth returns the server's accounts and devices (tests and tools).
+func (s *Server) Auth() *auth.Service { return s.auth }
 
 // Replica returns the server's replica (tests and tools).
 func (s *Server) Replica() *syncengine.Replica { return s.rep }
@@ -219,6 +258,9 @@ func (h *syncService) Pull(ctx context.Context, req *tesserav1.PullRequest) (*te
 		return nil, toConnect(ctx, h.s.log, "Pull", err)
 	}
 	res := wire.PageTo(page, req.Columnar)
+	if d := principal(ctx).Device; d != nil && d.Wipe {
+		res.Wipe = true
+	}
 	if res.FormsDigest, err = h.s.forms.Digest(ctx); err != nil {
 		return nil, toConnect(ctx, h.s.log, "Pull", err)
 	}

@@ -610,7 +610,10 @@ type PullResponse struct {
 	// (FormService), so a sync with nothing new stays one round trip.
 	FormsDigest string `protobuf:"bytes,8,opt,name=forms_digest,json=formsDigest,proto3" json:"forms_digest,omitempty"`
 	// The page's changes in columnar form, when the request asked for it.
-	Batch         *ChangeBatch `protobuf:"bytes,9,opt,name=batch,proto3" json:"batch,omitempty"`
+	Batch *ChangeBatch `protobuf:"bytes,9,opt,name=batch,proto3" json:"batch,omitempty"`
+	// The device was flagged for remote wipe: it has just pushed everything,
+	// and now erases its store and calls AuthService.ReportWiped.
+	Wipe          bool `protobuf:"varint,10,opt,name=wipe,proto3" json:"wipe,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -706,6 +709,13 @@ func (x *PullResponse) GetBatch() *ChangeBatch {
 		return x.Batch
 	}
 	return nil
+}
+
+func (x *PullResponse) GetWipe() bool {
+	if x != nil {
+		return x.Wipe
+	}
+	return false
 }
 
 // ChangeBatch is a list of changes stored column by column: ids, counters
@@ -942,7 +952,7 @@ const file_tessera_v1_sync_proto_rawDesc = "" +
 	"\n" +
 	"cursor_dot\x18\x03 \x01(\v2\x0f.tessera.v1.DotR\tcursorDot\x12\x14\n" +
 	"\x05limit\x18\x04 \x01(\rR\x05limit\x12\x1a\n" +
-	"\bcolumnar\x18\x05 \x01(\bR\bcolumnar\"\xbe\x02\n" +
+	"\bcolumnar\x18\x05 \x01(\bR\bcolumnar\"\xd2\x02\n" +
 	"\fPullResponse\x12,\n" +
 	"\achanges\x18\x01 \x03(\v2\x12.tessera.v1.ChangeR\achanges\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\x04R\x06cursor\x12.\n" +
@@ -955,7 +965,9 @@ const file_tessera_v1_sync_proto_rawDesc = "" +
 	"serverTime\x12\x12\n" +
 	"\x04head\x18\a \x01(\x04R\x04head\x12!\n" +
 	"\fforms_digest\x18\b \x01(\tR\vformsDigest\x12-\n" +
-	"\x05batch\x18\t \x01(\v2\x17.tessera.v1.ChangeBatchR\x05batch\"\xa3\x04\n" +
+	"\x05batch\x18\t \x01(\v2\x17.tessera.v1.ChangeBatchR\x05batch\x12\x12\n" +
+	"\x04wipe\x18\n" +
+	" \x01(\bR\x04wipe\"\xa3\x04\n" +
 	"\vChangeBatch\x12\x1a\n" +
 	"\breplicas\x18\x01 \x03(\fR\breplicas\x12\x14\n" +
 	"\x05forms\x18\x02 \x03(\tR\x05forms\x12\x14\n" +

@@ -1,0 +1,120 @@
+package server
+
+import (
+	"context"
+	"strings"
+
+	"connectrpc.com/connect/v2"
+
+	"github.com/tessera-survey/tessera/auth"
+	"github.com/tessera-survey/tessera/gen/tessera/v1/tesserav1connect"
+)
+
+// policy says who may call a procedure. It is the one table every RPC goes
+// through (the interceptor below); handlers of project-scoped calls then
+// check the project with requireProject.
+type policy struct {
+	public bool      // anyone, signed in or not
+	device bool      // enrolled devices
+	role   auth.Role // users holding at least this role in some project ("" = no users)
+	open   bool      // anonymous callers too, when the server runs open (loopback, no --require-auth)
+}
+
+var policies = map[string]policy{
+	tesserav1connect.AuthServiceLoginProcedure:       {public: true},
+	tesserav1connect.AuthServiceSetupProcedure:       {public: true},
+	tesserav1connect.AuthServiceEnrollProcedure:      {public: true},
+	tesserav1connect.AuthServiceLogoutProcedure:      {role: auth.Enumerator},
+	tesserav1connect.AuthServiceWhoamiProcedure:      {device: true, role: auth.Enumerator},
+	tesserav1connect.AuthServiceReportWipedProcedure: {device: true},
+
+	tesserav1connect.SyncServicePushProcedure: {device: true, role: auth.Admin, open: true},
+	tesserav1connect.SyncServicePullProcedure: {device: true, role: auth.Admin, open: true},
+
+	tesserav1connect.FormServicePublishFormProcedure: {role: auth.Lead, open: true},
+	tesserav1connect.FormServiceListFormsProcedure:   {device: true, role: auth.Enumerator, open: true},
+	tesserav1connect.FormServiceGetFormProcedure:     {device: true, role: auth.Enumerator, open: true},
+	tesserav1connect.FormServiceListFlagsProcedure:   {role: auth.Analyst, open: true},
+
+	tesserav1connect.AdminServiceCreateProjectProcedure:        {role: auth.Admin},
+	tesserav1connect.AdminServiceAddUserProcedure:              {role: auth.Admin},
+	tesserav1connect.AdminServiceAuditTrailProcedure:           {role: auth.Admin},
+	tesserav1connect.AdminServiceGrantProcedure:                {role: auth.Lead},
+	tesserav1connect.AdminServiceCreateEnrollmentCodeProcedure: {role: auth.Lead},
+	tesserav1connect.AdminServiceListDevicesProcedure:          {role: auth.Lead},
+	tesserav1connect.AdminServiceRevokeDeviceProcedure:         {role: auth.Lead},
+	tesserav1connect.AdminServiceWipeDeviceProcedure:           {role: auth.Lead},
+}
+
+// Reflection describes the API to tools; it reveals no data.
+func policyFor(procedure string) (policy, bool) {
+	if strings.HasPrefix(procedure, "/grpc.reflection.") {
+		return policy{public: true}, true
+	}
+	p, ok := policies[procedure]
+	return p, ok
+}
+
+type principalKey struct{}
+
+// principal returns who is calling (zero for an anonymous caller of an
+// open server or a public procedure).
+func principal(ctx context.Context) auth.Principal {
+	p, _ := ctx.Value(principalKey{}).(auth.Principal)
+	return p
+}
+
+// authInterceptor authenticates the caller from its headers, before any
+// payload is read, and applies the procedure's policy.
+func (s *Server) authInterceptor(next connect.ServerFunc) connect.ServerFunc {
+	return func(ctx context.Context, spec connect.Spec, stream connect.ServerStream) error {
+		pol, ok := policyFor(spec.Procedure)
+		if !ok {
+			return connect.NewError(connect.CodePermissionDenied, "no access policy for this procedure")
+		}
+		var header string
+		if info, ok := connect.CallInfoForServerContext(ctx); ok {
+			header = info.RequestHeader().Get("Authorization")
+		}
+		if header == "" {
+			if pol.public || (pol.open && s.open) {
+				return next(ctx, spec, stream)
+			}
+			return connect.NewError(connect.CodeUnauthenticated, "sign in (surveyctl login) or enroll this device (fieldapp init --enroll)")
+		}
+		var p auth.Principal
+		switch {
+		case strings.HasPrefix(header, "Bearer "):
+			u, err := s.auth.Session(ctx, strings.TrimPrefix(header, "Bearer "))
+			if err != nil {
+				return toConnect(ctx, s.log, spec.Procedure, err)
+			}
+			p.User = u
+		case strings.HasPrefix(header, "Device "):
+			d, err := s.auth.AuthenticateDevice(ctx, strings.TrimPrefix(header, "Device "))
+			if err != nil {
+				return toConnect(ctx, s.log, spec.Procedure, err)
+			}
+			p.Device = d
+		default:
+			return connect.NewError(connect.CodeUnauthenticated, "unknown Authorization scheme (Bearer or Device)")
+		}
+		if !pol.public {
+			if p.Device != nil && !pol.device {
+				return connect.NewError(connect.CodePermissionDenied, "devices may not call this")
+			}
+			if p.User != nil && (pol.role == "" || !p.CanAnywhere(pol.role)) {
+				return connect.NewError(connect.CodePermissionDenied, "your role does not allow this")
+			}
+		}
+		return next(context.WithValue(ctx, principalKey{}, p), spec, stream)
+	}
+}
+
+// requireProject checks the caller holds role in project.
+func requireProject(ctx context.Context, project string, role auth.Role) error {
+	if principal(ctx).Can(project, role) {
+		return nil
+	}
+	return connect.NewError(connect.CodePermissionDenied, "your role does not allow this in project "+project)
+}
