@@ -26,6 +26,14 @@ Usage:
   surveyctl [--server URL] COMMAND [ARGS]
 
 Commands:
+  login [--user NAME] [--setup-token T]   sign in (password from TESSERA_PASSWORD or the terminal); keeps the session
+  logout | whoami
+  project create NAME                      (admin)
+  user add NAME                            (admin; password from TESSERA_PASSWORD or the terminal)
+  user grant USER PROJECT ROLE             role: lead, analyst or enumerator
+  device code --project P [--team T] [--ttl 15m]   a single-use enrollment code for one device
+  device list [--project P] | device revoke ID | device wipe ID
+  audit verify                             fetch the audit trail and check its hash chain
   form check FILE.xlsx          check an XLSForm offline: every problem by sheet and row, or a summary
   form publish FILE.xlsx        publish a form version on the server
   form list [--json]            the published forms, every version
@@ -56,6 +64,20 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return c.form(fs.Args()[1:])
 	case "flags":
 		return c.flags(fs.Args()[1:])
+	case "login":
+		return c.login(fs.Args()[1:])
+	case "logout":
+		return c.logout()
+	case "whoami":
+		return c.whoami()
+	case "project":
+		return c.project(fs.Args()[1:])
+	case "user":
+		return c.user(fs.Args()[1:])
+	case "device":
+		return c.device(fs.Args()[1:])
+	case "audit":
+		return c.audit(fs.Args()[1:])
 	case "help":
 		fs.Usage()
 		return nil
@@ -77,7 +99,11 @@ type cli struct {
 }
 
 func (c *cli) client() (*wire.Client, error) {
-	cl, err := wire.Dial(c.server, nil)
+	var opts []wire.Option
+	if tok := c.token(); tok != "" {
+		opts = append(opts, wire.WithAuthorization("Bearer "+tok))
+	}
+	cl, err := wire.Dial(c.server, nil, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("--server %q: %w", c.server, err)
 	}

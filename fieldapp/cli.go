@@ -24,7 +24,7 @@ Usage:
   fieldapp [--data DIR] COMMAND [ARGS]
 
 Commands:
-  init --server URL                  create the device store (fresh replica id)
+  init --server URL [--enroll CODE]  create the device store (fresh replica id), enrolled with a lead's code
   record new FORM [field=value ...]  create a record; prints its id
   record set ID field=value ...      change answers
   record delete ID                   delete a record (a concurrent edit is kept as a conflict)
@@ -128,18 +128,22 @@ func (c *cli) open() (*Device, error) { return Open(c.ctx, c.dir) }
 func (c *cli) init(args []string) error {
 	fs := flag.NewFlagSet("init", flag.ContinueOnError)
 	server := fs.String("server", "", "URL of the server or hub to sync with, e.g. http://127.0.0.1:8080")
-	if _, err := c.parse(fs, "init --server URL", args, 0, 0); err != nil {
+	code := fs.String("enroll", "", "enrollment code from the project lead (surveyctl device code); required by servers that require sign-in")
+	if _, err := c.parse(fs, "init --server URL [--enroll CODE]", args, 0, 0); err != nil {
 		return helpOK(err)
 	}
 	if *server == "" {
 		return errors.New("init: --server URL is required")
 	}
-	d, err := Init(c.ctx, c.dir, *server)
+	d, err := InitEnroll(c.ctx, c.dir, *server, *code)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
 	fmt.Fprintf(c.stdout, "initialized device %s in %s (server %s)\n", d.Replica().ID(), c.dir, *server)
+	if p, t, _ := d.Enrollment(c.ctx); p != "" {
+		fmt.Fprintf(c.stdout, "enrolled in project %s%s\n", p, map[bool]string{true: ", team " + t, false: ""}[t != ""])
+	}
 	return nil
 }
 
@@ -645,6 +649,9 @@ func (c *cli) sync(args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "synced with %s: pushed %d changes, pulled %d (%d new) in %d round trips; %s sent, %s received, %.0f ms\n",
 		res.Server, res.Pushed, res.Pulled, res.Applied, res.RoundTrips, bytesStr(res.BytesSent), bytesStr(res.BytesReceived), res.DurationMS)
+	if res.Wiped {
+		fmt.Fprintln(c.stdout, "this device was wiped at the server's request: everything it held had been sent; its store is erased")
+	}
 	if res.ResentAll {
 		fmt.Fprintln(c.stdout, "the server had lost data: everything on this device was sent again")
 	}
@@ -673,7 +680,9 @@ func (c *cli) info(args []string) error {
 	if err != nil {
 		return err
 	}
-	info := map[string]any{"replica": d.Replica().ID().String(), "server": server, "pending": pending, "data": c.dir}
+	project, team, _ := d.Enrollment(c.ctx)
+	info := map[string]any{"replica": d.Replica().ID().String(), "server": server, "pending": pending, "data": c.dir,
+		"project": project, "team": team}
 	if *asJSON {
 		return writeJSON(c.stdout, info)
 	}

@@ -6,6 +6,9 @@ package fieldapp
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,7 +19,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tessera-survey/tessera/auth"
 	"github.com/tessera-survey/tessera/forms"
+	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
 	"github.com/tessera-survey/tessera/internal/wire"
 	"github.com/tessera-survey/tessera/syncengine"
 	"github.com/tessera-survey/tessera/syncengine/badgerstore"
@@ -29,6 +34,10 @@ var (
 )
 
 const (
+	settingCredential  = "credential" // "ID:SECRET" from enrollment
+	settingProject     = "project"
+	settingTeam        = "team"
+	settingDeviceKey   = "device.key" // Ed25519 private key, base64
 	settingServer      = "server"
 	settingFormsDigest = "forms.digest" // of the server's forms, at the last fetch
 )
@@ -40,6 +49,7 @@ type Device struct {
 	rep   *syncengine.Replica
 	forms *forms.Registry
 	log   *slog.Logger
+	wiped bool
 }
 
 func storeDir(dir string) string { return filepath.Join(dir, "store") }
@@ -47,6 +57,14 @@ func storeDir(dir string) string { return filepath.Join(dir, "store") }
 // Init creates a device store in dir with a fresh replica id and records the
 // server to sync with. It refuses a dir that already holds a store.
 func Init(ctx context.Context, dir, serverURL string) (*Device, error) {
+	return InitEnroll(ctx, dir, serverURL, "")
+}
+
+// InitEnroll is Init, then enrollment with a code from the project lead
+// (when code is not empty): the device makes an Ed25519 key, proves it by
+// signing the code, and keeps the credential the server returns. A failed
+// enrollment leaves no store behind.
+func InitEnroll(ctx context.Context, dir, serverURL, code string) (*Device, error) {
 	if _, err := os.Stat(filepath.Join(storeDir(dir), "MANIFEST")); err == nil {
 		return nil, fmt.Errorf("init %s: %w: a device store is already there", dir, syncengine.ErrExists)
 	}
@@ -74,7 +92,60 @@ func Init(ctx context.Context, dir, serverURL string) (*Device, error) {
 		d.Close()
 		return nil, fmt.Errorf("init: %w", err)
 	}
+	if code != "" {
+		if err := d.enroll(ctx, serverURL, code); err != nil {
+			d.Close()
+			os.RemoveAll(storeDir(dir))
+			return nil, err
+		}
+	}
 	return d, nil
+}
+
+func (d *Device) enroll(ctx context.Context, serverURL, code string) error {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	c, err := wire.Dial(serverURL, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	norm := auth.NormalizeCode(code)
+	res, err := c.Auth().Enroll(ctx, &tesserav1.EnrollRequest{Code: norm, PublicKey: pub, Signature: ed25519.Sign(priv, []byte(norm))})
+	if err != nil {
+		return fmt.Errorf("enroll: %w", err)
+	}
+	for k, v := range map[string]string{settingCredential: res.Credential, settingProject: res.Project, settingTeam: res.Team,
+		settingDeviceKey: base64.StdEncoding.EncodeToString(priv)} {
+		if err := d.rep.SetSetting(ctx, k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Enrollment returns the device's project and team ("" when not enrolled).
+func (d *Device) Enrollment(ctx context.Context) (project, team string, err error) {
+	if project, err = d.rep.Setting(ctx, settingProject); err != nil {
+		return "", "", err
+	}
+	team, err = d.rep.Setting(ctx, settingTeam)
+	return project, team, err
+}
+
+// dial opens a client with the device's credential, if it has one.
+func (d *Device) dial(ctx context.Context, serverURL string, counter *wire.Counter) (*wire.Client, error) {
+	cred, err := d.rep.Setting(ctx, settingCredential)
+	if err != nil {
+		return nil, err
+	}
+	var opts []wire.Option
+	if cred != "" {
+		opts = append(opts, wire.WithAuthorization("Device "+cred))
+	}
+	return wire.Dial(serverURL, counter, opts...)
 }
 
 // Open opens the device store in dir.
@@ -99,7 +170,12 @@ func open(ctx context.Context, dir string, st *badgerstore.Store) (*Device, erro
 }
 
 // Close closes the store.
-func (d *Device) Close() error { return d.store.Close() }
+func (d *Device) Close() error {
+	if d.wiped {
+		return nil
+	}
+	return d.store.Close()
+}
 
 // Forms returns the forms on the device.
 func (d *Device) Forms() *forms.Registry { return d.forms }
@@ -133,6 +209,7 @@ type SyncResult struct {
 	ServerTime    string   `json:"server_time,omitempty"`
 	ClockSkewMS   int64    `json:"clock_skew_ms"`
 	ResentAll     bool     `json:"resent_all,omitempty"`
+	Wiped         bool     `json:"wiped,omitempty"`
 	FormsFetched  []string `json:"forms_fetched,omitempty"`
 	Warnings      []string `json:"warnings,omitempty"`
 }
@@ -154,7 +231,7 @@ func (d *Device) Sync(ctx context.Context, serverURL string, progress func(SyncR
 		return SyncResult{}, ErrNoServer
 	}
 	var counter wire.Counter
-	client, err := wire.Dial(serverURL, &counter)
+	client, err := d.dial(ctx, serverURL, &counter)
 	if err != nil {
 		return SyncResult{}, err
 	}
@@ -195,9 +272,31 @@ func (d *Device) Sync(ctx context.Context, serverURL string, progress func(SyncR
 			}
 		}
 	}
+	if err == nil && client.WipeRequested() {
+		err = d.wipe(ctx, client)
+		res.Wiped = err == nil
+	}
 	res.BytesSent, res.BytesReceived = counter.Sent.Load(), counter.Received.Load()
 	res.DurationMS = float64(time.Since(start).Microseconds()) / 1000
 	return res, err
+}
+
+// wipe erases the device store on the server's request, once everything it
+// held has been pushed and acknowledged, and tells the server.
+func (d *Device) wipe(ctx context.Context, c *wire.Client) error {
+	n, err := d.rep.Pending(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return fmt.Errorf("wipe requested, but %d changes are not acknowledged yet: sync again", n)
+	}
+	if _, err := c.Auth().ReportWiped(ctx, &tesserav1.ReportWipedRequest{}); err != nil {
+		return fmt.Errorf("wipe: %w", err)
+	}
+	d.store.Close()
+	d.wiped = true
+	return os.RemoveAll(storeDir(d.dir))
 }
 
 // FormKey resolves what a user typed as a record's form: "id@version" as

@@ -72,12 +72,15 @@ func (s *Server) authInterceptor(next connect.ServerFunc) connect.ServerFunc {
 		if !ok {
 			return connect.NewError(connect.CodePermissionDenied, "no access policy for this procedure")
 		}
+		if pol.public {
+			return next(ctx, spec, stream)
+		}
 		var header string
 		if info, ok := connect.CallInfoForServerContext(ctx); ok {
 			header = info.RequestHeader().Get("Authorization")
 		}
 		if header == "" {
-			if pol.public || (pol.open && s.open) {
+			if pol.open && s.open {
 				return next(ctx, spec, stream)
 			}
 			return connect.NewError(connect.CodeUnauthenticated, "sign in (surveyctl login) or enroll this device (fieldapp init --enroll)")
@@ -99,13 +102,11 @@ func (s *Server) authInterceptor(next connect.ServerFunc) connect.ServerFunc {
 		default:
 			return connect.NewError(connect.CodeUnauthenticated, "unknown Authorization scheme (Bearer or Device)")
 		}
-		if !pol.public {
-			if p.Device != nil && !pol.device {
-				return connect.NewError(connect.CodePermissionDenied, "devices may not call this")
-			}
-			if p.User != nil && (pol.role == "" || !p.CanAnywhere(pol.role)) {
-				return connect.NewError(connect.CodePermissionDenied, "your role does not allow this")
-			}
+		if p.Device != nil && !pol.device {
+			return connect.NewError(connect.CodePermissionDenied, "devices may not call this")
+		}
+		if p.User != nil && (pol.role == "" || !p.CanAnywhere(pol.role)) {
+			return connect.NewError(connect.CodePermissionDenied, "your role does not allow this")
 		}
 		return next(context.WithValue(ctx, principalKey{}, p), spec, stream)
 	}

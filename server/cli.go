@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -39,6 +40,10 @@ func Main(ctx context.Context, args []string, stderr io.Writer) error {
 	upstream := fs.String("upstream", "", "URL of the upstream server; makes this server a hub")
 	interval := fs.Duration("upstream-interval", 15*time.Second, "how often a hub syncs with its upstream when idle")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	requireAuth := fs.Bool("require-auth", false, "require sign-in or an enrolled device for every call (always on for a non-loopback --listen)")
+	tlsCert := fs.String("tls-cert", "", "TLS certificate file (PEM); with --tls-key serves HTTPS")
+	tlsKey := fs.String("tls-key", "", "TLS private key file (PEM)")
+	insecure := fs.Bool("insecure", false, "allow plain HTTP on a non-loopback address (data about people crosses the network unencrypted)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -50,7 +55,17 @@ func Main(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	if fs.NArg() > 0 {
+		if fs.Arg(0) == "admin" {
+			return adminCommand(ctx, *data, fs.Args()[1:], stderr)
+		}
 		return fmt.Errorf("unexpected argument %q (see surveyd --help)", fs.Arg(0))
+	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return fmt.Errorf("--tls-cert and --tls-key go together")
+	}
+	loopback := isLoopback(*listen)
+	if !loopback && *tlsCert == "" && !*insecure {
+		return fmt.Errorf("refusing plain HTTP on %s, which is not a loopback address: give --tls-cert and --tls-key, or --insecure", *listen)
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(*level)); err != nil {
@@ -58,7 +73,7 @@ func Main(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
 
-	cfg := Config{DataDir: *data, Upstream: *upstream, UpstreamInterval: *interval, Logger: log}
+	cfg := Config{DataDir: *data, Upstream: *upstream, UpstreamInterval: *interval, Logger: log, RequireAuth: *requireAuth || !loopback}
 	if *storeURL != "" {
 		if !strings.HasPrefix(*storeURL, "postgres://") && !strings.HasPrefix(*storeURL, "postgresql://") {
 			return fmt.Errorf("--store: want a postgres:// URL")
@@ -82,13 +97,77 @@ func Main(ctx context.Context, args []string, stderr io.Writer) error {
 	if *storeURL != "" {
 		where = []any{"store", "postgres"}
 	}
-	attrs := append([]any{"url", "http://" + hostPort(ln.Addr())}, where...)
+	scheme := "http://"
+	if *tlsCert != "" {
+		scheme = "https://"
+	}
+	attrs := append([]any{"url", scheme + hostPort(ln.Addr())}, where...)
+	attrs = append(attrs, "auth", map[bool]string{true: "required", false: "open (loopback)"}[cfg.RequireAuth])
 	attrs = append(attrs, "replica", srv.Replica().ID())
 	if *upstream != "" {
 		attrs = append(attrs, "upstream", *upstream)
 	}
 	log.Info("tessera server listening", attrs...)
+	if *tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+		if err != nil {
+			return fmt.Errorf("TLS: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}})
+	}
 	return srv.Serve(ctx, ln)
+}
+
+// isLoopback reports whether a listen address only accepts local callers.
+func isLoopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+const adminUsage = `Usage: surveyd [--data DIR] admin token [--user NAME]
+
+Mints a one-time setup token that sets the user's password (default admin),
+for when the first one was lost. Run it on the server machine; with the
+embedded store, stop surveyd first.
+`
+
+func adminCommand(ctx context.Context, data string, args []string, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "token" {
+		fmt.Fprint(stderr, adminUsage)
+		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
+			return nil
+		}
+		return errors.New("admin: the subcommand is token")
+	}
+	fs := flag.NewFlagSet("admin token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	user := fs.String("user", "admin", "whose password the token sets")
+	fs.Usage = func() { fmt.Fprint(stderr, adminUsage) }
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	srv, err := New(ctx, Config{DataDir: data, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	token, err := srv.Auth().NewSetupToken(ctx, *user)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stderr, "setup token for", *user+":")
+	fmt.Println(token)
+	return nil
 }
 
 func hostPort(a net.Addr) string {

@@ -184,6 +184,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	p := new(http.Protocols)
 	p.SetHTTP1(true)
 	p.SetUnencryptedHTTP2(true)
+	p.SetHTTP2(true) // over TLS, when surveyd serves HTTPS
 	hs := &http.Server{
 		Handler:           s.handler,
 		Protocols:         p,

@@ -11,6 +11,8 @@ import (
 
 	"connectrpc.com/connect/v2"
 	"connectrpc.com/connect/v2/connecthttp"
+
+	"github.com/tessera-survey/tessera/gen/tessera/v1/tesserav1connect"
 )
 
 // Counter counts bytes that crossed the network, both ways, as seen at the
@@ -34,10 +36,34 @@ func (cc countingConn) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// Dial opens a sync client to the server at baseURL. Requests and responses
-// are gzip-compressed (sync batches repeat field names and ids heavily);
-// counter, when not nil, counts the bytes on the wire.
-func Dial(baseURL string, counter *Counter) (*Client, error) {
+// Option configures Dial.
+type Option func(*dialOptions)
+
+type dialOptions struct{ authorization string }
+
+// WithAuthorization sends an Authorization header on every call: "Bearer
+// SESSION" for a person, "Device ID:SECRET" for an enrolled device.
+func WithAuthorization(h string) Option { return func(o *dialOptions) { o.authorization = h } }
+
+func authInterceptor(h string) connect.ClientInterceptor {
+	return func(next connect.ClientFunc) connect.ClientFunc {
+		return func(ctx context.Context, spec connect.Spec) (connect.ClientStream, error) {
+			if info, ok := connect.CallInfoForClientContext(ctx); ok {
+				info.RequestHeader().Set("Authorization", h)
+			}
+			return next(ctx, spec)
+		}
+	}
+}
+
+// Dial opens a client to the server at baseURL. Requests and responses are
+// compressed (zstd, or gzip with peers that lack it); counter, when not nil,
+// counts the bytes on the wire.
+func Dial(baseURL string, counter *Counter, opts ...Option) (*Client, error) {
+	var o dialOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	u, err := url.Parse(baseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, &url.Error{Op: "parse", URL: baseURL, Err: errBadURL}
@@ -60,7 +86,14 @@ func Dial(baseURL string, counter *Counter) (*Client, error) {
 	hc := &http.Client{Transport: tr}
 	t := connecthttp.NewTransport(hc, strings.TrimRight(baseURL, "/"),
 		connecthttp.WithCompressors(Compressors()...), connecthttp.WithSendCompression("zstd"), connecthttp.WithCompressMinBytes(1024), connecthttp.WithReadMaxBytes(64<<20))
-	c := NewClient(connect.NewClient(t))
+	var icpts []connect.ClientInterceptor
+	if o.authorization != "" {
+		icpts = append(icpts, authInterceptor(o.authorization))
+	}
+	cc := connect.NewClient(t, icpts...)
+	c := NewClient(cc)
+	c.auth = tesserav1connect.NewAuthServiceClient(cc)
+	c.admin = tesserav1connect.NewAdminServiceClient(cc)
 	c.close = tr.CloseIdleConnections
 	return c, nil
 }

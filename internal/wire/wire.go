@@ -210,6 +210,9 @@ func PageTo(p syncengine.Page, columnar bool) *tesserav1.PullResponse {
 type Client struct {
 	svc    tesserav1connect.SyncServiceClient
 	forms  tesserav1connect.FormServiceClient
+	auth   tesserav1connect.AuthServiceClient
+	admin  tesserav1connect.AdminServiceClient
+	wipe   atomic.Bool // the server asked this device to wipe
 	close  func()
 	digest atomic.Value // string: forms digest of the last pull
 }
@@ -219,6 +222,15 @@ func (c *Client) FormsDigest() string {
 	s, _ := c.digest.Load().(string)
 	return s
 }
+
+// Auth returns the server's auth service.
+func (c *Client) Auth() tesserav1connect.AuthServiceClient { return c.auth }
+
+// Admin returns the server's admin service.
+func (c *Client) Admin() tesserav1connect.AdminServiceClient { return c.admin }
+
+// WipeRequested reports whether a pull answered that this device must wipe.
+func (c *Client) WipeRequested() bool { return c.wipe.Load() }
 
 // Forms returns the server's form service.
 func (c *Client) Forms() tesserav1connect.FormServiceClient { return c.forms }
@@ -262,6 +274,9 @@ func (c *Client) Pull(ctx context.Context, r syncengine.PullRequest) (syncengine
 		return syncengine.Page{}, err
 	}
 	c.digest.Store(res.FormsDigest)
+	if res.Wipe {
+		c.wipe.Store(true)
+	}
 	dot, err := DotFrom(res.CursorDot, "cursor dot")
 	if err != nil {
 		return syncengine.Page{}, fmt.Errorf("server sent %w", err)

@@ -1,0 +1,270 @@
+package ctl
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tessera-survey/tessera/auth"
+	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
+)
+
+// sessionFile keeps session tokens per server, readable by the owner only.
+// TESSERA_TOKEN, when set, is used instead.
+func sessionFile() string {
+	if p := os.Getenv("TESSERA_SESSIONS"); p != "" {
+		return p
+	}
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	return filepath.Join(dir, "tessera", "sessions.json")
+}
+
+func loadSessions() map[string]string {
+	m := map[string]string{}
+	if b, err := os.ReadFile(sessionFile()); err == nil {
+		json.Unmarshal(b, &m)
+	}
+	return m
+}
+
+func (c *cli) token() string {
+	if t := os.Getenv("TESSERA_TOKEN"); t != "" {
+		return t
+	}
+	return loadSessions()[c.server]
+}
+
+func (c *cli) saveToken(tok string) error {
+	m := loadSessions()
+	if tok == "" {
+		delete(m, c.server)
+	} else {
+		m[c.server] = tok
+	}
+	p := sessionFile()
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(m, "", "  ")
+	return os.WriteFile(p, b, 0o600)
+}
+
+// password reads a password from TESSERA_PASSWORD or a line of stdin.
+func (c *cli) password(prompt string) (string, error) {
+	if p := os.Getenv("TESSERA_PASSWORD"); p != "" {
+		return p, nil
+	}
+	fmt.Fprint(c.stderr, prompt)
+	line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+	if err != nil && line == "" {
+		return "", errors.New("no password given (set TESSERA_PASSWORD or type it)")
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}
+
+func (c *cli) login(args []string) error {
+	fs := flag.NewFlagSet("login", flag.ContinueOnError)
+	user := fs.String("user", "admin", "user name")
+	setup := fs.String("setup-token", "", "one-time setup token (first start, or surveyd admin token): sets the password")
+	if _, err := c.parse(fs, "login [--user NAME] [--setup-token TOKEN]", args, 0); err != nil {
+		return helpOK(err)
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	var tok, who string
+	if *setup != "" {
+		pw, err := c.password("new password (10 characters or more): ")
+		if err != nil {
+			return err
+		}
+		res, err := cl.Auth().Setup(c.ctx, &tesserav1.SetupRequest{SetupToken: *setup, Password: pw})
+		if err != nil {
+			return fmt.Errorf("login: %w", err)
+		}
+		tok, who = res.Token, res.User
+	} else {
+		pw, err := c.password("password for " + *user + ": ")
+		if err != nil {
+			return err
+		}
+		res, err := cl.Auth().Login(c.ctx, &tesserav1.LoginRequest{User: *user, Password: pw})
+		if err != nil {
+			return fmt.Errorf("login: %w", err)
+		}
+		tok, who = res.Token, res.User
+	}
+	if err := c.saveToken(tok); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "signed in to %s as %s\n", c.server, who)
+	return nil
+}
+
+func (c *cli) logout() error {
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	_, _ = cl.Auth().Logout(c.ctx, &tesserav1.LogoutRequest{})
+	return c.saveToken("")
+}
+
+func (c *cli) whoami() error {
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	res, err := cl.Auth().Whoami(c.ctx, &tesserav1.WhoamiRequest{})
+	if err != nil {
+		return fmt.Errorf("whoami: %w", err)
+	}
+	return writeJSON(c.stdout, res)
+}
+
+func (c *cli) project(args []string) error {
+	if len(args) != 2 || args[0] != "create" {
+		return errors.New("usage: surveyctl project create NAME")
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if _, err := cl.Admin().CreateProject(c.ctx, &tesserav1.CreateProjectRequest{Name: args[1]}); err != nil {
+		return fmt.Errorf("project create: %w", err)
+	}
+	fmt.Fprintf(c.stdout, "project %s created\n", args[1])
+	return nil
+}
+
+func (c *cli) user(args []string) error {
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	switch {
+	case len(args) == 2 && args[0] == "add":
+		pw, err := c.password("password for " + args[1] + " (10 characters or more): ")
+		if err != nil {
+			return err
+		}
+		if _, err := cl.Admin().AddUser(c.ctx, &tesserav1.AddUserRequest{Name: args[1], Password: pw}); err != nil {
+			return fmt.Errorf("user add: %w", err)
+		}
+		fmt.Fprintf(c.stdout, "user %s added\n", args[1])
+	case len(args) == 4 && args[0] == "grant":
+		if _, err := cl.Admin().Grant(c.ctx, &tesserav1.GrantRequest{User: args[1], Project: args[2], Role: args[3]}); err != nil {
+			return fmt.Errorf("user grant: %w", err)
+		}
+		fmt.Fprintf(c.stdout, "%s is %s in %s\n", args[1], args[3], args[2])
+	default:
+		return errors.New("usage: surveyctl user add NAME | user grant USER PROJECT ROLE")
+	}
+	return nil
+}
+
+func (c *cli) device(args []string) error {
+	if len(args) == 0 {
+		return errors.New("usage: surveyctl device code|list|revoke|wipe ...")
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	switch args[0] {
+	case "code":
+		fs := flag.NewFlagSet("device code", flag.ContinueOnError)
+		project := fs.String("project", "", "project the device joins")
+		team := fs.String("team", "", "team (the device then sees its team's records)")
+		ttl := fs.Duration("ttl", 15*time.Minute, "how long the code stays valid")
+		if _, err := c.parse(fs, "device code --project P [--team T] [--ttl 15m]", args[1:], 0); err != nil {
+			return helpOK(err)
+		}
+		if *project == "" {
+			return errors.New("device code: --project is required")
+		}
+		res, err := cl.Admin().CreateEnrollmentCode(c.ctx, &tesserav1.CreateEnrollmentCodeRequest{Project: *project, Team: *team, TtlSeconds: uint32(ttl.Seconds())})
+		if err != nil {
+			return fmt.Errorf("device code: %w", err)
+		}
+		fmt.Fprintln(c.stdout, res.Code)
+		fmt.Fprintf(c.stderr, "single use, valid until %s: fieldapp init --server URL --enroll %s\n",
+			time.UnixMilli(res.ExpiresAt).UTC().Format(time.RFC3339), res.Code)
+	case "list":
+		fs := flag.NewFlagSet("device list", flag.ContinueOnError)
+		project := fs.String("project", "", "project (an admin may leave it out)")
+		if _, err := c.parse(fs, "device list [--project P]", args[1:], 0); err != nil {
+			return helpOK(err)
+		}
+		res, err := cl.Admin().ListDevices(c.ctx, &tesserav1.ListDevicesRequest{Project: *project})
+		if err != nil {
+			return fmt.Errorf("device list: %w", err)
+		}
+		return writeJSON(c.stdout, res.Devices)
+	case "revoke", "wipe":
+		if len(args) != 2 {
+			return fmt.Errorf("usage: surveyctl device %s ID", args[0])
+		}
+		if args[0] == "revoke" {
+			_, err = cl.Admin().RevokeDevice(c.ctx, &tesserav1.RevokeDeviceRequest{DeviceId: args[1]})
+		} else {
+			_, err = cl.Admin().WipeDevice(c.ctx, &tesserav1.WipeDeviceRequest{DeviceId: args[1]})
+		}
+		if err != nil {
+			return fmt.Errorf("device %s: %w", args[0], err)
+		}
+		fmt.Fprintf(c.stdout, "device %s: %s\n", args[1], map[string]string{"revoke": "revoked; refused from its next call",
+			"wipe": "flagged; on its next sync it sends what it has, then erases its store"}[args[0]])
+	default:
+		return fmt.Errorf("device: unknown subcommand %q", args[0])
+	}
+	return nil
+}
+
+func (c *cli) audit(args []string) error {
+	if len(args) != 1 || args[0] != "verify" {
+		return errors.New("usage: surveyctl audit verify")
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	res, err := cl.Admin().AuditTrail(context.WithoutCancel(c.ctx), &tesserav1.AuditTrailRequest{})
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	entries := make([]auth.AuditEntry, len(res.Entries))
+	for i, e := range res.Entries {
+		entries[i] = auth.AuditEntry{Seq: e.Seq, Time: e.Time, Actor: e.Actor, Action: e.Action, Detail: e.Detail, Prev: e.Prev, Hash: e.Hash}
+	}
+	if err := auth.VerifyTrail(entries, res.HeadSeq, res.HeadHash); err != nil {
+		return fmt.Errorf("audit verify: %w", err)
+	}
+	fmt.Fprintf(c.stdout, "audit trail verified: %d entries, head %s\n", len(entries), short(res.HeadHash))
+	return nil
+}
+
+func short(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
+}
