@@ -109,18 +109,18 @@ func TestAuthorizationMatrix(t *testing.T) {
 	n := 0
 	uniq := func() int { n++; return n }
 	rows := map[string]row{
-		"/tessera.v1.AuthService/Login":       {body: func(string) string { return `{"user":"nobody","password":"x"}` }, allowed: "*"},
-		"/tessera.v1.AuthService/Setup":       {body: func(string) string { return `{"setupToken":"bogus","password":"0123456789"}` }, allowed: "*"},
-		"/tessera.v1.AuthService/Enroll":      {body: func(string) string { return `{"code":"AAAAA-AAAAA"}` }, allowed: "*"},
-		"/tessera.v1.AuthService/Logout":      {body: func(string) string { return `{}` }, allowed: "admin lead analyst enumerator"},
-		"/tessera.v1.AuthService/Whoami":      {body: func(string) string { return `{}` }, allowed: "admin lead analyst enumerator device"},
-		"/tessera.v1.AuthService/ReportWiped": {body: func(string) string { return `{}` }, allowed: "device"},
-		"/tessera.v1.SyncService/Push":        {body: func(string) string { return `{}` }, allowed: "admin device"},
-		"/tessera.v1.SyncService/Pull":        {body: func(string) string { return `{}` }, allowed: "admin device"},
-		"/tessera.v1.FormService/PublishForm": {body: func(string) string { return `{}` }, allowed: "admin lead"},
-		"/tessera.v1.FormService/ListForms":   {body: func(string) string { return `{}` }, allowed: "admin lead analyst enumerator device"},
-		"/tessera.v1.FormService/GetForm":     {body: func(string) string { return `{}` }, allowed: "admin lead analyst enumerator device"},
-		"/tessera.v1.FormService/ListFlags":   {body: func(string) string { return `{}` }, allowed: "admin lead analyst"},
+		"/tessera.v1.AuthService/Login":          {body: func(string) string { return `{"user":"nobody","password":"x"}` }, allowed: "*"},
+		"/tessera.v1.AuthService/Setup":          {body: func(string) string { return `{"setupToken":"bogus","password":"0123456789"}` }, allowed: "*"},
+		"/tessera.v1.AuthService/Enroll":         {body: func(string) string { return `{"code":"AAAAA-AAAAA"}` }, allowed: "*"},
+		"/tessera.v1.AuthService/Logout":         {body: func(string) string { return `{}` }, allowed: "admin lead analyst enumerator"},
+		"/tessera.v1.AuthService/Whoami":         {body: func(string) string { return `{}` }, allowed: "admin lead analyst enumerator device"},
+		"/tessera.v1.AuthService/ReportWiped":    {body: func(string) string { return `{}` }, allowed: "device"},
+		"/tessera.v1.SyncService/Push":           {body: func(string) string { return `{}` }, allowed: "admin device"},
+		"/tessera.v1.SyncService/Pull":           {body: func(string) string { return `{}` }, allowed: "admin device"},
+		"/tessera.v1.FormService/PublishForm":    {body: func(string) string { return `{}` }, allowed: "admin lead"},
+		"/tessera.v1.FormService/ListForms":      {body: func(string) string { return `{}` }, allowed: "admin lead analyst enumerator device"},
+		"/tessera.v1.FormService/GetForm":        {body: func(string) string { return `{}` }, allowed: "admin lead analyst enumerator device"},
+		"/tessera.v1.FormService/ListFlags":      {body: func(string) string { return `{}` }, allowed: "admin lead analyst"},
 		"/tessera.v1.AdminService/CreateProject": {body: func(string) string { return fmt.Sprintf(`{"name":"p%d"}`, uniq()) }, allowed: "admin"},
 		"/tessera.v1.AdminService/AddUser": {body: func(string) string {
 			return fmt.Sprintf(`{"name":"u%d","password":"a long password here"}`, uniq())
