@@ -578,3 +578,74 @@ func buildCtl(t *testing.T) string {
 	}
 	return ctlPath
 }
+
+// TestSecurityCommandLine: a server that requires sign-in, its first-start
+// setup token, surveyctl login/project/device code, a device enrolled with
+// fieldapp init --enroll syncing, an unenrolled one refused, revocation, and
+// surveyctl audit verify.
+func TestSecurityCommandLine(t *testing.T) {
+	tmp := t.TempDir()
+	data := filepath.Join(tmp, "srv")
+	srv := startSurveyd(t, data, "127.0.0.1:0", "--require-auth")
+	tokenBytes, err := os.ReadFile(filepath.Join(data, "setup-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctlBin := buildCtl(t)
+	sessions := filepath.Join(tmp, "sessions.json")
+	ctl := func(args ...string) result {
+		cmd := exec.Command(ctlBin, append([]string{"--server", srv.URL}, args...)...)
+		cmd.Env = append(os.Environ(), "TESSERA_SESSIONS="+sessions, "TESSERA_PASSWORD=the admin's long password")
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		return result{out.String(), errb.String(), err}
+	}
+	if r := ctl("project", "create", "camp"); r.err == nil {
+		t.Fatalf("project create without signing in succeeded: %+v", r)
+	}
+	if r := ctl("login", "--setup-token", strings.TrimSpace(string(tokenBytes))); r.err != nil || !strings.Contains(r.stdout, "signed in") {
+		t.Fatalf("login with the setup token: %+v", r)
+	}
+	if r := ctl("login", "--setup-token", strings.TrimSpace(string(tokenBytes))); r.err == nil {
+		t.Fatal("the setup token worked twice")
+	}
+	if r := ctl("project", "create", "camp"); r.err != nil {
+		t.Fatalf("project create: %+v", r)
+	}
+	r := ctl("device", "code", "--project", "camp", "--team", "north")
+	if r.err != nil {
+		t.Fatalf("device code: %+v", r)
+	}
+	code := strings.TrimSpace(r.stdout)
+
+	plain := filepath.Join(tmp, "plain")
+	mustFieldapp(t, plain, "init", "--server", srv.URL)
+	if r := fieldapp(t, plain, "sync"); r.err == nil || !strings.Contains(r.stderr, "unauthenticated") {
+		t.Fatalf("an unenrolled device synced: %+v", r)
+	}
+	dev := filepath.Join(tmp, "dev")
+	if out := mustFieldapp(t, dev, "init", "--server", srv.URL, "--enroll", code); !strings.Contains(out, "enrolled in project camp, team north") {
+		t.Fatalf("enroll: %s", out)
+	}
+	mustFieldapp(t, dev, "record", "new", "household", "q1=1")
+	if out := mustFieldapp(t, dev, "sync"); !strings.Contains(out, "pushed 1 changes") {
+		t.Fatalf("sync: %s", out)
+	}
+	var devices []struct {
+		ID string `json:"id"`
+	}
+	r = ctl("device", "list", "--project", "camp")
+	if err := json.Unmarshal([]byte(r.stdout), &devices); err != nil || len(devices) != 1 {
+		t.Fatalf("device list: %+v %v", r, err)
+	}
+	if r := ctl("device", "revoke", devices[0].ID); r.err != nil {
+		t.Fatalf("revoke: %+v", r)
+	}
+	if r := fieldapp(t, dev, "sync"); r.err == nil || !strings.Contains(r.stderr, "revoked") {
+		t.Fatalf("a revoked device synced: %+v", r)
+	}
+	if r := ctl("audit", "verify"); r.err != nil || !strings.Contains(r.stdout, "audit trail verified") {
+		t.Fatalf("audit verify: %+v", r)
+	}
+}
