@@ -35,7 +35,7 @@ Commands:
   device list [--project P] | device revoke ID | device wipe ID
   audit verify                             fetch the audit trail and check its hash chain
   form check FILE.xlsx          check an XLSForm offline: every problem by sheet and row, or a summary
-  form publish FILE.xlsx        publish a form version on the server
+  form publish FILE.xlsx [--project P]   publish a form version on the server
   form list [--json]            the published forms, every version
   flags [--form ID] [--json]    finalized records the server flagged, with the reasons
 
@@ -250,7 +250,8 @@ func writeJSON(w io.Writer, v any) error {
 
 func (c *cli) formPublish(args []string) error {
 	fs := flag.NewFlagSet("form publish", flag.ContinueOnError)
-	pos, err := c.parse(fs, "form publish FILE.xlsx", args, 1)
+	project := fs.String("project", "", "project the form is for (devices receive their project's forms); empty: every project (admin)")
+	pos, err := c.parse(fs, "form publish FILE.xlsx [--project P]", args, 1)
 	if err != nil {
 		return helpOK(err)
 	}
@@ -263,7 +264,7 @@ func (c *cli) formPublish(args []string) error {
 		return err
 	}
 	defer cl.Close()
-	res, err := cl.Forms().PublishForm(c.ctx, &tesserav1.PublishFormRequest{Xlsx: b, DefaultFormId: id})
+	res, err := cl.Forms().PublishForm(c.ctx, &tesserav1.PublishFormRequest{Xlsx: b, DefaultFormId: id, Project: *project})
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", pos[0], err)
 	}

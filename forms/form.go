@@ -152,6 +152,7 @@ type Form struct {
 	Root               *Question // a group holding the survey
 	Choices            map[string][]Choice
 	Settings           map[string]string
+	Project            string // set by the registry: the project it was published for
 
 	byName map[string][]*Question
 }

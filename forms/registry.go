@@ -34,6 +34,7 @@ type Info struct {
 	Questions       int      `json:"questions"`
 	PublishedAt     int64    `json:"published_at"`
 	SHA256          string   `json:"sha256"`
+	Project         string   `json:"project,omitempty"`
 }
 
 // Key is "form_id@version".
@@ -83,7 +84,7 @@ func Parse(xlsx []byte, defaultID string) (*Form, error) {
 
 // Publish imports xlsx and stores it. created is false when this exact
 // version and content were stored before.
-func (r *Registry) Publish(ctx context.Context, xlsx []byte, defaultID string, now time.Time) (Info, bool, error) {
+func (r *Registry) Publish(ctx context.Context, xlsx []byte, defaultID, project string, now time.Time) (Info, bool, error) {
 	if len(xlsx) > MaxXLSXBytes {
 		return Info{}, false, fmt.Errorf("publish: the file is over %d MiB", MaxXLSXBytes>>20)
 	}
@@ -91,7 +92,9 @@ func (r *Registry) Publish(ctx context.Context, xlsx []byte, defaultID string, n
 	if err != nil {
 		return Info{}, false, err
 	}
-	return r.put(ctx, f, xlsx, InfoOf(f, xlsx, now))
+	info := InfoOf(f, xlsx, now)
+	info.Project = project
+	return r.put(ctx, f, xlsx, info)
 }
 
 // Store keeps a form fetched from a server (a device's copy), checking it
@@ -110,6 +113,7 @@ func (r *Registry) Store(ctx context.Context, info Info, xlsx []byte) error {
 
 func (r *Registry) put(ctx context.Context, f *Form, xlsx []byte, info Info) (Info, bool, error) {
 	key := f.Key()
+	f.Project = info.Project
 	created := true
 	err := r.store.Update(ctx, func(tx syncengine.Tx) error {
 		old, err := tx.Meta(metaFormInfo + key)
@@ -118,7 +122,7 @@ func (r *Registry) put(ctx context.Context, f *Form, xlsx []byte, info Info) (In
 			if err := json.Unmarshal(old, &prev); err != nil {
 				return fmt.Errorf("form %s: %w", key, syncengine.ErrCorrupt)
 			}
-			if prev.SHA256 != info.SHA256 {
+			if prev.SHA256 != info.SHA256 || prev.Project != info.Project {
 				return fmt.Errorf("form %s: %w: raise the version on the settings sheet", key, ErrExists)
 			}
 			info, created = prev, false
@@ -234,13 +238,14 @@ func (r *Registry) Form(ctx context.Context, key string) (*Form, error) {
 		return f, nil
 	}
 	id, version, _ := strings.Cut(key, "@")
-	_, file, err := r.Get(ctx, id, version)
+	info, file, err := r.Get(ctx, id, version)
 	if err != nil {
 		return nil, err
 	}
 	if f, err = Parse(file, id); err != nil {
 		return nil, fmt.Errorf("stored form %s: %w", key, err)
 	}
+	f.Project = info.Project
 	r.mu.Lock()
 	r.cache[key] = f
 	r.mu.Unlock()

@@ -117,7 +117,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"/tessera.v1.AuthService/ReportWiped":    {body: func(string) string { return `{}` }, allowed: "device"},
 		"/tessera.v1.SyncService/Push":           {body: func(string) string { return `{}` }, allowed: "admin device"},
 		"/tessera.v1.SyncService/Pull":           {body: func(string) string { return `{}` }, allowed: "admin device"},
-		"/tessera.v1.FormService/PublishForm":    {body: func(string) string { return `{}` }, allowed: "admin lead"},
+		"/tessera.v1.FormService/PublishForm":    {body: func(p string) string { return fmt.Sprintf(`{"project":%q}`, p) }, allowed: "admin lead@own", scoped: true},
 		"/tessera.v1.FormService/ListForms":      {body: func(string) string { return `{}` }, allowed: "admin lead analyst enumerator device"},
 		"/tessera.v1.FormService/GetForm":        {body: func(string) string { return `{}` }, allowed: "admin lead analyst enumerator device"},
 		"/tessera.v1.FormService/ListFlags":      {body: func(string) string { return `{}` }, allowed: "admin lead analyst"},

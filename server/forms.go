@@ -2,9 +2,12 @@ package server
 
 import (
 	"context"
+
+	"connectrpc.com/connect/v2"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/tessera-survey/tessera/auth"
 
 	"github.com/tessera-survey/tessera/forms"
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
@@ -15,12 +18,28 @@ import (
 type formService struct{ s *Server }
 
 func (h *formService) PublishForm(ctx context.Context, req *tesserav1.PublishFormRequest) (*tesserav1.PublishFormResponse, error) {
-	info, created, err := h.s.forms.Publish(ctx, req.Xlsx, req.DefaultFormId, h.s.rep.Now())
+	if p := principal(ctx); p.User != nil {
+		if req.Project == "" && !p.User.Admin {
+			return nil, connect.NewError(connect.CodePermissionDenied, "name the project the form is for (--project)")
+		}
+		if req.Project != "" {
+			if err := requireProject(ctx, req.Project, auth.Lead); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if req.Project != "" {
+		if _, err := h.s.auth.Project(ctx, req.Project); err != nil {
+			return nil, toConnect(ctx, h.s.log, "PublishForm", err)
+		}
+	}
+	info, created, err := h.s.forms.Publish(ctx, req.Xlsx, req.DefaultFormId, req.Project, h.s.rep.Now())
 	if err != nil {
 		return nil, toConnect(ctx, h.s.log, "PublishForm", err)
 	}
 	if created {
 		h.s.log.Info("form published", "form", info.Key(), "title", info.Title, "questions", info.Questions)
+		_ = h.s.auth.Audit(ctx, actor(ctx), "form-publish", info.Key()+" project "+info.Project)
 	}
 	return &tesserav1.PublishFormResponse{Form: wire.InfoTo(info), Created: created}, nil
 }
@@ -32,13 +51,18 @@ func (h *formService) ListForms(ctx context.Context, _ *tesserav1.ListFormsReque
 	}
 	res := &tesserav1.ListFormsResponse{}
 	for _, i := range all {
-		res.Forms = append(res.Forms, wire.InfoTo(i))
+		if mayReadForm(ctx, i) {
+			res.Forms = append(res.Forms, wire.InfoTo(i))
+		}
 	}
 	return res, nil
 }
 
 func (h *formService) GetForm(ctx context.Context, req *tesserav1.GetFormRequest) (*tesserav1.GetFormResponse, error) {
 	info, file, err := h.s.forms.Get(ctx, req.FormId, req.Version)
+	if err == nil && !mayReadForm(ctx, info) {
+		err = forms.ErrUnknownForm // not visible: as if absent
+	}
 	if err != nil {
 		return nil, toConnect(ctx, h.s.log, "GetForm", err)
 	}
@@ -72,6 +96,22 @@ func (h *formService) ListFlags(ctx context.Context, req *tesserav1.ListFlagsReq
 		return nil, toConnect(ctx, h.s.log, "ListFlags", err)
 	}
 	return res, nil
+}
+
+// mayReadForm: a device sees its project's forms and the ones for every
+// project; a user the forms of projects they have a role in; an admin (or
+// an anonymous caller of an open server) all.
+func mayReadForm(ctx context.Context, i forms.Info) bool {
+	p := principal(ctx)
+	switch {
+	case i.Project == "":
+		return true
+	case p.Device != nil:
+		return p.Device.Project == i.Project
+	case p.User != nil:
+		return p.Can(i.Project, auth.Enumerator)
+	}
+	return true
 }
 
 func formID(key string) string {

@@ -62,6 +62,7 @@ type Server struct {
 	forms          *forms.Registry
 	auth           *auth.Service
 	open           bool
+	scopes         scopes
 	checker        *checker
 	upstream       *wire.Client
 	syncMu         sync.Mutex // one upstream sync at a time
@@ -169,6 +170,9 @@ func (s *Server) announceSetupToken(token string) {
 	}
 }
 
+// Forms returns the server's form registry (tests and tools).
+func (s *Server) Forms() *forms.Registry { return s.forms }
+
 // Auth returns the server's accounts and devices (tests and tools).
 func (s *Server) Auth() *auth.Service { return s.auth }
 
@@ -239,6 +243,9 @@ func (h *syncService) Push(ctx context.Context, req *tesserav1.PushRequest) (*te
 	if err != nil {
 		return nil, toConnect(ctx, h.s.log, "Push", err)
 	}
+	if d := principal(ctx).Device; d != nil {
+		p.Guard = h.s.pushGuard(ctx, d)
+	}
 	res, err := h.s.rep.Receive(ctx, p)
 	if err != nil {
 		return nil, toConnect(ctx, h.s.log, "Push", err)
@@ -253,6 +260,9 @@ func (h *syncService) Pull(ctx context.Context, req *tesserav1.PullRequest) (*te
 	r, err := wire.PullFrom(req)
 	if err != nil {
 		return nil, toConnect(ctx, h.s.log, "Pull", err)
+	}
+	if d := principal(ctx).Device; d != nil {
+		r.Allow = h.s.pullFilter(ctx, d)
 	}
 	page, err := h.s.rep.Page(ctx, r)
 	if err != nil {

@@ -22,6 +22,10 @@ type Push struct {
 	Through uint64 // the sender's log position this batch reaches
 	Changes []Change
 	Relay   bool // changes may carry other replicas' dots
+	// Guard, when set (by the server, never from the wire), runs inside the
+	// merge transaction before anything is applied: an error refuses the
+	// whole batch. The server checks and stamps record scopes with it.
+	Guard func(tx Tx, changes []Change) error
 }
 
 // PushResult is the server's answer to a Push.
@@ -38,6 +42,8 @@ type PullRequest struct {
 	Cursor    uint64
 	CursorDot Dot
 	Limit     int
+	// Allow, when set (by the server), hides changes the puller may not see.
+	Allow func(c *Change) bool
 }
 
 // Page is a page of a server's log.
@@ -101,6 +107,11 @@ func (r *Replica) Receive(ctx context.Context, p Push) (PushResult, error) {
 		if p.After > held {
 			res = PushResult{Acknowledged: held, Resend: true}
 			return nil
+		}
+		if p.Guard != nil {
+			if err := p.Guard(tx, p.Changes); err != nil {
+				return err
+			}
 		}
 		n, recs, err := r.applyAll(tx, Downstream, p.Changes)
 		if err != nil {
@@ -220,7 +231,7 @@ func (r *Replica) Page(ctx context.Context, req PullRequest) (Page, error) {
 		}
 		var last LogEntry
 		p.Changes, last, p.More, err = scanBatch(tx, req.Cursor, limit, func(e *LogEntry) bool {
-			return e.Change.Dot.Replica != req.For
+			return e.Change.Dot.Replica != req.For && (req.Allow == nil || req.Allow(&e.Change))
 		}, ScanOption{Skip: req.For})
 		if last.Seq > 0 {
 			p.Cursor, p.CursorDot = last.Seq, last.Change.Dot

@@ -11,13 +11,13 @@ import (
 // InfoTo converts a form description to its message.
 func InfoTo(i forms.Info) *tesserav1.FormInfo {
 	return &tesserav1.FormInfo{FormId: i.ID, Version: i.Version, Title: i.Title, Languages: i.Languages,
-		DefaultLanguage: i.DefaultLanguage, Questions: uint32(i.Questions), PublishedAt: i.PublishedAt, Sha256: i.SHA256}
+		DefaultLanguage: i.DefaultLanguage, Questions: uint32(i.Questions), PublishedAt: i.PublishedAt, Sha256: i.SHA256, Project: i.Project}
 }
 
 // InfoFrom converts a form description message.
 func InfoFrom(m *tesserav1.FormInfo) forms.Info {
 	return forms.Info{ID: m.GetFormId(), Version: m.GetVersion(), Title: m.GetTitle(), Languages: m.GetLanguages(),
-		DefaultLanguage: m.GetDefaultLanguage(), Questions: int(m.GetQuestions()), PublishedAt: m.GetPublishedAt(), SHA256: m.GetSha256()}
+		DefaultLanguage: m.GetDefaultLanguage(), Questions: int(m.GetQuestions()), PublishedAt: m.GetPublishedAt(), SHA256: m.GetSha256(), Project: m.GetProject()}
 }
 
 // FetchForms copies into reg the server's form versions it lacks.

@@ -37,7 +37,10 @@ type FormInfo struct {
 	// When it was published, milliseconds since the Unix epoch.
 	PublishedAt int64 `protobuf:"varint,7,opt,name=published_at,json=publishedAt,proto3" json:"published_at,omitempty"`
 	// SHA-256 of the XLSForm file, hex.
-	Sha256        string `protobuf:"bytes,8,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	Sha256 string `protobuf:"bytes,8,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// The project the form belongs to ("" for every project). Devices receive
+	// their project's forms only.
+	Project       string `protobuf:"bytes,9,opt,name=project,proto3" json:"project,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -128,12 +131,22 @@ func (x *FormInfo) GetSha256() string {
 	return ""
 }
 
+func (x *FormInfo) GetProject() string {
+	if x != nil {
+		return x.Project
+	}
+	return ""
+}
+
 type PublishFormRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The .xlsx file, at most 32 MiB.
 	Xlsx []byte `protobuf:"bytes,1,opt,name=xlsx,proto3" json:"xlsx,omitempty"`
 	// The form id to use when the settings sheet gives none.
 	DefaultFormId string `protobuf:"bytes,2,opt,name=default_form_id,json=defaultFormId,proto3" json:"default_form_id,omitempty"`
+	// The project it belongs to; a lead must name one of theirs, "" (every
+	// project) is for admins.
+	Project       string `protobuf:"bytes,3,opt,name=project,proto3" json:"project,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -178,6 +191,13 @@ func (x *PublishFormRequest) GetXlsx() []byte {
 func (x *PublishFormRequest) GetDefaultFormId() string {
 	if x != nil {
 		return x.DefaultFormId
+	}
+	return ""
+}
+
+func (x *PublishFormRequest) GetProject() string {
+	if x != nil {
+		return x.Project
 	}
 	return ""
 }
@@ -647,7 +667,7 @@ var File_tessera_v1_forms_proto protoreflect.FileDescriptor
 const file_tessera_v1_forms_proto_rawDesc = "" +
 	"\n" +
 	"\x16tessera/v1/forms.proto\x12\n" +
-	"tessera.v1\"\xf5\x01\n" +
+	"tessera.v1\"\x8f\x02\n" +
 	"\bFormInfo\x12\x17\n" +
 	"\aform_id\x18\x01 \x01(\tR\x06formId\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x14\n" +
@@ -656,10 +676,12 @@ const file_tessera_v1_forms_proto_rawDesc = "" +
 	"\x10default_language\x18\x05 \x01(\tR\x0fdefaultLanguage\x12\x1c\n" +
 	"\tquestions\x18\x06 \x01(\rR\tquestions\x12!\n" +
 	"\fpublished_at\x18\a \x01(\x03R\vpublishedAt\x12\x16\n" +
-	"\x06sha256\x18\b \x01(\tR\x06sha256\"P\n" +
+	"\x06sha256\x18\b \x01(\tR\x06sha256\x12\x18\n" +
+	"\aproject\x18\t \x01(\tR\aproject\"j\n" +
 	"\x12PublishFormRequest\x12\x12\n" +
 	"\x04xlsx\x18\x01 \x01(\fR\x04xlsx\x12&\n" +
-	"\x0fdefault_form_id\x18\x02 \x01(\tR\rdefaultFormId\"Y\n" +
+	"\x0fdefault_form_id\x18\x02 \x01(\tR\rdefaultFormId\x12\x18\n" +
+	"\aproject\x18\x03 \x01(\tR\aproject\"Y\n" +
 	"\x13PublishFormResponse\x12(\n" +
 	"\x04form\x18\x01 \x01(\v2\x14.tessera.v1.FormInfoR\x04form\x12\x18\n" +
 	"\acreated\x18\x02 \x01(\bR\acreated\"\x12\n" +
