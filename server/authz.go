@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"strings"
+	"sync"
+	"time"
 
 	"connectrpc.com/connect/v2"
 
@@ -108,8 +110,62 @@ func (s *Server) authInterceptor(next connect.ServerFunc) connect.ServerFunc {
 		if p.User != nil && (pol.role == "" || !p.CanAnywhere(pol.role)) {
 			return connect.NewError(connect.CodePermissionDenied, "your role does not allow this")
 		}
+		if !s.limiter.allow(callerKey(p)) {
+			return connect.NewError(connect.CodeResourceExhausted, "too many requests from this caller: slow down and retry")
+		}
 		return next(context.WithValue(ctx, principalKey{}, p), spec, stream)
 	}
+}
+
+func callerKey(p auth.Principal) string {
+	if p.Device != nil {
+		return "device:" + p.Device.ID
+	}
+	if p.User != nil {
+		return "user:" + p.User.Name
+	}
+	return ""
+}
+
+// limiter is a token bucket per signed-in caller: an abusive device gets
+// ResourceExhausted while every other caller is served as usual. A sync is
+// a handful of requests, so the default (20 a second, bursts of 100) never
+// slows an honest device.
+type limiter struct {
+	mu      sync.Mutex
+	rate    float64
+	burst   float64
+	buckets map[string]*bucket
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+func newLimiter(rate, burst float64) *limiter {
+	return &limiter{rate: rate, burst: burst, buckets: map[string]*bucket{}}
+}
+
+func (l *limiter) allow(key string) bool {
+	if key == "" || l == nil || l.rate <= 0 {
+		return true
+	}
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[key]
+	if b == nil {
+		b = &bucket{tokens: l.burst, last: now}
+		l.buckets[key] = b
+	}
+	b.tokens = min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 // requireProject checks the caller holds role in project.

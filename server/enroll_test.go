@@ -115,3 +115,43 @@ func TestEnrollRevokeWipe(t *testing.T) {
 		t.Fatalf("audit after the run: %d entries, %v", n, err)
 	}
 }
+
+// TestRateLimitPerDevice: a device hammering the server gets
+// ResourceExhausted; another device is served as usual meanwhile.
+func TestRateLimitPerDevice(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t, server.Config{RequireAuth: true, RateLimit: 5})
+	a := srv.Auth()
+	must(t, a.CreateProject(ctx, "t", "p"))
+	enroll := func() *fieldapp.Device {
+		code, _, err := a.NewEnrollmentCode(ctx, "t", "p", "", time.Hour)
+		must(t, err)
+		d, err := fieldapp.InitEnroll(ctx, filepath.Join(t.TempDir(), "d"), srv.URL, code)
+		must(t, err)
+		t.Cleanup(func() { d.Close() })
+		return d
+	}
+	abusive, honest := enroll(), enroll()
+	refused := 0
+	for range 60 {
+		if _, err := abusive.Sync(ctx, "", nil); err != nil && strings.Contains(err.Error(), "resource_exhausted") {
+			refused++
+		}
+	}
+	if refused == 0 {
+		t.Fatal("60 syncs in a burst were never limited")
+	}
+	if _, err := honest.Sync(ctx, "", nil); err != nil {
+		t.Fatalf("another device was refused while one was limited: %v", err)
+	}
+}
+
+// TestPlainHTTPRefusedOffLoopback: surveyd will not serve plain HTTP on a
+// network address unless told --insecure.
+func TestPlainHTTPRefusedOffLoopback(t *testing.T) {
+	var buf strings.Builder
+	err := server.Main(context.Background(), []string{"--data", t.TempDir(), "--listen", "0.0.0.0:0"}, &buf)
+	if err == nil || !strings.Contains(err.Error(), "refusing plain HTTP") {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -66,6 +66,17 @@ func allows(d *auth.Device, v scope) bool {
 func (s *Server) pushGuard(ctx context.Context, d *auth.Device) func(tx syncengine.Tx, cs []syncengine.Change) error {
 	return func(tx syncengine.Tx, cs []syncengine.Change) error {
 		stamped := map[syncengine.RecordID]bool{}
+		formProject := map[string]string{} // per batch: forms repeat
+		projectOf := func(form string) string {
+			p, ok := formProject[form]
+			if !ok {
+				if f, err := s.forms.Form(ctx, form); err == nil {
+					p = f.Project
+				}
+				formProject[form] = p
+			}
+			return p
+		}
 		for i := range cs {
 			c := &cs[i]
 			if stamped[c.Record] {
@@ -81,8 +92,8 @@ func (s *Server) pushGuard(ctx context.Context, d *auth.Device) func(tx syncengi
 				}
 				continue
 			}
-			if f, err := s.forms.Form(ctx, c.Form); err == nil && f.Project != "" && f.Project != d.Project {
-				return fmt.Errorf("%w: form %s belongs to project %s; nothing of this batch was applied", auth.ErrDenied, c.Form, f.Project)
+			if p := projectOf(c.Form); p != "" && p != d.Project {
+				return fmt.Errorf("%w: form %s belongs to project %s; nothing of this batch was applied", auth.ErrDenied, c.Form, p)
 			}
 			if err := tx.SetMeta(metaScope+c.Record.String(), scope{d.Project, d.Team}.encode()); err != nil {
 				return err

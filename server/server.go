@@ -43,6 +43,9 @@ type Config struct {
 	// when no device pushed (default 15s).
 	UpstreamInterval time.Duration
 	Logger           *slog.Logger
+	// RateLimit is the requests per second each signed-in caller may make
+	// (bursts of five times as many); 0 means 20. Negative disables it.
+	RateLimit float64
 	// RequireAuth refuses anonymous callers everywhere. When false the
 	// server is open: sync and forms need no sign-in (a developer's
 	// loopback server); surveyd turns it on for any non-loopback address.
@@ -63,6 +66,7 @@ type Server struct {
 	auth           *auth.Service
 	open           bool
 	scopes         scopes
+	limiter        *limiter
 	checker        *checker
 	upstream       *wire.Client
 	syncMu         sync.Mutex // one upstream sync at a time
@@ -119,6 +123,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.forms = forms.NewRegistry(s.store)
 	s.auth = auth.New(s.store, rep.Now)
 	s.open = !cfg.RequireAuth
+	if cfg.RateLimit == 0 {
+		cfg.RateLimit = 20
+	}
+	if cfg.RateLimit > 0 {
+		s.limiter = newLimiter(cfg.RateLimit, 5*cfg.RateLimit)
+	}
 	token, err := s.auth.Bootstrap(ctx)
 	if err != nil {
 		s.checker.stop()
@@ -193,8 +203,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		Handler:           s.handler,
 		Protocols:         p,
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		// A 4 MiB batch over a 64 kbit/s link takes under 10 minutes.
+		ReadTimeout:  10 * time.Minute,
+		WriteTimeout: 10 * time.Minute,
+		IdleTimeout:  2 * time.Minute,
+		ErrorLog:     slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
