@@ -154,6 +154,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}),
 		connecthttp.WithCompressors(wire.Compressors()...), connecthttp.WithCompressMinBytes(1024))
 	mux.HandleFunc("GET /healthz", s.health)
+	s.mountConsole(mux)
 	s.handler = http.MaxBytesHandler(mux, MaxRequestBytes)
 
 	if cfg.Upstream != "" {
