@@ -70,6 +70,17 @@ func TestEndToEnd(t *testing.T) {
 				}
 			}
 			assertConverged(t, srv.Replica(), a, b, c)
+			entries, _, _, err := srv.Auth().AuditTrail(ctx)
+			must(t, err)
+			resolved := 0
+			for _, e := range entries {
+				if e.Action == "conflict-resolved" && strings.Contains(e.Detail, h2.String()) {
+					resolved++
+				}
+			}
+			if resolved != 1 {
+				t.Fatalf("the server audited %d resolutions of q3, want 1", resolved)
+			}
 			v := snapshot(t, c)
 			if f := v[h2.String()].Fields["q3"]; f.Value.String() != "agreed" || len(f.Conflicts) != 0 {
 				t.Fatalf("resolution did not reach c: %+v", f)

@@ -107,7 +107,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.store = st
 	}
 	s.startChecker()
-	ropts := syncengine.Options{Clock: cfg.Clock, Changed: s.checker.changed}
+	ropts := syncengine.Options{Clock: cfg.Clock, Changed: s.checker.changed, Resolved: s.auditResolutions}
 	rep, err := syncengine.Open(ctx, s.store, ropts)
 	if errors.Is(err, syncengine.ErrNotInitialized) {
 		if err = syncengine.Init(ctx, s.store, syncengine.NewReplicaID()); err == nil {
@@ -178,6 +178,18 @@ func (s *Server) announceSetupToken(token string) {
 		if err := os.MkdirAll(s.cfg.DataDir, 0o700); err == nil {
 			_ = os.WriteFile(filepath.Join(s.cfg.DataDir, SetupTokenFile), []byte(token+"\n"), 0o600)
 		}
+	}
+}
+
+// auditResolutions records every conflict settled in the data the server
+// merges (on a device, in the console, anywhere upstream).
+func (s *Server) auditResolutions(rs []syncengine.Resolution) {
+	if s.auth == nil {
+		return
+	}
+	for _, r := range rs {
+		_ = s.auth.Audit(context.Background(), "replica:"+r.By.Replica.String(), "conflict-resolved",
+			fmt.Sprintf("record %s field %s (%d concurrent values)", r.Record, r.Field, r.Values))
 	}
 }
 

@@ -99,6 +99,7 @@ func (r *Replica) Receive(ctx context.Context, p Push) (PushResult, error) {
 	defer r.broadcast()
 	res := PushResult{}
 	var changed []*Record
+	var settled []Resolution
 	err := r.store.Update(ctx, func(tx Tx) error {
 		held, err := metaUint(tx, key)
 		if err != nil {
@@ -113,11 +114,11 @@ func (r *Replica) Receive(ctx context.Context, p Push) (PushResult, error) {
 				return err
 			}
 		}
-		n, recs, err := r.applyAll(tx, Downstream, p.Changes)
+		n, recs, rs, err := r.applyAll(tx, Downstream, p.Changes)
 		if err != nil {
 			return err
 		}
-		changed = recs
+		changed, settled = recs, rs
 		res = PushResult{Acknowledged: max(held, p.Through), Applied: n}
 		return setMetaUint(tx, key, res.Acknowledged)
 	})
@@ -126,7 +127,7 @@ func (r *Replica) Receive(ctx context.Context, p Push) (PushResult, error) {
 	}
 	if !res.Resend {
 		r.observeAll(p.Changes)
-		r.notify(changed)
+		r.notify(changed, settled)
 	}
 	res.ServerTime = r.clock()
 	return res, nil
@@ -529,6 +530,7 @@ func (r *Replica) pull(ctx context.Context, remote Remote, limit int, st *SyncSt
 		}
 		var n int
 		var changed []*Record
+		var settled []Resolution
 		err = r.store.Update(ctx, func(tx Tx) error {
 			// When everything before this page was pushed, the page's own
 			// entries (which came from upstream) need no push either: move
@@ -546,7 +548,7 @@ func (r *Replica) pull(ctx context.Context, remote Remote, limit int, st *SyncSt
 			if err != nil {
 				return err
 			}
-			if n, changed, err = r.applyAll(tx, Upstream, page.Changes); err != nil {
+			if n, changed, settled, err = r.applyAll(tx, Upstream, page.Changes); err != nil {
 				return err
 			}
 			if ack == head && relay <= ack {
@@ -579,7 +581,7 @@ func (r *Replica) pull(ctx context.Context, remote Remote, limit int, st *SyncSt
 			return false, fmt.Errorf("pull: %w", err)
 		}
 		r.observeAll(page.Changes)
-		r.notify(changed)
+		r.notify(changed, settled)
 		st.Pulled += len(page.Changes)
 		st.Applied += n
 		if !page.More {

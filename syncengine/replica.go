@@ -36,7 +36,8 @@ type Replica struct {
 	counter uint64
 	hlc     HLC
 
-	changed func([]*Record)
+	changed  func([]*Record)
+	resolved func([]Resolution)
 
 	sigMu sync.Mutex
 	sig   chan struct{} // closed when a push was merged (server side)
@@ -51,6 +52,18 @@ type Options struct {
 	// changes from elsewhere commits, with the records it changed (a
 	// server uses it to re-check finalized records).
 	Changed func(recs []*Record)
+	// Resolved, when set, is called after a transaction commits with the
+	// conflicts its merged changes settled (a server audits them).
+	Resolved func(rs []Resolution)
+}
+
+// Resolution is a conflict settled by a change: the field held several
+// concurrent values, and the change had seen them all.
+type Resolution struct {
+	Record RecordID
+	Field  string
+	By     Dot
+	Values int // how many concurrent values it replaced
 }
 
 // Init gives an empty store its replica id. It fails with ErrExists if the
@@ -71,7 +84,7 @@ func Init(ctx context.Context, s Store, id ReplicaID) error {
 
 // Open loads the replica kept in s; s must have been initialized with Init.
 func Open(ctx context.Context, s Store, opts Options) (*Replica, error) {
-	r := &Replica{store: s, clock: opts.Clock, changed: opts.Changed}
+	r := &Replica{store: s, clock: opts.Clock, changed: opts.Changed, resolved: opts.Resolved}
 	if r.clock == nil {
 		r.clock = time.Now
 	}
@@ -378,21 +391,45 @@ func (r *Replica) Records(ctx context.Context, fn func(*Record) error) error {
 	})
 }
 
-// notify reports records changed by a committed transaction.
-func (r *Replica) notify(recs []*Record) {
+// notify reports records changed and conflicts settled by a committed
+// transaction.
+func (r *Replica) notify(recs []*Record, rs []Resolution) {
 	if r.changed != nil && len(recs) > 0 {
 		r.changed(recs)
 	}
+	if r.resolved != nil && len(rs) > 0 {
+		r.resolved(rs)
+	}
+}
+
+// resolutions lists the conflicts c settles in rec (before it is applied).
+func resolutions(rec *Record, c *Change) []Resolution {
+	var out []Resolution
+	for _, f := range c.Fields {
+		reg := rec.Fields[f.Name]
+		if reg == nil || len(reg.Entries) < 2 {
+			continue
+		}
+		all := true
+		for _, e := range reg.Entries {
+			all = all && c.Context.Contains(e.Dot)
+		}
+		if all {
+			out = append(out, Resolution{Record: rec.ID, Field: f.Name, By: c.Dot, Values: len(reg.Entries)})
+		}
+	}
+	return out
 }
 
 // applyAll merges changes that arrived from elsewhere into the store within
 // tx, logging the ones that were new. It returns how many were new and the
 // records that changed.
-func (r *Replica) applyAll(tx Tx, origin Origin, changes []Change) (int, []*Record, error) {
+func (r *Replica) applyAll(tx Tx, origin Origin, changes []Change) (int, []*Record, []Resolution, error) {
 	// Several changes of one batch may touch the same record: keep the
 	// decoded state instead of reading it back from the transaction.
 	cache := make(map[RecordID]*Record)
 	dirty := make(map[RecordID]bool)
+	var settled []Resolution
 	applied := 0
 	for i := range changes {
 		c := &changes[i]
@@ -403,9 +440,12 @@ func (r *Replica) applyAll(tx Tx, origin Origin, changes []Change) (int, []*Reco
 			if errors.Is(err, ErrNotFound) {
 				rec = EmptyRecord(c.Record)
 			} else if err != nil {
-				return 0, nil, err
+				return 0, nil, nil, err
 			}
 			cache[c.Record] = rec
+		}
+		if r.resolved != nil && len(rec.Fields) > 0 && !rec.Applied.Contains(c.Dot) {
+			settled = append(settled, resolutions(rec, c)...)
 		}
 		if !rec.Apply(c) {
 			continue
@@ -413,17 +453,17 @@ func (r *Replica) applyAll(tx Tx, origin Origin, changes []Change) (int, []*Reco
 		applied++
 		dirty[c.Record] = true
 		if _, err := tx.Append(origin, c); err != nil {
-			return 0, nil, err
+			return 0, nil, nil, err
 		}
 	}
 	recs := make([]*Record, 0, len(dirty))
 	for id := range dirty {
 		if err := tx.PutRecord(cache[id]); err != nil {
-			return 0, nil, err
+			return 0, nil, nil, err
 		}
 		recs = append(recs, cache[id])
 	}
-	return applied, recs, nil
+	return applied, recs, settled, nil
 }
 
 func (r *Replica) observeAll(changes []Change) {
