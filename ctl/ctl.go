@@ -4,7 +4,6 @@ package ctl
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tessera-survey/tessera/forms"
+	"github.com/tessera-survey/tessera/internal/cliutil"
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
 	"github.com/tessera-survey/tessera/internal/wire"
 	"github.com/tessera-survey/tessera/syncengine"
@@ -114,30 +114,18 @@ func (c *cli) client() (*wire.Client, error) {
 func (c *cli) parse(fs *flag.FlagSet, use string, args []string, npos int) ([]string, error) {
 	fs.SetOutput(c.stderr)
 	fs.Usage = func() { fmt.Fprintf(c.stderr, "Usage: surveyctl %s\n", use); fs.PrintDefaults() }
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+	pos, err := cliutil.Parse(fs, args)
+	if err != nil {
+		return nil, err
 	}
 	if len(pos) != npos {
 		fs.Usage()
-		return nil, fmt.Errorf("%s: wrong number of arguments", strings.Fields(use)[0]+" "+strings.Fields(use)[1])
+		return nil, fmt.Errorf("%s: wrong number of arguments", use)
 	}
 	return pos, nil
 }
 
-func helpOK(err error) error {
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	return err
-}
+func helpOK(err error) error { return cliutil.HelpOK(err) }
 
 func (c *cli) form(args []string) error {
 	if len(args) == 0 {
@@ -242,11 +230,7 @@ func summarize(f *forms.Form) summary {
 	return s
 }
 
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
+func writeJSON(w io.Writer, v any) error { return cliutil.WriteJSON(w, v) }
 
 func (c *cli) formPublish(args []string) error {
 	fs := flag.NewFlagSet("form publish", flag.ContinueOnError)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tessera-survey/tessera/forms"
+	"github.com/tessera-survey/tessera/internal/cliutil"
 	"github.com/tessera-survey/tessera/syncengine"
 )
 
@@ -83,12 +84,7 @@ func envOr(k, def string) string {
 	return def
 }
 
-func helpOK(err error) error {
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	return err
-}
+func helpOK(err error) error { return cliutil.HelpOK(err) }
 
 type cli struct {
 	ctx            context.Context
@@ -105,16 +101,9 @@ func (c *cli) parse(fs *flag.FlagSet, usage string, args []string, minPos, maxPo
 		fmt.Fprintf(c.stderr, "Usage: fieldapp [--data DIR] %s\n", usage)
 		fs.PrintDefaults()
 	}
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+	pos, err := cliutil.Parse(fs, args)
+	if err != nil {
+		return nil, err
 	}
 	if len(pos) < minPos || (maxPos >= 0 && len(pos) > maxPos) {
 		fs.Usage()
@@ -377,11 +366,7 @@ func (c *cli) recordGet(args []string) error {
 	})
 }
 
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
+func writeJSON(w io.Writer, v any) error { return cliutil.WriteJSON(w, v) }
 
 func printRecord(w io.Writer, v RecordView) {
 	status := ""
