@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/tessera-survey/tessera/forms"
-	"github.com/tessera-survey/tessera/internal/cliutil"
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
+	"github.com/tessera-survey/tessera/internal/cliutil"
 	"github.com/tessera-survey/tessera/internal/wire"
 	"github.com/tessera-survey/tessera/syncengine"
 )
@@ -34,6 +34,8 @@ Commands:
   device code --project P [--team T] [--ttl 15m]   a single-use enrollment code for one device
   device list [--project P] | device revoke ID | device wipe ID
   audit verify                             fetch the audit trail and check its hash chain
+  export --form FORM --format csv|jsonl|parquet|geojson --out DIR [--approved-only] [--labels LANG] [--since CURSOR]
+  review ID STATE [--comment TEXT]         received, has_issues, approved or rejected (a lead)
   form check FILE.xlsx          check an XLSForm offline: every problem by sheet and row, or a summary
   form publish FILE.xlsx [--project P]   publish a form version on the server
   form list [--json]            the published forms, every version
@@ -66,6 +68,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return c.flags(fs.Args()[1:])
 	case "login":
 		return c.login(fs.Args()[1:])
+	case "export":
+		return c.export(fs.Args()[1:])
+	case "review":
+		return c.review(fs.Args()[1:])
 	case "logout":
 		return c.logout()
 	case "whoami":

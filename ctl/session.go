@@ -268,3 +268,22 @@ func short(h string) string {
 	}
 	return h
 }
+
+func (c *cli) review(args []string) error {
+	fs := flag.NewFlagSet("review", flag.ContinueOnError)
+	comment := fs.String("comment", "", "why")
+	pos, err := c.parse(fs, "review ID STATE [--comment TEXT]", args, 2)
+	if err != nil {
+		return helpOK(err)
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if _, err := cl.Review().SetReview(c.ctx, &tesserav1.SetReviewRequest{Record: pos[0], State: pos[1], Comment: *comment}); err != nil {
+		return fmt.Errorf("review: %w", err)
+	}
+	fmt.Fprintf(c.stdout, "record %s: %s\n", pos[0], pos[1])
+	return nil
+}

@@ -38,6 +38,9 @@ var policies = map[string]policy{
 	tesserav1connect.FormServiceGetFormProcedure:     {device: true, role: auth.Enumerator, open: true},
 	tesserav1connect.FormServiceListFlagsProcedure:   {role: auth.Analyst, open: true},
 
+	tesserav1connect.ExportServiceExportProcedure:    {role: auth.Analyst, open: true},
+	tesserav1connect.ReviewServiceSetReviewProcedure: {role: auth.Lead},
+
 	tesserav1connect.AdminServiceCreateProjectProcedure:        {role: auth.Admin},
 	tesserav1connect.AdminServiceAddUserProcedure:              {role: auth.Admin},
 	tesserav1connect.AdminServiceAuditTrailProcedure:           {role: auth.Admin},

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -30,6 +31,9 @@ type caller struct {
 // layer refused it (as opposed to the call failing on its input).
 func call(t *testing.T, url, procedure, header, body string) (denied bool, code string) {
 	t.Helper()
+	if procedure == "/tessera.v1.ExportService/Export" {
+		return callStream(t, url, procedure, header, body)
+	}
 	req, _ := http.NewRequest("POST", url+procedure, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	if header != "" {
@@ -49,6 +53,44 @@ func call(t *testing.T, url, procedure, header, body string) (denied bool, code 
 	refused := (e.Code == "unauthenticated" || e.Code == "permission_denied") &&
 		!strings.Contains(e.Message, "wrong user name or password") && !strings.Contains(e.Message, "enrollment code")
 	return refused, e.Code + ": " + e.Message
+}
+
+// callStream is call for a server-streaming procedure (Connect's enveloped
+// protocol: the verdict comes in the end-of-stream message).
+func callStream(t *testing.T, url, procedure, header, body string) (bool, string) {
+	t.Helper()
+	msg := []byte(body)
+	env := append([]byte{0, byte(len(msg) >> 24), byte(len(msg) >> 16), byte(len(msg) >> 8), byte(len(msg))}, msg...)
+	req, _ := http.NewRequest("POST", url+procedure, bytes.NewReader(env))
+	req.Header.Set("Content-Type", "application/connect+json")
+	if header != "" {
+		req.Header.Set("Authorization", header)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for len(b) >= 5 {
+		flags, n := b[0], int(b[1])<<24|int(b[2])<<16|int(b[3])<<8|int(b[4])
+		if len(b) < 5+n {
+			break
+		}
+		if flags&2 != 0 {
+			var end struct {
+				Error *struct{ Code, Message string } `json:"error"`
+			}
+			json.Unmarshal(b[5:5+n], &end)
+			if end.Error == nil {
+				return false, "ok"
+			}
+			refused := end.Error.Code == "unauthenticated" || end.Error.Code == "permission_denied"
+			return refused, end.Error.Code + ": " + end.Error.Message
+		}
+		b = b[5+n:]
+	}
+	return false, "no end of stream"
 }
 
 // TestAuthorizationMatrix calls every RPC of the API as every kind of caller,
@@ -125,6 +167,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"/tessera.v1.AdminService/AddUser": {body: func(string) string {
 			return fmt.Sprintf(`{"name":"u%d","password":"a long password here"}`, uniq())
 		}, allowed: "admin"},
+		"/tessera.v1.ExportService/Export":    {body: func(string) string { return `{"formId":"nothing"}` }, allowed: "admin lead analyst"},
+		"/tessera.v1.ReviewService/SetReview": {body: func(string) string { return `{"record":"bad"}` }, allowed: "admin lead"},
 		"/tessera.v1.AdminService/AuditTrail": {body: func(string) string { return `{}` }, allowed: "admin"},
 		"/tessera.v1.AdminService/Grant": {body: func(p string) string {
 			return fmt.Sprintf(`{"user":"victim","project":%q,"role":"enumerator"}`, p)

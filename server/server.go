@@ -144,6 +144,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	tesserav1connect.RegisterFormServiceHandler(cs, &formService{s: s})
 	tesserav1connect.RegisterAuthServiceHandler(cs, &authService{s: s})
 	tesserav1connect.RegisterAdminServiceHandler(cs, &adminService{s: s})
+	tesserav1connect.RegisterExportServiceHandler(cs, &exportService{s: s})
+	tesserav1connect.RegisterReviewServiceHandler(cs, &reviewService{s: s})
 	grpcreflect.Register(cs)
 	mux := http.NewServeMux()
 	connecthttp.Mount(mux, cs, connecthttp.WithConditionalOptions(func(spec connect.Spec) []connecthttp.Option {

@@ -94,6 +94,8 @@ func Dial(baseURL string, counter *Counter, opts ...Option) (*Client, error) {
 	c := NewClient(cc)
 	c.auth = tesserav1connect.NewAuthServiceClient(cc)
 	c.admin = tesserav1connect.NewAdminServiceClient(cc)
+	c.export = tesserav1connect.NewExportServiceClient(cc)
+	c.review = tesserav1connect.NewReviewServiceClient(cc)
 	c.close = tr.CloseIdleConnections
 	return c, nil
 }

@@ -212,6 +212,8 @@ type Client struct {
 	forms  tesserav1connect.FormServiceClient
 	auth   tesserav1connect.AuthServiceClient
 	admin  tesserav1connect.AdminServiceClient
+	export tesserav1connect.ExportServiceClient
+	review tesserav1connect.ReviewServiceClient
 	wipe   atomic.Bool // the server asked this device to wipe
 	close  func()
 	digest atomic.Value // string: forms digest of the last pull
@@ -225,6 +227,12 @@ func (c *Client) FormsDigest() string {
 
 // Auth returns the server's auth service.
 func (c *Client) Auth() tesserav1connect.AuthServiceClient { return c.auth }
+
+// Export returns the server's export service.
+func (c *Client) Export() tesserav1connect.ExportServiceClient { return c.export }
+
+// Review returns the server's review service.
+func (c *Client) Review() tesserav1connect.ReviewServiceClient { return c.review }
 
 // Admin returns the server's admin service.
 func (c *Client) Admin() tesserav1connect.AdminServiceClient { return c.admin }

@@ -1,0 +1,410 @@
+// Package dataset flattens a form's records into the tables analysts
+// expect from ODK and KoboToolbox: a main table, one table per repeat linked
+// by parent key, select_multiple as the raw value plus a 0/1 column per
+// choice, geopoints split into latitude/longitude/altitude/accuracy,
+// metadata columns, and a conflict flag with the competing values. It knows
+// nothing of files or the network: exporters write its rows.
+package dataset
+
+import (
+	"encoding/json"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tessera-survey/tessera/forms"
+	"github.com/tessera-survey/tessera/syncengine"
+)
+
+// ColType is a column's type.
+type ColType int
+
+const (
+	TText ColType = iota
+	TInt
+	TDecimal
+	TBool
+)
+
+// Column is one column of a table.
+type Column struct {
+	Name     string
+	Type     ColType
+	Geopoint string // for geopoint parts: the question's path
+	Part     string // Latitude, Longitude, Altitude or Accuracy
+}
+
+// Table is one output table.
+type Table struct {
+	Name    string
+	Parent  string
+	Columns []Column
+	cols    []colSource
+	repeat  *forms.Question // nil for the main table
+}
+
+// colSource says where a column's value comes from.
+type colSource struct {
+	meta   string          // metadata column
+	q      *forms.Question // question column
+	choice string          // select_multiple split column
+	part   int             // geopoint part + 1
+}
+
+// Options shape a layout.
+type Options struct {
+	// Labels writes choice labels in this language instead of names.
+	Labels string
+	// Sensitive keeps questions marked sensitive (for leads and admins).
+	Sensitive bool
+}
+
+// Layout is the tables of a form (the union of its versions' questions).
+type Layout struct {
+	Tables []Table
+	form   *forms.Form
+	opts   Options
+}
+
+var mainMeta = []Column{
+	{Name: "_id"}, {Name: "_form_version"}, {Name: "_status"}, {Name: "_review"}, {Name: "_device"},
+	{Name: "_created"}, {Name: "_updated"}, {Name: "_conflict", Type: TBool}, {Name: "_conflict_values"},
+}
+
+var geoParts = []string{"Latitude", "Longitude", "Altitude", "Accuracy"}
+
+// NewLayout builds the tables of the form versions given (newest first):
+// the newest decides the order; questions only older versions had are
+// appended, so no answer is dropped.
+func NewLayout(versions []*forms.Form, opts Options) *Layout {
+	l := &Layout{form: versions[0], opts: opts}
+	main := Table{Name: versions[0].ID}
+	for _, m := range mainMeta {
+		main.Columns = append(main.Columns, m)
+		main.cols = append(main.cols, colSource{meta: m.Name})
+	}
+	l.Tables = []Table{main}
+	index := map[*forms.Question]int{nil: 0} // repeat → table
+	seen := map[string]bool{}
+	for _, f := range versions {
+		f.Walk(func(q *forms.Question) {
+			if q.Sensitive && !opts.Sensitive {
+				return
+			}
+			rep := q.Repeat()
+			if q.Kind == forms.KRepeat {
+				key := q.Path() + "/"
+				if seen[key] {
+					return
+				}
+				seen[key] = true
+				parent := l.Tables[l.tableOf(index, rep)].Name
+				t := Table{Name: versions[0].ID + "_" + strings.ReplaceAll(q.Path(), "/", "_"), Parent: parent, repeat: q}
+				for _, m := range []string{"_id", "_parent_id", "_index"} {
+					typ := TText
+					if m == "_index" {
+						typ = TInt
+					}
+					t.Columns = append(t.Columns, Column{Name: m, Type: typ})
+					t.cols = append(t.cols, colSource{meta: m})
+				}
+				index[q] = len(l.Tables)
+				l.Tables = append(l.Tables, t)
+				return
+			}
+			if !q.Kind.HasAnswer() || seen[q.Path()] {
+				return
+			}
+			seen[q.Path()] = true
+			t := &l.Tables[l.tableOf(index, rep)]
+			name := relPath(q)
+			t.Columns = append(t.Columns, Column{Name: name, Type: colType(q)})
+			t.cols = append(t.cols, colSource{q: q})
+			switch q.Kind {
+			case forms.KSelectMultiple:
+				for _, c := range f.Choices[q.ListName] {
+					t.Columns = append(t.Columns, Column{Name: name + "/" + c.Name, Type: TInt})
+					t.cols = append(t.cols, colSource{q: q, choice: c.Name})
+				}
+			case forms.KGeopoint:
+				for i, p := range geoParts {
+					t.Columns = append(t.Columns, Column{Name: name + "-" + p, Type: TDecimal, Geopoint: name, Part: p})
+					t.cols = append(t.cols, colSource{q: q, part: i + 1})
+				}
+			}
+		})
+	}
+	return l
+}
+
+func (l *Layout) tableOf(index map[*forms.Question]int, rep *forms.Question) int {
+	if i, ok := index[rep]; ok {
+		return i
+	}
+	return 0
+}
+
+// relPath is a question's path below its repeat (the whole path outside
+// repeats).
+func relPath(q *forms.Question) string {
+	p := q.Path()
+	if r := q.Repeat(); r != nil {
+		return strings.TrimPrefix(p, r.Path()+"/")
+	}
+	return p
+}
+
+func colType(q *forms.Question) ColType {
+	switch q.Kind {
+	case forms.KInteger:
+		return TInt
+	case forms.KDecimal:
+		return TDecimal
+	}
+	return TText
+}
+
+// Meta is what the server knows of a record beyond its answers.
+type Meta struct {
+	Review string // received, has issues, approved, rejected
+}
+
+// Row is one output row: a table index and cells in column order (the zero
+// Value is null).
+type Row struct {
+	Table int
+	Cells []syncengine.Value
+}
+
+// Rows turns one record into rows of every table, main row first.
+func (l *Layout) Rows(rec *syncengine.Record, meta Meta, emit func(Row)) {
+	ans := forms.Answers(rec.Values())
+	conflicts := map[string][]any{}
+	for _, name := range rec.Conflicts() {
+		for _, e := range rec.Fields[name].Sorted() {
+			conflicts[name] = append(conflicts[name], e.Value.Any())
+		}
+	}
+	created, updated := timesOf(rec)
+	device := ""
+	if len(rec.Applied) > 0 {
+		device = firstDot(rec).Replica.String()
+	}
+	_, version, _ := strings.Cut(rec.Form, "@")
+	review := meta.Review
+	if review == "" {
+		review = "received"
+	}
+	metaVals := map[string]syncengine.Value{
+		"_id": syncengine.TextValue(rec.ID.String()), "_form_version": syncengine.TextValue(version),
+		"_status": syncengine.TextValue(rec.Status()), "_review": syncengine.TextValue(review),
+		"_device": syncengine.TextValue(device), "_created": syncengine.TextValue(created), "_updated": syncengine.TextValue(updated),
+		"_conflict": syncengine.BoolValue(len(conflicts) > 0 || rec.DeleteConflict()),
+	}
+	if len(conflicts) > 0 {
+		b, _ := json.Marshal(conflicts)
+		metaVals["_conflict_values"] = syncengine.TextValue(string(b))
+	}
+	emit(Row{Table: 0, Cells: l.cells(0, "", ans, metaVals)})
+	// Repeat instances, in their order, for every repeat table.
+	for ti := 1; ti < len(l.Tables); ti++ {
+		t := &l.Tables[ti]
+		for _, in := range instancesOf(ans, t.repeat) {
+			mv := map[string]syncengine.Value{
+				"_id": syncengine.TextValue(rec.ID.String() + "/" + in.key), "_index": syncengine.IntValue(int64(in.index)),
+				"_parent_id": syncengine.TextValue(rec.ID.String() + in.parentSuffix()),
+			}
+			emit(Row{Table: ti, Cells: l.cells(ti, in.key+"/", ans, mv)})
+		}
+	}
+}
+
+func (l *Layout) cells(ti int, prefix string, ans forms.Answers, meta map[string]syncengine.Value) []syncengine.Value {
+	t := &l.Tables[ti]
+	out := make([]syncengine.Value, len(t.cols))
+	for i, c := range t.cols {
+		switch {
+		case c.meta != "":
+			out[i] = meta[c.meta]
+		case c.choice != "":
+			v := ans[prefix+relPath(c.q)]
+			if v.Kind == syncengine.Null {
+				continue
+			}
+			n := int64(0)
+			for _, s := range strings.Fields(v.String()) {
+				if s == c.choice {
+					n = 1
+				}
+			}
+			out[i] = syncengine.IntValue(n)
+		case c.part > 0:
+			v := ans[prefix+relPath(c.q)]
+			if f := strings.Fields(v.String()); v.Kind != syncengine.Null && len(f) >= c.part {
+				if x, err := strconv.ParseFloat(f[c.part-1], 64); err == nil {
+					out[i] = syncengine.DecimalValue(x)
+				}
+			}
+		default:
+			out[i] = l.value(c.q, ans[prefix+relPath(c.q)])
+		}
+	}
+	return out
+}
+
+// value writes an answer in its column's type, with labels if asked.
+func (l *Layout) value(q *forms.Question, v syncengine.Value) syncengine.Value {
+	if v.Kind == syncengine.Null {
+		return v
+	}
+	switch colType(q) {
+	case TInt:
+		if v.Kind == syncengine.Int {
+			return v
+		}
+		if n, err := strconv.ParseInt(strings.TrimSpace(v.String()), 10, 64); err == nil {
+			return syncengine.IntValue(n)
+		}
+		return syncengine.Value{}
+	case TDecimal:
+		switch v.Kind {
+		case syncengine.Decimal:
+			return v
+		case syncengine.Int:
+			return syncengine.DecimalValue(float64(v.Int))
+		}
+		if f, err := strconv.ParseFloat(strings.TrimSpace(v.String()), 64); err == nil {
+			return syncengine.DecimalValue(f)
+		}
+		return syncengine.Value{}
+	}
+	s := v.String()
+	if l.opts.Labels != "" && (q.Kind == forms.KSelectOne || q.Kind == forms.KSelectMultiple) {
+		var parts []string
+		for _, name := range strings.Fields(s) {
+			label := name
+			for _, c := range l.form.Choices[q.ListName] {
+				if c.Name == name {
+					label = c.Label.In(l.opts.Labels, l.form.DefaultLanguage)
+				}
+			}
+			parts = append(parts, label)
+		}
+		s = strings.Join(parts, " ")
+	}
+	return syncengine.TextValue(s)
+}
+
+type instance struct {
+	key    string // "household/roster[ID]"
+	index  int
+	parent string // the enclosing instance key, "" at top
+}
+
+func (in instance) parentSuffix() string {
+	if in.parent == "" {
+		return ""
+	}
+	return "/" + in.parent
+}
+
+// instancesOf lists a repeat's instances in a record, in order.
+func instancesOf(ans forms.Answers, rep *forms.Question) []instance {
+	var out []instance
+	type keyed struct {
+		key, parent string
+		order       float64
+		id          string
+	}
+	groups := map[string][]keyed{}
+	for k, v := range ans {
+		if v.Kind == syncengine.Null || !strings.HasSuffix(k, "]") {
+			continue
+		}
+		i := strings.LastIndexByte(k, '[')
+		if i <= 0 {
+			continue
+		}
+		base := k[:i]
+		if stripIDs(base) != rep.Path() {
+			continue
+		}
+		parent := ""
+		if j := strings.LastIndexByte(base, ']'); j > 0 {
+			parent = base[:j+1]
+		}
+		o, _ := strconv.ParseFloat(v.String(), 64)
+		groups[parent] = append(groups[parent], keyed{key: k, parent: parent, order: o, id: k[i+1 : len(k)-1]})
+	}
+	parents := make([]string, 0, len(groups))
+	for p := range groups {
+		parents = append(parents, p)
+	}
+	sort.Strings(parents)
+	for _, p := range parents {
+		g := groups[p]
+		sort.Slice(g, func(a, b int) bool {
+			if g[a].order != g[b].order {
+				return g[a].order < g[b].order
+			}
+			return g[a].id < g[b].id
+		})
+		for i, k := range g {
+			out = append(out, instance{key: k.key, index: i + 1, parent: k.parent})
+		}
+	}
+	return out
+}
+
+// stripIDs turns "household/roster[x]/visits" into "household/roster/visits".
+func stripIDs(p string) string {
+	var b strings.Builder
+	depth := 0
+	for _, r := range p {
+		switch {
+		case r == '[':
+			depth++
+		case r == ']':
+			depth--
+		case depth == 0:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func firstDot(r *syncengine.Record) syncengine.Dot {
+	best := syncengine.Entry{}
+	for _, f := range r.Fields {
+		for _, e := range f.Entries {
+			if best.HLC == 0 || e.HLC < best.HLC {
+				best = e
+			}
+		}
+	}
+	if best.HLC == 0 {
+		return r.Applied[0]
+	}
+	return best.Dot
+}
+
+func timesOf(r *syncengine.Record) (created, updated string) {
+	var lo, hi syncengine.HLC
+	for _, f := range r.Fields {
+		for _, e := range f.Entries {
+			if lo == 0 || e.HLC < lo {
+				lo = e.HLC
+			}
+			hi = max(hi, e.HLC)
+		}
+	}
+	hi = max(hi, r.FormHLC)
+	f := func(h syncengine.HLC) string {
+		if h == 0 {
+			return ""
+		}
+		return time.UnixMilli(h.Millis()).UTC().Format("2006-01-02T15:04:05.000Z")
+	}
+	return f(lo), f(hi)
+}

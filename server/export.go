@@ -1,0 +1,241 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"connectrpc.com/connect/v2"
+
+	"github.com/tessera-survey/tessera/auth"
+	"github.com/tessera-survey/tessera/dataset"
+	"github.com/tessera-survey/tessera/forms"
+	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
+	"github.com/tessera-survey/tessera/gen/tessera/v1/tesserav1connect"
+	"github.com/tessera-survey/tessera/syncengine"
+)
+
+const metaReview = "review/"
+
+var reviewStates = map[string]bool{"received": true, "has_issues": true, "approved": true, "rejected": true}
+
+type review struct {
+	State   string `json:"state"`
+	Comment string `json:"comment,omitempty"`
+	By      string `json:"by"`
+	At      int64  `json:"at"`
+}
+
+type reviewService struct{ s *Server }
+
+func (h *reviewService) SetReview(ctx context.Context, req *tesserav1.SetReviewRequest) (*tesserav1.SetReviewResponse, error) {
+	id, err := syncengine.ParseRecordID(req.Record)
+	if err != nil {
+		return nil, toConnect(ctx, h.s.log, "SetReview", err)
+	}
+	if !reviewStates[req.State] {
+		return nil, connect.NewError(connect.CodeInvalidArgument, "state: received, has_issues, approved or rejected")
+	}
+	rec, err := h.s.rep.Record(ctx, id)
+	if err != nil {
+		return nil, toConnect(ctx, h.s.log, "SetReview", err)
+	}
+	if err := h.s.requireRecordRole(ctx, rec, auth.Lead); err != nil {
+		return nil, err
+	}
+	b, _ := json.Marshal(review{State: req.State, Comment: req.Comment, By: actor(ctx), At: h.s.rep.Now().UnixMilli()})
+	if err := h.s.store.Update(ctx, func(tx syncengine.Tx) error { return tx.SetMeta(metaReview+id.String(), b) }); err != nil {
+		return nil, toConnect(ctx, h.s.log, "SetReview", err)
+	}
+	_ = h.s.auth.Audit(ctx, actor(ctx), "review", fmt.Sprintf("record %s: %s %s", id, req.State, req.Comment))
+	return &tesserav1.SetReviewResponse{}, nil
+}
+
+// requireRecordRole checks the caller's role in the project of a record's
+// form (signed-in users; an open server's anonymous callers pass).
+func (s *Server) requireRecordRole(ctx context.Context, rec *syncengine.Record, role auth.Role) error {
+	p := principal(ctx)
+	if p.User == nil {
+		return nil
+	}
+	project := ""
+	if f, err := s.forms.Form(ctx, rec.Form); err == nil {
+		project = f.Project
+	}
+	if project == "" {
+		if p.CanAnywhere(role) {
+			return nil
+		}
+		return connect.NewError(connect.CodePermissionDenied, "your role does not allow this")
+	}
+	return requireProject(ctx, project, role)
+}
+
+type exportService struct{ s *Server }
+
+// exportBatch rows go in one message.
+const exportBatch = 500
+
+func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest, stream tesserav1connect.ExportServiceExportServerStream) error {
+	s := h.s
+	all, err := s.forms.List(ctx)
+	if err != nil {
+		return toConnect(ctx, s.log, "Export", err)
+	}
+	var versions []*forms.Form
+	for _, info := range all {
+		if info.ID != req.FormId {
+			continue
+		}
+		f, err := s.forms.Form(ctx, info.Key())
+		if err != nil {
+			return toConnect(ctx, s.log, "Export", err)
+		}
+		versions = append(versions, f)
+	}
+	if len(versions) == 0 {
+		return toConnect(ctx, s.log, "Export", fmt.Errorf("%w: %s", forms.ErrUnknownForm, req.FormId))
+	}
+	project := versions[0].Project
+	p := principal(ctx)
+	sensitive := false
+	if p.User != nil {
+		if project != "" {
+			if err := requireProject(ctx, project, auth.Analyst); err != nil {
+				return err
+			}
+		}
+		sensitive = p.Can(project, auth.Lead) || p.User.Admin
+	}
+	layout := dataset.NewLayout(versions, dataset.Options{Labels: req.Labels, Sensitive: sensitive})
+	schema := &tesserav1.ExportSchema{}
+	for _, t := range layout.Tables {
+		et := &tesserav1.ExportTable{Name: t.Name, Parent: t.Parent}
+		for _, c := range t.Columns {
+			et.Columns = append(et.Columns, &tesserav1.ExportColumn{Name: c.Name, Type: tesserav1.ColumnType(c.Type), Geopoint: c.Geopoint, Part: c.Part})
+		}
+		schema.Tables = append(schema.Tables, et)
+	}
+	if err := stream.Send(&tesserav1.ExportResponse{Part: &tesserav1.ExportResponse_Schema{Schema: schema}}); err != nil {
+		return err
+	}
+	var since uint64
+	if req.Since != "" {
+		n, err := strconv.ParseUint(strings.TrimPrefix(req.Since, "c"), 10, 64)
+		if err != nil || !strings.HasPrefix(req.Since, "c") {
+			return connect.NewError(connect.CodeInvalidArgument, "since: not a cursor from a previous export")
+		}
+		since = n
+	}
+	prefix := req.FormId + "@"
+	matches := func(form string) bool { return form == req.FormId || strings.HasPrefix(form, prefix) }
+	pending := make([][]*tesserav1.ExportRow, len(layout.Tables))
+	var records, rows uint64
+	flush := func(ti int) error {
+		if len(pending[ti]) == 0 {
+			return nil
+		}
+		err := stream.Send(&tesserav1.ExportResponse{Part: &tesserav1.ExportResponse_Rows{Rows: &tesserav1.ExportRows{Table: uint32(ti), Rows: pending[ti]}}})
+		pending[ti] = nil
+		return err
+	}
+	var head uint64
+	err = s.store.View(ctx, func(tx syncengine.ReadTx) error {
+		var err error
+		if head, err = tx.Head(); err != nil {
+			return err
+		}
+		if since > head {
+			return connect.NewError(connect.CodeInvalidArgument, "since: the cursor is ahead of this server")
+		}
+		each := func(rec *syncengine.Record) error {
+			if !matches(rec.Form) || (rec.Deleted() && !rec.DeleteConflict()) {
+				return nil
+			}
+			var rv review
+			if b, err := tx.Meta(metaReview + rec.ID.String()); err == nil {
+				json.Unmarshal(b, &rv)
+			}
+			if req.ApprovedOnly && rv.State != "approved" {
+				return nil
+			}
+			records++
+			layout.Rows(rec, dataset.Meta{Review: rv.State}, func(r dataset.Row) {
+				pending[r.Table] = append(pending[r.Table], rowTo(r.Cells))
+				rows++
+			})
+			for ti := range pending {
+				if len(pending[ti]) >= exportBatch {
+					if err := flush(ti); err != nil {
+						return err
+					}
+				}
+			}
+			if records%5000 == 0 {
+				return stream.Send(&tesserav1.ExportResponse{Part: &tesserav1.ExportResponse_Progress{Progress: &tesserav1.ExportProgress{RecordsDone: records}}})
+			}
+			return nil
+		}
+		if since == 0 {
+			return tx.ScanRecords(syncengine.RecordID{}, each)
+		}
+		// Only records changed after the cursor: collect their ids from
+		// the log (small for an incremental run), then export each once.
+		changed := map[syncengine.RecordID]bool{}
+		if err := tx.ScanLog(since, func(e syncengine.LogEntry, _ int) error {
+			if matches(e.Change.Form) {
+				changed[e.Change.Record] = true
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for id := range changed {
+			rec, err := tx.Record(id)
+			if errors.Is(err, syncengine.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if err := each(rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return toConnect(ctx, s.log, "Export", err)
+	}
+	for ti := range pending {
+		if err := flush(ti); err != nil {
+			return err
+		}
+	}
+	_ = s.auth.Audit(ctx, actor(ctx), "export", fmt.Sprintf("form %s: %d records, %d rows (since %q, approved only %v, sensitive %v)",
+		req.FormId, records, rows, req.Since, req.ApprovedOnly, sensitive))
+	return stream.Send(&tesserav1.ExportResponse{Part: &tesserav1.ExportResponse_End{End: &tesserav1.ExportEnd{
+		Cursor: "c" + strconv.FormatUint(head, 10), Records: records, Rows: rows}}})
+}
+
+func rowTo(cells []syncengine.Value) *tesserav1.ExportRow {
+	r := &tesserav1.ExportRow{Cells: make([]*tesserav1.Cell, len(cells))}
+	for i, v := range cells {
+		c := &tesserav1.Cell{}
+		switch v.Kind {
+		case syncengine.Text:
+			c.Value = &tesserav1.Cell_Text{Text: v.Str}
+		case syncengine.Int:
+			c.Value = &tesserav1.Cell_Int{Int: v.Int}
+		case syncengine.Decimal:
+			c.Value = &tesserav1.Cell_Decimal{Decimal: v.Num}
+		case syncengine.Bool:
+			c.Value = &tesserav1.Cell_Bool{Bool: v.Bool}
+		}
+		r.Cells[i] = c
+	}
+	return r
+}
