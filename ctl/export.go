@@ -18,10 +18,95 @@ import (
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
 )
 
+// cell is one exported value (kind 0 is null).
+type cell struct {
+	kind tesserav1.CellKind
+	s    string
+	i    int64
+	f    float64
+	b    bool
+}
+
 // tableWriter writes one table's rows in one format.
 type tableWriter interface {
-	write(cells []*tesserav1.Cell) error
+	write(cells []cell) error
 	close() error
+}
+
+// rowsOf decodes a batch (columnar or row form) into rows of cells, reusing
+// one slice, and calls fn for each.
+func rowsOf(b *tesserav1.ExportRows, ncols int, fn func([]cell) error) error {
+	row := make([]cell, ncols)
+	if b.Count == 0 {
+		for _, r := range b.Rows {
+			for i := range row {
+				row[i] = cell{}
+				if i < len(r.Cells) {
+					row[i] = cellFrom(r.Cells[i])
+				}
+			}
+			if err := fn(row); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if len(b.Kinds) != int(b.Count)*ncols {
+		return errors.New("export: a batch of the wrong size")
+	}
+	var ti, ii, di, bi int
+	k := 0
+	for range b.Count {
+		for i := range row {
+			c := cell{kind: b.Kinds[k]}
+			k++
+			switch c.kind {
+			case tesserav1.CellKind_CELL_KIND_TEXT:
+				if ti >= len(b.Texts) {
+					return errors.New("export: a batch short of texts")
+				}
+				c.s = b.Texts[ti]
+				ti++
+			case tesserav1.CellKind_CELL_KIND_INT:
+				if ii >= len(b.Ints) {
+					return errors.New("export: a batch short of integers")
+				}
+				c.i = b.Ints[ii]
+				ii++
+			case tesserav1.CellKind_CELL_KIND_DECIMAL:
+				if di >= len(b.Decimals) {
+					return errors.New("export: a batch short of decimals")
+				}
+				c.f = b.Decimals[di]
+				di++
+			case tesserav1.CellKind_CELL_KIND_BOOL:
+				if bi >= len(b.Bools) {
+					return errors.New("export: a batch short of booleans")
+				}
+				c.b = b.Bools[bi]
+				bi++
+			}
+			row[i] = c
+		}
+		if err := fn(row); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func cellFrom(c *tesserav1.Cell) cell {
+	switch v := c.GetValue().(type) {
+	case *tesserav1.Cell_Text:
+		return cell{kind: tesserav1.CellKind_CELL_KIND_TEXT, s: v.Text}
+	case *tesserav1.Cell_Int:
+		return cell{kind: tesserav1.CellKind_CELL_KIND_INT, i: v.Int}
+	case *tesserav1.Cell_Decimal:
+		return cell{kind: tesserav1.CellKind_CELL_KIND_DECIMAL, f: v.Decimal}
+	case *tesserav1.Cell_Bool:
+		return cell{kind: tesserav1.CellKind_CELL_KIND_BOOL, b: v.Bool}
+	}
+	return cell{}
 }
 
 func (c *cli) export(args []string) error {
@@ -100,11 +185,9 @@ func (c *cli) export(args []string) error {
 				}
 				writers[ti] = w
 			}
-			for _, r := range p.Rows.Rows {
-				if err := w.write(r.Cells); err != nil {
-					closeAll()
-					return err
-				}
+			if err := rowsOf(p.Rows, len(tables[ti].Columns), w.write); err != nil {
+				closeAll()
+				return err
 			}
 		case *tesserav1.ExportResponse_Progress:
 			if tty {
@@ -131,30 +214,30 @@ func (c *cli) export(args []string) error {
 	}
 }
 
-func cellAny(c *tesserav1.Cell) any {
-	switch v := c.GetValue().(type) {
-	case *tesserav1.Cell_Text:
-		return v.Text
-	case *tesserav1.Cell_Int:
-		return v.Int
-	case *tesserav1.Cell_Decimal:
-		return v.Decimal
-	case *tesserav1.Cell_Bool:
-		return v.Bool
+func cellAny(c cell) any {
+	switch c.kind {
+	case tesserav1.CellKind_CELL_KIND_TEXT:
+		return c.s
+	case tesserav1.CellKind_CELL_KIND_INT:
+		return c.i
+	case tesserav1.CellKind_CELL_KIND_DECIMAL:
+		return c.f
+	case tesserav1.CellKind_CELL_KIND_BOOL:
+		return c.b
 	}
 	return nil
 }
 
-func cellText(c *tesserav1.Cell) string {
-	switch v := c.GetValue().(type) {
-	case *tesserav1.Cell_Text:
-		return v.Text
-	case *tesserav1.Cell_Int:
-		return strconv.FormatInt(v.Int, 10)
-	case *tesserav1.Cell_Decimal:
-		return strconv.FormatFloat(v.Decimal, 'f', -1, 64)
-	case *tesserav1.Cell_Bool:
-		if v.Bool {
+func cellText(c cell) string {
+	switch c.kind {
+	case tesserav1.CellKind_CELL_KIND_TEXT:
+		return c.s
+	case tesserav1.CellKind_CELL_KIND_INT:
+		return strconv.FormatInt(c.i, 10)
+	case tesserav1.CellKind_CELL_KIND_DECIMAL:
+		return strconv.FormatFloat(c.f, 'f', -1, 64)
+	case tesserav1.CellKind_CELL_KIND_BOOL:
+		if c.b {
 			return "1"
 		}
 		return "0"
@@ -200,7 +283,7 @@ func newCSVWriter(f *os.File, t *tesserav1.ExportTable) (*csvWriter, error) {
 	return &csvWriter{f: f, b: b, w: w, rec: make([]string, len(t.Columns))}, nil
 }
 
-func (c *csvWriter) write(cells []*tesserav1.Cell) error {
+func (c *csvWriter) write(cells []cell) error {
 	for i := range c.rec {
 		c.rec[i] = ""
 		if i < len(cells) {
@@ -227,7 +310,7 @@ type jsonlWriter struct {
 	t *tesserav1.ExportTable
 }
 
-func (j *jsonlWriter) write(cells []*tesserav1.Cell) error {
+func (j *jsonlWriter) write(cells []cell) error {
 	m := make(map[string]any, len(cells))
 	for i, c := range cells {
 		if i < len(j.t.Columns) {
@@ -284,7 +367,7 @@ func firstGeo(t *tesserav1.ExportTable) string {
 	return ""
 }
 
-func (g *geoJSONWriter) write(cells []*tesserav1.Cell) error {
+func (g *geoJSONWriter) write(cells []cell) error {
 	if g.lat < 0 || g.lon < 0 || cellAny(cells[g.lat]) == nil || cellAny(cells[g.lon]) == nil {
 		return nil // no location: not a feature
 	}
@@ -355,24 +438,24 @@ func newParquetWriter(f *os.File, t *tesserav1.ExportTable) (*parquetWriter, err
 	return p, nil
 }
 
-func (p *parquetWriter) write(cells []*tesserav1.Cell) error {
+func (p *parquetWriter) write(cells []cell) error {
 	row := make(parquet.Row, len(p.index))
 	for i := range p.index {
 		col := p.index[i]
 		var v parquet.Value
-		var c *tesserav1.Cell
+		var c cell
 		if i < len(cells) {
 			c = cells[i]
 		}
-		switch x := c.GetValue().(type) {
-		case *tesserav1.Cell_Text:
-			v = parquet.ByteArrayValue([]byte(x.Text)).Level(0, 1, col)
-		case *tesserav1.Cell_Int:
-			v = parquet.Int64Value(x.Int).Level(0, 1, col)
-		case *tesserav1.Cell_Decimal:
-			v = parquet.DoubleValue(x.Decimal).Level(0, 1, col)
-		case *tesserav1.Cell_Bool:
-			v = parquet.BooleanValue(x.Bool).Level(0, 1, col)
+		switch c.kind {
+		case tesserav1.CellKind_CELL_KIND_TEXT:
+			v = parquet.ByteArrayValue([]byte(c.s)).Level(0, 1, col)
+		case tesserav1.CellKind_CELL_KIND_INT:
+			v = parquet.Int64Value(c.i).Level(0, 1, col)
+		case tesserav1.CellKind_CELL_KIND_DECIMAL:
+			v = parquet.DoubleValue(c.f).Level(0, 1, col)
+		case tesserav1.CellKind_CELL_KIND_BOOL:
+			v = parquet.BooleanValue(c.b).Level(0, 1, col)
 		default:
 			v = parquet.NullValue().Level(0, 0, col)
 		}

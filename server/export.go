@@ -77,7 +77,7 @@ func (s *Server) requireRecordRole(ctx context.Context, rec *syncengine.Record, 
 type exportService struct{ s *Server }
 
 // exportBatch rows go in one message.
-const exportBatch = 500
+const exportBatch = 2000
 
 func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest, stream tesserav1connect.ExportServiceExportServerStream) error {
 	s := h.s
@@ -132,14 +132,17 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 	}
 	prefix := req.FormId + "@"
 	matches := func(form string) bool { return form == req.FormId || strings.HasPrefix(form, prefix) }
-	pending := make([][]*tesserav1.ExportRow, len(layout.Tables))
+	pending := make([]*tesserav1.ExportRows, len(layout.Tables))
+	for ti := range pending {
+		pending[ti] = &tesserav1.ExportRows{Table: uint32(ti)}
+	}
 	var records, rows uint64
 	flush := func(ti int) error {
-		if len(pending[ti]) == 0 {
+		if pending[ti].Count == 0 {
 			return nil
 		}
-		err := stream.Send(&tesserav1.ExportResponse{Part: &tesserav1.ExportResponse_Rows{Rows: &tesserav1.ExportRows{Table: uint32(ti), Rows: pending[ti]}}})
-		pending[ti] = nil
+		err := stream.Send(&tesserav1.ExportResponse{Part: &tesserav1.ExportResponse_Rows{Rows: pending[ti]}})
+		pending[ti] = &tesserav1.ExportRows{Table: uint32(ti)}
 		return err
 	}
 	var head uint64
@@ -164,11 +167,11 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 			}
 			records++
 			layout.Rows(rec, dataset.Meta{Review: rv.State}, func(r dataset.Row) {
-				pending[r.Table] = append(pending[r.Table], rowTo(r.Cells))
+				appendRow(pending[r.Table], r.Cells)
 				rows++
 			})
 			for ti := range pending {
-				if len(pending[ti]) >= exportBatch {
+				if pending[ti].Count >= exportBatch {
 					if err := flush(ti); err != nil {
 						return err
 					}
@@ -221,21 +224,25 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 		Cursor: "c" + strconv.FormatUint(head, 10), Records: records, Rows: rows}}})
 }
 
-func rowTo(cells []syncengine.Value) *tesserav1.ExportRow {
-	r := &tesserav1.ExportRow{Cells: make([]*tesserav1.Cell, len(cells))}
-	for i, v := range cells {
-		c := &tesserav1.Cell{}
+// appendRow adds a row to a columnar batch.
+func appendRow(b *tesserav1.ExportRows, cells []syncengine.Value) {
+	b.Count++
+	for _, v := range cells {
 		switch v.Kind {
 		case syncengine.Text:
-			c.Value = &tesserav1.Cell_Text{Text: v.Str}
+			b.Kinds = append(b.Kinds, tesserav1.CellKind_CELL_KIND_TEXT)
+			b.Texts = append(b.Texts, v.Str)
 		case syncengine.Int:
-			c.Value = &tesserav1.Cell_Int{Int: v.Int}
+			b.Kinds = append(b.Kinds, tesserav1.CellKind_CELL_KIND_INT)
+			b.Ints = append(b.Ints, v.Int)
 		case syncengine.Decimal:
-			c.Value = &tesserav1.Cell_Decimal{Decimal: v.Num}
+			b.Kinds = append(b.Kinds, tesserav1.CellKind_CELL_KIND_DECIMAL)
+			b.Decimals = append(b.Decimals, v.Num)
 		case syncengine.Bool:
-			c.Value = &tesserav1.Cell_Bool{Bool: v.Bool}
+			b.Kinds = append(b.Kinds, tesserav1.CellKind_CELL_KIND_BOOL)
+			b.Bools = append(b.Bools, v.Bool)
+		default:
+			b.Kinds = append(b.Kinds, tesserav1.CellKind_CELL_KIND_UNSPECIFIED)
 		}
-		r.Cells[i] = c
 	}
-	return r
 }

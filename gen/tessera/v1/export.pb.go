@@ -76,6 +76,61 @@ func (ColumnType) EnumDescriptor() ([]byte, []int) {
 	return file_tessera_v1_export_proto_rawDescGZIP(), []int{0}
 }
 
+type CellKind int32
+
+const (
+	CellKind_CELL_KIND_UNSPECIFIED CellKind = 0 // null
+	CellKind_CELL_KIND_TEXT        CellKind = 1
+	CellKind_CELL_KIND_INT         CellKind = 2
+	CellKind_CELL_KIND_DECIMAL     CellKind = 3
+	CellKind_CELL_KIND_BOOL        CellKind = 4
+)
+
+// Enum value maps for CellKind.
+var (
+	CellKind_name = map[int32]string{
+		0: "CELL_KIND_UNSPECIFIED",
+		1: "CELL_KIND_TEXT",
+		2: "CELL_KIND_INT",
+		3: "CELL_KIND_DECIMAL",
+		4: "CELL_KIND_BOOL",
+	}
+	CellKind_value = map[string]int32{
+		"CELL_KIND_UNSPECIFIED": 0,
+		"CELL_KIND_TEXT":        1,
+		"CELL_KIND_INT":         2,
+		"CELL_KIND_DECIMAL":     3,
+		"CELL_KIND_BOOL":        4,
+	}
+)
+
+func (x CellKind) Enum() *CellKind {
+	p := new(CellKind)
+	*p = x
+	return p
+}
+
+func (x CellKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CellKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_tessera_v1_export_proto_enumTypes[1].Descriptor()
+}
+
+func (CellKind) Type() protoreflect.EnumType {
+	return &file_tessera_v1_export_proto_enumTypes[1]
+}
+
+func (x CellKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CellKind.Descriptor instead.
+func (CellKind) EnumDescriptor() ([]byte, []int) {
+	return file_tessera_v1_export_proto_rawDescGZIP(), []int{1}
+}
+
 type SetReviewRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The record's id (UUID text).
@@ -541,8 +596,19 @@ func (*Cell_Bool) isCell_Value() {}
 type ExportRows struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Index into the tables of the schema message.
-	Table         uint32       `protobuf:"varint,1,opt,name=table,proto3" json:"table,omitempty"`
-	Rows          []*ExportRow `protobuf:"bytes,2,rep,name=rows,proto3" json:"rows,omitempty"`
+	Table uint32 `protobuf:"varint,1,opt,name=table,proto3" json:"table,omitempty"`
+	// Rows as ExportRow messages (for readability), or in columnar form below
+	// (what the server sends: far cheaper to encode and decode).
+	Rows []*ExportRow `protobuf:"bytes,2,rep,name=rows,proto3" json:"rows,omitempty"`
+	// Columnar form: the number of rows, then every cell in row order as its
+	// kind (CELL_KIND_*, cells of a row in column order), and the cell values
+	// by kind, in the same order.
+	Count         uint32     `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	Kinds         []CellKind `protobuf:"varint,4,rep,packed,name=kinds,proto3,enum=tessera.v1.CellKind" json:"kinds,omitempty"`
+	Texts         []string   `protobuf:"bytes,5,rep,name=texts,proto3" json:"texts,omitempty"`
+	Ints          []int64    `protobuf:"zigzag64,6,rep,packed,name=ints,proto3" json:"ints,omitempty"`
+	Decimals      []float64  `protobuf:"fixed64,7,rep,packed,name=decimals,proto3" json:"decimals,omitempty"`
+	Bools         []bool     `protobuf:"varint,8,rep,packed,name=bools,proto3" json:"bools,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -587,6 +653,48 @@ func (x *ExportRows) GetTable() uint32 {
 func (x *ExportRows) GetRows() []*ExportRow {
 	if x != nil {
 		return x.Rows
+	}
+	return nil
+}
+
+func (x *ExportRows) GetCount() uint32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *ExportRows) GetKinds() []CellKind {
+	if x != nil {
+		return x.Kinds
+	}
+	return nil
+}
+
+func (x *ExportRows) GetTexts() []string {
+	if x != nil {
+		return x.Texts
+	}
+	return nil
+}
+
+func (x *ExportRows) GetInts() []int64 {
+	if x != nil {
+		return x.Ints
+	}
+	return nil
+}
+
+func (x *ExportRows) GetDecimals() []float64 {
+	if x != nil {
+		return x.Decimals
+	}
+	return nil
+}
+
+func (x *ExportRows) GetBools() []bool {
+	if x != nil {
+		return x.Bools
 	}
 	return nil
 }
@@ -895,11 +1003,17 @@ const file_tessera_v1_export_proto_rawDesc = "" +
 	"\x03int\x18\x02 \x01(\x12H\x00R\x03int\x12\x1a\n" +
 	"\adecimal\x18\x03 \x01(\x01H\x00R\adecimal\x12\x14\n" +
 	"\x04bool\x18\x04 \x01(\bH\x00R\x04boolB\a\n" +
-	"\x05value\"M\n" +
+	"\x05value\"\xeb\x01\n" +
 	"\n" +
 	"ExportRows\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\rR\x05table\x12)\n" +
-	"\x04rows\x18\x02 \x03(\v2\x15.tessera.v1.ExportRowR\x04rows\"X\n" +
+	"\x04rows\x18\x02 \x03(\v2\x15.tessera.v1.ExportRowR\x04rows\x12\x14\n" +
+	"\x05count\x18\x03 \x01(\rR\x05count\x12*\n" +
+	"\x05kinds\x18\x04 \x03(\x0e2\x14.tessera.v1.CellKindR\x05kinds\x12\x14\n" +
+	"\x05texts\x18\x05 \x03(\tR\x05texts\x12\x12\n" +
+	"\x04ints\x18\x06 \x03(\x12R\x04ints\x12\x1a\n" +
+	"\bdecimals\x18\a \x03(\x01R\bdecimals\x12\x14\n" +
+	"\x05bools\x18\b \x03(\bR\x05bools\"X\n" +
 	"\x0eExportProgress\x12!\n" +
 	"\frecords_done\x18\x01 \x01(\x04R\vrecordsDone\x12#\n" +
 	"\rrecords_total\x18\x02 \x01(\x04R\frecordsTotal\"Q\n" +
@@ -920,7 +1034,13 @@ const file_tessera_v1_export_proto_rawDesc = "" +
 	"\x17COLUMN_TYPE_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fCOLUMN_TYPE_INT\x10\x01\x12\x17\n" +
 	"\x13COLUMN_TYPE_DECIMAL\x10\x02\x12\x14\n" +
-	"\x10COLUMN_TYPE_BOOL\x10\x032W\n" +
+	"\x10COLUMN_TYPE_BOOL\x10\x03*w\n" +
+	"\bCellKind\x12\x19\n" +
+	"\x15CELL_KIND_UNSPECIFIED\x10\x00\x12\x12\n" +
+	"\x0eCELL_KIND_TEXT\x10\x01\x12\x11\n" +
+	"\rCELL_KIND_INT\x10\x02\x12\x15\n" +
+	"\x11CELL_KIND_DECIMAL\x10\x03\x12\x12\n" +
+	"\x0eCELL_KIND_BOOL\x10\x042W\n" +
 	"\rExportService\x12F\n" +
 	"\x06Export\x12\x19.tessera.v1.ExportRequest\x1a\x1a.tessera.v1.ExportResponse\"\x03\x90\x02\x010\x012[\n" +
 	"\rReviewService\x12J\n" +
@@ -938,42 +1058,44 @@ func file_tessera_v1_export_proto_rawDescGZIP() []byte {
 	return file_tessera_v1_export_proto_rawDescData
 }
 
-var file_tessera_v1_export_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_tessera_v1_export_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_tessera_v1_export_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_tessera_v1_export_proto_goTypes = []any{
 	(ColumnType)(0),           // 0: tessera.v1.ColumnType
-	(*SetReviewRequest)(nil),  // 1: tessera.v1.SetReviewRequest
-	(*SetReviewResponse)(nil), // 2: tessera.v1.SetReviewResponse
-	(*ExportRequest)(nil),     // 3: tessera.v1.ExportRequest
-	(*ExportColumn)(nil),      // 4: tessera.v1.ExportColumn
-	(*ExportTable)(nil),       // 5: tessera.v1.ExportTable
-	(*ExportRow)(nil),         // 6: tessera.v1.ExportRow
-	(*Cell)(nil),              // 7: tessera.v1.Cell
-	(*ExportRows)(nil),        // 8: tessera.v1.ExportRows
-	(*ExportProgress)(nil),    // 9: tessera.v1.ExportProgress
-	(*ExportEnd)(nil),         // 10: tessera.v1.ExportEnd
-	(*ExportResponse)(nil),    // 11: tessera.v1.ExportResponse
-	(*ExportSchema)(nil),      // 12: tessera.v1.ExportSchema
+	(CellKind)(0),             // 1: tessera.v1.CellKind
+	(*SetReviewRequest)(nil),  // 2: tessera.v1.SetReviewRequest
+	(*SetReviewResponse)(nil), // 3: tessera.v1.SetReviewResponse
+	(*ExportRequest)(nil),     // 4: tessera.v1.ExportRequest
+	(*ExportColumn)(nil),      // 5: tessera.v1.ExportColumn
+	(*ExportTable)(nil),       // 6: tessera.v1.ExportTable
+	(*ExportRow)(nil),         // 7: tessera.v1.ExportRow
+	(*Cell)(nil),              // 8: tessera.v1.Cell
+	(*ExportRows)(nil),        // 9: tessera.v1.ExportRows
+	(*ExportProgress)(nil),    // 10: tessera.v1.ExportProgress
+	(*ExportEnd)(nil),         // 11: tessera.v1.ExportEnd
+	(*ExportResponse)(nil),    // 12: tessera.v1.ExportResponse
+	(*ExportSchema)(nil),      // 13: tessera.v1.ExportSchema
 }
 var file_tessera_v1_export_proto_depIdxs = []int32{
 	0,  // 0: tessera.v1.ExportColumn.type:type_name -> tessera.v1.ColumnType
-	4,  // 1: tessera.v1.ExportTable.columns:type_name -> tessera.v1.ExportColumn
-	7,  // 2: tessera.v1.ExportRow.cells:type_name -> tessera.v1.Cell
-	6,  // 3: tessera.v1.ExportRows.rows:type_name -> tessera.v1.ExportRow
-	12, // 4: tessera.v1.ExportResponse.schema:type_name -> tessera.v1.ExportSchema
-	8,  // 5: tessera.v1.ExportResponse.rows:type_name -> tessera.v1.ExportRows
-	9,  // 6: tessera.v1.ExportResponse.progress:type_name -> tessera.v1.ExportProgress
-	10, // 7: tessera.v1.ExportResponse.end:type_name -> tessera.v1.ExportEnd
-	5,  // 8: tessera.v1.ExportSchema.tables:type_name -> tessera.v1.ExportTable
-	3,  // 9: tessera.v1.ExportService.Export:input_type -> tessera.v1.ExportRequest
-	1,  // 10: tessera.v1.ReviewService.SetReview:input_type -> tessera.v1.SetReviewRequest
-	11, // 11: tessera.v1.ExportService.Export:output_type -> tessera.v1.ExportResponse
-	2,  // 12: tessera.v1.ReviewService.SetReview:output_type -> tessera.v1.SetReviewResponse
-	11, // [11:13] is the sub-list for method output_type
-	9,  // [9:11] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	5,  // 1: tessera.v1.ExportTable.columns:type_name -> tessera.v1.ExportColumn
+	8,  // 2: tessera.v1.ExportRow.cells:type_name -> tessera.v1.Cell
+	7,  // 3: tessera.v1.ExportRows.rows:type_name -> tessera.v1.ExportRow
+	1,  // 4: tessera.v1.ExportRows.kinds:type_name -> tessera.v1.CellKind
+	13, // 5: tessera.v1.ExportResponse.schema:type_name -> tessera.v1.ExportSchema
+	9,  // 6: tessera.v1.ExportResponse.rows:type_name -> tessera.v1.ExportRows
+	10, // 7: tessera.v1.ExportResponse.progress:type_name -> tessera.v1.ExportProgress
+	11, // 8: tessera.v1.ExportResponse.end:type_name -> tessera.v1.ExportEnd
+	6,  // 9: tessera.v1.ExportSchema.tables:type_name -> tessera.v1.ExportTable
+	4,  // 10: tessera.v1.ExportService.Export:input_type -> tessera.v1.ExportRequest
+	2,  // 11: tessera.v1.ReviewService.SetReview:input_type -> tessera.v1.SetReviewRequest
+	12, // 12: tessera.v1.ExportService.Export:output_type -> tessera.v1.ExportResponse
+	3,  // 13: tessera.v1.ReviewService.SetReview:output_type -> tessera.v1.SetReviewResponse
+	12, // [12:14] is the sub-list for method output_type
+	10, // [10:12] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_tessera_v1_export_proto_init() }
@@ -998,7 +1120,7 @@ func file_tessera_v1_export_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tessera_v1_export_proto_rawDesc), len(file_tessera_v1_export_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   2,

@@ -1,0 +1,130 @@
+// Command export measures an export of many records (default 1,000,000 of
+// 30 fields): rows per second and the peak memory of the process during the
+// export (the server and surveyctl's writer run in this one process; the
+// store is filled before the measurement and peak memory reset after).
+//
+//	go run ./scripts/bench/export [-records N] [-format csv]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
+	"time"
+
+	"github.com/tessera-survey/tessera/ctl"
+	"github.com/tessera-survey/tessera/forms"
+	"github.com/tessera-survey/tessera/server"
+	"github.com/tessera-survey/tessera/syncengine"
+
+	"github.com/xuri/excelize/v2"
+)
+
+func main() {
+	n := flag.Int("records", 1_000_000, "records to export")
+	format := flag.String("format", "csv", "csv, jsonl, parquet or geojson")
+	prof := flag.String("cpuprofile", "", "write a CPU profile of the export")
+	flag.Parse()
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "tessera-export-bench")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	srv, err := server.New(ctx, server.Config{DataDir: filepath.Join(dir, "srv")})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+	if _, _, err := srv.Forms().Publish(ctx, formXLSX(), "bench", "", time.Now()); err != nil {
+		log.Fatal(err)
+	}
+	log.Printf("filling the store with %d records of 30 fields", *n)
+	t0 := time.Now()
+	batch := make([]syncengine.NewRecord, 0, 1000)
+	for i := range *n {
+		fs := make([]syncengine.FieldWrite, 30)
+		for k := range fs {
+			var v syncengine.Value
+			switch k % 3 {
+			case 0:
+				v = syncengine.IntValue(int64((i * (k + 1)) % 97))
+			case 1:
+				v = syncengine.TextValue([]string{"yes", "no", "unsure", "often", "never"}[(i+k)%5])
+			default:
+				v = syncengine.DecimalValue(float64(i%1000) / 10)
+			}
+			fs[k] = syncengine.FieldWrite{Name: fmt.Sprintf("q%02d", k), Value: v}
+		}
+		batch = append(batch, syncengine.NewRecord{Form: "bench@1", Fields: fs})
+		if len(batch) == cap(batch) || i == *n-1 {
+			if _, err := srv.Replica().CreateMany(ctx, batch); err != nil {
+				log.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	log.Printf("filled in %v", time.Since(t0).Round(time.Second))
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go srv.Serve(sctx, ln)
+	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) // reset the peak RSS
+	before := peakRSS()
+	var out, errb strings.Builder
+	if *prof != "" {
+		pf, _ := os.Create(*prof)
+		pprof.StartCPUProfile(pf)
+		defer pprof.StopCPUProfile()
+	}
+	t0 = time.Now()
+	err = ctl.Main(ctx, []string{"--server", "http://" + ln.Addr().String(), "export", "--form", "bench", "--format", *format,
+		"--out", filepath.Join(dir, "out")}, &out, &errb)
+	el := time.Since(t0)
+	if err != nil {
+		log.Fatalf("%v %s", err, errb.String())
+	}
+	fmt.Print(out.String())
+	fmt.Printf("%d rows in %.2f s: %.0f rows/s; peak RSS during the export %.0f MiB (before it %.0f MiB)\n",
+		*n, el.Seconds(), float64(*n)/el.Seconds(), float64(peakRSS())/1024, float64(before)/1024)
+}
+
+// peakRSS is VmHWM in KiB.
+func peakRSS() int64 {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmHWM:") {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(l, "VmHWM:")), "%d", &kb)
+			return kb
+		}
+	}
+	return 0
+}
+
+func formXLSX() []byte {
+	f := excelize.NewFile()
+	defer f.Close()
+	f.SetSheetName("Sheet1", "survey")
+	f.NewSheet("settings")
+	f.SetSheetRow("survey", "A1", &[]string{"type", "name", "label"})
+	for k := range 30 {
+		typ := []string{"integer", "text", "decimal"}[k%3]
+		f.SetSheetRow("survey", fmt.Sprintf("A%d", k+2), &[]string{typ, fmt.Sprintf("q%02d", k), fmt.Sprintf("Question %d", k)})
+	}
+	f.SetSheetRow("settings", "A1", &[]string{"form_id", "version"})
+	f.SetSheetRow("settings", "A2", &[]string{"bench", "1"})
+	b, err := f.WriteToBuffer()
+	if err != nil {
+		log.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+var _ = forms.MaxXLSXBytes
