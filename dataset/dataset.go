@@ -48,6 +48,7 @@ type Table struct {
 type colSource struct {
 	meta   string          // metadata column
 	q      *forms.Question // question column
+	rel    string          // its path below its repeat
 	choice string          // select_multiple split column
 	part   int             // geopoint part + 1
 }
@@ -65,6 +66,7 @@ type Layout struct {
 	Tables []Table
 	form   *forms.Form
 	opts   Options
+	buf    []syncengine.Value
 }
 
 var mainMeta = []Column{
@@ -120,17 +122,17 @@ func NewLayout(versions []*forms.Form, opts Options) *Layout {
 			t := &l.Tables[l.tableOf(index, rep)]
 			name := relPath(q)
 			t.Columns = append(t.Columns, Column{Name: name, Type: colType(q)})
-			t.cols = append(t.cols, colSource{q: q})
+			t.cols = append(t.cols, colSource{q: q, rel: name})
 			switch q.Kind {
 			case forms.KSelectMultiple:
 				for _, c := range f.Choices[q.ListName] {
 					t.Columns = append(t.Columns, Column{Name: name + "/" + c.Name, Type: TInt})
-					t.cols = append(t.cols, colSource{q: q, choice: c.Name})
+					t.cols = append(t.cols, colSource{q: q, rel: name, choice: c.Name})
 				}
 			case forms.KGeopoint:
 				for i, p := range geoParts {
 					t.Columns = append(t.Columns, Column{Name: name + "-" + p, Type: TDecimal, Geopoint: name, Part: p})
-					t.cols = append(t.cols, colSource{q: q, part: i + 1})
+					t.cols = append(t.cols, colSource{q: q, rel: name, part: i + 1})
 				}
 			}
 		})
@@ -177,58 +179,122 @@ type Row struct {
 	Cells []syncengine.Value
 }
 
-// Rows turns one record into rows of every table, main row first.
+// Rows turns one record into rows of every table, main row first. The
+// cells slice passed to emit is reused: copy what must outlive the call.
 func (l *Layout) Rows(rec *syncengine.Record, meta Meta, emit func(Row)) {
-	ans := forms.Answers(rec.Values())
-	conflicts := map[string][]any{}
-	for _, name := range rec.Conflicts() {
-		for _, e := range rec.Fields[name].Sorted() {
-			conflicts[name] = append(conflicts[name], e.Value.Any())
+	// One pass over the fields: times, the creating write, conflicts.
+	var lo, hi syncengine.HLC
+	var first syncengine.Entry
+	var conflicts map[string][]any
+	for name, f := range rec.Fields {
+		for _, e := range f.Entries {
+			if lo == 0 || e.HLC < lo {
+				lo, first = e.HLC, e
+			}
+			hi = max(hi, e.HLC)
+		}
+		if len(f.Entries) > 1 && !syncengine.Reserved(name) {
+			if conflicts == nil {
+				conflicts = map[string][]any{}
+			}
+			for _, e := range f.Sorted() {
+				conflicts[name] = append(conflicts[name], e.Value.Any())
+			}
 		}
 	}
-	created, updated := timesOf(rec)
+	hi = max(hi, rec.FormHLC)
 	device := ""
-	if len(rec.Applied) > 0 {
-		device = firstDot(rec).Replica.String()
+	if lo != 0 {
+		device = first.Dot.Replica.String()
+	} else if len(rec.Applied) > 0 {
+		device = rec.Applied[0].Replica.String()
 	}
 	_, version, _ := strings.Cut(rec.Form, "@")
 	review := meta.Review
 	if review == "" {
 		review = "received"
 	}
-	metaVals := map[string]syncengine.Value{
-		"_id": syncengine.TextValue(rec.ID.String()), "_form_version": syncengine.TextValue(version),
-		"_status": syncengine.TextValue(rec.Status()), "_review": syncengine.TextValue(review),
-		"_device": syncengine.TextValue(device), "_created": syncengine.TextValue(created), "_updated": syncengine.TextValue(updated),
-		"_conflict": syncengine.BoolValue(len(conflicts) > 0 || rec.DeleteConflict()),
-	}
+	conflictValues := syncengine.Value{}
 	if len(conflicts) > 0 {
 		b, _ := json.Marshal(conflicts)
-		metaVals["_conflict_values"] = syncengine.TextValue(string(b))
+		conflictValues = syncengine.TextValue(string(b))
 	}
-	emit(Row{Table: 0, Cells: l.cells(0, "", ans, metaVals)})
-	// Repeat instances, in their order, for every repeat table.
+	id := rec.ID.String()
+	metaOf := func(name string) syncengine.Value {
+		switch name {
+		case "_id":
+			return syncengine.TextValue(id)
+		case "_form_version":
+			return syncengine.TextValue(version)
+		case "_status":
+			return syncengine.TextValue(rec.Status())
+		case "_review":
+			return syncengine.TextValue(review)
+		case "_device":
+			return syncengine.TextValue(device)
+		case "_created":
+			return stamp(lo)
+		case "_updated":
+			return stamp(hi)
+		case "_conflict":
+			return syncengine.BoolValue(len(conflicts) > 0 || rec.DeleteConflict())
+		case "_conflict_values":
+			return conflictValues
+		}
+		return syncengine.Value{}
+	}
+	answer := func(path string) syncengine.Value {
+		if f := rec.Fields[path]; f != nil {
+			e, _ := f.Current()
+			return e.Value
+		}
+		return syncengine.Value{}
+	}
+	emit(Row{Table: 0, Cells: l.cells(0, "", answer, metaOf)})
+	if len(l.Tables) == 1 {
+		return
+	}
+	ans := forms.Answers(rec.Values())
 	for ti := 1; ti < len(l.Tables); ti++ {
 		t := &l.Tables[ti]
 		for _, in := range instancesOf(ans, t.repeat) {
-			mv := map[string]syncengine.Value{
-				"_id": syncengine.TextValue(rec.ID.String() + "/" + in.key), "_index": syncengine.IntValue(int64(in.index)),
-				"_parent_id": syncengine.TextValue(rec.ID.String() + in.parentSuffix()),
+			key, index, parent := id+"/"+in.key, int64(in.index), id+in.parentSuffix()
+			meta := func(name string) syncengine.Value {
+				switch name {
+				case "_id":
+					return syncengine.TextValue(key)
+				case "_index":
+					return syncengine.IntValue(index)
+				case "_parent_id":
+					return syncengine.TextValue(parent)
+				}
+				return syncengine.Value{}
 			}
-			emit(Row{Table: ti, Cells: l.cells(ti, in.key+"/", ans, mv)})
+			emit(Row{Table: ti, Cells: l.cells(ti, in.key+"/", answer, meta)})
 		}
 	}
 }
 
-func (l *Layout) cells(ti int, prefix string, ans forms.Answers, meta map[string]syncengine.Value) []syncengine.Value {
+func stamp(h syncengine.HLC) syncengine.Value {
+	if h == 0 {
+		return syncengine.Value{}
+	}
+	return syncengine.TextValue(time.UnixMilli(h.Millis()).UTC().Format("2006-01-02T15:04:05.000Z"))
+}
+
+func (l *Layout) cells(ti int, prefix string, answer func(string) syncengine.Value, meta func(string) syncengine.Value) []syncengine.Value {
 	t := &l.Tables[ti]
-	out := make([]syncengine.Value, len(t.cols))
+	if cap(l.buf) < len(t.cols) {
+		l.buf = make([]syncengine.Value, len(t.cols))
+	}
+	out := l.buf[:len(t.cols)]
 	for i, c := range t.cols {
+		out[i] = syncengine.Value{}
 		switch {
 		case c.meta != "":
-			out[i] = meta[c.meta]
+			out[i] = meta(c.meta)
 		case c.choice != "":
-			v := ans[prefix+relPath(c.q)]
+			v := answer(prefix + c.rel)
 			if v.Kind == syncengine.Null {
 				continue
 			}
@@ -240,14 +306,14 @@ func (l *Layout) cells(ti int, prefix string, ans forms.Answers, meta map[string
 			}
 			out[i] = syncengine.IntValue(n)
 		case c.part > 0:
-			v := ans[prefix+relPath(c.q)]
+			v := answer(prefix + c.rel)
 			if f := strings.Fields(v.String()); v.Kind != syncengine.Null && len(f) >= c.part {
 				if x, err := strconv.ParseFloat(f[c.part-1], 64); err == nil {
 					out[i] = syncengine.DecimalValue(x)
 				}
 			}
 		default:
-			out[i] = l.value(c.q, ans[prefix+relPath(c.q)])
+			out[i] = l.value(c.q, answer(prefix+c.rel))
 		}
 	}
 	return out
@@ -372,39 +438,4 @@ func stripIDs(p string) string {
 		}
 	}
 	return b.String()
-}
-
-func firstDot(r *syncengine.Record) syncengine.Dot {
-	best := syncengine.Entry{}
-	for _, f := range r.Fields {
-		for _, e := range f.Entries {
-			if best.HLC == 0 || e.HLC < best.HLC {
-				best = e
-			}
-		}
-	}
-	if best.HLC == 0 {
-		return r.Applied[0]
-	}
-	return best.Dot
-}
-
-func timesOf(r *syncengine.Record) (created, updated string) {
-	var lo, hi syncengine.HLC
-	for _, f := range r.Fields {
-		for _, e := range f.Entries {
-			if lo == 0 || e.HLC < lo {
-				lo = e.HLC
-			}
-			hi = max(hi, e.HLC)
-		}
-	}
-	hi = max(hi, r.FormHLC)
-	f := func(h syncengine.HLC) string {
-		if h == 0 {
-			return ""
-		}
-		return time.UnixMilli(h.Millis()).UTC().Format("2006-01-02T15:04:05.000Z")
-	}
-	return f(lo), f(hi)
 }

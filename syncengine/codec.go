@@ -222,15 +222,32 @@ func UnmarshalRecord(id RecordID, b []byte) (*Record, error) {
 	r.FormDot = ref()
 	r.Deletes = refs()
 	n := d.count(3)
-	for range n {
+	// One allocation each for the registers, their seen sets and their
+	// entries (slices capped, so a later write to one register never
+	// grows into its neighbour's memory): a record is decoded on every
+	// merge and every export row.
+	r.Fields = make(map[string]*Register, n)
+	regs := make([]Register, n)
+	seen := make(DotSet, 0, n)
+	entries := make([]Entry, 0, n)
+	for i := range n {
 		name := d.str()
-		f := &Register{Seen: refs()}
-		m := d.count(3)
-		if m > 0 {
-			f.Entries = make([]Entry, m)
+		f := &regs[i]
+		k := d.count(1)
+		start := len(seen)
+		for range k {
+			seen = append(seen, ref())
 		}
-		for j := range f.Entries {
-			f.Entries[j] = Entry{Dot: ref(), HLC: HLC(d.uvarint()), Value: d.value()}
+		if k > 0 {
+			f.Seen = seen[start:len(seen):len(seen)]
+		}
+		m := d.count(3)
+		start = len(entries)
+		for range m {
+			entries = append(entries, Entry{Dot: ref(), HLC: HLC(d.uvarint()), Value: d.value()})
+		}
+		if m > 0 {
+			f.Entries = entries[start:len(entries):len(entries)]
 		}
 		r.Fields[name] = f
 	}
