@@ -17,8 +17,10 @@ import (
 var consoleFS embed.FS
 
 var consolePages = map[string]*template.Template{
-	"login": template.Must(template.ParseFS(consoleFS, "console/layout.html", "console/login.html")),
-	"home":  template.Must(template.ParseFS(consoleFS, "console/layout.html", "console/home.html")),
+	"login":   template.Must(template.ParseFS(consoleFS, "console/layout.html", "console/login.html")),
+	"home":    template.Must(template.ParseFS(consoleFS, "console/layout.html", "console/home.html")),
+	"records": template.Must(template.ParseFS(consoleFS, "console/layout.html", "console/records.html")),
+	"record":  template.Must(template.ParseFS(consoleFS, "console/layout.html", "console/record.html")),
 }
 
 const (
@@ -34,6 +36,11 @@ var consoleRoutes = map[string]auth.Role{
 	"POST /console/login":  "",
 	"POST /console/logout": auth.Enumerator,
 	"GET /console/":        auth.Enumerator,
+
+	"GET /console/records":               auth.Analyst,
+	"GET /console/records/{id}":          auth.Analyst,
+	"POST /console/records/{id}/resolve": auth.Lead,
+	"POST /console/records/{id}/review":  auth.Lead,
 }
 
 // csrfFor derives a session's CSRF token: only a page that was served to
@@ -49,6 +56,11 @@ func (s *Server) mountConsole(mux *http.ServeMux) {
 		"POST /console/login":  s.consoleLogin,
 		"POST /console/logout": s.consoleLogout,
 		"GET /console/":        s.consoleHome,
+
+		"GET /console/records":               s.consoleRecords,
+		"GET /console/records/{id}":          s.consoleRecord,
+		"POST /console/records/{id}/resolve": s.consoleResolve,
+		"POST /console/records/{id}/review":  s.consoleReview,
 	}
 	for route, role := range consoleRoutes {
 		h := handlers[route]

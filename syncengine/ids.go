@@ -24,6 +24,9 @@ func NewRecordID() RecordID { return RecordID(uuid.Must(uuid.NewV7())) }
 func (r ReplicaID) String() string { return uuid.UUID(r).String() }
 func (r RecordID) String() string  { return uuid.UUID(r).String() }
 
+// IsZeroID reports whether id is the zero record id.
+func (id RecordID) IsZeroID() bool { return id == RecordID{} }
+
 // IsZero reports whether r is the zero id, which no replica may use.
 func (r ReplicaID) IsZero() bool { return r == ReplicaID{} }
 

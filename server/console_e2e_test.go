@@ -1,0 +1,134 @@
+package server_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/tessera-survey/tessera/fieldapp"
+	"github.com/tessera-survey/tessera/server"
+)
+
+// chromium finds Debian's Chromium; the browser tests fail in CI without it
+// and are skipped (loudly) on a developer's machine that lacks it.
+func chromium(t *testing.T) string {
+	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("chromium is not installed: .ci/run installs Debian's chromium for the browser tests")
+	}
+	t.Skip("no chromium here (apt-get install chromium); the console's browser test is skipped")
+	return ""
+}
+
+func browser(t *testing.T) (context.Context, context.CancelFunc) {
+	opts := append(chromedp.DefaultExecAllocatorOptions[:0:0],
+		chromedp.ExecPath(chromium(t)),
+		chromedp.Flag("headless", true), chromedp.Flag("no-sandbox", true), chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true), chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1200, 900))
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelB := chromedp.NewContext(actx)
+	ctx, cancelC := context.WithTimeout(ctx, 90*time.Second)
+	return ctx, func() { cancelC(); cancelB(); cancelA() }
+}
+
+// screenshot saves a PNG for people to look at (TESSERA_SCREENSHOTS, or the
+// test's temporary folder); never committed.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	dir := os.Getenv("TESSERA_SCREENSHOTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	os.MkdirAll(dir, 0o755)
+	if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
+		os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644)
+	}
+}
+
+// TestConsoleResolvesConflict: two devices make a same-field conflict; a lead
+// signs in to the console in a real headless Chromium, finds the record in
+// the conflict queue and resolves it with a reason; both devices sync and
+// show the resolved value, and the resolution is in the audit trail.
+func TestConsoleResolvesConflict(t *testing.T) {
+	bctx, cancel := browser(t)
+	defer cancel()
+	ctx := context.Background()
+	srv := startServer(t, server.Config{})
+	must(t, srv.Auth().CreateProject(ctx, "t", "camp"))
+	must(t, srv.Auth().AddUser(ctx, "t", "lena", "lena's long password"))
+	must(t, srv.Auth().Grant(ctx, "t", "lena", "camp", "lead"))
+	a, b := newDevice(t, srv.URL), newDevice(t, srv.URL)
+	id, err := a.Replica().Create(ctx, "household", fw("q3", "unsure", "size", "4"))
+	must(t, err)
+	mustSync(t, a)
+	mustSync(t, b)
+	must(t, a.Replica().Set(ctx, id, fw("q3", "no")))
+	must(t, b.Replica().Set(ctx, id, fw("q3", "yes")))
+	mustSync(t, a)
+	mustSync(t, b)
+	mustSync(t, a)
+
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	link := css(`a[href="/console/records/` + id.String() + `"]`)
+	err = chromedp.Do(bctx,
+		chromedp.Navigate(srv.URL+"/console/login"),
+		chromedp.WaitVisible(css(`#user`)),
+		chromedp.SendKeys(css(`#user`), "lena"),
+		chromedp.SendKeys(css(`#password`), "lena's long password"),
+		chromedp.Submit(css(`#password`)),
+		chromedp.WaitVisible(css(`#conflicts`)),
+		chromedp.Click(css(`#conflicts`)),
+		chromedp.WaitVisible(link),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	screenshot(t, bctx, "console-conflicts")
+	err = chromedp.Do(bctx,
+		chromedp.Click(link),
+		chromedp.WaitVisible(css(`form.resolve`)),
+		chromedp.Click(css(`form.resolve input[name="pick"][value="0"]`)),
+		chromedp.SendKeys(css(`form.resolve input[name="reason"]`), "confirmed with the respondent by phone"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	screenshot(t, bctx, "console-record")
+	want, err := chromedp.Run(bctx, chromedp.Text(css(`form.resolve label`)))
+	must(t, err)
+	want = strings.Fields(want)[0] // the provisional value, first in the list
+	must(t, chromedp.Do(bctx, chromedp.Submit(css(`form.resolve input[name="reason"]`)), chromedp.WaitVisible(css(`#message`))))
+	page, err := chromedp.Run(bctx, chromedp.Text(css(`#message`)))
+	must(t, err)
+	screenshot(t, bctx, "console-resolved")
+	if !strings.Contains(page, "Resolved q3") {
+		t.Fatalf("console said %q", page)
+	}
+	mustSync(t, a)
+	mustSync(t, b)
+	for _, d := range []*fieldapp.Device{a, b} {
+		v := snapshot(t, d.Replica())[id.String()]
+		if f := v.Fields["q3"]; f.Value.String() != want || len(f.Conflicts) != 0 {
+			t.Fatalf("device shows q3 %+v after the console's resolution to %q", f, want)
+		}
+	}
+	assertConverged(t, srv.Replica(), a.Replica(), b.Replica())
+	entries, _, _, _ := srv.Auth().AuditTrail(ctx)
+	found := false
+	for _, e := range entries {
+		found = found || (e.Action == "conflict-resolved" && strings.Contains(e.Detail, "confirmed with the respondent"))
+	}
+	if !found {
+		t.Fatal("the console's resolution is not in the audit trail")
+	}
+}
