@@ -21,6 +21,8 @@ var consolePages = map[string]*template.Template{
 	"home":    template.Must(template.ParseFS(consoleFS, "console/layout.html", "console/home.html")),
 	"records": template.Must(template.ParseFS(consoleFS, "console/layout.html", "console/records.html")),
 	"record":  template.Must(template.ParseFS(consoleFS, "console/layout.html", "console/record.html")),
+	"forms":   template.Must(template.ParseFS(consoleFS, "console/layout.html", "console/forms.html")),
+	"devices": template.Must(template.ParseFS(consoleFS, "console/layout.html", "console/devices.html")),
 }
 
 const (
@@ -41,6 +43,15 @@ var consoleRoutes = map[string]auth.Role{
 	"GET /console/records/{id}":          auth.Analyst,
 	"POST /console/records/{id}/resolve": auth.Lead,
 	"POST /console/records/{id}/review":  auth.Lead,
+
+	// Per-project checks happen in the handlers: a lead of one project
+	// sees and changes only that project's forms and devices.
+	"GET /console/forms":                auth.Analyst,
+	"POST /console/forms":               auth.Lead,
+	"GET /console/devices":              auth.Lead,
+	"POST /console/devices/code":        auth.Lead,
+	"POST /console/devices/{id}/revoke": auth.Lead,
+	"POST /console/devices/{id}/wipe":   auth.Lead,
 }
 
 // csrfFor derives a session's CSRF token: only a page that was served to
@@ -61,9 +72,18 @@ func (s *Server) mountConsole(mux *http.ServeMux) {
 		"GET /console/records/{id}":          s.consoleRecord,
 		"POST /console/records/{id}/resolve": s.consoleResolve,
 		"POST /console/records/{id}/review":  s.consoleReview,
+		"GET /console/forms":                 s.consoleForms,
+		"POST /console/forms":                s.consolePublish,
+		"GET /console/devices":               s.consoleDevices,
+		"POST /console/devices/code":         s.consoleCode,
+		"POST /console/devices/{id}/revoke":  s.consoleDeviceAction,
+		"POST /console/devices/{id}/wipe":    s.consoleDeviceAction,
 	}
 	for route, role := range consoleRoutes {
 		h := handlers[route]
+		if h == nil {
+			panic("console route without a handler: " + route)
+		}
 		mux.HandleFunc(route, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
 			w.Header().Set("X-Content-Type-Options", "nosniff")

@@ -1,0 +1,144 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/tessera-survey/tessera/fieldapp"
+	"github.com/tessera-survey/tessera/server"
+)
+
+var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// consoleClient signs in to the console and returns a client holding the
+// session and the session's CSRF token.
+func consoleClient(t *testing.T, srv *testServer, user, pass string) (*http.Client, string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	page := httpBody(t, c, http.MethodGet, srv.URL+"/console/login", "", nil, http.StatusOK)
+	m := csrfRE.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatal("no CSRF token on the login page")
+	}
+	home := httpBody(t, c, http.MethodPost, srv.URL+"/console/login", "application/x-www-form-urlencoded",
+		strings.NewReader(url.Values{"user": {user}, "password": {pass}, "csrf": {m[1]}}.Encode()), http.StatusOK)
+	m = csrfRE.FindStringSubmatch(home)
+	if m == nil {
+		t.Fatalf("not signed in:\n%s", home)
+	}
+	return c, m[1]
+}
+
+func httpBody(t *testing.T, c *http.Client, method, u, ctype string, body io.Reader, want int) string {
+	t.Helper()
+	req, err := http.NewRequest(method, u, body)
+	must(t, err)
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := c.Do(req)
+	must(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s: status %d, want %d:\n%s", method, u, resp.StatusCode, want, b)
+	}
+	return string(b)
+}
+
+func postForm(t *testing.T, c *http.Client, u string, v url.Values, want int) string {
+	t.Helper()
+	return httpBody(t, c, http.MethodPost, u, "application/x-www-form-urlencoded", strings.NewReader(v.Encode()), want)
+}
+
+// TestConsoleFormsAndDevices drives the forms and devices pages as a lead
+// would: publish an XLSForm, see a broken one refused with its row, make
+// an enrollment code, enroll a device with it, then revoke it. A lead of
+// another project can do none of that here.
+func TestConsoleFormsAndDevices(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t, server.Config{RequireAuth: true})
+	a := srv.Auth()
+	for _, u := range []string{"lena", "omar"} {
+		must(t, a.AddUser(ctx, "t", u, u+"'s long password"))
+	}
+	must(t, a.CreateProject(ctx, "t", "camp"))
+	must(t, a.CreateProject(ctx, "t", "other"))
+	must(t, a.Grant(ctx, "t", "lena", "camp", "lead"))
+	must(t, a.Grant(ctx, "t", "omar", "other", "lead"))
+	c, csrf := consoleClient(t, srv, "lena", "lena's long password")
+
+	upload := func(c *http.Client, csrf, project string, xlsx []byte, want int) string {
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		must(t, mw.WriteField("csrf", csrf))
+		must(t, mw.WriteField("project", project))
+		fw, err := mw.CreateFormFile("xlsx", "form.xlsx")
+		must(t, err)
+		fw.Write(xlsx)
+		must(t, mw.Close())
+		return httpBody(t, c, http.MethodPost, srv.URL+"/console/forms", mw.FormDataContentType(), &buf, want)
+	}
+	xlsx, err := os.ReadFile(filepath.Join("..", "examples", "forms", "community-security.xlsx"))
+	must(t, err)
+	page := upload(c, csrf, "camp", xlsx, http.StatusOK)
+	if !strings.Contains(page, "Published community_security") {
+		t.Fatalf("publish page:\n%s", page)
+	}
+	if page = upload(c, csrf, "camp", xlsx, http.StatusOK); !strings.Contains(page, "already published") {
+		t.Fatalf("republish of the same content:\n%s", page)
+	}
+	if page = upload(c, csrf, "camp", []byte("not a workbook"), http.StatusBadRequest); !strings.Contains(page, `class="err"`) {
+		t.Fatalf("a broken upload was not refused with a message:\n%s", page)
+	}
+	upload(c, csrf, "other", xlsx, http.StatusForbidden)
+	upload(c, "", "camp", xlsx, http.StatusForbidden)
+	list := httpBody(t, c, http.MethodGet, srv.URL+"/console/forms", "", nil, http.StatusOK)
+	if !strings.Contains(list, "community_security") {
+		t.Fatalf("forms list:\n%s", list)
+	}
+
+	page = postForm(t, c, srv.URL+"/console/devices/code", url.Values{"csrf": {csrf}, "project": {"camp"}, "team": {"north"}, "ttl": {"1h"}}, http.StatusOK)
+	m := regexp.MustCompile(`id="code"[^>]*>([^<]+)<`).FindStringSubmatch(page)
+	if m == nil || !strings.Contains(page, `src="data:image/png;base64,iVBOR`) {
+		t.Fatalf("no enrollment code with a QR image:\n%s", page)
+	}
+	d, err := fieldapp.InitEnroll(ctx, filepath.Join(t.TempDir(), "dev"), srv.URL, m[1])
+	must(t, err)
+	defer d.Close()
+	if _, err := d.Sync(ctx, "", nil); err != nil {
+		t.Fatalf("the enrolled device cannot sync: %v", err)
+	}
+	page = httpBody(t, c, http.MethodGet, srv.URL+"/console/devices?project=camp", "", nil, http.StatusOK)
+	ids := regexp.MustCompile(`action="/console/devices/([^/]+)/revoke"`).FindStringSubmatch(page)
+	if ids == nil || !strings.Contains(page, "north") || !strings.Contains(page, "active") {
+		t.Fatalf("devices page:\n%s", page)
+	}
+
+	oc, ocsrf := consoleClient(t, srv, "omar", "omar's long password")
+	httpBody(t, oc, http.MethodGet, srv.URL+"/console/devices?project=camp", "", nil, http.StatusForbidden)
+	postForm(t, oc, srv.URL+"/console/devices/"+ids[1]+"/revoke", url.Values{"csrf": {ocsrf}}, http.StatusForbidden)
+	postForm(t, oc, srv.URL+"/console/devices/code", url.Values{"csrf": {ocsrf}, "project": {"camp"}}, http.StatusForbidden)
+	if _, err := d.Sync(ctx, "", nil); err != nil {
+		t.Fatalf("another project's lead revoked the device: %v", err)
+	}
+
+	page = postForm(t, c, srv.URL+"/console/devices/"+ids[1]+"/revoke", url.Values{"csrf": {csrf}}, http.StatusOK)
+	if !strings.Contains(page, "revoked") {
+		t.Fatalf("revoke page:\n%s", page)
+	}
+	if _, err := d.Sync(ctx, "", nil); err == nil {
+		t.Fatal("a device revoked from the console still syncs")
+	}
+}
