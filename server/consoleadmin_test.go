@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tessera-survey/tessera/fieldapp"
 	"github.com/tessera-survey/tessera/server"
@@ -141,4 +142,84 @@ func TestConsoleFormsAndDevices(t *testing.T) {
 	if _, err := d.Sync(ctx, "", nil); err == nil {
 		t.Fatal("a device revoked from the console still syncs")
 	}
+}
+
+// TestConsoleRecordFilters: the records page lists only the projects the
+// user may read, pages by id and filters by review state, device and date.
+func TestConsoleRecordFilters(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t, server.Config{RequireAuth: true})
+	a := srv.Auth()
+	for _, u := range []string{"lena", "omar"} {
+		must(t, a.AddUser(ctx, "t", u, u+"'s long password"))
+	}
+	must(t, a.CreateProject(ctx, "t", "camp"))
+	must(t, a.CreateProject(ctx, "t", "other"))
+	must(t, a.Grant(ctx, "t", "lena", "camp", "lead"))
+	must(t, a.Grant(ctx, "t", "omar", "other", "lead"))
+	xlsx, err := os.ReadFile(filepath.Join("..", "examples", "forms", "community-security.xlsx"))
+	must(t, err)
+	info, _, err := srv.Forms().Publish(ctx, xlsx, "", "camp", time.Now())
+	must(t, err)
+	const n = 70
+	var ids []string
+	for i := 0; i < n; i++ {
+		id, err := srv.Replica().Create(ctx, info.Key(), fw("intro/camp", "north"))
+		must(t, err)
+		ids = append(ids, id.String())
+	}
+	c, csrf := consoleClient(t, srv, "lena", "lena's long password")
+	postForm(t, c, srv.URL+"/console/records/"+ids[3]+"/review", url.Values{"csrf": {csrf}, "state": {"approved"}, "comment": {"ok"}}, http.StatusOK)
+
+	rowRE := regexp.MustCompile(`href="/console/records/([0-9a-f-]{36})"`)
+	nextRE := regexp.MustCompile(`id="next" href="([^"]+)"`)
+	seen := map[string]bool{}
+	for path, pages := "/console/records?form="+info.ID, 0; path != ""; pages++ {
+		page := httpBody(t, c, http.MethodGet, srv.URL+path, "", nil, http.StatusOK)
+		for _, m := range rowRE.FindAllStringSubmatch(page, -1) {
+			if seen[m[1]] {
+				t.Fatalf("record %s on two pages", m[1])
+			}
+			seen[m[1]] = true
+		}
+		path = ""
+		if m := nextRE.FindStringSubmatch(page); m != nil {
+			path = strings.ReplaceAll(m[1], "&amp;", "&")
+		}
+		if pages > 5 {
+			t.Fatal("paging does not end")
+		}
+	}
+	if len(seen) != n {
+		t.Fatalf("paged through %d records, want %d", len(seen), n)
+	}
+	count := func(c *http.Client, query string) int {
+		return len(rowRE.FindAllString(httpBody(t, c, http.MethodGet, srv.URL+"/console/records?"+query, "", nil, http.StatusOK), -1))
+	}
+	if got := count(c, "review=approved"); got != 1 {
+		t.Fatalf("approved filter: %d rows", got)
+	}
+	today := time.Now().UTC().Format(time.DateOnly)
+	tomorrow := time.Now().UTC().AddDate(0, 0, 1).Format(time.DateOnly)
+	if got := count(c, "from="+today+"&to="+today); got != 50 {
+		t.Fatalf("created today: %d rows on the first page, want 50", got)
+	}
+	if got := count(c, "from="+tomorrow); got != 0 {
+		t.Fatalf("created from tomorrow: %d rows", got)
+	}
+	dev := srv.Replica().ID().String()[:8]
+	if got := count(c, "device="+dev+"&review=received"); got != 50 {
+		t.Fatalf("device filter: %d rows", got)
+	}
+	if got := count(c, "device=ffffffff0"); got != 0 {
+		t.Fatalf("unknown device: %d rows", got)
+	}
+	httpBody(t, c, http.MethodGet, srv.URL+"/console/records?from=yesterday", "", nil, http.StatusBadRequest)
+	httpBody(t, c, http.MethodGet, srv.URL+"/console/records?review=maybe", "", nil, http.StatusBadRequest)
+
+	oc, _ := consoleClient(t, srv, "omar", "omar's long password")
+	if got := count(oc, ""); got != 0 {
+		t.Fatalf("a lead of another project sees %d of camp's records", got)
+	}
+	httpBody(t, oc, http.MethodGet, srv.URL+"/console/records/"+ids[0], "", nil, http.StatusForbidden)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -19,13 +20,84 @@ const recordsPage = 50
 type recordRow struct {
 	ID, Short, Form, Status string
 	Conflicts               string
+	Created, Device, Review string
+}
+
+// recordFilter is what the records page can filter on; the zero value
+// passes every record.
+type recordFilter struct {
+	Form          string
+	ConflictsOnly bool
+	Review        string // received, has_issues, approved, rejected
+	Device        string // prefix of the creating device's replica id
+	From, To      string // creation date, YYYY-MM-DD, inclusive
+	from, to      int64  // the same in Unix milliseconds, [from, to)
+}
+
+func parseRecordFilter(q url.Values) (recordFilter, error) {
+	f := recordFilter{Form: strings.TrimSpace(q.Get("form")), ConflictsOnly: q.Get("conflicts") == "1",
+		Review: q.Get("review"), Device: strings.ToLower(strings.TrimSpace(q.Get("device"))),
+		From: strings.TrimSpace(q.Get("from")), To: strings.TrimSpace(q.Get("to"))}
+	if f.Review != "" && !reviewStates[f.Review] {
+		return f, errors.New("review: received, has_issues, approved or rejected")
+	}
+	if f.From != "" {
+		t, err := time.Parse(time.DateOnly, f.From)
+		if err != nil {
+			return f, errors.New("from: a date as YYYY-MM-DD")
+		}
+		f.from = t.UnixMilli()
+	}
+	if f.To != "" {
+		t, err := time.Parse(time.DateOnly, f.To)
+		if err != nil {
+			return f, errors.New("to: a date as YYYY-MM-DD")
+		}
+		f.to = t.AddDate(0, 0, 1).UnixMilli()
+	}
+	return f, nil
+}
+
+// Query is the filter as URL parameters, for the next-page link.
+func (f recordFilter) Query() string {
+	q := url.Values{}
+	for k, v := range map[string]string{"form": f.Form, "review": f.Review, "device": f.Device, "from": f.From, "to": f.To} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if f.ConflictsOnly {
+		q.Set("conflicts", "1")
+	}
+	return q.Encode()
+}
+
+// created is the record's earliest write and the device that made it.
+func created(rec *syncengine.Record) (syncengine.HLC, string) {
+	var lo syncengine.HLC
+	device := ""
+	for _, f := range rec.Fields {
+		for _, e := range f.Entries {
+			if lo == 0 || e.HLC < lo {
+				lo, device = e.HLC, e.Dot.Replica.String()
+			}
+		}
+	}
+	if device == "" && len(rec.Applied) > 0 {
+		device = rec.Applied[0].Replica.String()
+	}
+	return lo, device
 }
 
 // consoleRecords pages through records by id (keyset paging: every page
-// costs the same however far in), filtered by form and conflicts.
+// costs the same however far in). Only records of projects where the user
+// is at least an analyst are listed.
 func (s *Server) consoleRecords(w http.ResponseWriter, r *http.Request, u *auth.User, session string) {
-	form := strings.TrimSpace(r.URL.Query().Get("form"))
-	onlyConflicts := r.URL.Query().Get("conflicts") == "1"
+	flt, err := parseRecordFilter(r.URL.Query())
+	if err != nil {
+		http.Error(w, "bad filter: "+err.Error(), http.StatusBadRequest)
+		return
+	}
 	var from, after syncengine.RecordID
 	if a := r.URL.Query().Get("after"); a != "" {
 		id, err := syncengine.ParseRecordID(a)
@@ -35,18 +107,51 @@ func (s *Server) consoleRecords(w http.ResponseWriter, r *http.Request, u *auth.
 		}
 		from, after = id, id
 	}
+	p := auth.Principal{User: u}
+	allowed := map[string]bool{} // form key -> may the user see it
+	mayRead := func(form string) bool {
+		ok, seen := allowed[form]
+		if !seen {
+			ok = p.CanAnywhere(auth.Analyst)
+			if f, err := s.forms.Form(r.Context(), form); err == nil && f.Project != "" {
+				ok = p.Can(f.Project, auth.Analyst)
+			}
+			allowed[form] = ok
+		}
+		return ok
+	}
 	var rows []recordRow
 	next := ""
-	err := s.store.View(r.Context(), func(tx syncengine.ReadTx) error {
+	err = s.store.View(r.Context(), func(tx syncengine.ReadTx) error {
 		err := tx.ScanRecords(from, func(rec *syncengine.Record) error {
 			if rec.ID == after && !after.IsZeroID() {
 				return nil
 			}
-			if form != "" && rec.Form != form && !strings.HasPrefix(rec.Form, form+"@") {
+			if flt.Form != "" && rec.Form != flt.Form && !strings.HasPrefix(rec.Form, flt.Form+"@") {
+				return nil
+			}
+			if !mayRead(rec.Form) {
 				return nil
 			}
 			conf := rec.Conflicts()
-			if onlyConflicts && len(conf) == 0 && !rec.DeleteConflict() {
+			if flt.ConflictsOnly && len(conf) == 0 && !rec.DeleteConflict() {
+				return nil
+			}
+			lo, device := created(rec)
+			if flt.Device != "" && !strings.HasPrefix(device, flt.Device) {
+				return nil
+			}
+			if (flt.from != 0 && lo.Millis() < flt.from) || (flt.to != 0 && lo.Millis() >= flt.to) {
+				return nil
+			}
+			review := "received"
+			if b, err := tx.Meta(metaReview + rec.ID.String()); err == nil {
+				var rv review_
+				if json.Unmarshal(b, &rv) == nil && rv.State != "" {
+					review = rv.State
+				}
+			}
+			if flt.Review != "" && review != flt.Review {
 				return nil
 			}
 			if len(rows) == recordsPage {
@@ -54,7 +159,15 @@ func (s *Server) consoleRecords(w http.ResponseWriter, r *http.Request, u *auth.
 				return syncengine.ErrStop
 			}
 			id := rec.ID.String()
-			rows = append(rows, recordRow{ID: id, Short: id[:13] + "…", Form: rec.Form, Status: rec.Status(), Conflicts: strings.Join(conf, ", ")})
+			row := recordRow{ID: id, Short: id[:13] + "…", Form: rec.Form, Status: rec.Status(), Conflicts: strings.Join(conf, ", "),
+				Review: review}
+			if lo != 0 {
+				row.Created = time.UnixMilli(lo.Millis()).UTC().Format("2006-01-02 15:04")
+			}
+			if len(device) > 8 {
+				row.Device = device[:8]
+			}
+			rows = append(rows, row)
 			return nil
 		})
 		if errors.Is(err, syncengine.ErrStop) {
@@ -68,7 +181,7 @@ func (s *Server) consoleRecords(w http.ResponseWriter, r *http.Request, u *auth.
 		return
 	}
 	s.render(w, "records", http.StatusOK, map[string]any{"User": u.Name, "CSRF": csrfFor(session), "Rows": rows,
-		"Form": form, "ConflictsOnly": onlyConflicts, "Next": next})
+		"F": flt, "Next": next, "ReviewStates": []string{"received", "has_issues", "approved", "rejected"}})
 }
 
 type fieldView struct {
