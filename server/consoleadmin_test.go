@@ -17,6 +17,7 @@ import (
 
 	"github.com/tessera-survey/tessera/fieldapp"
 	"github.com/tessera-survey/tessera/server"
+	"github.com/tessera-survey/tessera/syncengine"
 )
 
 var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
@@ -222,4 +223,56 @@ func TestConsoleRecordFilters(t *testing.T) {
 		t.Fatalf("a lead of another project sees %d of camp's records", got)
 	}
 	httpBody(t, oc, http.MethodGet, srv.URL+"/console/records/"+ids[0], "", nil, http.StatusForbidden)
+}
+
+// TestConsoleRecordHistory: the record page lists every change with its
+// device and time; answers to sensitive questions are withheld from an
+// analyst, in the answers and in the history alike, and shown to a lead.
+func TestConsoleRecordHistory(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t, server.Config{RequireAuth: true})
+	a := srv.Auth()
+	for _, u := range []string{"lena", "ana"} {
+		must(t, a.AddUser(ctx, "t", u, u+"'s long password"))
+	}
+	must(t, a.CreateProject(ctx, "t", "camp"))
+	must(t, a.Grant(ctx, "t", "lena", "camp", "lead"))
+	must(t, a.Grant(ctx, "t", "ana", "camp", "analyst"))
+	xlsx, err := os.ReadFile(filepath.Join("..", "examples", "forms", "community-security.xlsx"))
+	must(t, err)
+	info, _, err := srv.Forms().Publish(ctx, xlsx, "", "camp", time.Now())
+	must(t, err)
+	d := newDevice(t, srv.URL)
+	id, err := d.Replica().Create(ctx, info.Key(), fw("intro/camp", "north", "gbv/gbv_risk", "SECRET-ANSWER"))
+	must(t, err)
+	must(t, d.Replica().Set(ctx, id, fw("intro/camp", "south")))
+	// The device is not enrolled, so push its changes as the server's own
+	// transport would: through the replica's protocol.
+	if _, err := d.Replica().Sync(ctx, directRemote{srv.Replica()}, syncengine.SyncOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	must(t, srv.Replica().Set(ctx, id, fw("intro/camp", "east")))
+
+	lead, _ := consoleClient(t, srv, "lena", "lena's long password")
+	page := httpBody(t, lead, http.MethodGet, srv.URL+"/console/records/"+id.String(), "", nil, http.StatusOK)
+	hist := page[strings.Index(page, `id="history"`):]
+	rows := regexp.MustCompile(`<tr><td>\d{4}-\d\d-\d\d`).FindAllString(hist, -1)
+	if len(rows) != 3 || !strings.Contains(hist, d.Replica().ID().String()[:8]) || !strings.Contains(hist, "(this server: console)") ||
+		!strings.Contains(hist, "intro/camp = south") || !strings.Contains(hist, "SECRET-ANSWER") {
+		t.Fatalf("lead's history (%d rows):\n%s", len(rows), hist)
+	}
+	an, _ := consoleClient(t, srv, "ana", "ana's long password")
+	page = httpBody(t, an, http.MethodGet, srv.URL+"/console/records/"+id.String(), "", nil, http.StatusOK)
+	if strings.Contains(page, "SECRET-ANSWER") || !strings.Contains(page, "withheld for your role") || !strings.Contains(page, "intro/camp = north") {
+		t.Fatalf("analyst's record page:\n%s", page)
+	}
+}
+
+type directRemote struct{ r *syncengine.Replica }
+
+func (d directRemote) Push(ctx context.Context, p syncengine.Push) (syncengine.PushResult, error) {
+	return d.r.Receive(ctx, p)
+}
+func (d directRemote) Pull(ctx context.Context, r syncengine.PullRequest) (syncengine.Page, error) {
+	return d.r.Page(ctx, r)
 }

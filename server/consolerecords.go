@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -189,7 +190,36 @@ type fieldView struct {
 	Value    string
 	Conflict bool
 	Values   []conflictValue
+	Withheld bool
 }
+
+type historyRow struct {
+	Time, Device string
+	Server       bool // written by this server (a console resolution)
+	Changes      []string
+}
+
+const withheldText = "(sensitive: withheld for your role)"
+
+// withheld reports the fields of rec the user may not read: answers to
+// questions the form marks sensitive, for anyone below lead, as in exports.
+func (s *Server) withheld(r *http.Request, u *auth.User, rec *syncengine.Record) func(field string) bool {
+	f, err := s.forms.Form(r.Context(), rec.Form)
+	if err != nil || u.Admin || (f.Project != "" && (auth.Principal{User: u}).Can(f.Project, auth.Lead)) {
+		return func(string) bool { return false }
+	}
+	sensitive := map[string]bool{}
+	f.Walk(func(q *forms.Question) {
+		if q.Sensitive {
+			sensitive[q.Path()] = true
+		}
+	})
+	return func(field string) bool {
+		return sensitive[instanceIndex.ReplaceAllString(field, "")]
+	}
+}
+
+var instanceIndex = regexp.MustCompile(`\[[^\]]*\]`)
 
 type conflictValue struct{ Value, Replica, Time string }
 
@@ -212,11 +242,16 @@ func (s *Server) showRecord(w http.ResponseWriter, r *http.Request, u *auth.User
 		http.Error(w, "your role does not allow this in this record's project", http.StatusForbidden)
 		return
 	}
+	withheld := s.withheld(r, u, rec)
 	var fields []fieldView
 	for _, name := range rec.FieldNames() {
 		reg := rec.Fields[name]
 		cur, conflict := reg.Current()
 		fv := fieldView{Name: name, Value: cur.Value.String(), Conflict: conflict}
+		if withheld(name) {
+			fields = append(fields, fieldView{Name: name, Value: withheldText, Conflict: conflict, Withheld: true})
+			continue
+		}
 		if conflict {
 			for _, e := range reg.Sorted() {
 				fv.Values = append(fv.Values, conflictValue{Value: e.Value.String(), Replica: "…" + e.Dot.Replica.String()[28:],
@@ -224,6 +259,30 @@ func (s *Server) showRecord(w http.ResponseWriter, r *http.Request, u *auth.User
 			}
 		}
 		fields = append(fields, fv)
+	}
+	var history []historyRow
+	if entries, err := s.rep.History(r.Context(), id); err != nil {
+		s.log.Error("console record history", "record", id, "err", err)
+	} else {
+		for _, e := range entries {
+			h := historyRow{Time: time.UnixMilli(e.Change.HLC.Millis()).UTC().Format("2006-01-02 15:04:05"),
+				Device: e.Change.Dot.Replica.String()[:8], Server: e.Change.Dot.Replica == s.rep.ID()}
+			for _, f := range e.Change.Fields {
+				v := f.Value.String()
+				if withheld(f.Name) {
+					v = withheldText
+				}
+				switch f.Name {
+				case syncengine.DeletedField:
+					h.Changes = append(h.Changes, "deleted = "+v)
+				default:
+					if !syncengine.Reserved(f.Name) {
+						h.Changes = append(h.Changes, f.Name+" = "+v)
+					}
+				}
+			}
+			history = append(history, h)
+		}
 	}
 	review := "received"
 	var flags []forms.Violation
@@ -241,7 +300,7 @@ func (s *Server) showRecord(w http.ResponseWriter, r *http.Request, u *auth.User
 		return nil
 	})
 	s.render(w, "record", status, map[string]any{"User": u.Name, "CSRF": csrfFor(session), "ID": id.String(), "Form": rec.Form,
-		"Status": rec.Status(), "Review": review, "Fields": fields, "Flags": flags, "Message": message,
+		"Status": rec.Status(), "Review": review, "Fields": fields, "History": history, "Flags": flags, "Message": message,
 		"CanReview": s.consoleMay(r, u, rec, auth.Lead)})
 }
 

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -38,6 +40,7 @@ type Replica struct {
 
 	changed  func([]*Record)
 	resolved func([]Resolution)
+	history  bool
 
 	sigMu sync.Mutex
 	sig   chan struct{} // closed when a push was merged (server side)
@@ -55,6 +58,11 @@ type Options struct {
 	// Resolved, when set, is called after a transaction commits with the
 	// conflicts its merged changes settled (a server audits them).
 	Resolved func(rs []Resolution)
+	// History keeps an index from each record to its log entries, so
+	// History can list who changed a record, what and when without
+	// scanning the log. It costs one small key per change; a server
+	// turns it on for its console.
+	History bool
 }
 
 // Resolution is a conflict settled by a change: the field held several
@@ -84,7 +92,7 @@ func Init(ctx context.Context, s Store, id ReplicaID) error {
 
 // Open loads the replica kept in s; s must have been initialized with Init.
 func Open(ctx context.Context, s Store, opts Options) (*Replica, error) {
-	r := &Replica{store: s, clock: opts.Clock, changed: opts.Changed, resolved: opts.Resolved}
+	r := &Replica{store: s, clock: opts.Clock, changed: opts.Changed, resolved: opts.Resolved, history: opts.History}
 	if r.clock == nil {
 		r.clock = time.Now
 	}
@@ -362,8 +370,48 @@ func (r *Replica) write(tx Tx, rec *Record, form string, fields []FieldWrite) er
 	if err := tx.PutRecord(rec); err != nil {
 		return err
 	}
-	_, err := tx.Append(Local, &c)
-	return err
+	return r.appendLog(tx, Local, &c)
+}
+
+const metaHistory = "hist/"
+
+func historyKey(id RecordID, seq uint64) string {
+	return fmt.Sprintf("%s%s/%016x", metaHistory, id, seq)
+}
+
+// appendLog logs c and, with History on, indexes it under its record.
+func (r *Replica) appendLog(tx Tx, origin Origin, c *Change) error {
+	seq, err := tx.Append(origin, c)
+	if err != nil || !r.history {
+		return err
+	}
+	return tx.SetMeta(historyKey(c.Record, seq), []byte{1})
+}
+
+// History returns the logged changes to record id, oldest first: each
+// with its device (the dot's replica), time and fields. It needs the
+// History option; changes logged before it was on are not listed.
+func (r *Replica) History(ctx context.Context, id RecordID) ([]LogEntry, error) {
+	var out []LogEntry
+	err := r.store.View(ctx, func(tx ReadTx) error {
+		prefix := metaHistory + id.String() + "/"
+		return tx.ScanMeta(prefix, func(key string, _ []byte) error {
+			seq, err := strconv.ParseUint(strings.TrimPrefix(key, prefix), 16, 64)
+			if err != nil {
+				return fmt.Errorf("history key %q: %w", key, ErrCorrupt)
+			}
+			e, err := tx.LogEntry(seq)
+			if err != nil {
+				return err
+			}
+			out = append(out, e)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", id, err)
+	}
+	return out, nil
 }
 
 // Record returns the current state of one record.
@@ -452,7 +500,7 @@ func (r *Replica) applyAll(tx Tx, origin Origin, changes []Change) (int, []*Reco
 		}
 		applied++
 		dirty[c.Record] = true
-		if _, err := tx.Append(origin, c); err != nil {
+		if err := r.appendLog(tx, origin, c); err != nil {
 			return 0, nil, nil, err
 		}
 	}
