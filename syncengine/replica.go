@@ -376,7 +376,15 @@ func (r *Replica) write(tx Tx, rec *Record, form string, fields []FieldWrite) er
 const metaHistory = "hist/"
 
 func historyKey(id RecordID, seq uint64) string {
-	return fmt.Sprintf("%s%s/%016x", metaHistory, id, seq)
+	b := make([]byte, 0, len(metaHistory)+36+1+16)
+	b = append(b, metaHistory...)
+	b = append(b, id.String()...)
+	b = append(b, '/')
+	h := strconv.AppendUint(nil, seq, 16)
+	for range 16 - len(h) {
+		b = append(b, '0')
+	}
+	return string(append(b, h...))
 }
 
 // appendLog logs c and, with History on, indexes it under its record.
