@@ -85,8 +85,14 @@ func (s *Server) consolePublish(w http.ResponseWriter, r *http.Request, u *auth.
 
 type deviceRow struct {
 	auth.Device
-	State, Enrolled string
+	State, Enrolled   string
+	LastSync, Clock   string
+	Waiting           int64
+	ClockWarn, Silent bool
 }
+
+// silentAfter is when the console marks a device that has not synced.
+const silentAfter = 7 * 24 * time.Hour
 
 func (s *Server) consoleDevices(w http.ResponseWriter, r *http.Request, u *auth.User, session string) {
 	s.showDevices(w, r, u, session, map[string]any{}, http.StatusOK)
@@ -119,7 +125,27 @@ func (s *Server) showDevices(w http.ResponseWriter, r *http.Request, u *auth.Use
 			case d.Wipe:
 				st = "wipe pending"
 			}
-			rows = append(rows, deviceRow{Device: d, State: st, Enrolled: time.UnixMilli(d.Enrolled).UTC().Format("2006-01-02 15:04")})
+			row := deviceRow{Device: d, State: st, Enrolled: time.UnixMilli(d.Enrolled).UTC().Format("2006-01-02 15:04"), LastSync: "never"}
+			if ds, ok := s.devstats.get(r.Context(), s.store, d.ID); ok {
+				row.LastSync = time.UnixMilli(ds.LastSync).UTC().Format("2006-01-02 15:04")
+				row.Waiting = ds.Waiting
+				row.Silent = s.rep.Now().Sub(time.UnixMilli(ds.LastSync)) > silentAfter
+				if ds.Known {
+					off := time.Duration(ds.Offset) * time.Millisecond
+					row.ClockWarn = off > clockWarning || off < -clockWarning
+					switch {
+					case !row.ClockWarn:
+						row.Clock = "ok"
+					case off > 0:
+						row.Clock = "ahead by " + off.Round(time.Second).String()
+					default:
+						row.Clock = "behind by " + (-off).Round(time.Second).String()
+					}
+				}
+			} else {
+				row.Silent = s.rep.Now().Sub(time.UnixMilli(d.Enrolled)) > silentAfter
+			}
+			rows = append(rows, row)
 		}
 		data["Devices"] = rows
 	}

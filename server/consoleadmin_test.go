@@ -276,3 +276,54 @@ func (d directRemote) Push(ctx context.Context, p syncengine.Push) (syncengine.P
 func (d directRemote) Pull(ctx context.Context, r syncengine.PullRequest) (syncengine.Page, error) {
 	return d.r.Page(ctx, r)
 }
+
+// TestConsoleDeviceClockWarning: a device whose clock is ten minutes behind
+// the server's is flagged on the devices page after its sync, with its
+// last sync time; a device that never synced says so.
+func TestConsoleDeviceClockWarning(t *testing.T) {
+	ctx := context.Background()
+	cfg := server.Config{DataDir: filepath.Join(t.TempDir(), "srv"), RequireAuth: true, Clock: func() time.Time { return time.Now().Add(10 * time.Minute) }}
+	srv := startServer(t, cfg)
+	a := srv.Auth()
+	must(t, a.AddUser(ctx, "t", "lena", "lena's long password"))
+	must(t, a.CreateProject(ctx, "t", "camp"))
+	must(t, a.Grant(ctx, "t", "lena", "camp", "lead"))
+	enroll := func(team string) *fieldapp.Device {
+		code, _, err := a.NewEnrollmentCode(ctx, "lena", "camp", team, time.Hour)
+		must(t, err)
+		d, err := fieldapp.InitEnroll(ctx, filepath.Join(t.TempDir(), team), srv.URL, code)
+		must(t, err)
+		t.Cleanup(func() { d.Close() })
+		return d
+	}
+	d := enroll("north")
+	enroll("south")
+	if _, err := d.Sync(ctx, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := consoleClient(t, srv, "lena", "lena's long password")
+	page := httpBody(t, c, http.MethodGet, srv.URL+"/console/devices?project=camp", "", nil, http.StatusOK)
+	rows := strings.Split(page, "<tr>")
+	var north, south string
+	for _, r := range rows {
+		switch {
+		case strings.Contains(r, "<td>north</td>"):
+			north = r
+		case strings.Contains(r, "<td>south</td>"):
+			south = r
+		}
+	}
+	if !strings.Contains(north, "behind by 10m0s") || !strings.Contains(north, "clockwarn") || strings.Contains(north, "never") {
+		t.Fatalf("the skewed device's row:\n%s", north)
+	}
+	if !strings.Contains(south, "never") || strings.Contains(south, "clockwarn") {
+		t.Fatalf("the device that never synced:\n%s", south)
+	}
+	// What the server saw is kept across a restart.
+	srv.stop()
+	srv = startServer(t, cfg)
+	c, _ = consoleClient(t, srv, "lena", "lena's long password")
+	if page := httpBody(t, c, http.MethodGet, srv.URL+"/console/devices?project=camp", "", nil, http.StatusOK); !strings.Contains(page, "behind by 10m0s") {
+		t.Fatalf("device contacts lost in a restart:\n%s", page)
+	}
+}

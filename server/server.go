@@ -76,6 +76,7 @@ type Server struct {
 	cancel         context.CancelFunc
 	mu             sync.Mutex
 	hubStat        HubStatus
+	devstats       *devStats
 }
 
 // HubStatus reports a hub's last sync with its upstream.
@@ -166,7 +167,23 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
+	s.devstats = newDevStats(s.store, 30*time.Second)
 	return s, nil
+}
+
+// deviceSeen notes a device's pull: when, how far behind the server's log
+// it still is, and how far its clock is from the server's.
+func (s *Server) deviceSeen(ctx context.Context, id string, deviceTime int64, cursor uint64) {
+	now := s.rep.Now().UnixMilli()
+	st := devStat{LastSync: now}
+	if deviceTime != 0 {
+		st.Offset, st.Known = deviceTime-now, true
+	}
+	var head uint64
+	if s.store.View(ctx, func(tx syncengine.ReadTx) (err error) { head, err = tx.Head(); return }) == nil && head > cursor {
+		st.Waiting = int64(head - cursor)
+	}
+	s.devstats.seen(id, st)
 }
 
 // SetupTokenFile is where the first start writes the admin's one-time setup
@@ -243,6 +260,7 @@ func (s *Server) Close() error {
 		<-s.hubDone
 	}
 	s.checker.stop()
+	s.devstats.close()
 	return s.store.Close()
 }
 
@@ -297,8 +315,9 @@ func (h *syncService) Pull(ctx context.Context, req *tesserav1.PullRequest) (*te
 		return nil, toConnect(ctx, h.s.log, "Pull", err)
 	}
 	res := wire.PageTo(page, req.Columnar)
-	if d := principal(ctx).Device; d != nil && d.Wipe {
-		res.Wipe = true
+	if d := principal(ctx).Device; d != nil {
+		res.Wipe = d.Wipe
+		h.s.deviceSeen(ctx, d.ID, req.DeviceTime, page.Cursor)
 	}
 	if res.FormsDigest, err = h.s.forms.Digest(ctx); err != nil {
 		return nil, toConnect(ctx, h.s.log, "Pull", err)

@@ -277,6 +277,7 @@ func (c *Client) Push(ctx context.Context, p syncengine.Push) (syncengine.PushRe
 func (c *Client) Pull(ctx context.Context, r syncengine.PullRequest) (syncengine.Page, error) {
 	res, err := c.svc.Pull(ctx, &tesserav1.PullRequest{
 		Replica: r.For[:], Cursor: r.Cursor, CursorDot: DotTo(r.CursorDot), Limit: uint32(max(r.Limit, 0)), Columnar: true,
+		DeviceTime: time.Now().UnixMilli(),
 	})
 	if err != nil {
 		return syncengine.Page{}, err

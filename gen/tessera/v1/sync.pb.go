@@ -517,7 +517,11 @@ type PullRequest struct {
 	// the page by size.
 	Limit uint32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
 	// Answer with `batch` (columnar) instead of `changes`.
-	Columnar      bool `protobuf:"varint,5,opt,name=columnar,proto3" json:"columnar,omitempty"`
+	Columnar bool `protobuf:"varint,5,opt,name=columnar,proto3" json:"columnar,omitempty"`
+	// The caller's wall clock when it sent the request, in Unix milliseconds
+	// (0 if unknown). The server compares it with its own to warn project
+	// leads of a device whose clock is wrong.
+	DeviceTime    int64 `protobuf:"varint,6,opt,name=device_time,json=deviceTime,proto3" json:"device_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -585,6 +589,13 @@ func (x *PullRequest) GetColumnar() bool {
 		return x.Columnar
 	}
 	return false
+}
+
+func (x *PullRequest) GetDeviceTime() int64 {
+	if x != nil {
+		return x.DeviceTime
+	}
+	return 0
 }
 
 type PullResponse struct {
@@ -945,14 +956,16 @@ const file_tessera_v1_sync_proto_rawDesc = "" +
 	"\x06resend\x18\x02 \x01(\bR\x06resend\x12\x1f\n" +
 	"\vserver_time\x18\x03 \x01(\x03R\n" +
 	"serverTime\x12\x18\n" +
-	"\aapplied\x18\x04 \x01(\rR\aapplied\"\xa1\x01\n" +
+	"\aapplied\x18\x04 \x01(\rR\aapplied\"\xc2\x01\n" +
 	"\vPullRequest\x12\x18\n" +
 	"\areplica\x18\x01 \x01(\fR\areplica\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\x04R\x06cursor\x12.\n" +
 	"\n" +
 	"cursor_dot\x18\x03 \x01(\v2\x0f.tessera.v1.DotR\tcursorDot\x12\x14\n" +
 	"\x05limit\x18\x04 \x01(\rR\x05limit\x12\x1a\n" +
-	"\bcolumnar\x18\x05 \x01(\bR\bcolumnar\"\xd2\x02\n" +
+	"\bcolumnar\x18\x05 \x01(\bR\bcolumnar\x12\x1f\n" +
+	"\vdevice_time\x18\x06 \x01(\x03R\n" +
+	"deviceTime\"\xd2\x02\n" +
 	"\fPullResponse\x12,\n" +
 	"\achanges\x18\x01 \x03(\v2\x12.tessera.v1.ChangeR\achanges\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\x04R\x06cursor\x12.\n" +
