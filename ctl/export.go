@@ -117,11 +117,21 @@ func (c *cli) export(args []string) error {
 	approved := fs.Bool("approved-only", false, "only records a lead approved")
 	labels := fs.String("labels", "", "write choice labels in this language instead of names")
 	since := fs.String("since", "", "only records changed after this cursor (printed by the previous export)")
-	if _, err := c.parse(fs, "export --form FORM --format csv|jsonl|parquet|geojson --out DIR [--approved-only] [--labels LANG] [--since CURSOR]", args, 0); err != nil {
+	mirror := fs.String("mirror", "", "keep this folder a current copy (csv or jsonl): the first run exports all, later runs only what changed")
+	if _, err := c.parse(fs, "export --form FORM --format csv|jsonl|parquet|geojson (--out DIR [--since CURSOR] | --mirror DIR) [--approved-only] [--labels LANG]", args, 0); err != nil {
 		return helpOK(err)
 	}
+	if *mirror != "" {
+		if *out != "" || *since != "" {
+			return errors.New("export: --mirror keeps its own cursor; leave out --out and --since")
+		}
+		if *form == "" {
+			return errors.New("export: --form is required")
+		}
+		return c.mirror(*mirror, mirrorState{Form: *form, Format: *format, ApprovedOnly: *approved, Labels: *labels})
+	}
 	if *form == "" || *out == "" {
-		return errors.New("export: --form and --out are required")
+		return errors.New("export: --form and --out (or --mirror) are required")
 	}
 	switch *format {
 	case "csv", "jsonl", "parquet", "geojson":
@@ -131,17 +141,30 @@ func (c *cli) export(args []string) error {
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
-	cl, err := c.client()
+	end, _, err := c.exportInto(&tesserav1.ExportRequest{FormId: *form, ApprovedOnly: *approved, Labels: *labels, Since: *since}, *format, *out)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	stream, err := cl.Export().Export(c.ctx, &tesserav1.ExportRequest{FormId: *form, ApprovedOnly: *approved, Labels: *labels, Since: *since})
+	fmt.Fprintf(c.stdout, "exported %d records (%d rows) of %s into %s\ncursor %s\n", end.Records, end.Rows, *form, *out, end.Cursor)
+	return nil
+}
+
+// exportInto runs one export into dir, one file per table, and returns its
+// end (with the cursor) and, for an incremental export, the ids of the
+// records changed since the cursor.
+func (c *cli) exportInto(req *tesserav1.ExportRequest, format, dir string) (*tesserav1.ExportEnd, map[string]bool, error) {
+	cl, err := c.client()
 	if err != nil {
-		return fmt.Errorf("export: %w", err)
+		return nil, nil, err
+	}
+	defer cl.Close()
+	stream, err := cl.Export().Export(c.ctx, req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("export: %w", err)
 	}
 	defer stream.Close()
 	var tables []*tesserav1.ExportTable
+	changed := map[string]bool{}
 	writers := map[int]tableWriter{}
 	tty := isTerminal(c.stderr)
 	closeAll := func() error {
@@ -162,32 +185,36 @@ func (c *cli) export(args []string) error {
 		msg, err := stream.Receive()
 		if errors.Is(err, io.EOF) {
 			closeAll()
-			return errors.New("export: the server ended the stream early; the files are incomplete")
+			return nil, nil, errors.New("export: the server ended the stream early; the files are incomplete")
 		}
 		if err != nil {
 			closeAll()
-			return fmt.Errorf("export: %w", err)
+			return nil, nil, fmt.Errorf("export: %w", err)
 		}
 		switch p := msg.Part.(type) {
 		case *tesserav1.ExportResponse_Schema:
 			tables = p.Schema.Tables
+		case *tesserav1.ExportResponse_Changed:
+			for _, id := range p.Changed.RecordIds {
+				changed[id] = true
+			}
 		case *tesserav1.ExportResponse_Rows:
 			ti := int(p.Rows.Table)
 			if ti >= len(tables) {
 				closeAll()
-				return errors.New("export: the server sent rows of an unknown table")
+				return nil, nil, errors.New("export: the server sent rows of an unknown table")
 			}
 			w := writers[ti]
 			if w == nil {
-				if w, err = newTableWriter(*format, *out, tables[ti]); err != nil {
+				if w, err = newTableWriter(format, dir, tables[ti]); err != nil {
 					closeAll()
-					return err
+					return nil, nil, err
 				}
 				writers[ti] = w
 			}
 			if err := rowsOf(p.Rows, len(tables[ti].Columns), w.write); err != nil {
 				closeAll()
-				return err
+				return nil, nil, err
 			}
 		case *tesserav1.ExportResponse_Progress:
 			if tty {
@@ -200,16 +227,15 @@ func (c *cli) export(args []string) error {
 			// Tables without rows still get their file, with a header.
 			for ti, t := range tables {
 				if writers[ti] == nil {
-					if w, err := newTableWriter(*format, *out, t); err == nil {
+					if w, err := newTableWriter(format, dir, t); err == nil {
 						writers[ti] = w
 					}
 				}
 			}
 			if err := closeAll(); err != nil {
-				return fmt.Errorf("export: %w", err)
+				return nil, nil, fmt.Errorf("export: %w", err)
 			}
-			fmt.Fprintf(c.stdout, "exported %d records (%d rows) of %s into %s\ncursor %s\n", p.End.Records, p.End.Rows, *form, *out, p.End.Cursor)
-			return nil
+			return p.End, changed, nil
 		}
 	}
 }

@@ -196,6 +196,21 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 		}); err != nil {
 			return err
 		}
+		ids := make([]string, 0, min(len(changed), 10000))
+		for id := range changed {
+			ids = append(ids, id.String())
+			if len(ids) == cap(ids) {
+				if err := stream.Send(&tesserav1.ExportResponse{Part: &tesserav1.ExportResponse_Changed{Changed: &tesserav1.ExportChanged{RecordIds: ids}}}); err != nil {
+					return err
+				}
+				ids = ids[:0]
+			}
+		}
+		if len(ids) > 0 {
+			if err := stream.Send(&tesserav1.ExportResponse{Part: &tesserav1.ExportResponse_Changed{Changed: &tesserav1.ExportChanged{RecordIds: ids}}}); err != nil {
+				return err
+			}
+		}
 		for id := range changed {
 			rec, err := tx.Record(id)
 			if errors.Is(err, syncengine.ErrNotFound) {

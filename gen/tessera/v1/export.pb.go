@@ -821,6 +821,7 @@ type ExportResponse struct {
 	//	*ExportResponse_Rows
 	//	*ExportResponse_Progress
 	//	*ExportResponse_End
+	//	*ExportResponse_Changed
 	Part          isExportResponse_Part `protobuf_oneof:"part"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -899,6 +900,15 @@ func (x *ExportResponse) GetEnd() *ExportEnd {
 	return nil
 }
 
+func (x *ExportResponse) GetChanged() *ExportChanged {
+	if x != nil {
+		if x, ok := x.Part.(*ExportResponse_Changed); ok {
+			return x.Changed
+		}
+	}
+	return nil
+}
+
 type isExportResponse_Part interface {
 	isExportResponse_Part()
 }
@@ -919,6 +929,10 @@ type ExportResponse_End struct {
 	End *ExportEnd `protobuf:"bytes,4,opt,name=end,proto3,oneof"`
 }
 
+type ExportResponse_Changed struct {
+	Changed *ExportChanged `protobuf:"bytes,5,opt,name=changed,proto3,oneof"`
+}
+
 func (*ExportResponse_Schema) isExportResponse_Part() {}
 
 func (*ExportResponse_Rows) isExportResponse_Part() {}
@@ -926,6 +940,56 @@ func (*ExportResponse_Rows) isExportResponse_Part() {}
 func (*ExportResponse_Progress) isExportResponse_Part() {}
 
 func (*ExportResponse_End) isExportResponse_Part() {}
+
+func (*ExportResponse_Changed) isExportResponse_Part() {}
+
+// In an incremental export (`since` set), the ids of every record of the
+// form changed after the cursor, sent before any rows: whatever a copy
+// held of these records is replaced by the rows that follow (none for a
+// record deleted or no longer selected). Sent in several parts when long.
+type ExportChanged struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RecordIds     []string               `protobuf:"bytes,1,rep,name=record_ids,json=recordIds,proto3" json:"record_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportChanged) Reset() {
+	*x = ExportChanged{}
+	mi := &file_tessera_v1_export_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportChanged) ProtoMessage() {}
+
+func (x *ExportChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_export_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportChanged.ProtoReflect.Descriptor instead.
+func (*ExportChanged) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_export_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ExportChanged) GetRecordIds() []string {
+	if x != nil {
+		return x.RecordIds
+	}
+	return nil
+}
 
 type ExportSchema struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -936,7 +1000,7 @@ type ExportSchema struct {
 
 func (x *ExportSchema) Reset() {
 	*x = ExportSchema{}
-	mi := &file_tessera_v1_export_proto_msgTypes[11]
+	mi := &file_tessera_v1_export_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -948,7 +1012,7 @@ func (x *ExportSchema) String() string {
 func (*ExportSchema) ProtoMessage() {}
 
 func (x *ExportSchema) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_export_proto_msgTypes[11]
+	mi := &file_tessera_v1_export_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -961,7 +1025,7 @@ func (x *ExportSchema) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportSchema.ProtoReflect.Descriptor instead.
 func (*ExportSchema) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_export_proto_rawDescGZIP(), []int{11}
+	return file_tessera_v1_export_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ExportSchema) GetTables() []*ExportTable {
@@ -1020,13 +1084,17 @@ const file_tessera_v1_export_proto_rawDesc = "" +
 	"\tExportEnd\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\tR\x06cursor\x12\x18\n" +
 	"\arecords\x18\x02 \x01(\x04R\arecords\x12\x12\n" +
-	"\x04rows\x18\x03 \x01(\x04R\x04rows\"\xdf\x01\n" +
+	"\x04rows\x18\x03 \x01(\x04R\x04rows\"\x96\x02\n" +
 	"\x0eExportResponse\x122\n" +
 	"\x06schema\x18\x01 \x01(\v2\x18.tessera.v1.ExportSchemaH\x00R\x06schema\x12,\n" +
 	"\x04rows\x18\x02 \x01(\v2\x16.tessera.v1.ExportRowsH\x00R\x04rows\x128\n" +
 	"\bprogress\x18\x03 \x01(\v2\x1a.tessera.v1.ExportProgressH\x00R\bprogress\x12)\n" +
-	"\x03end\x18\x04 \x01(\v2\x15.tessera.v1.ExportEndH\x00R\x03endB\x06\n" +
-	"\x04part\"?\n" +
+	"\x03end\x18\x04 \x01(\v2\x15.tessera.v1.ExportEndH\x00R\x03end\x125\n" +
+	"\achanged\x18\x05 \x01(\v2\x19.tessera.v1.ExportChangedH\x00R\achangedB\x06\n" +
+	"\x04part\".\n" +
+	"\rExportChanged\x12\x1d\n" +
+	"\n" +
+	"record_ids\x18\x01 \x03(\tR\trecordIds\"?\n" +
 	"\fExportSchema\x12/\n" +
 	"\x06tables\x18\x01 \x03(\v2\x17.tessera.v1.ExportTableR\x06tables*m\n" +
 	"\n" +
@@ -1059,7 +1127,7 @@ func file_tessera_v1_export_proto_rawDescGZIP() []byte {
 }
 
 var file_tessera_v1_export_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_tessera_v1_export_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_tessera_v1_export_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_tessera_v1_export_proto_goTypes = []any{
 	(ColumnType)(0),           // 0: tessera.v1.ColumnType
 	(CellKind)(0),             // 1: tessera.v1.CellKind
@@ -1074,7 +1142,8 @@ var file_tessera_v1_export_proto_goTypes = []any{
 	(*ExportProgress)(nil),    // 10: tessera.v1.ExportProgress
 	(*ExportEnd)(nil),         // 11: tessera.v1.ExportEnd
 	(*ExportResponse)(nil),    // 12: tessera.v1.ExportResponse
-	(*ExportSchema)(nil),      // 13: tessera.v1.ExportSchema
+	(*ExportChanged)(nil),     // 13: tessera.v1.ExportChanged
+	(*ExportSchema)(nil),      // 14: tessera.v1.ExportSchema
 }
 var file_tessera_v1_export_proto_depIdxs = []int32{
 	0,  // 0: tessera.v1.ExportColumn.type:type_name -> tessera.v1.ColumnType
@@ -1082,20 +1151,21 @@ var file_tessera_v1_export_proto_depIdxs = []int32{
 	8,  // 2: tessera.v1.ExportRow.cells:type_name -> tessera.v1.Cell
 	7,  // 3: tessera.v1.ExportRows.rows:type_name -> tessera.v1.ExportRow
 	1,  // 4: tessera.v1.ExportRows.kinds:type_name -> tessera.v1.CellKind
-	13, // 5: tessera.v1.ExportResponse.schema:type_name -> tessera.v1.ExportSchema
+	14, // 5: tessera.v1.ExportResponse.schema:type_name -> tessera.v1.ExportSchema
 	9,  // 6: tessera.v1.ExportResponse.rows:type_name -> tessera.v1.ExportRows
 	10, // 7: tessera.v1.ExportResponse.progress:type_name -> tessera.v1.ExportProgress
 	11, // 8: tessera.v1.ExportResponse.end:type_name -> tessera.v1.ExportEnd
-	6,  // 9: tessera.v1.ExportSchema.tables:type_name -> tessera.v1.ExportTable
-	4,  // 10: tessera.v1.ExportService.Export:input_type -> tessera.v1.ExportRequest
-	2,  // 11: tessera.v1.ReviewService.SetReview:input_type -> tessera.v1.SetReviewRequest
-	12, // 12: tessera.v1.ExportService.Export:output_type -> tessera.v1.ExportResponse
-	3,  // 13: tessera.v1.ReviewService.SetReview:output_type -> tessera.v1.SetReviewResponse
-	12, // [12:14] is the sub-list for method output_type
-	10, // [10:12] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	13, // 9: tessera.v1.ExportResponse.changed:type_name -> tessera.v1.ExportChanged
+	6,  // 10: tessera.v1.ExportSchema.tables:type_name -> tessera.v1.ExportTable
+	4,  // 11: tessera.v1.ExportService.Export:input_type -> tessera.v1.ExportRequest
+	2,  // 12: tessera.v1.ReviewService.SetReview:input_type -> tessera.v1.SetReviewRequest
+	12, // 13: tessera.v1.ExportService.Export:output_type -> tessera.v1.ExportResponse
+	3,  // 14: tessera.v1.ReviewService.SetReview:output_type -> tessera.v1.SetReviewResponse
+	13, // [13:15] is the sub-list for method output_type
+	11, // [11:13] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_tessera_v1_export_proto_init() }
@@ -1114,6 +1184,7 @@ func file_tessera_v1_export_proto_init() {
 		(*ExportResponse_Rows)(nil),
 		(*ExportResponse_Progress)(nil),
 		(*ExportResponse_End)(nil),
+		(*ExportResponse_Changed)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1121,7 +1192,7 @@ func file_tessera_v1_export_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tessera_v1_export_proto_rawDesc), len(file_tessera_v1_export_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   12,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

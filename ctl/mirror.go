@@ -1,0 +1,299 @@
+package ctl
+
+import (
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
+)
+
+// mirrorState is what a mirror folder remembers between runs.
+type mirrorState struct {
+	Form         string `json:"form"`
+	Format       string `json:"format"`
+	ApprovedOnly bool   `json:"approved_only"`
+	Labels       string `json:"labels,omitempty"`
+	Cursor       string `json:"cursor"`
+}
+
+const mirrorStateFile = ".tessera-mirror.json"
+
+// mirror keeps dir a current copy of a form's dataset: the first run
+// exports everything; each later run asks only for what changed after the
+// saved cursor and rewrites the rows of those records in place. The
+// cursor is saved last, so a run cut short is simply done again.
+func (c *cli) mirror(dir string, want mirrorState) error {
+	if want.Format != "csv" && want.Format != "jsonl" {
+		return fmt.Errorf("export --mirror keeps csv or jsonl files (line-wise, rewritten in place); --format %s is for one-off exports", want.Format)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var st mirrorState
+	b, err := os.ReadFile(filepath.Join(dir, mirrorStateFile))
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(b, &st); err != nil {
+			return fmt.Errorf("export --mirror: %s is damaged (%v); remove it to start the mirror again", mirrorStateFile, err)
+		}
+		cur := st
+		cur.Cursor = ""
+		if cur != want {
+			return fmt.Errorf("export --mirror: %s already mirrors form %q as %s (approved only %v, labels %q); use another folder",
+				dir, st.Form, st.Format, st.ApprovedOnly, st.Labels)
+		}
+	case errors.Is(err, os.ErrNotExist):
+		if ents, _ := os.ReadDir(dir); len(ents) > 0 {
+			return fmt.Errorf("export --mirror: %s is not empty and is not a mirror; use an empty or new folder", dir)
+		}
+	default:
+		return err
+	}
+	incoming := filepath.Join(dir, ".incoming")
+	if err := os.RemoveAll(incoming); err != nil {
+		return err
+	}
+	if err := os.Mkdir(incoming, 0o755); err != nil {
+		return err
+	}
+	defer os.RemoveAll(incoming)
+	req := &tesserav1.ExportRequest{FormId: want.Form, ApprovedOnly: want.ApprovedOnly, Labels: want.Labels, Since: st.Cursor}
+	end, changed, err := c.exportInto(req, want.Format, incoming)
+	if err != nil {
+		return err
+	}
+	files, err := os.ReadDir(incoming)
+	if err != nil {
+		return err
+	}
+	full := st.Cursor == ""
+	if !full {
+		// A new form version can add columns: then the whole copy is
+		// exported again rather than mixing two headers in one file.
+		for _, f := range files {
+			same, err := sameHeader(filepath.Join(dir, f.Name()), filepath.Join(incoming, f.Name()), want.Format)
+			if err != nil {
+				return err
+			}
+			if !same {
+				full = true
+			}
+		}
+		if full {
+			fmt.Fprintln(c.stderr, "the form's columns changed: exporting the whole dataset again")
+			if err := os.RemoveAll(incoming); err != nil {
+				return err
+			}
+			if err := os.Mkdir(incoming, 0o755); err != nil {
+				return err
+			}
+			req.Since = ""
+			if end, changed, err = c.exportInto(req, want.Format, incoming); err != nil {
+				return err
+			}
+			if files, err = os.ReadDir(incoming); err != nil {
+				return err
+			}
+		}
+	}
+	for _, f := range files {
+		dst, src := filepath.Join(dir, f.Name()), filepath.Join(incoming, f.Name())
+		if full {
+			if err := os.Rename(src, dst); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := mergeTable(dst, src, want.Format, changed); err != nil {
+			return fmt.Errorf("export --mirror: %s: %w", f.Name(), err)
+		}
+	}
+	st = want
+	st.Cursor = end.Cursor
+	b, _ = json.MarshalIndent(st, "", "  ")
+	tmp := filepath.Join(dir, mirrorStateFile+".tmp")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, mirrorStateFile)); err != nil {
+		return err
+	}
+	what := fmt.Sprintf("%d records changed", len(changed))
+	if full {
+		what = fmt.Sprintf("full export, %d records", end.Records)
+	}
+	fmt.Fprintf(c.stdout, "mirror of %s in %s is current (%s, %d rows written)\ncursor %s\n", want.Form, dir, what, end.Rows, end.Cursor)
+	return nil
+}
+
+// sameHeader compares a CSV file's header with the mirror's copy (JSONL
+// rows name their columns, so any set of columns mixes).
+func sameHeader(old, incoming, format string) (bool, error) {
+	if format != "csv" {
+		return true, nil
+	}
+	a, err := csvHeader(old)
+	if errors.Is(err, os.ErrNotExist) {
+		return true, nil // a new table: copied as it is
+	}
+	if err != nil {
+		return false, err
+	}
+	b, err := csvHeader(incoming)
+	if err != nil {
+		return false, err
+	}
+	return slices.Equal(a, b), nil
+}
+
+func csvHeader(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	h, err := csv.NewReader(bufio.NewReader(f)).Read()
+	if errors.Is(err, io.EOF) {
+		return nil, nil
+	}
+	return h, err
+}
+
+// recordOf is the record a row belongs to: a main row's _id is the record
+// id; a repeat row's _id starts with it ("record/path[instance]").
+func recordOf(id string) string {
+	r, _, _ := strings.Cut(id, "/")
+	return r
+}
+
+// mergeTable rewrites dst without the rows of changed records, then adds
+// every row of src; it streams both files, so memory holds only the ids.
+func mergeTable(dst, src, format string, changed map[string]bool) error {
+	if _, err := os.Stat(dst); errors.Is(err, os.ErrNotExist) {
+		return os.Rename(src, dst)
+	}
+	in, err := os.Open(dst)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	add, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer add.Close()
+	tmp := dst + ".tmp"
+	out, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	w := bufio.NewWriterSize(out, 1<<16)
+	if format == "csv" {
+		err = mergeCSV(w, in, add, changed)
+	} else {
+		err = mergeJSONL(w, in, add, changed)
+	}
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp, dst)
+}
+
+func mergeCSV(w io.Writer, old, add io.Reader, changed map[string]bool) error {
+	r := csv.NewReader(bufio.NewReaderSize(old, 1<<16))
+	r.ReuseRecord = true
+	cw := csv.NewWriter(w)
+	head, err := r.Read()
+	if errors.Is(err, io.EOF) {
+		_, err = io.Copy(w, add)
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	idCol := slices.Index(head, "_id")
+	if idCol < 0 {
+		return errors.New("no _id column in the mirror's copy")
+	}
+	if err := cw.Write(head); err != nil {
+		return err
+	}
+	for {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if !changed[recordOf(rec[idCol])] {
+			if err := cw.Write(rec); err != nil {
+				return err
+			}
+		}
+	}
+	ar := csv.NewReader(bufio.NewReaderSize(add, 1<<16))
+	ar.ReuseRecord = true
+	if _, err := ar.Read(); err != nil && !errors.Is(err, io.EOF) { // its header
+		return err
+	}
+	for {
+		rec, err := ar.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if err := cw.Write(rec); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func mergeJSONL(w io.Writer, old, add io.Reader, changed map[string]bool) error {
+	sc := bufio.NewScanner(old)
+	sc.Buffer(make([]byte, 0, 1<<16), 64<<20)
+	for sc.Scan() {
+		var row struct {
+			ID string `json:"_id"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &row); err != nil {
+			return fmt.Errorf("the mirror's copy has a damaged line: %w", err)
+		}
+		if changed[recordOf(row.ID)] {
+			continue
+		}
+		if _, err := w.Write(sc.Bytes()); err != nil {
+			return err
+		}
+		if _, err := w.Write([]byte{'\n'}); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	_, err := io.Copy(w, add)
+	return err
+}

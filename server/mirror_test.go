@@ -1,0 +1,131 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/tessera-survey/tessera/ctl"
+	"github.com/tessera-survey/tessera/server"
+)
+
+// TestExportMirror: `export --mirror DIR` keeps a copy current across
+// runs (edited, deleted and new records, repeat rows included), and after
+// each run the copy equals a fresh full export, in CSV and in JSON lines.
+func TestExportMirror(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t, server.Config{})
+	if _, _, err := srv.Forms().Publish(ctx, sampleForm(t), "sample", "", srv.Replica().Now()); err != nil {
+		t.Fatal(err)
+	}
+	a := newDevice(t, srv.URL)
+	key := "community_security@2026.11.1"
+	r1, err := a.Replica().Create(ctx, key, fw("intro/consent", "yes", "household/hh_size", "2",
+		"household/roster[m1]", "1", "household/roster[m1]/member_name", "Amina", "household/roster[m1]/age", "34",
+		"household/roster[m2]", "2", "household/roster[m2]/member_name", "Yusuf", "household/roster[m2]/age", "9"))
+	must(t, err)
+	r2, err := a.Replica().Create(ctx, key, fw("intro/consent", "yes", "household/hh_size", "1"))
+	must(t, err)
+	mustSync(t, a)
+
+	dir := t.TempDir()
+	tables := []string{"community_security", "community_security_household_roster"}
+	check := func(format, mirror string) {
+		t.Helper()
+		full := filepath.Join(dir, "full-"+format)
+		os.RemoveAll(full)
+		surveyctl(t, srv.URL, nil, "export", "--form", "community_security", "--format", format, "--out", full)
+		for _, tb := range tables {
+			got, want := readRows(t, filepath.Join(mirror, tb+"."+format)), readRows(t, filepath.Join(full, tb+"."+format))
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s mirror of %s differs from a full export:\nmirror %v\nfull   %v", format, tb, got, want)
+			}
+		}
+	}
+	mirrors := map[string]string{"csv": filepath.Join(dir, "mirror-csv"), "jsonl": filepath.Join(dir, "mirror-jsonl")}
+	for format, m := range mirrors {
+		said := surveyctl(t, srv.URL, nil, "export", "--form", "community_security", "--format", format, "--mirror", m)
+		if !strings.Contains(said, "full export, 2 records") {
+			t.Fatalf("first mirror run said %q", said)
+		}
+		check(format, m)
+	}
+
+	must(t, a.Replica().Set(ctx, r1, fw("household/roster[m1]/member_name", "Amina K", "household/hh_size", "3")))
+	must(t, a.Replica().Delete(ctx, r2))
+	_, err = a.Replica().Create(ctx, key, fw("intro/consent", "yes", "household/hh_size", "5",
+		"household/roster[x1]", "1", "household/roster[x1]/member_name", "Halima"))
+	must(t, err)
+	mustSync(t, a)
+	for format, m := range mirrors {
+		said := surveyctl(t, srv.URL, nil, "export", "--form", "community_security", "--format", format, "--mirror", m)
+		if !strings.Contains(said, "3 records changed") {
+			t.Fatalf("second mirror run said %q", said)
+		}
+		check(format, m)
+		main := readRows(t, filepath.Join(m, "community_security."+format))
+		if len(main) != 2 || main[r2.String()] != nil || main[r1.String()]["household/hh_size"] == nil {
+			t.Fatalf("%s mirror after the edits: %v", format, main)
+		}
+		if said := surveyctl(t, srv.URL, nil, "export", "--form", "community_security", "--format", format, "--mirror", m); !strings.Contains(said, "0 records changed") {
+			t.Fatalf("a run with nothing new said %q", said)
+		}
+		check(format, m)
+	}
+
+	var out, errb strings.Builder
+	err = ctl.Main(ctx, []string{"--server", srv.URL, "export", "--form", "community_security", "--format", "jsonl", "--mirror", mirrors["csv"]}, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "already mirrors") {
+		t.Fatalf("a mirror run with another format: %v", err)
+	}
+	err = ctl.Main(ctx, []string{"--server", srv.URL, "export", "--form", "community_security", "--format", "parquet", "--mirror", filepath.Join(dir, "pq")}, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "csv or jsonl") {
+		t.Fatalf("a parquet mirror: %v", err)
+	}
+}
+
+// readRows reads a CSV or JSON lines table into rows by _id, values as
+// text, so the two formats compare the same way.
+func readRows(t *testing.T, path string) map[string]map[string]any {
+	t.Helper()
+	rows := map[string]map[string]any{}
+	if strings.HasSuffix(path, ".csv") {
+		for _, r := range readCSV(t, path) {
+			m := map[string]any{}
+			for k, v := range r {
+				if v != "" {
+					m[k] = v
+				}
+			}
+			if rows[r["_id"]] != nil {
+				t.Fatalf("%s: two rows with _id %s", path, r["_id"])
+			}
+			rows[r["_id"]] = m
+		}
+		return rows
+	}
+	f, err := os.Open(path)
+	must(t, err)
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var m map[string]any
+		must(t, json.Unmarshal(sc.Bytes(), &m))
+		for k, v := range m {
+			if v == nil {
+				delete(m, k)
+			}
+		}
+		if rows[m["_id"].(string)] != nil {
+			t.Fatalf("%s: two rows with _id %s", path, m["_id"])
+		}
+		rows[m["_id"].(string)] = m
+	}
+	must(t, sc.Err())
+	return rows
+}
