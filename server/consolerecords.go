@@ -382,8 +382,7 @@ func (s *Server) consoleReview(w http.ResponseWriter, r *http.Request, u *auth.U
 		http.Error(w, "your role does not allow this in this record's project", http.StatusForbidden)
 		return
 	}
-	b, _ := json.Marshal(review{State: state, Comment: r.PostFormValue("comment"), By: u.Name, At: s.rep.Now().UnixMilli()})
-	if err := s.store.Update(r.Context(), func(tx syncengine.Tx) error { return tx.SetMeta(metaReview+id.String(), b) }); err != nil {
+	if err := s.setReview(r.Context(), id, review{State: state, Comment: r.PostFormValue("comment"), By: u.Name, At: s.rep.Now().UnixMilli()}); err != nil {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}

@@ -29,6 +29,50 @@ type review struct {
 	At      int64  `json:"at"`
 }
 
+const (
+	metaReviewSeq = "reviewseq"
+	metaReviewLog = "reviewlog/" // + 16 hex digits of the review sequence → record id
+)
+
+// setReview saves a record's review and logs it under the next review
+// sequence number: reviews are not changes to the record, but an
+// incremental export must still see that a record became approved (or
+// stopped being). The export cursor carries both positions.
+func (s *Server) setReview(ctx context.Context, id syncengine.RecordID, rv review) error {
+	b, _ := json.Marshal(rv)
+	return s.store.Update(ctx, func(tx syncengine.Tx) error {
+		var seq uint64
+		if v, err := tx.Meta(metaReviewSeq); err == nil {
+			seq, _ = strconv.ParseUint(string(v), 10, 64)
+		} else if !errors.Is(err, syncengine.ErrNotFound) {
+			return err
+		}
+		seq++
+		if err := tx.SetMeta(metaReviewSeq, []byte(strconv.FormatUint(seq, 10))); err != nil {
+			return err
+		}
+		if err := tx.SetMeta(fmt.Sprintf("%s%016x", metaReviewLog, seq), []byte(id.String())); err != nil {
+			return err
+		}
+		return tx.SetMeta(metaReview+id.String(), b)
+	})
+}
+
+// parseCursor reads an export cursor: "c<log seq>" or "c<log seq>.r<review seq>".
+func parseCursor(c string) (logSeq, reviewSeq uint64, err error) {
+	rest, ok := strings.CutPrefix(c, "c")
+	l, r, hasR := strings.Cut(rest, ".r")
+	if logSeq, err = strconv.ParseUint(l, 10, 64); !ok || err != nil {
+		return 0, 0, errors.New("not a cursor")
+	}
+	if hasR {
+		if reviewSeq, err = strconv.ParseUint(r, 10, 64); err != nil {
+			return 0, 0, errors.New("not a cursor")
+		}
+	}
+	return logSeq, reviewSeq, nil
+}
+
 type reviewService struct{ s *Server }
 
 func (h *reviewService) SetReview(ctx context.Context, req *tesserav1.SetReviewRequest) (*tesserav1.SetReviewResponse, error) {
@@ -46,8 +90,7 @@ func (h *reviewService) SetReview(ctx context.Context, req *tesserav1.SetReviewR
 	if err := h.s.requireRecordRole(ctx, rec, auth.Lead); err != nil {
 		return nil, err
 	}
-	b, _ := json.Marshal(review{State: req.State, Comment: req.Comment, By: actor(ctx), At: h.s.rep.Now().UnixMilli()})
-	if err := h.s.store.Update(ctx, func(tx syncengine.Tx) error { return tx.SetMeta(metaReview+id.String(), b) }); err != nil {
+	if err := h.s.setReview(ctx, id, review{State: req.State, Comment: req.Comment, By: actor(ctx), At: h.s.rep.Now().UnixMilli()}); err != nil {
 		return nil, toConnect(ctx, h.s.log, "SetReview", err)
 	}
 	_ = h.s.auth.Audit(ctx, actor(ctx), "review", fmt.Sprintf("record %s: %s %s", id, req.State, req.Comment))
@@ -122,13 +165,12 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 	if err := stream.Send(&tesserav1.ExportResponse{Part: &tesserav1.ExportResponse_Schema{Schema: schema}}); err != nil {
 		return err
 	}
-	var since uint64
-	if req.Since != "" {
-		n, err := strconv.ParseUint(strings.TrimPrefix(req.Since, "c"), 10, 64)
-		if err != nil || !strings.HasPrefix(req.Since, "c") {
+	var since, sinceReview uint64
+	incremental := req.Since != ""
+	if incremental {
+		if since, sinceReview, err = parseCursor(req.Since); err != nil {
 			return connect.NewError(connect.CodeInvalidArgument, "since: not a cursor from a previous export")
 		}
-		since = n
 	}
 	prefix := req.FormId + "@"
 	matches := func(form string) bool { return form == req.FormId || strings.HasPrefix(form, prefix) }
@@ -145,13 +187,18 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 		pending[ti] = &tesserav1.ExportRows{Table: uint32(ti)}
 		return err
 	}
-	var head uint64
+	var head, reviewHead uint64
 	err = s.store.View(ctx, func(tx syncengine.ReadTx) error {
 		var err error
 		if head, err = tx.Head(); err != nil {
 			return err
 		}
-		if since > head {
+		if v, err := tx.Meta(metaReviewSeq); err == nil {
+			reviewHead, _ = strconv.ParseUint(string(v), 10, 64)
+		} else if !errors.Is(err, syncengine.ErrNotFound) {
+			return err
+		}
+		if since > head || sinceReview > reviewHead {
 			return connect.NewError(connect.CodeInvalidArgument, "since: the cursor is ahead of this server")
 		}
 		each := func(rec *syncengine.Record) error {
@@ -182,7 +229,7 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 			}
 			return nil
 		}
-		if since == 0 {
+		if !incremental {
 			return tx.ScanRecords(syncengine.RecordID{}, each)
 		}
 		// Only records changed after the cursor: collect their ids from
@@ -191,6 +238,22 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 		if err := tx.ScanLog(since, func(e syncengine.LogEntry, _ int) error {
 			if matches(e.Change.Form) {
 				changed[e.Change.Record] = true
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		// Records whose review changed after the cursor, whatever form:
+		// the form is checked when the record is read.
+		if err := tx.ScanMeta(metaReviewLog, func(k string, v []byte) error {
+			n, err := strconv.ParseUint(strings.TrimPrefix(k, metaReviewLog), 16, 64)
+			if err != nil || n <= sinceReview {
+				return nil
+			}
+			if id, err := syncengine.ParseRecordID(string(v)); err == nil {
+				if rec, err := tx.Record(id); err == nil && matches(rec.Form) {
+					changed[id] = true
+				}
 			}
 			return nil
 		}); err != nil {
@@ -236,7 +299,7 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 	_ = s.auth.Audit(ctx, actor(ctx), "export", fmt.Sprintf("form %s: %d records, %d rows (since %q, approved only %v, sensitive %v)",
 		req.FormId, records, rows, req.Since, req.ApprovedOnly, sensitive))
 	return stream.Send(&tesserav1.ExportResponse{Part: &tesserav1.ExportResponse_End{End: &tesserav1.ExportEnd{
-		Cursor: "c" + strconv.FormatUint(head, 10), Records: records, Rows: rows}}})
+		Cursor: fmt.Sprintf("c%d.r%d", head, reviewHead), Records: records, Rows: rows}}})
 }
 
 // appendRow adds a row to a columnar batch.

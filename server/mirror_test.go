@@ -78,6 +78,31 @@ func TestExportMirror(t *testing.T) {
 		check(format, m)
 	}
 
+	// A review is not a change to the record, yet an approved-only mirror
+	// must follow it both ways.
+	tok, err := srv.Auth().NewSetupToken(ctx, "admin")
+	must(t, err)
+	session, _, err := srv.Auth().UseSetupToken(ctx, tok, "the admin's long password")
+	must(t, err)
+	env := map[string]string{"TESSERA_TOKEN": session}
+	t.Setenv("TESSERA_TOKEN", session)
+	ap := filepath.Join(dir, "approved")
+	approvedRows := func() map[string]map[string]any {
+		surveyctl(t, srv.URL, nil, "export", "--form", "community_security", "--format", "csv", "--approved-only", "--mirror", ap)
+		return readRows(t, filepath.Join(ap, "community_security.csv"))
+	}
+	if got := approvedRows(); len(got) != 0 {
+		t.Fatalf("approved-only mirror before any review: %v", got)
+	}
+	surveyctl(t, srv.URL, env, "review", r1.String(), "approved")
+	if got := approvedRows(); len(got) != 1 || got[r1.String()] == nil {
+		t.Fatalf("approved-only mirror after approving r1: %v", got)
+	}
+	surveyctl(t, srv.URL, env, "review", r1.String(), "has_issues", "--comment", "ages look wrong")
+	if got := approvedRows(); len(got) != 0 {
+		t.Fatalf("approved-only mirror after r1 lost its approval: %v", got)
+	}
+
 	var out, errb strings.Builder
 	err = ctl.Main(ctx, []string{"--server", srv.URL, "export", "--form", "community_security", "--format", "jsonl", "--mirror", mirrors["csv"]}, &out, &errb)
 	if err == nil || !strings.Contains(err.Error(), "already mirrors") {
