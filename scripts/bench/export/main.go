@@ -1,9 +1,11 @@
 // Command export measures an export of many records (default 1,000,000 of
-// 30 fields): rows per second and the peak memory of the process during the
-// export (the server and surveyctl's writer run in this one process; the
-// store is filled before the measurement and peak memory reset after).
+// 30 fields): rows per second and peak memory. The server runs in this
+// process (its store filled first, its peak RSS reset before the export);
+// surveyctl runs as its own process, built from ./cmd/surveyctl, so each
+// side's peak RSS is measured apart. With -inprocess, surveyctl runs in
+// this process instead (for a CPU profile of both sides).
 //
-//	go run ./scripts/bench/export [-records N] [-format csv]
+//	go run ./scripts/bench/export [-records N] [-format csv] [-inprocess -cpuprofile FILE]
 package main
 
 import (
@@ -13,6 +15,7 @@ import (
 	"log"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
@@ -29,7 +32,8 @@ import (
 func main() {
 	n := flag.Int("records", 1_000_000, "records to export")
 	format := flag.String("format", "csv", "csv, jsonl, parquet or geojson")
-	prof := flag.String("cpuprofile", "", "write a CPU profile of the export")
+	prof := flag.String("cpuprofile", "", "write a CPU profile of the export (with -inprocess: of both sides)")
+	inproc := flag.Bool("inprocess", false, "run surveyctl in this process rather than as its own")
 	flag.Parse()
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "tessera-export-bench")
@@ -83,21 +87,72 @@ func main() {
 		pprof.StartCPUProfile(pf)
 		defer pprof.StopCPUProfile()
 	}
-	t0 = time.Now()
-	err = ctl.Main(ctx, []string{"--server", "http://" + ln.Addr().String(), "export", "--form", "bench", "--format", *format,
-		"--out", filepath.Join(dir, "out")}, &out, &errb)
-	el := time.Since(t0)
-	if err != nil {
-		log.Fatalf("%v %s", err, errb.String())
+	url := "http://" + ln.Addr().String()
+	args := []string{"--server", url, "export", "--form", "bench", "--format", *format, "--out", filepath.Join(dir, "out")}
+	var el time.Duration
+	var clientKiB int64
+	if *inproc {
+		t0 = time.Now()
+		err = ctl.Main(ctx, args, &out, &errb)
+		el = time.Since(t0)
+		if err != nil {
+			log.Fatalf("%v %s", err, errb.String())
+		}
+	} else {
+		bin := filepath.Join(dir, "surveyctl")
+		if b, err := exec.Command("go", "build", "-o", bin, "./cmd/surveyctl").CombinedOutput(); err != nil {
+			log.Fatalf("go build ./cmd/surveyctl: %v\n%s", err, b)
+		}
+		cmd := exec.Command(bin, args...)
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		t0 = time.Now()
+		if err := cmd.Start(); err != nil {
+			log.Fatal(err)
+		}
+		// VmHWM of the child itself (rusage's maxrss would count the
+		// image it was forked from); it only grows, so the last read
+		// before the process ends is its peak.
+		stop := make(chan struct{})
+		polled := make(chan int64)
+		go func() {
+			var hwm int64
+			status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
+			for {
+				if v := vmHWM(status); v > 0 {
+					hwm = v
+				}
+				select {
+				case <-stop:
+					polled <- hwm
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+		}()
+		err = cmd.Wait()
+		el = time.Since(t0)
+		close(stop)
+		clientKiB = <-polled
+		if err != nil {
+			log.Fatalf("surveyctl: %v %s", err, errb.String())
+		}
 	}
 	fmt.Print(out.String())
-	fmt.Printf("%d rows in %.2f s: %.0f rows/s; peak RSS during the export %.0f MiB (before it %.0f MiB)\n",
-		*n, el.Seconds(), float64(*n)/el.Seconds(), float64(peakRSS())/1024, float64(before)/1024)
+	server := float64(peakRSS()) / 1024
+	fmt.Printf("%d rows in %.2f s: %.0f rows/s; server peak RSS during the export %.0f MiB (%.0f MiB before it, growth %.0f MiB)",
+		*n, el.Seconds(), float64(*n)/el.Seconds(), server, float64(before)/1024, server-float64(before)/1024)
+	if !*inproc {
+		fmt.Printf("; surveyctl peak RSS %.0f MiB", float64(clientKiB)/1024)
+	}
+	fmt.Println()
 }
 
-// peakRSS is VmHWM in KiB.
-func peakRSS() int64 {
-	b, _ := os.ReadFile("/proc/self/status")
+// peakRSS is this process's VmHWM in KiB.
+func peakRSS() int64 { return vmHWM("/proc/self/status") }
+
+// vmHWM reads VmHWM (peak RSS, KiB) from a /proc status file.
+func vmHWM(status string) int64 {
+	b, _ := os.ReadFile(status)
 	for _, l := range strings.Split(string(b), "\n") {
 		if strings.HasPrefix(l, "VmHWM:") {
 			var kb int64
