@@ -43,6 +43,7 @@ var consoleRoutes = map[string]auth.Role{
 	"GET /console/records/{id}":          auth.Analyst,
 	"POST /console/records/{id}/resolve": auth.Lead,
 	"POST /console/records/{id}/review":  auth.Lead,
+	"POST /console/bulk-resolve":         auth.Lead,
 
 	// Per-project checks happen in the handlers: a lead of one project
 	// sees and changes only that project's forms and devices.
@@ -72,6 +73,7 @@ func (s *Server) mountConsole(mux *http.ServeMux) {
 		"GET /console/records/{id}":          s.consoleRecord,
 		"POST /console/records/{id}/resolve": s.consoleResolve,
 		"POST /console/records/{id}/review":  s.consoleReview,
+		"POST /console/bulk-resolve":         s.consoleBulkResolve,
 		"GET /console/forms":                 s.consoleForms,
 		"POST /console/forms":                s.consolePublish,
 		"GET /console/devices":               s.consoleDevices,

@@ -327,3 +327,62 @@ func TestConsoleDeviceClockWarning(t *testing.T) {
 		t.Fatalf("device contacts lost in a restart:\n%s", page)
 	}
 }
+
+// TestConsoleBulkRule: "for threats/safe_day keep the latest visit"
+// resolves every conflict on that question, and only those; the devices
+// get the resolutions at their next sync.
+func TestConsoleBulkRule(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t, server.Config{})
+	must(t, srv.Auth().AddUser(ctx, "t", "lena", "lena's long password"))
+	must(t, srv.Auth().CreateProject(ctx, "t", "camp"))
+	must(t, srv.Auth().Grant(ctx, "t", "lena", "camp", "lead"))
+	info, _, err := srv.Forms().Publish(ctx, sampleForm(t), "sample", "camp", srv.Replica().Now())
+	must(t, err)
+	a, b := newDevice(t, srv.URL), newDevice(t, srv.URL)
+	var ids []syncengine.RecordID
+	for range 3 {
+		id, err := a.Replica().Create(ctx, info.Key(), fw("threats/safe_day", "safe", "household/hh_size", "2"))
+		must(t, err)
+		ids = append(ids, id)
+	}
+	mustSync(t, a)
+	mustSync(t, b)
+	for _, id := range ids {
+		must(t, a.Replica().Set(ctx, id, fw("threats/safe_day", "very_safe", "household/hh_size", "3")))
+	}
+	time.Sleep(5 * time.Millisecond)
+	for _, id := range ids {
+		must(t, b.Replica().Set(ctx, id, fw("threats/safe_day", "unsafe", "household/hh_size", "4")))
+	}
+	mustSync(t, a)
+	mustSync(t, b)
+	mustSync(t, a)
+
+	c, csrf := consoleClient(t, srv, "lena", "lena's long password")
+	page := httpBody(t, c, http.MethodGet, srv.URL+"/console/records?conflicts=1&form="+info.ID, "", nil, http.StatusOK)
+	if !strings.Contains(page, `id="bulk"`) {
+		t.Fatalf("no bulk rule form for a lead:\n%s", page)
+	}
+	postForm(t, c, srv.URL+"/console/bulk-resolve", url.Values{"csrf": {csrf}, "form": {info.ID}, "question": {"threats/safe_day"}, "rule": {"latest"}}, http.StatusBadRequest)
+	page = postForm(t, c, srv.URL+"/console/bulk-resolve", url.Values{"csrf": {csrf}, "form": {info.ID}, "question": {"threats/safe_day"},
+		"rule": {"latest"}, "reason": {"the second visit corrects the first"}}, http.StatusOK)
+	if !strings.Contains(page, "3 conflicts resolved") {
+		t.Fatalf("bulk rule page:\n%s", page)
+	}
+	mustSync(t, a)
+	mustSync(t, b)
+	for _, d := range []*fieldapp.Device{a, b} {
+		for _, id := range ids {
+			rec, err := d.Replica().Record(ctx, id)
+			must(t, err)
+			reg := rec.Fields["threats/safe_day"]
+			if e, conflict := reg.Current(); conflict || e.Value.String() != "unsafe" {
+				t.Fatalf("threats/safe_day after the rule: %v (conflict %v)", e.Value, conflict)
+			}
+			if _, conflict := rec.Fields["household/hh_size"].Current(); !conflict {
+				t.Fatal("the rule resolved another question too")
+			}
+		}
+	}
+}

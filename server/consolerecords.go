@@ -182,7 +182,8 @@ func (s *Server) consoleRecords(w http.ResponseWriter, r *http.Request, u *auth.
 		return
 	}
 	s.render(w, "records", http.StatusOK, map[string]any{"User": u.Name, "CSRF": csrfFor(session), "Rows": rows,
-		"F": flt, "Next": next, "ReviewStates": []string{"received", "has_issues", "approved", "rejected"}})
+		"F": flt, "Next": next, "ReviewStates": []string{"received", "has_issues", "approved", "rejected"},
+		"Resolved": r.URL.Query().Get("resolved"), "Refused": r.URL.Query().Get("refused"), "Lead": p.CanAnywhere(auth.Lead)})
 }
 
 type fieldView struct {
