@@ -51,8 +51,13 @@ func (c *cli) mirror(dir string, want mirrorState) error {
 				dir, st.Form, st.Format, st.ApprovedOnly, st.Labels)
 		}
 	case errors.Is(err, os.ErrNotExist):
-		if ents, _ := os.ReadDir(dir); len(ents) > 0 {
-			return fmt.Errorf("export --mirror: %s is not empty and is not a mirror; use an empty or new folder", dir)
+		// Tolerate what an interrupted first run leaves: its incoming
+		// folder and table files, which this run replaces.
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			if e.Name() != ".incoming" && !strings.HasSuffix(e.Name(), "."+want.Format) {
+				return fmt.Errorf("export --mirror: %s holds %s and is not a mirror; use an empty or new folder", dir, e.Name())
+			}
 		}
 	default:
 		return err

@@ -31,6 +31,7 @@ type devStats struct {
 	dirty map[string]devStat
 	stop  chan struct{}
 	done  chan struct{}
+	once  sync.Once
 }
 
 func newDevStats(store syncengine.Store, every time.Duration) *devStats {
@@ -96,6 +97,6 @@ func (d *devStats) get(ctx context.Context, store syncengine.Store, id string) (
 }
 
 func (d *devStats) close() {
-	close(d.stop)
+	d.once.Do(func() { close(d.stop) })
 	<-d.done
 }

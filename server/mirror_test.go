@@ -108,6 +108,19 @@ func TestExportMirror(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "already mirrors") {
 		t.Fatalf("a mirror run with another format: %v", err)
 	}
+	notes := filepath.Join(dir, "notes")
+	must(t, os.MkdirAll(notes, 0o755))
+	must(t, os.WriteFile(filepath.Join(notes, "plan.txt"), []byte("mine"), 0o644))
+	err = ctl.Main(ctx, []string{"--server", srv.URL, "export", "--form", "community_security", "--format", "csv", "--mirror", notes}, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "is not a mirror") {
+		t.Fatalf("a mirror into a folder of other files: %v", err)
+	}
+	// What an interrupted first run leaves behind does not block the next.
+	cut := filepath.Join(dir, "cut")
+	must(t, os.MkdirAll(filepath.Join(cut, ".incoming"), 0o755))
+	must(t, os.WriteFile(filepath.Join(cut, "community_security.csv"), []byte("half a file"), 0o644))
+	surveyctl(t, srv.URL, nil, "export", "--form", "community_security", "--format", "csv", "--mirror", cut)
+	check("csv", cut)
 	err = ctl.Main(ctx, []string{"--server", srv.URL, "export", "--form", "community_security", "--format", "parquet", "--mirror", filepath.Join(dir, "pq")}, &out, &errb)
 	if err == nil || !strings.Contains(err.Error(), "csv or jsonl") {
 		t.Fatalf("a parquet mirror: %v", err)
