@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"connectrpc.com/connect/v2"
 
@@ -72,6 +73,10 @@ func parseCursor(c string) (logSeq, reviewSeq uint64, err error) {
 	}
 	return logSeq, reviewSeq, nil
 }
+
+// errExportSend stops reading once the stream has failed; the send's own
+// error is what the handler returns.
+var errExportSend = errors.New("export: stream failed")
 
 type reviewService struct{ s *Server }
 
@@ -178,12 +183,47 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 	for ti := range pending {
 		pending[ti] = &tesserav1.ExportRows{Table: uint32(ti)}
 	}
+	// Marshalling, compressing and writing a batch happen in their own
+	// goroutine while the next batch is read and laid out; one sender
+	// keeps the messages in order. After a failed send the rest is
+	// drained and the reader stops at its next send.
+	sendq := make(chan *tesserav1.ExportResponse, 4)
+	sendDone := make(chan error, 1)
+	var sendFailed atomic.Bool
+	go func() {
+		var err error
+		for m := range sendq {
+			if err == nil {
+				if err = stream.Send(m); err != nil {
+					sendFailed.Store(true)
+				}
+			}
+		}
+		sendDone <- err
+	}()
+	sendClosed := false
+	finishSends := func() error {
+		if sendClosed {
+			return nil
+		}
+		sendClosed = true
+		close(sendq)
+		return <-sendDone
+	}
+	defer finishSends()
+	send := func(m *tesserav1.ExportResponse) error {
+		if sendFailed.Load() {
+			return errExportSend
+		}
+		sendq <- m
+		return nil
+	}
 	var records, rows uint64
 	flush := func(ti int) error {
 		if pending[ti].Count == 0 {
 			return nil
 		}
-		err := stream.Send(&tesserav1.ExportResponse{Part: &tesserav1.ExportResponse_Rows{Rows: pending[ti]}})
+		err := send(&tesserav1.ExportResponse{Part: &tesserav1.ExportResponse_Rows{Rows: pending[ti]}})
 		pending[ti] = &tesserav1.ExportRows{Table: uint32(ti)}
 		return err
 	}
@@ -225,7 +265,7 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 				}
 			}
 			if records%5000 == 0 {
-				return stream.Send(&tesserav1.ExportResponse{Part: &tesserav1.ExportResponse_Progress{Progress: &tesserav1.ExportProgress{RecordsDone: records}}})
+				return send(&tesserav1.ExportResponse{Part: &tesserav1.ExportResponse_Progress{Progress: &tesserav1.ExportProgress{RecordsDone: records}}})
 			}
 			return nil
 		}
@@ -263,14 +303,14 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 		for id := range changed {
 			ids = append(ids, id.String())
 			if len(ids) == cap(ids) {
-				if err := stream.Send(&tesserav1.ExportResponse{Part: &tesserav1.ExportResponse_Changed{Changed: &tesserav1.ExportChanged{RecordIds: ids}}}); err != nil {
+				if err := send(&tesserav1.ExportResponse{Part: &tesserav1.ExportResponse_Changed{Changed: &tesserav1.ExportChanged{RecordIds: ids}}}); err != nil {
 					return err
 				}
-				ids = ids[:0]
+				ids = make([]string, 0, cap(ids)) // the sent slice belongs to the sender now
 			}
 		}
 		if len(ids) > 0 {
-			if err := stream.Send(&tesserav1.ExportResponse{Part: &tesserav1.ExportResponse_Changed{Changed: &tesserav1.ExportChanged{RecordIds: ids}}}); err != nil {
+			if err := send(&tesserav1.ExportResponse{Part: &tesserav1.ExportResponse_Changed{Changed: &tesserav1.ExportChanged{RecordIds: ids}}}); err != nil {
 				return err
 			}
 		}
@@ -289,12 +329,18 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 		return nil
 	})
 	if err != nil {
+		if serr := finishSends(); serr != nil {
+			return serr // the client went away or the link broke
+		}
 		return toConnect(ctx, s.log, "Export", err)
 	}
 	for ti := range pending {
 		if err := flush(ti); err != nil {
-			return err
+			break
 		}
+	}
+	if err := finishSends(); err != nil {
+		return err
 	}
 	_ = s.auth.Audit(ctx, actor(ctx), "export", fmt.Sprintf("form %s: %d records, %d rows (since %q, approved only %v, sensitive %v)",
 		req.FormId, records, rows, req.Since, req.ApprovedOnly, sensitive))
