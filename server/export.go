@@ -219,13 +219,64 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 		return nil
 	}
 	var records, rows uint64
-	flush := func(ti int) error {
+	flush := func(ti int) {
 		if pending[ti].Count == 0 {
-			return nil
+			return
 		}
-		err := send(&tesserav1.ExportResponse{Part: &tesserav1.ExportResponse_Rows{Rows: pending[ti]}})
+		_ = send(&tesserav1.ExportResponse{Part: &tesserav1.ExportResponse_Rows{Rows: pending[ti]}})
 		pending[ti] = &tesserav1.ExportRows{Table: uint32(ti)}
-		return err
+	}
+	// Records are laid out as rows in a second goroutine while the store
+	// is read: reading (and decoding) records, laying them out and
+	// sending are the three stages of the pipeline, each in order.
+	type laid struct {
+		rec    *syncengine.Record
+		review string
+	}
+	layq := make(chan []laid, 4)
+	layDone := make(chan struct{})
+	go func() {
+		defer close(layDone)
+		for b := range layq {
+			for _, it := range b {
+				records++
+				layout.Rows(it.rec, dataset.Meta{Review: it.review}, func(r dataset.Row) {
+					appendRow(pending[r.Table], r.Cells)
+					rows++
+				})
+				for ti := range pending {
+					if pending[ti].Count >= exportBatch {
+						flush(ti)
+					}
+				}
+				if records%5000 == 0 {
+					_ = send(&tesserav1.ExportResponse{Part: &tesserav1.ExportResponse_Progress{Progress: &tesserav1.ExportProgress{RecordsDone: records}}})
+				}
+			}
+		}
+		for ti := range pending {
+			flush(ti)
+		}
+	}()
+	layClosed := false
+	finishLayout := func() {
+		if !layClosed {
+			layClosed = true
+			close(layq)
+			<-layDone
+		}
+	}
+	defer finishLayout()
+	batch := make([]laid, 0, 256)
+	pushBatch := func() error {
+		if sendFailed.Load() {
+			return errExportSend
+		}
+		if len(batch) > 0 {
+			layq <- batch
+			batch = make([]laid, 0, 256)
+		}
+		return nil
 	}
 	var head, reviewHead uint64
 	err = s.store.View(ctx, func(tx syncengine.ReadTx) error {
@@ -252,20 +303,9 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 			if req.ApprovedOnly && rv.State != "approved" {
 				return nil
 			}
-			records++
-			layout.Rows(rec, dataset.Meta{Review: rv.State}, func(r dataset.Row) {
-				appendRow(pending[r.Table], r.Cells)
-				rows++
-			})
-			for ti := range pending {
-				if pending[ti].Count >= exportBatch {
-					if err := flush(ti); err != nil {
-						return err
-					}
-				}
-			}
-			if records%5000 == 0 {
-				return send(&tesserav1.ExportResponse{Part: &tesserav1.ExportResponse_Progress{Progress: &tesserav1.ExportProgress{RecordsDone: records}}})
+			batch = append(batch, laid{rec, rv.State})
+			if len(batch) == cap(batch) {
+				return pushBatch()
 			}
 			return nil
 		}
@@ -328,19 +368,15 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 		}
 		return nil
 	})
+	if err == nil {
+		err = pushBatch()
+	}
+	finishLayout()
+	if serr := finishSends(); serr != nil {
+		return serr // the client went away or the link broke
+	}
 	if err != nil {
-		if serr := finishSends(); serr != nil {
-			return serr // the client went away or the link broke
-		}
 		return toConnect(ctx, s.log, "Export", err)
-	}
-	for ti := range pending {
-		if err := flush(ti); err != nil {
-			break
-		}
-	}
-	if err := finishSends(); err != nil {
-		return err
 	}
 	_ = s.auth.Audit(ctx, actor(ctx), "export", fmt.Sprintf("form %s: %d records, %d rows (since %q, approved only %v, sensitive %v)",
 		req.FormId, records, rows, req.Since, req.ApprovedOnly, sensitive))
