@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -72,6 +73,44 @@ func parseCursor(c string) (logSeq, reviewSeq uint64, err error) {
 		}
 	}
 	return logSeq, reviewSeq, nil
+}
+
+// mergedReviews reads review states for a scan of records in id order by
+// walking the review entries alongside (they are kept in the same order)
+// instead of one lookup per record. Should a store ever list them in
+// another order, it notices and falls back to lookups, so no review is
+// missed.
+func mergedReviews(tx syncengine.ReadTx, lookup func(syncengine.RecordID) ([]byte, bool)) (func(syncengine.RecordID) ([]byte, bool), func()) {
+	next, stop := iter.Pull2(func(yield func(string, []byte) bool) {
+		_ = tx.ScanMeta(metaReview, func(k string, v []byte) error {
+			if !yield(k, v) {
+				return syncengine.ErrStop
+			}
+			return nil
+		})
+	})
+	key, val, ok := next()
+	ordered := true
+	var last string
+	return func(id syncengine.RecordID) ([]byte, bool) {
+		want := metaReview + id.String()
+		if !ordered || want < last {
+			return lookup(id)
+		}
+		last = want
+		for ok && key < want {
+			prev := key
+			key, val, ok = next()
+			if ok && key < prev {
+				ordered = false
+				return lookup(id)
+			}
+		}
+		if ok && key == want {
+			return val, true
+		}
+		return nil, false
+	}, stop
 }
 
 // errExportSend stops reading once the stream has failed; the send's own
@@ -292,12 +331,16 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 		if since > head || sinceReview > reviewHead {
 			return connect.NewError(connect.CodeInvalidArgument, "since: the cursor is ahead of this server")
 		}
+		reviewOf := func(id syncengine.RecordID) ([]byte, bool) {
+			b, err := tx.Meta(metaReview + id.String())
+			return b, err == nil
+		}
 		each := func(rec *syncengine.Record) error {
 			if !matches(rec.Form) || (rec.Deleted() && !rec.DeleteConflict()) {
 				return nil
 			}
 			var rv review
-			if b, err := tx.Meta(metaReview + rec.ID.String()); err == nil {
+			if b, ok := reviewOf(rec.ID); ok {
 				json.Unmarshal(b, &rv)
 			}
 			if req.ApprovedOnly && rv.State != "approved" {
@@ -310,6 +353,9 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 			return nil
 		}
 		if !incremental {
+			var stop func()
+			reviewOf, stop = mergedReviews(tx, reviewOf)
+			defer stop()
 			return tx.ScanRecords(syncengine.RecordID{}, each)
 		}
 		// Only records changed after the cursor: collect their ids from

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -166,4 +167,59 @@ func readRows(t *testing.T, path string) map[string]map[string]any {
 	}
 	must(t, sc.Err())
 	return rows
+}
+
+// TestExportApprovedAmongMany: a full approved-only export reads review
+// states by walking them alongside the records; with reviews scattered
+// over many records (approved, then some withdrawn) it finds exactly the
+// approved ones.
+func TestExportApprovedAmongMany(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t, server.Config{})
+	if _, _, err := srv.Forms().Publish(ctx, sampleForm(t), "sample", "", srv.Replica().Now()); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range 120 {
+		id, err := srv.Replica().Create(ctx, "community_security@2026.11.1", fw("household/hh_size", fmt.Sprint(i)))
+		must(t, err)
+		ids = append(ids, id.String())
+	}
+	tok, err := srv.Auth().NewSetupToken(ctx, "admin")
+	must(t, err)
+	session, _, err := srv.Auth().UseSetupToken(ctx, tok, "the admin's long password")
+	must(t, err)
+	t.Setenv("TESSERA_TOKEN", session)
+	want := map[string]bool{}
+	for i, id := range ids {
+		switch {
+		case i%7 == 3:
+			surveyctl(t, srv.URL, nil, "review", id, "approved")
+			want[id] = true
+		case i%11 == 5:
+			surveyctl(t, srv.URL, nil, "review", id, "approved")
+			surveyctl(t, srv.URL, nil, "review", id, "rejected")
+		case i%13 == 0:
+			surveyctl(t, srv.URL, nil, "review", id, "has_issues")
+		}
+	}
+	out := filepath.Join(t.TempDir(), "approved")
+	surveyctl(t, srv.URL, nil, "export", "--form", "community_security", "--format", "csv", "--approved-only", "--out", out)
+	got := readRows(t, filepath.Join(out, "community_security.csv"))
+	if len(got) != len(want) {
+		t.Fatalf("%d approved rows, want %d", len(got), len(want))
+	}
+	for id, row := range got {
+		if !want[id] || row["_review"] != "approved" {
+			t.Fatalf("row %s (review %v) should not be in an approved-only export", id, row["_review"])
+		}
+	}
+	all := filepath.Join(t.TempDir(), "all")
+	surveyctl(t, srv.URL, nil, "export", "--form", "community_security", "--format", "csv", "--out", all)
+	rows := readRows(t, filepath.Join(all, "community_security.csv"))
+	for i, id := range ids {
+		if i%13 == 0 && i%7 != 3 && i%11 != 5 && rows[id]["_review"] != "has_issues" {
+			t.Fatalf("record %d: review %v, want has_issues", i, rows[id]["_review"])
+		}
+	}
 }
