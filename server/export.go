@@ -274,8 +274,19 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 	}
 	layq := make(chan []laid, 4)
 	layDone := make(chan struct{})
+	var layPanic error
 	go func() {
 		defer close(layDone)
+		// A panic here would not reach the handler's recover: report
+		// it as an error and keep draining so the reader never blocks.
+		defer func() {
+			if r := recover(); r != nil {
+				layPanic = fmt.Errorf("export layout: panic: %v", r)
+				sendFailed.Store(true)
+				for range layq {
+				}
+			}
+		}()
 		for b := range layq {
 			for _, it := range b {
 				records++
@@ -418,6 +429,10 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 		err = pushBatch()
 	}
 	finishLayout()
+	if layPanic != nil {
+		finishSends()
+		return toConnect(ctx, s.log, "Export", layPanic)
+	}
 	if serr := finishSends(); serr != nil {
 		return serr // the client went away or the link broke
 	}
