@@ -87,7 +87,7 @@ func (s *Server) mountConsole(mux *http.ServeMux) {
 			panic("console route without a handler: " + route)
 		}
 		mux.HandleFunc(route, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
+			w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
 			w.Header().Set("X-Content-Type-Options", "nosniff")
 			if role == "" {
 				h(w, r, nil, "")

@@ -131,4 +131,21 @@ func TestConsoleResolvesConflict(t *testing.T) {
 	if !found {
 		t.Fatal("the console's resolution is not in the audit trail")
 	}
+
+	// The devices page makes an enrollment code whose QR image the
+	// browser actually renders (the page's CSP must allow it).
+	must(t, chromedp.Do(bctx,
+		chromedp.Navigate(srv.URL+"/console/devices?project=camp"),
+		chromedp.WaitVisible(css(`#newcode`)),
+		chromedp.Click(css(`#newcode`)),
+		chromedp.WaitVisible(css(`#qr`)),
+	))
+	w, err := chromedp.Run(bctx, chromedp.Evaluate[int](`document.getElementById("qr").naturalWidth`))
+	must(t, err)
+	if w == 0 {
+		t.Fatal("the enrollment code's QR image does not render")
+	}
+	screenshot(t, bctx, "console-devices")
+	must(t, chromedp.Do(bctx, chromedp.Navigate(srv.URL+"/console/records"), chromedp.WaitVisible(css(`#from`))))
+	screenshot(t, bctx, "console-records")
 }
