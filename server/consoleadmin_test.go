@@ -208,7 +208,7 @@ func TestConsoleRecordFilters(t *testing.T) {
 	if got := count(c, "from="+tomorrow); got != 0 {
 		t.Fatalf("created from tomorrow: %d rows", got)
 	}
-	dev := srv.Replica().ID().String()[:8]
+	dev := srv.Replica().ID().String()[28:]
 	if got := count(c, "device="+dev+"&review=received"); got != 50 {
 		t.Fatalf("device filter: %d rows", got)
 	}
@@ -257,7 +257,7 @@ func TestConsoleRecordHistory(t *testing.T) {
 	page := httpBody(t, lead, http.MethodGet, srv.URL+"/console/records/"+id.String(), "", nil, http.StatusOK)
 	hist := page[strings.Index(page, `id="history"`):]
 	rows := regexp.MustCompile(`<tr><td>\d{4}-\d\d-\d\d`).FindAllString(hist, -1)
-	if len(rows) != 3 || !strings.Contains(hist, d.Replica().ID().String()[:8]) || !strings.Contains(hist, "(this server: console)") ||
+	if len(rows) != 3 || !strings.Contains(hist, d.Replica().ID().String()[28:]) || !strings.Contains(hist, "(this server: console)") ||
 		!strings.Contains(hist, "intro/camp = south") || !strings.Contains(hist, "SECRET-ANSWER") {
 		t.Fatalf("lead's history (%d rows):\n%s", len(rows), hist)
 	}

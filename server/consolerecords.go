@@ -30,7 +30,7 @@ type recordFilter struct {
 	Form          string
 	ConflictsOnly bool
 	Review        string // received, has_issues, approved, rejected
-	Device        string // prefix of the creating device's replica id
+	Device        string // part of the creating device's replica id
 	From, To      string // creation date, YYYY-MM-DD, inclusive
 	from, to      int64  // the same in Unix milliseconds, [from, to)
 }
@@ -71,6 +71,16 @@ func (f recordFilter) Query() string {
 		q.Set("conflicts", "1")
 	}
 	return q.Encode()
+}
+
+// shortID names a device by the last 8 hex digits of its replica id: ids
+// are time-ordered UUIDs, so their first digits are shared by every device
+// set up in the same minute; the last ones are random.
+func shortID(id string) string {
+	if len(id) < 8 {
+		return id
+	}
+	return "…" + id[len(id)-8:]
 }
 
 // created is the record's earliest write and the device that made it.
@@ -139,7 +149,7 @@ func (s *Server) consoleRecords(w http.ResponseWriter, r *http.Request, u *auth.
 				return nil
 			}
 			lo, device := created(rec)
-			if flt.Device != "" && !strings.HasPrefix(device, flt.Device) {
+			if flt.Device != "" && !strings.Contains(device, flt.Device) {
 				return nil
 			}
 			if (flt.from != 0 && lo.Millis() < flt.from) || (flt.to != 0 && lo.Millis() >= flt.to) {
@@ -165,9 +175,7 @@ func (s *Server) consoleRecords(w http.ResponseWriter, r *http.Request, u *auth.
 			if lo != 0 {
 				row.Created = time.UnixMilli(lo.Millis()).UTC().Format("2006-01-02 15:04")
 			}
-			if len(device) > 8 {
-				row.Device = device[:8]
-			}
+			row.Device = shortID(device)
 			rows = append(rows, row)
 			return nil
 		})
@@ -267,7 +275,7 @@ func (s *Server) showRecord(w http.ResponseWriter, r *http.Request, u *auth.User
 	} else {
 		for _, e := range entries {
 			h := historyRow{Time: time.UnixMilli(e.Change.HLC.Millis()).UTC().Format("2006-01-02 15:04:05"),
-				Device: e.Change.Dot.Replica.String()[:8], Server: e.Change.Dot.Replica == s.rep.ID()}
+				Device: shortID(e.Change.Dot.Replica.String()), Server: e.Change.Dot.Replica == s.rep.ID()}
 			for _, f := range e.Change.Fields {
 				v := f.Value.String()
 				if withheld(f.Name) {
