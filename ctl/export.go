@@ -117,7 +117,7 @@ func (c *cli) export(args []string) error {
 	approved := fs.Bool("approved-only", false, "only records a lead approved")
 	labels := fs.String("labels", "", "write choice labels in this language instead of names")
 	since := fs.String("since", "", "only records changed after this cursor (printed by the previous export)")
-	mirror := fs.String("mirror", "", "keep this folder a current copy (csv or jsonl): the first run exports all, later runs only what changed")
+	mirror := fs.String("mirror", "", "keep this folder a current copy: the first run exports all, later runs fetch only what changed")
 	if _, err := c.parse(fs, "export --form FORM --format csv|jsonl|parquet|geojson (--out DIR [--since CURSOR] | --mirror DIR) [--approved-only] [--labels LANG]", args, 0); err != nil {
 		return helpOK(err)
 	}

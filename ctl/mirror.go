@@ -31,9 +31,10 @@ const mirrorStateFile = ".tessera-mirror.json"
 // saved cursor and rewrites the rows of those records in place. The
 // cursor is saved last, so a run cut short is simply done again.
 func (c *cli) mirror(dir string, want mirrorState) error {
-	if want.Format != "csv" && want.Format != "jsonl" {
-		return fmt.Errorf("export --mirror keeps csv or jsonl files (line-wise, rewritten in place); --format %s is for one-off exports", want.Format)
-	}
+	// CSV and JSON lines are rewritten in place, row by row; Parquet and
+	// GeoJSON files are written whole, so they are exported again when
+	// anything changed (and left as they are when nothing did).
+	lineWise := want.Format == "csv" || want.Format == "jsonl"
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -79,8 +80,28 @@ func (c *cli) mirror(dir string, want mirrorState) error {
 	if err != nil {
 		return err
 	}
-	full := st.Cursor == ""
-	if !full {
+	first := st.Cursor == ""
+	full := first
+	unchanged := !full && !lineWise && len(changed) == 0
+	if !full && !lineWise && len(changed) > 0 {
+		fmt.Fprintf(c.stderr, "%d records changed: writing the %s files again\n", len(changed), want.Format)
+		if err := os.RemoveAll(incoming); err != nil {
+			return err
+		}
+		if err := os.Mkdir(incoming, 0o755); err != nil {
+			return err
+		}
+		req.Since = ""
+		if end, _, err = c.exportInto(req, want.Format, incoming); err != nil {
+			return err
+		}
+		if files, err = os.ReadDir(incoming); err != nil {
+			return err
+		}
+		full = true
+	}
+	nChanged := len(changed)
+	if !full && lineWise {
 		// A new form version can add columns: then the whole copy is
 		// exported again rather than mixing two headers in one file.
 		for _, f := range files {
@@ -110,6 +131,9 @@ func (c *cli) mirror(dir string, want mirrorState) error {
 		}
 	}
 	for _, f := range files {
+		if unchanged {
+			break
+		}
 		dst, src := filepath.Join(dir, f.Name()), filepath.Join(incoming, f.Name())
 		if full {
 			if err := os.Rename(src, dst); err != nil {
@@ -131,9 +155,12 @@ func (c *cli) mirror(dir string, want mirrorState) error {
 	if err := os.Rename(tmp, filepath.Join(dir, mirrorStateFile)); err != nil {
 		return err
 	}
-	what := fmt.Sprintf("%d records changed", len(changed))
-	if full {
+	what := fmt.Sprintf("%d records changed", nChanged)
+	switch {
+	case first || (full && lineWise):
 		what = fmt.Sprintf("full export, %d records", end.Records)
+	case full:
+		what = fmt.Sprintf("%d records changed, files written again with %d records", nChanged, end.Records)
 	}
 	fmt.Fprintf(c.stdout, "mirror of %s in %s is current (%s, %d rows written)\ncursor %s\n", want.Form, dir, what, end.Rows, end.Cursor)
 	return nil

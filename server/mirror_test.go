@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/parquet-go/parquet-go"
+
 	"github.com/tessera-survey/tessera/ctl"
 	"github.com/tessera-survey/tessera/server"
 )
@@ -122,9 +124,34 @@ func TestExportMirror(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(cut, "community_security.csv"), []byte("half a file"), 0o644))
 	surveyctl(t, srv.URL, nil, "export", "--form", "community_security", "--format", "csv", "--mirror", cut)
 	check("csv", cut)
-	err = ctl.Main(ctx, []string{"--server", srv.URL, "export", "--form", "community_security", "--format", "parquet", "--mirror", filepath.Join(dir, "pq")}, &out, &errb)
-	if err == nil || !strings.Contains(err.Error(), "csv or jsonl") {
-		t.Fatalf("a parquet mirror: %v", err)
+	// Parquet files are written whole: again when something changed, not
+	// at all when nothing did.
+	pq := filepath.Join(dir, "pq")
+	pqFile := filepath.Join(pq, "community_security.parquet")
+	if said := surveyctl(t, srv.URL, nil, "export", "--form", "community_security", "--format", "parquet", "--mirror", pq); !strings.Contains(said, "full export, 2 records") {
+		t.Fatalf("first parquet mirror run said %q", said)
+	}
+	st1, err := os.Stat(pqFile)
+	must(t, err)
+	if said := surveyctl(t, srv.URL, nil, "export", "--form", "community_security", "--format", "parquet", "--mirror", pq); !strings.Contains(said, "0 records changed") {
+		t.Fatalf("parquet mirror with nothing new said %q", said)
+	}
+	if st2, err := os.Stat(pqFile); err != nil || !st2.ModTime().Equal(st1.ModTime()) || st2.Size() != st1.Size() {
+		t.Fatalf("an idle parquet mirror run rewrote the file (%v)", err)
+	}
+	_, err = a.Replica().Create(ctx, key, fw("intro/consent", "yes", "household/hh_size", "7"))
+	must(t, err)
+	mustSync(t, a)
+	if said := surveyctl(t, srv.URL, nil, "export", "--form", "community_security", "--format", "parquet", "--mirror", pq); !strings.Contains(said, "1 records changed, files written again with 3 records") {
+		t.Fatalf("parquet mirror after a new record said %q", said)
+	}
+	pf, err := os.Open(pqFile)
+	must(t, err)
+	defer pf.Close()
+	fi, err := pf.Stat()
+	must(t, err)
+	if f, err := parquet.OpenFile(pf, fi.Size()); err != nil || f.NumRows() != 3 {
+		t.Fatalf("parquet mirror after a new record: %v rows (%v), want 3", f, err)
 	}
 }
 
