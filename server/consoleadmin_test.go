@@ -215,6 +215,28 @@ func TestConsoleRecordFilters(t *testing.T) {
 	if got := count(c, "device=ffffffff0"); got != 0 {
 		t.Fatalf("unknown device: %d rows", got)
 	}
+	for _, id := range ids[10:15] {
+		rid, err := syncengine.ParseRecordID(id)
+		must(t, err)
+		must(t, srv.Replica().Set(ctx, rid, []syncengine.FieldWrite{{Name: syncengine.StatusField, Value: syncengine.TextValue("finalized")}}))
+	}
+	if got := count(c, "status=finalized"); got != 5 {
+		t.Fatalf("finalized filter: %d rows", got)
+	}
+	code, _, err := a.NewEnrollmentCode(ctx, "lena", "camp", "north", time.Hour)
+	must(t, err)
+	d, err := fieldapp.InitEnroll(ctx, filepath.Join(t.TempDir(), "north"), srv.URL, code)
+	must(t, err)
+	defer d.Close()
+	_, err = d.Replica().Create(ctx, info.Key(), fw("intro/camp", "west"))
+	must(t, err)
+	if _, err := d.Sync(ctx, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	if page := httpBody(t, c, http.MethodGet, srv.URL+"/console/records?team=north", "", nil, http.StatusOK); len(rowRE.FindAllString(page, -1)) != 1 || !strings.Contains(page, "<td>north</td>") {
+		t.Fatalf("team filter:\n%s", page)
+	}
+	httpBody(t, c, http.MethodGet, srv.URL+"/console/records?status=sent", "", nil, http.StatusBadRequest)
 	httpBody(t, c, http.MethodGet, srv.URL+"/console/records?from=yesterday", "", nil, http.StatusBadRequest)
 	httpBody(t, c, http.MethodGet, srv.URL+"/console/records?review=maybe", "", nil, http.StatusBadRequest)
 

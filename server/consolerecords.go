@@ -22,6 +22,7 @@ type recordRow struct {
 	ID, Short, Form, Status string
 	Conflicts               string
 	Created, Device, Review string
+	Team                    string
 }
 
 // recordFilter is what the records page can filter on; the zero value
@@ -30,6 +31,8 @@ type recordFilter struct {
 	Form          string
 	ConflictsOnly bool
 	Review        string // received, has_issues, approved, rejected
+	Status        string // the record's own status: draft, finalized...
+	Team          string // the enumerator team the record belongs to
 	Device        string // part of the creating device's replica id
 	From, To      string // creation date, YYYY-MM-DD, inclusive
 	from, to      int64  // the same in Unix milliseconds, [from, to)
@@ -38,7 +41,11 @@ type recordFilter struct {
 func parseRecordFilter(q url.Values) (recordFilter, error) {
 	f := recordFilter{Form: strings.TrimSpace(q.Get("form")), ConflictsOnly: q.Get("conflicts") == "1",
 		Review: q.Get("review"), Device: strings.ToLower(strings.TrimSpace(q.Get("device"))),
+		Status: strings.TrimSpace(q.Get("status")), Team: strings.TrimSpace(q.Get("team")),
 		From: strings.TrimSpace(q.Get("from")), To: strings.TrimSpace(q.Get("to"))}
+	if f.Status != "" && f.Status != "draft" && f.Status != "finalized" {
+		return f, errors.New("status: draft or finalized")
+	}
 	if f.Review != "" && !reviewStates[f.Review] {
 		return f, errors.New("review: received, has_issues, approved or rejected")
 	}
@@ -62,7 +69,8 @@ func parseRecordFilter(q url.Values) (recordFilter, error) {
 // Query is the filter as URL parameters, for the next-page link.
 func (f recordFilter) Query() string {
 	q := url.Values{}
-	for k, v := range map[string]string{"form": f.Form, "review": f.Review, "device": f.Device, "from": f.From, "to": f.To} {
+	for k, v := range map[string]string{"form": f.Form, "review": f.Review, "device": f.Device, "from": f.From, "to": f.To,
+		"status": f.Status, "team": f.Team} {
 		if v != "" {
 			q.Set(k, v)
 		}
@@ -148,6 +156,18 @@ func (s *Server) consoleRecords(w http.ResponseWriter, r *http.Request, u *auth.
 			if flt.ConflictsOnly && len(conf) == 0 && !rec.DeleteConflict() {
 				return nil
 			}
+			if flt.Status != "" && rec.Status() != flt.Status {
+				return nil
+			}
+			team := ""
+			if v, ok, err := s.scopes.get(tx, rec.ID); err != nil {
+				return err
+			} else if ok {
+				team = v.team
+			}
+			if flt.Team != "" && team != flt.Team {
+				return nil
+			}
 			lo, device := created(rec)
 			if flt.Device != "" && !strings.Contains(device, flt.Device) {
 				return nil
@@ -171,7 +191,7 @@ func (s *Server) consoleRecords(w http.ResponseWriter, r *http.Request, u *auth.
 			}
 			id := rec.ID.String()
 			row := recordRow{ID: id, Short: id[:13] + "…", Form: rec.Form, Status: rec.Status(), Conflicts: strings.Join(conf, ", "),
-				Review: review}
+				Review: review, Team: team}
 			if lo != 0 {
 				row.Created = time.UnixMilli(lo.Millis()).UTC().Format("2006-01-02 15:04")
 			}
@@ -190,7 +210,7 @@ func (s *Server) consoleRecords(w http.ResponseWriter, r *http.Request, u *auth.
 		return
 	}
 	s.render(w, "records", http.StatusOK, map[string]any{"User": u.Name, "CSRF": csrfFor(session), "Rows": rows,
-		"F": flt, "Next": next, "ReviewStates": []string{"received", "has_issues", "approved", "rejected"},
+		"F": flt, "Next": next, "ReviewStates": []string{"received", "has_issues", "approved", "rejected"}, "Statuses": []string{"draft", "finalized"},
 		"Resolved": r.URL.Query().Get("resolved"), "Refused": r.URL.Query().Get("refused"), "Lead": p.CanAnywhere(auth.Lead)})
 }
 
