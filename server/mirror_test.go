@@ -8,13 +8,17 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/tessera-survey/tessera/ctl"
+	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
+	"github.com/tessera-survey/tessera/internal/wire"
 	"github.com/tessera-survey/tessera/server"
+	"github.com/tessera-survey/tessera/syncengine"
 )
 
 // TestExportMirror: `export --mirror DIR` keeps a copy current across
@@ -248,5 +252,45 @@ func TestExportApprovedAmongMany(t *testing.T) {
 		if i%13 == 0 && i%7 != 3 && i%11 != 5 && rows[id]["_review"] != "has_issues" {
 			t.Fatalf("record %d: review %v, want has_issues", i, rows[id]["_review"])
 		}
+	}
+}
+
+// TestExportClientGoesAway: a client that stops reading mid-export frees
+// the server's pipeline (reader, layout and sender goroutines), and the
+// next export runs whole.
+func TestExportClientGoesAway(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t, server.Config{})
+	if _, _, err := srv.Forms().Publish(ctx, sampleForm(t), "sample", "", srv.Replica().Now()); err != nil {
+		t.Fatal(err)
+	}
+	recs := make([]syncengine.NewRecord, 20000)
+	for i := range recs {
+		recs[i] = syncengine.NewRecord{Form: "community_security@2026.11.1", Fields: fw("household/hh_size", fmt.Sprint(i), "intro/consent", "yes")}
+	}
+	_, err := srv.Replica().CreateMany(ctx, recs)
+	must(t, err)
+	base := runtime.NumGoroutine()
+	for range 3 {
+		cl, err := wire.Dial(srv.URL, nil)
+		must(t, err)
+		cctx, cancel := context.WithCancel(ctx)
+		stream, err := cl.Export().Export(cctx, &tesserav1.ExportRequest{FormId: "community_security"})
+		must(t, err)
+		if _, err := stream.Receive(); err != nil { // the schema
+			t.Fatal(err)
+		}
+		if _, err := stream.Receive(); err != nil { // a first batch
+			t.Fatal(err)
+		}
+		cancel()
+		stream.Close()
+		cl.Close()
+	}
+	waitFor(t, "the abandoned exports to end", func() bool { return runtime.NumGoroutine() <= base+4 })
+	out := filepath.Join(t.TempDir(), "all")
+	said := surveyctl(t, srv.URL, nil, "export", "--form", "community_security", "--format", "csv", "--out", out)
+	if !strings.Contains(said, "exported 20000 records") {
+		t.Fatalf("export after abandoned ones said %q", said)
 	}
 }
