@@ -64,43 +64,40 @@ func (c *cli) mirror(dir string, want mirrorState) error {
 		return err
 	}
 	incoming := filepath.Join(dir, ".incoming")
-	if err := os.RemoveAll(incoming); err != nil {
-		return err
-	}
-	if err := os.Mkdir(incoming, 0o755); err != nil {
-		return err
-	}
 	defer os.RemoveAll(incoming)
-	req := &tesserav1.ExportRequest{FormId: want.Form, ApprovedOnly: want.ApprovedOnly, Labels: want.Labels, Since: st.Cursor}
-	end, changed, err := c.exportInto(req, want.Format, incoming)
-	if err != nil {
-		return err
+	req := &tesserav1.ExportRequest{FormId: want.Form, ApprovedOnly: want.ApprovedOnly, Labels: want.Labels}
+	var end *tesserav1.ExportEnd
+	var files []os.DirEntry
+	// exportSince exports into an empty incoming folder.
+	exportSince := func(cursor string) (changed map[string]bool, err error) {
+		if err := os.RemoveAll(incoming); err != nil {
+			return nil, err
+		}
+		if err := os.Mkdir(incoming, 0o755); err != nil {
+			return nil, err
+		}
+		req.Since = cursor
+		if end, changed, err = c.exportInto(req, want.Format, incoming); err != nil {
+			return nil, err
+		}
+		files, err = os.ReadDir(incoming)
+		return changed, err
 	}
-	files, err := os.ReadDir(incoming)
+	changed, err := exportSince(st.Cursor)
 	if err != nil {
 		return err
 	}
 	first := st.Cursor == ""
 	full := first
-	unchanged := !full && !lineWise && len(changed) == 0
-	if !full && !lineWise && len(changed) > 0 {
-		fmt.Fprintf(c.stderr, "%d records changed: writing the %s files again\n", len(changed), want.Format)
-		if err := os.RemoveAll(incoming); err != nil {
-			return err
-		}
-		if err := os.Mkdir(incoming, 0o755); err != nil {
-			return err
-		}
-		req.Since = ""
-		if end, _, err = c.exportInto(req, want.Format, incoming); err != nil {
-			return err
-		}
-		if files, err = os.ReadDir(incoming); err != nil {
+	nChanged := len(changed)
+	unchanged := !full && !lineWise && nChanged == 0
+	if !full && !lineWise && nChanged > 0 {
+		fmt.Fprintf(c.stderr, "%d records changed: writing the %s files again\n", nChanged, want.Format)
+		if _, err := exportSince(""); err != nil {
 			return err
 		}
 		full = true
 	}
-	nChanged := len(changed)
 	if !full && lineWise {
 		// A new form version can add columns: then the whole copy is
 		// exported again rather than mixing two headers in one file.
@@ -115,25 +112,15 @@ func (c *cli) mirror(dir string, want mirrorState) error {
 		}
 		if full {
 			fmt.Fprintln(c.stderr, "the form's columns changed: exporting the whole dataset again")
-			if err := os.RemoveAll(incoming); err != nil {
-				return err
-			}
-			if err := os.Mkdir(incoming, 0o755); err != nil {
-				return err
-			}
-			req.Since = ""
-			if end, changed, err = c.exportInto(req, want.Format, incoming); err != nil {
-				return err
-			}
-			if files, err = os.ReadDir(incoming); err != nil {
+			if _, err := exportSince(""); err != nil {
 				return err
 			}
 		}
 	}
+	if unchanged {
+		files = nil // the whole-file formats stay as they are
+	}
 	for _, f := range files {
-		if unchanged {
-			break
-		}
 		dst, src := filepath.Join(dir, f.Name()), filepath.Join(incoming, f.Name())
 		if full {
 			if err := os.Rename(src, dst); err != nil {

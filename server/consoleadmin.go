@@ -12,6 +12,7 @@ import (
 
 	"github.com/tessera-survey/tessera/auth"
 	"github.com/tessera-survey/tessera/forms"
+	"github.com/tessera-survey/tessera/syncengine"
 )
 
 type formRow struct {
@@ -114,6 +115,11 @@ func (s *Server) showDevices(w http.ResponseWriter, r *http.Request, u *auth.Use
 			http.Error(w, "internal error", http.StatusInternalServerError)
 			return
 		}
+		var head uint64
+		if err := s.store.View(r.Context(), func(tx syncengine.ReadTx) (err error) { head, err = tx.Head(); return }); err != nil {
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
 		var rows []deviceRow
 		for _, d := range devs {
 			st := "active"
@@ -128,7 +134,9 @@ func (s *Server) showDevices(w http.ResponseWriter, r *http.Request, u *auth.Use
 			row := deviceRow{Device: d, State: st, Enrolled: time.UnixMilli(d.Enrolled).UTC().Format("2006-01-02 15:04"), LastSync: "never"}
 			if ds, ok := s.devstats.get(r.Context(), s.store, d.ID); ok {
 				row.LastSync = time.UnixMilli(ds.LastSync).UTC().Format("2006-01-02 15:04")
-				row.Waiting = ds.Waiting
+				if head > ds.Cursor {
+					row.Waiting = int64(head - ds.Cursor)
+				}
 				row.Silent = s.rep.Now().Sub(time.UnixMilli(ds.LastSync)) > silentAfter
 				if ds.Known {
 					off := time.Duration(ds.Offset) * time.Millisecond

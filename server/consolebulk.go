@@ -1,7 +1,6 @@
 package server
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -52,7 +51,7 @@ func (s *Server) consoleBulkResolve(w http.ResponseWriter, r *http.Request, u *a
 	}
 	var fixes []fix
 	err := s.store.View(r.Context(), func(tx syncengine.ReadTx) error {
-		err := tx.ScanRecords(syncengine.RecordID{}, func(rec *syncengine.Record) error {
+		return tx.ScanRecords(syncengine.RecordID{}, func(rec *syncengine.Record) error {
 			if rec.Form != form && !strings.HasPrefix(rec.Form, form+"@") {
 				return nil
 			}
@@ -63,10 +62,6 @@ func (s *Server) consoleBulkResolve(w http.ResponseWriter, r *http.Request, u *a
 			}
 			return nil
 		})
-		if errors.Is(err, syncengine.ErrStop) {
-			err = nil
-		}
-		return err
 	})
 	if err != nil {
 		s.log.Error("console bulk resolve", "err", err)

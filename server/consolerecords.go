@@ -175,13 +175,7 @@ func (s *Server) consoleRecords(w http.ResponseWriter, r *http.Request, u *auth.
 			if (flt.from != 0 && lo.Millis() < flt.from) || (flt.to != 0 && lo.Millis() >= flt.to) {
 				return nil
 			}
-			review := "received"
-			if b, err := tx.Meta(metaReview + rec.ID.String()); err == nil {
-				var rv review_
-				if json.Unmarshal(b, &rv) == nil && rv.State != "" {
-					review = rv.State
-				}
-			}
+			review := reviewState(tx, rec.ID)
 			if flt.Review != "" && review != flt.Review {
 				return nil
 			}
@@ -257,20 +251,11 @@ func (s *Server) consoleRecord(w http.ResponseWriter, r *http.Request, u *auth.U
 }
 
 func (s *Server) showRecord(w http.ResponseWriter, r *http.Request, u *auth.User, session, message string, status int) {
-	id, err := syncengine.ParseRecordID(r.PathValue("id"))
-	if err != nil {
-		http.Error(w, "bad record id", http.StatusBadRequest)
+	rec, ok := s.consoleRecordAs(w, r, u, auth.Analyst)
+	if !ok {
 		return
 	}
-	rec, err := s.rep.Record(r.Context(), id)
-	if err != nil {
-		http.NotFound(w, r)
-		return
-	}
-	if !s.consoleMay(r, u, rec, auth.Analyst) {
-		http.Error(w, "your role does not allow this in this record's project", http.StatusForbidden)
-		return
-	}
+	id := rec.ID
 	withheld := s.withheld(r, u, rec)
 	var fields []fieldView
 	for _, name := range rec.FieldNames() {
@@ -313,14 +298,10 @@ func (s *Server) showRecord(w http.ResponseWriter, r *http.Request, u *auth.User
 			history = append(history, h)
 		}
 	}
-	review := "received"
+	var review string
 	var flags []forms.Violation
 	s.store.View(r.Context(), func(tx syncengine.ReadTx) error {
-		if b, err := tx.Meta(metaReview + id.String()); err == nil {
-			var rv review_
-			json.Unmarshal(b, &rv)
-			review = rv.State
-		}
+		review = reviewState(tx, rec.ID)
 		if b, err := tx.Meta(metaFlags + id.String()); err == nil {
 			var f flagRecord
 			json.Unmarshal(b, &f)
@@ -333,7 +314,37 @@ func (s *Server) showRecord(w http.ResponseWriter, r *http.Request, u *auth.User
 		"CanReview": s.consoleMay(r, u, rec, auth.Lead)})
 }
 
-type review_ = review
+// reviewState is a record's review state ("received" until a lead
+// reviews it).
+func reviewState(tx syncengine.ReadTx, id syncengine.RecordID) string {
+	if b, err := tx.Meta(metaReview + id.String()); err == nil {
+		var rv review
+		if json.Unmarshal(b, &rv) == nil && rv.State != "" {
+			return rv.State
+		}
+	}
+	return "received"
+}
+
+// consoleRecordAs loads the record named in the path if the user has role
+// in its project; otherwise it answers the request and reports false.
+func (s *Server) consoleRecordAs(w http.ResponseWriter, r *http.Request, u *auth.User, role auth.Role) (*syncengine.Record, bool) {
+	id, err := syncengine.ParseRecordID(r.PathValue("id"))
+	if err != nil {
+		http.Error(w, "bad record id", http.StatusBadRequest)
+		return nil, false
+	}
+	rec, err := s.rep.Record(r.Context(), id)
+	if err != nil {
+		http.NotFound(w, r)
+		return nil, false
+	}
+	if !s.consoleMay(r, u, rec, role) {
+		http.Error(w, "your role does not allow this in this record's project", http.StatusForbidden)
+		return nil, false
+	}
+	return rec, true
+}
 
 // consoleMay checks the user's role in the record's project.
 func (s *Server) consoleMay(r *http.Request, u *auth.User, rec *syncengine.Record, role auth.Role) bool {
@@ -348,20 +359,11 @@ func (s *Server) consoleMay(r *http.Request, u *auth.User, rec *syncengine.Recor
 // corrected one: an ordinary causal write by the server's replica, which
 // reaches every device at its next sync.
 func (s *Server) consoleResolve(w http.ResponseWriter, r *http.Request, u *auth.User, session string) {
-	id, err := syncengine.ParseRecordID(r.PathValue("id"))
-	if err != nil {
-		http.Error(w, "bad record id", http.StatusBadRequest)
+	rec, ok := s.consoleRecordAs(w, r, u, auth.Lead)
+	if !ok {
 		return
 	}
-	rec, err := s.rep.Record(r.Context(), id)
-	if err != nil {
-		http.NotFound(w, r)
-		return
-	}
-	if !s.consoleMay(r, u, rec, auth.Lead) {
-		http.Error(w, "your role does not allow this in this record's project", http.StatusForbidden)
-		return
-	}
+	id := rec.ID
 	field, reason := r.PostFormValue("field"), strings.TrimSpace(r.PostFormValue("reason"))
 	reg := rec.Fields[field]
 	if reg == nil || len(reg.Entries) < 2 {
@@ -392,23 +394,14 @@ func (s *Server) consoleResolve(w http.ResponseWriter, r *http.Request, u *auth.
 }
 
 func (s *Server) consoleReview(w http.ResponseWriter, r *http.Request, u *auth.User, session string) {
-	id, err := syncengine.ParseRecordID(r.PathValue("id"))
-	if err != nil {
-		http.Error(w, "bad record id", http.StatusBadRequest)
+	rec, ok := s.consoleRecordAs(w, r, u, auth.Lead)
+	if !ok {
 		return
 	}
-	rec, err := s.rep.Record(r.Context(), id)
-	if err != nil {
-		http.NotFound(w, r)
-		return
-	}
+	id := rec.ID
 	state := r.PostFormValue("state")
 	if !reviewStates[state] {
 		http.Error(w, "bad review state", http.StatusBadRequest)
-		return
-	}
-	if !s.consoleMay(r, u, rec, auth.Lead) {
-		http.Error(w, "your role does not allow this in this record's project", http.StatusForbidden)
 		return
 	}
 	if err := s.setReview(r.Context(), id, review{State: state, Comment: r.PostFormValue("comment"), By: u.Name, At: s.rep.Now().UnixMilli()}); err != nil {

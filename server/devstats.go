@@ -18,10 +18,10 @@ const clockWarning = 2 * time.Minute
 
 // devStat is what the server saw of a device at its last contact.
 type devStat struct {
-	LastSync int64 `json:"last_sync"`             // server time, Unix ms
-	Offset   int64 `json:"offset_ms"`             // device clock minus server clock
-	Waiting  int64 `json:"waiting"`               // server log entries the device had not pulled
-	Known    bool  `json:"clock_known,omitempty"` // the device sent its time
+	LastSync int64  `json:"last_sync"`             // server time, Unix ms
+	Offset   int64  `json:"offset_ms"`             // device clock minus server clock
+	Cursor   uint64 `json:"cursor"`                // the server log position it has pulled to
+	Known    bool   `json:"clock_known,omitempty"` // the device sent its time
 }
 
 // devStats keeps device contacts in memory and writes them to the store in

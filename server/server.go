@@ -171,17 +171,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// deviceSeen notes a device's pull: when, how far behind the server's log
-// it still is, and how far its clock is from the server's.
-func (s *Server) deviceSeen(ctx context.Context, id string, deviceTime int64, cursor uint64) {
+// deviceSeen notes a device's pull: when, where in the server's log it
+// has pulled to, and how far its clock is from the server's. Nothing is
+// read here: the sync path only records what the request carried.
+func (s *Server) deviceSeen(id string, deviceTime int64, cursor uint64) {
 	now := s.rep.Now().UnixMilli()
-	st := devStat{LastSync: now}
+	st := devStat{LastSync: now, Cursor: cursor}
 	if deviceTime != 0 {
 		st.Offset, st.Known = deviceTime-now, true
-	}
-	var head uint64
-	if s.store.View(ctx, func(tx syncengine.ReadTx) (err error) { head, err = tx.Head(); return }) == nil && head > cursor {
-		st.Waiting = int64(head - cursor)
 	}
 	s.devstats.seen(id, st)
 }
@@ -317,7 +314,7 @@ func (h *syncService) Pull(ctx context.Context, req *tesserav1.PullRequest) (*te
 	res := wire.PageTo(page, req.Columnar)
 	if d := principal(ctx).Device; d != nil {
 		res.Wipe = d.Wipe
-		h.s.deviceSeen(ctx, d.ID, req.DeviceTime, page.Cursor)
+		h.s.deviceSeen(d.ID, req.DeviceTime, page.Cursor)
 	}
 	if res.FormsDigest, err = h.s.forms.Digest(ctx); err != nil {
 		return nil, toConnect(ctx, h.s.log, "Pull", err)
