@@ -44,7 +44,12 @@ func binaries(t *testing.T) (surveyd, fieldapp string) {
 	return filepath.Join(binDir, "surveyd"), filepath.Join(binDir, "fieldapp")
 }
 
+// devicePIN unlocks every device store the tests create; fieldapp reads it
+// from TESSERA_PIN, which the processes started here inherit.
+const devicePIN = "e2e-pin-1357"
+
 func TestMain(m *testing.M) {
+	os.Setenv("TESSERA_PIN", devicePIN)
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)

@@ -16,6 +16,7 @@ import (
 	"github.com/tessera-survey/tessera/forms"
 	"github.com/tessera-survey/tessera/internal/cliutil"
 	"github.com/tessera-survey/tessera/syncengine"
+	"golang.org/x/term"
 )
 
 const mainUsage = `fieldapp: Tessera on an enumerator's device. Works offline; syncs when a
@@ -25,7 +26,8 @@ Usage:
   fieldapp [--data DIR] COMMAND [ARGS]
 
 Commands:
-  init --server URL [--enroll CODE]  create the device store (fresh replica id), enrolled with a lead's code
+  init --server URL [--enroll CODE]  create the encrypted device store (asks for a PIN), enrolled with a lead's code
+  serve [--listen ADDR]              the interview web UI on this device (default 127.0.0.1:8081)
   record new FORM [field=value ...]  create a record; prints its id
   record set ID field=value ...      change answers
   record delete ID                   delete a record (a concurrent edit is kept as a conflict)
@@ -40,6 +42,11 @@ Commands:
 
 Values: 12 is an integer, 1.5 a decimal, true/false a boolean, null clears
 the answer; anything else (including 007 or 1e3) is text.
+
+The store is encrypted with a key derived from the enumerator's PIN (or
+passphrase, at least 4 characters); every command that opens it asks for the
+PIN on the terminal, or reads it from TESSERA_PIN. A wrong PIN waits 1 s,
+doubling with each wrong PIN in a row (at most 30 s).
 
 Global flags:
 `
@@ -112,7 +119,46 @@ func (c *cli) parse(fs *flag.FlagSet, usage string, args []string, minPos, maxPo
 	return pos, nil
 }
 
-func (c *cli) open() (*Device, error) { return Open(c.ctx, c.dir) }
+func (c *cli) open() (*Device, error) {
+	if !Exists(c.dir) {
+		return nil, fmt.Errorf("%s: %w", c.dir, ErrNoStore)
+	}
+	pin, err := c.pin(false)
+	if err != nil {
+		return nil, err
+	}
+	return Open(c.ctx, c.dir, pin)
+}
+
+// pin reads the PIN from TESSERA_PIN or, on a terminal, asks for it
+// without echo (twice when confirm is set, for a new PIN).
+func (c *cli) pin(confirm bool) (string, error) {
+	if p := os.Getenv("TESSERA_PIN"); p != "" {
+		return p, nil
+	}
+	f, ok := c.stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return "", ErrNoPIN
+	}
+	ask := func(prompt string) (string, error) {
+		fmt.Fprint(c.stderr, prompt)
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(c.stderr)
+		return string(b), err
+	}
+	p, err := ask("PIN: ")
+	if err != nil || !confirm {
+		return p, err
+	}
+	again, err := ask("PIN again: ")
+	if err != nil {
+		return "", err
+	}
+	if again != p {
+		return "", errors.New("the two PINs differ")
+	}
+	return p, nil
+}
 
 func (c *cli) init(args []string) error {
 	fs := flag.NewFlagSet("init", flag.ContinueOnError)
@@ -124,7 +170,14 @@ func (c *cli) init(args []string) error {
 	if *server == "" {
 		return errors.New("init: --server URL is required")
 	}
-	d, err := InitEnroll(c.ctx, c.dir, *server, *code)
+	if Exists(c.dir) {
+		return fmt.Errorf("init %s: %w: a device store is already there", c.dir, syncengine.ErrExists)
+	}
+	pin, err := c.pin(true)
+	if err != nil {
+		return err
+	}
+	d, err := Init(c.ctx, c.dir, Config{Server: *server, Enroll: *code, PIN: pin})
 	if err != nil {
 		return err
 	}

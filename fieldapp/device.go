@@ -54,49 +54,65 @@ type Device struct {
 
 func storeDir(dir string) string { return filepath.Join(dir, "store") }
 
-// Init creates a device store in dir with a fresh replica id and records the
-// server to sync with. It refuses a dir that already holds a store.
-func Init(ctx context.Context, dir, serverURL string) (*Device, error) {
-	return InitEnroll(ctx, dir, serverURL, "")
+// Config is what a new device store needs.
+type Config struct {
+	// Server is the URL of the server or hub to sync with.
+	Server string
+	// Enroll is an enrollment code from the project lead ("" for servers
+	// that do not require sign-in).
+	Enroll string
+	// PIN (or passphrase) the store key is derived from; the key itself is
+	// never written down.
+	PIN string
 }
 
-// InitEnroll is Init, then enrollment with a code from the project lead
-// (when code is not empty): the device makes an Ed25519 key, proves it by
-// signing the code, and keeps the credential the server returns. A failed
-// enrollment leaves no store behind.
-func InitEnroll(ctx context.Context, dir, serverURL, code string) (*Device, error) {
+// Init creates an encrypted device store in dir with a fresh replica id,
+// the server to sync with and, when cfg.Enroll is set, enrollment: the
+// device makes an Ed25519 key, proves it by signing the code, and keeps the
+// credential the server returns. It refuses a dir that already holds a
+// store; a failed init leaves no store behind.
+func Init(ctx context.Context, dir string, cfg Config) (*Device, error) {
 	if _, err := os.Stat(filepath.Join(storeDir(dir), "MANIFEST")); err == nil {
 		return nil, fmt.Errorf("init %s: %w: a device store is already there", dir, syncengine.ErrExists)
 	}
-	if serverURL != "" {
-		if _, err := wire.Dial(serverURL, nil); err != nil {
+	if cfg.Server != "" {
+		if _, err := wire.Dial(cfg.Server, nil); err != nil {
 			return nil, fmt.Errorf("init: --server: %w", err)
 		}
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("init: %w", err)
 	}
-	st, err := badgerstore.Open(badgerstore.Options{Dir: storeDir(dir), Profile: badgerstore.Device})
+	key, err := newKey(dir, cfg.PIN)
 	if err != nil {
 		return nil, fmt.Errorf("init: %w", err)
+	}
+	fail := func(d *Device, err error) (*Device, error) {
+		if d != nil {
+			d.Close()
+		}
+		os.RemoveAll(storeDir(dir))
+		os.Remove(lockPath(dir))
+		return nil, err
+	}
+	st, err := badgerstore.Open(badgerstore.Options{Dir: storeDir(dir), Profile: badgerstore.Device, EncryptionKey: key})
+	if err != nil {
+		return fail(nil, fmt.Errorf("init: %w", err))
 	}
 	if err := syncengine.Init(ctx, st, syncengine.NewReplicaID()); err != nil {
 		st.Close()
-		return nil, fmt.Errorf("init: %w", err)
+		return fail(nil, fmt.Errorf("init: %w", err))
 	}
 	d, err := open(ctx, dir, st)
 	if err != nil {
-		return nil, err
+		return fail(nil, err)
 	}
-	if err := d.rep.SetSetting(ctx, settingServer, serverURL); err != nil {
-		d.Close()
-		return nil, fmt.Errorf("init: %w", err)
+	if err := d.rep.SetSetting(ctx, settingServer, cfg.Server); err != nil {
+		return fail(d, fmt.Errorf("init: %w", err))
 	}
-	if code != "" {
-		if err := d.enroll(ctx, serverURL, code); err != nil {
-			d.Close()
-			os.RemoveAll(storeDir(dir))
-			return nil, err
+	if cfg.Enroll != "" {
+		if err := d.enroll(ctx, cfg.Server, cfg.Enroll); err != nil {
+			return fail(d, err)
 		}
 	}
 	return d, nil
@@ -148,12 +164,23 @@ func (d *Device) dial(ctx context.Context, serverURL string, counter *wire.Count
 	return wire.Dial(serverURL, counter, opts...)
 }
 
-// Open opens the device store in dir.
-func Open(ctx context.Context, dir string) (*Device, error) {
-	if _, err := os.Stat(filepath.Join(storeDir(dir), "MANIFEST")); err != nil {
+// Exists reports whether dir holds a device store.
+func Exists(dir string) bool {
+	_, err := os.Stat(filepath.Join(storeDir(dir), "MANIFEST"))
+	return err == nil
+}
+
+// Open unlocks the device store in dir with pin. A wrong PIN fails with
+// ErrWrongPIN after a delay that grows with each wrong PIN in a row.
+func Open(ctx context.Context, dir, pin string) (*Device, error) {
+	if !Exists(dir) {
 		return nil, fmt.Errorf("%s: %w", dir, ErrNoStore)
 	}
-	st, err := badgerstore.Open(badgerstore.Options{Dir: storeDir(dir), Profile: badgerstore.Device})
+	key, err := storeKey(ctx, dir, pin)
+	if err != nil {
+		return nil, err
+	}
+	st, err := badgerstore.Open(badgerstore.Options{Dir: storeDir(dir), Profile: badgerstore.Device, EncryptionKey: key})
 	if err != nil {
 		return nil, err
 	}
@@ -296,6 +323,7 @@ func (d *Device) wipe(ctx context.Context, c *wire.Client) error {
 	}
 	d.store.Close()
 	d.wiped = true
+	os.Remove(lockPath(d.dir))
 	return os.RemoveAll(storeDir(d.dir))
 }
 

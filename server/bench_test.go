@@ -49,7 +49,7 @@ func benchData() []syncengine.NewRecord {
 }
 
 func benchDevice(b *testing.B, url string) *fieldapp.Device {
-	d, err := fieldapp.Init(context.Background(), filepath.Join(b.TempDir(), "d"), url)
+	d, err := fieldapp.Init(context.Background(), filepath.Join(b.TempDir(), "d"), fieldapp.Config{Server: url, PIN: testPIN})
 	if err != nil {
 		b.Fatal(err)
 	}

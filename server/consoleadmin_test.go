@@ -116,7 +116,7 @@ func TestConsoleFormsAndDevices(t *testing.T) {
 	if m == nil || !strings.Contains(page, `src="data:image/png;base64,iVBOR`) {
 		t.Fatalf("no enrollment code with a QR image:\n%s", page)
 	}
-	d, err := fieldapp.InitEnroll(ctx, filepath.Join(t.TempDir(), "dev"), srv.URL, m[1])
+	d, err := fieldapp.Init(ctx, filepath.Join(t.TempDir(), "dev"), fieldapp.Config{Server: srv.URL, Enroll: m[1], PIN: testPIN})
 	must(t, err)
 	defer d.Close()
 	if _, err := d.Sync(ctx, "", nil); err != nil {
@@ -225,7 +225,7 @@ func TestConsoleRecordFilters(t *testing.T) {
 	}
 	code, _, err := a.NewEnrollmentCode(ctx, "lena", "camp", "north", time.Hour)
 	must(t, err)
-	d, err := fieldapp.InitEnroll(ctx, filepath.Join(t.TempDir(), "north"), srv.URL, code)
+	d, err := fieldapp.Init(ctx, filepath.Join(t.TempDir(), "north"), fieldapp.Config{Server: srv.URL, Enroll: code, PIN: testPIN})
 	must(t, err)
 	defer d.Close()
 	_, err = d.Replica().Create(ctx, info.Key(), fw("intro/camp", "west"))
@@ -313,7 +313,7 @@ func TestConsoleDeviceClockWarning(t *testing.T) {
 	enroll := func(team string) *fieldapp.Device {
 		code, _, err := a.NewEnrollmentCode(ctx, "lena", "camp", team, time.Hour)
 		must(t, err)
-		d, err := fieldapp.InitEnroll(ctx, filepath.Join(t.TempDir(), team), srv.URL, code)
+		d, err := fieldapp.Init(ctx, filepath.Join(t.TempDir(), team), fieldapp.Config{Server: srv.URL, Enroll: code, PIN: testPIN})
 		must(t, err)
 		t.Cleanup(func() { d.Close() })
 		return d

@@ -42,7 +42,7 @@ func TestEnrollRevokeWipe(t *testing.T) {
 	var lastDir string
 	enroll := func(code string) (*fieldapp.Device, error) {
 		lastDir = filepath.Join(t.TempDir(), "dev")
-		return fieldapp.InitEnroll(ctx, lastDir, srv.URL, code)
+		return fieldapp.Init(ctx, lastDir, fieldapp.Config{Server: srv.URL, Enroll: code, PIN: testPIN})
 	}
 	good := code(time.Hour)
 	d, err := enroll(strings.ToLower(good))
@@ -126,7 +126,7 @@ func TestRateLimitPerDevice(t *testing.T) {
 	enroll := func() *fieldapp.Device {
 		code, _, err := a.NewEnrollmentCode(ctx, "t", "p", "", time.Hour)
 		must(t, err)
-		d, err := fieldapp.InitEnroll(ctx, filepath.Join(t.TempDir(), "d"), srv.URL, code)
+		d, err := fieldapp.Init(ctx, filepath.Join(t.TempDir(), "d"), fieldapp.Config{Server: srv.URL, Enroll: code, PIN: testPIN})
 		must(t, err)
 		t.Cleanup(func() { d.Close() })
 		return d

@@ -59,7 +59,7 @@ func startServer(t testing.TB, cfg server.Config) *testServer {
 
 func newDevice(t *testing.T, url string) *fieldapp.Device {
 	t.Helper()
-	d, err := fieldapp.Init(context.Background(), filepath.Join(t.TempDir(), "device"), url)
+	d, err := fieldapp.Init(context.Background(), filepath.Join(t.TempDir(), "device"), fieldapp.Config{Server: url, PIN: testPIN})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,3 +152,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// testPIN unlocks the device stores tests create.
+const testPIN = "2468"

@@ -28,7 +28,7 @@ func TestScopedSync(t *testing.T) {
 	enroll := func(project, team string) *fieldapp.Device {
 		code, _, err := a.NewEnrollmentCode(ctx, "t", project, team, time.Hour)
 		must(t, err)
-		d, err := fieldapp.InitEnroll(ctx, filepath.Join(t.TempDir(), "d"), srv.URL, code)
+		d, err := fieldapp.Init(ctx, filepath.Join(t.TempDir(), "d"), fieldapp.Config{Server: srv.URL, Enroll: code, PIN: testPIN})
 		must(t, err)
 		t.Cleanup(func() { d.Close() })
 		return d

@@ -169,7 +169,7 @@ func tessera(dir string, recs []rec) runResult {
 	px := newProxy(ln.Addr().String())
 	defer px.ln.Close()
 	dev := func(name string) *fieldapp.Device {
-		d, err := fieldapp.Init(ctx, filepath.Join(dir, name), px.url())
+		d, err := fieldapp.Init(ctx, filepath.Join(dir, name), fieldapp.Config{Server: px.url(), PIN: "bench-pin"})
 		if err != nil {
 			log.Fatal(err)
 		}
