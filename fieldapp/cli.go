@@ -77,6 +77,8 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return c.form(rest)
 	case "info":
 		return c.info(rest)
+	case "serve":
+		return c.serve(rest)
 	case "help":
 		fs.Usage()
 		return nil

@@ -375,6 +375,12 @@ func (d *Device) Finalize(ctx context.Context, id syncengine.RecordID, lang stri
 			writes = append(writes, syncengine.FieldWrite{Name: k, Value: calc[k]})
 		}
 	}
+	in.Walk(func(n *forms.INode) bool {
+		if n.Q.Kind == forms.KEnd {
+			writes = append(writes, syncengine.FieldWrite{Name: n.Field, Value: syncengine.TextValue(time.Now().Format(time.RFC3339))})
+		}
+		return n.Q.Kind == forms.KGroup
+	})
 	writes = append(writes, syncengine.FieldWrite{Name: syncengine.StatusField, Value: syncengine.TextValue("finalized")})
 	return nil, d.rep.Set(ctx, id, writes)
 }

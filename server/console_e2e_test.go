@@ -2,58 +2,21 @@ package server_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/tessera-survey/tessera/fieldapp"
+	"github.com/tessera-survey/tessera/internal/browsertest"
 	"github.com/tessera-survey/tessera/server"
 )
 
-// chromium finds Debian's Chromium; the browser tests fail in CI without it
-// and are skipped (loudly) on a developer's machine that lacks it.
-func chromium(t *testing.T) string {
-	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("chromium is not installed: .ci/run installs Debian's chromium for the browser tests")
-	}
-	t.Skip("no chromium here (apt-get install chromium); the console's browser test is skipped")
-	return ""
-}
-
 func browser(t *testing.T) (context.Context, context.CancelFunc) {
-	opts := append(chromedp.DefaultExecAllocatorOptions[:0:0],
-		chromedp.ExecPath(chromium(t)),
-		chromedp.Flag("headless", true), chromedp.Flag("no-sandbox", true), chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true), chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1200, 900))
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelB := chromedp.NewContext(actx)
-	ctx, cancelC := context.WithTimeout(ctx, 90*time.Second)
-	return ctx, func() { cancelC(); cancelB(); cancelA() }
+	return browsertest.New(t, browsertest.Options{})
 }
 
-// screenshot saves a PNG for people to look at (TESSERA_SCREENSHOTS, or the
-// test's temporary folder); never committed.
-func screenshot(t *testing.T, ctx context.Context, name string) {
-	dir := os.Getenv("TESSERA_SCREENSHOTS")
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	os.MkdirAll(dir, 0o755)
-	if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
-		os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644)
-	}
-}
+func screenshot(t *testing.T, ctx context.Context, name string) { browsertest.Screenshot(t, ctx, name) }
 
 // TestConsoleResolvesConflict: two devices make a same-field conflict; a lead
 // signs in to the console in a real headless Chromium, finds the record in

@@ -633,6 +633,9 @@ func (r *Replica) Unsent(ctx context.Context) (func(*Record) bool, error) {
 			return nil
 		})
 	})
+	if errors.Is(err, ErrStop) {
+		err = nil
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,449 @@
+package fieldapp
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tessera-survey/tessera/forms"
+	"github.com/tessera-survey/tessera/syncengine"
+)
+
+// This file is the interview half of the device API: start an interview,
+// answer one question at a time, add and remove repeat instances, and the
+// state a screen shows after each answer. The UI (ui.go) is its user; a
+// native shell could be another.
+
+// ErrNotQuestion: the field named is not an answerable question of the form.
+var ErrNotQuestion = errors.New("not a question of this form")
+
+// Interview is a record with its form, laid out for a screen.
+type Interview struct {
+	Record *syncengine.Record
+	Form   *forms.Form
+	In     *forms.Instance
+}
+
+// NewInterview starts a draft record of form (a key "id@version", or a bare
+// id for its latest version) with the device's metadata and the form's
+// default values filled in.
+func (d *Device) NewInterview(ctx context.Context, form string) (syncengine.RecordID, error) {
+	f, err := d.forms.Form(ctx, d.FormKey(ctx, form))
+	if err != nil {
+		return syncengine.RecordID{}, fmt.Errorf("new interview: %w", err)
+	}
+	now := time.Now()
+	writes := []syncengine.FieldWrite{{Name: syncengine.StatusField, Value: syncengine.TextValue("draft")}}
+	in := forms.NewInstance(f, forms.Answers{}, func() time.Time { return now })
+	in.Walk(func(n *forms.INode) bool {
+		if n.Q.Kind == forms.KRepeat {
+			return false // instances get their defaults when added
+		}
+		var v syncengine.Value
+		switch n.Q.Kind {
+		case forms.KStart:
+			v = syncengine.TextValue(now.Format(time.RFC3339))
+		case forms.KToday:
+			v = syncengine.TextValue(now.Format(time.DateOnly))
+		case forms.KDeviceID:
+			v = syncengine.TextValue("tessera:" + d.rep.ID().String())
+		default:
+			if dv, ok := in.Default(nil, n.Q); ok {
+				v = dv
+			}
+		}
+		if v.Kind != syncengine.Null {
+			writes = append(writes, syncengine.FieldWrite{Name: n.Field, Value: v})
+		}
+		return true
+	})
+	return d.rep.Create(ctx, f.Key(), writes)
+}
+
+// Interview loads a record and its form.
+func (d *Device) Interview(ctx context.Context, id syncengine.RecordID) (*Interview, error) {
+	rec, err := d.rep.Record(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	f, err := d.forms.Form(ctx, rec.Form)
+	if err != nil {
+		return nil, fmt.Errorf("form %s is not on this device (sync to fetch it): %w", rec.Form, err)
+	}
+	return &Interview{Record: rec, Form: f, In: forms.NewInstance(f, forms.Answers(rec.Values()), time.Now)}, nil
+}
+
+// Node returns the node of the interview whose field path is field.
+func (iv *Interview) Node(field string) *forms.INode {
+	var out *forms.INode
+	iv.In.Walk(func(n *forms.INode) bool {
+		if n.Field == field {
+			out = n
+		}
+		return out == nil
+	})
+	return out
+}
+
+// Answer saves one answer, given as the text a screen holds ("" clears it;
+// select_multiple answers are the choice names separated by spaces). It is
+// written at once, so an interview interrupted anywhere keeps every answer
+// given before. Repeats whose repeat_count grew get their new instances in
+// the same write. It reports whether instances were added.
+func (d *Device) Answer(ctx context.Context, id syncengine.RecordID, field, text string) (added bool, err error) {
+	iv, err := d.Interview(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	n := iv.Node(field)
+	if n == nil || !n.Q.Kind.HasAnswer() || n.Q.Kind == forms.KRepeat {
+		return false, fmt.Errorf("answer %s: %w", field, ErrNotQuestion)
+	}
+	v := forms.Typed(n.Q.Kind, strings.TrimSpace(text))
+	if n.Q.Kind == forms.KText || n.Q.Kind == forms.KSelectMultiple {
+		v = forms.Typed(n.Q.Kind, text)
+		if n.Q.Kind == forms.KSelectMultiple {
+			v = forms.Typed(n.Q.Kind, strings.Join(strings.Fields(text), " "))
+		}
+	}
+	if old, ok := iv.Record.Values()[field]; (ok && old.Equal(v)) || (!ok && v.Kind == syncengine.Null) {
+		return false, nil // nothing new: no write, nothing to sync
+	}
+	writes := []syncengine.FieldWrite{{Name: field, Value: v}}
+	ans := forms.Answers(iv.Record.Values())
+	ans[field] = v
+	in := forms.NewInstance(iv.Form, ans, time.Now)
+	// An answer its own constraint rejects ("40" where at most 30 people
+	// may live) must not make 40 household members appear.
+	for _, v := range in.Validate("") {
+		if v.Field == field && v.Code != "required" {
+			return false, d.rep.Set(ctx, id, writes)
+		}
+	}
+	more := instanceWrites(in, ans)
+	return len(more) > 0, d.rep.Set(ctx, id, append(writes, more...))
+}
+
+// instanceWrites adds the instances a repeat_count asks for and a repeat
+// lacks. Instances are never removed that way: a lowered count leaves the
+// extra instances (and their answers) for the enumerator to remove.
+func instanceWrites(in *forms.Instance, ans forms.Answers) []syncengine.FieldWrite {
+	var out []syncengine.FieldWrite
+	visit := func(parent *forms.INode, prefix string, qs []*forms.Question, have map[string]int, last map[string]int64) {
+		for _, q := range qs {
+			if q.Kind != forms.KRepeat {
+				continue
+			}
+			want, ok := in.RepeatCount(parent, q)
+			if !ok {
+				continue
+			}
+			for i := have[q.Name]; i < want; i++ {
+				last[q.Name]++
+				key := prefix + q.Name + "[" + newInstanceID() + "]"
+				out = append(out, syncengine.FieldWrite{Name: key, Value: syncengine.IntValue(last[q.Name])})
+				out = append(out, defaultsOf(in, q, key+"/")...)
+			}
+		}
+	}
+	var walk func(n *forms.INode, g *forms.Question, prefix string)
+	walk = func(n *forms.INode, g *forms.Question, prefix string) {
+		have, last := map[string]int{}, map[string]int64{}
+		for _, k := range n.Children() {
+			c := k.(*forms.INode)
+			if c.Q.Kind == forms.KRepeat {
+				have[c.Q.Name]++
+				last[c.Q.Name] = max(last[c.Q.Name], orderValue(ans[c.Field]))
+			}
+		}
+		if n.Q == nil || n == in.Root || in.Relevant(n) {
+			visit(n, prefix, g.Children, have, last)
+		}
+		for _, k := range n.Children() {
+			c := k.(*forms.INode)
+			if c.Q.Kind == forms.KGroup || c.Q.Kind == forms.KRepeat {
+				walk(c, c.Q, c.Field+"/")
+			}
+		}
+	}
+	walk(in.Root, in.Form.Root, "")
+	return out
+}
+
+// orderValue is the order of a repeat instance (its stored value).
+func orderValue(v syncengine.Value) int64 {
+	switch v.Kind {
+	case syncengine.Int:
+		return v.Int
+	case syncengine.Decimal:
+		return int64(v.Num)
+	}
+	var o int64
+	fmt.Sscan(v.Str, &o)
+	return o
+}
+
+// defaultsOf returns the default answers of a new instance of repeat q.
+func defaultsOf(in *forms.Instance, q *forms.Question, prefix string) []syncengine.FieldWrite {
+	var out []syncengine.FieldWrite
+	var walk func(qs []*forms.Question, prefix string)
+	walk = func(qs []*forms.Question, prefix string) {
+		for _, c := range qs {
+			switch c.Kind {
+			case forms.KGroup:
+				walk(c.Children, prefix+c.Name+"/")
+			case forms.KRepeat:
+			default:
+				if v, ok := in.Default(nil, c); ok {
+					out = append(out, syncengine.FieldWrite{Name: prefix + c.Name, Value: v})
+				}
+			}
+		}
+	}
+	walk(q.Children, prefix)
+	return out
+}
+
+func newInstanceID() string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// AddInstance adds an instance to the repeat at path ("roster", or
+// "household/roster", or "roster[ab12cd34]/visits" for a nested one) and
+// returns the new instance's key.
+func (d *Device) AddInstance(ctx context.Context, id syncengine.RecordID, path string) (string, error) {
+	iv, err := d.Interview(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	q := repeatAt(iv.Form, path)
+	if q == nil {
+		return "", fmt.Errorf("add %s: %w", path, ErrNotQuestion)
+	}
+	var last int64
+	for k := range iv.Record.Values() {
+		if base, _, ok := strings.Cut(k, "["); ok && base == path && !strings.Contains(k[len(base):], "/") {
+			last = max(last, orderValue(iv.Record.Values()[k]))
+		}
+	}
+	key := path + "[" + newInstanceID() + "]"
+	writes := append([]syncengine.FieldWrite{{Name: key, Value: syncengine.IntValue(last + 1)}}, defaultsOf(iv.In, q, key+"/")...)
+	return key, d.rep.Set(ctx, id, writes)
+}
+
+// repeatAt returns the repeat question a path names (instance ids and
+// group names along it are checked against the form's tree).
+func repeatAt(f *forms.Form, path string) *forms.Question {
+	g := f.Root
+	parts := strings.Split(path, "/")
+	for i, p := range parts {
+		name, _, _ := strings.Cut(p, "[")
+		var next *forms.Question
+		for _, c := range g.Children {
+			if c.Name == name {
+				next = c
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		if i == len(parts)-1 {
+			if next.Kind != forms.KRepeat || strings.Contains(p, "[") {
+				return nil
+			}
+			return next
+		}
+		if (next.Kind == forms.KRepeat) != strings.Contains(p, "[") {
+			return nil
+		}
+		g = next
+	}
+	return nil
+}
+
+// RemoveInstance removes a repeat instance (its key "roster[ab12cd34]").
+// Its answers stay in the record's history; exports leave them out.
+func (d *Device) RemoveInstance(ctx context.Context, id syncengine.RecordID, key string) error {
+	iv, err := d.Interview(ctx, id)
+	if err != nil {
+		return err
+	}
+	if n := iv.Node(key); n == nil || n.Q.Kind != forms.KRepeat {
+		return fmt.Errorf("remove %s: %w", key, ErrNotQuestion)
+	}
+	return d.rep.Set(ctx, id, []syncengine.FieldWrite{{Name: key, Value: syncengine.Value{}}})
+}
+
+// State is what a screen needs after an answer: which nodes are relevant,
+// the messages of the questions answered wrongly, calculated values and
+// the choices left after choice filters.
+type State struct {
+	Relevant map[string]bool     `json:"relevant"`
+	Messages map[string]string   `json:"messages"`
+	Values   map[string]string   `json:"values,omitempty"`
+	Choices  map[string][]string `json:"choices,omitempty"`
+	Texts    map[string]string   `json:"texts,omitempty"` // labels with ${name} in them, filled in
+	Reload   bool                `json:"reload,omitempty"`
+}
+
+// State computes the screen state in lang. Required answers are not
+// reported as missing here (an interview is answered in any order);
+// finalize reports them.
+func (iv *Interview) State(lang string) State {
+	st := State{Relevant: map[string]bool{}, Messages: map[string]string{}, Values: map[string]string{}, Choices: map[string][]string{}, Texts: map[string]string{}}
+	in := iv.In
+	if calc, err := in.Calculate(); err == nil {
+		for k, v := range calc {
+			st.Values[k] = forms.ValueText(v)
+		}
+	}
+	in.Walk(func(n *forms.INode) bool {
+		st.Relevant[n.Field] = in.Relevant(n)
+		if n.Q.ChoiceFilter != "" {
+			for _, c := range in.Choices(n) {
+				st.Choices[n.Field] = append(st.Choices[n.Field], c.Name)
+			}
+		}
+		if strings.Contains(n.Q.Label.In(lang, iv.Form.DefaultLanguage), "${") {
+			st.Texts[n.Field] = in.Text(n, n.Q.Label, lang)
+		}
+		return true
+	})
+	for _, v := range in.Validate(lang) {
+		if v.Code != "required" {
+			st.Messages[v.Field] = v.Message
+		}
+	}
+	return st
+}
+
+// Violations runs finalize's checks without writing anything, messages
+// keyed by field.
+func (iv *Interview) Violations(lang string) map[string]string {
+	out := map[string]string{}
+	in := forms.NewInstance(iv.Form, forms.Answers(iv.Record.Values()), time.Now)
+	in.Calculate()
+	for _, v := range in.Validate(lang) {
+		out[v.Field] = v.Message
+	}
+	return out
+}
+
+// Summary is one line of the list of saved interviews.
+type Summary struct {
+	ID       string
+	Form     string
+	Title    string
+	Status   string // draft or finalized
+	Sent     bool   // every write acknowledged by the server
+	Conflict bool   // some answer has concurrent values
+	Started  string
+}
+
+// Interviews lists up to limit records after the id after (zero: from the
+// first), oldest first (record ids grow with time), and the id to continue
+// from ("" at the end). Deleted records are left out.
+func (d *Device) Interviews(ctx context.Context, after syncengine.RecordID, limit int) ([]Summary, string, error) {
+	unsent, err := d.rep.Unsent(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	titles := map[string]string{}
+	var out []Summary
+	next := ""
+	from := after
+	if !after.IsZeroID() {
+		from = successor(after)
+	}
+	err = d.rep.Store().View(ctx, func(tx syncengine.ReadTx) error {
+		return tx.ScanRecords(from, func(r *syncengine.Record) error {
+			if r.Deleted() {
+				return nil
+			}
+			if len(out) == limit {
+				next = out[len(out)-1].ID
+				return syncengine.ErrStop
+			}
+			t, ok := titles[r.Form]
+			if !ok {
+				if f, err := d.forms.Form(ctx, r.Form); err == nil {
+					t = f.Title
+				}
+				titles[r.Form] = t
+			}
+			vals := r.Values()
+			out = append(out, Summary{ID: r.ID.String(), Form: r.Form, Title: t, Status: r.Status(), Sent: !unsent(r),
+				Conflict: len(r.Conflicts()) > 0 || r.DeleteConflict(), Started: vals["started"].Str})
+			return nil
+		})
+	})
+	if errors.Is(err, syncengine.ErrStop) {
+		err = nil
+	}
+	return out, next, err
+}
+
+// successor is the next record id after id, where a scan resumes.
+func successor(id syncengine.RecordID) syncengine.RecordID {
+	for i := len(id) - 1; i >= 0; i-- {
+		id[i]++
+		if id[i] != 0 {
+			break
+		}
+	}
+	return id
+}
+
+// ResolveAnswer settles a field in conflict on the value at index i of its
+// concurrent values (as View lists them), or on text when i < 0.
+func (d *Device) ResolveAnswer(ctx context.Context, id syncengine.RecordID, field string, i int, text string) error {
+	rec, err := d.rep.Record(ctx, id)
+	if err != nil {
+		return err
+	}
+	reg, ok := rec.Fields[field]
+	if !ok {
+		return fmt.Errorf("resolve %s: %w", field, ErrNotQuestion)
+	}
+	var v syncengine.Value
+	if i >= 0 {
+		es := reg.Sorted()
+		if i >= len(es) {
+			return fmt.Errorf("resolve %s: no value %d", field, i)
+		}
+		v = es[i].Value
+	} else {
+		v = syncengine.ParseValue(text)
+		if iv, err := d.Interview(ctx, id); err == nil {
+			if n := iv.Node(field); n != nil {
+				v = forms.Typed(n.Q.Kind, text)
+			}
+		}
+	}
+	return d.rep.Resolve(ctx, id, []syncengine.FieldWrite{{Name: field, Value: v}})
+}
+
+// Languages returns every language of the forms on the device, sorted.
+func (d *Device) Languages(ctx context.Context) ([]string, error) {
+	infos, err := d.forms.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, i := range infos {
+		for _, l := range i.Languages {
+			if !slices.Contains(out, l) {
+				out = append(out, l)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}

@@ -1,0 +1,80 @@
+package fieldapp
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+func (c *cli) serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:8081", "address of the web UI; loopback only (the phone's own browser)")
+	idle := fs.Duration("idle-lock", 15*time.Minute, "lock the store after this long without use (0 = never)")
+	if _, err := c.parse(fs, "serve [--listen 127.0.0.1:8081] [--idle-lock 15m]", args, 0, 0); err != nil {
+		return helpOK(err)
+	}
+	if !Exists(c.dir) {
+		return fmt.Errorf("%s: %w", c.dir, ErrNoStore)
+	}
+	host, _, err := net.SplitHostPort(*listen)
+	if err != nil {
+		return fmt.Errorf("serve: --listen: %w", err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("serve: --listen %s: the UI serves interviews to the device's own browser and listens on loopback only", *listen)
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	if *idle == 0 {
+		*idle = -1
+	}
+	log := slog.New(slog.NewTextHandler(c.stderr, nil))
+	ui, err := NewUI(c.dir, UIOptions{IdleLock: *idle, Listen: ln.Addr().String(), Logger: log})
+	if err != nil {
+		return err
+	}
+	return Serve(c.ctx, ln, ui, func(url string) {
+		fmt.Fprintf(c.stdout, "fieldapp UI on %s (open it in this device's browser; the store stays locked until the PIN is entered)\n", url)
+	})
+}
+
+// Serve serves ui on ln until ctx ends, then locks the store.
+func Serve(ctx context.Context, ln net.Listener, ui *UI, ready func(url string)) error {
+	srv := &http.Server{Handler: ui, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				srv.Shutdown(sctx)
+				cancel()
+				close(done)
+				return
+			case now := <-t.C:
+				ui.IdleCheck(now)
+			}
+		}
+	}()
+	if ready != nil {
+		ready("http://" + ln.Addr().String())
+	}
+	err := srv.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		<-done
+		err = nil
+	}
+	if cerr := ui.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

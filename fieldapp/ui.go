@@ -1,0 +1,644 @@
+package fieldapp
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"embed"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/tessera-survey/tessera/forms"
+	"github.com/tessera-survey/tessera/syncengine"
+)
+
+// The web UI an enumerator uses on the device: served by the device itself
+// (fieldapp serve) on loopback, with every template and asset embedded in
+// the binary, so it works with no network at all. Pages are rendered on
+// the server; a small script saves each answer as it is entered and
+// applies skip logic, and every page also works as plain forms without it.
+
+//go:embed ui
+var uiFiles embed.FS
+
+// UI serves the device's web interface for one data directory.
+type UI struct {
+	dir      string
+	log      *slog.Logger
+	tmpl     *template.Template
+	static   http.Handler
+	idleLock time.Duration
+	hosts    map[string]bool // Host headers accepted (DNS rebinding guard)
+
+	mu       sync.Mutex
+	dev      *Device
+	session  string // cookie value of the unlocked session
+	csrf     string
+	lang     string
+	lastSeen time.Time
+	sync     *syncJob
+}
+
+// UIOptions configure a UI.
+type UIOptions struct {
+	// IdleLock locks the store after this long without a request (0: 15
+	// minutes; negative: never).
+	IdleLock time.Duration
+	// Listen is the address served, to accept it as a Host header.
+	Listen string
+	Logger *slog.Logger
+}
+
+// NewUI returns the UI of the device store in dir. The store stays locked
+// until someone enters the PIN.
+func NewUI(dir string, o UIOptions) (*UI, error) {
+	funcs := template.FuncMap{
+		"short": func(s string) string { return strings.SplitN(s, "-", 2)[0] },
+		"dir":   langDir,
+		"bytes": bytesStr,
+		"time": func(s string) string {
+			if t, err := time.Parse(time.RFC3339, s); err == nil {
+				return t.Local().Format("2006-01-02 15:04")
+			}
+			return s
+		},
+	}
+	t, err := template.New("ui").Funcs(funcs).ParseFS(uiFiles, "ui/*.html")
+	if err != nil {
+		return nil, err
+	}
+	static, _ := fs.Sub(uiFiles, "ui/static")
+	u := &UI{dir: dir, log: o.Logger, tmpl: t, static: http.StripPrefix("/static/", http.FileServerFS(static)), idleLock: o.IdleLock}
+	if u.log == nil {
+		u.log = slog.Default()
+	}
+	if u.idleLock == 0 {
+		u.idleLock = 15 * time.Minute
+	}
+	u.hosts = map[string]bool{}
+	if _, port, err := net.SplitHostPort(o.Listen); err == nil {
+		for _, h := range []string{"127.0.0.1", "localhost", "[::1]"} {
+			u.hosts[h+":"+port] = true
+		}
+		u.hosts[o.Listen] = true
+	}
+	return u, nil
+}
+
+// langDir is "rtl" for languages written right to left, by the code in
+// the column name ("العربية (ar)") or the name itself.
+func langDir(lang string) string {
+	code := lang
+	if i := strings.LastIndexByte(lang, '('); i >= 0 && strings.HasSuffix(lang, ")") {
+		code = lang[i+1 : len(lang)-1]
+	}
+	code, _, _ = strings.Cut(strings.ToLower(strings.TrimSpace(code)), "-")
+	switch code {
+	case "ar", "arabic", "fa", "ps", "ur", "he", "yi", "ckb", "dv", "sd", "ug":
+		return "rtl"
+	}
+	return "ltr"
+}
+
+// Close locks the store.
+func (u *UI) Close() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.lockLocked()
+}
+
+func (u *UI) lockLocked() error {
+	if u.sync != nil && u.sync.running() {
+		u.sync.cancel()
+		<-u.sync.done
+	}
+	u.sync = nil
+	u.session, u.csrf = "", ""
+	if u.dev == nil {
+		return nil
+	}
+	err := u.dev.Close()
+	u.dev = nil
+	return err
+}
+
+// IdleCheck locks the store when nobody used it for the idle time; serve
+// calls it every few seconds.
+func (u *UI) IdleCheck(now time.Time) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.dev != nil && u.idleLock > 0 && now.Sub(u.lastSeen) > u.idleLock && (u.sync == nil || !u.sync.running()) {
+		u.log.Info("locked after idle time", "idle", u.idleLock)
+		u.lockLocked()
+	}
+}
+
+func token() string {
+	b := make([]byte, 24)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// ServeHTTP routes a request.
+func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if len(u.hosts) > 0 && !u.hosts[r.Host] {
+		http.Error(w, "unexpected Host header", http.StatusMisdirectedRequest)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	path := r.URL.Path
+	if strings.HasPrefix(path, "/static/") {
+		h.Set("Cache-Control", "max-age=3600")
+		u.static.ServeHTTP(w, r)
+		return
+	}
+	if path == "/unlock" && r.Method == http.MethodPost {
+		u.unlock(w, r)
+		return
+	}
+	dev, ok := u.authorized(w, r)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	switch {
+	case path == "/" || path == "/forms":
+		u.forms(ctx, w, r, dev)
+	case path == "/lock" && r.Method == http.MethodPost:
+		u.mu.Lock()
+		u.lockLocked()
+		u.mu.Unlock()
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+	case path == "/language":
+		u.language(ctx, w, r, dev)
+	case path == "/interviews" && r.Method == http.MethodPost:
+		id, err := dev.NewInterview(ctx, r.PostFormValue("form"))
+		if err != nil {
+			u.fail(w, http.StatusBadRequest, err)
+			return
+		}
+		http.Redirect(w, r, "/interview/"+id.String(), http.StatusSeeOther)
+	case path == "/interviews":
+		u.list(ctx, w, r, dev)
+	case strings.HasPrefix(path, "/interview/"):
+		u.interview(ctx, w, r, dev, strings.TrimPrefix(path, "/interview/"))
+	case path == "/sync":
+		u.syncPage(w, r, dev)
+	case path == "/sync/status":
+		u.mu.Lock()
+		j := u.sync
+		u.mu.Unlock()
+		writeJSONResponse(w, j.status())
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// authorized checks the session cookie and, for a POST, the CSRF token;
+// a locked store shows the unlock screen.
+func (u *UI) authorized(w http.ResponseWriter, r *http.Request) (*Device, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	c, err := r.Cookie("tessera_device")
+	if u.dev == nil || err != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(u.session)) != 1 {
+		if r.Method == http.MethodGet && (r.URL.Path == "/" || !strings.HasPrefix(r.URL.Path, "/sync/")) {
+			u.render(w, http.StatusOK, "unlock", page{Title: "Unlock", Locked: true, Exists: Exists(u.dir)})
+		} else {
+			http.Error(w, "locked: unlock the device first", http.StatusUnauthorized)
+		}
+		return nil, false
+	}
+	if r.Method == http.MethodPost {
+		tok := r.Header.Get("X-CSRF-Token")
+		if tok == "" {
+			tok = r.PostFormValue("csrf")
+		}
+		if subtle.ConstantTimeCompare([]byte(tok), []byte(u.csrf)) != 1 {
+			http.Error(w, "stale form: reload the page", http.StatusForbidden)
+			return nil, false
+		}
+	}
+	u.lastSeen = time.Now()
+	return u.dev, true
+}
+
+func (u *UI) unlock(w http.ResponseWriter, r *http.Request) {
+	pin := r.PostFormValue("pin")
+	u.mu.Lock()
+	open := u.dev != nil
+	u.mu.Unlock()
+	if open {
+		// Another tab unlocked: a right PIN joins that session, a wrong one
+		// is refused like any other.
+		if _, err := storeKey(r.Context(), u.dir, pin); err != nil {
+			u.render(w, http.StatusUnauthorized, "unlock", page{Title: "Unlock", Locked: true, Exists: true, Error: unlockError(err)})
+			return
+		}
+	} else {
+		d, err := Open(r.Context(), u.dir, pin)
+		if err != nil {
+			u.log.Info("unlock refused", "err", err)
+			u.render(w, http.StatusUnauthorized, "unlock", page{Title: "Unlock", Locked: true, Exists: Exists(u.dir), Error: unlockError(err)})
+			return
+		}
+		u.mu.Lock()
+		if u.dev != nil {
+			d.Close()
+		} else {
+			u.dev, u.session, u.csrf = d, token(), token()
+		}
+		u.mu.Unlock()
+	}
+	u.mu.Lock()
+	sess, lang := u.session, u.lang
+	u.lastSeen = time.Now()
+	u.mu.Unlock()
+	http.SetCookie(w, &http.Cookie{Name: "tessera_device", Value: sess, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	next := "/forms"
+	if lang == "" {
+		next = "/language"
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func unlockError(err error) string {
+	switch {
+	case errors.Is(err, ErrWrongPIN):
+		return "Wrong PIN. " + strings.TrimPrefix(err.Error(), ErrWrongPIN.Error()+" ")
+	case errors.Is(err, ErrNoPIN):
+		return "Enter the PIN."
+	case errors.Is(err, ErrNoStore):
+		return "There is no device store here yet: run 'fieldapp init' first."
+	}
+	return "The device store could not be opened: " + err.Error()
+}
+
+// page is what every template gets.
+type page struct {
+	Title   string
+	Locked  bool
+	Exists  bool
+	CSRF    string
+	Lang    string
+	Dir     string
+	Error   string
+	Notice  string
+	Data    any
+	Pending int
+}
+
+func (u *UI) page(title string, data any) page {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return page{Title: title, CSRF: u.csrf, Lang: u.lang, Dir: langDir(u.lang), Data: data}
+}
+
+func (u *UI) render(w http.ResponseWriter, status int, name string, p page) {
+	if p.Dir == "" {
+		p.Dir = "ltr"
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := u.tmpl.ExecuteTemplate(w, name, p); err != nil {
+		u.log.Error("template", "name", name, "err", err)
+	}
+}
+
+func (u *UI) fail(w http.ResponseWriter, status int, err error) {
+	u.log.Info("request failed", "err", err)
+	p := u.page("Error", nil)
+	p.Error = err.Error()
+	u.render(w, status, "error", p)
+}
+
+func writeJSONResponse(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
+
+func (u *UI) language(ctx context.Context, w http.ResponseWriter, r *http.Request, dev *Device) {
+	langs, err := dev.Languages(ctx)
+	if err != nil {
+		u.fail(w, http.StatusInternalServerError, err)
+		return
+	}
+	if r.Method == http.MethodPost {
+		l := r.PostFormValue("lang")
+		if l != "" && !contains(langs, l) {
+			u.fail(w, http.StatusBadRequest, fmt.Errorf("no form on this device has the language %q", l))
+			return
+		}
+		u.mu.Lock()
+		u.lang = l
+		u.mu.Unlock()
+		next := r.PostFormValue("next")
+		if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
+			next = "/forms"
+		}
+		http.Redirect(w, r, next, http.StatusSeeOther)
+		return
+	}
+	type opt struct {
+		Name, Dir string
+		Chosen    bool
+	}
+	var opts []opt
+	u.mu.Lock()
+	cur := u.lang
+	u.mu.Unlock()
+	for _, l := range langs {
+		opts = append(opts, opt{l, langDir(l), l == cur})
+	}
+	u.render(w, http.StatusOK, "language", u.page("Language", struct {
+		Langs []opt
+		Next  string
+	}{opts, r.URL.Query().Get("next")}))
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+func (u *UI) forms(ctx context.Context, w http.ResponseWriter, r *http.Request, dev *Device) {
+	infos, err := dev.Forms().List(ctx)
+	if err != nil {
+		u.fail(w, http.StatusInternalServerError, err)
+		return
+	}
+	// The newest version of each form; older ones stay for old records.
+	seen := map[string]bool{}
+	var list []forms.Info
+	for _, i := range infos {
+		if !seen[i.ID] {
+			seen[i.ID] = true
+			list = append(list, i)
+		}
+	}
+	pending, _ := dev.Replica().Pending(ctx)
+	p := u.page("Forms", list)
+	p.Pending = pending
+	u.render(w, http.StatusOK, "forms", p)
+}
+
+func (u *UI) list(ctx context.Context, w http.ResponseWriter, r *http.Request, dev *Device) {
+	var after syncengine.RecordID
+	if a := r.URL.Query().Get("after"); a != "" {
+		id, err := uuid.Parse(a)
+		if err != nil {
+			u.fail(w, http.StatusBadRequest, fmt.Errorf("after: %w", err))
+			return
+		}
+		after = syncengine.RecordID(id)
+	}
+	items, next, err := dev.Interviews(ctx, after, 50)
+	if err != nil {
+		u.fail(w, http.StatusInternalServerError, err)
+		return
+	}
+	p := u.page("Interviews", struct {
+		Items []Summary
+		Next  string
+		First bool
+	}{items, next, after.IsZeroID()})
+	p.Notice = r.URL.Query().Get("notice")
+	u.render(w, http.StatusOK, "list", p)
+}
+
+func (u *UI) interview(ctx context.Context, w http.ResponseWriter, r *http.Request, dev *Device, rest string) {
+	idText, action, _ := strings.Cut(rest, "/")
+	uid, err := uuid.Parse(idText)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	id := syncengine.RecordID(uid)
+	lang := u.page("", nil).Lang
+	back := "/interview/" + id.String()
+	if action != "" && r.Method != http.MethodPost {
+		http.Error(w, "use POST", http.StatusMethodNotAllowed)
+		return
+	}
+	switch action {
+	case "":
+		iv, err := dev.Interview(ctx, id)
+		if err != nil {
+			u.fail(w, http.StatusNotFound, err)
+			return
+		}
+		u.showInterview(w, http.StatusOK, iv, lang, nil, r.URL.Query().Get("notice"))
+	case "answer":
+		added, err := dev.Answer(ctx, id, r.PostFormValue("field"), r.PostFormValue("value"))
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			writeJSONResponse(w, map[string]string{"error": err.Error()})
+			return
+		}
+		iv, err := dev.Interview(ctx, id)
+		if err != nil {
+			w.WriteHeader(http.StatusInternalServerError)
+			writeJSONResponse(w, map[string]string{"error": err.Error()})
+			return
+		}
+		st := iv.State(lang)
+		st.Reload = added
+		writeJSONResponse(w, st)
+	case "save", "finalize":
+		if err := u.saveAll(ctx, r, dev, id); err != nil {
+			u.fail(w, http.StatusBadRequest, err)
+			return
+		}
+		if action == "save" {
+			http.Redirect(w, r, "/interviews?notice="+url.QueryEscape("Draft saved."), http.StatusSeeOther)
+			return
+		}
+		vs, err := dev.Finalize(ctx, id, lang)
+		if err != nil {
+			u.fail(w, http.StatusBadRequest, err)
+			return
+		}
+		if len(vs) > 0 {
+			iv, err := dev.Interview(ctx, id)
+			if err != nil {
+				u.fail(w, http.StatusInternalServerError, err)
+				return
+			}
+			msgs := map[string]string{}
+			for _, v := range vs {
+				msgs[v.Field] = v.Message
+			}
+			u.showInterview(w, http.StatusUnprocessableEntity, iv, lang, msgs, "")
+			return
+		}
+		http.Redirect(w, r, "/interviews?notice="+url.QueryEscape("Interview finalized. It will be sent at the next sync."), http.StatusSeeOther)
+	case "add":
+		if err := u.saveAll(ctx, r, dev, id); err != nil {
+			u.fail(w, http.StatusBadRequest, err)
+			return
+		}
+		key, err := dev.AddInstance(ctx, id, r.PostFormValue("repeat"))
+		if err != nil {
+			u.fail(w, http.StatusBadRequest, err)
+			return
+		}
+		http.Redirect(w, r, back+"#"+key, http.StatusSeeOther)
+	case "remove":
+		if err := u.saveAll(ctx, r, dev, id); err != nil {
+			u.fail(w, http.StatusBadRequest, err)
+			return
+		}
+		if err := dev.RemoveInstance(ctx, id, r.PostFormValue("key")); err != nil {
+			u.fail(w, http.StatusBadRequest, err)
+			return
+		}
+		http.Redirect(w, r, back, http.StatusSeeOther)
+	case "resolve":
+		// Settling a conflict overrides a colleague's answer: the PIN is
+		// asked again, so a device left unlocked is not enough.
+		if _, err := storeKey(ctx, u.dir, r.PostFormValue("pin")); err != nil {
+			u.fail(w, http.StatusForbidden, fmt.Errorf("resolve: %s", unlockError(err)))
+			return
+		}
+		i := -1
+		if c := r.PostFormValue("choice"); c != "" && c != "other" {
+			if i, err = strconv.Atoi(c); err != nil {
+				u.fail(w, http.StatusBadRequest, fmt.Errorf("resolve: choice %q", c))
+				return
+			}
+		}
+		if err := dev.ResolveAnswer(ctx, id, r.PostFormValue("field"), i, r.PostFormValue("value")); err != nil {
+			u.fail(w, http.StatusBadRequest, err)
+			return
+		}
+		http.Redirect(w, r, back+"?notice="+url.QueryEscape("Conflict settled. The choice syncs like any answer."), http.StatusSeeOther)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// saveAll writes every answer a plain form post carries (the page without
+// its script, or the last keystrokes before "Save"/"Finalize").
+func (u *UI) saveAll(ctx context.Context, r *http.Request, dev *Device, id syncengine.RecordID) error {
+	if err := r.ParseForm(); err != nil {
+		return err
+	}
+	for _, f := range r.PostForm["_f"] {
+		vals := r.PostForm[f]
+		if _, err := dev.Answer(ctx, id, f, strings.Join(vals, " ")); err != nil && !errors.Is(err, ErrNotQuestion) {
+			return err
+		}
+	}
+	return nil
+}
+
+// syncJob is a sync running in the background; the page polls its status.
+type syncJob struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu     sync.Mutex
+	prog   SyncResult
+	result *SyncResult
+	err    string
+}
+
+func (j *syncJob) running() bool {
+	select {
+	case <-j.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// SyncStatus is the JSON the sync screen polls.
+type SyncStatus struct {
+	Running  bool        `json:"running"`
+	Progress SyncResult  `json:"progress"`
+	Result   *SyncResult `json:"result,omitempty"`
+	Error    string      `json:"error,omitempty"`
+}
+
+func (j *syncJob) status() SyncStatus {
+	if j == nil {
+		return SyncStatus{}
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return SyncStatus{Running: j.running(), Progress: j.prog, Result: j.result, Error: j.err}
+}
+
+func (u *UI) syncPage(w http.ResponseWriter, r *http.Request, dev *Device) {
+	if r.Method == http.MethodPost {
+		u.mu.Lock()
+		if u.sync == nil || !u.sync.running() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+			j := &syncJob{cancel: cancel, done: make(chan struct{})}
+			u.sync = j
+			go func() {
+				defer close(j.done)
+				defer cancel()
+				res, err := dev.Sync(ctx, "", func(p SyncResult) {
+					j.mu.Lock()
+					j.prog = p
+					j.mu.Unlock()
+				})
+				j.mu.Lock()
+				defer j.mu.Unlock()
+				j.prog, j.result = res, &res
+				if err != nil {
+					j.err = syncError(err)
+					u.log.Info("sync failed", "err", err)
+				}
+			}()
+		}
+		u.mu.Unlock()
+		http.Redirect(w, r, "/sync", http.StatusSeeOther)
+		return
+	}
+	pending, _ := dev.Replica().Pending(r.Context())
+	server, _ := dev.Server(r.Context())
+	u.mu.Lock()
+	st := u.sync.status()
+	u.mu.Unlock()
+	p := u.page("Sync", struct {
+		Server string
+		Status SyncStatus
+	}{server, st})
+	p.Pending = pending
+	u.render(w, http.StatusOK, "sync", p)
+}
+
+// syncError says what went wrong in words for the enumerator.
+func syncError(err error) string {
+	s := err.Error()
+	switch {
+	case errors.Is(err, ErrNoServer):
+		return "No server is configured on this device."
+	case strings.Contains(s, "connection refused"), strings.Contains(s, "no such host"), strings.Contains(s, "unavailable"),
+		strings.Contains(s, "i/o timeout"), strings.Contains(s, "network is unreachable"):
+		return "The server cannot be reached. Nothing was lost: try again when there is a connection. (" + s + ")"
+	}
+	return s
+}

@@ -1,0 +1,154 @@
+// Tessera field app: saves each answer as it is entered and applies the
+// form's skip logic, constraints, calculations and choice filters that the
+// device computes. Every page works without this script too.
+(function () {
+  "use strict";
+  var form = document.getElementById("iv");
+  if (form) interview(form);
+  var sync = document.getElementById("sync");
+  if (sync) syncPage(sync);
+
+  function sel(attr, v) { return "[" + attr + '="' + (window.CSS && CSS.escape ? CSS.escape(v) : v) + '"]'; }
+
+  function interview(form) {
+    var id = form.dataset.id, csrf = form.dataset.csrf;
+    var saved = document.getElementById("saved");
+    var timers = {};
+    var chain = Promise.resolve();
+
+    function valueOf(field) {
+      var els = form.querySelectorAll(sel("data-field", field));
+      if (!els.length) return "";
+      var first = els[0], out = [];
+      if (first.type === "radio" || first.type === "checkbox") {
+        for (var i = 0; i < els.length; i++) if (els[i].checked) out.push(els[i].value);
+        return out.join(" ");
+      }
+      return first.value;
+    }
+
+    // Answers are sent one after another, in the order they were given.
+    function send(field) {
+      var body = new URLSearchParams({ field: field, value: valueOf(field) });
+      saved.textContent = "Saving…";
+      chain = chain.then(function () {
+        return fetch("/interview/" + id + "/answer", {
+          method: "POST", body: body, credentials: "same-origin",
+          headers: { "X-CSRF-Token": csrf, "Content-Type": "application/x-www-form-urlencoded" }
+        }).then(function (r) { return r.json(); }).then(function (st) {
+          if (st.error) { saved.textContent = "Not saved: " + st.error; return; }
+          apply(st, field);
+          saved.textContent = "Saved on this device.";
+          if (st.reload) location.reload();
+        }).catch(function (e) { saved.textContent = "Not saved (" + e + "). Press Save draft."; });
+      });
+      return chain;
+    }
+
+    function apply(st, field) {
+      form.querySelectorAll("[data-node]").forEach(function (el) {
+        var r = st.relevant[el.dataset.node];
+        if (r === true) el.hidden = false;
+        if (r === false) el.hidden = true;
+      });
+      form.querySelectorAll("[data-msg]").forEach(function (el) {
+        var f = el.dataset.msg, m = st.messages[f];
+        if (m) { el.textContent = m; el.dataset.live = "1"; }
+        else if (el.dataset.live === "1" || f === field) { el.textContent = ""; el.dataset.live = ""; }
+      });
+      Object.keys(st.choices || {}).forEach(function (f) {
+        var allowed = st.choices[f] || [];
+        var node = form.querySelector(sel("data-node", f));
+        if (!node) return;
+        node.querySelectorAll("[data-choice]").forEach(function (c) { c.hidden = allowed.indexOf(c.dataset.choice) < 0; });
+      });
+      Object.keys(st.texts || {}).forEach(function (f) {
+        var el = form.querySelector(sel("data-text", f));
+        if (el) el.textContent = st.texts[f];
+      });
+    }
+
+    form.addEventListener("input", function (e) {
+      var f = e.target.dataset.field;
+      if (!f || e.target.type === "radio" || e.target.type === "checkbox") return;
+      clearTimeout(timers[f]);
+      timers[f] = setTimeout(function () { delete timers[f]; send(f); }, 400);
+    });
+    form.addEventListener("change", function (e) {
+      var f = e.target.dataset.field;
+      if (!f) return;
+      clearTimeout(timers[f]);
+      delete timers[f];
+      send(f);
+    });
+    // Enter in a field moves on instead of submitting the form.
+    form.addEventListener("keydown", function (e) {
+      if (e.key === "Enter" && e.target.tagName === "INPUT") e.preventDefault();
+    });
+    form.addEventListener("click", function (e) {
+      var t = e.target;
+      if (t.dataset.clear) {
+        form.querySelectorAll(sel("data-field", t.dataset.clear)).forEach(function (el) { el.checked = false; });
+        send(t.dataset.clear);
+      }
+      if (t.dataset.geo) {
+        var input = form.querySelector(sel("data-field", t.dataset.geo));
+        if (!navigator.geolocation) { input.placeholder = "no location on this device: type it"; return; }
+        t.disabled = true;
+        navigator.geolocation.getCurrentPosition(function (p) {
+          var c = p.coords;
+          input.value = [c.latitude, c.longitude, c.altitude || 0, c.accuracy || 0].join(" ");
+          t.disabled = false;
+          send(t.dataset.geo);
+        }, function (err) { t.disabled = false; input.placeholder = "location unavailable (" + err.message + "): type it"; },
+        { enableHighAccuracy: true, timeout: 60000 });
+      }
+      if (t.dataset.remove && !confirm(t.textContent.trim() + "?")) e.preventDefault();
+    });
+    // Pending keystrokes travel with the form itself when it is submitted.
+    form.addEventListener("submit", function () {
+      Object.keys(timers).forEach(function (f) { clearTimeout(timers[f]); });
+    });
+  }
+
+  function syncPage(box) {
+    var state = document.getElementById("sync-state");
+    var bar = document.getElementById("sync-progress");
+    var button = document.getElementById("sync-now");
+    var pending = document.getElementById("pending");
+    function size(n) {
+      if (n < 1024) return n + " B";
+      if (n < 1048576) return (n / 1024).toFixed(1) + " KiB";
+      return (n / 1048576).toFixed(1) + " MiB";
+    }
+    function poll() {
+      fetch("/sync/status", { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (s) {
+        var p = s.result || s.progress;
+        if (s.running) {
+          bar.hidden = false; button.disabled = true;
+          state.textContent = "Syncing… " + p.pushed + " sent, " + p.pulled + " received, " + size(p.bytes_sent) + " up, " + size(p.bytes_received) + " down";
+          setTimeout(poll, 300);
+          return;
+        }
+        bar.hidden = true; button.disabled = false;
+        if (s.error) {
+          state.innerHTML = "";
+          var e = document.createElement("span");
+          e.className = "error";
+          e.textContent = "Sync failed: " + s.error;
+          state.appendChild(e);
+        } else if (s.result) {
+          state.textContent = "Done: " + p.pushed + " changes sent, " + p.pulled + " received (" + size(p.bytes_sent) + " up, " +
+            size(p.bytes_received) + " down) in " + Math.round(p.duration_ms) + " ms." +
+            (p.forms_fetched || []).map(function (f) { return " New form: " + f + "."; }).join("") +
+            (p.warnings || []).map(function (w) { return " " + w; }).join("");
+          if (pending && !s.error) pending.textContent = "0";
+        }
+        box.dataset.running = "false";
+        box.dataset.done = "true";
+      });
+    }
+    if (box.dataset.running === "true") poll();
+    else if (state.textContent.trim() !== "") box.dataset.done = "true";
+  }
+})();

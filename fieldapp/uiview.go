@@ -1,0 +1,177 @@
+package fieldapp
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/tessera-survey/tessera/forms"
+)
+
+// nodeView is one node of the interview screen: a group, a repeat section
+// (with its instances) or a question.
+type nodeView struct {
+	Field, Kind, Label, Hint, Message, Value string
+	Relevant, Required, Multiline              bool
+	Input                                      string // the <input> type of plain questions
+	Choices                                    []choiceView
+	Children                                   []*nodeView
+	Repeat                                     string      // a repeat section: the path AddInstance takes
+	Instances                                  []*nodeView // a repeat section's instances
+	Index                                      int         // an instance's number, from 1
+	Conflicts                                  []conflictView
+	Unsupported                                bool
+	ID, CSRF                                   string // the record, and the token of forms inside the node
+}
+
+type choiceView struct {
+	Name, Label     string
+	Checked, Hidden bool
+}
+
+type conflictView struct {
+	Index               int
+	Value, Device, Time string
+}
+
+// interviewView is the whole screen.
+type interviewView struct {
+	ID, Form, Title, Status string
+	Root                    []*nodeView
+	Errors                  int
+	Langs                   []string
+	Conflicts               int
+}
+
+func (u *UI) showInterview(w http.ResponseWriter, status int, iv *Interview, lang string, msgs map[string]string, notice string) {
+	st := iv.State(lang)
+	if msgs == nil {
+		msgs = st.Messages
+	}
+	v := interviewView{ID: iv.Record.ID.String(), Form: iv.Form.Key(), Title: iv.Form.Title, Status: iv.Record.Status(),
+		Errors: len(msgs), Langs: iv.Form.Languages}
+	if v.Status == "" {
+		v.Status = "draft"
+	}
+	rv := View(iv.Record)
+	choiceLabel := func(q *forms.Question, val string) string {
+		for _, c := range iv.Form.Choices[q.ListName] {
+			if c.Name == val {
+				return c.Label.In(lang, iv.Form.DefaultLanguage)
+			}
+		}
+		return val
+	}
+	var build func(n *forms.INode, g *forms.Question) []*nodeView
+	build = func(n *forms.INode, g *forms.Question) []*nodeView {
+		var out []*nodeView
+		kids := n.Children()
+		for _, q := range g.Children {
+			if q.Kind == forms.KRepeat {
+				sec := &nodeView{Kind: "repeat", Label: iv.In.Text(n, q.Label, lang), Hint: q.Hint.In(lang, iv.Form.DefaultLanguage),
+					Repeat: strings.TrimPrefix(n.Field+"/"+q.Name, "/"), Relevant: true} // its group hides it; instances have their own relevance
+				if n.Field == "" {
+					sec.Repeat = q.Name
+				}
+				sec.Field = "sec:" + sec.Repeat
+				for _, k := range kids {
+					c := k.(*forms.INode)
+					if c.Q == q {
+						inst := &nodeView{Field: c.Field, Kind: "instance", Index: len(sec.Instances) + 1, Relevant: st.Relevant[c.Field],
+							Label: sec.Label, Children: build(c, q)}
+						sec.Instances = append(sec.Instances, inst)
+					}
+				}
+				out = append(out, sec)
+				continue
+			}
+			var c *forms.INode
+			for _, k := range kids {
+				if k.(*forms.INode).Q == q {
+					c = k.(*forms.INode)
+					break
+				}
+			}
+			if c == nil || q.Kind.IsMeta() || q.Kind == forms.KCalculate || q.Kind == forms.KHidden {
+				continue
+			}
+			nv := &nodeView{Field: c.Field, Kind: string(q.Kind), Label: iv.In.Text(c, q.Label, lang), Hint: iv.In.Text(c, q.Hint, lang),
+				Message: msgs[c.Field], Value: c.Value(), Relevant: st.Relevant[c.Field], Required: q.Required != "" && q.Required != "no" && q.Required != "false()"}
+			if nv.Label == "" {
+				nv.Label = q.Name
+			}
+			switch q.Kind {
+			case forms.KGroup:
+				nv.Children = build(c, q)
+			case forms.KSelectOne, forms.KSelectMultiple:
+				allowed := map[string]bool{}
+				for _, name := range st.Choices[c.Field] {
+					allowed[name] = true
+				}
+				picked := strings.Fields(c.Value())
+				for _, ch := range iv.Form.Choices[q.ListName] {
+					nv.Choices = append(nv.Choices, choiceView{Name: ch.Name, Label: ch.Label.In(lang, iv.Form.DefaultLanguage),
+						Checked: contains(picked, ch.Name), Hidden: q.ChoiceFilter != "" && !allowed[ch.Name]})
+				}
+			case forms.KText:
+				nv.Input, nv.Multiline = "text", strings.Contains(q.Appearance, "multiline")
+			case forms.KInteger:
+				nv.Input = "number"
+			case forms.KDecimal:
+				nv.Input = "decimal"
+			case forms.KDate:
+				nv.Input = "date"
+			case forms.KTime:
+				nv.Input = "time"
+			case forms.KDateTime:
+				nv.Input = "datetime-local"
+			case forms.KGeopoint, forms.KNote, forms.KAcknowledge:
+			default:
+				nv.Unsupported = true
+			}
+			if fv, ok := rv.Fields[c.Field]; ok && len(fv.Conflicts) > 0 {
+				v.Conflicts++
+				for i, cv := range fv.Conflicts {
+					text := forms.ValueText(cv.Value)
+					if q.ListName != "" {
+						var labels []string
+						for _, name := range strings.Fields(text) {
+							labels = append(labels, choiceLabel(q, name))
+						}
+						text = strings.Join(labels, ", ")
+					}
+					when := cv.Time
+					if t, err := time.Parse("2006-01-02T15:04:05.000Z07:00", cv.Time); err == nil {
+						when = t.Local().Format("2006-01-02 15:04")
+					}
+					nv.Conflicts = append(nv.Conflicts, conflictView{Index: i, Value: text, Device: shortID(cv.Replica), Time: when})
+				}
+			}
+			out = append(out, nv)
+		}
+		return out
+	}
+	v.Root = build(iv.In.Root, iv.Form.Root)
+	p := u.page(iv.Form.Title, v)
+	var stamp func(ns []*nodeView)
+	stamp = func(ns []*nodeView) {
+		for _, n := range ns {
+			n.ID, n.CSRF = v.ID, p.CSRF
+			stamp(n.Children)
+			stamp(n.Instances)
+		}
+	}
+	stamp(v.Root)
+	p.Notice = notice
+	if status == http.StatusUnprocessableEntity {
+		p.Error = "This interview cannot be finalized yet: see the messages below."
+	}
+	u.render(w, status, "interview", p)
+}
+
+func shortID(s string) string {
+	if len(s) > 8 {
+		return s[len(s)-8:]
+	}
+	return s
+}
