@@ -12,16 +12,16 @@ import (
 // (with its instances) or a question.
 type nodeView struct {
 	Field, Kind, Label, Hint, Message, Value string
-	Relevant, Required, Multiline              bool
-	Input                                      string // the <input> type of plain questions
-	Choices                                    []choiceView
-	Children                                   []*nodeView
-	Repeat                                     string      // a repeat section: the path AddInstance takes
-	Instances                                  []*nodeView // a repeat section's instances
-	Index                                      int         // an instance's number, from 1
-	Conflicts                                  []conflictView
-	Unsupported                                bool
-	ID, CSRF                                   string // the record, and the token of forms inside the node
+	Relevant, Required, Multiline            bool
+	Input                                    string // the <input> type of plain questions
+	Choices                                  []choiceView
+	Children                                 []*nodeView
+	Repeat                                   string      // a repeat section: the path AddInstance takes
+	Instances                                []*nodeView // a repeat section's instances
+	Index                                    int         // an instance's number, from 1
+	Conflicts                                []conflictView
+	Unsupported                              bool
+	ID, CSRF                                 string // the record, and the token of forms inside the node
 }
 
 type choiceView struct {
