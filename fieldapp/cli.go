@@ -72,6 +72,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	case "record":
 		return c.record(rest)
 	case "sync":
+		limitMemory()
 		return c.sync(rest)
 	case "form":
 		return c.form(rest)
@@ -542,7 +543,7 @@ func (c *cli) recordImport(args []string) error {
 		if len(batch) == 0 {
 			return nil
 		}
-		if _, err := d.Replica().CreateMany(c.ctx, batch); err != nil {
+		if err := createAll(c.ctx, d.Replica(), batch); err != nil {
 			return err
 		}
 		done += len(batch)
@@ -747,4 +748,18 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// createAll creates recs, in halves when a transaction of all of them is
+// larger than the device store takes at once (its memtables are small to
+// keep a phone's memory low).
+func createAll(ctx context.Context, r *syncengine.Replica, recs []syncengine.NewRecord) error {
+	_, err := r.CreateMany(ctx, recs)
+	if errors.Is(err, syncengine.ErrTooLarge) && len(recs) > 1 {
+		if err := createAll(ctx, r, recs[:len(recs)/2]); err != nil {
+			return err
+		}
+		return createAll(ctx, r, recs[len(recs)/2:])
+	}
+	return err
 }

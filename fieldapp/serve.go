@@ -8,10 +8,27 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"runtime/debug"
 	"time"
 )
 
+// memoryLimit is the Go runtime's soft memory limit while the UI or a sync
+// runs, unless GOMEMLIMIT says otherwise: a cheap phone has little RAM to
+// spare, and without a limit the collector lets the heap grow to twice
+// what is live (sync and Badger's compactions make a lot of short-lived
+// garbage). Bulk imports run without it: they would spend their time in
+// the collector.
+const memoryLimit = 64 << 20
+
+func limitMemory() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
+	}
+}
+
 func (c *cli) serve(args []string) error {
+	limitMemory()
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:8081", "address of the web UI; loopback only (the phone's own browser)")
 	idle := fs.Duration("idle-lock", 15*time.Minute, "lock the store after this long without use (0 = never)")

@@ -166,8 +166,11 @@ func TestPipelinedPushSendsEachBatchOnce(t *testing.T) {
 		for i := range recs {
 			recs[i] = syncengine.NewRecord{Form: "f", Fields: fw("i", fmt.Sprint(i))}
 		}
-		if _, err := d.Replica().CreateMany(context.Background(), recs); err != nil {
-			t.Fatal(err)
+		// A device store's transactions hold ~1,000 small records.
+		for i := 0; i < len(recs); i += 1000 {
+			if _, err := d.Replica().CreateMany(context.Background(), recs[i:i+1000]); err != nil {
+				t.Fatal(err)
+			}
 		}
 		res := mustSync(t, d)
 		if want := 5000/syncengine.PushBatch + 1; res.Pushed != 5000 || res.RoundTrips != want {

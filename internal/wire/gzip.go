@@ -98,7 +98,7 @@ func (z *Zstd) Compress(dst io.Writer) (io.WriteCloser, error) {
 		w.Reset(dst)
 		return w, nil
 	}
-	enc, err := zstd.NewWriter(dst, zstd.WithEncoderLevel(z.level), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+	enc, err := zstd.NewWriter(dst, zstd.WithEncoderLevel(z.level), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true), zstd.WithWindowSize(1<<20))
 	if err != nil {
 		return nil, fmt.Errorf("zstd: %w", err)
 	}

@@ -1,0 +1,221 @@
+package fieldapp_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tessera-survey/tessera/fieldapp"
+	"github.com/tessera-survey/tessera/syncengine"
+)
+
+// uiClient is a browser without a browser: cookies, the CSRF token of the
+// last page, no redirects followed.
+type uiClient struct {
+	t    *testing.T
+	base string
+	c    *http.Client
+	csrf string
+}
+
+func newUIClient(t *testing.T, base string) *uiClient {
+	jar, _ := cookiejar.New(nil)
+	return &uiClient{t: t, base: base, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}}
+}
+
+var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func (u *uiClient) do(method, path string, form url.Values) (int, string, http.Header) {
+	u.t.Helper()
+	var body io.Reader
+	if form != nil {
+		if u.csrf != "" && form.Get("csrf") == "" {
+			form.Set("csrf", u.csrf)
+		}
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, u.base+path, body)
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	res, err := u.c.Do(req)
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if m := csrfRE.FindSubmatch(b); m != nil {
+		u.csrf = string(m[1])
+	}
+	return res.StatusCode, string(b), res.Header
+}
+
+func (u *uiClient) get(path string) string {
+	u.t.Helper()
+	code, body, _ := u.do("GET", path, nil)
+	if code != http.StatusOK {
+		u.t.Fatalf("GET %s: %d %s", path, code, body)
+	}
+	return body
+}
+
+func (u *uiClient) post(path string, form url.Values, want int) (string, http.Header) {
+	u.t.Helper()
+	code, body, h := u.do("POST", path, form)
+	if code != want {
+		u.t.Fatalf("POST %s: %d, want %d: %.500s", path, code, want, body)
+	}
+	return body, h
+}
+
+func (u *uiClient) answer(id, field, value string) fieldapp.State {
+	u.t.Helper()
+	body, _ := u.post("/interview/"+id+"/answer", url.Values{"field": {field}, "value": {value}}, http.StatusOK)
+	var st fieldapp.State
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		u.t.Fatalf("answer %s: %v in %s", field, err, body)
+	}
+	return st
+}
+
+func (u *uiClient) sync() fieldapp.SyncStatus {
+	u.t.Helper()
+	u.get("/sync")
+	u.post("/sync", url.Values{}, http.StatusSeeOther)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		_, body, _ := u.do("GET", "/sync/status", nil)
+		var st fieldapp.SyncStatus
+		json.Unmarshal([]byte(body), &st)
+		if !st.Running && st.Result != nil {
+			if st.Error != "" {
+				u.t.Fatalf("sync: %s", st.Error)
+			}
+			return st
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	u.t.Fatal("sync did not end")
+	return fieldapp.SyncStatus{}
+}
+
+// TestUIConflictOnDevice: two devices answer the same question offline;
+// the device UI shows the question in conflict with both answers, in the
+// list too; settling it needs the PIN again; the settled answer reaches the
+// server. Also: Arabic is laid out right to left, a stale form token and a
+// foreign Host are refused.
+func TestUIConflictOnDevice(t *testing.T) {
+	ctx := context.Background()
+	srv, serverURL := startServer(t)
+	_, base, _ := startUI(t, serverURL)
+	u := newUIClient(t, base)
+
+	if body := u.get("/"); !strings.Contains(body, `id="unlock-form"`) {
+		t.Fatalf("locked UI shows: %.300s", body)
+	}
+	if code, _, _ := u.do("GET", "/interviews", nil); code != http.StatusOK {
+		t.Fatalf("locked /interviews: %d", code)
+	}
+	u.post("/unlock", url.Values{"pin": {pin}}, http.StatusSeeOther)
+	u.get("/forms")
+	_, h := u.post("/interviews", url.Values{"form": {"community_security"}}, http.StatusSeeOther)
+	id := strings.TrimPrefix(h.Get("Location"), "/interview/")
+	u.answer(id, "intro/consent", "yes")
+	if st := u.answer(id, "threats/safe_day", "safe"); !st.Relevant["threats/safe_day"] {
+		t.Fatalf("state after answers: %+v", st)
+	}
+	u.sync()
+
+	// Device B edits the same answer offline.
+	b, err := fieldapp.Init(ctx, t.TempDir()+"/b", fieldapp.Config{Server: serverURL, PIN: "b-pin-9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.Sync(ctx, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	rid := syncengine.RecordID(uuid.MustParse(id))
+	if err := b.Replica().Set(ctx, rid, []syncengine.FieldWrite{{Name: "threats/safe_day", Value: syncengine.TextValue("unsafe")}}); err != nil {
+		t.Fatal(err)
+	}
+	u.get("/interview/" + id)
+	u.answer(id, "threats/safe_day", "very_safe")
+	if _, err := b.Sync(ctx, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	u.sync()
+
+	page := u.get("/interview/" + id)
+	for _, want := range []string{"Two devices answered differently", "Unsafe", "Very safe", `id="resolve-threats/safe_day"`} {
+		if !strings.Contains(page, want) {
+			t.Fatalf("interview page lacks %q", want)
+		}
+	}
+	if list := u.get("/interviews"); !strings.Contains(list, "in conflict") {
+		t.Fatal("the list does not show the conflict")
+	}
+	// Which index is "unsafe"? The resolve form lists values in View order.
+	d := fieldapp.View(mustRecord(t, srv.Replica(), rid))
+	idx := -1
+	for i, c := range d.Fields["threats/safe_day"].Conflicts {
+		if c.Value.Str == "unsafe" {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		t.Fatalf("server conflicts: %+v", d.Fields["threats/safe_day"])
+	}
+	form := url.Values{"field": {"threats/safe_day"}, "choice": {string(rune('0' + idx))}, "pin": {"wrong-pin"}}
+	u.post("/interview/"+id+"/resolve", form, http.StatusForbidden)
+	u.get("/interview/" + id)
+	form.Set("pin", pin)
+	form.Del("csrf")
+	u.post("/interview/"+id+"/resolve", form, http.StatusSeeOther)
+	if page := u.get("/interview/" + id); strings.Contains(page, "Two devices answered differently") {
+		t.Fatal("still in conflict after settling")
+	}
+	u.sync()
+	rec := mustRecord(t, srv.Replica(), rid)
+	if v := rec.Values()["threats/safe_day"]; v.Str != "unsafe" || len(rec.Conflicts()) != 0 {
+		t.Fatalf("server after settling: %v, conflicts %v", v, rec.Conflicts())
+	}
+
+	// Arabic: right to left, the form's Arabic labels.
+	u.post("/language", url.Values{"lang": {"العربية (ar)"}}, http.StatusSeeOther)
+	if page := u.get("/interview/" + id); !strings.Contains(page, `dir="rtl"`) || !strings.Contains(page, "هل توافق على المشاركة؟") {
+		t.Fatal("Arabic interview is not right to left with Arabic labels")
+	}
+	u.post("/language", url.Values{"lang": {"Klingon"}}, http.StatusBadRequest)
+
+	// A form from another page (no token) and a foreign Host are refused.
+	u.post("/interview/"+id+"/answer", url.Values{"field": {"intro/consent"}, "value": {"no"}, "csrf": {"forged"}}, http.StatusForbidden)
+	req, _ := http.NewRequest("GET", base+"/", nil)
+	req.Host = "evil.example:80"
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != http.StatusMisdirectedRequest {
+		t.Fatalf("foreign Host: %v %v", res.StatusCode, err)
+	}
+}
+
+func mustRecord(t *testing.T, r *syncengine.Replica, id syncengine.RecordID) *syncengine.Record {
+	t.Helper()
+	rec, err := r.Record(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}

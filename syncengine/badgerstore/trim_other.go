@@ -1,0 +1,6 @@
+//go:build !linux
+
+package badgerstore
+
+// trimMapped is Linux's (and Android's) only.
+func trimMapped(string) {}
