@@ -19,7 +19,7 @@ import (
 // what is live (sync and Badger's compactions make a lot of short-lived
 // garbage). Bulk imports run without it: they would spend their time in
 // the collector.
-const memoryLimit = 64 << 20
+const memoryLimit = 56 << 20
 
 func limitMemory() {
 	if os.Getenv("GOMEMLIMIT") == "" {

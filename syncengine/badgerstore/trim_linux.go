@@ -11,7 +11,8 @@ import (
 )
 
 // trimMapped asks the kernel to page out this process's mappings of the
-// store's table and value-log files. Badger reads every table through
+// store's table, value-log and write-ahead files (dirty pages of the
+// latter are written back first, as msync would). Badger reads every table through
 // mmap, so a scan of a phone's whole store (a first sync of 100,000
 // records) leaves all of it counted in the app's resident memory until the
 // kernel is short of memory. MADV_PAGEOUT is advice: contents never change
@@ -36,7 +37,7 @@ func trimMapped(dir string) {
 			continue
 		}
 		path := fields[5]
-		if !strings.HasPrefix(path, abs+string(filepath.Separator)) || !(strings.HasSuffix(path, ".sst") || strings.HasSuffix(path, ".vlog")) {
+		if !strings.HasPrefix(path, abs+string(filepath.Separator)) || !(strings.HasSuffix(path, ".sst") || strings.HasSuffix(path, ".vlog") || strings.HasSuffix(path, ".mem")) {
 			continue
 		}
 		lo, hi, ok := strings.Cut(fields[0], "-")
