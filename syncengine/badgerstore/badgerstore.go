@@ -67,6 +67,7 @@ type Store struct {
 	mu sync.Mutex
 	// stop and done run the device profile's page trimmer.
 	stop, done chan struct{}
+	stopOnce   sync.Once
 }
 
 var _ syncengine.Store = (*Store)(nil)
@@ -177,7 +178,7 @@ func isLockErr(err error) bool {
 // Close flushes and closes the database.
 func (s *Store) Close() error {
 	if s.stop != nil {
-		close(s.stop)
+		s.stopOnce.Do(func() { close(s.stop) })
 		<-s.done
 	}
 	return s.db.Close()

@@ -79,3 +79,12 @@ func TestTornFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestCloseTwice(t *testing.T) {
+	s, err := badgerstore.Open(badgerstore.Options{Dir: t.TempDir(), Profile: badgerstore.Device})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s.Close() // a second Close must not panic
+}
