@@ -28,6 +28,7 @@ Usage:
 Commands:
   init --server URL [--enroll CODE]  create the encrypted device store (asks for a PIN), enrolled with a lead's code
   serve [--listen ADDR]              the interview web UI on this device (default 127.0.0.1:8081)
+  pin change                         change the PIN (asks for the current one, then the new one twice)
   record new FORM [field=value ...]  create a record; prints its id
   record set ID field=value ...      change answers
   record delete ID                   delete a record (a concurrent edit is kept as a conflict)
@@ -45,7 +46,8 @@ the answer; anything else (including 007 or 1e3) is text.
 
 The store is encrypted with a key derived from the enumerator's PIN (or
 passphrase, at least 4 characters); every command that opens it asks for the
-PIN on the terminal, or reads it from TESSERA_PIN. A wrong PIN waits 1 s,
+PIN on the terminal, or reads it from TESSERA_PIN (pin change reads the new
+one from TESSERA_NEW_PIN). A wrong PIN waits 1 s,
 doubling with each wrong PIN in a row (at most 30 s).
 
 Global flags:
@@ -80,6 +82,8 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return c.info(rest)
 	case "serve":
 		return c.serve(rest)
+	case "pin":
+		return c.pinCmd(rest)
 	case "help":
 		fs.Usage()
 		return nil
@@ -762,4 +766,45 @@ func createAll(ctx context.Context, r *syncengine.Replica, recs []syncengine.New
 		return createAll(ctx, r, recs[len(recs)/2:])
 	}
 	return err
+}
+
+func (c *cli) pinCmd(args []string) error {
+	if len(args) == 0 || args[0] != "change" {
+		fmt.Fprint(c.stderr, "Usage: fieldapp [--data DIR] pin change\n\nChanges the PIN the store's key is derived from (the UI must be stopped or locked).\nThe current PIN comes from TESSERA_PIN or the terminal, the new one from\nTESSERA_NEW_PIN or the terminal (twice).\n")
+		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
+			return nil
+		}
+		return errors.New("pin: the subcommand is change")
+	}
+	if !Exists(c.dir) {
+		return fmt.Errorf("%s: %w", c.dir, ErrNoStore)
+	}
+	old, err := c.pin(false)
+	if err != nil {
+		return err
+	}
+	next := os.Getenv("TESSERA_NEW_PIN")
+	if next == "" {
+		f, ok := c.stdin.(*os.File)
+		if !ok || !term.IsTerminal(int(f.Fd())) {
+			return errors.New("pin change: give the new PIN on the terminal or in TESSERA_NEW_PIN")
+		}
+		fmt.Fprint(c.stderr, "New PIN: ")
+		a, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprint(c.stderr, "\nNew PIN again: ")
+		b, err2 := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(c.stderr)
+		if err != nil || err2 != nil {
+			return errors.Join(err, err2)
+		}
+		if string(a) != string(b) {
+			return errors.New("the two new PINs differ")
+		}
+		next = string(a)
+	}
+	if err := ChangePIN(c.ctx, c.dir, old, next); err != nil {
+		return err
+	}
+	fmt.Fprintln(c.stdout, "PIN changed")
+	return nil
 }

@@ -15,6 +15,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
+
+	"github.com/tessera-survey/tessera/syncengine/badgerstore"
 )
 
 // Errors of unlocking.
@@ -22,6 +24,9 @@ var (
 	ErrWrongPIN = errors.New("wrong PIN")
 	ErrNoPIN    = errors.New("a PIN is needed to open the device store (enter it, or set TESSERA_PIN)")
 	ErrWeakPIN  = errors.New("the PIN must have at least 4 characters")
+	// ErrPINChanged: the old PIN of a change a crash interrupted after the
+	// store's keys were re-encrypted.
+	ErrPINChanged = errors.New("this PIN was being changed when the app stopped, and the change went through: unlock with the new PIN")
 )
 
 // MinPIN is the shortest PIN accepted when a store is created.
@@ -57,6 +62,10 @@ const (
 
 func lockPath(dir string) string { return filepath.Join(dir, "unlock.json") }
 
+// nextLockPath holds the lock file of a PIN change until the store's keys
+// are re-encrypted for it.
+func nextLockPath(dir string) string { return filepath.Join(dir, "unlock.json.next") }
+
 func (l *lockFile) derive(pin string) []byte {
 	key := argon2.IDKey([]byte(pin), l.Salt, l.Time, l.MemoryKiB, l.Threads, 32)
 	debug.FreeOSMemory()
@@ -89,27 +98,58 @@ func newKey(dir, pin string) ([]byte, error) {
 	return key, nil
 }
 
-func (l *lockFile) write(dir string) error {
+func (l *lockFile) write(dir string) error { return l.writeTo(dir, lockPath(dir)) }
+
+// writeTo writes the lock file at path durably: a temporary file synced,
+// renamed over, the directory synced.
+func (l *lockFile) writeTo(dir, path string) error {
 	b, err := json.MarshalIndent(l, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp := lockPath(dir) + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, lockPath(dir))
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(dir)
 }
 
-func readLock(dir string) (*lockFile, error) {
-	b, err := os.ReadFile(lockPath(dir))
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	d.Sync() // not supported everywhere (Windows); the rename is what matters
+	return nil
+}
+
+func readLock(dir string) (*lockFile, error) { return readLockAt(lockPath(dir)) }
+
+func readLockAt(path string) (*lockFile, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	var l lockFile
 	if err := json.Unmarshal(b, &l); err != nil || l.KDF != "argon2id" || len(l.Salt) < 8 || len(l.Check) != sha256.Size ||
 		l.Time == 0 || l.MemoryKiB == 0 || l.Threads == 0 || l.MemoryKiB > 1<<21 || l.Time > 64 {
-		return nil, fmt.Errorf("%s is damaged: cannot tell how to unlock this store", lockPath(dir))
+		return nil, fmt.Errorf("%s is damaged: cannot tell how to unlock this store", path)
 	}
 	return &l, nil
 }
@@ -135,8 +175,14 @@ func storeKey(ctx context.Context, dir, pin string) ([]byte, error) {
 	if pin == "" {
 		return nil, ErrNoPIN
 	}
+	if key, ok := finishPINChange(dir, l, pin); ok {
+		return key, nil
+	}
 	key := l.derive(pin)
 	if hmac.Equal(checkOf(key), l.Check) {
+		if _, err := os.Stat(nextLockPath(dir)); err == nil {
+			return nil, ErrPINChanged
+		}
 		if l.Failures != 0 {
 			l.Failures = 0
 			if err := l.write(dir); err != nil {
@@ -157,4 +203,66 @@ func storeKey(ctx context.Context, dir, pin string) ([]byte, error) {
 		return nil, ctx.Err()
 	}
 	return nil, fmt.Errorf("%w (%d wrong in a row; each waits longer)", ErrWrongPIN, l.Failures)
+}
+
+// finishPINChange settles a PIN change a crash interrupted: if the store's
+// keys were re-encrypted for the new PIN and pin is that PIN, the change is
+// completed and its key returned; if they were not, the change is dropped
+// (the old PIN stays).
+func finishPINChange(dir string, cur *lockFile, pin string) ([]byte, bool) {
+	next, err := readLockAt(nextLockPath(dir))
+	if err != nil {
+		return nil, false
+	}
+	if key := next.derive(pin); hmac.Equal(checkOf(key), next.Check) && badgerstore.CheckKey(storeDir(dir), key) == nil {
+		next.Failures = 0
+		if next.write(dir) == nil {
+			os.Remove(nextLockPath(dir))
+			return key, true
+		}
+		return nil, false
+	}
+	if key := cur.derive(pin); hmac.Equal(checkOf(key), cur.Check) && badgerstore.CheckKey(storeDir(dir), key) == nil {
+		os.Remove(nextLockPath(dir))
+	}
+	return nil, false
+}
+
+// ChangePIN re-encrypts the store's keys for newPIN after checking oldPIN
+// (a wrong one is refused with the usual delay). The store must not be open
+// anywhere (ErrLocked otherwise). The data is not rewritten: Badger's data
+// keys are sealed again with the new key, in a few milliseconds. A crash
+// midway leaves exactly one of the two PINs working.
+func ChangePIN(ctx context.Context, dir, oldPIN, newPIN string) error {
+	if !Exists(dir) {
+		return fmt.Errorf("%s: %w", dir, ErrNoStore)
+	}
+	if newPIN == "" {
+		return ErrNoPIN
+	}
+	if utf8.RuneCountInString(newPIN) < MinPIN {
+		return ErrWeakPIN
+	}
+	oldKey, err := storeKey(ctx, dir, oldPIN)
+	if err != nil {
+		return err
+	}
+	l := &lockFile{Version: 1, KDF: "argon2id", Salt: make([]byte, 16), Time: kdfTime, MemoryKiB: kdfMemory, Threads: kdfThreads}
+	if _, err := rand.Read(l.Salt); err != nil {
+		return err
+	}
+	newKey := l.derive(newPIN)
+	l.Check = checkOf(newKey)
+	if err := l.writeTo(dir, nextLockPath(dir)); err != nil {
+		return fmt.Errorf("change PIN: %w", err)
+	}
+	if err := badgerstore.Rekey(storeDir(dir), oldKey, newKey); err != nil {
+		os.Remove(nextLockPath(dir))
+		return fmt.Errorf("change PIN: %w", err)
+	}
+	if err := l.write(dir); err != nil {
+		return fmt.Errorf("change PIN: %w (the new PIN works; unlock with it to finish)", err)
+	}
+	os.Remove(nextLockPath(dir))
+	return nil
 }

@@ -3,11 +3,13 @@ package fieldapp
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/tessera-survey/tessera/syncengine"
+	"github.com/tessera-survey/tessera/syncengine/badgerstore"
 )
 
 func TestPIN(t *testing.T) {
@@ -62,4 +64,106 @@ func TestPIN(t *testing.T) {
 	if WrongPINDelay(20) != 30*time.Second {
 		t.Fatalf("delay cap: %s", WrongPINDelay(20))
 	}
+}
+
+func TestChangePIN(t *testing.T) {
+	ctx := context.Background()
+	newStore := func(t *testing.T) (string, syncengine.RecordID) {
+		dir := filepath.Join(t.TempDir(), "dev")
+		d, err := Init(ctx, dir, Config{PIN: "old-pin"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := d.Replica().Create(ctx, "f", []syncengine.FieldWrite{{Name: "q", Value: syncengine.TextValue("kept")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Close()
+		return dir, id
+	}
+	opens := func(t *testing.T, dir, pin string, id syncengine.RecordID) error {
+		t.Helper()
+		d, err := Open(ctx, dir, pin)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		if r, err := d.Replica().Record(ctx, id); err != nil || r.Values()["q"].Str != "kept" {
+			t.Fatalf("record after opening with %q: %v %v", pin, r, err)
+		}
+		return nil
+	}
+
+	t.Run("Change", func(t *testing.T) {
+		dir, id := newStore(t)
+		if err := ChangePIN(ctx, dir, "old-pin", "ab"); !errors.Is(err, ErrWeakPIN) {
+			t.Fatalf("weak new PIN: %v", err)
+		}
+		if err := ChangePIN(ctx, dir, "not-it", "new-pin"); !errors.Is(err, ErrWrongPIN) {
+			t.Fatalf("wrong old PIN: %v", err)
+		}
+		d, err := Open(ctx, dir, "old-pin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ChangePIN(ctx, dir, "old-pin", "new-pin"); !errors.Is(err, badgerstore.ErrLocked) {
+			t.Fatalf("change while the store is open: %v", err)
+		}
+		d.Close()
+		if err := ChangePIN(ctx, dir, "old-pin", "new-pin"); err != nil {
+			t.Fatal(err)
+		}
+		if err := opens(t, dir, "new-pin", id); err != nil {
+			t.Fatalf("new PIN: %v", err)
+		}
+		if err := opens(t, dir, "old-pin", id); !errors.Is(err, ErrWrongPIN) {
+			t.Fatalf("old PIN after the change: %v", err)
+		}
+	})
+
+	// A crash after the new lock file was written but before the keys
+	// were re-encrypted: the old PIN still works and the change is dropped.
+	t.Run("CrashBeforeRekey", func(t *testing.T) {
+		dir, id := newStore(t)
+		l := &lockFile{Version: 1, KDF: "argon2id", Salt: []byte("0123456789abcdef"), Time: kdfTime, MemoryKiB: kdfMemory, Threads: kdfThreads}
+		l.Check = checkOf(l.derive("new-pin"))
+		if err := l.writeTo(dir, nextLockPath(dir)); err != nil {
+			t.Fatal(err)
+		}
+		if err := opens(t, dir, "old-pin", id); err != nil {
+			t.Fatalf("old PIN: %v", err)
+		}
+		if _, err := os.Stat(nextLockPath(dir)); !os.IsNotExist(err) {
+			t.Fatal("the interrupted change was not dropped")
+		}
+	})
+
+	// A crash after the keys were re-encrypted but before the lock file
+	// was replaced: the old PIN gets a clear error, the new one works and
+	// completes the change.
+	t.Run("CrashAfterRekey", func(t *testing.T) {
+		dir, id := newStore(t)
+		cur, _ := readLock(dir)
+		l := &lockFile{Version: 1, KDF: "argon2id", Salt: []byte("fedcba9876543210"), Time: kdfTime, MemoryKiB: kdfMemory, Threads: kdfThreads}
+		newKey := l.derive("new-pin")
+		l.Check = checkOf(newKey)
+		if err := l.writeTo(dir, nextLockPath(dir)); err != nil {
+			t.Fatal(err)
+		}
+		if err := badgerstore.Rekey(storeDir(dir), cur.derive("old-pin"), newKey); err != nil {
+			t.Fatal(err)
+		}
+		if err := opens(t, dir, "old-pin", id); !errors.Is(err, ErrPINChanged) {
+			t.Fatalf("old PIN after an interrupted change: %v", err)
+		}
+		if err := opens(t, dir, "new-pin", id); err != nil {
+			t.Fatalf("new PIN: %v", err)
+		}
+		if _, err := os.Stat(nextLockPath(dir)); !os.IsNotExist(err) {
+			t.Fatal("the change was not completed")
+		}
+		if err := opens(t, dir, "new-pin", id); err != nil {
+			t.Fatalf("new PIN, again: %v", err)
+		}
+	})
 }

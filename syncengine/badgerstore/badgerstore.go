@@ -384,3 +384,30 @@ func trimNL(s string) string {
 	}
 	return s
 }
+
+// CheckKey reports whether key opens the encrypted store in dir (its key
+// registry), without opening the store.
+func CheckKey(dir string, key []byte) error {
+	kr, err := badger.OpenKeyRegistry(badger.KeyRegistryOptions{Dir: dir, ReadOnly: true, EncryptionKey: key})
+	if err != nil {
+		return fmt.Errorf("key registry: %w", err)
+	}
+	return kr.Close()
+}
+
+// Rekey re-encrypts the store's data keys (Badger's key registry) from
+// oldKey to newKey; the data itself stays encrypted with those data keys.
+// The store must be closed: Rekey holds Badger's directory lock meanwhile
+// (ErrLocked if a process has the store open). Badger writes the new
+// registry beside the old one and renames it over, so a crash leaves one
+// of the two keys working.
+func Rekey(dir string, oldKey, newKey []byte) error {
+	return withDirLock(dir, func() error {
+		kr, err := badger.OpenKeyRegistry(badger.KeyRegistryOptions{Dir: dir, ReadOnly: true, EncryptionKey: oldKey})
+		if err != nil {
+			return fmt.Errorf("key registry: %w", err)
+		}
+		defer kr.Close()
+		return badger.WriteKeyRegistry(kr, badger.KeyRegistryOptions{Dir: dir, EncryptionKey: newKey})
+	})
+}
