@@ -6,7 +6,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -218,4 +220,41 @@ func mustRecord(t *testing.T, r *syncengine.Replica, id syncengine.RecordID) *sy
 		t.Fatal(err)
 	}
 	return rec
+}
+
+// TestUIIdleLock: after the idle time the store is closed and the UI shows
+// the unlock screen again; the PIN opens it.
+func TestUIIdleLock(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dev")
+	d, err := fieldapp.Init(context.Background(), dir, fieldapp.Config{PIN: pin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	ui, err := fieldapp.NewUI(dir, fieldapp.UIOptions{IdleLock: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ui.Close()
+	srv := httptest.NewServer(ui)
+	defer srv.Close()
+	u := newUIClient(t, srv.URL)
+	u.post("/unlock", url.Values{"pin": {pin}}, http.StatusSeeOther)
+	if body := u.get("/interviews"); !strings.Contains(body, `id="interviews"`) {
+		t.Fatal("not unlocked")
+	}
+	ui.IdleCheck(time.Now().Add(30 * time.Second))
+	if body := u.get("/interviews"); !strings.Contains(body, `id="interviews"`) {
+		t.Fatal("locked before the idle time")
+	}
+	ui.IdleCheck(time.Now().Add(2 * time.Minute))
+	if body := u.get("/interviews"); !strings.Contains(body, `id="unlock-form"`) {
+		t.Fatal("still unlocked after the idle time")
+	}
+	// The store is really closed: another process could open it now.
+	if d, err := fieldapp.Open(context.Background(), dir, pin); err != nil {
+		t.Fatalf("store still held after the idle lock: %v", err)
+	} else {
+		d.Close()
+	}
 }
