@@ -411,3 +411,8 @@ func Rekey(dir string, oldKey, newKey []byte) error {
 		return badger.WriteKeyRegistry(kr, badger.KeyRegistryOptions{Dir: dir, EncryptionKey: newKey})
 	})
 }
+
+// Settle compacts the whole tree into one level. After a bulk load it
+// spares the next open the compaction backlog (on a phone, the memory peak
+// of the day would be that compaction at unlock).
+func (s *Store) Settle() error { return s.db.Flatten(1) }
