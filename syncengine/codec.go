@@ -132,7 +132,9 @@ func (d *decoder) value() Value {
 		d.b = d.b[n:]
 		v.Int = x
 	case Decimal:
-		v.Num = math.Float64frombits(binary.LittleEndian.Uint64(d.bytes(8)))
+		if b := d.bytes(8); b != nil {
+			v.Num = math.Float64frombits(binary.LittleEndian.Uint64(b))
+		}
 	case Bool:
 		v.Bool = d.byte() == 1
 	default:
@@ -343,4 +345,70 @@ func SkipOf(opts []ScanOption) ReplicaID {
 		return ReplicaID{}
 	}
 	return opts[0].Skip
+}
+
+// RecordHeader is what VisitRecord reports of a stored record besides its
+// fields.
+type RecordHeader struct {
+	Form    string
+	FormHLC HLC
+	// FirstApplied is the record's first applied dot (zero if none).
+	FirstApplied Dot
+}
+
+// VisitRecord reads a stored record without building it: fn sees each
+// field's name (valid only during the call) and its entries (a buffer
+// reused for the next field). Bulk readers (exports) use it to skip the
+// registers, dot sets and field map a Record holds; the checks are those of
+// UnmarshalRecord, and an error from fn stops the visit.
+func VisitRecord(b []byte, fn func(name []byte, entries []Entry) error) (RecordHeader, error) {
+	d := decoder{b: b}
+	var h RecordHeader
+	if v := d.byte(); v != codecVersion {
+		return h, fmt.Errorf("%w: encoding version %d", ErrCorrupt, v)
+	}
+	h.Form = d.str()
+	h.FormHLC = HLC(d.uvarint())
+	applied := d.dots()
+	if len(applied) > 0 {
+		h.FirstApplied = applied[0]
+	}
+	ref := func() Dot {
+		i := d.uvarint()
+		if i == 0 {
+			return d.dot()
+		}
+		if i > uint64(len(applied)) {
+			d.fail()
+			return Dot{}
+		}
+		return applied[i-1]
+	}
+	ref() // the form's dot
+	for range d.count(1) {
+		ref() // deletes
+	}
+	n := d.count(3)
+	var entries []Entry
+	for range n {
+		name := d.bytes(d.uvarint())
+		for range d.count(1) {
+			ref() // seen
+		}
+		m := d.count(3)
+		entries = entries[:0]
+		for range m {
+			entries = append(entries, Entry{Dot: ref(), HLC: HLC(d.uvarint()), Value: d.value()})
+		}
+		if d.err != nil {
+			break
+		}
+		if err := fn(name, entries); err != nil {
+			return h, err
+		}
+	}
+	if d.err != nil || len(d.b) != 0 {
+		return h, ErrCorrupt
+	}
+	return h, nil
 }
