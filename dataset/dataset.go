@@ -51,6 +51,7 @@ type colSource struct {
 	rel    string          // its path below its repeat
 	choice string          // select_multiple split column
 	part   int             // geopoint part + 1
+	slot   int             // main table: index of its answer in the fast path's values
 }
 
 // Options shape a layout.
@@ -67,6 +68,9 @@ type Layout struct {
 	form   *forms.Form
 	opts   Options
 	buf    []syncengine.Value
+	// The fast path's numbering of main-table answers, and their values.
+	fastSlot map[string]int
+	fastVals []syncengine.Value
 }
 
 var mainMeta = []Column{
@@ -250,7 +254,7 @@ func (l *Layout) Rows(rec *syncengine.Record, meta Meta, emit func(Row)) {
 		}
 		return syncengine.Value{}
 	}
-	emit(Row{Table: 0, Cells: l.cells(0, "", answer, metaOf)})
+	emit(Row{Table: 0, Cells: l.cells(0, func(c *colSource) syncengine.Value { return answer(c.rel) }, metaOf)})
 	if len(l.Tables) == 1 {
 		return
 	}
@@ -270,7 +274,8 @@ func (l *Layout) Rows(rec *syncengine.Record, meta Meta, emit func(Row)) {
 				}
 				return syncengine.Value{}
 			}
-			emit(Row{Table: ti, Cells: l.cells(ti, in.key+"/", answer, meta)})
+			prefix := in.key + "/"
+			emit(Row{Table: ti, Cells: l.cells(ti, func(c *colSource) syncengine.Value { return answer(prefix + c.rel) }, meta)})
 		}
 	}
 }
@@ -282,19 +287,20 @@ func stamp(h syncengine.HLC) syncengine.Value {
 	return syncengine.TextValue(time.UnixMilli(h.Millis()).UTC().Format("2006-01-02T15:04:05.000Z"))
 }
 
-func (l *Layout) cells(ti int, prefix string, answer func(string) syncengine.Value, meta func(string) syncengine.Value) []syncengine.Value {
+func (l *Layout) cells(ti int, answer func(*colSource) syncengine.Value, meta func(string) syncengine.Value) []syncengine.Value {
 	t := &l.Tables[ti]
 	if cap(l.buf) < len(t.cols) {
 		l.buf = make([]syncengine.Value, len(t.cols))
 	}
 	out := l.buf[:len(t.cols)]
-	for i, c := range t.cols {
+	for i := range t.cols {
+		c := &t.cols[i]
 		out[i] = syncengine.Value{}
 		switch {
 		case c.meta != "":
 			out[i] = meta(c.meta)
 		case c.choice != "":
-			v := answer(prefix + c.rel)
+			v := answer(c)
 			if v.Kind == syncengine.Null {
 				continue
 			}
@@ -306,14 +312,14 @@ func (l *Layout) cells(ti int, prefix string, answer func(string) syncengine.Val
 			}
 			out[i] = syncengine.IntValue(n)
 		case c.part > 0:
-			v := answer(prefix + c.rel)
+			v := answer(c)
 			if f := strings.Fields(v.String()); v.Kind != syncengine.Null && len(f) >= c.part {
 				if x, err := strconv.ParseFloat(f[c.part-1], 64); err == nil {
 					out[i] = syncengine.DecimalValue(x)
 				}
 			}
 		default:
-			out[i] = l.value(c.q, answer(prefix+c.rel))
+			out[i] = l.value(c.q, answer(c))
 		}
 	}
 	return out

@@ -271,10 +271,18 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 	type laid struct {
 		rec    *syncengine.Record
 		review string
+		// Or, on the fast path, the record as stored (decoded here, not
+		// by the reader).
+		id  syncengine.RecordID
+		raw []byte
 	}
 	layq := make(chan []laid, 4)
 	layDone := make(chan struct{})
-	var layPanic error
+	var layPanic, layErr error
+	emitRow := func(r dataset.Row) {
+		appendRow(pending[r.Table], r.Cells)
+		rows++
+	}
 	go func() {
 		defer close(layDone)
 		// A panic here would not reach the handler's recover: report
@@ -289,11 +297,30 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 		}()
 		for b := range layq {
 			for _, it := range b {
+				if layErr != nil {
+					continue // drain: the reader stops at its next send
+				}
+				if it.raw != nil {
+					handled, exported, err := layout.RowsFromStored(it.id, it.raw, dataset.Meta{Review: it.review}, matches, emitRow)
+					if err == nil && !handled {
+						it.rec, err = syncengine.UnmarshalRecord(it.id, it.raw)
+					}
+					if err != nil {
+						layErr = fmt.Errorf("export: record %s: %w", it.id, err)
+						sendFailed.Store(true)
+						continue
+					}
+					if handled && !exported {
+						continue
+					}
+					if !handled && (!matches(it.rec.Form) || (it.rec.Deleted() && !it.rec.DeleteConflict())) {
+						continue
+					}
+				}
 				records++
-				layout.Rows(it.rec, dataset.Meta{Review: it.review}, func(r dataset.Row) {
-					appendRow(pending[r.Table], r.Cells)
-					rows++
-				})
+				if it.rec != nil {
+					layout.Rows(it.rec, dataset.Meta{Review: it.review}, emitRow)
+				}
 				for ti := range pending {
 					if pending[ti].Count >= exportBatch {
 						flush(ti)
@@ -357,7 +384,7 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 			if req.ApprovedOnly && rv.State != "approved" {
 				return nil
 			}
-			batch = append(batch, laid{rec, rv.State})
+			batch = append(batch, laid{rec: rec, review: rv.State})
 			if len(batch) == cap(batch) {
 				return pushBatch()
 			}
@@ -367,6 +394,25 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 			var stop func()
 			reviewOf, stop = mergedReviews(tx, reviewOf)
 			defer stop()
+			if raw, ok := tx.(syncengine.RawRecordScanner); ok && len(layout.Tables) == 1 {
+				// The fast path: records go to the layout stage as stored,
+				// which lays most out without decoding them (see dataset's
+				// RowsFromStored); the form and delete checks happen there.
+				return raw.ScanRecordBytes(syncengine.RecordID{}, func(id syncengine.RecordID, b []byte) error {
+					var rv review
+					if rb, ok := reviewOf(id); ok {
+						json.Unmarshal(rb, &rv)
+					}
+					if req.ApprovedOnly && rv.State != "approved" {
+						return nil
+					}
+					batch = append(batch, laid{review: rv.State, id: id, raw: b})
+					if len(batch) == cap(batch) {
+						return pushBatch()
+					}
+					return nil
+				})
+			}
 			return tx.ScanRecords(syncengine.RecordID{}, each)
 		}
 		// Only records changed after the cursor: collect their ids from
@@ -429,6 +475,9 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 		err = pushBatch()
 	}
 	finishLayout()
+	if layPanic == nil {
+		layPanic = layErr
+	}
 	if layPanic != nil {
 		finishSends()
 		return toConnect(ctx, s.log, "Export", layPanic)

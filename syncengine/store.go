@@ -64,3 +64,10 @@ type ScanOption struct {
 
 // ErrStop ends a scan without error.
 var ErrStop = errors.New("stop scan")
+
+// RawRecordScanner is an optional ReadTx method for bulk readers that lay
+// records out straight from their encoding (syncengine.VisitRecord): fn
+// gets each record's stored bytes, a copy it may keep.
+type RawRecordScanner interface {
+	ScanRecordBytes(from RecordID, fn func(id RecordID, b []byte) error) error
+}

@@ -270,6 +270,25 @@ func (t *tx) ScanRecords(from syncengine.RecordID, fn func(*syncengine.Record) e
 	return nil
 }
 
+// ScanRecordBytes implements syncengine.RawRecordScanner.
+func (t *tx) ScanRecordBytes(from syncengine.RecordID, fn func(syncengine.RecordID, []byte) error) error {
+	it := t.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord}, PrefetchValues: true, PrefetchSize: 64})
+	defer it.Close()
+	for it.Seek(recordKey(from)); it.Valid(); it.Next() {
+		item := it.Item()
+		var id syncengine.RecordID
+		copy(id[:], item.Key()[1:])
+		b, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		if err := fn(id, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (t *tx) ScanLog(after uint64, fn func(syncengine.LogEntry, int) error, opts ...syncengine.ScanOption) error {
 	skip := syncengine.SkipOf(opts)
 	it := t.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}, PrefetchValues: true, PrefetchSize: 256})
