@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/parquet-go/parquet-go"
 
@@ -290,10 +292,8 @@ func newTableWriter(format, dir string, t *tesserav1.ExportTable) (tableWriter, 
 
 // csvWriter writes RFC 4180 CSV in UTF-8 (encoding/csv), header first.
 type csvWriter struct {
-	f   *os.File
-	b   *bufio.Writer
-	w   *csv.Writer
-	rec []string
+	f *os.File
+	b *bufio.Writer
 }
 
 func newCSVWriter(f *os.File, t *tesserav1.ExportTable) (*csvWriter, error) {
@@ -306,24 +306,71 @@ func newCSVWriter(f *os.File, t *tesserav1.ExportTable) (*csvWriter, error) {
 	if err := w.Write(head); err != nil {
 		return nil, err
 	}
-	return &csvWriter{f: f, b: b, w: w, rec: make([]string, len(t.Columns))}, nil
+	w.Flush()
+	return &csvWriter{f: f, b: b}, w.Error()
 }
 
+// write formats a row as encoding/csv would (the same quoting rules, LF
+// line ends), straight into the file's buffer: numbers are appended
+// without a string per cell. TestCSVLikeEncodingCSV holds it to that.
 func (c *csvWriter) write(cells []cell) error {
-	for i := range c.rec {
-		c.rec[i] = ""
-		if i < len(cells) {
-			c.rec[i] = cellText(cells[i])
+	line := c.b.AvailableBuffer()
+	for i, x := range cells {
+		if i > 0 {
+			line = append(line, ',')
+		}
+		line = appendCSVCell(line, x)
+	}
+	line = append(line, '\n')
+	_, err := c.b.Write(line)
+	return err
+}
+
+func appendCSVCell(b []byte, x cell) []byte {
+	switch x.kind {
+	case tesserav1.CellKind_CELL_KIND_TEXT:
+		return appendCSVField(b, x.s)
+	case tesserav1.CellKind_CELL_KIND_INT:
+		return strconv.AppendInt(b, x.i, 10)
+	case tesserav1.CellKind_CELL_KIND_DECIMAL:
+		return strconv.AppendFloat(b, x.f, 'f', -1, 64)
+	case tesserav1.CellKind_CELL_KIND_BOOL:
+		if x.b {
+			return append(b, '1')
+		}
+		return append(b, '0')
+	}
+	return b
+}
+
+// appendCSVField quotes a field when encoding/csv would: it holds a comma,
+// a quote, a line break, starts with a space, or is \. alone.
+func appendCSVField(b []byte, s string) []byte {
+	quote := s == `\.`
+	for i := 0; i < len(s) && !quote; i++ {
+		switch s[i] {
+		case ',', '"', '\r', '\n':
+			quote = true
 		}
 	}
-	return c.w.Write(c.rec)
+	if !quote && s != "" {
+		r, _ := utf8.DecodeRuneInString(s)
+		quote = unicode.IsSpace(r)
+	}
+	if !quote {
+		return append(b, s...)
+	}
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' {
+			b = append(b, '"')
+		}
+		b = append(b, s[i])
+	}
+	return append(b, '"')
 }
 
 func (c *csvWriter) close() error {
-	c.w.Flush()
-	if err := c.w.Error(); err != nil {
-		return err
-	}
 	if err := c.b.Flush(); err != nil {
 		return err
 	}

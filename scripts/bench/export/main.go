@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/tessera-survey/tessera/ctl"
@@ -81,6 +82,9 @@ func main() {
 	go srv.Serve(sctx, ln)
 	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) // reset the peak RSS
 	before := peakRSS()
+	var ru0 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	var clientCPU time.Duration
 	var out, errb strings.Builder
 	if *prof != "" {
 		pf, _ := os.Create(*prof)
@@ -136,14 +140,25 @@ func main() {
 		if err != nil {
 			log.Fatalf("surveyctl: %v %s", err, errb.String())
 		}
+		clientCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	}
 	fmt.Print(out.String())
+	var ru1 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	cpu := func(r syscall.Rusage) time.Duration {
+		return time.Duration(r.Utime.Nano() + r.Stime.Nano())
+	}
+	serverCPU := cpu(ru1) - cpu(ru0)
 	server := float64(peakRSS()) / 1024
 	fmt.Printf("%d rows in %.2f s: %.0f rows/s; server peak RSS during the export %.0f MiB (%.0f MiB before it, growth %.0f MiB)",
 		*n, el.Seconds(), float64(*n)/el.Seconds(), server, float64(before)/1024, server-float64(before)/1024)
 	if !*inproc {
 		fmt.Printf("; surveyctl peak RSS %.0f MiB", float64(clientKiB)/1024)
 	}
+	// CPU time is steadier than wall time on a shared machine: it says
+	// what each side costs per row whatever else runs.
+	fmt.Printf("\nCPU: server %.2f s (%.1f µs/row), surveyctl %.2f s (%.1f µs/row)", serverCPU.Seconds(), float64(serverCPU.Microseconds())/float64(*n),
+		clientCPU.Seconds(), float64(clientCPU.Microseconds())/float64(*n))
 	fmt.Println()
 }
 
