@@ -153,6 +153,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		if spec.Procedure == tesserav1connect.FormServicePublishFormProcedure {
 			return []connecthttp.Option{connecthttp.WithReadMaxBytes(forms.MaxXLSXBytes + 1024)}
 		}
+		if spec.Procedure == tesserav1connect.ExportServiceExportProcedure {
+			return []connecthttp.Option{connecthttp.WithReadMaxBytes(syncengine.MaxBatchBytes), connecthttp.WithCompressors(wire.BulkCompressors()...)}
+		}
 		return []connecthttp.Option{connecthttp.WithReadMaxBytes(syncengine.MaxBatchBytes)}
 	}),
 		connecthttp.WithCompressors(wire.Compressors()...), connecthttp.WithCompressMinBytes(1024))
