@@ -220,6 +220,39 @@ func Run(t *testing.T, open Opener, newKey func(t *testing.T) string) {
 		if fmt.Sprint(got) != fmt.Sprint(ids[2:]) {
 			t.Fatalf("scan from third: %v, want %v", got, ids[2:])
 		}
+		// A store that offers records as stored bytes (for exports) offers
+		// the same records, in the same order, each a copy the caller keeps.
+		mustView(t, s, func(tx syncengine.ReadTx) error {
+			raw, ok := tx.(syncengine.RawRecordScanner)
+			if !ok {
+				return nil
+			}
+			var recs []*syncengine.Record
+			if err := tx.ScanRecords(ids[1], func(r *syncengine.Record) error { recs = append(recs, r); return nil }); err != nil {
+				return err
+			}
+			var kept [][]byte
+			var rids []syncengine.RecordID
+			if err := raw.ScanRecordBytes(ids[1], func(id syncengine.RecordID, b []byte) error {
+				kept, rids = append(kept, b), append(rids, id)
+				return nil
+			}); err != nil {
+				return err
+			}
+			if fmt.Sprint(rids) != fmt.Sprint(ids[1:]) {
+				t.Fatalf("raw scan from second: %v, want %v", rids, ids[1:])
+			}
+			for i, b := range kept {
+				r, err := syncengine.UnmarshalRecord(rids[i], b)
+				if err != nil {
+					t.Fatalf("raw record %d: %v", i, err)
+				}
+				if !r.Equal(recs[i]) {
+					t.Fatalf("raw record %d = %+v, want %+v", i, r, recs[i])
+				}
+			}
+			return nil
+		})
 	})
 
 	t.Run("DurableAcrossReopen", func(t *testing.T) {
