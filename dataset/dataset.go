@@ -46,7 +46,7 @@ type Table struct {
 
 // colSource says where a column's value comes from.
 type colSource struct {
-	meta   string          // metadata column
+	meta   metaID          // metadata column (0: not one)
 	q      *forms.Question // question column
 	rel    string          // its path below its repeat
 	choice string          // select_multiple split column
@@ -78,6 +78,31 @@ var mainMeta = []Column{
 	{Name: "_created"}, {Name: "_updated"}, {Name: "_conflict", Type: TBool}, {Name: "_conflict_values"},
 }
 
+// metaID names a metadata column, so a row's cells switch on a number,
+// not on the column's name.
+type metaID int
+
+const (
+	metaNone metaID = iota
+	metaRecordID
+	metaFormVersion
+	metaStatus
+	metaReview
+	metaDevice
+	metaCreated
+	metaUpdated
+	metaConflict
+	metaConflictValues
+	metaIndex
+	metaParentID
+)
+
+var metaIDs = map[string]metaID{
+	"_id": metaRecordID, "_form_version": metaFormVersion, "_status": metaStatus, "_review": metaReview,
+	"_device": metaDevice, "_created": metaCreated, "_updated": metaUpdated, "_conflict": metaConflict,
+	"_conflict_values": metaConflictValues, "_index": metaIndex, "_parent_id": metaParentID,
+}
+
 var geoParts = []string{"Latitude", "Longitude", "Altitude", "Accuracy"}
 
 // NewLayout builds the tables of the form versions given (newest first):
@@ -88,7 +113,7 @@ func NewLayout(versions []*forms.Form, opts Options) *Layout {
 	main := Table{Name: versions[0].ID}
 	for _, m := range mainMeta {
 		main.Columns = append(main.Columns, m)
-		main.cols = append(main.cols, colSource{meta: m.Name})
+		main.cols = append(main.cols, colSource{meta: metaIDs[m.Name]})
 	}
 	l.Tables = []Table{main}
 	index := map[*forms.Question]int{nil: 0} // repeat → table
@@ -113,7 +138,7 @@ func NewLayout(versions []*forms.Form, opts Options) *Layout {
 						typ = TInt
 					}
 					t.Columns = append(t.Columns, Column{Name: m, Type: typ})
-					t.cols = append(t.cols, colSource{meta: m})
+					t.cols = append(t.cols, colSource{meta: metaIDs[m]})
 				}
 				index[q] = len(l.Tables)
 				l.Tables = append(l.Tables, t)
@@ -224,25 +249,25 @@ func (l *Layout) Rows(rec *syncengine.Record, meta Meta, emit func(Row)) {
 		conflictValues = syncengine.TextValue(string(b))
 	}
 	id := rec.ID.String()
-	metaOf := func(name string) syncengine.Value {
-		switch name {
-		case "_id":
+	metaOf := func(m metaID) syncengine.Value {
+		switch m {
+		case metaRecordID:
 			return syncengine.TextValue(id)
-		case "_form_version":
+		case metaFormVersion:
 			return syncengine.TextValue(version)
-		case "_status":
+		case metaStatus:
 			return syncengine.TextValue(rec.Status())
-		case "_review":
+		case metaReview:
 			return syncengine.TextValue(review)
-		case "_device":
+		case metaDevice:
 			return syncengine.TextValue(device)
-		case "_created":
+		case metaCreated:
 			return stamp(lo)
-		case "_updated":
+		case metaUpdated:
 			return stamp(hi)
-		case "_conflict":
+		case metaConflict:
 			return syncengine.BoolValue(len(conflicts) > 0 || rec.DeleteConflict())
-		case "_conflict_values":
+		case metaConflictValues:
 			return conflictValues
 		}
 		return syncengine.Value{}
@@ -263,13 +288,13 @@ func (l *Layout) Rows(rec *syncengine.Record, meta Meta, emit func(Row)) {
 		t := &l.Tables[ti]
 		for _, in := range instancesOf(ans, t.repeat) {
 			key, index, parent := id+"/"+in.key, int64(in.index), id+in.parentSuffix()
-			meta := func(name string) syncengine.Value {
-				switch name {
-				case "_id":
+			meta := func(m metaID) syncengine.Value {
+				switch m {
+				case metaRecordID:
 					return syncengine.TextValue(key)
-				case "_index":
+				case metaIndex:
 					return syncengine.IntValue(index)
-				case "_parent_id":
+				case metaParentID:
 					return syncengine.TextValue(parent)
 				}
 				return syncengine.Value{}
@@ -284,10 +309,33 @@ func stamp(h syncengine.HLC) syncengine.Value {
 	if h == 0 {
 		return syncengine.Value{}
 	}
-	return syncengine.TextValue(time.UnixMilli(h.Millis()).UTC().Format("2006-01-02T15:04:05.000Z"))
+	t := time.UnixMilli(h.Millis()).UTC()
+	y, mo, d := t.Date()
+	if y < 0 || y > 9999 {
+		return syncengine.TextValue(t.Format("2006-01-02T15:04:05.000Z"))
+	}
+	hh, mm, ss := t.Clock()
+	// "2006-01-02T15:04:05.000Z" by hand: time.Format took a seventh of a
+	// row's layout on the export's fast path.
+	var b [24]byte
+	put := func(i, v, n int) {
+		for k := i + n - 1; k >= i; k-- {
+			b[k] = byte('0' + v%10)
+			v /= 10
+		}
+	}
+	put(0, y, 4)
+	put(5, int(mo), 2)
+	put(8, d, 2)
+	put(11, hh, 2)
+	put(14, mm, 2)
+	put(17, ss, 2)
+	put(20, t.Nanosecond()/1e6, 3)
+	b[4], b[7], b[10], b[13], b[16], b[19], b[23] = '-', '-', 'T', ':', ':', '.', 'Z'
+	return syncengine.TextValue(string(b[:]))
 }
 
-func (l *Layout) cells(ti int, answer func(*colSource) syncengine.Value, meta func(string) syncengine.Value) []syncengine.Value {
+func (l *Layout) cells(ti int, answer func(*colSource) syncengine.Value, meta func(metaID) syncengine.Value) []syncengine.Value {
 	t := &l.Tables[ti]
 	if cap(l.buf) < len(t.cols) {
 		l.buf = make([]syncengine.Value, len(t.cols))
@@ -297,7 +345,7 @@ func (l *Layout) cells(ti int, answer func(*colSource) syncengine.Value, meta fu
 		c := &t.cols[i]
 		out[i] = syncengine.Value{}
 		switch {
-		case c.meta != "":
+		case c.meta != metaNone:
 			out[i] = meta(c.meta)
 		case c.choice != "":
 			v := answer(c)

@@ -26,7 +26,7 @@ func (l *Layout) initFast() {
 	t := &l.Tables[0]
 	for i := range t.cols {
 		c := &t.cols[i]
-		if c.meta != "" {
+		if c.meta != metaNone {
 			continue
 		}
 		s, ok := l.fastSlot[c.rel]
@@ -99,23 +99,23 @@ func (l *Layout) RowsFromStored(id syncengine.RecordID, b []byte, meta Meta, mat
 	if review == "" {
 		review = "received"
 	}
-	metaOf := func(name string) syncengine.Value {
-		switch name {
-		case "_id":
+	metaOf := func(m metaID) syncengine.Value {
+		switch m {
+		case metaRecordID:
 			return syncengine.TextValue(id.String())
-		case "_form_version":
+		case metaFormVersion:
 			return syncengine.TextValue(version)
-		case "_status":
+		case metaStatus:
 			return syncengine.TextValue(status)
-		case "_review":
+		case metaReview:
 			return syncengine.TextValue(review)
-		case "_device":
+		case metaDevice:
 			return syncengine.TextValue(device)
-		case "_created":
+		case metaCreated:
 			return stamp(lo)
-		case "_updated":
+		case metaUpdated:
 			return stamp(hi)
-		case "_conflict":
+		case metaConflict:
 			return syncengine.BoolValue(false)
 		}
 		return syncengine.Value{} // _conflict_values

@@ -3,6 +3,7 @@ package dataset
 import (
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/tessera-survey/tessera/forms"
 	"github.com/tessera-survey/tessera/syncengine"
@@ -142,5 +143,14 @@ func TestRowsFromStored(t *testing.T) {
 			t.Fatalf("labels %q: %d records on the fast path, %d on the full one: the test does not cover both", labels, fast, slow)
 		}
 		t.Logf("labels %q: %d fast, %d full", labels, fast, slow)
+	}
+}
+
+func TestStamp(t *testing.T) {
+	for _, ms := range []int64{1, 999, 1700000000123, 1798761599999, 253402300799999} {
+		want := time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z")
+		if got := stamp(syncengine.HLC(ms << 16)).Str; got != want {
+			t.Fatalf("stamp(%d) = %q, want %q", ms, got, want)
+		}
 	}
 }
