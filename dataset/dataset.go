@@ -249,29 +249,9 @@ func (l *Layout) Rows(rec *syncengine.Record, meta Meta, emit func(Row)) {
 		conflictValues = syncengine.TextValue(string(b))
 	}
 	id := rec.ID.String()
-	metaOf := func(m metaID) syncengine.Value {
-		switch m {
-		case metaRecordID:
-			return syncengine.TextValue(id)
-		case metaFormVersion:
-			return syncengine.TextValue(version)
-		case metaStatus:
-			return syncengine.TextValue(rec.Status())
-		case metaReview:
-			return syncengine.TextValue(review)
-		case metaDevice:
-			return syncengine.TextValue(device)
-		case metaCreated:
-			return stamp(lo)
-		case metaUpdated:
-			return stamp(hi)
-		case metaConflict:
-			return syncengine.BoolValue(len(conflicts) > 0 || rec.DeleteConflict())
-		case metaConflictValues:
-			return conflictValues
-		}
-		return syncengine.Value{}
-	}
+	mm := rowMeta{id: id, version: version, status: rec.Status(), review: review, device: device, lo: lo, hi: hi,
+		conflict: len(conflicts) > 0 || rec.DeleteConflict(), conflictValues: conflictValues}
+	metaOf := mm.value
 	answer := func(path string) syncengine.Value {
 		if f := rec.Fields[path]; f != nil {
 			e, _ := f.Current()
@@ -303,6 +283,38 @@ func (l *Layout) Rows(rec *syncengine.Record, meta Meta, emit func(Row)) {
 			emit(Row{Table: ti, Cells: l.cells(ti, func(c *colSource) syncengine.Value { return answer(prefix + c.rel) }, meta)})
 		}
 	}
+}
+
+// rowMeta holds a record's metadata columns of the main table.
+type rowMeta struct {
+	id, version, status, review, device string
+	lo, hi                              syncengine.HLC
+	conflict                            bool
+	conflictValues                      syncengine.Value
+}
+
+func (m *rowMeta) value(id metaID) syncengine.Value {
+	switch id {
+	case metaRecordID:
+		return syncengine.TextValue(m.id)
+	case metaFormVersion:
+		return syncengine.TextValue(m.version)
+	case metaStatus:
+		return syncengine.TextValue(m.status)
+	case metaReview:
+		return syncengine.TextValue(m.review)
+	case metaDevice:
+		return syncengine.TextValue(m.device)
+	case metaCreated:
+		return stamp(m.lo)
+	case metaUpdated:
+		return stamp(m.hi)
+	case metaConflict:
+		return syncengine.BoolValue(m.conflict)
+	case metaConflictValues:
+		return m.conflictValues
+	}
+	return syncengine.Value{}
 }
 
 func stamp(h syncengine.HLC) syncengine.Value {

@@ -99,27 +99,8 @@ func (l *Layout) RowsFromStored(id syncengine.RecordID, b []byte, meta Meta, mat
 	if review == "" {
 		review = "received"
 	}
-	metaOf := func(m metaID) syncengine.Value {
-		switch m {
-		case metaRecordID:
-			return syncengine.TextValue(id.String())
-		case metaFormVersion:
-			return syncengine.TextValue(version)
-		case metaStatus:
-			return syncengine.TextValue(status)
-		case metaReview:
-			return syncengine.TextValue(review)
-		case metaDevice:
-			return syncengine.TextValue(device)
-		case metaCreated:
-			return stamp(lo)
-		case metaUpdated:
-			return stamp(hi)
-		case metaConflict:
-			return syncengine.BoolValue(false)
-		}
-		return syncengine.Value{} // _conflict_values
-	}
+	mm := rowMeta{id: id.String(), version: version, status: status, review: review, device: device, lo: lo, hi: hi}
+	metaOf := mm.value
 	emit(Row{Table: 0, Cells: l.cells(0, func(c *colSource) syncengine.Value { return vals[c.slot] }, metaOf)})
 	return true, true, nil
 }

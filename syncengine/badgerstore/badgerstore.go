@@ -252,41 +252,40 @@ func (t *tx) Record(id syncengine.RecordID) (*syncengine.Record, error) {
 	return r, err
 }
 
-func (t *tx) ScanRecords(from syncengine.RecordID, fn func(*syncengine.Record) error) error {
+// eachRecord calls fn with every stored record's item from id from on.
+func (t *tx) eachRecord(from syncengine.RecordID, fn func(syncengine.RecordID, *badger.Item) error) error {
 	it := t.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord}, PrefetchValues: true, PrefetchSize: 64})
 	defer it.Close()
 	for it.Seek(recordKey(from)); it.Valid(); it.Next() {
 		item := it.Item()
 		var id syncengine.RecordID
 		copy(id[:], item.Key()[1:])
-		var r *syncengine.Record
-		if err := item.Value(func(b []byte) (err error) { r, err = syncengine.UnmarshalRecord(id, b); return }); err != nil {
-			return err
-		}
-		if err := fn(r); err != nil {
+		if err := fn(id, item); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+func (t *tx) ScanRecords(from syncengine.RecordID, fn func(*syncengine.Record) error) error {
+	return t.eachRecord(from, func(id syncengine.RecordID, item *badger.Item) error {
+		var r *syncengine.Record
+		if err := item.Value(func(b []byte) (err error) { r, err = syncengine.UnmarshalRecord(id, b); return }); err != nil {
+			return err
+		}
+		return fn(r)
+	})
+}
+
 // ScanRecordBytes implements syncengine.RawRecordScanner.
 func (t *tx) ScanRecordBytes(from syncengine.RecordID, fn func(syncengine.RecordID, []byte) error) error {
-	it := t.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord}, PrefetchValues: true, PrefetchSize: 64})
-	defer it.Close()
-	for it.Seek(recordKey(from)); it.Valid(); it.Next() {
-		item := it.Item()
-		var id syncengine.RecordID
-		copy(id[:], item.Key()[1:])
+	return t.eachRecord(from, func(id syncengine.RecordID, item *badger.Item) error {
 		b, err := item.ValueCopy(nil)
 		if err != nil {
 			return err
 		}
-		if err := fn(id, b); err != nil {
-			return err
-		}
-	}
-	return nil
+		return fn(id, b)
+	})
 }
 
 func (t *tx) ScanLog(after uint64, fn func(syncengine.LogEntry, int) error, opts ...syncengine.ScanOption) error {
