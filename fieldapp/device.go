@@ -83,6 +83,7 @@ func Init(ctx context.Context, dir string, cfg Config) (*Device, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("init: %w", err)
 	}
+	os.Remove(wipedPath(dir))
 	key, err := newKey(dir, cfg.PIN)
 	if err != nil {
 		return nil, fmt.Errorf("init: %w", err)
@@ -324,7 +325,23 @@ func (d *Device) wipe(ctx context.Context, c *wire.Client) error {
 	d.store.Close()
 	d.wiped = true
 	os.Remove(lockPath(d.dir))
-	return os.RemoveAll(storeDir(d.dir))
+	if err := os.RemoveAll(storeDir(d.dir)); err != nil {
+		return err
+	}
+	// Say so to whoever opens the app next (the UI's locked screen).
+	return os.WriteFile(wipedPath(d.dir), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600)
+}
+
+func wipedPath(dir string) string { return filepath.Join(dir, "WIPED") }
+
+// Wiped returns when the store in dir was wiped at the server's request
+// ("" if it was not).
+func Wiped(dir string) string {
+	b, err := os.ReadFile(wipedPath(dir))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // FormKey resolves what a user typed as a record's form: "id@version" as

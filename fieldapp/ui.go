@@ -218,8 +218,14 @@ func (u *UI) authorized(w http.ResponseWriter, r *http.Request) (*Device, bool) 
 	defer u.mu.Unlock()
 	c, err := r.Cookie("tessera_device")
 	if u.dev == nil || err != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(u.session)) != 1 {
+		if r.URL.Path == "/sync/status" {
+			// The sync page polls this: after a wipe (or the idle lock) it
+			// learns the store is locked and goes to the locked screen.
+			writeJSONResponse(w, SyncStatus{Locked: true, Wiped: Wiped(u.dir) != ""})
+			return nil, false
+		}
 		if r.Method == http.MethodGet && (r.URL.Path == "/" || !strings.HasPrefix(r.URL.Path, "/sync/")) {
-			u.render(w, http.StatusOK, "unlock", page{Title: "Unlock", Locked: true, Exists: Exists(u.dir)})
+			u.render(w, http.StatusOK, "unlock", page{Title: "Unlock", Locked: true, Exists: Exists(u.dir), Wiped: Wiped(u.dir)})
 		} else {
 			http.Error(w, "locked: unlock the device first", http.StatusUnauthorized)
 		}
@@ -302,6 +308,7 @@ type page struct {
 	Notice  string
 	Data    any
 	Pending int
+	Wiped   string // when the store was wiped at the server's request
 }
 
 func (u *UI) page(title string, data any) page {
@@ -578,6 +585,8 @@ type SyncStatus struct {
 	Progress SyncResult  `json:"progress"`
 	Result   *SyncResult `json:"result,omitempty"`
 	Error    string      `json:"error,omitempty"`
+	Locked   bool        `json:"locked,omitempty"` // the store is locked (no other field is set)
+	Wiped    bool        `json:"wiped,omitempty"`  // and was wiped at the server's request
 }
 
 func (j *syncJob) status() SyncStatus {
@@ -605,11 +614,21 @@ func (u *UI) syncPage(w http.ResponseWriter, r *http.Request, dev *Device) {
 					j.mu.Unlock()
 				})
 				j.mu.Lock()
-				defer j.mu.Unlock()
 				j.prog, j.result = res, &res
 				if err != nil {
 					j.err = syncError(err)
 					u.log.Info("sync failed", "err", err)
+				}
+				j.mu.Unlock()
+				if res.Wiped {
+					// The store is gone (everything was sent first): the UI
+					// goes back to its locked screen, which says so.
+					u.log.Warn("device wiped at the server's request")
+					u.mu.Lock()
+					if u.dev == dev {
+						u.dev, u.session, u.csrf = nil, "", ""
+					}
+					u.mu.Unlock()
 				}
 			}()
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tessera-survey/tessera/fieldapp"
+	"github.com/tessera-survey/tessera/server"
 	"github.com/tessera-survey/tessera/syncengine"
 )
 
@@ -256,5 +257,75 @@ func TestUIIdleLock(t *testing.T) {
 		t.Fatalf("store still held after the idle lock: %v", err)
 	} else {
 		d.Close()
+	}
+}
+
+// TestUIWipe: a device the lead flagged for wipe sends everything at its
+// next sync from the UI, then its store is gone and the UI says so.
+func TestUIWipe(t *testing.T) {
+	ctx := context.Background()
+	srv, err := server.New(ctx, server.Config{DataDir: filepath.Join(t.TempDir(), "server"), RequireAuth: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	defer srv.Close()
+	a := srv.Auth()
+	if err := a.CreateProject(ctx, "lead", "camp"); err != nil {
+		t.Fatal(err)
+	}
+	code, _, err := a.NewEnrollmentCode(ctx, "lead", "camp", "", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "dev")
+	d, err := fieldapp.Init(ctx, dir, fieldapp.Config{Server: hs.URL, Enroll: code, PIN: pin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := d.Replica().Create(ctx, "household", []syncengine.FieldWrite{{Name: "q1", Value: syncengine.TextValue("kept")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	devs, err := a.Devices(ctx, "camp")
+	if err != nil || len(devs) != 1 {
+		t.Fatalf("devices: %v %v", devs, err)
+	}
+	if err := a.SetDevice(ctx, "lead", devs[0].ID, false, true); err != nil {
+		t.Fatal(err)
+	}
+
+	ui, err := fieldapp.NewUI(dir, fieldapp.UIOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ui.Close()
+	us := httptest.NewServer(ui)
+	defer us.Close()
+	u := newUIClient(t, us.URL)
+	u.post("/unlock", url.Values{"pin": {pin}}, http.StatusSeeOther)
+	u.get("/sync")
+	u.post("/sync", url.Values{}, http.StatusSeeOther)
+	var st fieldapp.SyncStatus
+	for deadline := time.Now().Add(30 * time.Second); !st.Locked && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		_, body, _ := u.do("GET", "/sync/status", nil)
+		json.Unmarshal([]byte(body), &st)
+	}
+	if !st.Locked || !st.Wiped {
+		t.Fatalf("sync of a device flagged for wipe: status %+v", st)
+	}
+	if _, err := srv.Replica().Record(ctx, id); err != nil {
+		t.Fatalf("the device's record did not reach the server before the wipe: %v", err)
+	}
+	if fieldapp.Exists(dir) {
+		t.Fatal("the store is still there")
+	}
+	if body := u.get("/"); !strings.Contains(body, `id="wiped"`) {
+		t.Fatalf("the UI does not say the device was wiped: %.400s", body)
+	}
+	if code, _, _ := u.do("GET", "/interviews", nil); code != http.StatusOK {
+		t.Fatalf("after the wipe /interviews answers %d", code)
 	}
 }

@@ -122,7 +122,11 @@
       return (n / 1048576).toFixed(1) + " MiB";
     }
     function poll() {
-      fetch("/sync/status", { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (s) {
+      fetch("/sync/status", { credentials: "same-origin" }).then(function (r) {
+        if (!r.ok) { location.href = "/"; throw new Error("locked"); } // locked, or wiped
+        return r.json();
+      }).then(function (s) {
+        if (s.locked) { location.href = "/"; return; } // locked meanwhile, or wiped
         var p = s.result || s.progress;
         if (s.running) {
           bar.hidden = false; button.disabled = true;
@@ -137,6 +141,8 @@
           e.className = "error";
           e.textContent = "Sync failed: " + s.error;
           state.appendChild(e);
+        } else if (s.result && p.wiped) {
+          state.textContent = "This device was wiped at the project lead's request, after everything on it was sent. Nothing is left on it.";
         } else if (s.result) {
           state.textContent = "Done: " + p.pushed + " changes sent, " + p.pulled + " received (" + size(p.bytes_sent) + " up, " +
             size(p.bytes_received) + " down) in " + Math.round(p.duration_ms) + " ms." +
