@@ -35,12 +35,17 @@
         return fetch("/interview/" + id + "/answer", {
           method: "POST", body: body, credentials: "same-origin",
           headers: { "X-CSRF-Token": csrf, "Content-Type": "application/x-www-form-urlencoded" }
-        }).then(function (r) { return r.json(); }).then(function (st) {
+        }).then(function (r) {
+          if (r.status === 401 || r.status === 403) {
+            throw new Error("the device locked itself (or the page is stale): reload the page and unlock; every answer saved before is kept");
+          }
+          return r.json();
+        }).then(function (st) {
           if (st.error) { saved.textContent = "Not saved: " + st.error; return; }
           apply(st, field);
           saved.textContent = "Saved on this device.";
           if (st.reload) location.reload();
-        }).catch(function (e) { saved.textContent = "Not saved (" + e + "). Press Save draft."; });
+        }).catch(function (e) { saved.textContent = "Not saved: " + (e && e.message ? e.message : e); });
       });
       return chain;
     }
