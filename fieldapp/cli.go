@@ -47,8 +47,8 @@ the answer; anything else (including 007 or 1e3) is text.
 The store is encrypted with a key derived from the enumerator's PIN (or
 passphrase, at least 4 characters); every command that opens it asks for the
 PIN on the terminal, or reads it from TESSERA_PIN (pin change reads the new
-one from TESSERA_NEW_PIN). A wrong PIN waits 1 s,
-doubling with each wrong PIN in a row (at most 30 s).
+one from TESSERA_NEW_PIN). A wrong PIN waits 1 s, doubling with each wrong
+PIN in a row (at most 30 s).
 
 Global flags:
 `
