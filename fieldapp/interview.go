@@ -347,10 +347,10 @@ type Summary struct {
 	Started  string
 }
 
-// Interviews lists up to limit records after the id after (zero: from the
-// first), oldest first (record ids grow with time), and the id to continue
-// from ("" at the end). Deleted records are left out.
-func (d *Device) Interviews(ctx context.Context, after syncengine.RecordID, limit int) ([]Summary, string, error) {
+// Interviews lists up to limit records, newest first (record ids grow
+// with time), older than the id before (zero: from the newest), and the id
+// to continue from ("" at the end). Deleted records are left out.
+func (d *Device) Interviews(ctx context.Context, before syncengine.RecordID, limit int) ([]Summary, string, error) {
 	unsent, err := d.rep.Unsent(ctx)
 	if err != nil {
 		return nil, "", err
@@ -358,47 +358,37 @@ func (d *Device) Interviews(ctx context.Context, after syncengine.RecordID, limi
 	titles := map[string]string{}
 	var out []Summary
 	next := ""
-	from := after
-	if !after.IsZeroID() {
-		from = successor(after)
+	each := func(r *syncengine.Record) error {
+		if r.Deleted() {
+			return nil
+		}
+		if len(out) == limit {
+			next = out[len(out)-1].ID
+			return syncengine.ErrStop
+		}
+		t, ok := titles[r.Form]
+		if !ok {
+			if f, err := d.forms.Form(ctx, r.Form); err == nil {
+				t = f.Title
+			}
+			titles[r.Form] = t
+		}
+		vals := r.Values()
+		out = append(out, Summary{ID: r.ID.String(), Form: r.Form, Title: t, Status: r.Status(), Sent: !unsent(r),
+			Conflict: len(r.Conflicts()) > 0 || r.DeleteConflict(), Started: vals["started"].Str})
+		return nil
 	}
 	err = d.rep.Store().View(ctx, func(tx syncengine.ReadTx) error {
-		return tx.ScanRecords(from, func(r *syncengine.Record) error {
-			if r.Deleted() {
-				return nil
-			}
-			if len(out) == limit {
-				next = out[len(out)-1].ID
-				return syncengine.ErrStop
-			}
-			t, ok := titles[r.Form]
-			if !ok {
-				if f, err := d.forms.Form(ctx, r.Form); err == nil {
-					t = f.Title
-				}
-				titles[r.Form] = t
-			}
-			vals := r.Values()
-			out = append(out, Summary{ID: r.ID.String(), Form: r.Form, Title: t, Status: r.Status(), Sent: !unsent(r),
-				Conflict: len(r.Conflicts()) > 0 || r.DeleteConflict(), Started: vals["started"].Str})
-			return nil
-		})
+		rev, ok := tx.(syncengine.ReverseRecordScanner)
+		if !ok {
+			return errors.New("interviews: this store cannot list newest first")
+		}
+		return rev.ScanRecordsReverse(before, each)
 	})
 	if errors.Is(err, syncengine.ErrStop) {
 		err = nil
 	}
 	return out, next, err
-}
-
-// successor is the next record id after id, where a scan resumes.
-func successor(id syncengine.RecordID) syncengine.RecordID {
-	for i := len(id) - 1; i >= 0; i-- {
-		id[i]++
-		if id[i] != 0 {
-			break
-		}
-	}
-	return id
 }
 
 // ResolveAnswer settles a field in conflict on the value at index i of its

@@ -410,16 +410,16 @@ func (u *UI) forms(ctx context.Context, w http.ResponseWriter, r *http.Request, 
 }
 
 func (u *UI) list(ctx context.Context, w http.ResponseWriter, r *http.Request, dev *Device) {
-	var after syncengine.RecordID
-	if a := r.URL.Query().Get("after"); a != "" {
+	var before syncengine.RecordID
+	if a := r.URL.Query().Get("before"); a != "" {
 		id, err := uuid.Parse(a)
 		if err != nil {
-			u.fail(w, http.StatusBadRequest, fmt.Errorf("after: %w", err))
+			u.fail(w, http.StatusBadRequest, fmt.Errorf("before: %w", err))
 			return
 		}
-		after = syncengine.RecordID(id)
+		before = syncengine.RecordID(id)
 	}
-	items, next, err := dev.Interviews(ctx, after, 50)
+	items, next, err := dev.Interviews(ctx, before, 50)
 	if err != nil {
 		u.fail(w, http.StatusInternalServerError, err)
 		return
@@ -428,7 +428,7 @@ func (u *UI) list(ctx context.Context, w http.ResponseWriter, r *http.Request, d
 		Items []Summary
 		Next  string
 		First bool
-	}{items, next, after.IsZeroID()})
+	}{items, next, before.IsZeroID()})
 	p.Notice = r.URL.Query().Get("notice")
 	u.render(w, http.StatusOK, "list", p)
 }

@@ -71,3 +71,12 @@ var ErrStop = errors.New("stop scan")
 type RawRecordScanner interface {
 	ScanRecordBytes(from RecordID, fn func(id RecordID, b []byte) error) error
 }
+
+// ReverseRecordScanner is an optional ReadTx method for screens that list
+// the newest records first (record ids grow with time): fn sees every
+// record with an id before `before` (all of them when it is zero), in
+// descending id order, until it returns an error (ErrStop ends the scan
+// cleanly).
+type ReverseRecordScanner interface {
+	ScanRecordsReverse(before RecordID, fn func(*Record) error) error
+}

@@ -277,6 +277,34 @@ func (t *tx) ScanRecords(from syncengine.RecordID, fn func(*syncengine.Record) e
 	})
 }
 
+// ScanRecordsReverse implements syncengine.ReverseRecordScanner.
+func (t *tx) ScanRecordsReverse(before syncengine.RecordID, fn func(*syncengine.Record) error) error {
+	it := t.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord}, Reverse: true, PrefetchValues: true, PrefetchSize: 64})
+	defer it.Close()
+	seek := before
+	if seek.IsZeroID() {
+		for i := range seek {
+			seek[i] = 0xff
+		}
+	}
+	for it.Seek(recordKey(seek)); it.Valid(); it.Next() {
+		item := it.Item()
+		var id syncengine.RecordID
+		copy(id[:], item.Key()[1:])
+		if id == before {
+			continue
+		}
+		var r *syncengine.Record
+		if err := item.Value(func(b []byte) (err error) { r, err = syncengine.UnmarshalRecord(id, b); return }); err != nil {
+			return err
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // ScanRecordBytes implements syncengine.RawRecordScanner.
 func (t *tx) ScanRecordBytes(from syncengine.RecordID, fn func(syncengine.RecordID, []byte) error) error {
 	return t.eachRecord(from, func(id syncengine.RecordID, item *badger.Item) error {

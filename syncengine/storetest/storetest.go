@@ -3,9 +3,11 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 
@@ -220,6 +222,28 @@ func Run(t *testing.T, open Opener, newKey func(t *testing.T) string) {
 		if fmt.Sprint(got) != fmt.Sprint(ids[2:]) {
 			t.Fatalf("scan from third: %v, want %v", got, ids[2:])
 		}
+		// A store that scans backwards (newest first, for the device's
+		// list of interviews) sees the same records the other way round.
+		mustView(t, s, func(tx syncengine.ReadTx) error {
+			rev, ok := tx.(syncengine.ReverseRecordScanner)
+			if !ok {
+				return nil
+			}
+			sorted := slices.Clone(ids)
+			slices.SortFunc(sorted, func(a, b syncengine.RecordID) int { return bytes.Compare(a[:], b[:]) })
+			var all, before []syncengine.RecordID
+			if err := rev.ScanRecordsReverse(syncengine.RecordID{}, func(r *syncengine.Record) error { all = append(all, r.ID); return nil }); err != nil {
+				return err
+			}
+			if err := rev.ScanRecordsReverse(sorted[3], func(r *syncengine.Record) error { before = append(before, r.ID); return nil }); err != nil {
+				return err
+			}
+			slices.Reverse(sorted)
+			if fmt.Sprint(all) != fmt.Sprint(sorted) || fmt.Sprint(before) != fmt.Sprint(sorted[2:]) {
+				t.Fatalf("reverse scans: %v and %v, want %v and %v", all, before, sorted, sorted[2:])
+			}
+			return nil
+		})
 		// A store that offers records as stored bytes (for exports) offers
 		// the same records, in the same order, each a copy the caller keeps.
 		mustView(t, s, func(tx syncengine.ReadTx) error {

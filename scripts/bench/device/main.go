@@ -129,13 +129,13 @@ func main() {
 	phase(fmt.Sprintf("list %d pages", *pages), func() {
 		body := c.get("/interviews")
 		first = regexp.MustCompile(`data-id="([^"]+)"`).FindStringSubmatch(body)[1]
-		next := regexp.MustCompile(`href="/interviews\?after=([^"]+)"`)
+		next := regexp.MustCompile(`href="/interviews\?before=([^"]+)"`)
 		for range *pages - 1 {
 			m := next.FindStringSubmatch(body)
 			if m == nil {
 				break
 			}
-			body = c.get("/interviews?after=" + m[1])
+			body = c.get("/interviews?before=" + m[1])
 		}
 	})
 	phase("open a record", func() { c.get("/interview/" + first) })
