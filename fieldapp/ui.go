@@ -68,6 +68,7 @@ func NewUI(dir string, o UIOptions) (*UI, error) {
 	funcs := template.FuncMap{
 		"short": func(s string) string { return strings.SplitN(s, "-", 2)[0] },
 		"dir":   langDir,
+		"tr":    tr,
 		"bytes": bytesStr,
 		"time": func(s string) string {
 			if t, err := time.Parse(time.RFC3339, s); err == nil {
@@ -101,12 +102,7 @@ func NewUI(dir string, o UIOptions) (*UI, error) {
 // langDir is "rtl" for languages written right to left, by the code in
 // the column name ("العربية (ar)") or the name itself.
 func langDir(lang string) string {
-	code := lang
-	if i := strings.LastIndexByte(lang, '('); i >= 0 && strings.HasSuffix(lang, ")") {
-		code = lang[i+1 : len(lang)-1]
-	}
-	code, _, _ = strings.Cut(strings.ToLower(strings.TrimSpace(code)), "-")
-	switch code {
+	switch langCode(lang) {
 	case "ar", "arabic", "fa", "ps", "ur", "he", "yi", "ckb", "dv", "sd", "ug":
 		return "rtl"
 	}

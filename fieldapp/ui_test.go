@@ -200,8 +200,9 @@ func TestUIConflictOnDevice(t *testing.T) {
 
 	// Arabic: right to left, the form's Arabic labels.
 	u.post("/language", url.Values{"lang": {"العربية (ar)"}}, http.StatusSeeOther)
-	if page := u.get("/interview/" + id); !strings.Contains(page, `dir="rtl"`) || !strings.Contains(page, "هل توافق على المشاركة؟") {
-		t.Fatal("Arabic interview is not right to left with Arabic labels")
+	if page := u.get("/interview/" + id); !strings.Contains(page, `dir="rtl"`) || !strings.Contains(page, "هل توافق على المشاركة؟") ||
+		!strings.Contains(page, ">مسح<") || !strings.Contains(page, "حفظ المسودة") {
+		t.Fatal("Arabic interview is not right to left with Arabic labels and buttons")
 	}
 	u.post("/language", url.Values{"lang": {"Klingon"}}, http.StatusBadRequest)
 

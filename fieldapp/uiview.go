@@ -21,7 +21,7 @@ type nodeView struct {
 	Index                                    int         // an instance's number, from 1
 	Conflicts                                []conflictView
 	Unsupported                              bool
-	ID, CSRF                                 string // the record, and the token of forms inside the node
+	ID, CSRF, Lang                           string // the record, the token of forms inside the node, the language
 }
 
 type choiceView struct {
@@ -156,7 +156,7 @@ func (u *UI) showInterview(w http.ResponseWriter, status int, iv *Interview, lan
 	var stamp func(ns []*nodeView)
 	stamp = func(ns []*nodeView) {
 		for _, n := range ns {
-			n.ID, n.CSRF = v.ID, p.CSRF
+			n.ID, n.CSRF, n.Lang = v.ID, p.CSRF, lang
 			stamp(n.Children)
 			stamp(n.Instances)
 		}
