@@ -254,7 +254,7 @@ func (t *tx) Record(id syncengine.RecordID) (*syncengine.Record, error) {
 
 // eachRecord calls fn with every stored record's item from id from on.
 func (t *tx) eachRecord(from syncengine.RecordID, fn func(syncengine.RecordID, *badger.Item) error) error {
-	it := t.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord}, PrefetchValues: true, PrefetchSize: 64})
+	it := t.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord}})
 	defer it.Close()
 	for it.Seek(recordKey(from)); it.Valid(); it.Next() {
 		item := it.Item()
