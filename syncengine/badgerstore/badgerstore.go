@@ -252,6 +252,10 @@ func (t *tx) Record(id syncengine.RecordID) (*syncengine.Record, error) {
 	return r, err
 }
 
+// Iterators read values as they go, without prefetching: records, log
+// entries and meta are small and stored inline in the tree (Badger's value
+// threshold is 1 MiB), so prefetching only copied each value once more.
+
 // eachRecord calls fn with every stored record's item from id from on.
 func (t *tx) eachRecord(from syncengine.RecordID, fn func(syncengine.RecordID, *badger.Item) error) error {
 	it := t.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord}})
@@ -279,7 +283,7 @@ func (t *tx) ScanRecords(from syncengine.RecordID, fn func(*syncengine.Record) e
 
 // ScanRecordsReverse implements syncengine.ReverseRecordScanner.
 func (t *tx) ScanRecordsReverse(before syncengine.RecordID, fn func(*syncengine.Record) error) error {
-	it := t.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord}, Reverse: true, PrefetchValues: true, PrefetchSize: 64})
+	it := t.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord}, Reverse: true})
 	defer it.Close()
 	seek := before
 	if seek.IsZeroID() {
@@ -318,7 +322,7 @@ func (t *tx) ScanRecordBytes(from syncengine.RecordID, fn func(syncengine.Record
 
 func (t *tx) ScanLog(after uint64, fn func(syncengine.LogEntry, int) error, opts ...syncengine.ScanOption) error {
 	skip := syncengine.SkipOf(opts)
-	it := t.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}, PrefetchValues: true, PrefetchSize: 256})
+	it := t.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}})
 	defer it.Close()
 	for it.Seek(logKey(after + 1)); it.Valid(); it.Next() {
 		item := it.Item()
@@ -393,7 +397,7 @@ func (t *tx) Append(origin syncengine.Origin, c *syncengine.Change) (uint64, err
 }
 
 func (t *tx) ScanMeta(prefix string, fn func(string, []byte) error) error {
-	it := t.txn.NewIterator(badger.IteratorOptions{Prefix: metaKey(prefix), PrefetchValues: true, PrefetchSize: 32})
+	it := t.txn.NewIterator(badger.IteratorOptions{Prefix: metaKey(prefix)})
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
 		item := it.Item()
