@@ -33,7 +33,12 @@ var keyHead = []byte{'h'}
 type Profile int
 
 const (
-	// Server: Badger's defaults (64 MiB memtables, 256 MiB block cache).
+	// Server: Badger's defaults (64 MiB memtables), with a 64 MiB block
+	// cache instead of 256: a server's reads are sync pulls of recent
+	// changes and exports that stream everything once, and a cache that
+	// fills to 256 MiB during an export only made the server's memory grow
+	// by that much (a 1M-record export: growth 40–237 MiB, now ~0, and
+	// faster).
 	Server Profile = iota
 	// Device: sized for a cheap phone (issue 5's target: 100 MB with
 	// 100,000 records). Two 8 MiB memtables bound the write buffers (a
@@ -85,6 +90,9 @@ func Open(opts Options) (*Store, error) {
 		WithCompression(options.Snappy)
 	if opts.InMemory {
 		bo = bo.WithDir("").WithValueDir("")
+	}
+	if opts.Profile == Server {
+		bo = bo.WithBlockCacheSize(64 << 20)
 	}
 	if opts.Profile == Device {
 		bo = bo.WithMemTableSize(8 << 20).
