@@ -36,13 +36,18 @@ func main() {
 	format := flag.String("format", "csv", "csv, jsonl, parquet or geojson")
 	prof := flag.String("cpuprofile", "", "write a CPU profile of the export (with -inprocess: of both sides)")
 	inproc := flag.Bool("inprocess", false, "run surveyctl in this process rather than as its own")
+	keep := flag.Bool("keep", false, "keep the scratch folder (the store and the exported files)")
 	flag.Parse()
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "tessera-export-bench")
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
+	if *keep {
+		log.Printf("keeping %s", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
 	srv, err := server.New(ctx, server.Config{DataDir: filepath.Join(dir, "srv")})
 	if err != nil {
 		log.Fatal(err)
