@@ -19,6 +19,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
+	"github.com/tessera-survey/tessera/internal/cliutil"
 )
 
 // cell is one exported value (kind 0 is null).
@@ -178,7 +179,7 @@ func (c *cli) exportInto(req *tesserav1.ExportRequest, format, dir string) (*tes
 	var tables []*tesserav1.ExportTable
 	changed := map[string]bool{}
 	writers := map[int]tableWriter{}
-	tty := isTerminal(c.stderr)
+	tty := cliutil.IsTerminal(c.stderr)
 	closeAll := func() error {
 		var first error
 		keys := make([]int, 0, len(writers))
@@ -568,13 +569,4 @@ func (p *parquetWriter) close() error {
 		return err
 	}
 	return p.f.Close()
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

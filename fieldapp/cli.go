@@ -140,12 +140,19 @@ func (c *cli) open() (*Device, error) {
 // pin reads the PIN from TESSERA_PIN or, on a terminal, asks for it
 // without echo (twice when confirm is set, for a new PIN).
 func (c *cli) pin(confirm bool) (string, error) {
-	if p := os.Getenv("TESSERA_PIN"); p != "" {
+	return c.secret("TESSERA_PIN", "PIN", confirm, ErrNoPIN)
+}
+
+// secret reads a PIN from the environment variable env or, on a terminal,
+// asks for it without echo (twice when confirm is set); noTerminal is the
+// error when neither is there.
+func (c *cli) secret(env, name string, confirm bool, noTerminal error) (string, error) {
+	if p := os.Getenv(env); p != "" {
 		return p, nil
 	}
 	f, ok := c.stdin.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return "", ErrNoPIN
+		return "", noTerminal
 	}
 	ask := func(prompt string) (string, error) {
 		fmt.Fprint(c.stderr, prompt)
@@ -153,16 +160,16 @@ func (c *cli) pin(confirm bool) (string, error) {
 		fmt.Fprintln(c.stderr)
 		return string(b), err
 	}
-	p, err := ask("PIN: ")
+	p, err := ask(name + ": ")
 	if err != nil || !confirm {
 		return p, err
 	}
-	again, err := ask("PIN again: ")
+	again, err := ask(name + " again: ")
 	if err != nil {
 		return "", err
 	}
 	if again != p {
-		return "", errors.New("the two PINs differ")
+		return "", fmt.Errorf("the two %ss differ", name)
 	}
 	return p, nil
 }
@@ -683,7 +690,7 @@ func (c *cli) sync(args []string) error {
 			return fmt.Errorf("sync: --server: %w", err)
 		}
 	}
-	tty := isTerminal(c.stderr)
+	tty := cliutil.IsTerminal(c.stderr)
 	res, err := d.Sync(c.ctx, "", func(r SyncResult) {
 		if tty && !*asJSON {
 			fmt.Fprintf(c.stderr, "\rsyncing: %d sent, %d received, %s", r.Pushed, r.Pulled, bytesStr(r.BytesSent+r.BytesReceived))
@@ -754,15 +761,6 @@ func bytesStr(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
-
 // createAll creates recs, in halves when a transaction of all of them is
 // larger than the device store takes at once (its memtables are small to
 // keep a phone's memory low).
@@ -792,24 +790,9 @@ func (c *cli) pinCmd(args []string) error {
 	if err != nil {
 		return err
 	}
-	next := os.Getenv("TESSERA_NEW_PIN")
-	if next == "" {
-		f, ok := c.stdin.(*os.File)
-		if !ok || !term.IsTerminal(int(f.Fd())) {
-			return errors.New("pin change: give the new PIN on the terminal or in TESSERA_NEW_PIN")
-		}
-		fmt.Fprint(c.stderr, "New PIN: ")
-		a, err := term.ReadPassword(int(f.Fd()))
-		fmt.Fprint(c.stderr, "\nNew PIN again: ")
-		b, err2 := term.ReadPassword(int(f.Fd()))
-		fmt.Fprintln(c.stderr)
-		if err != nil || err2 != nil {
-			return errors.Join(err, err2)
-		}
-		if string(a) != string(b) {
-			return errors.New("the two new PINs differ")
-		}
-		next = string(a)
+	next, err := c.secret("TESSERA_NEW_PIN", "New PIN", true, errors.New("pin change: give the new PIN on the terminal or in TESSERA_NEW_PIN"))
+	if err != nil {
+		return err
 	}
 	if err := ChangePIN(c.ctx, c.dir, old, next); err != nil {
 		return err

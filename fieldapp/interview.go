@@ -104,29 +104,39 @@ func (d *Device) Answer(ctx context.Context, id syncengine.RecordID, field, text
 	if n == nil || !n.Q.Kind.HasAnswer() || n.Q.Kind == forms.KRepeat {
 		return false, fmt.Errorf("answer %s: %w", field, ErrNotQuestion)
 	}
-	v := forms.Typed(n.Q.Kind, strings.TrimSpace(text))
-	if n.Q.Kind == forms.KText || n.Q.Kind == forms.KSelectMultiple {
-		v = forms.Typed(n.Q.Kind, text)
-		if n.Q.Kind == forms.KSelectMultiple {
-			v = forms.Typed(n.Q.Kind, strings.Join(strings.Fields(text), " "))
-		}
+	switch n.Q.Kind {
+	case forms.KText: // as typed, spaces included
+	case forms.KSelectMultiple:
+		text = strings.Join(strings.Fields(text), " ")
+	default:
+		text = strings.TrimSpace(text)
 	}
-	if old, ok := iv.Record.Values()[field]; (ok && old.Equal(v)) || (!ok && v.Kind == syncengine.Null) {
+	v := forms.Typed(n.Q.Kind, text)
+	ans := forms.Answers(iv.Record.Values())
+	if old, ok := ans[field]; (ok && old.Equal(v)) || (!ok && v.Kind == syncengine.Null) {
 		return false, nil // nothing new: no write, nothing to sync
 	}
-	writes := []syncengine.FieldWrite{{Name: field, Value: v}}
-	ans := forms.Answers(iv.Record.Values())
 	ans[field] = v
 	in := forms.NewInstance(iv.Form, ans, time.Now)
+	more := instanceWrites(in, ans)
 	// An answer its own constraint rejects ("40" where at most 30 people
 	// may live) must not make 40 household members appear.
+	if len(more) > 0 && rejects(in, field) {
+		more = nil
+	}
+	writes := append([]syncengine.FieldWrite{{Name: field, Value: v}}, more...)
+	return len(more) > 0, d.rep.Set(ctx, id, writes)
+}
+
+// rejects reports whether field's answer breaks a rule of its question
+// other than being required.
+func rejects(in *forms.Instance, field string) bool {
 	for _, v := range in.Validate("") {
 		if v.Field == field && v.Code != "required" {
-			return false, d.rep.Set(ctx, id, writes)
+			return true
 		}
 	}
-	more := instanceWrites(in, ans)
-	return len(more) > 0, d.rep.Set(ctx, id, append(writes, more...))
+	return false
 }
 
 // instanceWrites adds the instances a repeat_count asks for and a repeat
@@ -322,18 +332,6 @@ func (iv *Interview) State(lang string) State {
 		}
 	}
 	return st
-}
-
-// Violations runs finalize's checks without writing anything, messages
-// keyed by field.
-func (iv *Interview) Violations(lang string) map[string]string {
-	out := map[string]string{}
-	in := forms.NewInstance(iv.Form, forms.Answers(iv.Record.Values()), time.Now)
-	in.Calculate()
-	for _, v := range in.Validate(lang) {
-		out[v.Field] = v.Message
-	}
-	return out
 }
 
 // Summary is one line of the list of saved interviews.

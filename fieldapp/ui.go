@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -221,7 +222,7 @@ func (u *UI) authorized(w http.ResponseWriter, r *http.Request) (*Device, bool) 
 			return nil, false
 		}
 		if r.Method == http.MethodGet && (r.URL.Path == "/" || !strings.HasPrefix(r.URL.Path, "/sync/")) {
-			u.render(w, http.StatusOK, "unlock", page{Title: "Unlock", Locked: true, Exists: Exists(u.dir), Wiped: Wiped(u.dir)})
+			u.renderUnlock(w, http.StatusOK, "")
 		} else {
 			http.Error(w, "locked: unlock the device first", http.StatusUnauthorized)
 		}
@@ -250,14 +251,14 @@ func (u *UI) unlock(w http.ResponseWriter, r *http.Request) {
 		// Another tab unlocked: a right PIN joins that session, a wrong one
 		// is refused like any other.
 		if _, err := storeKey(r.Context(), u.dir, pin); err != nil {
-			u.render(w, http.StatusUnauthorized, "unlock", page{Title: "Unlock", Locked: true, Exists: true, Error: unlockError(err)})
+			u.renderUnlock(w, http.StatusUnauthorized, unlockError(err))
 			return
 		}
 	} else {
 		d, err := Open(r.Context(), u.dir, pin)
 		if err != nil {
 			u.log.Info("unlock refused", "err", err)
-			u.render(w, http.StatusUnauthorized, "unlock", page{Title: "Unlock", Locked: true, Exists: Exists(u.dir), Error: unlockError(err)})
+			u.renderUnlock(w, http.StatusUnauthorized, unlockError(err))
 			return
 		}
 		u.mu.Lock()
@@ -278,6 +279,11 @@ func (u *UI) unlock(w http.ResponseWriter, r *http.Request) {
 		next = "/language"
 	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// renderUnlock shows the locked screen, with msg as its error.
+func (u *UI) renderUnlock(w http.ResponseWriter, status int, msg string) {
+	u.render(w, status, "unlock", page{Title: "Unlock", Locked: true, Exists: Exists(u.dir), Wiped: Wiped(u.dir), Error: msg})
 }
 
 func unlockError(err error) string {
@@ -344,7 +350,7 @@ func (u *UI) language(ctx context.Context, w http.ResponseWriter, r *http.Reques
 	}
 	if r.Method == http.MethodPost {
 		l := r.PostFormValue("lang")
-		if l != "" && !contains(langs, l) {
+		if l != "" && !slices.Contains(langs, l) {
 			u.fail(w, http.StatusBadRequest, fmt.Errorf("no form on this device has the language %q", l))
 			return
 		}
@@ -373,15 +379,6 @@ func (u *UI) language(ctx context.Context, w http.ResponseWriter, r *http.Reques
 		Langs []opt
 		Next  string
 	}{opts, r.URL.Query().Get("next")}))
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 func (u *UI) forms(ctx context.Context, w http.ResponseWriter, r *http.Request, dev *Device) {

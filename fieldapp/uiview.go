@@ -2,6 +2,7 @@ package fieldapp
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -111,7 +112,7 @@ func (u *UI) showInterview(w http.ResponseWriter, status int, iv *Interview, lan
 				picked := strings.Fields(c.Value())
 				for _, ch := range iv.Form.Choices[q.ListName] {
 					nv.Choices = append(nv.Choices, choiceView{Name: ch.Name, Label: ch.Label.In(lang, iv.Form.DefaultLanguage),
-						Checked: contains(picked, ch.Name), Hidden: q.ChoiceFilter != "" && !allowed[ch.Name]})
+						Checked: slices.Contains(picked, ch.Name), Hidden: q.ChoiceFilter != "" && !allowed[ch.Name]})
 				}
 			case forms.KText:
 				nv.Input, nv.Multiline = "text", strings.Contains(q.Appearance, "multiline")

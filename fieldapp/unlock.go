@@ -86,16 +86,26 @@ func newKey(dir, pin string) ([]byte, error) {
 	if utf8.RuneCountInString(pin) < MinPIN {
 		return nil, ErrWeakPIN
 	}
-	l := &lockFile{Version: 1, KDF: "argon2id", Salt: make([]byte, 16), Time: kdfTime, MemoryKiB: kdfMemory, Threads: kdfThreads}
-	if _, err := rand.Read(l.Salt); err != nil {
+	l, key, err := newLockFile(pin)
+	if err != nil {
 		return nil, err
 	}
-	key := l.derive(pin)
-	l.Check = checkOf(key)
 	if err := l.write(dir); err != nil {
 		return nil, err
 	}
 	return key, nil
+}
+
+// newLockFile derives a store key from pin with a fresh salt and returns
+// the lock file that finds it again.
+func newLockFile(pin string) (*lockFile, []byte, error) {
+	l := &lockFile{Version: 1, KDF: "argon2id", Salt: make([]byte, 16), Time: kdfTime, MemoryKiB: kdfMemory, Threads: kdfThreads}
+	if _, err := rand.Read(l.Salt); err != nil {
+		return nil, nil, err
+	}
+	key := l.derive(pin)
+	l.Check = checkOf(key)
+	return l, key, nil
 }
 
 func (l *lockFile) write(dir string) error { return l.writeTo(dir, lockPath(dir)) }
@@ -247,12 +257,10 @@ func ChangePIN(ctx context.Context, dir, oldPIN, newPIN string) error {
 	if err != nil {
 		return err
 	}
-	l := &lockFile{Version: 1, KDF: "argon2id", Salt: make([]byte, 16), Time: kdfTime, MemoryKiB: kdfMemory, Threads: kdfThreads}
-	if _, err := rand.Read(l.Salt); err != nil {
+	l, newKey, err := newLockFile(newPIN)
+	if err != nil {
 		return err
 	}
-	newKey := l.derive(newPIN)
-	l.Check = checkOf(newKey)
 	if err := l.writeTo(dir, nextLockPath(dir)); err != nil {
 		return fmt.Errorf("change PIN: %w", err)
 	}

@@ -218,6 +218,11 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 	}
 	prefix := req.FormId + "@"
 	matches := func(form string) bool { return form == req.FormId || strings.HasPrefix(form, prefix) }
+	// exported: the record is of the form and not deleted (a delete in
+	// conflict is exported, with its conflict).
+	exported := func(rec *syncengine.Record) bool {
+		return matches(rec.Form) && (!rec.Deleted() || rec.DeleteConflict())
+	}
 	pending := make([]*tesserav1.ExportRows, len(layout.Tables))
 	for ti := range pending {
 		pending[ti] = &tesserav1.ExportRows{Table: uint32(ti)}
@@ -301,7 +306,7 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 					continue // drain: the reader stops at its next send
 				}
 				if it.raw != nil {
-					handled, exported, err := layout.RowsFromStored(it.id, it.raw, dataset.Meta{Review: it.review}, matches, emitRow)
+					handled, laidOut, err := layout.RowsFromStored(it.id, it.raw, dataset.Meta{Review: it.review}, matches, emitRow)
 					if err == nil && !handled {
 						it.rec, err = syncengine.UnmarshalRecord(it.id, it.raw)
 					}
@@ -310,10 +315,10 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 						sendFailed.Store(true)
 						continue
 					}
-					if handled && !exported {
+					if handled && !laidOut {
 						continue
 					}
-					if !handled && (!matches(it.rec.Form) || (it.rec.Deleted() && !it.rec.DeleteConflict())) {
+					if !handled && !exported(it.rec) {
 						continue
 					}
 				}
@@ -373,22 +378,28 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 			b, err := tx.Meta(metaReview + id.String())
 			return b, err == nil
 		}
-		each := func(rec *syncengine.Record) error {
-			if !matches(rec.Form) || (rec.Deleted() && !rec.DeleteConflict()) {
-				return nil
-			}
+		// enqueue hands a record (decoded, or as stored) with its review
+		// state to the layout stage, when the review filter lets it by.
+		enqueue := func(it laid, id syncengine.RecordID) error {
 			var rv review
-			if b, ok := reviewOf(rec.ID); ok {
+			if b, ok := reviewOf(id); ok {
 				json.Unmarshal(b, &rv)
 			}
 			if req.ApprovedOnly && rv.State != "approved" {
 				return nil
 			}
-			batch = append(batch, laid{rec: rec, review: rv.State})
+			it.review = rv.State
+			batch = append(batch, it)
 			if len(batch) == cap(batch) {
 				return pushBatch()
 			}
 			return nil
+		}
+		each := func(rec *syncengine.Record) error {
+			if !exported(rec) {
+				return nil
+			}
+			return enqueue(laid{rec: rec}, rec.ID)
 		}
 		if !incremental {
 			var stop func()
@@ -399,18 +410,7 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 				// which lays most out without decoding them (see dataset's
 				// RowsFromStored); the form and delete checks happen there.
 				return raw.ScanRecordBytes(syncengine.RecordID{}, func(id syncengine.RecordID, b []byte) error {
-					var rv review
-					if rb, ok := reviewOf(id); ok {
-						json.Unmarshal(rb, &rv)
-					}
-					if req.ApprovedOnly && rv.State != "approved" {
-						return nil
-					}
-					batch = append(batch, laid{review: rv.State, id: id, raw: b})
-					if len(batch) == cap(batch) {
-						return pushBatch()
-					}
-					return nil
+					return enqueue(laid{id: id, raw: b}, id)
 				})
 			}
 			return tx.ScanRecords(syncengine.RecordID{}, each)

@@ -264,11 +264,12 @@ func (t *tx) Record(id syncengine.RecordID) (*syncengine.Record, error) {
 // entries and meta are small and stored inline in the tree (Badger's value
 // threshold is 1 MiB), so prefetching only copied each value once more.
 
-// eachRecord calls fn with every stored record's item from id from on.
-func (t *tx) eachRecord(from syncengine.RecordID, fn func(syncengine.RecordID, *badger.Item) error) error {
-	it := t.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord}})
+// eachRecord calls fn with every stored record's item from the key seek
+// on, forwards or (reverse) backwards.
+func (t *tx) eachRecord(seek []byte, reverse bool, fn func(syncengine.RecordID, *badger.Item) error) error {
+	it := t.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord}, Reverse: reverse})
 	defer it.Close()
-	for it.Seek(recordKey(from)); it.Valid(); it.Next() {
+	for it.Seek(seek); it.Valid(); it.Next() {
 		item := it.Item()
 		var id syncengine.RecordID
 		copy(id[:], item.Key()[1:])
@@ -279,47 +280,41 @@ func (t *tx) eachRecord(from syncengine.RecordID, fn func(syncengine.RecordID, *
 	return nil
 }
 
-func (t *tx) ScanRecords(from syncengine.RecordID, fn func(*syncengine.Record) error) error {
-	return t.eachRecord(from, func(id syncengine.RecordID, item *badger.Item) error {
+// decodeRecord is eachRecord's fn for callers that want records.
+func decodeRecord(fn func(*syncengine.Record) error) func(syncengine.RecordID, *badger.Item) error {
+	return func(id syncengine.RecordID, item *badger.Item) error {
 		var r *syncengine.Record
 		if err := item.Value(func(b []byte) (err error) { r, err = syncengine.UnmarshalRecord(id, b); return }); err != nil {
 			return err
 		}
 		return fn(r)
-	})
+	}
+}
+
+func (t *tx) ScanRecords(from syncengine.RecordID, fn func(*syncengine.Record) error) error {
+	return t.eachRecord(recordKey(from), false, decodeRecord(fn))
 }
 
 // ScanRecordsReverse implements syncengine.ReverseRecordScanner.
 func (t *tx) ScanRecordsReverse(before syncengine.RecordID, fn func(*syncengine.Record) error) error {
-	it := t.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord}, Reverse: true})
-	defer it.Close()
 	seek := before
 	if seek.IsZeroID() {
 		for i := range seek {
 			seek[i] = 0xff
 		}
 	}
-	for it.Seek(recordKey(seek)); it.Valid(); it.Next() {
-		item := it.Item()
-		var id syncengine.RecordID
-		copy(id[:], item.Key()[1:])
+	decode := decodeRecord(fn)
+	return t.eachRecord(recordKey(seek), true, func(id syncengine.RecordID, item *badger.Item) error {
 		if id == before {
-			continue
+			return nil // the scan starts before it
 		}
-		var r *syncengine.Record
-		if err := item.Value(func(b []byte) (err error) { r, err = syncengine.UnmarshalRecord(id, b); return }); err != nil {
-			return err
-		}
-		if err := fn(r); err != nil {
-			return err
-		}
-	}
-	return nil
+		return decode(id, item)
+	})
 }
 
 // ScanRecordBytes implements syncengine.RawRecordScanner.
 func (t *tx) ScanRecordBytes(from syncengine.RecordID, fn func(syncengine.RecordID, []byte) error) error {
-	return t.eachRecord(from, func(id syncengine.RecordID, item *badger.Item) error {
+	return t.eachRecord(recordKey(from), false, func(id syncengine.RecordID, item *badger.Item) error {
 		b, err := item.ValueCopy(nil)
 		if err != nil {
 			return err
