@@ -315,11 +315,7 @@ func (t *tx) ScanRecordsReverse(before syncengine.RecordID, fn func(*syncengine.
 // ScanRecordBytes implements syncengine.RawRecordScanner.
 func (t *tx) ScanRecordBytes(from syncengine.RecordID, fn func(syncengine.RecordID, []byte) error) error {
 	return t.eachRecord(recordKey(from), false, func(id syncengine.RecordID, item *badger.Item) error {
-		b, err := item.ValueCopy(nil)
-		if err != nil {
-			return err
-		}
-		return fn(id, b)
+		return item.Value(func(b []byte) error { return fn(id, b) })
 	})
 }
 

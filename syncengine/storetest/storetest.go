@@ -245,7 +245,7 @@ func Run(t *testing.T, open Opener, newKey func(t *testing.T) string) {
 			return nil
 		})
 		// A store that offers records as stored bytes (for exports) offers
-		// the same records, in the same order, each a copy the caller keeps.
+		// the same records, in the same order (bytes the caller copies).
 		mustView(t, s, func(tx syncengine.ReadTx) error {
 			raw, ok := tx.(syncengine.RawRecordScanner)
 			if !ok {
@@ -258,7 +258,7 @@ func Run(t *testing.T, open Opener, newKey func(t *testing.T) string) {
 			var kept [][]byte
 			var rids []syncengine.RecordID
 			if err := raw.ScanRecordBytes(ids[1], func(id syncengine.RecordID, b []byte) error {
-				kept, rids = append(kept, b), append(rids, id)
+				kept, rids = append(kept, slices.Clone(b)), append(rids, id)
 				return nil
 			}); err != nil {
 				return err
