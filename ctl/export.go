@@ -58,7 +58,13 @@ func rowsOf(b *tesserav1.ExportRows, ncols int, fn func([]cell) error) error {
 	if len(b.Kinds) != int(b.Count)*ncols {
 		return errors.New("export: a batch of the wrong size")
 	}
-	var ti, ii, di, bi int
+	// Packed texts are cut from one string (one copy per batch, none per
+	// cell); the cuts are checked to fall on whole UTF-8 characters.
+	packed := string(b.TextData)
+	if !utf8.ValidString(packed) {
+		return errors.New("export: a batch with texts not in UTF-8")
+	}
+	var ti, ii, di, bi, off int
 	k := 0
 	for range b.Count {
 		for i := range row {
@@ -66,10 +72,19 @@ func rowsOf(b *tesserav1.ExportRows, ncols int, fn func([]cell) error) error {
 			k++
 			switch c.kind {
 			case tesserav1.CellKind_CELL_KIND_TEXT:
-				if ti >= len(b.Texts) {
+				switch {
+				case ti < len(b.TextLens):
+					n := int(b.TextLens[ti])
+					if n > len(packed)-off || (off < len(packed) && !utf8.RuneStart(packed[off])) {
+						return errors.New("export: a batch with texts cut wrong")
+					}
+					c.s = packed[off : off+n]
+					off += n
+				case ti < len(b.Texts) && len(b.TextLens) == 0:
+					c.s = b.Texts[ti]
+				default:
 					return errors.New("export: a batch short of texts")
 				}
-				c.s = b.Texts[ti]
 				ti++
 			case tesserav1.CellKind_CELL_KIND_INT:
 				if ii >= len(b.Ints) {
@@ -95,6 +110,9 @@ func rowsOf(b *tesserav1.ExportRows, ncols int, fn func([]cell) error) error {
 		if err := fn(row); err != nil {
 			return err
 		}
+	}
+	if off != len(packed) {
+		return errors.New("export: a batch with texts left over")
 	}
 	return nil
 }
@@ -171,6 +189,7 @@ func (c *cli) exportInto(req *tesserav1.ExportRequest, format, dir string) (*tes
 		return nil, nil, err
 	}
 	defer cl.Close()
+	req.PackedTexts = true
 	stream, err := cl.Export().Export(c.ctx, req)
 	if err != nil {
 		return nil, nil, fmt.Errorf("export: %w", err)

@@ -280,7 +280,8 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 		select {
 		case r := <-spare:
 			*r = tesserav1.ExportRows{Table: uint32(ti), Kinds: r.Kinds[:0], Texts: r.Texts[:0],
-				Ints: r.Ints[:0], Decimals: r.Decimals[:0], Bools: r.Bools[:0]}
+				Ints: r.Ints[:0], Decimals: r.Decimals[:0], Bools: r.Bools[:0],
+				TextData: r.TextData[:0], TextLens: r.TextLens[:0]}
 			pending[ti] = r
 		default:
 			pending[ti] = &tesserav1.ExportRows{Table: uint32(ti)}
@@ -310,7 +311,7 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 	layDone := make(chan struct{})
 	var layPanic, layErr error
 	emitRow := func(r dataset.Row) {
-		appendRow(pending[r.Table], r.Cells)
+		appendRow(pending[r.Table], r.Cells, req.PackedTexts)
 		rows++
 	}
 	go func() {
@@ -543,14 +544,19 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 		Cursor: fmt.Sprintf("c%d.r%d", head, reviewHead), Records: records, Rows: rows}}})
 }
 
-// appendRow adds a row to a columnar batch.
-func appendRow(b *tesserav1.ExportRows, cells []syncengine.Value) {
+// appendRow adds a row to a columnar batch, its texts packed or not.
+func appendRow(b *tesserav1.ExportRows, cells []syncengine.Value, packed bool) {
 	b.Count++
 	for _, v := range cells {
 		switch v.Kind {
 		case syncengine.Text:
 			b.Kinds = append(b.Kinds, tesserav1.CellKind_CELL_KIND_TEXT)
-			b.Texts = append(b.Texts, v.Str)
+			if packed {
+				b.TextData = append(b.TextData, v.Str...)
+				b.TextLens = append(b.TextLens, uint32(len(v.Str)))
+			} else {
+				b.Texts = append(b.Texts, v.Str)
+			}
 		case syncengine.Int:
 			b.Kinds = append(b.Kinds, tesserav1.CellKind_CELL_KIND_INT)
 			b.Ints = append(b.Ints, v.Int)

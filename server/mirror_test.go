@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -358,5 +361,52 @@ func TestExportFastPath(t *testing.T) {
 	got := readRows(t, filepath.Join(approved, "flat.jsonl"))
 	if len(got) != 1 || got[ids[3].String()] == nil || got[ids[3].String()]["_review"] != "approved" {
 		t.Fatalf("approved-only export: %v", got)
+	}
+}
+
+// TestExportTextsPackedOrNot: a client that asks for packed texts gets the
+// same texts, in the same order, as an older client that gets a string
+// per text cell.
+func TestExportTextsPackedOrNot(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t, server.Config{})
+	if _, _, err := srv.Forms().Publish(ctx, sampleForm(t), "sample", "", srv.Replica().Now()); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range []string{"Ana María", "日本語", "", "a,\"b\"", "العربية"} {
+		_, err := srv.Replica().Create(ctx, "community_security@2026.11.1", fw("household/hh_size", fmt.Sprint(i), "intro/consent", "yes", "coexistence/comment", s))
+		must(t, err)
+	}
+	texts := func(packed bool) []string {
+		cl, err := wire.Dial(srv.URL, nil)
+		must(t, err)
+		defer cl.Close()
+		stream, err := cl.Export().Export(ctx, &tesserav1.ExportRequest{FormId: "community_security", PackedTexts: packed})
+		must(t, err)
+		defer stream.Close()
+		var out []string
+		for {
+			m, err := stream.Receive()
+			if errors.Is(err, io.EOF) {
+				return out
+			}
+			must(t, err)
+			r := m.GetRows()
+			if r == nil || r.Table != 0 {
+				continue
+			}
+			if packed != (len(r.TextLens) > 0) || packed == (len(r.Texts) > 0) {
+				t.Fatalf("packed %v: %d lengths, %d strings", packed, len(r.TextLens), len(r.Texts))
+			}
+			data := r.TextData
+			for _, n := range r.TextLens {
+				out, data = append(out, string(data[:n])), data[n:]
+			}
+			out = append(out, r.Texts...)
+		}
+	}
+	old, packed := texts(false), texts(true)
+	if !slices.Equal(old, packed) || !slices.Contains(packed, "日本語") || !slices.Contains(packed, "a,\"b\"") {
+		t.Fatalf("packed texts %q, strings %q", packed, old)
 	}
 }

@@ -240,7 +240,11 @@ type ExportRequest struct {
 	Labels string `protobuf:"bytes,3,opt,name=labels,proto3" json:"labels,omitempty"`
 	// Only records changed after this cursor (as returned by a previous
 	// export's end message); "" for all.
-	Since         string `protobuf:"bytes,4,opt,name=since,proto3" json:"since,omitempty"`
+	Since string `protobuf:"bytes,4,opt,name=since,proto3" json:"since,omitempty"`
+	// The client reads texts packed (ExportRows.text_data and text_lens)
+	// rather than as one string each (texts); servers answer older clients
+	// in the form they read.
+	PackedTexts   bool `protobuf:"varint,5,opt,name=packed_texts,json=packedTexts,proto3" json:"packed_texts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -301,6 +305,13 @@ func (x *ExportRequest) GetSince() string {
 		return x.Since
 	}
 	return ""
+}
+
+func (x *ExportRequest) GetPackedTexts() bool {
+	if x != nil {
+		return x.PackedTexts
+	}
+	return false
 }
 
 type ExportColumn struct {
@@ -603,12 +614,17 @@ type ExportRows struct {
 	// Columnar form: the number of rows, then every cell in row order as its
 	// kind (CELL_KIND_*, cells of a row in column order), and the cell values
 	// by kind, in the same order.
-	Count         uint32     `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
-	Kinds         []CellKind `protobuf:"varint,4,rep,packed,name=kinds,proto3,enum=tessera.v1.CellKind" json:"kinds,omitempty"`
-	Texts         []string   `protobuf:"bytes,5,rep,name=texts,proto3" json:"texts,omitempty"`
-	Ints          []int64    `protobuf:"zigzag64,6,rep,packed,name=ints,proto3" json:"ints,omitempty"`
-	Decimals      []float64  `protobuf:"fixed64,7,rep,packed,name=decimals,proto3" json:"decimals,omitempty"`
-	Bools         []bool     `protobuf:"varint,8,rep,packed,name=bools,proto3" json:"bools,omitempty"`
+	Count    uint32     `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	Kinds    []CellKind `protobuf:"varint,4,rep,packed,name=kinds,proto3,enum=tessera.v1.CellKind" json:"kinds,omitempty"`
+	Texts    []string   `protobuf:"bytes,5,rep,name=texts,proto3" json:"texts,omitempty"`
+	Ints     []int64    `protobuf:"zigzag64,6,rep,packed,name=ints,proto3" json:"ints,omitempty"`
+	Decimals []float64  `protobuf:"fixed64,7,rep,packed,name=decimals,proto3" json:"decimals,omitempty"`
+	Bools    []bool     `protobuf:"varint,8,rep,packed,name=bools,proto3" json:"bools,omitempty"`
+	// Texts packed, when the request asked for it (instead of texts): their
+	// UTF-8 bytes one after the other, and each one's length in bytes. One
+	// buffer is far cheaper to encode and decode than a string per cell.
+	TextData      []byte   `protobuf:"bytes,9,opt,name=text_data,json=textData,proto3" json:"text_data,omitempty"`
+	TextLens      []uint32 `protobuf:"varint,10,rep,packed,name=text_lens,json=textLens,proto3" json:"text_lens,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -695,6 +711,20 @@ func (x *ExportRows) GetDecimals() []float64 {
 func (x *ExportRows) GetBools() []bool {
 	if x != nil {
 		return x.Bools
+	}
+	return nil
+}
+
+func (x *ExportRows) GetTextData() []byte {
+	if x != nil {
+		return x.TextData
+	}
+	return nil
+}
+
+func (x *ExportRows) GetTextLens() []uint32 {
+	if x != nil {
+		return x.TextLens
 	}
 	return nil
 }
@@ -1045,12 +1075,13 @@ const file_tessera_v1_export_proto_rawDesc = "" +
 	"\x06record\x18\x01 \x01(\tR\x06record\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x18\n" +
 	"\acomment\x18\x03 \x01(\tR\acomment\"\x13\n" +
-	"\x11SetReviewResponse\"{\n" +
+	"\x11SetReviewResponse\"\x9e\x01\n" +
 	"\rExportRequest\x12\x17\n" +
 	"\aform_id\x18\x01 \x01(\tR\x06formId\x12#\n" +
 	"\rapproved_only\x18\x02 \x01(\bR\fapprovedOnly\x12\x16\n" +
 	"\x06labels\x18\x03 \x01(\tR\x06labels\x12\x14\n" +
-	"\x05since\x18\x04 \x01(\tR\x05since\"~\n" +
+	"\x05since\x18\x04 \x01(\tR\x05since\x12!\n" +
+	"\fpacked_texts\x18\x05 \x01(\bR\vpackedTexts\"~\n" +
 	"\fExportColumn\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12*\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x16.tessera.v1.ColumnTypeR\x04type\x12\x1a\n" +
@@ -1067,7 +1098,7 @@ const file_tessera_v1_export_proto_rawDesc = "" +
 	"\x03int\x18\x02 \x01(\x12H\x00R\x03int\x12\x1a\n" +
 	"\adecimal\x18\x03 \x01(\x01H\x00R\adecimal\x12\x14\n" +
 	"\x04bool\x18\x04 \x01(\bH\x00R\x04boolB\a\n" +
-	"\x05value\"\xeb\x01\n" +
+	"\x05value\"\xa5\x02\n" +
 	"\n" +
 	"ExportRows\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\rR\x05table\x12)\n" +
@@ -1077,7 +1108,10 @@ const file_tessera_v1_export_proto_rawDesc = "" +
 	"\x05texts\x18\x05 \x03(\tR\x05texts\x12\x12\n" +
 	"\x04ints\x18\x06 \x03(\x12R\x04ints\x12\x1a\n" +
 	"\bdecimals\x18\a \x03(\x01R\bdecimals\x12\x14\n" +
-	"\x05bools\x18\b \x03(\bR\x05bools\"X\n" +
+	"\x05bools\x18\b \x03(\bR\x05bools\x12\x1b\n" +
+	"\ttext_data\x18\t \x01(\fR\btextData\x12\x1b\n" +
+	"\ttext_lens\x18\n" +
+	" \x03(\rR\btextLens\"X\n" +
 	"\x0eExportProgress\x12!\n" +
 	"\frecords_done\x18\x01 \x01(\x04R\vrecordsDone\x12#\n" +
 	"\rrecords_total\x18\x02 \x01(\x04R\frecordsTotal\"Q\n" +
