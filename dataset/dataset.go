@@ -52,6 +52,9 @@ type colSource struct {
 	choice string          // select_multiple split column
 	part   int             // geopoint part + 1
 	slot   int             // main table: index of its answer in the fast path's values
+	// same is the kind of answer the cell holds unchanged (Null when
+	// none: every answer goes through value).
+	same syncengine.Kind
 }
 
 // Options shape a layout.
@@ -71,6 +74,13 @@ type Layout struct {
 	// The fast path's numbering of main-table answers, and their values.
 	fastSlot map[string]int
 	fastVals []syncengine.Value
+	fastSeen []seenSlot // by field position, the last name seen there
+	visitor  syncengine.RecordVisitor
+}
+
+type seenSlot struct {
+	name []byte
+	slot int
 }
 
 var mainMeta = []Column{
@@ -151,7 +161,7 @@ func NewLayout(versions []*forms.Form, opts Options) *Layout {
 			t := &l.Tables[l.tableOf(index, rep)]
 			name := relPath(q)
 			t.Columns = append(t.Columns, Column{Name: name, Type: colType(q)})
-			t.cols = append(t.cols, colSource{q: q, rel: name})
+			t.cols = append(t.cols, colSource{q: q, rel: name, same: l.sameKind(q)})
 			switch q.Kind {
 			case forms.KSelectMultiple:
 				for _, c := range f.Choices[q.ListName] {
@@ -349,40 +359,65 @@ func stamp(h syncengine.HLC) syncengine.Value {
 
 func (l *Layout) cells(ti int, answer func(*colSource) syncengine.Value, meta func(metaID) syncengine.Value) []syncengine.Value {
 	t := &l.Tables[ti]
-	if cap(l.buf) < len(t.cols) {
-		l.buf = make([]syncengine.Value, len(t.cols))
-	}
-	out := l.buf[:len(t.cols)]
+	out := l.row(len(t.cols))
 	for i := range t.cols {
 		c := &t.cols[i]
-		out[i] = syncengine.Value{}
-		switch {
-		case c.meta != metaNone:
+		if c.meta != metaNone {
 			out[i] = meta(c.meta)
-		case c.choice != "":
-			v := answer(c)
-			if v.Kind == syncengine.Null {
-				continue
-			}
-			n := int64(0)
-			for _, s := range strings.Fields(v.String()) {
-				if s == c.choice {
-					n = 1
-				}
-			}
-			out[i] = syncengine.IntValue(n)
-		case c.part > 0:
-			v := answer(c)
-			if f := strings.Fields(v.String()); v.Kind != syncengine.Null && len(f) >= c.part {
-				if x, err := strconv.ParseFloat(f[c.part-1], 64); err == nil {
-					out[i] = syncengine.DecimalValue(x)
-				}
-			}
-		default:
-			out[i] = l.value(c.q, answer(c))
+		} else {
+			out[i] = l.cell(c, answer(c))
 		}
 	}
 	return out
+}
+
+// row returns the reused cells slice, n long.
+func (l *Layout) row(n int) []syncengine.Value {
+	if cap(l.buf) < n {
+		l.buf = make([]syncengine.Value, n)
+	}
+	return l.buf[:n]
+}
+
+// cell is an answer column's cell for the answer v of its question.
+func (l *Layout) cell(c *colSource, v syncengine.Value) syncengine.Value {
+	switch {
+	case c.choice != "":
+		if v.Kind == syncengine.Null {
+			return syncengine.Value{}
+		}
+		n := int64(0)
+		for _, s := range strings.Fields(v.String()) {
+			if s == c.choice {
+				n = 1
+			}
+		}
+		return syncengine.IntValue(n)
+	case c.part > 0:
+		if f := strings.Fields(v.String()); v.Kind != syncengine.Null && len(f) >= c.part {
+			if x, err := strconv.ParseFloat(f[c.part-1], 64); err == nil {
+				return syncengine.DecimalValue(x)
+			}
+		}
+		return syncengine.Value{}
+	case v.Kind == c.same:
+		return v // already in the column's type, nothing to convert
+	}
+	return l.value(c.q, v)
+}
+
+// sameKind is the kind of answer to q that value returns unchanged.
+func (l *Layout) sameKind(q *forms.Question) syncengine.Kind {
+	switch colType(q) {
+	case TInt:
+		return syncengine.Int
+	case TDecimal:
+		return syncengine.Decimal
+	}
+	if l.opts.Labels != "" && (q.Kind == forms.KSelectOne || q.Kind == forms.KSelectMultiple) {
+		return syncengine.Null // names become labels
+	}
+	return syncengine.Text
 }
 
 // value writes an answer in its column's type, with labels if asked.

@@ -124,8 +124,29 @@ func (d *decoder) dots() DotSet {
 	return s
 }
 
+// ref reads a dot written as its index in applied (1-based), or in full
+// after a 0.
+func (d *decoder) ref(applied DotSet) Dot {
+	i := d.uvarint()
+	if i == 0 {
+		return d.dot()
+	}
+	if i > uint64(len(applied)) {
+		d.fail()
+		return Dot{}
+	}
+	return applied[i-1]
+}
+
 func (d *decoder) value() Value {
-	v := Value{Kind: Kind(d.byte())}
+	var v Value
+	d.valueInto(&v)
+	return v
+}
+
+// valueInto reads a value into *v (all of it: v may hold an older one).
+func (d *decoder) valueInto(v *Value) {
+	*v = Value{Kind: Kind(d.byte())}
 	switch v.Kind {
 	case Null:
 	case Text:
@@ -147,7 +168,6 @@ func (d *decoder) value() Value {
 	default:
 		d.fail()
 	}
-	return v
 }
 
 // MarshalRecord appends the storage encoding of r to b. Dots of the record's
@@ -369,43 +389,55 @@ type RecordHeader struct {
 // registers, dot sets and field map a Record holds; the checks are those of
 // UnmarshalRecord, and an error from fn stops the visit.
 func VisitRecord(b []byte, fn func(name []byte, entries []Entry) error) (RecordHeader, error) {
+	var v RecordVisitor
+	return v.Visit(b, fn)
+}
+
+// A RecordVisitor visits stored records as VisitRecord does, keeping its
+// buffers from one record to the next (a bulk reader's per-record
+// allocations are most of what the garbage collector sees of it).
+type RecordVisitor struct {
+	applied DotSet
+	entries []Entry
+}
+
+// Visit is VisitRecord with the visitor's buffers.
+func (v *RecordVisitor) Visit(b []byte, fn func(name []byte, entries []Entry) error) (RecordHeader, error) {
 	d := decoder{b: b}
 	var h RecordHeader
-	if v := d.byte(); v != codecVersion {
-		return h, fmt.Errorf("%w: encoding version %d", ErrCorrupt, v)
+	if ver := d.byte(); ver != codecVersion {
+		return h, fmt.Errorf("%w: encoding version %d", ErrCorrupt, ver)
 	}
 	h.Form = d.str()
 	h.FormHLC = HLC(d.uvarint())
-	applied := d.dots()
+	applied := v.applied[:0]
+	for range d.count(17) {
+		applied = append(applied, d.dot())
+	}
+	v.applied = applied
 	if len(applied) > 0 {
 		h.FirstApplied = applied[0]
 	}
-	ref := func() Dot {
-		i := d.uvarint()
-		if i == 0 {
-			return d.dot()
-		}
-		if i > uint64(len(applied)) {
-			d.fail()
-			return Dot{}
-		}
-		return applied[i-1]
-	}
-	ref() // the form's dot
+	d.ref(applied) // the form's dot
 	for range d.count(1) {
-		ref() // deletes
+		d.ref(applied) // deletes
 	}
 	n := d.count(3)
-	var entries []Entry
 	for range n {
 		name := d.bytes(d.uvarint())
 		for range d.count(1) {
-			ref() // seen
+			d.ref(applied) // seen
 		}
 		m := d.count(3)
-		entries = entries[:0]
-		for range m {
-			entries = append(entries, Entry{Dot: ref(), HLC: HLC(d.uvarint()), Value: d.value()})
+		if cap(v.entries) < m {
+			v.entries = make([]Entry, m)
+		}
+		entries := v.entries[:m]
+		for k := range entries {
+			e := &entries[k]
+			e.Dot = d.ref(applied)
+			e.HLC = HLC(d.uvarint())
+			d.valueInto(&e.Value)
 		}
 		if d.err != nil {
 			break
