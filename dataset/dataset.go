@@ -74,13 +74,7 @@ type Layout struct {
 	// The fast path's numbering of main-table answers, and their values.
 	fastSlot map[string]int
 	fastVals []syncengine.Value
-	fastSeen []seenSlot // by field position, the last name seen there
 	visitor  syncengine.RecordVisitor
-}
-
-type seenSlot struct {
-	name []byte
-	slot int
 }
 
 var mainMeta = []Column{

@@ -39,27 +39,6 @@ func (l *Layout) initFast() {
 	l.fastVals = make([]syncengine.Value, len(l.fastSlot))
 }
 
-// slotOf is the fast path's slot of the answer named name, the record's
-// i-th field (-1 if no column shows it). Records of a form store mostly
-// the same fields in the same order: the slot found for the i-th field
-// last time is checked first, which spares a map lookup per field.
-func (l *Layout) slotOf(i int, name []byte) int {
-	if i < len(l.fastSeen) && string(l.fastSeen[i].name) == string(name) {
-		return l.fastSeen[i].slot
-	}
-	s, ok := l.fastSlot[string(name)]
-	if !ok {
-		s = -1
-	}
-	if i < 256 {
-		for len(l.fastSeen) <= i {
-			l.fastSeen = append(l.fastSeen, seenSlot{slot: -1})
-		}
-		l.fastSeen[i] = seenSlot{name: append(l.fastSeen[i].name[:0], name...), slot: s}
-	}
-	return s
-}
-
 // RowsFromStored lays out the record id stored as b (syncengine's
 // encoding) like Rows does, when it can without decoding the record: the
 // layout has only the main table, and the record has no field in conflict
@@ -76,9 +55,7 @@ func (l *Layout) RowsFromStored(id syncengine.RecordID, b []byte, meta Meta, mat
 	var lo, hi syncengine.HLC
 	var first syncengine.Entry
 	status := "draft"
-	field := 0
 	h, err := l.visitor.Visit(b, func(name []byte, es []syncengine.Entry) error {
-		field++
 		if len(es) > 1 || string(name) == syncengine.DeletedField {
 			return errSlow
 		}
@@ -96,7 +73,7 @@ func (l *Layout) RowsFromStored(id syncengine.RecordID, b []byte, meta Meta, mat
 			}
 			return nil
 		}
-		if s := l.slotOf(field-1, name); s >= 0 {
+		if s, ok := l.fastSlot[string(name)]; ok {
 			vals[s] = e.Value
 		}
 		return nil
