@@ -2,7 +2,10 @@ package ctl
 
 import (
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"slices"
+	"strconv"
 	"testing"
 
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
@@ -63,4 +66,30 @@ func TestRowsOfPackedTexts(t *testing.T) {
 	bad("a character cut in two", func(b *tesserav1.ExportRows) { b.TextLens[2], b.TextLens[3] = 4, 5 })
 	bad("invalid UTF-8", func(b *tesserav1.ExportRows) { b.TextData[0] = 0xff })
 	bad("a length short", func(b *tesserav1.ExportRows) { b.TextLens = b.TextLens[:5] })
+}
+
+// TestAppendDecimal: the CSV writer's decimals are strconv's shortest 'f'
+// form, for the short decimals it formats itself and for everything else.
+func TestAppendDecimal(t *testing.T) {
+	vals := []float64{0, math.Copysign(0, -1), 1, -1, 0.5, -0.5, 0.05, 0.1, 0.2, 0.3, 0.1 + 0.2, 12.3, 12.05, 99.99, 1e12 + 0.5,
+		9999999999999.99, 1e13, -1e13, 1e15, 1e21, 1e22, 123456789.12, 5e-324, math.MaxFloat64, math.Inf(1), math.Inf(-1), math.NaN(),
+		1.005, 2.675, 0.015, 1.0 / 3, 4503599627370496.5, 9007199254740993, 0.125, 0.001}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 200000 {
+		switch r.IntN(4) {
+		case 0:
+			vals = append(vals, float64(r.IntN(2_000_000)-1_000_000)/100)
+		case 1:
+			vals = append(vals, float64(r.IntN(20000)-10000)/10)
+		case 2:
+			vals = append(vals, (r.Float64()-0.5)*math.Pow(10, float64(r.IntN(30)-10)))
+		default:
+			vals = append(vals, math.Float64frombits(r.Uint64()))
+		}
+	}
+	for _, f := range vals {
+		if got, want := string(appendDecimal([]byte("x"), f)), "x"+strconv.FormatFloat(f, 'f', -1, 64); got != want {
+			t.Fatalf("appendDecimal(%v) = %q, want %q", f, got, want)
+		}
+	}
 }
