@@ -8,7 +8,6 @@ import (
 	"iter"
 	"strconv"
 	"strings"
-	"sync/atomic"
 
 	"connectrpc.com/connect/v2"
 
@@ -223,187 +222,8 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 	exported := func(rec *syncengine.Record) bool {
 		return matches(rec.Form) && (!rec.Deleted() || rec.DeleteConflict())
 	}
-	pending := make([]*tesserav1.ExportRows, len(layout.Tables))
-	for ti := range pending {
-		pending[ti] = &tesserav1.ExportRows{Table: uint32(ti)}
-	}
-	// Marshalling, compressing and writing a batch happen in their own
-	// goroutine while the next batch is read and laid out; one sender
-	// keeps the messages in order. After a failed send the rest is
-	// drained and the reader stops at its next send.
-	sendq := make(chan *tesserav1.ExportResponse, 4)
-	sendDone := make(chan error, 1)
-	var sendFailed atomic.Bool
-	// Sent row batches come back for reuse: Send has marshalled them, and
-	// growing fresh slices cell by cell cost a fifth of the export's CPU.
-	spare := make(chan *tesserav1.ExportRows, cap(sendq)+2)
-	go func() {
-		var err error
-		for m := range sendq {
-			if err == nil {
-				if err = stream.Send(m); err != nil {
-					sendFailed.Store(true)
-				}
-			}
-			if r := m.GetRows(); r != nil {
-				select {
-				case spare <- r:
-				default:
-				}
-			}
-		}
-		sendDone <- err
-	}()
-	sendClosed := false
-	finishSends := func() error {
-		if sendClosed {
-			return nil
-		}
-		sendClosed = true
-		close(sendq)
-		return <-sendDone
-	}
-	defer finishSends()
-	send := func(m *tesserav1.ExportResponse) error {
-		if sendFailed.Load() {
-			return errExportSend
-		}
-		sendq <- m
-		return nil
-	}
-	var records, rows uint64
-	flush := func(ti int) {
-		if pending[ti].Count == 0 {
-			return
-		}
-		_ = send(&tesserav1.ExportResponse{Part: &tesserav1.ExportResponse_Rows{Rows: pending[ti]}})
-		select {
-		case r := <-spare:
-			*r = tesserav1.ExportRows{Table: uint32(ti), Kinds: r.Kinds[:0], Texts: r.Texts[:0],
-				Ints: r.Ints[:0], Decimals: r.Decimals[:0], Bools: r.Bools[:0],
-				TextData: r.TextData[:0], TextLens: r.TextLens[:0]}
-			pending[ti] = r
-		default:
-			pending[ti] = &tesserav1.ExportRows{Table: uint32(ti)}
-		}
-	}
-	// Records are laid out as rows in a second goroutine while the store
-	// is read: reading (and decoding) records, laying them out and
-	// sending are the three stages of the pipeline, each in order.
-	type laid struct {
-		rec    *syncengine.Record
-		review string
-		// Or, on the fast path, the record as stored (decoded here, not
-		// by the reader).
-		id  syncengine.RecordID
-		raw []byte
-	}
-	// Batches go back and forth between the reader and the layout stage:
-	// the stored bytes of a batch's records are copied into its buffer
-	// (the store's own are valid only while the scan is on them), and a
-	// buffer in use is warm in the cache where a fresh one is not.
-	type laidBatch struct {
-		items []laid
-		buf   []byte
-	}
-	layq := make(chan *laidBatch, 4)
-	freeq := make(chan *laidBatch, cap(layq)+2)
-	layDone := make(chan struct{})
-	var layPanic, layErr error
-	emitRow := func(r dataset.Row) {
-		appendRow(pending[r.Table], r.Cells, req.PackedTexts)
-		rows++
-	}
-	go func() {
-		defer close(layDone)
-		// A panic here would not reach the handler's recover: report
-		// it as an error and keep draining so the reader never blocks.
-		defer func() {
-			if r := recover(); r != nil {
-				layPanic = fmt.Errorf("export layout: panic: %v", r)
-				sendFailed.Store(true)
-				for range layq {
-				}
-			}
-		}()
-		for b := range layq {
-			for _, it := range b.items {
-				if layErr != nil {
-					continue // drain: the reader stops at its next send
-				}
-				if it.raw != nil {
-					handled, laidOut, err := layout.RowsFromStored(it.id, it.raw, dataset.Meta{Review: it.review}, matches, emitRow)
-					if err == nil && !handled {
-						it.rec, err = syncengine.UnmarshalRecord(it.id, it.raw)
-					}
-					if err != nil {
-						layErr = fmt.Errorf("export: record %s: %w", it.id, err)
-						sendFailed.Store(true)
-						continue
-					}
-					if handled && !laidOut {
-						continue
-					}
-					if !handled && !exported(it.rec) {
-						continue
-					}
-				}
-				records++
-				if it.rec != nil {
-					layout.Rows(it.rec, dataset.Meta{Review: it.review}, emitRow)
-				}
-				for ti := range pending {
-					if pending[ti].Count >= exportBatch {
-						flush(ti)
-					}
-				}
-				if records%5000 == 0 {
-					_ = send(&tesserav1.ExportResponse{Part: &tesserav1.ExportResponse_Progress{Progress: &tesserav1.ExportProgress{RecordsDone: records}}})
-				}
-			}
-			// Nothing laid out keeps the stored bytes (values are
-			// decoded into strings of their own): the batch is free.
-			clear(b.items)
-			b.items, b.buf = b.items[:0], b.buf[:0]
-			select {
-			case freeq <- b:
-			default:
-			}
-		}
-		for ti := range pending {
-			flush(ti)
-		}
-	}()
-	layClosed := false
-	finishLayout := func() {
-		if !layClosed {
-			layClosed = true
-			close(layq)
-			<-layDone
-		}
-	}
-	defer finishLayout()
-	nextBatch := func() *laidBatch {
-		select {
-		case b := <-freeq:
-			return b
-		default:
-			// buf is never nil, so neither is a copy (nil raw marks a
-			// decoded record).
-			return &laidBatch{items: make([]laid, 0, 256), buf: make([]byte, 0, 256<<10)}
-		}
-	}
-	batch := nextBatch()
-	pushBatch := func() error {
-		if sendFailed.Load() {
-			return errExportSend
-		}
-		if len(batch.items) > 0 {
-			layq <- batch
-			batch = nextBatch()
-		}
-		return nil
-	}
+	run := newExportRun(stream, versions, dataset.Options{Labels: req.Labels, Sensitive: sensitive}, req.PackedTexts, matches, exported)
+	defer run.finish()
 	var head, reviewHead uint64
 	err = s.store.View(ctx, func(tx syncengine.ReadTx) error {
 		var err error
@@ -423,9 +243,9 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 			return b, err == nil
 		}
 		// enqueue hands a record (decoded, or as stored: raw, copied
-		// here) with its review state to the layout stage, when the
-		// review filter lets it by.
-		enqueue := func(it laid, id syncengine.RecordID, raw []byte) error {
+		// by the run) with its review state to the layout stage, when
+		// the review filter lets it by.
+		enqueue := func(rec *syncengine.Record, id syncengine.RecordID, raw []byte) error {
 			var rv review
 			if b, ok := reviewOf(id); ok {
 				json.Unmarshal(b, &rv)
@@ -433,23 +253,13 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 			if req.ApprovedOnly && rv.State != "approved" {
 				return nil
 			}
-			it.review = rv.State
-			if raw != nil {
-				start := len(batch.buf)
-				batch.buf = append(batch.buf, raw...)
-				it.raw = batch.buf[start:len(batch.buf):len(batch.buf)]
-			}
-			batch.items = append(batch.items, it)
-			if len(batch.items) == cap(batch.items) {
-				return pushBatch()
-			}
-			return nil
+			return run.add(rec, id, raw, rv.State)
 		}
 		each := func(rec *syncengine.Record) error {
 			if !exported(rec) {
 				return nil
 			}
-			return enqueue(laid{rec: rec}, rec.ID, nil)
+			return enqueue(rec, rec.ID, nil)
 		}
 		if !incremental {
 			var stop func()
@@ -460,7 +270,7 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 				// which lays most out without decoding them (see dataset's
 				// RowsFromStored); the form and delete checks happen there.
 				return raw.ScanRecordBytes(syncengine.RecordID{}, func(id syncengine.RecordID, b []byte) error {
-					return enqueue(laid{id: id}, id, b)
+					return enqueue(nil, id, b)
 				})
 			}
 			return tx.ScanRecords(syncengine.RecordID{}, each)
@@ -496,14 +306,14 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 		for id := range changed {
 			ids = append(ids, id.String())
 			if len(ids) == cap(ids) {
-				if err := send(&tesserav1.ExportResponse{Part: &tesserav1.ExportResponse_Changed{Changed: &tesserav1.ExportChanged{RecordIds: ids}}}); err != nil {
+				if err := run.send(&tesserav1.ExportResponse{Part: &tesserav1.ExportResponse_Changed{Changed: &tesserav1.ExportChanged{RecordIds: ids}}}); err != nil {
 					return err
 				}
 				ids = make([]string, 0, cap(ids)) // the sent slice belongs to the sender now
 			}
 		}
 		if len(ids) > 0 {
-			if err := send(&tesserav1.ExportResponse{Part: &tesserav1.ExportResponse_Changed{Changed: &tesserav1.ExportChanged{RecordIds: ids}}}); err != nil {
+			if err := run.send(&tesserav1.ExportResponse{Part: &tesserav1.ExportResponse_Changed{Changed: &tesserav1.ExportChanged{RecordIds: ids}}}); err != nil {
 				return err
 			}
 		}
@@ -522,18 +332,14 @@ func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest
 		return nil
 	})
 	if err == nil {
-		err = pushBatch()
+		err = run.flush()
 	}
-	finishLayout()
-	if layPanic == nil {
-		layPanic = layErr
+	records, rows, runErr := run.finish()
+	if runErr != nil && !errors.Is(runErr, errExportSend) {
+		return toConnect(ctx, s.log, "Export", runErr) // a record could not be laid out
 	}
-	if layPanic != nil {
-		finishSends()
-		return toConnect(ctx, s.log, "Export", layPanic)
-	}
-	if serr := finishSends(); serr != nil {
-		return serr // the client went away or the link broke
+	if runErr != nil {
+		return run.sendErr // the client went away or the link broke
 	}
 	if err != nil {
 		return toConnect(ctx, s.log, "Export", err)

@@ -17,6 +17,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -37,6 +40,7 @@ func main() {
 	prof := flag.String("cpuprofile", "", "write a CPU profile of the export (with -inprocess: of both sides)")
 	inproc := flag.Bool("inprocess", false, "run surveyctl in this process rather than as its own")
 	keep := flag.Bool("keep", false, "keep the scratch folder (the store and the exported files)")
+	heapProf := flag.String("heapprofile", "", "write a heap profile of the server as the export starts")
 	flag.Parse()
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "tessera-export-bench")
@@ -105,8 +109,45 @@ func main() {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go srv.Serve(sctx, ln)
+	// The fill's garbage goes back to the system first, so the peak
+	// measured from here is the serving server's, not the filler's.
+	runtime.GC()
+	debug.FreeOSMemory()
+	if *heapProf != "" {
+		if f, err := os.Create(*heapProf); err == nil {
+			pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+	}
 	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) // reset the peak RSS
 	before := peakRSS()
+	// RSS in two parts, sampled through the export: anonymous memory (the
+	// heap and caches: what an export could make grow) and file-backed
+	// pages (Badger maps its tables; pages read by a scan count in RSS
+	// until the kernel reclaims them, as page cache).
+	anon0, file0 := rssParts()
+	var anonPeak, filePeak int64
+	heapSamples := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/gc/heap/live:bytes"}}
+	metrics.Read(heapSamples)
+	heap0, live0 := heapSamples[0].Value.Uint64(), heapSamples[1].Value.Uint64()
+	var heapPeak, livePeak uint64
+	sampling := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			a, f := rssParts()
+			anonPeak, filePeak = max(anonPeak, a), max(filePeak, f)
+			metrics.Read(heapSamples)
+			heapPeak = max(heapPeak, heapSamples[0].Value.Uint64())
+			livePeak = max(livePeak, heapSamples[1].Value.Uint64())
+			select {
+			case <-sampling:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
 	var ru0 syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 	var clientCPU time.Duration
@@ -174,9 +215,15 @@ func main() {
 		return time.Duration(r.Utime.Nano() + r.Stime.Nano())
 	}
 	serverCPU := cpu(ru1) - cpu(ru0)
+	close(sampling)
+	<-sampled
 	server := float64(peakRSS()) / 1024
 	fmt.Printf("%d rows in %.2f s: %.0f rows/s; server peak RSS during the export %.0f MiB (%.0f MiB before it, growth %.0f MiB)",
 		*n, el.Seconds(), float64(*n)/el.Seconds(), server, float64(before)/1024, server-float64(before)/1024)
+	fmt.Printf("\nserver RSS parts: anonymous %.0f -> peak %.0f MiB (growth %.0f), file-backed %.0f -> peak %.0f MiB",
+		float64(anon0)/1024, float64(anonPeak)/1024, float64(anonPeak-anon0)/1024, float64(file0)/1024, float64(filePeak)/1024)
+	fmt.Printf("\nserver Go heap: objects %.0f -> peak %.0f MiB, live after GC %.0f -> peak %.0f MiB",
+		float64(heap0)/(1<<20), float64(heapPeak)/(1<<20), float64(live0)/(1<<20), float64(livePeak)/(1<<20))
 	if !*inproc {
 		fmt.Printf("; surveyctl peak RSS %.0f MiB", float64(clientKiB)/1024)
 	}
@@ -185,6 +232,22 @@ func main() {
 	fmt.Printf("\nCPU: server %.2f s (%.1f µs/row), surveyctl %.2f s (%.1f µs/row)", serverCPU.Seconds(), float64(serverCPU.Microseconds())/float64(*n),
 		clientCPU.Seconds(), float64(clientCPU.Microseconds())/float64(*n))
 	fmt.Println()
+}
+
+// rssParts reads this process's RssAnon and RssFile (KiB).
+func rssParts() (anon, file int64) {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		var kb int64
+		if v, ok := strings.CutPrefix(l, "RssAnon:"); ok {
+			fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
+			anon = kb
+		} else if v, ok := strings.CutPrefix(l, "RssFile:"); ok {
+			fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
+			file = kb
+		}
+	}
+	return anon, file
 }
 
 // peakRSS is this process's VmHWM in KiB.
