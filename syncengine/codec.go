@@ -399,6 +399,26 @@ func VisitRecord(b []byte, fn func(name []byte, entries []Entry) error) (RecordH
 type RecordVisitor struct {
 	applied DotSet
 	entries []Entry
+	// Texts made lately, by a cheap hash of their bytes: a choice
+	// answered in many records becomes one string rather than one
+	// allocation per record. A collision only costs an allocation.
+	texts [256]string
+}
+
+// text reads a text value's bytes, reusing a string it has made lately.
+func (v *RecordVisitor) text(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	h := (uint(len(b))*31 + uint(b[0])*7 + uint(b[len(b)-1])) % uint(len(v.texts))
+	if s := v.texts[h]; s == string(b) {
+		return s
+	}
+	s := string(b)
+	if len(b) <= 64 {
+		v.texts[h] = s
+	}
+	return s
 }
 
 // Visit is VisitRecord with the visitor's buffers.
@@ -408,7 +428,7 @@ func (v *RecordVisitor) Visit(b []byte, fn func(name []byte, entries []Entry) er
 	if ver := d.byte(); ver != codecVersion {
 		return h, fmt.Errorf("%w: encoding version %d", ErrCorrupt, ver)
 	}
-	h.Form = d.str()
+	h.Form = v.text(d.bytes(d.uvarint()))
 	h.FormHLC = HLC(d.uvarint())
 	applied := v.applied[:0]
 	for range d.count(17) {
@@ -437,7 +457,12 @@ func (v *RecordVisitor) Visit(b []byte, fn func(name []byte, entries []Entry) er
 			e := &entries[k]
 			e.Dot = d.ref(applied)
 			e.HLC = HLC(d.uvarint())
-			d.valueInto(&e.Value)
+			if len(d.b) > 0 && Kind(d.b[0]) == Text {
+				d.b = d.b[1:]
+				e.Value = Value{Kind: Text, Str: v.text(d.bytes(d.uvarint()))}
+			} else {
+				d.valueInto(&e.Value)
+			}
 		}
 		if d.err != nil {
 			break

@@ -40,7 +40,7 @@ func main() {
 	prof := flag.String("cpuprofile", "", "write a CPU profile of the export (with -inprocess: of both sides)")
 	inproc := flag.Bool("inprocess", false, "run surveyctl in this process rather than as its own")
 	keep := flag.Bool("keep", false, "keep the scratch folder (the store and the exported files)")
-	heapProf := flag.String("heapprofile", "", "write a heap profile of the server as the export starts")
+	heapProf := flag.String("heapprofile", "", "write heap profiles of the server as the export starts (FILE) and ends (FILE.end)")
 	flag.Parse()
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "tessera-export-bench")
@@ -217,6 +217,12 @@ func main() {
 	serverCPU := cpu(ru1) - cpu(ru0)
 	close(sampling)
 	<-sampled
+	if *heapProf != "" {
+		if f, err := os.Create(*heapProf + ".end"); err == nil {
+			pprof.WriteHeapProfile(f) // as of the last GC, during the export
+			f.Close()
+		}
+	}
 	server := float64(peakRSS()) / 1024
 	fmt.Printf("%d rows in %.2f s: %.0f rows/s; server peak RSS during the export %.0f MiB (%.0f MiB before it, growth %.0f MiB)",
 		*n, el.Seconds(), float64(*n)/el.Seconds(), server, float64(before)/1024, server-float64(before)/1024)
