@@ -40,6 +40,7 @@ func main() {
 	prof := flag.String("cpuprofile", "", "write a CPU profile of the export (with -inprocess: of both sides)")
 	inproc := flag.Bool("inprocess", false, "run surveyctl in this process rather than as its own")
 	keep := flag.Bool("keep", false, "keep the scratch folder (the store and the exported files)")
+	gogc := flag.Int("server-gogc", 0, "the server side's GOGC (0: the runtime's default or $GOGC)")
 	heapProf := flag.String("heapprofile", "", "write heap profiles of the server as the export starts (FILE) and ends (FILE.end)")
 	flag.Parse()
 	ctx := context.Background()
@@ -110,8 +111,13 @@ func main() {
 	defer cancel()
 	go srv.Serve(sctx, ln)
 	// The fill's garbage goes back to the system first, so the peak
-	// measured from here is the serving server's, not the filler's.
-	runtime.GC()
+	// measured from here is the serving server's, not the filler's; and
+	// Badger's compaction buffers from settling the store are let go as
+	// an idle server lets them go (its pool frees one every 2 s).
+	if *gogc > 0 {
+		debug.SetGCPercent(*gogc)
+	}
+	settleHeap()
 	debug.FreeOSMemory()
 	if *heapProf != "" {
 		if f, err := os.Create(*heapProf); err == nil {
@@ -238,6 +244,26 @@ func main() {
 	fmt.Printf("\nCPU: server %.2f s (%.1f µs/row), surveyctl %.2f s (%.1f µs/row)", serverCPU.Seconds(), float64(serverCPU.Microseconds())/float64(*n),
 		clientCPU.Seconds(), float64(clientCPU.Microseconds())/float64(*n))
 	fmt.Println()
+}
+
+// settleHeap waits (up to 40 s) until the live heap stops shrinking.
+func settleHeap() {
+	live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	var last uint64
+	same := 0
+	for deadline := time.Now().Add(40 * time.Second); time.Now().Before(deadline) && same < 2; {
+		runtime.GC()
+		metrics.Read(live)
+		if v := live[0].Value.Uint64(); v >= last*99/100 && last != 0 {
+			same++
+		} else {
+			same = 0
+		}
+		last = live[0].Value.Uint64()
+		time.Sleep(2500 * time.Millisecond)
+	}
+	runtime.GC()
+	log.Printf("server heap settled: %d MiB live", last>>20)
 }
 
 // rssParts reads this process's RssAnon and RssFile (KiB).
