@@ -1,11 +1,16 @@
 package ctl
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
@@ -91,5 +96,82 @@ func TestAppendDecimal(t *testing.T) {
 		if got, want := string(appendDecimal([]byte("x"), f)), "x"+strconv.FormatFloat(f, 'f', -1, 64); got != want {
 			t.Fatalf("appendDecimal(%v) = %q, want %q", f, got, want)
 		}
+	}
+}
+
+// TestJSONValueLikeEncodingJSON: the JSON Lines writer writes each value
+// byte for byte as encoding/json does (strings with every kind of escape,
+// numbers of every size), and a row reads back as the same object.
+func TestJSONValueLikeEncodingJSON(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	alphabet := []string{"a", "Z", " ", "\"", "\\", "/", "<", ">", "&", "\n", "\r", "\t", "\b", "\f", "\x00", "\x1f", "\x7f",
+		"é", "日本", "العربية", "\u2028", "\u2029", "\xff", "\xe6\x97", "😀"}
+	var cells []cell
+	for range 20000 {
+		var sb strings.Builder
+		for range r.IntN(12) {
+			sb.WriteString(alphabet[r.IntN(len(alphabet))])
+		}
+		cells = append(cells, cell{kind: tesserav1.CellKind_CELL_KIND_TEXT, s: sb.String()})
+	}
+	for _, f := range []float64{0, math.Copysign(0, -1), 1, -2.5, 0.1 + 0.2, 1e-6, 9.99e-7, 1e-7, 1.5e-300, 1e20, 1e21, 123456789e15, -1e21, 5e-324, math.MaxFloat64} {
+		cells = append(cells, cell{kind: tesserav1.CellKind_CELL_KIND_DECIMAL, f: f})
+	}
+	for range 20000 {
+		f := math.Float64frombits(r.Uint64())
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			continue
+		}
+		cells = append(cells, cell{kind: tesserav1.CellKind_CELL_KIND_DECIMAL, f: f},
+			cell{kind: tesserav1.CellKind_CELL_KIND_DECIMAL, f: float64(r.IntN(100000)) / 100})
+	}
+	cells = append(cells, cell{kind: tesserav1.CellKind_CELL_KIND_INT, i: math.MinInt64}, cell{kind: tesserav1.CellKind_CELL_KIND_INT, i: 42},
+		cell{kind: tesserav1.CellKind_CELL_KIND_BOOL, b: true}, cell{kind: tesserav1.CellKind_CELL_KIND_BOOL}, cell{})
+	for _, c := range cells {
+		want, err := json.Marshal(cellAny(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendJSONValue(nil, c); string(got) != string(want) {
+			t.Fatalf("%+v: %s, want %s", c, got, want)
+		}
+	}
+	for _, f := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		if got := appendJSONValue(nil, cell{kind: tesserav1.CellKind_CELL_KIND_DECIMAL, f: f}); string(got) != "null" {
+			t.Fatalf("%v: %s, want null", f, got)
+		}
+	}
+	// A row: keys in column order (names escaped too), read back as the
+	// object encoding/json makes of it.
+	tbl := &tesserav1.ExportTable{}
+	for i := range cells[:60] {
+		tbl.Columns = append(tbl.Columns, &tesserav1.ExportColumn{Name: fmt.Sprintf("q<%d>\"x\"", i)})
+	}
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, "t.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newJSONLWriter(f, tbl)
+	row := append(cells[:20:20], cells[len(cells)-40:]...)
+	if err := w.write(row); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.close(); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := os.ReadFile(filepath.Join(dir, "t.jsonl"))
+	m := map[string]any{}
+	for i, c := range row {
+		m[tbl.Columns[i].Name] = cellAny(c)
+	}
+	wantLine, _ := json.Marshal(m)
+	var got, want map[string]any
+	if err := json.Unmarshal(line, &got); err != nil {
+		t.Fatalf("%v: %s", err, line)
+	}
+	json.Unmarshal(wantLine, &want)
+	if !reflect.DeepEqual(got, want) || line[len(line)-1] != '\n' || !strings.HasPrefix(string(line), `{"q\u003c0\u003e\"x\"":`) {
+		t.Fatalf("row %s, want the object %s", line, wantLine)
 	}
 }
