@@ -27,6 +27,10 @@ import (
 type cell struct {
 	kind tesserav1.CellKind
 	s    string
+	// bs is the text's bytes when it came packed (a view of the batch's
+	// buffer, which nothing writes to): writers that take bytes use it
+	// rather than a copy.
+	bs []byte
 	i    int64
 	f    float64
 	b    bool
@@ -79,7 +83,7 @@ func rowsOf(b *tesserav1.ExportRows, ncols int, fn func([]cell) error) error {
 					if n > len(packed)-off || (off < len(packed) && !utf8.RuneStart(packed[off])) {
 						return errors.New("export: a batch with texts cut wrong")
 					}
-					c.s = packed[off : off+n]
+					c.s, c.bs = packed[off:off+n], b.TextData[off:off+n:off+n]
 					off += n
 				case ti < len(b.Texts) && len(b.TextLens) == 0:
 					c.s = b.Texts[ti]
@@ -690,7 +694,13 @@ func newParquetWriter(f *os.File, t *tesserav1.ExportTable) (*parquetWriter, err
 }
 
 func (p *parquetWriter) write(cells []cell) error {
-	row := make(parquet.Row, len(p.index))
+	// Rows are reused after a flush: WriteRows copies what it keeps.
+	var row parquet.Row
+	if n := len(p.buf); n < cap(p.buf) && len(p.buf[:n+1][n]) == len(p.index) {
+		row = p.buf[:n+1][n]
+	} else {
+		row = make(parquet.Row, len(p.index))
+	}
 	for i := range p.index {
 		col := p.index[i]
 		var v parquet.Value
@@ -700,7 +710,11 @@ func (p *parquetWriter) write(cells []cell) error {
 		}
 		switch c.kind {
 		case tesserav1.CellKind_CELL_KIND_TEXT:
-			v = parquet.ByteArrayValue([]byte(c.s)).Level(0, 1, col)
+			bs := c.bs
+			if bs == nil {
+				bs = []byte(c.s)
+			}
+			v = parquet.ByteArrayValue(bs).Level(0, 1, col)
 		case tesserav1.CellKind_CELL_KIND_INT:
 			v = parquet.Int64Value(c.i).Level(0, 1, col)
 		case tesserav1.CellKind_CELL_KIND_DECIMAL:
