@@ -31,9 +31,9 @@ type cell struct {
 	// buffer, which nothing writes to): writers that take bytes use it
 	// rather than a copy.
 	bs []byte
-	i    int64
-	f    float64
-	b    bool
+	i  int64
+	f  float64
+	b  bool
 }
 
 // tableWriter writes one table's rows in one format.
