@@ -3,7 +3,6 @@ package ctl
 import (
 	"bufio"
 	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -588,17 +587,18 @@ func (j *jsonlWriter) close() error {
 }
 
 // geoJSONWriter writes a FeatureCollection: one feature per row with a
-// location (the table's first geopoint), the other columns as properties.
+// location (the table's first geopoint), the other columns as properties,
+// formatted as the JSON Lines rows are.
 type geoJSONWriter struct {
 	f        *os.File
 	b        *bufio.Writer
-	t        *tesserav1.ExportTable
+	keys     [][]byte // `"name":` of each column
 	lat, lon int
 	n        int
 }
 
 func newGeoJSONWriter(f *os.File, t *tesserav1.ExportTable) (*geoJSONWriter, error) {
-	g := &geoJSONWriter{f: f, b: bufio.NewWriterSize(f, 1<<16), t: t, lat: -1, lon: -1}
+	g := &geoJSONWriter{f: f, b: bufio.NewWriterSize(f, 1<<16), lat: -1, lon: -1}
 	for i, c := range t.Columns {
 		if c.Geopoint != "" && c.Geopoint == firstGeo(t) {
 			switch c.Part {
@@ -608,6 +608,7 @@ func newGeoJSONWriter(f *os.File, t *tesserav1.ExportTable) (*geoJSONWriter, err
 				g.lon = i
 			}
 		}
+		g.keys = append(g.keys, append(appendJSONString(nil, c.Name), ':'))
 	}
 	g.b.WriteString(`{"type":"FeatureCollection","features":[`)
 	return g, nil
@@ -623,28 +624,44 @@ func firstGeo(t *tesserav1.ExportTable) string {
 }
 
 func (g *geoJSONWriter) write(cells []cell) error {
-	if g.lat < 0 || g.lon < 0 || cellAny(cells[g.lat]) == nil || cellAny(cells[g.lon]) == nil {
+	if g.lat < 0 || g.lon < 0 || max(g.lat, g.lon) >= len(cells) || !isCoordinate(cells[g.lat]) || !isCoordinate(cells[g.lon]) {
 		return nil // no location: not a feature
 	}
-	props := make(map[string]any, len(cells))
-	for i, c := range cells {
-		if i < len(g.t.Columns) {
-			props[g.t.Columns[i].Name] = cellAny(c)
-		}
-	}
-	feat := map[string]any{"type": "Feature",
-		"geometry":   map[string]any{"type": "Point", "coordinates": []any{cellAny(cells[g.lon]), cellAny(cells[g.lat])}},
-		"properties": props}
-	b, err := json.Marshal(feat)
-	if err != nil {
-		return err
-	}
+	b := g.b.AvailableBuffer()
 	if g.n > 0 {
-		g.b.WriteByte(',')
+		b = append(b, ',')
 	}
 	g.n++
-	_, err = g.b.Write(b)
+	b = append(b, `{"type":"Feature","geometry":{"type":"Point","coordinates":[`...)
+	b = appendJSONValue(b, cells[g.lon])
+	b = append(b, ',')
+	b = appendJSONValue(b, cells[g.lat])
+	b = append(b, `]},"properties":{`...)
+	for i, k := range g.keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, k...)
+		var c cell
+		if i < len(cells) {
+			c = cells[i]
+		}
+		b = appendJSONValue(b, c)
+	}
+	b = append(b, "}}"...)
+	_, err := g.b.Write(b)
 	return err
+}
+
+// isCoordinate: a cell that can be a GeoJSON coordinate (a finite number).
+func isCoordinate(c cell) bool {
+	switch c.kind {
+	case tesserav1.CellKind_CELL_KIND_DECIMAL:
+		return !math.IsNaN(c.f) && !math.IsInf(c.f, 0)
+	case tesserav1.CellKind_CELL_KIND_INT:
+		return true
+	}
+	return false
 }
 
 func (g *geoJSONWriter) close() error {

@@ -166,8 +166,11 @@ func TestExport(t *testing.T) {
 	// GeoJSON: one feature, the record with a location.
 	out, _ = export("geojson")
 	var fc struct {
+		Type     string `json:"type"`
 		Features []struct {
+			Type     string `json:"type"`
 			Geometry struct {
+				Type        string    `json:"type"`
 				Coordinates []float64 `json:"coordinates"`
 			} `json:"geometry"`
 			Properties map[string]any `json:"properties"`
@@ -176,7 +179,9 @@ func TestExport(t *testing.T) {
 	b2, err := os.ReadFile(filepath.Join(out, "community_security.geojson"))
 	must(t, err)
 	must(t, json.Unmarshal(b2, &fc))
-	if len(fc.Features) != 1 || fc.Features[0].Geometry.Coordinates[0] != -3.25 || fc.Features[0].Properties["_id"] != r1.String() {
+	if fc.Type != "FeatureCollection" || len(fc.Features) != 1 || fc.Features[0].Type != "Feature" || fc.Features[0].Geometry.Type != "Point" ||
+		len(fc.Features[0].Geometry.Coordinates) != 2 || fc.Features[0].Geometry.Coordinates[0] != -3.25 || fc.Features[0].Geometry.Coordinates[1] != 12.5 ||
+		fc.Features[0].Properties["_id"] != r1.String() || fc.Features[0].Properties["household/location-Latitude"] != 12.5 {
 		t.Fatalf("geojson: %+v", fc)
 	}
 
