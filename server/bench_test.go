@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
@@ -58,7 +59,8 @@ func benchDevice(b *testing.B, url string) *fieldapp.Device {
 }
 
 func benchServer(b *testing.B) *testServer {
-	return startServer(b, server.Config{DataDir: filepath.Join(b.TempDir(), "s")})
+	// Quiet: go test prints the log among the results, and benchstat reads them.
+	return startServer(b, server.Config{DataDir: filepath.Join(b.TempDir(), "s"), Logger: slog.New(slog.DiscardHandler)})
 }
 
 func fill(b *testing.B, d *fieldapp.Device, data []syncengine.NewRecord) {
