@@ -22,6 +22,7 @@ import (
 	"github.com/tessera-survey/tessera/internal/wire"
 	"github.com/tessera-survey/tessera/server"
 	"github.com/tessera-survey/tessera/syncengine"
+	"github.com/tessera-survey/tessera/syncengine/badgerstore"
 )
 
 // TestExportMirror: `export --mirror DIR` keeps a copy current across
@@ -409,4 +410,56 @@ func TestExportTextsPackedOrNot(t *testing.T) {
 	if !slices.Equal(old, packed) || !slices.Contains(packed, "日本語") || !slices.Contains(packed, "a,\"b\"") {
 		t.Fatalf("packed texts %q, strings %q", packed, old)
 	}
+}
+
+// corruptingStore hands one record's stored bytes to scans cut in half, as
+// a damaged disk would.
+type corruptingStore struct {
+	syncengine.Store
+	bad int // the bad record's place in a raw scan, from 1
+}
+
+func (s corruptingStore) View(ctx context.Context, fn func(syncengine.ReadTx) error) error {
+	return s.Store.View(ctx, func(tx syncengine.ReadTx) error { return fn(corruptingTx{tx, s.bad}) })
+}
+
+type corruptingTx struct {
+	syncengine.ReadTx
+	bad int
+}
+
+func (t corruptingTx) ScanRecordBytes(from syncengine.RecordID, fn func(syncengine.RecordID, []byte) error) error {
+	n := 0
+	return t.ReadTx.(syncengine.RawRecordScanner).ScanRecordBytes(from, func(id syncengine.RecordID, b []byte) error {
+		if n++; n == t.bad {
+			b = b[:len(b)/2]
+		}
+		return fn(id, b)
+	})
+}
+
+// TestExportCorruptRecord: a record the layout workers cannot read fails
+// the export with an internal error (not its text) rather than a file
+// missing it, and the pipeline's goroutines all end.
+func TestExportCorruptRecord(t *testing.T) {
+	ctx := context.Background()
+	st, err := badgerstore.Open(badgerstore.Options{Dir: filepath.Join(t.TempDir(), "s"), Profile: badgerstore.Server})
+	must(t, err)
+	srv := startServer(t, server.Config{Store: corruptingStore{st, 7000}, DataDir: t.TempDir()})
+	if _, _, err := srv.Forms().Publish(ctx, xlsxBytes(t, "flat", "1", "Q1"), "", "", srv.Replica().Now()); err != nil {
+		t.Fatal(err)
+	}
+	recs := make([]syncengine.NewRecord, 10000)
+	for i := range recs {
+		recs[i] = syncengine.NewRecord{Form: "flat@1", Fields: fw("q1", fmt.Sprint(i))}
+	}
+	_, err = srv.Replica().CreateMany(ctx, recs)
+	must(t, err)
+	base := runtime.NumGoroutine()
+	var out, errb strings.Builder
+	err = ctl.Main(ctx, []string{"--server", srv.URL, "export", "--form", "flat", "--format", "csv", "--out", filepath.Join(t.TempDir(), "o")}, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "internal") || strings.Contains(err.Error(), "corrupt") {
+		t.Fatalf("export of a store with a corrupt record: %v (%s)", err, out.String())
+	}
+	waitFor(t, "the export's goroutines to end", func() bool { return runtime.NumGoroutine() <= base+4 })
 }
