@@ -126,7 +126,8 @@ func (c *cli) parse(fs *flag.FlagSet, use string, args []string, npos int) ([]st
 	}
 	if len(pos) != npos {
 		fs.Usage()
-		return nil, fmt.Errorf("%s: wrong number of arguments", use)
+		first, _, _ := strings.Cut(use, "\n")
+		return nil, fmt.Errorf("%s: wrong number of arguments", first)
 	}
 	return pos, nil
 }

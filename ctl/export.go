@@ -141,6 +141,21 @@ func cellFrom(c *tesserav1.Cell) cell {
 // about a fifth of surveyctl's CPU per row.
 const exportGC = 400
 
+const exportUsage = `export --form FORM --format csv|jsonl|parquet|geojson (--out DIR [--since CURSOR] | --mirror DIR) [--approved-only] [--labels LANG]
+
+Streams a form's records (every version) from the server into one file per
+table: FORM.EXT for the main table, FORM_GROUP_REPEAT.EXT for each repeat
+(rows linked by _parent_id). Columns: metadata (_id, _form_version, _status,
+_review, _device, _created, _updated, _conflict, _conflict_values), then the
+questions; select_multiple as the raw value and a 0/1 column per choice,
+geopoints as -Latitude/-Longitude/-Altitude/-Accuracy. Formats: csv (RFC 4180,
+UTF-8), jsonl (one object per row, keys in column order), parquet (typed,
+optional columns), geojson (a feature per row with a location). Sensitive
+questions come only to leads and admins. Progress shows on a terminal; the
+last line printed names the cursor to pass as --since next time.
+
+Flags:`
+
 func (c *cli) export(args []string) error {
 	if os.Getenv("GOGC") == "" {
 		defer debug.SetGCPercent(debug.SetGCPercent(exportGC))
@@ -153,7 +168,7 @@ func (c *cli) export(args []string) error {
 	labels := fs.String("labels", "", "write choice labels in this language instead of names")
 	since := fs.String("since", "", "only records changed after this cursor (printed by the previous export)")
 	mirror := fs.String("mirror", "", "keep this folder a current copy: the first run exports all, later runs fetch only what changed")
-	if _, err := c.parse(fs, "export --form FORM --format csv|jsonl|parquet|geojson (--out DIR [--since CURSOR] | --mirror DIR) [--approved-only] [--labels LANG]", args, 0); err != nil {
+	if _, err := c.parse(fs, exportUsage, args, 0); err != nil {
 		return helpOK(err)
 	}
 	if *mirror != "" {
