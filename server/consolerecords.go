@@ -84,6 +84,49 @@ func (f recordFilter) Query() string {
 // shortID names a device by the last 8 hex digits of its replica id: ids
 // are time-ordered UUIDs, so their first digits are shared by every device
 // set up in the same minute; the last ones are random.
+// cheap: the filter has a part mayMatch can check from stored bytes.
+func (f recordFilter) cheap() bool { return f.Form != "" || f.ConflictsOnly || f.Status != "" }
+
+// mayMatch reads a stored record's form, status and conflicts without
+// building it, and is false only when the filter certainly rejects it;
+// anything it cannot tell (a record that does not decode, a status in
+// conflict, a delete) is left to the full check.
+func (f recordFilter) mayMatch(v *syncengine.RecordVisitor, b []byte) bool {
+	multi, deletes := false, false
+	status, statusKnown := "draft", true
+	h, err := v.Visit(b, func(name []byte, es []syncengine.Entry) error {
+		switch string(name) {
+		case syncengine.DeletedField:
+			deletes = true
+		case syncengine.StatusField:
+			switch {
+			case len(es) > 1:
+				statusKnown = false
+			case len(es) == 1 && es[0].Value.Kind == syncengine.Text:
+				status = es[0].Value.Str
+			}
+		default:
+			if len(es) > 1 && !syncengine.Reserved(string(name)) {
+				multi = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return true
+	}
+	if f.Form != "" && h.Form != f.Form && !strings.HasPrefix(h.Form, f.Form+"@") {
+		return false
+	}
+	if f.ConflictsOnly && !multi && !deletes {
+		return false
+	}
+	if f.Status != "" && statusKnown && status != f.Status {
+		return false
+	}
+	return true
+}
+
 func shortID(id string) string {
 	if len(id) < 8 {
 		return id
@@ -142,7 +185,7 @@ func (s *Server) consoleRecords(w http.ResponseWriter, r *http.Request, u *auth.
 	var rows []recordRow
 	next := ""
 	err = s.store.View(r.Context(), func(tx syncengine.ReadTx) error {
-		err := tx.ScanRecords(from, func(rec *syncengine.Record) error {
+		visit := func(rec *syncengine.Record) error {
 			if rec.ID == after && !after.IsZeroID() {
 				return nil
 			}
@@ -192,7 +235,26 @@ func (s *Server) consoleRecords(w http.ResponseWriter, r *http.Request, u *auth.
 			row.Device = shortID(device)
 			rows = append(rows, row)
 			return nil
-		})
+		}
+		var err error
+		if raw, ok := tx.(syncengine.RawRecordScanner); ok && flt.cheap() {
+			// A filter that may match few records: records it certainly
+			// rejects are passed over from their stored bytes, without
+			// building them (a 1M-record scan for none: ~3 s before).
+			var v syncengine.RecordVisitor
+			err = raw.ScanRecordBytes(from, func(id syncengine.RecordID, b []byte) error {
+				if !flt.mayMatch(&v, b) {
+					return nil
+				}
+				rec, err := syncengine.UnmarshalRecord(id, b)
+				if err != nil {
+					return err
+				}
+				return visit(rec)
+			})
+		} else {
+			err = tx.ScanRecords(from, visit)
+		}
 		if errors.Is(err, syncengine.ErrStop) {
 			err = nil
 		}

@@ -1,0 +1,74 @@
+package server
+
+import (
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/tessera-survey/tessera/syncengine"
+)
+
+// TestRecordFilterMayMatch: the console's pre-check on stored bytes never
+// rejects a record the full filter keeps (form, conflicts only, status), on
+// random records with concurrent writes, statuses in conflict, deletes and
+// deletes in conflict; and it does reject some, or it would be no use.
+func TestRecordFilterMayMatch(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	forms := []string{"a@1", "a@2", "b@1", "ab@1"}
+	replicas := []syncengine.ReplicaID{syncengine.NewReplicaID(), syncengine.NewReplicaID()}
+	var filters []recordFilter
+	for _, form := range []string{"", "a", "b"} {
+		for _, conflicts := range []bool{false, true} {
+			for _, status := range []string{"", "draft", "finalized"} {
+				filters = append(filters, recordFilter{Form: form, ConflictsOnly: conflicts, Status: status})
+			}
+		}
+	}
+	rejected := 0
+	var v syncengine.RecordVisitor
+	for range 3000 {
+		rec := syncengine.EmptyRecord(syncengine.NewRecordID())
+		form := forms[r.IntN(len(forms))]
+		var seen syncengine.DotSet
+		counters := map[syncengine.ReplicaID]uint64{}
+		for c := range 1 + r.IntN(4) {
+			rep := replicas[r.IntN(2)]
+			counters[rep]++
+			ch := syncengine.Change{Record: rec.ID, Form: form, Dot: syncengine.Dot{Replica: rep, Counter: counters[rep]}, HLC: syncengine.HLC(1<<40 + c)}
+			if r.IntN(2) == 0 {
+				ch.Context = append(syncengine.DotSet(nil), seen...) // saw everything: no conflict
+			}
+			if r.IntN(2) == 0 {
+				ch.Fields = append(ch.Fields, syncengine.FieldWrite{Name: "q1", Value: syncengine.IntValue(int64(r.IntN(3)))})
+			}
+			if r.IntN(3) == 0 {
+				ch.Fields = append(ch.Fields, syncengine.FieldWrite{Name: syncengine.StatusField, Value: syncengine.TextValue([]string{"draft", "finalized"}[r.IntN(2)])})
+			}
+			if r.IntN(5) == 0 {
+				ch.Fields = append(ch.Fields, syncengine.FieldWrite{Name: syncengine.DeletedField, Value: syncengine.BoolValue(r.IntN(2) == 0)})
+			}
+			if len(ch.Fields) == 0 {
+				ch.Fields = append(ch.Fields, syncengine.FieldWrite{Name: "q2", Value: syncengine.TextValue("x")})
+			}
+			rec.Apply(&ch)
+			seen = seen.Add(ch.Dot)
+		}
+		b := syncengine.MarshalRecord(nil, rec)
+		for _, f := range filters {
+			full := (f.Form == "" || rec.Form == f.Form || strings.HasPrefix(rec.Form, f.Form+"@")) &&
+				(!f.ConflictsOnly || len(rec.Conflicts()) > 0 || rec.DeleteConflict()) &&
+				(f.Status == "" || rec.Status() == f.Status)
+			may := f.mayMatch(&v, b)
+			if full && !may {
+				t.Fatalf("filter %+v rejects a record it keeps: %+v", f, rec)
+			}
+			if !may {
+				rejected++
+			}
+		}
+	}
+	if rejected == 0 {
+		t.Fatal("the pre-check never rejected anything")
+	}
+	t.Logf("pre-check rejections: %d of %d", rejected, 3000*len(filters))
+}
