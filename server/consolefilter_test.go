@@ -4,13 +4,15 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tessera-survey/tessera/syncengine"
 )
 
 // TestRecordFilterMayMatch: the console's pre-check on stored bytes never
-// rejects a record the full filter keeps (form, conflicts only, status), on
-// random records with concurrent writes, statuses in conflict, deletes and
+// rejects a record the full filter keeps (form, conflicts only, status,
+// creation dates, creating device), on random records with concurrent
+// writes, writes at the same instant, statuses in conflict, deletes and
 // deletes in conflict; and it does reject some, or it would be no use.
 func TestRecordFilterMayMatch(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
@@ -24,6 +26,22 @@ func TestRecordFilterMayMatch(t *testing.T) {
 			}
 		}
 	}
+	// Creation dates (days 0-3 of the records' times) and devices.
+	const day = 24 * 3600 * 1000
+	base := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	at := func(d int64) int64 {
+		if d < 0 {
+			return 0 // no bound
+		}
+		return base + d*day
+	}
+	for _, w := range [][2]int64{{0, 1}, {1, 2}, {2, -1}, {-1, 3}, {-1, -1}} {
+		f := recordFilter{from: at(w[0]), to: at(w[1])}
+		for _, dev := range []string{"", replicas[0].String()[:8], replicas[1].String()[30:], "zz"} {
+			f.Device = dev
+			filters = append(filters, f)
+		}
+	}
 	rejected := 0
 	var v syncengine.RecordVisitor
 	for range 3000 {
@@ -31,10 +49,12 @@ func TestRecordFilterMayMatch(t *testing.T) {
 		form := forms[r.IntN(len(forms))]
 		var seen syncengine.DotSet
 		counters := map[syncengine.ReplicaID]uint64{}
-		for c := range 1 + r.IntN(4) {
+		for range 1 + r.IntN(4) {
 			rep := replicas[r.IntN(2)]
 			counters[rep]++
-			ch := syncengine.Change{Record: rec.ID, Form: form, Dot: syncengine.Dot{Replica: rep, Counter: counters[rep]}, HLC: syncengine.HLC(1<<40 + c)}
+			// Times within four days; some writes at the same instant.
+			when := syncengine.MakeHLC(base+int64(r.IntN(4))*day+[]int64{0, 1, 2, day - 1}[r.IntN(4)], uint16(r.IntN(2)))
+			ch := syncengine.Change{Record: rec.ID, Form: form, Dot: syncengine.Dot{Replica: rep, Counter: counters[rep]}, HLC: when}
 			if r.IntN(2) == 0 {
 				ch.Context = append(syncengine.DotSet(nil), seen...) // saw everything: no conflict
 			}
@@ -55,9 +75,12 @@ func TestRecordFilterMayMatch(t *testing.T) {
 		}
 		b := syncengine.MarshalRecord(nil, rec)
 		for _, f := range filters {
+			lo, device := created(rec)
 			full := (f.Form == "" || rec.Form == f.Form || strings.HasPrefix(rec.Form, f.Form+"@")) &&
 				(!f.ConflictsOnly || len(rec.Conflicts()) > 0 || rec.DeleteConflict()) &&
-				(f.Status == "" || rec.Status() == f.Status)
+				(f.Status == "" || rec.Status() == f.Status) &&
+				(f.from == 0 || lo.Millis() >= f.from) && (f.to == 0 || lo.Millis() < f.to) &&
+				(f.Device == "" || strings.Contains(device, f.Device))
 			may := f.mayMatch(&v, b)
 			if full && !may {
 				t.Fatalf("filter %+v rejects a record it keeps: %+v", f, rec)
