@@ -98,14 +98,21 @@ func (f recordFilter) mayMatch(v *syncengine.RecordVisitor, b []byte) bool {
 	var lo syncengine.HLC
 	devices := 0       // of the earliest writes (ties are possible)
 	deviceHit := false // one of them matches the device filter
+	var lastRep syncengine.ReplicaID
+	checked := false
 	h, err := v.Visit(b, func(name []byte, es []syncengine.Entry) error {
 		for _, e := range es {
 			if lo == 0 || e.HLC < lo {
-				lo, devices, deviceHit = e.HLC, 0, false
+				lo, devices, deviceHit, checked = e.HLC, 0, false, false
 			}
 			if e.HLC == lo {
 				devices++
-				deviceHit = deviceHit || strings.Contains(e.Dot.Replica.String(), f.Device)
+				if f.Device != "" && !deviceHit && (!checked || e.Dot.Replica != lastRep) {
+					// A record's first change writes many fields: its
+					// replica is formatted once.
+					lastRep, checked = e.Dot.Replica, true
+					deviceHit = strings.Contains(lastRep.String(), f.Device)
+				}
 			}
 		}
 		switch string(name) {

@@ -153,10 +153,12 @@ func main() {
 		d, _ := get("/console/records/" + ids[(k*7919)%len(ids)].String())
 		one = append(one, d)
 	}
-	var none []time.Duration
+	var none, noDevice []time.Duration
 	for range 3 {
 		d, _ := get("/console/records?status=finalized")
 		none = append(none, d)
+		d, _ = get("/console/records?device=zzzz")
+		noDevice = append(noDevice, d)
 	}
 	fmt.Printf("\nconsole over %d records (50 per page)\n\n", *n)
 	report("first page", first)
@@ -165,4 +167,5 @@ func main() {
 	report("a page near the end", at(0.99))
 	report("one record's page", one)
 	report("a filter no record matches (reads all)", none)
+	report("a device no record has (reads all)", noDevice)
 }
