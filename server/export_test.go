@@ -118,6 +118,17 @@ func TestExport(t *testing.T) {
 	if roster[0]["_parent_id"] != r1.String() || roster[0]["member_name"] != "Amina" || roster[1]["member_name"] != `Yusuf, "Jr"` || roster[1]["_index"] != "2" {
 		t.Fatalf("roster rows: %v", roster)
 	}
+	// Choice labels in French: answers become labels, the rest stays.
+	out, _ = export("csv", "--labels", "Français (fr)")
+	var fr map[string]string
+	for _, m := range readCSV(t, filepath.Join(out, "community_security.csv")) {
+		if m["_id"] == r1.String() {
+			fr = m
+		}
+	}
+	if fr["intro/consent"] != "Oui" || fr["threats/threats_faced"] != "Vol Autre" || fr["threats/threats_faced/theft"] != "1" || fr["household/hh_size"] != "2" {
+		t.Fatalf("main row of r1 with French labels: %v", fr)
+	}
 
 	// JSON lines.
 	out, _ = export("jsonl")
