@@ -3,6 +3,7 @@ package ctl
 import (
 	"bytes"
 	"encoding/csv"
+	"strconv"
 	"testing"
 
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
@@ -51,4 +52,38 @@ func TestCSVLikeEncodingCSV(t *testing.T) {
 			t.Fatalf("field %d read back %q, want %q", i, back[i], rec[i])
 		}
 	}
+}
+
+// cellAny and cellText are the cells as Go values and as the text of a CSV
+// field: what encoding/json and encoding/csv are given in the tests that
+// hold the export's own writers to them.
+func cellAny(c cell) any {
+	switch c.kind {
+	case tesserav1.CellKind_CELL_KIND_TEXT:
+		return c.s
+	case tesserav1.CellKind_CELL_KIND_INT:
+		return c.i
+	case tesserav1.CellKind_CELL_KIND_DECIMAL:
+		return c.f
+	case tesserav1.CellKind_CELL_KIND_BOOL:
+		return c.b
+	}
+	return nil
+}
+
+func cellText(c cell) string {
+	switch c.kind {
+	case tesserav1.CellKind_CELL_KIND_TEXT:
+		return c.s
+	case tesserav1.CellKind_CELL_KIND_INT:
+		return strconv.FormatInt(c.i, 10)
+	case tesserav1.CellKind_CELL_KIND_DECIMAL:
+		return strconv.FormatFloat(c.f, 'f', -1, 64)
+	case tesserav1.CellKind_CELL_KIND_BOOL:
+		if c.b {
+			return "1"
+		}
+		return "0"
+	}
+	return ""
 }

@@ -291,37 +291,6 @@ func (c *cli) exportInto(req *tesserav1.ExportRequest, format, dir string) (*tes
 	}
 }
 
-func cellAny(c cell) any {
-	switch c.kind {
-	case tesserav1.CellKind_CELL_KIND_TEXT:
-		return c.s
-	case tesserav1.CellKind_CELL_KIND_INT:
-		return c.i
-	case tesserav1.CellKind_CELL_KIND_DECIMAL:
-		return c.f
-	case tesserav1.CellKind_CELL_KIND_BOOL:
-		return c.b
-	}
-	return nil
-}
-
-func cellText(c cell) string {
-	switch c.kind {
-	case tesserav1.CellKind_CELL_KIND_TEXT:
-		return c.s
-	case tesserav1.CellKind_CELL_KIND_INT:
-		return strconv.FormatInt(c.i, 10)
-	case tesserav1.CellKind_CELL_KIND_DECIMAL:
-		return strconv.FormatFloat(c.f, 'f', -1, 64)
-	case tesserav1.CellKind_CELL_KIND_BOOL:
-		if c.b {
-			return "1"
-		}
-		return "0"
-	}
-	return ""
-}
-
 func newTableWriter(format, dir string, t *tesserav1.ExportTable) (tableWriter, error) {
 	ext := map[string]string{"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet", "geojson": ".geojson"}[format]
 	f, err := os.Create(filepath.Join(dir, t.Name+ext))
@@ -506,9 +475,9 @@ func (j *jsonlWriter) write(cells []cell) error {
 	return err
 }
 
-// appendJSONValue appends a cell as encoding/json writes the value
-// cellAny gives, except that a decimal JSON cannot hold (NaN, ±Inf) is
-// null where encoding/json fails.
+// appendJSONValue appends a cell as encoding/json writes its Go value
+// (string, int64, float64, bool or nil), except that a decimal JSON
+// cannot hold (NaN, ±Inf) is null where encoding/json fails.
 func appendJSONValue(b []byte, c cell) []byte {
 	switch c.kind {
 	case tesserav1.CellKind_CELL_KIND_TEXT:

@@ -18,14 +18,7 @@ func benchLayout(b *testing.B) (*Layout, syncengine.RecordID, []byte) {
 		fmt.Fprintf(&md, "| | %s | q%02d | Q%d |\n", []string{"integer", "text", "decimal"}[k%3], k, k)
 	}
 	md.WriteString("| settings |\n| | form_id | version |\n| | bench | 1 |\n")
-	wb, err := forms.ReadMarkdown(md.String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	f, err := forms.Import(wb, forms.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	f := formOf(b, md.String())
 	r := syncengine.EmptyRecord(syncengine.NewRecordID())
 	var ws []syncengine.FieldWrite
 	for k := range 30 {

@@ -205,6 +205,14 @@ type Meta struct {
 	Review string // received, has issues, approved, rejected
 }
 
+// review is the record's review state: "received" until a lead reviews it.
+func (m Meta) review() string {
+	if m.Review == "" {
+		return "received"
+	}
+	return m.Review
+}
+
 // Row is one output row: a table index and cells in column order (the zero
 // Value is null).
 type Row struct {
@@ -243,17 +251,13 @@ func (l *Layout) Rows(rec *syncengine.Record, meta Meta, emit func(Row)) {
 		device = rec.Applied[0].Replica.String()
 	}
 	_, version, _ := strings.Cut(rec.Form, "@")
-	review := meta.Review
-	if review == "" {
-		review = "received"
-	}
 	conflictValues := syncengine.Value{}
 	if len(conflicts) > 0 {
 		b, _ := json.Marshal(conflicts)
 		conflictValues = syncengine.TextValue(string(b))
 	}
 	id := rec.ID.String()
-	mm := rowMeta{id: id, version: version, status: rec.Status(), review: review, device: device, lo: lo, hi: hi,
+	mm := rowMeta{id: id, version: version, status: rec.Status(), review: meta.review(), device: device, lo: lo, hi: hi,
 		conflict: len(conflicts) > 0 || rec.DeleteConflict(), conflictValues: conflictValues}
 	metaOf := mm.value
 	answer := func(path string) syncengine.Value {

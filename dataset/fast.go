@@ -8,7 +8,7 @@ import (
 )
 
 // The fast path of exports: a stored record laid out straight from its
-// encoding (syncengine.VisitRecord), without building the record, its
+// encoding (syncengine.RecordVisitor), without building the record, its
 // registers and its field map. It covers the common record of a form
 // without repeats: no field in conflict and never deleted. Anything else
 // goes back to Rows, which remains the one definition of the layout; the
@@ -95,11 +95,7 @@ func (l *Layout) RowsFromStored(id syncengine.RecordID, b []byte, meta Meta, mat
 		device = h.FirstApplied.Replica.String()
 	}
 	_, version, _ := strings.Cut(h.Form, "@")
-	review := meta.Review
-	if review == "" {
-		review = "received"
-	}
-	mm := rowMeta{id: id.String(), version: version, status: status, review: review, device: device, lo: lo, hi: hi}
+	mm := rowMeta{id: id.String(), version: version, status: status, review: meta.review(), device: device, lo: lo, hi: hi}
 	// cells' loop without its two calls through closures per cell.
 	t := &l.Tables[0]
 	out := l.row(len(t.cols))

@@ -33,11 +33,10 @@ const fastForm = `
 |          | fast    | 1       |
 `
 
-// TestRowsFromStored: on random records (one to three devices, concurrent
-// edits, statuses, deletes, answers of the wrong type, fields the form does
-// not have), the fast path lays out exactly what Rows does, or declines.
-func TestRowsFromStored(t *testing.T) {
-	wb, err := forms.ReadMarkdown(fastForm)
+// formOf imports a form written as pyxform's markdown tables.
+func formOf(t testing.TB, md string) *forms.Form {
+	t.Helper()
+	wb, err := forms.ReadMarkdown(md)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,6 +44,14 @@ func TestRowsFromStored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return f
+}
+
+// TestRowsFromStored: on random records (one to three devices, concurrent
+// edits, statuses, deletes, answers of the wrong type, fields the form does
+// not have), the fast path lays out exactly what Rows does, or declines.
+func TestRowsFromStored(t *testing.T) {
+	f := formOf(t, fastForm)
 	rng := rand.New(rand.NewPCG(5, 7))
 	reps := []syncengine.ReplicaID{syncengine.NewReplicaID(), syncengine.NewReplicaID(), syncengine.NewReplicaID()}
 	fields := []string{"t", "n", "d", "one", "many", "where", "g/inner", "extra", syncengine.StatusField}

@@ -31,14 +31,7 @@ const labelsForm = `
 // choice name, numbers. Without, the names. The fast path and the full
 // path agree.
 func TestLabels(t *testing.T) {
-	wb, err := forms.ReadMarkdown(labelsForm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := forms.Import(wb, forms.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := formOf(t, labelsForm)
 	r := syncengine.EmptyRecord(syncengine.NewRecordID())
 	r.Apply(&syncengine.Change{Record: r.ID, Form: "lab@1", Dot: syncengine.Dot{Replica: syncengine.NewReplicaID(), Counter: 1}, HLC: 1 << 40,
 		Fields: []syncengine.FieldWrite{{Name: "q", Value: syncengine.TextValue("yes")}, {Name: "m", Value: syncengine.TextValue("a b")},

@@ -127,14 +127,22 @@ func (c *cli) parse(fs *flag.FlagSet, usage string, args []string, minPos, maxPo
 }
 
 func (c *cli) open() (*Device, error) {
-	if !Exists(c.dir) {
-		return nil, fmt.Errorf("%s: %w", c.dir, ErrNoStore)
+	if err := c.haveStore(); err != nil {
+		return nil, err
 	}
 	pin, err := c.pin(false)
 	if err != nil {
 		return nil, err
 	}
 	return Open(c.ctx, c.dir, pin)
+}
+
+// haveStore is ErrNoStore when --data holds no device store.
+func (c *cli) haveStore() error {
+	if !Exists(c.dir) {
+		return fmt.Errorf("%s: %w", c.dir, ErrNoStore)
+	}
+	return nil
 }
 
 // pin reads the PIN from TESSERA_PIN or, on a terminal, asks for it
@@ -783,8 +791,8 @@ func (c *cli) pinCmd(args []string) error {
 		}
 		return errors.New("pin: the subcommand is change")
 	}
-	if !Exists(c.dir) {
-		return fmt.Errorf("%s: %w", c.dir, ErrNoStore)
+	if err := c.haveStore(); err != nil {
+		return err
 	}
 	old, err := c.pin(false)
 	if err != nil {

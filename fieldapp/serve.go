@@ -35,8 +35,8 @@ func (c *cli) serve(args []string) error {
 	if _, err := c.parse(fs, "serve [--listen 127.0.0.1:8081] [--idle-lock 15m]", args, 0, 0); err != nil {
 		return helpOK(err)
 	}
-	if !Exists(c.dir) {
-		return fmt.Errorf("%s: %w", c.dir, ErrNoStore)
+	if err := c.haveStore(); err != nil {
+		return err
 	}
 	host, _, err := net.SplitHostPort(*listen)
 	if err != nil {

@@ -2,10 +2,8 @@ package fieldapp
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/subtle"
 	"embed"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +20,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/tessera-survey/tessera/auth"
 	"github.com/tessera-survey/tessera/forms"
 	"github.com/tessera-survey/tessera/syncengine"
 )
@@ -143,12 +142,6 @@ func (u *UI) IdleCheck(now time.Time) {
 	}
 }
 
-func token() string {
-	b := make([]byte, 24)
-	rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
 // ServeHTTP routes a request.
 func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(u.hosts) > 0 && !u.hosts[r.Host] {
@@ -265,7 +258,7 @@ func (u *UI) unlock(w http.ResponseWriter, r *http.Request) {
 		if u.dev != nil {
 			d.Close()
 		} else {
-			u.dev, u.session, u.csrf = d, token(), token()
+			u.dev, u.session, u.csrf = d, auth.Token(), auth.Token()
 		}
 		u.mu.Unlock()
 	}

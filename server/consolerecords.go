@@ -81,9 +81,6 @@ func (f recordFilter) Query() string {
 	return q.Encode()
 }
 
-// shortID names a device by the last 8 hex digits of its replica id: ids
-// are time-ordered UUIDs, so their first digits are shared by every device
-// set up in the same minute; the last ones are random.
 // cheap: the filter has a part that can be checked before a record is
 // built (from its stored bytes, or its id).
 func (f recordFilter) cheap() bool { return f != recordFilter{} }
@@ -95,24 +92,21 @@ func (f recordFilter) cheap() bool { return f != recordFilter{} }
 func (f recordFilter) mayMatch(v *syncengine.RecordVisitor, b []byte) bool {
 	multi, deletes := false, false
 	status, statusKnown := "draft", true
+	// The earliest writes (ties are possible): whether one of their
+	// replicas matches the device filter, and the last replica checked
+	// (a record's first change writes many fields: formatted once).
 	var lo syncengine.HLC
-	devices := 0       // of the earliest writes (ties are possible)
-	deviceHit := false // one of them matches the device filter
+	var wrote, deviceHit bool
 	var lastRep syncengine.ReplicaID
-	checked := false
 	h, err := v.Visit(b, func(name []byte, es []syncengine.Entry) error {
 		for _, e := range es {
+			wrote = true
 			if lo == 0 || e.HLC < lo {
-				lo, devices, deviceHit, checked = e.HLC, 0, false, false
+				lo, deviceHit, lastRep = e.HLC, false, syncengine.ReplicaID{}
 			}
-			if e.HLC == lo {
-				devices++
-				if f.Device != "" && !deviceHit && (!checked || e.Dot.Replica != lastRep) {
-					// A record's first change writes many fields: its
-					// replica is formatted once.
-					lastRep, checked = e.Dot.Replica, true
-					deviceHit = strings.Contains(lastRep.String(), f.Device)
-				}
+			if e.HLC == lo && f.Device != "" && !deviceHit && e.Dot.Replica != lastRep {
+				lastRep = e.Dot.Replica
+				deviceHit = strings.Contains(lastRep.String(), f.Device)
 			}
 		}
 		switch string(name) {
@@ -148,7 +142,7 @@ func (f recordFilter) mayMatch(v *syncengine.RecordVisitor, b []byte) bool {
 		return false
 	}
 	if f.Device != "" {
-		if devices == 0 {
+		if !wrote { // the device is the first applied dot's
 			deviceHit = !h.FirstApplied.IsZero() && strings.Contains(h.FirstApplied.Replica.String(), f.Device)
 		}
 		if !deviceHit {
@@ -158,6 +152,9 @@ func (f recordFilter) mayMatch(v *syncengine.RecordVisitor, b []byte) bool {
 	return true
 }
 
+// shortID names a device by the last 8 hex digits of its replica id: ids
+// are time-ordered UUIDs, so their first digits are shared by every device
+// set up in the same minute; the last ones are random.
 func shortID(id string) string {
 	if len(id) < 8 {
 		return id

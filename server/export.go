@@ -162,7 +162,8 @@ func (s *Server) requireRecordRole(ctx context.Context, rec *syncengine.Record, 
 
 type exportService struct{ s *Server }
 
-// exportBatch rows go in one message.
+// exportBatch rows go in one message at most, and as many records in one
+// batch of the export's pipeline (so a main table's rows are one message).
 const exportBatch = 2000
 
 func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest, stream tesserav1connect.ExportServiceExportServerStream) error {

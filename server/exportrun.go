@@ -69,9 +69,6 @@ type runItem struct {
 	review string
 }
 
-// runBatchRecords records make a batch, and its main table's message.
-const runBatchRecords = exportBatch
-
 func newExportRun(stream tesserav1connect.ExportServiceExportServerStream, versions []*forms.Form, opts dataset.Options,
 	packed bool, matches func(string) bool, exported func(*syncengine.Record) bool) *exportRun {
 	workers := min(max(runtime.GOMAXPROCS(0), 1), 4)
@@ -108,7 +105,7 @@ func (r *exportRun) add(rec *syncengine.Record, id syncengine.RecordID, raw []by
 		it.raw = b.buf[start:len(b.buf):len(b.buf)]
 	}
 	b.items = append(b.items, it)
-	if len(b.items) >= runBatchRecords {
+	if len(b.items) >= exportBatch {
 		return r.flush()
 	}
 	return nil
@@ -157,7 +154,7 @@ func (r *exportRun) batch() *runBatch {
 	default:
 		// buf is never nil, so neither is a record's copy (nil raw marks
 		// a decoded record).
-		return &runBatch{items: make([]runItem, 0, runBatchRecords), buf: make([]byte, 0, 1<<20), done: make(chan struct{}, 1)}
+		return &runBatch{items: make([]runItem, 0, exportBatch), buf: make([]byte, 0, 1<<20), done: make(chan struct{}, 1)}
 	}
 }
 

@@ -46,6 +46,8 @@ func (e *encoder) value(v Value) {
 type decoder struct {
 	b   []byte
 	err error
+	// texts, when set, keeps strings made lately (RecordVisitor's).
+	texts *[256]string
 }
 
 func (d *decoder) fail() {
@@ -92,7 +94,24 @@ func (d *decoder) bytes(n uint64) []byte {
 	return v
 }
 
-func (d *decoder) str() string { return string(d.bytes(d.uvarint())) }
+func (d *decoder) str() string {
+	b := d.bytes(d.uvarint())
+	if d.texts == nil || len(b) == 0 {
+		return string(b)
+	}
+	// A string made lately for the same bytes, found by a cheap hash: a
+	// choice answered in many records becomes one string rather than one
+	// allocation per record. A collision only costs an allocation.
+	h := (uint(len(b))*31 + uint(b[0])*7 + uint(b[len(b)-1])) % uint(len(d.texts))
+	if s := d.texts[h]; s == string(b) {
+		return s
+	}
+	s := string(b)
+	if len(b) <= 64 {
+		d.texts[h] = s
+	}
+	return s
+}
 
 func (d *decoder) dot() Dot {
 	var x Dot
@@ -226,17 +245,7 @@ func UnmarshalRecord(id RecordID, b []byte) (*Record, error) {
 	r.Form = d.str()
 	r.FormHLC = HLC(d.uvarint())
 	r.Applied = d.dots()
-	ref := func() Dot {
-		i := d.uvarint()
-		if i == 0 {
-			return d.dot()
-		}
-		if i > uint64(len(r.Applied)) {
-			d.fail()
-			return Dot{}
-		}
-		return r.Applied[i-1]
-	}
+	ref := func() Dot { return d.ref(r.Applied) }
 	refs := func() DotSet {
 		n := d.count(1)
 		if n == 0 {
@@ -374,8 +383,8 @@ func SkipOf(opts []ScanOption) ReplicaID {
 	return opts[0].Skip
 }
 
-// RecordHeader is what VisitRecord reports of a stored record besides its
-// fields.
+// RecordHeader is what a RecordVisitor reports of a stored record besides
+// its fields.
 type RecordHeader struct {
 	Form    string
 	FormHLC HLC
@@ -383,52 +392,27 @@ type RecordHeader struct {
 	FirstApplied Dot
 }
 
-// VisitRecord reads a stored record without building it: fn sees each
-// field's name (valid only during the call) and its entries (a buffer
-// reused for the next field). Bulk readers (exports) use it to skip the
-// registers, dot sets and field map a Record holds; the checks are those of
-// UnmarshalRecord, and an error from fn stops the visit.
-func VisitRecord(b []byte, fn func(name []byte, entries []Entry) error) (RecordHeader, error) {
-	var v RecordVisitor
-	return v.Visit(b, fn)
-}
-
-// A RecordVisitor visits stored records as VisitRecord does, keeping its
+// A RecordVisitor reads stored records without building them, keeping its
 // buffers from one record to the next (a bulk reader's per-record
 // allocations are most of what the garbage collector sees of it).
 type RecordVisitor struct {
 	applied DotSet
 	entries []Entry
-	// Texts made lately, by a cheap hash of their bytes: a choice
-	// answered in many records becomes one string rather than one
-	// allocation per record. A collision only costs an allocation.
-	texts [256]string
+	texts   [256]string
 }
 
-// text reads a text value's bytes, reusing a string it has made lately.
-func (v *RecordVisitor) text(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	h := (uint(len(b))*31 + uint(b[0])*7 + uint(b[len(b)-1])) % uint(len(v.texts))
-	if s := v.texts[h]; s == string(b) {
-		return s
-	}
-	s := string(b)
-	if len(b) <= 64 {
-		v.texts[h] = s
-	}
-	return s
-}
-
-// Visit is VisitRecord with the visitor's buffers.
+// Visit reads the record stored as b: fn sees each field's name (valid
+// only during the call) and its entries (a buffer reused for the next
+// field). Bulk readers (exports, the console's filters) use it to skip the
+// registers, dot sets and field map a Record holds; the checks are those
+// of UnmarshalRecord, and an error from fn stops the visit.
 func (v *RecordVisitor) Visit(b []byte, fn func(name []byte, entries []Entry) error) (RecordHeader, error) {
-	d := decoder{b: b}
+	d := decoder{b: b, texts: &v.texts}
 	var h RecordHeader
 	if ver := d.byte(); ver != codecVersion {
 		return h, fmt.Errorf("%w: encoding version %d", ErrCorrupt, ver)
 	}
-	h.Form = v.text(d.bytes(d.uvarint()))
+	h.Form = d.str()
 	h.FormHLC = HLC(d.uvarint())
 	applied := v.applied[:0]
 	for range d.count(17) {
@@ -457,12 +441,7 @@ func (v *RecordVisitor) Visit(b []byte, fn func(name []byte, entries []Entry) er
 			e := &entries[k]
 			e.Dot = d.ref(applied)
 			e.HLC = HLC(d.uvarint())
-			if len(d.b) > 0 && Kind(d.b[0]) == Text {
-				d.b = d.b[1:]
-				e.Value = Value{Kind: Text, Str: v.text(d.bytes(d.uvarint()))}
-			} else {
-				d.valueInto(&e.Value)
-			}
+			d.valueInto(&e.Value)
 		}
 		if d.err != nil {
 			break

@@ -4,7 +4,7 @@ import (
 	"testing"
 )
 
-// VisitRecord sees what UnmarshalRecord builds: every field, its entries
+// A RecordVisitor sees what UnmarshalRecord builds: every field, its entries
 // in stored order, the form, and the first applied dot.
 func TestVisitRecord(t *testing.T) {
 	a, b := NewReplicaID(), NewReplicaID()
@@ -18,7 +18,7 @@ func TestVisitRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	seen := map[string][]Entry{}
-	h, err := VisitRecord(enc, func(name []byte, es []Entry) error {
+	h, err := new(RecordVisitor).Visit(enc, func(name []byte, es []Entry) error {
 		seen[string(name)] = append([]Entry(nil), es...)
 		return nil
 	})
@@ -45,7 +45,7 @@ func TestVisitRecord(t *testing.T) {
 	// Cut anywhere (a decimal's 8 bytes included: decoding one short
 	// panicked before), both decoders refuse the record.
 	for cut := range len(enc) {
-		if _, err := VisitRecord(enc[:cut], func([]byte, []Entry) error { return nil }); err == nil {
+		if _, err := new(RecordVisitor).Visit(enc[:cut], func([]byte, []Entry) error { return nil }); err == nil {
 			t.Fatalf("a record cut at %d of %d bytes was accepted", cut, len(enc))
 		}
 		if _, err := UnmarshalRecord(r.ID, enc[:cut]); err == nil {

@@ -66,7 +66,7 @@ type ScanOption struct {
 var ErrStop = errors.New("stop scan")
 
 // RawRecordScanner is an optional ReadTx method for bulk readers that lay
-// records out straight from their encoding (syncengine.VisitRecord): fn
+// records out straight from their encoding (syncengine.RecordVisitor): fn
 // gets each record's stored bytes, valid only until it returns (a reader
 // that keeps them copies them, into a buffer it can reuse: a fresh copy
 // of every record cost an export more than reading it).

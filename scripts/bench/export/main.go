@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"github.com/tessera-survey/tessera/ctl"
-	"github.com/tessera-survey/tessera/forms"
 	"github.com/tessera-survey/tessera/server"
 	"github.com/tessera-survey/tessera/syncengine"
 	"github.com/tessera-survey/tessera/syncengine/badgerstore"
@@ -268,34 +267,29 @@ func settleHeap() {
 
 // rssParts reads this process's RssAnon and RssFile (KiB).
 func rssParts() (anon, file int64) {
-	b, _ := os.ReadFile("/proc/self/status")
-	for _, l := range strings.Split(string(b), "\n") {
-		var kb int64
-		if v, ok := strings.CutPrefix(l, "RssAnon:"); ok {
-			fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
-			anon = kb
-		} else if v, ok := strings.CutPrefix(l, "RssFile:"); ok {
-			fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
-			file = kb
-		}
-	}
-	return anon, file
+	v := statusKiB("/proc/self/status", "RssAnon:", "RssFile:")
+	return v[0], v[1]
 }
 
 // peakRSS is this process's VmHWM in KiB.
 func peakRSS() int64 { return vmHWM("/proc/self/status") }
 
 // vmHWM reads VmHWM (peak RSS, KiB) from a /proc status file.
-func vmHWM(status string) int64 {
+func vmHWM(status string) int64 { return statusKiB(status, "VmHWM:")[0] }
+
+// statusKiB reads the values (KiB) of the fields named keys from a /proc
+// status file, 0 for any it does not find.
+func statusKiB(status string, keys ...string) []int64 {
+	out := make([]int64, len(keys))
 	b, _ := os.ReadFile(status)
 	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmHWM:") {
-			var kb int64
-			fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(l, "VmHWM:")), "%d", &kb)
-			return kb
+		for i, k := range keys {
+			if v, ok := strings.CutPrefix(l, k); ok {
+				fmt.Sscanf(strings.TrimSpace(v), "%d", &out[i])
+			}
 		}
 	}
-	return 0
+	return out
 }
 
 func formXLSX() []byte {
@@ -316,5 +310,3 @@ func formXLSX() []byte {
 	}
 	return b.Bytes()
 }
-
-var _ = forms.MaxXLSXBytes
