@@ -50,6 +50,9 @@ PIN on the terminal, or reads it from TESSERA_PIN (pin change reads the new
 one from TESSERA_NEW_PIN). A wrong PIN waits 1 s, doubling with each wrong
 PIN in a row (at most 30 s).
 
+Profiling (developers): TESSERA_CPUPROFILE=FILE and TESSERA_MEMPROFILE=FILE
+write the command's CPU and allocation profiles for go tool pprof.
+
 Global flags:
 `
 
@@ -66,8 +69,22 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		fs.Usage()
 		return errors.New("no command given")
 	}
-	c := &cli{ctx: ctx, dir: *data, stdin: stdin, stdout: stdout, stderr: stderr}
-	cmd, rest := fs.Arg(0), fs.Args()[1:]
+	if fs.Arg(0) == "help" {
+		fs.Usage()
+		return nil
+	}
+	stop, err := cliutil.Profile()
+	if err != nil {
+		return err
+	}
+	err = (&cli{ctx: ctx, dir: *data, stdin: stdin, stdout: stdout, stderr: stderr}).run(fs.Arg(0), fs.Args()[1:])
+	if perr := stop(); err == nil {
+		err = perr
+	}
+	return err
+}
+
+func (c *cli) run(cmd string, rest []string) error {
 	switch cmd {
 	case "init":
 		return c.init(rest)
@@ -84,9 +101,6 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return c.serve(rest)
 	case "pin":
 		return c.pinCmd(rest)
-	case "help":
-		fs.Usage()
-		return nil
 	}
 	return fmt.Errorf("unknown command %q (see fieldapp --help)", cmd)
 }
@@ -710,6 +724,8 @@ func (c *cli) sync(args []string) error {
 	for _, w := range res.Warnings {
 		fmt.Fprintln(c.stderr, "warning:", w)
 	}
+	res.UnlockMS = float64(d.Opened().Unlock.Microseconds()) / 1000
+	res.OpenMS = float64(d.Opened().Store.Microseconds()) / 1000
 	if err != nil {
 		return fmt.Errorf("sync with %s: %w (what was sent or received before the error is kept; sync again to resume)", res.Server, err)
 	}

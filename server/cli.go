@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tessera-survey/tessera/internal/cliutil"
 	"github.com/tessera-survey/tessera/syncengine/pgstore"
 )
 
@@ -37,11 +38,14 @@ GOMEMLIMIT and GOGC apply. A lower GOGC keeps the heap closer to its live
 size (an export of 1M records: 180 MiB of growth at the default, 112 at 50)
 at some cost to sync (docs/benchmarks.md).
 
+Profiling (developers): TESSERA_CPUPROFILE=FILE and TESSERA_MEMPROFILE=FILE
+write the server's CPU and allocation profiles when it stops.
+
 Flags:
 `
 
 // Main runs surveyd with the given arguments until ctx is done.
-func Main(ctx context.Context, args []string, stderr io.Writer) error {
+func Main(ctx context.Context, args []string, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("surveyd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	data := fs.String("data", "./data", "directory of the server's store (created if missing)")
@@ -94,6 +98,15 @@ func Main(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		cfg.Store = st
 	}
+	stopProfile, err := cliutil.Profile()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if perr := stopProfile(); err == nil {
+			err = perr
+		}
+	}()
 	srv, err := New(ctx, cfg)
 	if err != nil {
 		return err

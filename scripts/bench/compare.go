@@ -36,6 +36,9 @@ var (
 	records = flag.Int("records", 10000, "records (22 fields: 8 integers, 8 strings, 6 booleans)")
 	pouch   = flag.String("pouch", "", "folder with node_modules (pouchdb, express-pouchdb) and pouch.js")
 	mdOut   = flag.String("md", "", "also write the table as markdown to this file")
+	// The in-process run is for profiling; the shipped binaries are what
+	// users get and what the comparison is about.
+	inProcess = flag.Bool("inprocess", true, "also run Tessera in one process (device and server together) for profiling")
 )
 
 var choices = []string{"yes", "no", "unsure", "refused", "often", "sometimes", "never", "water", "food", "shelter",
@@ -150,6 +153,7 @@ type measure struct {
 	ms    float64
 	bytes int64
 	n     int
+	wall  float64 // the whole process, where the case ran as one (ms)
 }
 
 type runResult map[string]measure
@@ -285,7 +289,9 @@ func pouchRun(dir string, recs []rec) runResult {
 		cmd := exec.Command("node", append([]string{js}, args...)...)
 		cmd.Dir = *pouch
 		cmd.Stderr = os.Stderr
+		t0 := time.Now()
 		b, err := cmd.Output()
+		wall := float64(time.Since(t0).Microseconds()) / 1000
 		if err != nil {
 			log.Fatalf("node %v: %v", args, err)
 		}
@@ -293,6 +299,7 @@ func pouchRun(dir string, recs []rec) runResult {
 		if err := json.Unmarshal(b, &m); err != nil {
 			log.Fatalf("node %v said %q", args, b)
 		}
+		m["wall"] = wall
 		return m
 	}
 	a, b := filepath.Join(dir, "pouch-a"), filepath.Join(dir, "pouch-b")
@@ -300,7 +307,7 @@ func pouchRun(dir string, recs []rec) runResult {
 	step := func(name string, n int, args ...string) {
 		px.bytes.Store(0)
 		m := node(args...)
-		out[name] = measure{ms: m["ms"], bytes: px.bytes.Load(), n: n}
+		out[name] = measure{ms: m["ms"], bytes: px.bytes.Load(), n: n, wall: m["wall"]}
 	}
 	step("push", len(recs), "push", a, remote)
 	step("pull", len(recs), "pull", b, remote)
@@ -313,6 +320,9 @@ func pouchRun(dir string, recs []rec) runResult {
 }
 
 func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
 	slices.Sort(xs)
 	if len(xs)%2 == 1 {
 		return xs[len(xs)/2]
@@ -326,57 +336,131 @@ func main() {
 		log.Fatal("-pouch DIR is required (scripts/bench/compare sets it)")
 	}
 	recs := data(*records)
-	cases := []string{"push", "pull", "noop", "edit100"}
-	tes := map[string][]measure{}
-	pou := map[string][]measure{}
+	bin, err := os.MkdirTemp("", "tessera-compare-bin")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(bin)
+	buildBinaries(bin)
+	tes := map[string][]measure{}  // in-process (profiling)
+	pou := map[string][]measure{}  // PouchDB
+	sync := map[string][]measure{} // shipped: the sync's own duration
+	proc := map[string][]measure{} // shipped: the whole process
+	parts := map[string][]syncRun{}
 	var raw []float64
 	for i := range *count {
 		dir, err := os.MkdirTemp("", "tessera-compare")
 		if err != nil {
 			log.Fatal(err)
 		}
-		log.Printf("run %d/%d: Tessera", i+1, *count)
-		for k, v := range tessera(dir, recs) {
-			tes[k] = append(tes[k], v)
+		// The order alternates between runs so that neither side always
+		// gets the machine first.
+		sides := []func(){
+			func() {
+				log.Printf("run %d/%d: Tessera, shipped binaries", i+1, *count)
+				r := shipped(bin, filepath.Join(dir, "shipped"), recs)
+				for k, v := range r.sync {
+					sync[k] = append(sync[k], v)
+					proc[k] = append(proc[k], r.process[k])
+					parts[k] = append(parts[k], r.runs[k])
+				}
+			},
+			func() {
+				log.Printf("run %d/%d: PouchDB", i+1, *count)
+				for k, v := range pouchRun(dir, recs) {
+					pou[k] = append(pou[k], v)
+				}
+			},
 		}
-		log.Printf("run %d/%d: PouchDB", i+1, *count)
-		for k, v := range pouchRun(dir, recs) {
-			pou[k] = append(pou[k], v)
+		if i%2 == 1 {
+			sides[0], sides[1] = sides[1], sides[0]
+		}
+		for _, side := range sides {
+			side()
+		}
+		if *inProcess {
+			log.Printf("run %d/%d: Tessera in one process (profiling)", i+1, *count)
+			for k, v := range tessera(filepath.Join(dir, "inprocess"), recs) {
+				tes[k] = append(tes[k], v)
+			}
 		}
 		log.Printf("run %d/%d: raw Badger", i+1, *count)
 		raw = append(raw, rawBadger(dir, recs).ms)
 		os.RemoveAll(dir)
 	}
-	med := func(ms []measure, f func(measure) float64) float64 {
-		xs := make([]float64, len(ms))
-		for i, m := range ms {
-			xs[i] = f(m)
-		}
-		return median(xs)
-	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Medians of %d runs, %d records x 22 fields, loopback, bytes counted by the same TCP proxy.\n\n", *count, *records)
-	fmt.Fprintf(&b, "| case | Tessera | PouchDB | Tessera / PouchDB | Tessera bytes/record | PouchDB bytes/record | bytes ratio |\n|---|---|---|---|---|---|---|\n")
-	for _, c := range cases {
-		tm, pm := med(tes[c], func(m measure) float64 { return m.ms }), med(pou[c], func(m measure) float64 { return m.ms })
-		tb, pb := med(tes[c], func(m measure) float64 { return float64(m.bytes) }), med(pou[c], func(m measure) float64 { return float64(m.bytes) })
-		n := float64(tes[c][0].n)
-		if n > 0 {
-			fmt.Fprintf(&b, "| %s | %.0f records/s | %.0f records/s | %.1fx faster | %.1f | %.1f | %.3fx |\n",
-				c, n/(tm/1000), n/(pm/1000), pm/tm, tb/n, pb/n, tb/pb)
-		} else {
-			fmt.Fprintf(&b, "| %s | %.1f ms | %.1f ms | %.1fx faster | %.0f bytes | %.0f bytes | %.3fx |\n", c, tm, pm, pm/tm, tb, pb, tb/pb)
-		}
-	}
-	rawMS := median(raw)
-	tp := med(tes["push"], func(m measure) float64 { return m.ms })
-	tl := med(tes["pull"], func(m measure) float64 { return m.ms })
-	fmt.Fprintf(&b, "\nPhysical limit: the same records written straight into Badger (same batches, fsync per batch): %.0f records/s;\n", float64(*records)/(rawMS/1000))
-	fmt.Fprintf(&b, "Tessera's push reaches %.2fx of it and its pull %.2fx.\n", rawMS/tp, rawMS/tl)
+	report(&b, sync, proc, parts, pou, tes, raw)
 	fmt.Print(b.String())
 	if *mdOut != "" {
 		if err := os.WriteFile(*mdOut, []byte(b.String()), 0o644); err != nil {
 			log.Fatal(err)
 		}
 	}
+}
+
+func medianOf(ms []measure, f func(measure) float64) float64 {
+	xs := make([]float64, len(ms))
+	for i, m := range ms {
+		xs[i] = f(m)
+	}
+	return median(xs)
+}
+
+func msOf(m measure) float64    { return m.ms }
+func wallOf(m measure) float64  { return m.wall }
+func bytesOf(m measure) float64 { return float64(m.bytes) }
+
+func rate(n int, ms float64) string { return fmt.Sprintf("%.0f records/s", float64(n)/(ms/1000)) }
+
+func report(b *strings.Builder, sync, proc map[string][]measure, parts map[string][]syncRun, pou, tes map[string][]measure, raw []float64) {
+	n := *records
+	fmt.Fprintf(b, "Medians of %d runs, %d records x 22 fields, loopback, bytes counted by the same TCP proxy.\n\n", *count, n)
+	fmt.Fprintf(b, "Shipped binaries: surveyd and `fieldapp sync --json` each as its own process, fieldapp in its phone profile\n")
+	fmt.Fprintf(b, "(56 MiB soft memory limit, device store). PouchDB: `node pouch.js` per case; its time is the replication's own.\n\n")
+	fmt.Fprintf(b, "| case | fieldapp sync (own duration) | PouchDB | ratio | fieldapp whole process | PouchDB whole process | ratio | Tessera bytes/record | PouchDB bytes/record | bytes ratio |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, c := range []string{"push", "pull", "noop"} {
+		ts, tp := medianOf(sync[c], msOf), medianOf(proc[c], msOf)
+		ps, pp := medianOf(pou[c], msOf), medianOf(pou[c], wallOf)
+		tb, pb := medianOf(sync[c], bytesOf), medianOf(pou[c], bytesOf)
+		if c == "noop" {
+			fmt.Fprintf(b, "| %s | %.1f ms | %.1f ms | %.1fx faster | %.0f ms | %.0f ms | %.1fx | %.0f bytes | %.0f bytes | %.3fx |\n",
+				c, ts, ps, ps/ts, tp, pp, pp/tp, tb, pb, tb/pb)
+			continue
+		}
+		fmt.Fprintf(b, "| %s | %s (%.0f ms) | %s (%.0f ms) | %.1fx faster | %.0f ms | %.0f ms | %.1fx | %.1f | %.1f | %.3fx |\n",
+			c, rate(n, ts), ts, rate(n, ps), ps, ps/ts, tp, pp, pp/tp, tb/float64(n), pb/float64(n), tb/pb)
+	}
+	fmt.Fprintf(b, "\nThe fieldapp process in parts (medians): what it spends before and after the sync itself.\n\n")
+	fmt.Fprintf(b, "| case | whole process | unlock (argon2id) | store open | sync | the rest (start, exit) | peak RSS |\n|---|---|---|---|---|---|---|\n")
+	for _, c := range []string{"push", "pull", "noop"} {
+		rs := parts[c]
+		f := func(g func(syncRun) float64) float64 {
+			xs := make([]float64, len(rs))
+			for i, r := range rs {
+				xs[i] = g(r)
+			}
+			return median(xs)
+		}
+		wall, un, op, sy := f(func(r syncRun) float64 { return r.wallMS }), f(func(r syncRun) float64 { return r.UnlockMS }),
+			f(func(r syncRun) float64 { return r.OpenMS }), f(func(r syncRun) float64 { return r.SyncMS })
+		rest := f(func(r syncRun) float64 { return r.wallMS - r.UnlockMS - r.OpenMS - r.SyncMS })
+		rss := f(func(r syncRun) float64 { return float64(r.rssKB) / 1024 })
+		fmt.Fprintf(b, "| %s | %.0f ms | %.0f ms | %.0f ms | %.0f ms | %.0f ms | %.1f MiB |\n", c, wall, un, op, sy, rest, rss)
+	}
+	rawMS := median(raw)
+	fmt.Fprintf(b, "\nPhysical limit: the same records written straight into Badger (same batches, fsync per batch): %.0f records/s.\n", float64(n)/(rawMS/1000))
+	if len(tes) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "\nIn one process (profiling only: device and server share the process, no phone profile):\n\n")
+	fmt.Fprintf(b, "| case | Tessera in-process | PouchDB | ratio |\n|---|---|---|---|\n")
+	for _, c := range []string{"push", "pull", "noop", "edit100"} {
+		tm, pm := medianOf(tes[c], msOf), medianOf(pou[c], msOf)
+		if k := tes[c][0].n; k > 0 {
+			fmt.Fprintf(b, "| %s | %s | %s | %.1fx |\n", c, rate(k, tm), rate(k, pm), pm/tm)
+		} else {
+			fmt.Fprintf(b, "| %s | %.1f ms | %.1f ms | %.1fx |\n", c, tm, pm, pm/tm)
+		}
+	}
+	fmt.Fprintf(b, "\nIn-process push %.2fx and pull %.2fx of the raw Badger write.\n", rawMS/medianOf(tes["push"], msOf), rawMS/medianOf(tes["pull"], msOf))
 }
