@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -652,5 +654,41 @@ func TestSecurityCommandLine(t *testing.T) {
 	}
 	if r := ctl("audit", "verify"); r.err != nil || !strings.Contains(r.stdout, "audit trail verified") {
 		t.Fatalf("audit verify: %+v", r)
+	}
+}
+
+// TestShutdownWhenStoreCannotBeSaved: surveyd whose data folder is removed
+// under it (its memtable can never be flushed) exits after SIGTERM within
+// --shutdown-timeout, non-zero, saying why; it does not retry forever.
+func TestShutdownWhenStoreCannotBeSaved(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "srv")
+	srv := startSurveyd(t, data, "127.0.0.1:0", "--shutdown-timeout", "2s")
+	dev := filepath.Join(dir, "dev")
+	mustFieldapp(t, dev, "init", "--server", srv.URL)
+	mustFieldapp(t, dev, "record", "new", "f", "q=1")
+	mustFieldapp(t, dev, "sync")
+	if err := os.RemoveAll(data); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	srv.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- srv.cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() == 0 {
+			t.Fatalf("surveyd exited with %v, want a non-zero code", err)
+		}
+		t.Logf("surveyd exited %v after SIGTERM: %v", time.Since(t0).Round(time.Millisecond), err)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("surveyd still running 30 s after SIGTERM")
+	}
+	srv.mu.Lock()
+	logs := srv.logs.String()
+	srv.mu.Unlock()
+	if !strings.Contains(logs, "not closed in time") {
+		t.Errorf("surveyd did not say why it gave up:\n%s", logs)
 	}
 }

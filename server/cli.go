@@ -57,6 +57,7 @@ func Main(ctx context.Context, args []string, stderr io.Writer) (err error) {
 	requireAuth := fs.Bool("require-auth", false, "require sign-in or an enrolled device for every call (always on for a non-loopback --listen)")
 	tlsCert := fs.String("tls-cert", "", "TLS certificate file (PEM); with --tls-key serves HTTPS")
 	tlsKey := fs.String("tls-key", "", "TLS private key file (PEM)")
+	shutdown := fs.Duration("shutdown-timeout", 30*time.Second, "on SIGTERM or Ctrl-C, how long to wait for the store to be saved (after open requests end) before exiting with an error")
 	insecure := fs.Bool("insecure", false, "allow plain HTTP on a non-loopback address (data about people crosses the network unencrypted)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
@@ -111,7 +112,11 @@ func Main(ctx context.Context, args []string, stderr io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	defer srv.Close()
+	defer func() {
+		if cerr := closeWithin(srv.Close, *shutdown); err == nil {
+			err = cerr
+		}
+	}()
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -139,6 +144,27 @@ func Main(ctx context.Context, args []string, stderr io.Writer) (err error) {
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}})
 	}
 	return srv.Serve(ctx, ln)
+}
+
+// ErrShutdownTimeout: the store could not be closed in time (a Badger store
+// whose folder was removed or whose disk failed retries its last flush
+// forever). Every write surveyd acknowledged was synced when it was made,
+// so exiting then loses nothing a device was told is stored.
+var ErrShutdownTimeout = errors.New("the store was not closed in time; acknowledged writes were already synced")
+
+// closeWithin runs closeFn and gives up after d.
+func closeWithin(closeFn func() error, d time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- closeFn() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("closing the store: %w", err)
+		}
+		return nil
+	case <-time.After(d):
+		return fmt.Errorf("shutdown after %s: %w", d, ErrShutdownTimeout)
+	}
 }
 
 // isLoopback reports whether a listen address only accepts local callers.
