@@ -692,3 +692,30 @@ func TestShutdownWhenStoreCannotBeSaved(t *testing.T) {
 		t.Errorf("surveyd did not say why it gave up:\n%s", logs)
 	}
 }
+
+// TestImportProgressOnlyOnTerminal: an import large enough for a progress
+// line, with stderr going to a file (a pipe here), writes no carriage
+// returns there, only the summary on stdout.
+func TestImportProgressOnlyOnTerminal(t *testing.T) {
+	dir := t.TempDir()
+	dev := filepath.Join(dir, "dev")
+	mustFieldapp(t, dev, "init", "--server", "http://127.0.0.1:1")
+	var sb strings.Builder
+	for i := range 12000 {
+		fmt.Fprintf(&sb, "{\"form\":\"roster\",\"fields\":{\"hh\":%d}}\n", i)
+	}
+	file := filepath.Join(dir, "big.jsonl")
+	if err := os.WriteFile(file, []byte(sb.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := fieldapp(t, dev, "record", "import", file)
+	if r.err != nil {
+		t.Fatalf("import: %v\n%s", r.err, r.stderr)
+	}
+	if strings.Contains(r.stderr, "\r") || strings.Contains(r.stderr, "imported 1000/") {
+		t.Errorf("progress lines written to a non-terminal stderr: %q", r.stderr)
+	}
+	if !strings.Contains(r.stdout, "imported 12000 records") {
+		t.Errorf("no summary: %q", r.stdout)
+	}
+}

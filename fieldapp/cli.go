@@ -571,6 +571,9 @@ func (c *cli) recordImport(args []string) error {
 	defer d.Close()
 	start := time.Now()
 	done := 0
+	// A progress line redrawn with carriage returns is for a person
+	// watching a terminal; a log file gets only the summary.
+	progress := total > 10*importBatch && cliutil.IsTerminal(c.stderr)
 	batch := make([]syncengine.NewRecord, 0, importBatch)
 	flush := func() error {
 		if len(batch) == 0 {
@@ -581,7 +584,7 @@ func (c *cli) recordImport(args []string) error {
 		}
 		done += len(batch)
 		batch = batch[:0]
-		if total > 10*importBatch {
+		if progress {
 			fmt.Fprintf(c.stderr, "\rimported %d/%d records", done, total)
 		}
 		return nil
@@ -596,7 +599,7 @@ func (c *cli) recordImport(args []string) error {
 	if err == nil {
 		err = flush()
 	}
-	if total > 10*importBatch {
+	if progress {
 		fmt.Fprintln(c.stderr)
 	}
 	if err != nil {
