@@ -6,14 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -334,121 +331,6 @@ func importN(t *testing.T, dir string, n int) {
 	f := filepath.Join(t.TempDir(), "in.jsonl")
 	os.WriteFile(f, []byte(sb.String()), 0o600)
 	mustFieldapp(t, dir, "record", "import", f)
-}
-
-// crashTrials is how many kill -9 trials the crash tests run:
-// TESSERA_CRASH_TRIALS (scripts/crash-test sets 200), 6 by default.
-func crashTrials() int {
-	if n, err := strconv.Atoi(os.Getenv("TESSERA_CRASH_TRIALS")); err == nil && n > 0 {
-		return n
-	}
-	return 6
-}
-
-// TestKillDeviceMidSync kills fieldapp with SIGKILL during a sync, many
-// times at random moments, while new records keep being made; then lets a
-// sync finish: the server holds every record exactly once, and a fresh
-// device pulling through more kills gets them all.
-func TestKillDeviceMidSync(t *testing.T) {
-	tmp := t.TempDir()
-	srv := startSurveyd(t, filepath.Join(tmp, "srv"), "127.0.0.1:0")
-	dev := filepath.Join(tmp, "dev")
-	mustFieldapp(t, dev, "init", "--server", srv.URL)
-	n := 12000
-	importN(t, dev, n)
-	_, bin := binaries(t)
-	rng := rand.New(rand.NewPCG(11, uint64(time.Now().UnixNano())))
-	trials := crashTrials()
-	for i := range trials {
-		if i%10 == 9 {
-			importN(t, dev, 100)
-			n += 100
-		}
-		delay := time.Duration(5+rng.IntN(200)) * time.Millisecond
-		cmd := exec.Command(bin, "--data", dev, "sync")
-		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(delay)
-		cmd.Process.Kill()
-		cmd.Wait()
-		if i < 6 {
-			t.Logf("device killed after %v: the server holds %v changes", delay, health(t, srv.URL))
-		}
-	}
-	mustFieldapp(t, dev, "sync")
-	if head := health(t, srv.URL); head != float64(n) {
-		t.Fatalf("server log holds %v changes, want exactly %d", head, n)
-	}
-	fresh := filepath.Join(tmp, "fresh")
-	mustFieldapp(t, fresh, "init", "--server", srv.URL)
-	for range max(3, trials/10) {
-		cmd := exec.Command(bin, "--data", fresh, "sync")
-		cmd.Start()
-		time.Sleep(time.Duration(10+rng.IntN(80)) * time.Millisecond)
-		cmd.Process.Kill()
-		cmd.Wait()
-	}
-	mustFieldapp(t, fresh, "sync")
-	if got := len(listRecords(t, fresh)); got != n {
-		t.Fatalf("fresh device holds %d records, want %d", got, n)
-	}
-	var info struct{ Pending float64 }
-	json.Unmarshal([]byte(mustFieldapp(t, dev, "info", "--json")), &info)
-	if info.Pending != 0 {
-		t.Fatalf("device still has %v changes pending", info.Pending)
-	}
-}
-
-// TestKillServerMidSync kills surveyd with SIGKILL while a device pushes
-// and another pulls, many times, restarting it on the same data each time:
-// nothing the server acknowledged is lost and nothing is applied twice.
-func TestKillServerMidSync(t *testing.T) {
-	tmp := t.TempDir()
-	data := filepath.Join(tmp, "srv")
-	srv := startSurveyd(t, data, "127.0.0.1:0")
-	listen := strings.TrimPrefix(srv.URL, "http://")
-	dev := filepath.Join(tmp, "dev")
-	mustFieldapp(t, dev, "init", "--server", srv.URL)
-	n := 12000
-	importN(t, dev, n)
-	_, bin := binaries(t)
-	rng := rand.New(rand.NewPCG(12, uint64(time.Now().UnixNano())))
-	trials := crashTrials()
-	fresh := filepath.Join(tmp, "fresh")
-	mustFieldapp(t, fresh, "init", "--server", srv.URL)
-	for i := range trials {
-		if i%10 == 9 {
-			importN(t, dev, 100)
-			n += 100
-		}
-		// Alternate: kill during the device's push, or during a fresh
-		// device's pull.
-		who := dev
-		if i%2 == 1 {
-			who = fresh
-		}
-		delay := time.Duration(10+rng.IntN(150)) * time.Millisecond
-		cmd := exec.Command(bin, "--data", who, "sync")
-		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-		cmd.Start()
-		time.Sleep(delay)
-		srv.kill()
-		cmd.Wait()
-		srv = startSurveyd(t, data, listen)
-		if i < 4 {
-			t.Logf("server killed after %v: it holds %v changes after restart", delay, health(t, srv.URL))
-		}
-	}
-	mustFieldapp(t, dev, "sync")
-	if head := health(t, srv.URL); head != float64(n) {
-		t.Fatalf("server log holds %v changes, want exactly %d", head, n)
-	}
-	mustFieldapp(t, fresh, "sync")
-	if got := len(listRecords(t, fresh)); got != n {
-		t.Fatalf("fresh device holds %d records, want %d", got, n)
-	}
 }
 
 // TestHubCommandLine: surveyd --upstream relays device → hub → central.

@@ -38,7 +38,7 @@ Commands:
   record finalize ID [--lang L]      compute calculations and check the record against its form
   record import FILE.jsonl           bulk-create records, one {"form":..,"fields":{..}} per line
   form list [--json]                 the forms on this device (fetched when syncing)
-  sync [--json] [--server URL]       push what the server lacks, then pull what is new
+  sync [--json] [--server URL]       push what the server lacks, then pull what is new (--progress: a line per round trip)
   info [--json]                      show the replica id, server and pending changes
 
 Values: 12 is an integer, 1.5 a decimal, true/false a boolean, null clears
@@ -702,7 +702,8 @@ func (c *cli) sync(args []string) error {
 	fs := flag.NewFlagSet("sync", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	server := fs.String("server", "", "sync with this URL instead of the configured server (and remember it)")
-	if _, err := c.parse(fs, "sync [--json] [--server URL]", args, 0, 0); err != nil {
+	lines := fs.Bool("progress", false, "print a progress line per round trip to stderr, also when it is not a terminal (the log of an unattended sync)")
+	if _, err := c.parse(fs, "sync [--json] [--server URL] [--progress]", args, 0, 0); err != nil {
 		return helpOK(err)
 	}
 	d, err := c.open()
@@ -717,11 +718,15 @@ func (c *cli) sync(args []string) error {
 	}
 	tty := cliutil.IsTerminal(c.stderr)
 	res, err := d.Sync(c.ctx, "", func(r SyncResult) {
+		if *lines {
+			fmt.Fprintf(c.stderr, "sync: %d sent, %d received, %s\n", r.Pushed, r.Pulled, bytesStr(r.BytesSent+r.BytesReceived))
+			return
+		}
 		if tty && !*asJSON {
 			fmt.Fprintf(c.stderr, "\rsyncing: %d sent, %d received, %s", r.Pushed, r.Pulled, bytesStr(r.BytesSent+r.BytesReceived))
 		}
 	})
-	if tty && !*asJSON {
+	if tty && !*asJSON && !*lines {
 		fmt.Fprint(c.stderr, "\r\033[K")
 	}
 	for _, w := range res.Warnings {
