@@ -88,8 +88,14 @@ func (c *Change) Validate() error {
 			return fmt.Errorf("%w: record %s: a change cannot have seen itself", ErrInvalid, c.Record)
 		}
 	}
-	seen := make(map[string]bool, len(c.Fields))
-	for _, f := range c.Fields {
+	// Duplicates: a change of a few dozen fields compares names pairwise
+	// (no map to allocate for every change of a batch); larger ones use a
+	// set.
+	var seen map[string]bool
+	if len(c.Fields) > 32 {
+		seen = make(map[string]bool, len(c.Fields))
+	}
+	for i, f := range c.Fields {
 		if Reserved(f.Name) {
 			switch {
 			case f.Name == StatusField:
@@ -104,10 +110,18 @@ func (c *Change) Validate() error {
 		} else if err := ValidateFieldName(f.Name); err != nil {
 			return fmt.Errorf("record %s: %w", c.Record, err)
 		}
-		if seen[f.Name] {
-			return fmt.Errorf("%w: record %s: field %q written twice", ErrInvalid, c.Record, f.Name)
+		if seen != nil {
+			if seen[f.Name] {
+				return fmt.Errorf("%w: record %s: field %q written twice", ErrInvalid, c.Record, f.Name)
+			}
+			seen[f.Name] = true
+		} else {
+			for _, g := range c.Fields[:i] {
+				if g.Name == f.Name {
+					return fmt.Errorf("%w: record %s: field %q written twice", ErrInvalid, c.Record, f.Name)
+				}
+			}
 		}
-		seen[f.Name] = true
 		if f.Value.Kind > Bool {
 			return fmt.Errorf("%w: record %s: field %q has an unknown kind", ErrInvalid, c.Record, f.Name)
 		}

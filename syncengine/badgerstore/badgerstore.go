@@ -119,7 +119,7 @@ func Open(opts Options) (*Store, error) {
 			WithNumLevelZeroTablesStall(8).
 			WithBaseTableSize(512 << 10).
 			WithBaseLevelSize(4 << 20).
-			WithValueLogFileSize(16 << 20).
+			WithValueLogFileSize(4 << 20).
 			WithBlockCacheSize(4 << 20).
 			WithIndexCacheSize(2 << 20).
 			WithNumCompactors(2)
