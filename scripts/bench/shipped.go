@@ -69,21 +69,62 @@ func fieldappSync(bin, data string) syncRun {
 	cmd := exec.Command(filepath.Join(bin, "fieldapp"), "--data", data, "sync", "--json")
 	cmd.Env = procEnv()
 	cmd.Stderr = os.Stderr
+	var stdout strings.Builder
+	cmd.Stdout = &stdout
 	t0 := time.Now()
-	out, err := cmd.Output()
+	if err := cmd.Start(); err != nil {
+		log.Fatalf("fieldapp sync: %v", err)
+	}
+	// The process's own peak (VmHWM), sampled until it exits: the rusage
+	// of a child started by vfork counts the parent's pages too.
+	hwm := make(chan int64, 1)
+	stop := make(chan struct{})
+	go func() {
+		var peak int64
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if v := vmHWM(cmd.Process.Pid); v > peak {
+				peak = v
+			}
+			select {
+			case <-stop:
+				hwm <- peak
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	err := cmd.Wait()
 	wall := time.Since(t0)
+	close(stop)
 	if err != nil {
 		log.Fatalf("fieldapp sync: %v", err)
 	}
+	out := []byte(stdout.String())
 	var r syncRun
 	if err := json.Unmarshal(out, &r); err != nil {
 		log.Fatalf("fieldapp sync said %q: %v", out, err)
 	}
 	r.wallMS = float64(wall.Microseconds()) / 1000
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		r.rssKB = ru.Maxrss
-	}
+	r.rssKB = <-hwm
 	return r
+}
+
+// vmHWM reads a process's peak resident set (kB) from /proc, 0 if gone.
+func vmHWM(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), &kb)
+			return kb
+		}
+	}
+	return 0
 }
 
 // startSurveyd starts surveyd on a free loopback port and waits for its
