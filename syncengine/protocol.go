@@ -603,12 +603,16 @@ func (r *Replica) Pending(ctx context.Context) (int, error) {
 		if err != nil {
 			return err
 		}
-		return tx.ScanLog(ack, func(e LogEntry, _ int) error {
-			if e.Origin != Upstream || e.Seq <= relay {
+		count := func(seq uint64, o Origin) error {
+			if o != Upstream || seq <= relay {
 				n++
 			}
 			return nil
-		})
+		}
+		if los, ok := tx.(LogOriginScanner); ok {
+			return los.ScanLogOrigins(ack, count)
+		}
+		return tx.ScanLog(ack, func(e LogEntry, _ int) error { return count(e.Seq, e.Origin) })
 	})
 	return n, err
 }

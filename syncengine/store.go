@@ -74,6 +74,16 @@ type RawRecordScanner interface {
 	ScanRecordBytes(from RecordID, fn func(id RecordID, b []byte) error) error
 }
 
+// LogOriginScanner is an optional ReadTx method for counting what awaits a
+// push: fn sees the sequence and origin of each log entry after `after`,
+// in order, until it returns an error (ErrStop ends the scan cleanly). A
+// store that keeps the origin beside the key answers without reading the
+// entries' changes (the device keeps them in Badger's value log, and a
+// count that read them all touched every page of it).
+type LogOriginScanner interface {
+	ScanLogOrigins(after uint64, fn func(seq uint64, origin Origin) error) error
+}
+
 // ReverseRecordScanner is an optional ReadTx method for screens that list
 // the newest records first (record ids grow with time): fn sees every
 // record with an id before `before` (all of them when it is zero), in

@@ -370,6 +370,38 @@ func (t *tx) ScanLog(after uint64, fn func(syncengine.LogEntry, int) error, opts
 	return nil
 }
 
+// A log entry's origin is also kept in Badger's user meta byte, beside its
+// key in the tree (origin+1; 0 in entries written before it was kept), so
+// that counting entries by origin reads no values.
+func originMeta(o syncengine.Origin) byte { return byte(o) + 1 }
+
+// ScanLogOrigins implements syncengine.LogOriginScanner.
+func (t *tx) ScanLogOrigins(after uint64, fn func(uint64, syncengine.Origin) error) error {
+	it := t.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}})
+	defer it.Close()
+	for it.Seek(logKey(after + 1)); it.Valid(); it.Next() {
+		item := it.Item()
+		seq := binary.BigEndian.Uint64(item.Key()[1:])
+		o := syncengine.Origin(item.UserMeta() - 1)
+		if item.UserMeta() == 0 {
+			if err := item.Value(func(b []byte) error {
+				e, err := syncengine.UnmarshalLogEntry(seq, b)
+				o = e.Origin
+				return err
+			}); err != nil {
+				return err
+			}
+		}
+		if err := fn(seq, o); err != nil {
+			if errors.Is(err, syncengine.ErrStop) {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
+}
+
 func (t *tx) LogEntry(seq uint64) (syncengine.LogEntry, error) {
 	var e syncengine.LogEntry
 	err := t.get(logKey(seq), func(b []byte) (err error) {
@@ -413,7 +445,8 @@ func (t *tx) Append(origin syncengine.Origin, c *syncengine.Change) (uint64, err
 		return 0, err
 	}
 	seq := head + 1
-	if err := t.txn.Set(logKey(seq), syncengine.MarshalLogEntry(nil, origin, c)); err != nil {
+	e := badger.NewEntry(logKey(seq), syncengine.MarshalLogEntry(nil, origin, c)).WithMeta(originMeta(origin))
+	if err := t.txn.SetEntry(e); err != nil {
 		return 0, err
 	}
 	if err := t.txn.Set(keyHead, binary.BigEndian.AppendUint64(nil, seq)); err != nil {

@@ -48,6 +48,51 @@ func Run(t *testing.T, open Opener, newKey func(t *testing.T) string) {
 		}
 	})
 
+	// A store that counts log entries by origin without reading them sees
+	// the origins ScanLog decodes, from any position, and stops on ErrStop.
+	t.Run("LogOrigins", func(t *testing.T) {
+		s := fresh(t)
+		origins := []syncengine.Origin{syncengine.Local, syncengine.Upstream, syncengine.Downstream, syncengine.Upstream, syncengine.Local}
+		mustUpdate(t, s, func(tx syncengine.Tx) error {
+			for i, o := range origins {
+				c := sampleChange(uint64(i + 1))
+				if _, err := tx.Append(o, &c); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		mustView(t, s, func(tx syncengine.ReadTx) error {
+			los, ok := tx.(syncengine.LogOriginScanner)
+			if !ok {
+				return nil
+			}
+			for after := range uint64(len(origins)) {
+				var want, got []string
+				if err := tx.ScanLog(after, func(e syncengine.LogEntry, _ int) error {
+					want = append(want, fmt.Sprint(e.Seq, e.Origin))
+					return nil
+				}); err != nil {
+					return err
+				}
+				if err := los.ScanLogOrigins(after, func(seq uint64, o syncengine.Origin) error {
+					got = append(got, fmt.Sprint(seq, o))
+					return nil
+				}); err != nil {
+					return err
+				}
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Fatalf("origins after %d: %v, ScanLog says %v", after, got, want)
+				}
+			}
+			n := 0
+			if err := los.ScanLogOrigins(0, func(uint64, syncengine.Origin) error { n++; return syncengine.ErrStop }); err != nil || n != 1 {
+				t.Fatalf("ErrStop: %d entries seen, %v", n, err)
+			}
+			return nil
+		})
+	})
+
 	t.Run("LogSequenceGapless", func(t *testing.T) {
 		s := fresh(t)
 		for i := 1; i <= 3; i++ {
