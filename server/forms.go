@@ -150,11 +150,9 @@ func (s *Server) startChecker() {
 }
 
 // changed is the replica's hook: queue finalized records for a check.
-func (c *checker) changed(recs []*syncengine.Record) {
-	for _, r := range recs {
-		if r.Status() == "finalized" {
-			c.queue <- r.ID
-		}
+func (c *checker) finalized(ids []syncengine.RecordID) {
+	for _, id := range ids {
+		c.queue <- id
 	}
 }
 

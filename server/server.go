@@ -108,7 +108,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.store = st
 	}
 	s.startChecker()
-	ropts := syncengine.Options{Clock: cfg.Clock, Changed: s.checker.changed, Resolved: s.auditResolutions, History: true}
+	ropts := syncengine.Options{Clock: cfg.Clock, Finalized: s.checker.finalized, Resolved: s.auditResolutions, History: true}
 	rep, err := syncengine.Open(ctx, s.store, ropts)
 	if errors.Is(err, syncengine.ErrNotInitialized) {
 		if err = syncengine.Init(ctx, s.store, syncengine.NewReplicaID()); err == nil {

@@ -235,6 +235,68 @@ func MarshalRecord(b []byte, r *Record) []byte {
 	return e.b
 }
 
+// MarshalNewRecord encodes, as MarshalRecord would (fields in c's order),
+// the record that applying c to an empty record gives, without building
+// it: most changes a server or a fresh device merges create their record,
+// and building the record's field map only to encode it took a third of
+// the merge. c must be valid (Change.Validate: no field written twice, c's
+// own dot not in its context).
+func MarshalNewRecord(b []byte, c *Change) []byte {
+	e := encoder{b: b}
+	if e.b == nil {
+		e.b = make([]byte, 0, 64+48*len(c.Fields))
+	}
+	e.b = append(e.b, codecVersion)
+	e.str(c.Form)
+	e.uvarint(uint64(c.HLC))
+	e.uvarint(1) // Applied: c's dot alone
+	e.dot(c.Dot)
+	e.uvarint(1) // the form's dot: Applied[0]
+	// Every dot of the context is outside Applied: written in full.
+	contextRefs := func() {
+		for _, d := range c.Context {
+			e.uvarint(0)
+			e.dot(d)
+		}
+	}
+	deleted := false
+	for _, f := range c.Fields {
+		deleted = deleted || (f.Name == DeletedField && f.Value.Bool)
+	}
+	if deleted { // Deletes: the context of the delete write
+		e.uvarint(uint64(len(c.Context)))
+		contextRefs()
+	} else {
+		e.uvarint(0)
+	}
+	// Each register has seen the context and c itself: the same refs
+	// for every field, encoded once.
+	seenAt := len(e.b)
+	e.uvarint(uint64(len(c.Context) + 1))
+	for i, d := range c.Context {
+		if d.Compare(c.Dot) > 0 && (i == 0 || c.Context[i-1].Compare(c.Dot) < 0) {
+			e.uvarint(1)
+		}
+		e.uvarint(0)
+		e.dot(d)
+	}
+	if len(c.Context) == 0 || c.Context[len(c.Context)-1].Compare(c.Dot) < 0 {
+		e.uvarint(1)
+	}
+	seen := slices.Clone(e.b[seenAt:])
+	e.b = e.b[:seenAt]
+	e.uvarint(uint64(len(c.Fields)))
+	for _, f := range c.Fields {
+		e.str(f.Name)
+		e.b = append(e.b, seen...)
+		e.uvarint(1) // one entry, written by c
+		e.uvarint(1)
+		e.uvarint(uint64(c.HLC))
+		e.value(f.Value)
+	}
+	return e.b
+}
+
 // UnmarshalRecord decodes a record stored by MarshalRecord.
 func UnmarshalRecord(id RecordID, b []byte) (*Record, error) {
 	d := decoder{b: b}

@@ -99,7 +99,7 @@ func (r *Replica) Receive(ctx context.Context, p Push) (PushResult, error) {
 	}
 	defer r.broadcast()
 	res := PushResult{}
-	var changed []*Record
+	var changed merged
 	var settled []Resolution
 	err := r.store.Update(ctx, func(tx Tx) error {
 		held, err := metaUint(tx, key)
@@ -530,7 +530,7 @@ func (r *Replica) pull(ctx context.Context, remote Remote, limit int, st *SyncSt
 			}
 		}
 		var n int
-		var changed []*Record
+		var changed merged
 		var settled []Resolution
 		err = r.store.Update(ctx, func(tx Tx) error {
 			// When everything before this page was pushed, the page's own

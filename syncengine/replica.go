@@ -38,9 +38,9 @@ type Replica struct {
 	counter uint64
 	hlc     HLC
 
-	changed  func([]*Record)
-	resolved func([]Resolution)
-	history  bool
+	finalized func([]RecordID)
+	resolved  func([]Resolution)
+	history   bool
 
 	sigMu sync.Mutex
 	sig   chan struct{} // closed when a push was merged (server side)
@@ -51,10 +51,10 @@ type Options struct {
 	// Clock returns the wall-clock time; time.Now when nil. Tests and
 	// simulations pass their own.
 	Clock func() time.Time
-	// Changed, when set, is called after a transaction that merged
-	// changes from elsewhere commits, with the records it changed (a
-	// server uses it to re-check finalized records).
-	Changed func(recs []*Record)
+	// Finalized, when set, is called after a transaction that merged
+	// changes from elsewhere commits, with the records it changed whose
+	// provisional status is then "finalized" (a server re-checks them).
+	Finalized func(ids []RecordID)
 	// Resolved, when set, is called after a transaction commits with the
 	// conflicts its merged changes settled (a server audits them).
 	Resolved func(rs []Resolution)
@@ -92,7 +92,7 @@ func Init(ctx context.Context, s Store, id ReplicaID) error {
 
 // Open loads the replica kept in s; s must have been initialized with Init.
 func Open(ctx context.Context, s Store, opts Options) (*Replica, error) {
-	r := &Replica{store: s, clock: opts.Clock, changed: opts.Changed, resolved: opts.Resolved, history: opts.History}
+	r := &Replica{store: s, clock: opts.Clock, finalized: opts.Finalized, resolved: opts.Resolved, history: opts.History}
 	if r.clock == nil {
 		r.clock = time.Now
 	}
@@ -449,9 +449,18 @@ func (r *Replica) Records(ctx context.Context, fn func(*Record) error) error {
 
 // notify reports records changed and conflicts settled by a committed
 // transaction.
-func (r *Replica) notify(recs []*Record, rs []Resolution) {
-	if r.changed != nil && len(recs) > 0 {
-		r.changed(recs)
+func (r *Replica) notify(m merged, rs []Resolution) {
+	if r.finalized != nil {
+		var ids []RecordID
+		for _, rec := range m.recs {
+			if rec.Status() == "finalized" {
+				ids = append(ids, rec.ID)
+			}
+		}
+		ids = append(ids, m.finalized...)
+		if len(ids) > 0 {
+			r.finalized(ids)
+		}
 	}
 	if r.resolved != nil && len(rs) > 0 {
 		r.resolved(rs)
@@ -480,26 +489,59 @@ func resolutions(rec *Record, c *Change) []Resolution {
 // applyAll merges changes that arrived from elsewhere into the store within
 // tx, logging the ones that were new. It returns how many were new and the
 // records that changed.
-func (r *Replica) applyAll(tx Tx, origin Origin, changes []Change) (int, []*Record, []Resolution, error) {
+// merged is what a batch changed: the records it built, and the ids of
+// records it created straight as bytes (MarshalNewRecord) whose status is
+// finalized.
+type merged struct {
+	recs      []*Record
+	finalized []RecordID
+}
+
+// staged is a record a batch touches: decoded, or as new bytes only.
+type staged struct {
+	rec       *Record
+	raw       []byte
+	dirty     bool
+	finalized bool // raw's status: a new record's only status write
+}
+
+func (r *Replica) applyAll(tx Tx, origin Origin, changes []Change) (int, merged, []Resolution, error) {
 	// Several changes of one batch may touch the same record: keep the
-	// decoded state instead of reading it back from the transaction.
-	cache := make(map[RecordID]*Record)
-	dirty := make(map[RecordID]bool)
+	// state instead of reading it back from the transaction.
+	cache := make(map[RecordID]*staged)
+	var dirty []RecordID
 	var settled []Resolution
 	applied := 0
 	for i := range changes {
 		c := &changes[i]
-		rec := cache[c.Record]
-		if rec == nil {
-			var err error
-			rec, err = tx.Record(c.Record)
+		st := cache[c.Record]
+		if st == nil {
+			rec, err := tx.Record(c.Record)
 			if errors.Is(err, ErrNotFound) {
-				rec = EmptyRecord(c.Record)
-			} else if err != nil {
-				return 0, nil, nil, err
+				// A change creating its record (the usual case for a
+				// server or a fresh device): encoded straight from the
+				// change (oracle: TestMarshalNewRecordOracle).
+				cache[c.Record] = &staged{raw: MarshalNewRecord(nil, c), dirty: true, finalized: writesFinalized(c)}
+				dirty = append(dirty, c.Record)
+				applied++
+				if err := r.appendLog(tx, origin, c); err != nil {
+					return 0, merged{}, nil, err
+				}
+				continue
 			}
-			cache[c.Record] = rec
+			if err != nil {
+				return 0, merged{}, nil, err
+			}
+			st = &staged{rec: rec}
+			cache[c.Record] = st
+		} else if st.rec == nil {
+			rec, err := UnmarshalRecord(c.Record, st.raw)
+			if err != nil {
+				return 0, merged{}, nil, err
+			}
+			st.rec, st.raw = rec, nil
 		}
+		rec := st.rec
 		if r.resolved != nil && len(rec.Fields) > 0 && !rec.Applied.Contains(c.Dot) {
 			settled = append(settled, resolutions(rec, c)...)
 		}
@@ -507,19 +549,43 @@ func (r *Replica) applyAll(tx Tx, origin Origin, changes []Change) (int, []*Reco
 			continue
 		}
 		applied++
-		dirty[c.Record] = true
+		if !st.dirty {
+			st.dirty = true
+			dirty = append(dirty, c.Record)
+		}
 		if err := r.appendLog(tx, origin, c); err != nil {
-			return 0, nil, nil, err
+			return 0, merged{}, nil, err
 		}
 	}
-	recs := make([]*Record, 0, len(dirty))
-	for id := range dirty {
-		if err := tx.PutRecord(cache[id]); err != nil {
-			return 0, nil, nil, err
+	m := merged{recs: make([]*Record, 0, len(dirty))}
+	for _, id := range dirty {
+		st := cache[id]
+		if st.rec == nil {
+			if err := tx.PutRecordBytes(id, st.raw); err != nil {
+				return 0, merged{}, nil, err
+			}
+			if st.finalized {
+				m.finalized = append(m.finalized, id)
+			}
+			continue
 		}
-		recs = append(recs, cache[id])
+		if err := tx.PutRecord(st.rec); err != nil {
+			return 0, merged{}, nil, err
+		}
+		m.recs = append(m.recs, st.rec)
 	}
-	return applied, recs, settled, nil
+	return applied, m, settled, nil
+}
+
+// writesFinalized reports whether c sets the status to finalized: the
+// status of a record c creates.
+func writesFinalized(c *Change) bool {
+	for _, f := range c.Fields {
+		if f.Name == StatusField {
+			return f.Value.Kind == Text && f.Value.Str == "finalized"
+		}
+	}
+	return false
 }
 
 func (r *Replica) observeAll(changes []Change) {

@@ -46,6 +46,10 @@ type ReadTx interface {
 type Tx interface {
 	ReadTx
 	PutRecord(r *Record) error
+	// PutRecordBytes stores a record already encoded by MarshalRecord (or
+	// MarshalNewRecord); the store keeps b, which the caller must not
+	// reuse.
+	PutRecordBytes(id RecordID, b []byte) error
 	// Append adds c to the log under the next sequence number and returns
 	// it. Sequence numbers start at 1 and have no gaps.
 	Append(origin Origin, c *Change) (uint64, error)

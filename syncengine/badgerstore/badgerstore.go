@@ -439,6 +439,10 @@ func (t *tx) PutRecord(r *syncengine.Record) error {
 	return t.txn.Set(recordKey(r.ID), syncengine.MarshalRecord(nil, r))
 }
 
+func (t *tx) PutRecordBytes(id syncengine.RecordID, b []byte) error {
+	return t.txn.Set(recordKey(id), b)
+}
+
 func (t *tx) Append(origin syncengine.Origin, c *syncengine.Change) (uint64, error) {
 	head, err := t.Head()
 	if err != nil {

@@ -178,6 +178,11 @@ func (t *tx) PutRecord(r *syncengine.Record) error {
 	return nil
 }
 
+func (t *tx) PutRecordBytes(id syncengine.RecordID, b []byte) error {
+	t.records[id] = b
+	return nil
+}
+
 func (t *tx) Append(origin syncengine.Origin, c *syncengine.Change) (uint64, error) {
 	t.log = append(t.log, syncengine.MarshalLogEntry(nil, origin, c))
 	return t.Head()

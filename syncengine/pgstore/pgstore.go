@@ -354,8 +354,12 @@ func (t *tx) ScanMeta(prefix string, fn func(string, []byte) error) error {
 }
 
 func (t *tx) PutRecord(r *syncengine.Record) error {
+	return t.PutRecordBytes(r.ID, syncengine.MarshalRecord(nil, r))
+}
+
+func (t *tx) PutRecordBytes(id syncengine.RecordID, b []byte) error {
 	t.batch.Queue("INSERT INTO records (id, state) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state",
-		append([]byte(nil), r.ID[:]...), syncengine.MarshalRecord(nil, r))
+		append([]byte(nil), id[:]...), b)
 	return t.maybeFlush()
 }
 

@@ -93,6 +93,15 @@ func Run(t *testing.T, open Opener, newKey func(t *testing.T) string) {
 		})
 	})
 
+	t.Run("RecordBytesRoundTrip", func(t *testing.T) {
+		s := fresh(t)
+		rec := sampleRecord(2)
+		mustUpdate(t, s, func(tx syncengine.Tx) error { return tx.PutRecordBytes(rec.ID, syncengine.MarshalRecord(nil, rec)) })
+		if got := getRecord(t, s, rec.ID); !got.Equal(rec) {
+			t.Fatalf("stored %+v as bytes, read back %+v", rec, got)
+		}
+	})
+
 	t.Run("LogSequenceGapless", func(t *testing.T) {
 		s := fresh(t)
 		for i := 1; i <= 3; i++ {
