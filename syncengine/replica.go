@@ -508,8 +508,8 @@ type staged struct {
 func (r *Replica) applyAll(tx Tx, origin Origin, changes []Change) (int, merged, []Resolution, error) {
 	// Several changes of one batch may touch the same record: keep the
 	// state instead of reading it back from the transaction.
-	cache := make(map[RecordID]*staged)
-	var dirty []RecordID
+	cache := make(map[RecordID]*staged, len(changes))
+	dirty := make([]RecordID, 0, len(changes))
 	var settled []Resolution
 	applied := 0
 	for i := range changes {

@@ -234,6 +234,11 @@ func (s *Store) Update(ctx context.Context, fn func(syncengine.Tx) error) error 
 		txn := s.db.NewTransaction(true)
 		t := &tx{txn: txn}
 		err := fn(t)
+		if err == nil && t.headDirty {
+			// The log head is written once per transaction, however many
+			// entries it appended.
+			err = txn.Set(keyHead, binary.BigEndian.AppendUint64(nil, t.head))
+		}
 		if err == nil {
 			err = txn.Commit()
 		} else {
@@ -258,10 +263,11 @@ func (s *Store) View(ctx context.Context, fn func(syncengine.ReadTx) error) erro
 }
 
 type tx struct {
-	txn  *badger.Txn
-	head uint64
-	read bool // head loaded
-	buf  []byte
+	txn       *badger.Txn
+	head      uint64
+	read      bool // head loaded
+	headDirty bool // appended to: the head is written at commit
+	buf       []byte
 }
 
 func recordKey(id syncengine.RecordID) []byte { return append([]byte{prefixRecord}, id[:]...) }
@@ -453,10 +459,7 @@ func (t *tx) Append(origin syncengine.Origin, c *syncengine.Change) (uint64, err
 	if err := t.txn.SetEntry(e); err != nil {
 		return 0, err
 	}
-	if err := t.txn.Set(keyHead, binary.BigEndian.AppendUint64(nil, seq)); err != nil {
-		return 0, err
-	}
-	t.head = seq
+	t.head, t.headDirty = seq, true
 	return seq, nil
 }
 
