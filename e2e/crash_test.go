@@ -199,24 +199,34 @@ func crashTrial(t *testing.T, i int, rng *rand.Rand, tally *crashTally, url func
 	return ""
 }
 
-// TestKillDeviceMidSync kills fieldapp with SIGKILL mid-push, mid-pull and
-// at random moments (see above); then lets syncs finish: the server holds
-// every record exactly once, a device killed mid-pull gets them all, and
-// the pushing device has nothing pending.
-func TestKillDeviceMidSync(t *testing.T) {
-	tmp := t.TempDir()
-	srv := startSurveyd(t, filepath.Join(tmp, "srv"), "127.0.0.1:0")
-	dev := filepath.Join(tmp, "dev")
-	mustFieldapp(t, dev, "init", "--server", srv.URL)
-	n := 12000
-	importN(t, dev, n)
-	mustFieldapp(t, dev, "sync")
-	rng := rand.New(rand.NewPCG(11, uint64(time.Now().UnixNano())))
+// crashRun is one crash test's setting: a server, a device with 12,000
+// records already synced, and the victim's kill.
+type crashRun struct {
+	tmp, dev string
+	url      func() string
+	kill     func(*syncProc)
+	n        int
+}
+
+func newCrashRun(t *testing.T, tmp string, srv *proc) *crashRun {
+	t.Helper()
+	c := &crashRun{tmp: tmp, dev: filepath.Join(tmp, "dev"), n: 12000}
+	mustFieldapp(t, c.dev, "init", "--server", srv.URL)
+	importN(t, c.dev, c.n)
+	mustFieldapp(t, c.dev, "sync")
+	return c
+}
+
+// run plays every trial, then lets the syncs finish: the server holds
+// every record exactly once, the last device killed mid-pull resumes and
+// gets them all, and the pushing device has nothing pending.
+func (c *crashRun) run(t *testing.T, seed uint64) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, uint64(time.Now().UnixNano())))
 	tally := &crashTally{}
 	var lastPuller string
 	for i := range crashTrials() {
-		killDevice := func(p *syncProc) { p.cmd.Process.Kill() }
-		if d := crashTrial(t, i, rng, tally, func() string { return srv.URL }, killDevice, dev, tmp, &n); d != "" {
+		if d := crashTrial(t, i, rng, tally, c.url, c.kill, c.dev, c.tmp, &c.n); d != "" {
 			if lastPuller != "" {
 				os.RemoveAll(lastPuller)
 			}
@@ -224,21 +234,32 @@ func TestKillDeviceMidSync(t *testing.T) {
 		}
 	}
 	tally.check(t)
-	mustFieldapp(t, dev, "sync")
-	if head := health(t, srv.URL); head != float64(n) {
-		t.Fatalf("server log holds %v changes, want exactly %d", head, n)
+	mustFieldapp(t, c.dev, "sync")
+	if head := health(t, c.url()); head != float64(c.n) {
+		t.Fatalf("server log holds %v changes, want exactly %d", head, c.n)
 	}
 	if lastPuller != "" {
 		mustFieldapp(t, lastPuller, "sync")
-		if got := len(listRecords(t, lastPuller)); got != n {
-			t.Fatalf("device killed mid-pull holds %d records after resuming, want %d", got, n)
+		if got := len(listRecords(t, lastPuller)); got != c.n {
+			t.Fatalf("device killed mid-pull holds %d records after resuming, want %d", got, c.n)
 		}
 	}
 	var info struct{ Pending float64 }
-	json.Unmarshal([]byte(mustFieldapp(t, dev, "info", "--json")), &info)
+	json.Unmarshal([]byte(mustFieldapp(t, c.dev, "info", "--json")), &info)
 	if info.Pending != 0 {
 		t.Fatalf("device still has %v changes pending", info.Pending)
 	}
+}
+
+// TestKillDeviceMidSync kills fieldapp with SIGKILL mid-push, mid-pull and
+// at random moments (see above).
+func TestKillDeviceMidSync(t *testing.T) {
+	tmp := t.TempDir()
+	srv := startSurveyd(t, filepath.Join(tmp, "srv"), "127.0.0.1:0")
+	c := newCrashRun(t, tmp, srv)
+	c.url = func() string { return srv.URL }
+	c.kill = func(p *syncProc) { p.cmd.Process.Kill() }
+	c.run(t, 11)
 }
 
 // TestKillServerMidSync kills surveyd with SIGKILL while a device pushes
@@ -250,35 +271,11 @@ func TestKillServerMidSync(t *testing.T) {
 	data := filepath.Join(tmp, "srv")
 	srv := startSurveyd(t, data, "127.0.0.1:0")
 	listen := strings.TrimPrefix(srv.URL, "http://")
-	dev := filepath.Join(tmp, "dev")
-	mustFieldapp(t, dev, "init", "--server", srv.URL)
-	n := 12000
-	importN(t, dev, n)
-	mustFieldapp(t, dev, "sync")
-	rng := rand.New(rand.NewPCG(12, uint64(time.Now().UnixNano())))
-	tally := &crashTally{}
-	killServer := func(*syncProc) {
+	c := newCrashRun(t, tmp, srv)
+	c.url = func() string { return srv.URL }
+	c.kill = func(*syncProc) {
 		srv.kill()
 		srv = startSurveyd(t, data, listen)
 	}
-	var lastPuller string
-	for i := range crashTrials() {
-		if d := crashTrial(t, i, rng, tally, func() string { return srv.URL }, killServer, dev, tmp, &n); d != "" {
-			if lastPuller != "" {
-				os.RemoveAll(lastPuller)
-			}
-			lastPuller = d
-		}
-	}
-	tally.check(t)
-	mustFieldapp(t, dev, "sync")
-	if head := health(t, srv.URL); head != float64(n) {
-		t.Fatalf("server log holds %v changes, want exactly %d", head, n)
-	}
-	if lastPuller != "" {
-		mustFieldapp(t, lastPuller, "sync")
-		if got := len(listRecords(t, lastPuller)); got != n {
-			t.Fatalf("device pulling through a server kill holds %d records, want %d", got, n)
-		}
-	}
+	c.run(t, 12)
 }
