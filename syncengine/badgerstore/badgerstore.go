@@ -58,10 +58,13 @@ const (
 	// recent records cheap without holding the dataset in memory. Tables
 	// are 512 KiB at every level because a compaction keeps up to 8 +
 	// splits table builders in memory at once, each starting at twice the
-	// table size. The price is disk: the value log is not compressed
+	// table size. Value-log files are 4 MiB: opening the store reads the
+	// newest one through (126 ms after a 10,000-record import with 16 MiB
+	// files, ~10 ms now). The price is disk: the value log is not compressed
 	// (100,000 records of 22 answers: 79 MB against 33 MB), and an edited
 	// record leaves its old value behind until the value log is collected
-	// (Store.CollectGarbage, run after each sync).
+	// (Store.CollectGarbage; the field app runs one pass when it closes the
+	// store).
 	Device
 )
 
