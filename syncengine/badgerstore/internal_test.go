@@ -2,6 +2,7 @@ package badgerstore
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -144,5 +145,53 @@ func TestDeviceStoreRoundTrip(t *testing.T) {
 		if !ok {
 			t.Fatalf("record %d lost", i)
 		}
+	}
+}
+
+// Log entries written before the origin was kept in the user meta byte (a
+// store from an older release) are counted by decoding them: the same
+// origins as the new ones.
+func TestLogOriginsOfOlderEntries(t *testing.T) {
+	s, err := Open(Options{Dir: filepath.Join(t.TempDir(), "db"), Profile: Device})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	origins := []syncengine.Origin{syncengine.Upstream, syncengine.Local, syncengine.Downstream}
+	err = s.db.Update(func(txn *badger.Txn) error {
+		for i, o := range origins { // as the older Append wrote them: no meta byte
+			c := syncengine.Change{Record: syncengine.NewRecordID(), Form: "f@1", HLC: 1,
+				Dot: syncengine.Dot{Replica: syncengine.ReplicaID{9}, Counter: uint64(i + 1)},
+				Fields: []syncengine.FieldWrite{{Name: "q", Value: syncengine.IntValue(int64(i))}}}
+			if err := txn.Set(logKey(uint64(i+1)), syncengine.MarshalLogEntry(nil, o, &c)); err != nil {
+				return err
+			}
+		}
+		return txn.Set(keyHead, binary.BigEndian.AppendUint64(nil, uint64(len(origins))))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.Update(ctx, func(tx syncengine.Tx) error {
+		c := syncengine.Change{Record: syncengine.NewRecordID(), Form: "f@1", HLC: 1,
+			Dot: syncengine.Dot{Replica: syncengine.ReplicaID{9}, Counter: 4}, Fields: []syncengine.FieldWrite{{Name: "q", Value: syncengine.IntValue(4)}}}
+		_, err := tx.Append(syncengine.Upstream, &c)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var got []syncengine.Origin
+	if err := s.View(ctx, func(rt syncengine.ReadTx) error {
+		return rt.(syncengine.LogOriginScanner).ScanLogOrigins(0, func(_ uint64, o syncengine.Origin) error {
+			got = append(got, o)
+			return nil
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := append(origins, syncengine.Upstream)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("origins %v, want %v", got, want)
 	}
 }
