@@ -161,7 +161,7 @@ func TestLogOriginsOfOlderEntries(t *testing.T) {
 	err = s.db.Update(func(txn *badger.Txn) error {
 		for i, o := range origins { // as the older Append wrote them: no meta byte
 			c := syncengine.Change{Record: syncengine.NewRecordID(), Form: "f@1", HLC: 1,
-				Dot: syncengine.Dot{Replica: syncengine.ReplicaID{9}, Counter: uint64(i + 1)},
+				Dot:    syncengine.Dot{Replica: syncengine.ReplicaID{9}, Counter: uint64(i + 1)},
 				Fields: []syncengine.FieldWrite{{Name: "q", Value: syncengine.IntValue(int64(i))}}}
 			if err := txn.Set(logKey(uint64(i+1)), syncengine.MarshalLogEntry(nil, o, &c)); err != nil {
 				return err
