@@ -252,43 +252,40 @@ func MarshalNewRecord(b []byte, c *Change) []byte {
 	e.uvarint(1) // Applied: c's dot alone
 	e.dot(c.Dot)
 	e.uvarint(1) // the form's dot: Applied[0]
-	// Every dot of the context is outside Applied: written in full.
-	contextRefs := func() {
-		for _, d := range c.Context {
-			e.uvarint(0)
-			e.dot(d)
-		}
-	}
+	// Dots outside Applied (all of the context's) are written in full.
 	deleted := false
 	for _, f := range c.Fields {
 		deleted = deleted || (f.Name == DeletedField && f.Value.Bool)
 	}
 	if deleted { // Deletes: the context of the delete write
 		e.uvarint(uint64(len(c.Context)))
-		contextRefs()
+		for _, d := range c.Context {
+			e.uvarint(0)
+			e.dot(d)
+		}
 	} else {
 		e.uvarint(0)
 	}
-	// Each register has seen the context and c itself: the same refs
-	// for every field, encoded once.
-	seenAt := len(e.b)
-	e.uvarint(uint64(len(c.Context) + 1))
-	for i, d := range c.Context {
-		if d.Compare(c.Dot) > 0 && (i == 0 || c.Context[i-1].Compare(c.Dot) < 0) {
-			e.uvarint(1)
+	// Each register has seen the context and c itself, in dot order: the
+	// same refs for every field, encoded once.
+	var seen encoder
+	seen.uvarint(uint64(len(c.Context) + 1))
+	own := false
+	for _, d := range c.Context {
+		if !own && d.Compare(c.Dot) > 0 {
+			seen.uvarint(1)
+			own = true
 		}
-		e.uvarint(0)
-		e.dot(d)
+		seen.uvarint(0)
+		seen.dot(d)
 	}
-	if len(c.Context) == 0 || c.Context[len(c.Context)-1].Compare(c.Dot) < 0 {
-		e.uvarint(1)
+	if !own {
+		seen.uvarint(1)
 	}
-	seen := slices.Clone(e.b[seenAt:])
-	e.b = e.b[:seenAt]
 	e.uvarint(uint64(len(c.Fields)))
 	for _, f := range c.Fields {
 		e.str(f.Name)
-		e.b = append(e.b, seen...)
+		e.b = append(e.b, seen.b...)
 		e.uvarint(1) // one entry, written by c
 		e.uvarint(1)
 		e.uvarint(uint64(c.HLC))

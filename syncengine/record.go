@@ -110,17 +110,14 @@ func (c *Change) Validate() error {
 		} else if err := ValidateFieldName(f.Name); err != nil {
 			return fmt.Errorf("record %s: %w", c.Record, err)
 		}
+		var dup bool
 		if seen != nil {
-			if seen[f.Name] {
-				return fmt.Errorf("%w: record %s: field %q written twice", ErrInvalid, c.Record, f.Name)
-			}
-			seen[f.Name] = true
+			dup, seen[f.Name] = seen[f.Name], true
 		} else {
-			for _, g := range c.Fields[:i] {
-				if g.Name == f.Name {
-					return fmt.Errorf("%w: record %s: field %q written twice", ErrInvalid, c.Record, f.Name)
-				}
-			}
+			dup = slices.ContainsFunc(c.Fields[:i], func(g FieldWrite) bool { return g.Name == f.Name })
+		}
+		if dup {
+			return fmt.Errorf("%w: record %s: field %q written twice", ErrInvalid, c.Record, f.Name)
 		}
 		if f.Value.Kind > Bool {
 			return fmt.Errorf("%w: record %s: field %q has an unknown kind", ErrInvalid, c.Record, f.Name)

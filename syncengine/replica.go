@@ -486,9 +486,6 @@ func resolutions(rec *Record, c *Change) []Resolution {
 	return out
 }
 
-// applyAll merges changes that arrived from elsewhere into the store within
-// tx, logging the ones that were new. It returns how many were new and the
-// records that changed.
 // merged is what a batch changed: the records it built, and the ids of
 // records it created straight as bytes (MarshalNewRecord) whose status is
 // finalized.
@@ -502,9 +499,12 @@ type staged struct {
 	rec       *Record
 	raw       []byte
 	dirty     bool
-	finalized bool // raw's status: a new record's only status write
+	finalized bool // raw's status is finalized (known only when a hook wants it)
 }
 
+// applyAll merges changes that arrived from elsewhere into the store within
+// tx, logging the ones that were new. It returns how many were new what
+// they changed and the conflicts they settled.
 func (r *Replica) applyAll(tx Tx, origin Origin, changes []Change) (int, merged, []Resolution, error) {
 	// Several changes of one batch may touch the same record: keep the
 	// state instead of reading it back from the transaction.
@@ -512,6 +512,14 @@ func (r *Replica) applyAll(tx Tx, origin Origin, changes []Change) (int, merged,
 	dirty := make([]RecordID, 0, len(changes))
 	var settled []Resolution
 	applied := 0
+	logged := func(st *staged, c *Change) error {
+		applied++
+		if !st.dirty {
+			st.dirty = true
+			dirty = append(dirty, c.Record)
+		}
+		return r.appendLog(tx, origin, c)
+	}
 	for i := range changes {
 		c := &changes[i]
 		st := cache[c.Record]
@@ -521,10 +529,9 @@ func (r *Replica) applyAll(tx Tx, origin Origin, changes []Change) (int, merged,
 				// A change creating its record (the usual case for a
 				// server or a fresh device): encoded straight from the
 				// change (oracle: TestMarshalNewRecordOracle).
-				cache[c.Record] = &staged{raw: MarshalNewRecord(nil, c), dirty: true, finalized: writesFinalized(c)}
-				dirty = append(dirty, c.Record)
-				applied++
-				if err := r.appendLog(tx, origin, c); err != nil {
+				st = &staged{raw: MarshalNewRecord(nil, c), finalized: r.finalized != nil && writesFinalized(c)}
+				cache[c.Record] = st
+				if err := logged(st, c); err != nil {
 					return 0, merged{}, nil, err
 				}
 				continue
@@ -548,12 +555,7 @@ func (r *Replica) applyAll(tx Tx, origin Origin, changes []Change) (int, merged,
 		if !rec.Apply(c) {
 			continue
 		}
-		applied++
-		if !st.dirty {
-			st.dirty = true
-			dirty = append(dirty, c.Record)
-		}
-		if err := r.appendLog(tx, origin, c); err != nil {
+		if err := logged(st, c); err != nil {
 			return 0, merged{}, nil, err
 		}
 	}

@@ -2,8 +2,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
-	"fmt"
 	"log"
 	"net"
 	"os"
@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tessera-survey/tessera/scripts/bench/internal/procstat"
 )
 
 // The shipped side: surveyd and fieldapp as their own processes, built
@@ -69,66 +71,31 @@ func fieldappSync(bin, data string) syncRun {
 	cmd := exec.Command(filepath.Join(bin, "fieldapp"), "--data", data, "sync", "--json")
 	cmd.Env = procEnv()
 	cmd.Stderr = os.Stderr
-	var stdout strings.Builder
+	var stdout bytes.Buffer
 	cmd.Stdout = &stdout
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
 		log.Fatalf("fieldapp sync: %v", err)
 	}
-	// The process's own peak (VmHWM), sampled until it exits: the rusage
-	// of a child started by vfork counts the parent's pages too.
-	hwm := make(chan int64, 1)
-	stop := make(chan struct{})
-	go func() {
-		var peak int64
-		t := time.NewTicker(5 * time.Millisecond)
-		defer t.Stop()
-		for {
-			if v := vmHWM(cmd.Process.Pid); v > peak {
-				peak = v
-			}
-			select {
-			case <-stop:
-				hwm <- peak
-				return
-			case <-t.C:
-			}
-		}
-	}()
+	stopWatch := procstat.WatchPeak(cmd.Process.Pid, 5*time.Millisecond)
 	err := cmd.Wait()
 	wall := time.Since(t0)
-	close(stop)
+	rssKB := stopWatch()
 	if err != nil {
 		log.Fatalf("fieldapp sync: %v", err)
 	}
-	out := []byte(stdout.String())
+	out := stdout.Bytes()
 	var r syncRun
 	if err := json.Unmarshal(out, &r); err != nil {
 		log.Fatalf("fieldapp sync said %q: %v", out, err)
 	}
 	r.wallMS = float64(wall.Microseconds()) / 1000
-	r.rssKB = <-hwm
+	r.rssKB = rssKB
 	return r
 }
 
-// vmHWM reads a process's peak resident set (kB) from /proc, 0 if gone.
-func vmHWM(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			var kb int64
-			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), &kb)
-			return kb
-		}
-	}
-	return 0
-}
-
-// startSurveyd starts surveyd on a free loopback port and waits for its
-// health check; stop ends it.
+// startSurveyd starts surveyd on a free loopback port and waits until it
+// accepts connections; stop ends it.
 func startSurveyd(bin, data string) (addr string, stop func()) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -222,5 +189,3 @@ func shipped(bin, dir string, recs []rec) shippedResult {
 	step("noop", b, 0, func(r syncRun) bool { return r.Pushed+r.Pulled == 0 })
 	return res
 }
-
-func fmtMS(x float64) string { return fmt.Sprintf("%.0f ms", x) }

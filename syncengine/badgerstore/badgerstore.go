@@ -127,7 +127,8 @@ func Open(opts Options) (*Store, error) {
 			WithIndexCacheSize(2 << 20).
 			WithNumCompactors(2)
 		bo.TableSizeMultiplier = 1 // no With method for it
-		if !opts.InMemory {        // an in-memory store has no value log
+		// An in-memory store has no value log.
+		if !opts.InMemory {
 			bo = bo.WithValueThreshold(deviceValueThreshold)
 		}
 	}

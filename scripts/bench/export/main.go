@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/tessera-survey/tessera/ctl"
+	"github.com/tessera-survey/tessera/scripts/bench/internal/procstat"
 	"github.com/tessera-survey/tessera/server"
 	"github.com/tessera-survey/tessera/syncengine"
 	"github.com/tessera-survey/tessera/syncengine/badgerstore"
@@ -184,30 +185,10 @@ func main() {
 		if err := cmd.Start(); err != nil {
 			log.Fatal(err)
 		}
-		// VmHWM of the child itself (rusage's maxrss would count the
-		// image it was forked from); it only grows, so the last read
-		// before the process ends is its peak.
-		stop := make(chan struct{})
-		polled := make(chan int64)
-		go func() {
-			var hwm int64
-			status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
-			for {
-				if v := vmHWM(status); v > 0 {
-					hwm = v
-				}
-				select {
-				case <-stop:
-					polled <- hwm
-					return
-				case <-time.After(20 * time.Millisecond):
-				}
-			}
-		}()
+		stopWatch := procstat.WatchPeak(cmd.Process.Pid, 20*time.Millisecond)
 		err = cmd.Wait()
 		el = time.Since(t0)
-		close(stop)
-		clientKiB = <-polled
+		clientKiB = stopWatch()
 		if err != nil {
 			log.Fatalf("surveyctl: %v %s", err, errb.String())
 		}
@@ -267,30 +248,12 @@ func settleHeap() {
 
 // rssParts reads this process's RssAnon and RssFile (KiB).
 func rssParts() (anon, file int64) {
-	v := statusKiB("/proc/self/status", "RssAnon:", "RssFile:")
+	v := procstat.KiB("/proc/self/status", "RssAnon:", "RssFile:")
 	return v[0], v[1]
 }
 
 // peakRSS is this process's VmHWM in KiB.
-func peakRSS() int64 { return vmHWM("/proc/self/status") }
-
-// vmHWM reads VmHWM (peak RSS, KiB) from a /proc status file.
-func vmHWM(status string) int64 { return statusKiB(status, "VmHWM:")[0] }
-
-// statusKiB reads the values (KiB) of the fields named keys from a /proc
-// status file, 0 for any it does not find.
-func statusKiB(status string, keys ...string) []int64 {
-	out := make([]int64, len(keys))
-	b, _ := os.ReadFile(status)
-	for _, l := range strings.Split(string(b), "\n") {
-		for i, k := range keys {
-			if v, ok := strings.CutPrefix(l, k); ok {
-				fmt.Sscanf(strings.TrimSpace(v), "%d", &out[i])
-			}
-		}
-	}
-	return out
-}
+func peakRSS() int64 { return procstat.KiB("/proc/self/status", "VmHWM:")[0] }
 
 func formXLSX() []byte {
 	f := excelize.NewFile()
