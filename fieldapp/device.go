@@ -321,15 +321,15 @@ func (d *Device) Sync(ctx context.Context, serverURL string, progress func(SyncR
 	if err != nil {
 		return res, err
 	}
-	if digest := client.FormsDigest(); digest != "" {
-		seen, _ := d.rep.Setting(ctx, settingFormsDigest)
-		if digest != seen {
-			if res.FormsFetched, err = wire.FetchForms(ctx, client, d.forms); err == nil {
-				err = d.rep.SetSetting(ctx, settingFormsDigest, digest)
-			}
-		}
+	seen, err := d.rep.Setting(ctx, settingFormsDigest)
+	if err != nil {
+		return res, err
 	}
-	if err == nil && client.WipeRequested() {
+	var digest string
+	if res.FormsFetched, digest, err = wire.SyncForms(ctx, client, d.forms, st.Server, seen); err == nil && digest != seen {
+		err = d.rep.SetSetting(ctx, settingFormsDigest, digest)
+	}
+	if err == nil && st.Server.Wipe {
 		err = d.wipe(ctx, client)
 		res.Wiped = err == nil
 	}

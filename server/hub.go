@@ -69,14 +69,10 @@ func (s *Server) SyncUpstream(ctx context.Context) error {
 	st, err := s.rep.Sync(ctx, s.upstream, syncengine.SyncOptions{})
 	if err == nil {
 		// Forms flow down too: the hub's devices fetch them from the hub.
-		if d := s.upstream.FormsDigest(); d != "" && d != s.upstreamDigest {
-			var got []string
-			if got, err = wire.FetchForms(ctx, s.upstream, s.forms); err == nil {
-				s.upstreamDigest = d
-				if len(got) > 0 {
-					s.log.Info("forms fetched from upstream", "forms", got)
-				}
-			}
+		var got []string
+		got, s.upstreamDigest, err = wire.SyncForms(ctx, s.upstream, s.forms, st.Server, s.upstreamDigest)
+		if len(got) > 0 {
+			s.log.Info("forms fetched from upstream", "forms", got)
 		}
 	}
 	s.mu.Lock()

@@ -105,11 +105,9 @@ func (s *Server) pushGuard(ctx context.Context, d *auth.Device) func(tx syncengi
 }
 
 // pullFilter hides records outside a device's scope.
-func (s *Server) pullFilter(ctx context.Context, d *auth.Device) func(c *syncengine.Change) bool {
-	return func(c *syncengine.Change) bool {
-		var v scope
-		var ok bool
-		_ = s.store.View(ctx, func(tx syncengine.ReadTx) (err error) { v, ok, err = s.scopes.get(tx, c.Record); return })
-		return ok && allows(d, v)
+func (s *Server) pullFilter(d *auth.Device) syncengine.Filter {
+	return func(tx syncengine.ReadTx, c *syncengine.Change) (bool, error) {
+		v, ok, err := s.scopes.get(tx, c.Record)
+		return ok && allows(d, v), err
 	}
 }

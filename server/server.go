@@ -289,10 +289,11 @@ func (h *syncService) Push(ctx context.Context, req *tesserav1.PushRequest) (*te
 	if err != nil {
 		return nil, toConnect(ctx, h.s.log, "Push", err)
 	}
+	var opts []syncengine.ServeOption
 	if d := principal(ctx).Device; d != nil {
-		p.Guard = h.s.pushGuard(ctx, d)
+		opts = append(opts, syncengine.WithGuard(h.s.pushGuard(ctx, d)))
 	}
-	res, err := h.s.rep.Receive(ctx, p)
+	res, err := h.s.rep.Receive(ctx, p, opts...)
 	if err != nil {
 		return nil, toConnect(ctx, h.s.log, "Push", err)
 	}
@@ -307,10 +308,11 @@ func (h *syncService) Pull(ctx context.Context, req *tesserav1.PullRequest) (*te
 	if err != nil {
 		return nil, toConnect(ctx, h.s.log, "Pull", err)
 	}
+	var opts []syncengine.ServeOption
 	if d := principal(ctx).Device; d != nil {
-		r.Allow = h.s.pullFilter(ctx, d)
+		opts = append(opts, syncengine.WithFilter(h.s.pullFilter(d)))
 	}
-	page, err := h.s.rep.Page(ctx, r)
+	page, err := h.s.rep.Page(ctx, r, opts...)
 	if err != nil {
 		return nil, toConnect(ctx, h.s.log, "Pull", err)
 	}

@@ -23,10 +23,39 @@ type Push struct {
 	Through uint64 // the sender's log position this batch reaches
 	Changes []Change
 	Relay   bool // changes may carry other replicas' dots
-	// Guard, when set (by the server, never from the wire), runs inside the
-	// merge transaction before anything is applied: an error refuses the
-	// whole batch. The server checks and stamps record scopes with it.
-	Guard func(tx Tx, changes []Change) error
+}
+
+// Guard runs inside a push's merge transaction before anything is applied:
+// an error refuses the whole batch. A server checks and stamps record
+// scopes with it, reading what it needs through tx.
+type Guard func(tx Tx, changes []Change) error
+
+// Filter decides, inside a pull's read transaction, whether the puller may
+// receive a change. An error fails the pull: the cursor does not move past
+// a change the filter could not decide, so none is skipped by accident.
+type Filter func(tx ReadTx, c *Change) (bool, error)
+
+// ServeOption is server policy for Receive and Page. Policy is given by the
+// server's use cases, never carried in a protocol message.
+type ServeOption func(*serveOptions)
+
+type serveOptions struct {
+	guard  Guard
+	filter Filter
+}
+
+// WithGuard checks a pushed batch (Receive).
+func WithGuard(g Guard) ServeOption { return func(o *serveOptions) { o.guard = g } }
+
+// WithFilter hides changes from a puller (Page).
+func WithFilter(f Filter) ServeOption { return func(o *serveOptions) { o.filter = f } }
+
+func serveOpts(opts []ServeOption) serveOptions {
+	var o serveOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
 }
 
 // PushResult is the server's answer to a Push.
@@ -43,8 +72,6 @@ type PullRequest struct {
 	Cursor    uint64
 	CursorDot Dot
 	Limit     int
-	// Allow, when set (by the server), hides changes the puller may not see.
-	Allow func(c *Change) bool
 }
 
 // Page is a page of a server's log.
@@ -56,6 +83,17 @@ type Page struct {
 	Reset      bool // the cursor does not match the server's history
 	Head       uint64
 	ServerTime time.Time
+	// Server is what the server says of the puller beyond its log (set by
+	// the server's adapter; a sync reports the last page's).
+	Server ServerState
+}
+
+// ServerState is what a server tells a puller besides the log: the digest
+// of the forms it offers (fetch them when it changed) and whether the
+// device must wipe itself.
+type ServerState struct {
+	FormsDigest string
+	Wipe        bool
 }
 
 // Remote is a server as seen by a syncing replica. The Connect client in
@@ -67,7 +105,8 @@ type Remote interface {
 
 // Receive merges a pushed batch in one transaction (server side). Nothing of
 // a batch with an invalid change is applied.
-func (r *Replica) Receive(ctx context.Context, p Push) (PushResult, error) {
+func (r *Replica) Receive(ctx context.Context, p Push, opts ...ServeOption) (PushResult, error) {
+	guard := serveOpts(opts).guard
 	if p.From.IsZero() {
 		return PushResult{}, fmt.Errorf("push: %w: no replica id", ErrInvalid)
 	}
@@ -110,8 +149,8 @@ func (r *Replica) Receive(ctx context.Context, p Push) (PushResult, error) {
 			res = PushResult{Acknowledged: held, Resend: true}
 			return nil
 		}
-		if p.Guard != nil {
-			if err := p.Guard(tx, p.Changes); err != nil {
+		if guard != nil {
+			if err := guard(tx, p.Changes); err != nil {
 				return err
 			}
 		}
@@ -137,15 +176,19 @@ func (r *Replica) Receive(ctx context.Context, p Push) (PushResult, error) {
 // scanBatch reads the log after `after` into a batch of at most limit
 // changes and about pageBytes, keeping the entries keep accepts. It returns
 // the last entry scanned (kept or not) and whether entries remain.
-func scanBatch(tx ReadTx, after uint64, limit int, keep func(*LogEntry) bool, opts ...ScanOption) (cs []Change, last LogEntry, more bool, err error) {
+func scanBatch(tx ReadTx, after uint64, limit int, keep func(*LogEntry) (bool, error), opts ...ScanOption) (cs []Change, last LogEntry, more bool, err error) {
 	size := 0
 	err = tx.ScanLog(after, func(e LogEntry, n int) error {
 		if len(cs) >= limit || (size+n > pageBytes && len(cs) > 0) {
 			more = true
 			return ErrStop
 		}
+		ok, err := keep(&e)
+		if err != nil {
+			return err
+		}
 		last = e
-		if keep(&e) {
+		if ok {
 			cs = append(cs, e.Change)
 			size += n
 		}
@@ -208,8 +251,9 @@ func (r *Replica) broadcast() {
 }
 
 // Page returns the log after a puller's cursor (server side), leaving out
-// the puller's own changes.
-func (r *Replica) Page(ctx context.Context, req PullRequest) (Page, error) {
+// the puller's own changes and those a filter option hides.
+func (r *Replica) Page(ctx context.Context, req PullRequest, opts ...ServeOption) (Page, error) {
+	filter := serveOpts(opts).filter
 	limit := req.Limit
 	if limit <= 0 || limit > MaxBatchChanges {
 		limit = MaxBatchChanges
@@ -232,8 +276,14 @@ func (r *Replica) Page(ctx context.Context, req PullRequest) (Page, error) {
 			}
 		}
 		var last LogEntry
-		p.Changes, last, p.More, err = scanBatch(tx, req.Cursor, limit, func(e *LogEntry) bool {
-			return e.Change.Dot.Replica != req.For && (req.Allow == nil || req.Allow(&e.Change))
+		p.Changes, last, p.More, err = scanBatch(tx, req.Cursor, limit, func(e *LogEntry) (bool, error) {
+			if e.Change.Dot.Replica == req.For {
+				return false, nil
+			}
+			if filter == nil {
+				return true, nil
+			}
+			return filter(tx, &e.Change)
 		}, ScanOption{Skip: req.For})
 		if last.Seq > 0 {
 			p.Cursor, p.CursorDot = last.Seq, last.Change.Dot
@@ -256,6 +306,7 @@ type SyncStats struct {
 	Resent     bool          // the server had lost data and everything was resent
 	ServerTime time.Time     // from the last response
 	ClockSkew  time.Duration // server time minus ours, at the last response
+	Server     ServerState   // what the last page said besides the log
 }
 
 // SyncOptions tune Sync.
@@ -441,12 +492,12 @@ func (r *Replica) outbox(ctx context.Context, ack uint64) (b batch) {
 			return err
 		}
 		var last LogEntry
-		b.changes, last, _, err = scanBatch(tx, ack, PushBatch, func(e *LogEntry) bool {
+		b.changes, last, _, err = scanBatch(tx, ack, PushBatch, func(e *LogEntry) (bool, error) {
 			if e.Origin == Upstream && e.Seq > relayThrough {
-				return false
+				return false, nil
 			}
 			b.relay = b.relay || e.Change.Dot.Replica != r.id
-			return true
+			return true, nil
 		})
 		b.through = max(ack, last.Seq)
 		return err
@@ -495,6 +546,7 @@ func (r *Replica) pull(ctx context.Context, remote Remote, limit int, st *SyncSt
 			return false, fmt.Errorf("pull: %w", res.err)
 		}
 		page := res.page
+		st.Server = page.Server
 		progress(page.ServerTime)
 		if page.Reset {
 			// The server's history is not the one we followed: it was

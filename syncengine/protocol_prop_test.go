@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,29 +14,32 @@ import (
 
 	"github.com/tessera-survey/tessera/syncengine"
 	"github.com/tessera-survey/tessera/syncengine/badgerstore"
+	"github.com/tessera-survey/tessera/syncengine/memstore"
+	"github.com/tessera-survey/tessera/syncengine/pgstore"
 )
 
 var errLost = errors.New("lost")
 
 // flaky is a Remote whose requests are lost before the server sees them or
-// whose answers are lost after the server applied them, as rapid decides.
+// whose answers are lost after the server applied them, following a fault
+// schedule rapid drew up front on the test's goroutine (a sync's pushes
+// run on goroutines of their own, where rapid may not draw).
 type flaky struct {
-	t   *rapid.T
-	srv *syncengine.Replica
-	on  bool
+	srv    *syncengine.Replica
+	faults []int // per request: 0 lost before the server, 1 after, else delivered
+	next   atomic.Int64
+	on     atomic.Bool
 }
 
-func (f *flaky) fail(label string) (before, after bool) {
-	if !f.on {
+func (f *flaky) fail(string) (before, after bool) {
+	if !f.on.Load() {
 		return false, false
 	}
-	switch rapid.IntRange(0, 5).Draw(f.t, label) {
-	case 0:
-		return true, false
-	case 1:
-		return false, true
+	i := f.next.Add(1) - 1
+	if i >= int64(len(f.faults)) {
+		return false, false
 	}
-	return false, false
+	return f.faults[i] == 0, f.faults[i] == 1
 }
 
 func (f *flaky) Push(ctx context.Context, p syncengine.Push) (syncengine.PushResult, error) {
@@ -60,11 +66,38 @@ func (f *flaky) Pull(ctx context.Context, r syncengine.PullRequest) (syncengine.
 	return page, err
 }
 
-func openReplica(t *rapid.T, clock func() time.Time) *syncengine.Replica {
-	s, err := badgerstore.Open(badgerstore.Options{InMemory: true, Profile: badgerstore.Device})
-	if err != nil {
-		t.Fatal(err)
+// protocolStores are the stores the property runs on: the server's store
+// is the one under test (the devices keep theirs in memory).
+func protocolStores(t *testing.T) map[string]func(t *rapid.T) syncengine.Store {
+	m := map[string]func(t *rapid.T) syncengine.Store{
+		"memory": func(*rapid.T) syncengine.Store { return memstore.New() },
+		"badger": func(t *rapid.T) syncengine.Store {
+			s, err := badgerstore.Open(badgerstore.Options{InMemory: true, Profile: badgerstore.Server})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
 	}
+	url := os.Getenv("TESSERA_TEST_POSTGRES")
+	if url == "" && os.Getenv("CI") != "" {
+		t.Fatal("TESSERA_TEST_POSTGRES is not set: CI must run the PostgreSQL tests")
+	}
+	if url != "" {
+		m["postgres"] = func(t *rapid.T) syncengine.Store {
+			name := fmt.Sprintf("prop_%d_%d", time.Now().UnixNano(), rand.Int64())
+			s, err := pgstore.Open(context.Background(), url, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.DropSchema(context.Background(), name) })
+			return s
+		}
+	}
+	return m
+}
+
+func openReplica(t *rapid.T, s syncengine.Store, clock func() time.Time) *syncengine.Replica {
 	t.Cleanup(func() { s.Close() })
 	ctx := context.Background()
 	if err := syncengine.Init(ctx, s, syncengine.NewReplicaID()); err != nil {
@@ -83,13 +116,20 @@ func openReplica(t *rapid.T, clock func() time.Time) *syncengine.Replica {
 // everyone syncs twice, every replica holds the same records and every
 // write that was made is in the server's log exactly once.
 func TestProtocolConverges(t *testing.T) {
+	for name, open := range protocolStores(t) {
+		t.Run(name, func(t *testing.T) { protocolConverges(t, open) })
+	}
+}
+
+func protocolConverges(t *testing.T, open func(*rapid.T) syncengine.Store) {
 	rapid.Check(t, func(t *rapid.T) {
 		ctx := context.Background()
 		now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 		clock := func() time.Time { return now }
-		srv := openReplica(t, clock)
-		remote := &flaky{t: t, srv: srv, on: true}
-		devs := []*syncengine.Replica{openReplica(t, clock), openReplica(t, clock), openReplica(t, clock)}
+		srv := openReplica(t, open(t), clock)
+		remote := &flaky{srv: srv, faults: rapid.SliceOfN(rapid.IntRange(0, 5), 0, 400).Draw(t, "faults")}
+		remote.on.Store(true)
+		devs := []*syncengine.Replica{openReplica(t, memstore.New(), clock), openReplica(t, memstore.New(), clock), openReplica(t, memstore.New(), clock)}
 		var ids []syncengine.RecordID
 		writes := 0
 		for range rapid.IntRange(1, 40).Draw(t, "steps") {
@@ -129,7 +169,7 @@ func TestProtocolConverges(t *testing.T) {
 				_, _ = d.Sync(ctx, remote, syncengine.SyncOptions{PageLimit: rapid.IntRange(1, 4).Draw(t, "page")})
 			}
 		}
-		remote.on = false
+		remote.on.Store(false)
 		for range 2 {
 			for _, d := range devs {
 				if _, err := d.Sync(ctx, remote, syncengine.SyncOptions{PageLimit: 3}); err != nil {

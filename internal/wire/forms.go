@@ -6,6 +6,7 @@ import (
 
 	"github.com/tessera-survey/tessera/forms"
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
+	"github.com/tessera-survey/tessera/syncengine"
 )
 
 // InfoTo converts a form description to its message.
@@ -18,6 +19,21 @@ func InfoTo(i forms.Info) *tesserav1.FormInfo {
 func InfoFrom(m *tesserav1.FormInfo) forms.Info {
 	return forms.Info{ID: m.GetFormId(), Version: m.GetVersion(), Title: m.GetTitle(), Languages: m.GetLanguages(),
 		DefaultLanguage: m.GetDefaultLanguage(), Questions: int(m.GetQuestions()), PublishedAt: m.GetPublishedAt(), SHA256: m.GetSha256(), Project: m.GetProject()}
+}
+
+// SyncForms is the forms step after a sync, the same for a device and a
+// hub: when the digest the server reported differs from seen (the digest
+// of the last fetch), it copies the versions reg lacks. It returns what it
+// fetched and the digest to remember (seen again if nothing was fetched).
+func SyncForms(ctx context.Context, c *Client, reg *forms.Registry, st syncengine.ServerState, seen string) ([]string, string, error) {
+	if st.FormsDigest == "" || st.FormsDigest == seen {
+		return nil, seen, nil
+	}
+	got, err := FetchForms(ctx, c, reg)
+	if err != nil {
+		return got, seen, err
+	}
+	return got, st.FormsDigest, nil
 }
 
 // FetchForms copies into reg the server's form versions it lacks.

@@ -6,7 +6,6 @@ package wire
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect/v2"
@@ -214,15 +213,7 @@ type Client struct {
 	admin  tesserav1connect.AdminServiceClient
 	export tesserav1connect.ExportServiceClient
 	review tesserav1connect.ReviewServiceClient
-	wipe   atomic.Bool // the server asked this device to wipe
 	close  func()
-	digest atomic.Value // string: forms digest of the last pull
-}
-
-// FormsDigest returns the forms digest the server sent with the last pull.
-func (c *Client) FormsDigest() string {
-	s, _ := c.digest.Load().(string)
-	return s
 }
 
 // Auth returns the server's auth service.
@@ -236,9 +227,6 @@ func (c *Client) Review() tesserav1connect.ReviewServiceClient { return c.review
 
 // Admin returns the server's admin service.
 func (c *Client) Admin() tesserav1connect.AdminServiceClient { return c.admin }
-
-// WipeRequested reports whether a pull answered that this device must wipe.
-func (c *Client) WipeRequested() bool { return c.wipe.Load() }
 
 // Forms returns the server's form service.
 func (c *Client) Forms() tesserav1connect.FormServiceClient { return c.forms }
@@ -282,10 +270,6 @@ func (c *Client) Pull(ctx context.Context, r syncengine.PullRequest) (syncengine
 	if err != nil {
 		return syncengine.Page{}, err
 	}
-	c.digest.Store(res.FormsDigest)
-	if res.Wipe {
-		c.wipe.Store(true)
-	}
 	dot, err := DotFrom(res.CursorDot, "cursor dot")
 	if err != nil {
 		return syncengine.Page{}, fmt.Errorf("server sent %w", err)
@@ -302,5 +286,6 @@ func (c *Client) Pull(ctx context.Context, r syncengine.PullRequest) (syncengine
 	return syncengine.Page{
 		Changes: cs, Cursor: res.Cursor, CursorDot: dot, More: res.More, Reset: res.StartOver,
 		Head: res.Head, ServerTime: time.UnixMilli(res.ServerTime),
+		Server: syncengine.ServerState{FormsDigest: res.FormsDigest, Wipe: res.Wipe},
 	}, nil
 }
