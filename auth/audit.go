@@ -47,6 +47,12 @@ type auditHead struct {
 	Hash string `json:"hash"`
 }
 
+// AuditIn adds an entry within tx, the action's own transaction: the action
+// and its audit entry commit together or not at all.
+func (s *Service) AuditIn(tx syncengine.Tx, actor, action, detail string) error {
+	return s.appendAudit(tx, actor, action, detail)
+}
+
 // appendAudit adds an entry within tx (so the action and its record commit
 // together).
 func (s *Service) appendAudit(tx syncengine.Tx, actor, action, detail string) error {

@@ -523,18 +523,4 @@ func instancesOf(ans forms.Answers, rep *forms.Question) []instance {
 }
 
 // stripIDs turns "household/roster[x]/visits" into "household/roster/visits".
-func stripIDs(p string) string {
-	var b strings.Builder
-	depth := 0
-	for _, r := range p {
-		switch {
-		case r == '[':
-			depth++
-		case r == ']':
-			depth--
-		case depth == 0:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
+func stripIDs(p string) string { return forms.Path(p).Question() }

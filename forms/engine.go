@@ -65,18 +65,8 @@ func (n *INode) Value() string { return n.value }
 // instanceKey splits a repeat instance's key "prefix/roster[ID]" into
 // "prefix/roster" and ID.
 func instanceKey(k string) (base, id string, ok bool) {
-	if !strings.HasSuffix(k, "]") {
-		return "", "", false
-	}
-	i := strings.LastIndexByte(k, '[')
-	if i <= 0 {
-		return "", "", false
-	}
-	id = k[i+1 : len(k)-1]
-	if id == "" || strings.ContainsAny(id, "[]/") {
-		return "", "", false
-	}
-	return k[:i], id, true
+	b, id, ok := Path(k).Instance()
+	return string(b), id, ok
 }
 
 // ValueText writes an answer as form expressions see it.

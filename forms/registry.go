@@ -85,6 +85,14 @@ func Parse(xlsx []byte, defaultID string) (*Form, error) {
 // Publish imports xlsx and stores it. created is false when this exact
 // version and content were stored before.
 func (r *Registry) Publish(ctx context.Context, xlsx []byte, defaultID, project string, now time.Time) (Info, bool, error) {
+	return r.PublishWith(ctx, xlsx, defaultID, project, now, nil)
+}
+
+// PublishWith is Publish with also run in the transaction that stores a new
+// version (not for one already stored): an audit entry written there
+// commits with the version, and an error from it stores nothing.
+func (r *Registry) PublishWith(ctx context.Context, xlsx []byte, defaultID, project string, now time.Time,
+	also func(tx syncengine.Tx, info Info) error) (Info, bool, error) {
 	if len(xlsx) > MaxXLSXBytes {
 		return Info{}, false, fmt.Errorf("publish: the file is over %d MiB", MaxXLSXBytes>>20)
 	}
@@ -94,7 +102,7 @@ func (r *Registry) Publish(ctx context.Context, xlsx []byte, defaultID, project 
 	}
 	info := InfoOf(f, xlsx, now)
 	info.Project = project
-	return r.put(ctx, f, xlsx, info)
+	return r.put(ctx, f, xlsx, info, also)
 }
 
 // Store keeps a form fetched from a server (a device's copy), checking it
@@ -107,11 +115,11 @@ func (r *Registry) Store(ctx context.Context, info Info, xlsx []byte) error {
 	if f.Key() != info.Key() {
 		return fmt.Errorf("form %s: the file is %s", info.Key(), f.Key())
 	}
-	_, _, err = r.put(ctx, f, xlsx, info)
+	_, _, err = r.put(ctx, f, xlsx, info, nil)
 	return err
 }
 
-func (r *Registry) put(ctx context.Context, f *Form, xlsx []byte, info Info) (Info, bool, error) {
+func (r *Registry) put(ctx context.Context, f *Form, xlsx []byte, info Info, also func(syncengine.Tx, Info) error) (Info, bool, error) {
 	key := f.Key()
 	f.Project = info.Project
 	created := true
@@ -138,7 +146,13 @@ func (r *Registry) put(ctx context.Context, f *Form, xlsx []byte, info Info) (In
 		if err := tx.SetMeta(metaFormFile+key, xlsx); err != nil {
 			return err
 		}
-		return tx.SetMeta(metaFormInfo+key, b)
+		if err := tx.SetMeta(metaFormInfo+key, b); err != nil {
+			return err
+		}
+		if also != nil {
+			return also(tx, info)
+		}
+		return nil
 	})
 	if err != nil {
 		return Info{}, false, err
@@ -250,6 +264,41 @@ func (r *Registry) Form(ctx context.Context, key string) (*Form, error) {
 	r.cache[key] = f
 	r.mu.Unlock()
 	return f, nil
+}
+
+// ProjectIn returns the project of a form a record names, read through tx
+// (inside a caller's transaction): "" for a form published for every
+// project, or for one not published here (found false). A bare form id
+// goes by its versions, which are all of one project.
+func ProjectIn(tx syncengine.ReadTx, key string) (project string, found bool, err error) {
+	decode := func(v []byte) error {
+		var i Info
+		if err := json.Unmarshal(v, &i); err != nil {
+			return fmt.Errorf("form %s: %w", key, syncengine.ErrCorrupt)
+		}
+		project, found = i.Project, true
+		return nil
+	}
+	if strings.Contains(key, "@") {
+		v, err := tx.Meta(metaFormInfo + key)
+		if errors.Is(err, syncengine.ErrNotFound) {
+			return "", false, nil
+		}
+		if err != nil {
+			return "", false, err
+		}
+		return project, found, decode(v)
+	}
+	err = tx.ScanMeta(metaFormInfo+key+"@", func(_ string, v []byte) error {
+		if err := decode(v); err != nil {
+			return err
+		}
+		return syncengine.ErrStop
+	})
+	if errors.Is(err, syncengine.ErrStop) {
+		err = nil
+	}
+	return project, found, err
 }
 
 // Latest returns the most recently published version of a form id.

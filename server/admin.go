@@ -8,6 +8,7 @@ import (
 
 	"github.com/tessera-survey/tessera/auth"
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
+	"github.com/tessera-survey/tessera/survey"
 )
 
 type authService struct{ s *Server }
@@ -78,12 +79,7 @@ func (h *authService) ReportWiped(ctx context.Context, _ *tesserav1.ReportWipedR
 
 type adminService struct{ s *Server }
 
-func actor(ctx context.Context) string {
-	if p := principal(ctx); p.User != nil {
-		return p.User.Name
-	}
-	return "anonymous"
-}
+func actor(ctx context.Context) string { return survey.Actor(principal(ctx)) }
 
 func (h *adminService) CreateProject(ctx context.Context, req *tesserav1.CreateProjectRequest) (*tesserav1.CreateProjectResponse, error) {
 	if err := h.s.auth.CreateProject(ctx, actor(ctx), req.Name); err != nil {
@@ -110,14 +106,8 @@ func (h *adminService) Grant(ctx context.Context, req *tesserav1.GrantRequest) (
 }
 
 func (h *adminService) CreateEnrollmentCode(ctx context.Context, req *tesserav1.CreateEnrollmentCodeRequest) (*tesserav1.CreateEnrollmentCodeResponse, error) {
-	if err := requireProject(ctx, req.Project, auth.Lead); err != nil {
-		return nil, err
-	}
-	ttl := 15 * time.Minute
-	if req.TtlSeconds > 0 {
-		ttl = time.Duration(req.TtlSeconds) * time.Second
-	}
-	code, exp, err := h.s.auth.NewEnrollmentCode(ctx, actor(ctx), req.Project, req.Team, ttl)
+	ttl := time.Duration(req.TtlSeconds) * time.Second
+	code, exp, err := h.s.svc.EnrollmentCode(ctx, principal(ctx), req.Project, req.Team, ttl)
 	if err != nil {
 		return nil, toConnect(ctx, h.s.log, "CreateEnrollmentCode", err)
 	}
@@ -125,14 +115,7 @@ func (h *adminService) CreateEnrollmentCode(ctx context.Context, req *tesserav1.
 }
 
 func (h *adminService) ListDevices(ctx context.Context, req *tesserav1.ListDevicesRequest) (*tesserav1.ListDevicesResponse, error) {
-	if req.Project == "" {
-		if p := principal(ctx); p.User == nil || !p.User.Admin {
-			return nil, connect.NewError(connect.CodePermissionDenied, "name a project (only an admin lists every project's devices)")
-		}
-	} else if err := requireProject(ctx, req.Project, auth.Lead); err != nil {
-		return nil, err
-	}
-	devs, err := h.s.auth.Devices(ctx, req.Project)
+	devs, err := h.s.svc.Devices(ctx, principal(ctx), req.Project)
 	if err != nil {
 		return nil, toConnect(ctx, h.s.log, "ListDevices", err)
 	}
@@ -145,14 +128,7 @@ func (h *adminService) ListDevices(ctx context.Context, req *tesserav1.ListDevic
 }
 
 func (h *adminService) deviceAction(ctx context.Context, id string, revoke, wipe bool) error {
-	d, err := h.s.auth.GetDevice(ctx, id)
-	if err != nil {
-		return toConnect(ctx, h.s.log, "DeviceAction", err)
-	}
-	if err := requireProject(ctx, d.Project, auth.Lead); err != nil {
-		return err
-	}
-	if err := h.s.auth.SetDevice(ctx, actor(ctx), id, revoke, wipe); err != nil {
+	if _, err := h.s.svc.DeviceAction(ctx, principal(ctx), id, revoke, wipe); err != nil {
 		return toConnect(ctx, h.s.log, "DeviceAction", err)
 	}
 	return nil

@@ -2,7 +2,6 @@ package server
 
 import (
 	"encoding/base64"
-	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -12,7 +11,7 @@ import (
 
 	"github.com/tessera-survey/tessera/auth"
 	"github.com/tessera-survey/tessera/forms"
-	"github.com/tessera-survey/tessera/syncengine"
+	"github.com/tessera-survey/tessera/survey"
 )
 
 type formRow struct {
@@ -25,17 +24,14 @@ func (s *Server) consoleForms(w http.ResponseWriter, r *http.Request, u *auth.Us
 }
 
 func (s *Server) showForms(w http.ResponseWriter, r *http.Request, u *auth.User, session, msg string, isErr bool, status int) {
-	all, err := s.forms.List(r.Context())
+	all, err := s.svc.ListForms(r.Context(), auth.Principal{User: u})
 	if err != nil {
-		http.Error(w, "internal error", http.StatusInternalServerError)
+		s.consoleFail(w, r, err)
 		return
 	}
-	p := auth.Principal{User: u}
-	var rows []formRow
+	rows := make([]formRow, 0, len(all))
 	for _, i := range all {
-		if i.Project == "" || p.Can(i.Project, auth.Analyst) {
-			rows = append(rows, formRow{Info: i, When: time.UnixMilli(i.PublishedAt).UTC().Format("2006-01-02 15:04")})
-		}
+		rows = append(rows, formRow{Info: i, When: minute(i.PublishedAt)})
 	}
 	s.render(w, "forms", status, map[string]any{"User": u.Name, "CSRF": csrfFor(session), "Forms": rows,
 		"Message": msg, "Error": isErr, "Project": r.FormValue("project")})
@@ -45,11 +41,6 @@ func (s *Server) showForms(w http.ResponseWriter, r *http.Request, u *auth.User,
 // their sheet and row.
 func (s *Server) consolePublish(w http.ResponseWriter, r *http.Request, u *auth.User, session string) {
 	project := strings.TrimSpace(r.FormValue("project"))
-	p := auth.Principal{User: u}
-	if (project == "" && !u.Admin) || (project != "" && !p.Can(project, auth.Lead)) {
-		s.showForms(w, r, u, session, "Name a project you lead (only an admin publishes for every project).", true, http.StatusForbidden)
-		return
-	}
 	f, _, err := r.FormFile("xlsx")
 	if err != nil {
 		s.showForms(w, r, u, session, "Choose an .xlsx file.", true, http.StatusBadRequest)
@@ -61,25 +52,15 @@ func (s *Server) consolePublish(w http.ResponseWriter, r *http.Request, u *auth.
 		s.showForms(w, r, u, session, "The upload failed; try again.", true, http.StatusBadRequest)
 		return
 	}
-	info, created, err := s.forms.Publish(r.Context(), b, "", project, s.rep.Now())
-	var ps forms.Problems
-	switch {
-	case errors.As(err, &ps):
-		s.showForms(w, r, u, session, ps.Error(), true, http.StatusBadRequest)
-		return
-	case errors.Is(err, forms.ErrExists), errors.Is(err, forms.ErrNotXLSX):
-		s.showForms(w, r, u, session, err.Error(), true, http.StatusBadRequest)
-		return
-	case err != nil:
-		s.log.Error("console publish", "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
+	info, created, err := s.svc.Publish(r.Context(), auth.Principal{User: u}, survey.Publish{XLSX: b, Project: project, Via: "console"})
+	if err != nil {
+		status, msg := s.consoleError(r, err)
+		s.showForms(w, r, u, session, msg, true, status)
 		return
 	}
 	msg := "Published " + info.Key() + "."
 	if !created {
 		msg = info.Key() + " was already published with this content."
-	} else {
-		_ = s.auth.Audit(r.Context(), u.Name, "form-publish", info.Key()+" project "+project+" (console)")
 	}
 	s.showForms(w, r, u, session, msg, false, http.StatusOK)
 }
@@ -88,12 +69,9 @@ type deviceRow struct {
 	auth.Device
 	State, Enrolled   string
 	LastSync, Clock   string
-	Waiting           int64
+	Waiting           uint64
 	ClockWarn, Silent bool
 }
-
-// silentAfter is when the console marks a device that has not synced.
-const silentAfter = 7 * 24 * time.Hour
 
 func (s *Server) consoleDevices(w http.ResponseWriter, r *http.Request, u *auth.User, session string) {
 	s.showDevices(w, r, u, session, map[string]any{}, http.StatusOK)
@@ -106,75 +84,54 @@ func (s *Server) showDevices(w http.ResponseWriter, r *http.Request, u *auth.Use
 		data[k] = v
 	}
 	if project != "" {
-		if !(auth.Principal{User: u}).Can(project, auth.Lead) {
-			http.Error(w, "your role does not allow this in project "+project, http.StatusForbidden)
-			return
-		}
-		devs, err := s.auth.Devices(r.Context(), project)
+		devs, err := s.svc.Devices(r.Context(), auth.Principal{User: u}, project)
 		if err != nil {
-			http.Error(w, "internal error", http.StatusInternalServerError)
+			s.consoleFail(w, r, err)
 			return
 		}
-		var head uint64
-		if err := s.store.View(r.Context(), func(tx syncengine.ReadTx) (err error) { head, err = tx.Head(); return }); err != nil {
-			http.Error(w, "internal error", http.StatusInternalServerError)
-			return
-		}
-		var rows []deviceRow
+		rows := make([]deviceRow, 0, len(devs))
 		for _, d := range devs {
-			st := "active"
-			switch {
-			case d.Wiped != 0:
-				st = "wiped"
-			case d.Revoked:
-				st = "revoked"
-			case d.Wipe:
-				st = "wipe pending"
-			}
-			row := deviceRow{Device: d, State: st, Enrolled: time.UnixMilli(d.Enrolled).UTC().Format("2006-01-02 15:04"), LastSync: "never"}
-			if ds, ok := s.devstats.get(r.Context(), s.store, d.ID); ok {
-				row.LastSync = time.UnixMilli(ds.LastSync).UTC().Format("2006-01-02 15:04")
-				if head > ds.Cursor {
-					row.Waiting = int64(head - ds.Cursor)
-				}
-				row.Silent = s.rep.Now().Sub(time.UnixMilli(ds.LastSync)) > silentAfter
-				if ds.Known {
-					off := time.Duration(ds.Offset) * time.Millisecond
-					row.ClockWarn = off > clockWarning || off < -clockWarning
-					switch {
-					case !row.ClockWarn:
-						row.Clock = "ok"
-					case off > 0:
-						row.Clock = "ahead by " + off.Round(time.Second).String()
-					default:
-						row.Clock = "behind by " + (-off).Round(time.Second).String()
-					}
-				}
-			} else {
-				row.Silent = s.rep.Now().Sub(time.UnixMilli(d.Enrolled)) > silentAfter
-			}
-			rows = append(rows, row)
+			rows = append(rows, deviceRowOf(d))
 		}
 		data["Devices"] = rows
 	}
 	s.render(w, "devices", status, data)
 }
 
+func deviceRowOf(d survey.DeviceState) deviceRow {
+	row := deviceRow{Device: d.Device, State: d.State, Enrolled: minute(d.Enrolled), LastSync: "never",
+		Waiting: d.Waiting, Silent: d.Silent, ClockWarn: d.ClockWarn()}
+	if !d.LastSync.IsZero() {
+		row.LastSync = minute(d.LastSync.UnixMilli())
+	}
+	switch {
+	case !d.ClockKnown:
+	case !row.ClockWarn:
+		row.Clock = "ok"
+	case d.Clock > 0:
+		row.Clock = "ahead by " + d.Clock.Round(time.Second).String()
+	default:
+		row.Clock = "behind by " + (-d.Clock).Round(time.Second).String()
+	}
+	return row
+}
+
 // consoleCode makes an enrollment code, shown as text and as a QR code
 // for the device's camera.
 func (s *Server) consoleCode(w http.ResponseWriter, r *http.Request, u *auth.User, session string) {
 	project := strings.TrimSpace(r.FormValue("project"))
-	if !(auth.Principal{User: u}).Can(project, auth.Lead) {
-		http.Error(w, "your role does not allow this in project "+project, http.StatusForbidden)
-		return
-	}
 	ttl, err := time.ParseDuration(r.FormValue("ttl"))
 	if err != nil {
 		ttl = 15 * time.Minute
 	}
-	code, exp, err := s.auth.NewEnrollmentCode(r.Context(), u.Name, project, strings.TrimSpace(r.FormValue("team")), ttl)
+	code, exp, err := s.svc.EnrollmentCode(r.Context(), auth.Principal{User: u}, project, strings.TrimSpace(r.FormValue("team")), ttl)
 	if err != nil {
-		s.showDevices(w, r, u, session, map[string]any{"Message": err.Error(), "Error": true}, http.StatusBadRequest)
+		status, msg := s.consoleError(r, err)
+		if status == http.StatusForbidden {
+			http.Error(w, msg, status)
+			return
+		}
+		s.showDevices(w, r, u, session, map[string]any{"Message": msg, "Error": true}, status)
 		return
 	}
 	qc, err := qr.Encode(code, qr.M)
@@ -186,19 +143,10 @@ func (s *Server) consoleCode(w http.ResponseWriter, r *http.Request, u *auth.Use
 }
 
 func (s *Server) consoleDeviceAction(w http.ResponseWriter, r *http.Request, u *auth.User, session string) {
-	id := r.PathValue("id")
-	d, err := s.auth.GetDevice(r.Context(), id)
-	if err != nil {
-		http.NotFound(w, r)
-		return
-	}
-	if !(auth.Principal{User: u}).Can(d.Project, auth.Lead) {
-		http.Error(w, "your role does not allow this in project "+d.Project, http.StatusForbidden)
-		return
-	}
 	revoke := strings.HasSuffix(r.URL.Path, "/revoke")
-	if err := s.auth.SetDevice(r.Context(), u.Name, id, revoke, !revoke); err != nil {
-		http.Error(w, "internal error", http.StatusInternalServerError)
+	d, err := s.svc.DeviceAction(r.Context(), auth.Principal{User: u}, r.PathValue("id"), revoke, !revoke)
+	if err != nil {
+		s.consoleFail(w, r, err)
 		return
 	}
 	r.Form.Set("project", d.Project)

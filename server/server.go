@@ -8,14 +8,12 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"connectrpc.com/connect/v2"
@@ -27,6 +25,7 @@ import (
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
 	"github.com/tessera-survey/tessera/gen/tessera/v1/tesserav1connect"
 	"github.com/tessera-survey/tessera/internal/wire"
+	"github.com/tessera-survey/tessera/survey"
 	"github.com/tessera-survey/tessera/syncengine"
 	"github.com/tessera-survey/tessera/syncengine/badgerstore"
 )
@@ -54,37 +53,28 @@ type Config struct {
 	Clock func() time.Time
 }
 
-// Server is a running Tessera server.
+// Server is a running Tessera server: wiring of the use cases (package
+// survey) to their transports.
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	store   syncengine.Store
+	svc     *survey.Service
 	rep     *syncengine.Replica
+	forms   *forms.Registry
+	auth    *auth.Service
 	handler http.Handler
 
-	forms          *forms.Registry
-	auth           *auth.Service
-	open           bool
-	scopes         scopes
-	limiter        *limiter
-	checker        *checker
-	upstream       *wire.Client
-	syncMu         sync.Mutex // one upstream sync at a time
-	upstreamDigest string     // forms digest of the upstream at the last fetch
-	hubPoke        chan struct{}
-	hubDone        chan struct{}
-	cancel         context.CancelFunc
-	mu             sync.Mutex
-	hubStat        HubStatus
-	devstats       *devStats
+	limiter  *limiter
+	relay    *survey.Relay // a hub's link to its upstream, or nil
+	upstream *wire.Client
+	hubPoke  chan struct{}
+	hubDone  chan struct{}
+	cancel   context.CancelFunc
 }
 
 // HubStatus reports a hub's last sync with its upstream.
-type HubStatus struct {
-	LastSync time.Time            `json:"last_sync,omitzero"`
-	LastErr  string               `json:"last_error,omitempty"`
-	Stats    syncengine.SyncStats `json:"-"`
-}
+type HubStatus = survey.HubStatus
 
 // MaxRequestBytes bounds one request body: a form file is at most 32 MiB
 // (each procedure bounds its own message further; a sync batch 4 MiB).
@@ -107,23 +97,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		s.store = st
 	}
-	s.startChecker()
-	ropts := syncengine.Options{Clock: cfg.Clock, Finalized: s.checker.finalized, Resolved: s.auditResolutions, History: true}
-	rep, err := syncengine.Open(ctx, s.store, ropts)
-	if errors.Is(err, syncengine.ErrNotInitialized) {
-		if err = syncengine.Init(ctx, s.store, syncengine.NewReplicaID()); err == nil {
-			rep, err = syncengine.Open(ctx, s.store, ropts)
-		}
-	}
+	svc, err := survey.New(ctx, s.store, survey.Config{Open: !cfg.RequireAuth, Clock: cfg.Clock, Logger: cfg.Logger, Changed: s.pokeHub})
 	if err != nil {
-		s.checker.stop()
 		s.store.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	s.rep = rep
-	s.forms = forms.NewRegistry(s.store)
-	s.auth = auth.New(s.store, rep.Now)
-	s.open = !cfg.RequireAuth
+	s.svc, s.rep, s.forms, s.auth = svc, svc.Replica(), svc.Forms(), svc.Auth()
 	if cfg.RateLimit == 0 {
 		cfg.RateLimit = 20
 	}
@@ -132,14 +111,26 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	token, err := s.auth.Bootstrap(ctx)
 	if err != nil {
-		s.checker.stop()
+		s.svc.Close()
 		s.store.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	if token != "" {
 		s.announceSetupToken(token)
 	}
+	s.handler = http.MaxBytesHandler(s.mux(), MaxRequestBytes)
+	if cfg.Upstream != "" {
+		if err := s.startHub(); err != nil {
+			s.svc.Close()
+			s.store.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
 
+// mux routes the Connect services, the health check and the console.
+func (s *Server) mux() *http.ServeMux {
 	cs := connect.NewServer(recoverInterceptor(s.log), s.authInterceptor)
 	tesserav1connect.RegisterSyncServiceHandler(cs, &syncService{s: s})
 	tesserav1connect.RegisterFormServiceHandler(cs, &formService{s: s})
@@ -161,29 +152,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		connecthttp.WithCompressors(wire.Compressors()...), connecthttp.WithCompressMinBytes(1024))
 	mux.HandleFunc("GET /healthz", s.health)
 	s.mountConsole(mux)
-	s.handler = http.MaxBytesHandler(mux, MaxRequestBytes)
-
-	if cfg.Upstream != "" {
-		if err := s.startHub(); err != nil {
-			s.checker.stop()
-			s.store.Close()
-			return nil, err
-		}
-	}
-	s.devstats = newDevStats(s.store, 30*time.Second)
-	return s, nil
-}
-
-// deviceSeen notes a device's pull: when, where in the server's log it
-// has pulled to, and how far its clock is from the server's. Nothing is
-// read here: the sync path only records what the request carried.
-func (s *Server) deviceSeen(id string, deviceTime int64, cursor uint64) {
-	now := s.rep.Now().UnixMilli()
-	st := devStat{LastSync: now, Cursor: cursor}
-	if deviceTime != 0 {
-		st.Offset, st.Known = deviceTime-now, true
-	}
-	s.devstats.seen(id, st)
+	return mux
 }
 
 // SetupTokenFile is where the first start writes the admin's one-time setup
@@ -200,23 +169,16 @@ func (s *Server) announceSetupToken(token string) {
 	}
 }
 
-// auditResolutions records every conflict settled in the data the server
-// merges (on a device, in the console, anywhere upstream).
-func (s *Server) auditResolutions(rs []syncengine.Resolution) {
-	if s.auth == nil {
-		return
-	}
-	for _, r := range rs {
-		_ = s.auth.Audit(context.Background(), "replica:"+r.By.Replica.String(), "conflict-resolved",
-			fmt.Sprintf("record %s field %s (%d concurrent values)", r.Record, r.Field, r.Values))
-	}
-}
-
 // Forms returns the server's form registry (tests and tools).
 func (s *Server) Forms() *forms.Registry { return s.forms }
 
 // Auth returns the server's accounts and devices (tests and tools).
 func (s *Server) Auth() *auth.Service { return s.auth }
+
+// Check validates one record now (tests and tools).
+func (s *Server) Check(ctx context.Context, id syncengine.RecordID) error {
+	return s.svc.Check(ctx, id)
+}
 
 // Replica returns the server's replica (tests and tools).
 func (s *Server) Replica() *syncengine.Replica { return s.rep }
@@ -259,8 +221,7 @@ func (s *Server) Close() error {
 		s.cancel()
 		<-s.hubDone
 	}
-	s.checker.stop()
-	s.devstats.close()
+	s.svc.Close()
 	return s.store.Close()
 }
 
@@ -274,10 +235,8 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 		body = map[string]any{"status": "unavailable"}
 		s.log.Error("health check", "err", err)
 	}
-	if s.cfg.Upstream != "" {
-		s.mu.Lock()
-		body["upstream"] = map[string]any{"url": s.cfg.Upstream, "status": s.hubStat}
-		s.mu.Unlock()
+	if s.relay != nil {
+		body["upstream"] = map[string]any{"url": s.cfg.Upstream, "status": s.relay.Status()}
 	}
 	_ = json.NewEncoder(w).Encode(body)
 }
@@ -289,16 +248,9 @@ func (h *syncService) Push(ctx context.Context, req *tesserav1.PushRequest) (*te
 	if err != nil {
 		return nil, toConnect(ctx, h.s.log, "Push", err)
 	}
-	var opts []syncengine.ServeOption
-	if d := principal(ctx).Device; d != nil {
-		opts = append(opts, syncengine.WithGuard(h.s.pushGuard(ctx, d)))
-	}
-	res, err := h.s.rep.Receive(ctx, p, opts...)
+	res, err := h.s.svc.Push(ctx, principal(ctx), p)
 	if err != nil {
 		return nil, toConnect(ctx, h.s.log, "Push", err)
-	}
-	if res.Applied > 0 {
-		h.s.pokeHub()
 	}
 	return wire.PushResultTo(res), nil
 }
@@ -308,23 +260,11 @@ func (h *syncService) Pull(ctx context.Context, req *tesserav1.PullRequest) (*te
 	if err != nil {
 		return nil, toConnect(ctx, h.s.log, "Pull", err)
 	}
-	var opts []syncengine.ServeOption
-	if d := principal(ctx).Device; d != nil {
-		opts = append(opts, syncengine.WithFilter(h.s.pullFilter(d)))
-	}
-	page, err := h.s.rep.Page(ctx, r, opts...)
+	page, err := h.s.svc.Pull(ctx, principal(ctx), r, req.DeviceTime)
 	if err != nil {
 		return nil, toConnect(ctx, h.s.log, "Pull", err)
 	}
-	res := wire.PageTo(page, req.Columnar)
-	if d := principal(ctx).Device; d != nil {
-		res.Wipe = d.Wipe
-		h.s.deviceSeen(d.ID, req.DeviceTime, page.Cursor)
-	}
-	if res.FormsDigest, err = h.s.forms.Digest(ctx); err != nil {
-		return nil, toConnect(ctx, h.s.log, "Pull", err)
-	}
-	return res, nil
+	return wire.PageTo(page, req.Columnar), nil
 }
 
 func recoverInterceptor(log *slog.Logger) connect.ServerInterceptor {

@@ -139,7 +139,6 @@ func (r *Replica) Receive(ctx context.Context, p Push, opts ...ServeOption) (Pus
 	defer r.broadcast()
 	res := PushResult{}
 	var changed merged
-	var settled []Resolution
 	err := r.store.Update(ctx, func(tx Tx) error {
 		held, err := metaUint(tx, key)
 		if err != nil {
@@ -158,7 +157,10 @@ func (r *Replica) Receive(ctx context.Context, p Push, opts ...ServeOption) (Pus
 		if err != nil {
 			return err
 		}
-		changed, settled = recs, rs
+		changed = recs
+		if err := r.settle(tx, rs); err != nil {
+			return err
+		}
 		res = PushResult{Acknowledged: max(held, p.Through), Applied: n}
 		return setMetaUint(tx, key, res.Acknowledged)
 	})
@@ -167,7 +169,7 @@ func (r *Replica) Receive(ctx context.Context, p Push, opts ...ServeOption) (Pus
 	}
 	if !res.Resend {
 		r.observeAll(p.Changes)
-		r.notify(changed, settled)
+		r.notify(changed)
 	}
 	res.ServerTime = r.clock()
 	return res, nil
@@ -583,7 +585,6 @@ func (r *Replica) pull(ctx context.Context, remote Remote, limit int, st *SyncSt
 		}
 		var n int
 		var changed merged
-		var settled []Resolution
 		err = r.store.Update(ctx, func(tx Tx) error {
 			// When everything before this page was pushed, the page's own
 			// entries (which came from upstream) need no push either: move
@@ -601,7 +602,11 @@ func (r *Replica) pull(ctx context.Context, remote Remote, limit int, st *SyncSt
 			if err != nil {
 				return err
 			}
+			var settled []Resolution
 			if n, changed, settled, err = r.applyAll(tx, Upstream, page.Changes); err != nil {
+				return err
+			}
+			if err := r.settle(tx, settled); err != nil {
 				return err
 			}
 			if ack == head && relay <= ack {
@@ -634,7 +639,7 @@ func (r *Replica) pull(ctx context.Context, remote Remote, limit int, st *SyncSt
 			return false, fmt.Errorf("pull: %w", err)
 		}
 		r.observeAll(page.Changes)
-		r.notify(changed, settled)
+		r.notify(changed)
 		st.Pulled += len(page.Changes)
 		st.Applied += n
 		if !page.More {

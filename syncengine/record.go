@@ -390,3 +390,13 @@ func (r *Record) Equal(o *Record) bool {
 }
 
 func compareRecordIDs(a, b RecordID) int { return cmp.Compare(string(a[:]), string(b[:])) }
+
+// ShortID is how people see an id (a record's, a device's): "…" and the
+// last 8 hex digits. Ids are UUIDv7s, whose first digits are a timestamp
+// shared by everything made in the same minute; the tail is random.
+func ShortID(id string) string {
+	if len(id) < 8 {
+		return id
+	}
+	return "…" + id[len(id)-8:]
+}

@@ -39,7 +39,7 @@ type Replica struct {
 	hlc     HLC
 
 	finalized func([]RecordID)
-	resolved  func([]Resolution)
+	resolved  func(Tx, []Resolution) error
 	history   bool
 
 	sigMu sync.Mutex
@@ -55,9 +55,10 @@ type Options struct {
 	// changes from elsewhere commits, with the records it changed whose
 	// provisional status is then "finalized" (a server re-checks them).
 	Finalized func(ids []RecordID)
-	// Resolved, when set, is called after a transaction commits with the
-	// conflicts its merged changes settled (a server audits them).
-	Resolved func(rs []Resolution)
+	// Resolved, when set, is called inside a merge transaction with the
+	// conflicts its changes settle (a server audits them there, so the
+	// audit entry and the merge commit together); an error fails the merge.
+	Resolved func(tx Tx, rs []Resolution) error
 	// History keeps an index from each record to its log entries, so
 	// History can list who changed a record, what and when without
 	// scanning the log. It costs one small key per change; a server
@@ -300,12 +301,20 @@ func (r *Replica) ResolveDelete(ctx context.Context, id RecordID, keep bool) err
 
 // edit reads a record, lets decide choose the fields to write, and writes.
 func (r *Replica) edit(ctx context.Context, id RecordID, decide func(*Record) ([]FieldWrite, error)) error {
+	return r.Edit(ctx, id, func(_ Tx, rec *Record) ([]FieldWrite, error) { return decide(rec) })
+}
+
+// Edit is a local write decided on the record as stored: decide reads it
+// inside the write's transaction and chooses the fields to write; it may
+// write metadata of its own in tx (an audit entry), which commits with the
+// change or not at all.
+func (r *Replica) Edit(ctx context.Context, id RecordID, decide func(tx Tx, rec *Record) ([]FieldWrite, error)) error {
 	return r.localUpdate(ctx, func(tx Tx) error {
 		rec, err := tx.Record(id)
 		if err != nil {
 			return fmt.Errorf("record %s: %w", id, err)
 		}
-		fields, err := decide(rec)
+		fields, err := decide(tx, rec)
 		if err != nil {
 			return err
 		}
@@ -447,9 +456,8 @@ func (r *Replica) Records(ctx context.Context, fn func(*Record) error) error {
 	})
 }
 
-// notify reports records changed and conflicts settled by a committed
-// transaction.
-func (r *Replica) notify(m merged, rs []Resolution) {
+// notify reports the finalized records a committed transaction changed.
+func (r *Replica) notify(m merged) {
 	if r.finalized != nil {
 		var ids []RecordID
 		for _, rec := range m.recs {
@@ -462,9 +470,15 @@ func (r *Replica) notify(m merged, rs []Resolution) {
 			r.finalized(ids)
 		}
 	}
-	if r.resolved != nil && len(rs) > 0 {
-		r.resolved(rs)
+}
+
+// settle hands the conflicts a merge settled to the Resolved hook, inside
+// the merge's transaction.
+func (r *Replica) settle(tx Tx, rs []Resolution) error {
+	if r.resolved == nil || len(rs) == 0 {
+		return nil
 	}
+	return r.resolved(tx, rs)
 }
 
 // resolutions lists the conflicts c settles in rec (before it is applied).

@@ -195,6 +195,7 @@ func PageTo(p syncengine.Page, columnar bool) *tesserav1.PullResponse {
 	res := &tesserav1.PullResponse{
 		Cursor: p.Cursor, CursorDot: DotTo(p.CursorDot), More: p.More,
 		StartOver: p.Reset, ServerTime: p.ServerTime.UnixMilli(), Head: p.Head,
+		FormsDigest: p.Server.FormsDigest, Wipe: p.Server.Wipe,
 	}
 	if columnar {
 		res.Batch = EncodeBatch(p.Changes)

@@ -1,15 +1,14 @@
-package server
+package survey
 
 import (
 	"math/rand/v2"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/tessera-survey/tessera/syncengine"
 )
 
-// TestRecordFilterMayMatch: the console's pre-check on stored bytes never
+// TestRecordFilterMayMatch: the record list's pre-check on stored bytes never
 // rejects a record the full filter keeps (form, conflicts only, status,
 // creation dates, creating device), on random records with concurrent
 // writes, writes at the same instant, statuses in conflict, deletes and
@@ -18,11 +17,11 @@ func TestRecordFilterMayMatch(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	forms := []string{"a@1", "a@2", "b@1", "ab@1"}
 	replicas := []syncengine.ReplicaID{syncengine.NewReplicaID(), syncengine.NewReplicaID()}
-	var filters []recordFilter
+	var filters []RecordFilter
 	for _, form := range []string{"", "a", "b"} {
 		for _, conflicts := range []bool{false, true} {
 			for _, status := range []string{"", "draft", "finalized"} {
-				filters = append(filters, recordFilter{Form: form, ConflictsOnly: conflicts, Status: status})
+				filters = append(filters, RecordFilter{Form: form, ConflictsOnly: conflicts, Status: status})
 			}
 		}
 	}
@@ -36,7 +35,7 @@ func TestRecordFilterMayMatch(t *testing.T) {
 		return base + d*day
 	}
 	for _, w := range [][2]int64{{0, 1}, {1, 2}, {2, -1}, {-1, 3}, {-1, -1}} {
-		f := recordFilter{from: at(w[0]), to: at(w[1])}
+		f := RecordFilter{from: at(w[0]), to: at(w[1])}
 		for _, dev := range []string{"", replicas[0].String()[:8], replicas[1].String()[30:], "zz"} {
 			f.Device = dev
 			filters = append(filters, f)
@@ -75,12 +74,8 @@ func TestRecordFilterMayMatch(t *testing.T) {
 		}
 		b := syncengine.MarshalRecord(nil, rec)
 		for _, f := range filters {
-			lo, device := created(rec)
-			full := (f.Form == "" || rec.Form == f.Form || strings.HasPrefix(rec.Form, f.Form+"@")) &&
-				(!f.ConflictsOnly || len(rec.Conflicts()) > 0 || rec.DeleteConflict()) &&
-				(f.Status == "" || rec.Status() == f.Status) &&
-				(f.from == 0 || lo.Millis() >= f.from) && (f.to == 0 || lo.Millis() < f.to) &&
-				(f.Device == "" || strings.Contains(device, f.Device))
+			sum := summaryOf(rec)
+			full := f.matches(&sum)
 			may := f.mayMatch(&v, b)
 			if full && !may {
 				t.Fatalf("filter %+v rejects a record it keeps: %+v", f, rec)

@@ -1,36 +1,35 @@
-package server
+package survey
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
 
 	"github.com/tessera-survey/tessera/dataset"
-	"github.com/tessera-survey/tessera/forms"
-	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
-	"github.com/tessera-survey/tessera/gen/tessera/v1/tesserav1connect"
 	"github.com/tessera-survey/tessera/syncengine"
 )
 
+// errSinkFailed stops reading once the sink has failed; the sink's own
+// error is what the export returns.
+var errSinkFailed = errors.New("export: the sink failed")
+
 // exportRun is an export's pipeline behind the store scan. The reader
-// (the handler, in its read transaction) fills batches of records; layout
+// (in the export's read transaction) fills batches of records; layout
 // workers, one per core up to four, turn batches into rows at the same
-// time; one sender sends every batch's rows in the order the records were
-// read, with the other messages (progress, changed ids) in their places.
-// Laying out was the slowest stage and a single goroutine could not use
-// more than one core.
+// time; one sender hands every batch's rows to the sink in the order the
+// records were read, with the other parts (progress, changed ids) in their
+// places. Laying out was the slowest stage and a single goroutine could
+// not use more than one core.
 type exportRun struct {
-	stream   tesserav1connect.ExportServiceExportServerStream
-	packed   bool
-	matches  func(form string) bool
-	exported func(*syncengine.Record) bool
+	sink Sink
+	exp  *export
 
 	cur        *runBatch      // being filled by the reader
 	work       chan *runBatch // to the layout workers
 	order      chan runStep   // to the sender, in read order
 	free       chan *runBatch // batches back from the sender
-	spare      chan *tesserav1.ExportRows
 	workers    sync.WaitGroup
 	senderDone chan struct{}
 	failed     atomic.Bool // a send or a layout failed: the reader stops
@@ -38,15 +37,14 @@ type exportRun struct {
 
 	// The sender's, read after senderDone.
 	records, rows uint64
-	err           error // the first failure: a layout error, or errExportSend
-	sendErr       error // the stream's own error when a send failed
+	err           error // the first failure: a layout error, or the sink's
 }
 
-// runStep is the sender's next thing to do: send a message, or wait for a
-// batch's layout and send its rows.
+// runStep is the sender's next thing to do: pass changed ids on, or wait
+// for a batch's layout and pass its rows.
 type runStep struct {
-	msg   *tesserav1.ExportResponse
-	batch *runBatch
+	changed []string
+	batch   *runBatch
 }
 
 type runBatch struct {
@@ -55,9 +53,9 @@ type runBatch struct {
 	// are valid only while its scan is on them); reused with the batch.
 	buf  []byte
 	done chan struct{} // one token when a worker is through with it
-	// Set by the worker: the rows as messages in order, and counts.
-	out           []*tesserav1.ExportRows
-	cur           []*tesserav1.ExportRows // per table, the message being filled
+	// Set by the worker: the rows in order, and counts.
+	out           []Rows
+	cur           []Rows // per table, the batch being filled
 	records, rows uint64
 	err           error
 }
@@ -69,19 +67,17 @@ type runItem struct {
 	review string
 }
 
-func newExportRun(stream tesserav1connect.ExportServiceExportServerStream, versions []*forms.Form, opts dataset.Options,
-	packed bool, matches func(string) bool, exported func(*syncengine.Record) bool) *exportRun {
+func newExportRun(sink Sink, e *export) *exportRun {
 	workers := min(max(runtime.GOMAXPROCS(0), 1), 4)
 	r := &exportRun{
-		stream: stream, packed: packed, matches: matches, exported: exported,
+		sink: sink, exp: e,
 		work:       make(chan *runBatch, workers),
 		order:      make(chan runStep, 4),
 		free:       make(chan *runBatch, workers+6),
-		spare:      make(chan *tesserav1.ExportRows, 2*(workers+6)),
 		senderDone: make(chan struct{}),
 	}
 	for range workers {
-		l := dataset.NewLayout(versions, opts) // a layout keeps buffers: one each
+		l := dataset.NewLayout(e.versions, e.options()) // a layout keeps buffers: one each
 		r.workers.Add(1)
 		go r.layOutAll(l)
 	}
@@ -92,7 +88,7 @@ func newExportRun(stream tesserav1connect.ExportServiceExportServerStream, versi
 // add queues a record (decoded, or as stored: raw is copied) for layout.
 func (r *exportRun) add(rec *syncengine.Record, id syncengine.RecordID, raw []byte, review string) error {
 	if r.failed.Load() {
-		return errExportSend
+		return errSinkFailed
 	}
 	if r.cur == nil {
 		r.cur = r.batch()
@@ -114,7 +110,7 @@ func (r *exportRun) add(rec *syncengine.Record, id syncengine.RecordID, raw []by
 // flush hands the batch being filled to the workers and the sender.
 func (r *exportRun) flush() error {
 	if r.failed.Load() {
-		return errExportSend
+		return errSinkFailed
 	}
 	if b := r.cur; b != nil && len(b.items) > 0 {
 		r.cur = nil
@@ -124,18 +120,18 @@ func (r *exportRun) flush() error {
 	return nil
 }
 
-// send queues a message after the records added so far.
-func (r *exportRun) send(m *tesserav1.ExportResponse) error {
+// changed queues changed ids after the records added so far.
+func (r *exportRun) changed(ids []string) error {
 	if err := r.flush(); err != nil {
 		return err
 	}
-	r.order <- runStep{msg: m}
+	r.order <- runStep{changed: ids}
 	return nil
 }
 
 // finish waits for the pipeline to end (a batch still being filled is
 // dropped: flush first) and reports the records and rows sent and the
-// first failure. Only then may the caller use the stream again.
+// first failure.
 func (r *exportRun) finish() (records, rows uint64, err error) {
 	if !r.finished {
 		r.finished = true
@@ -158,19 +154,6 @@ func (r *exportRun) batch() *runBatch {
 	}
 }
 
-// rowsMsg is an empty message for rows of table ti, reusing a sent one.
-func (r *exportRun) rowsMsg(ti int) *tesserav1.ExportRows {
-	select {
-	case m := <-r.spare:
-		*m = tesserav1.ExportRows{Table: uint32(ti), Kinds: m.Kinds[:0], Texts: m.Texts[:0],
-			Ints: m.Ints[:0], Decimals: m.Decimals[:0], Bools: m.Bools[:0],
-			TextData: m.TextData[:0], TextLens: m.TextLens[:0]}
-		return m
-	default:
-		return &tesserav1.ExportRows{Table: uint32(ti)}
-	}
-}
-
 func (r *exportRun) layOutAll(l *dataset.Layout) {
 	defer r.workers.Done()
 	for b := range r.work {
@@ -182,7 +165,7 @@ func (r *exportRun) layOutAll(l *dataset.Layout) {
 }
 
 // layOut turns a batch's records into rows. A panic is the batch's error:
-// it would not reach the handler's recover from this goroutine.
+// it would not reach a handler's recover from this goroutine.
 func (r *exportRun) layOut(l *dataset.Layout, b *runBatch) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -194,19 +177,19 @@ func (r *exportRun) layOut(l *dataset.Layout, b *runBatch) {
 			b.cur = append(b.cur, nil)
 		}
 		m := b.cur[row.Table]
-		if m == nil || m.Count >= exportBatch {
-			m = r.rowsMsg(row.Table)
+		if m == nil || m.Len() >= exportBatch {
+			m = r.sink.NewRows(row.Table)
 			b.cur[row.Table] = m
 			b.out = append(b.out, m)
 		}
-		appendRow(m, row.Cells, r.packed)
+		m.Append(row.Cells)
 		b.rows++
 	}
 	for i := range b.items {
 		it := &b.items[i]
 		rec := it.rec
 		if it.raw != nil {
-			handled, laidOut, err := l.RowsFromStored(it.id, it.raw, dataset.Meta{Review: it.review}, r.matches, emit)
+			handled, laidOut, err := l.RowsFromStored(it.id, it.raw, dataset.Meta{Review: it.review}, r.exp.matches, emit)
 			if err == nil && !handled {
 				rec, err = syncengine.UnmarshalRecord(it.id, it.raw)
 			}
@@ -220,7 +203,7 @@ func (r *exportRun) layOut(l *dataset.Layout, b *runBatch) {
 				}
 				continue
 			}
-			if !r.exported(rec) {
+			if !r.exp.exported(rec) {
 				continue
 			}
 		}
@@ -232,8 +215,8 @@ func (r *exportRun) layOut(l *dataset.Layout, b *runBatch) {
 func (r *exportRun) sendAll() {
 	defer close(r.senderDone)
 	for st := range r.order {
-		if st.msg != nil {
-			r.sendMsg(st.msg)
+		if st.batch == nil {
+			r.pass(func() error { return r.sink.Changed(st.changed) })
 			continue
 		}
 		b := st.batch
@@ -243,22 +226,14 @@ func (r *exportRun) sendAll() {
 			r.failed.Store(true)
 		}
 		for _, m := range b.out {
-			r.sendMsg(&tesserav1.ExportResponse{Part: &tesserav1.ExportResponse_Rows{Rows: m}})
+			r.pass(func() error { return r.sink.Rows(m) })
 		}
 		if r.err == nil {
 			before := r.records
 			r.records += b.records
 			r.rows += b.rows
 			if r.records/5000 != before/5000 {
-				r.sendMsg(&tesserav1.ExportResponse{Part: &tesserav1.ExportResponse_Progress{Progress: &tesserav1.ExportProgress{RecordsDone: r.records}}})
-			}
-		}
-		// Sent messages have been marshalled: their slices are free, and
-		// growing fresh ones cell by cell cost a fifth of an export's CPU.
-		for _, m := range b.out {
-			select {
-			case r.spare <- m:
-			default:
+				r.pass(func() error { return r.sink.Progress(r.records) })
 			}
 		}
 		clear(b.items)
@@ -273,13 +248,14 @@ func (r *exportRun) sendAll() {
 	}
 }
 
-// sendMsg sends unless the run has failed; a failed send fails the run.
-func (r *exportRun) sendMsg(m *tesserav1.ExportResponse) {
+// pass hands a part to the sink unless the run has failed; a failure of
+// the sink fails the run.
+func (r *exportRun) pass(send func() error) {
 	if r.err != nil {
 		return
 	}
-	if err := r.stream.Send(m); err != nil {
-		r.err, r.sendErr = errExportSend, err
+	if err := send(); err != nil {
+		r.err = err
 		r.failed.Store(true)
 	}
 }

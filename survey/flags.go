@@ -1,0 +1,151 @@
+package survey
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/tessera-survey/tessera/auth"
+	"github.com/tessera-survey/tessera/forms"
+	"github.com/tessera-survey/tessera/syncengine"
+)
+
+// The server never throws an enumerator's data away: a finalized record
+// that fails validation is stored like any other and flagged here, with the
+// reasons, for the project lead.
+const metaFlags = "flags/"
+
+// Flags are a record's validation problems at its last check.
+type Flags struct {
+	Record     syncengine.RecordID `json:"-"`
+	RecordKey  string              `json:"record"`
+	Form       string              `json:"form"`
+	Violations []forms.Violation   `json:"violations"`
+	CheckedAt  int64               `json:"checked_at"`
+}
+
+// ListFlags returns the flagged records of a form ("" for every form) in
+// projects where p is at least an analyst.
+func (s *Service) ListFlags(ctx context.Context, p auth.Principal, form string) ([]Flags, error) {
+	var out []Flags
+	err := s.store.View(ctx, func(tx syncengine.ReadTx) error {
+		return tx.ScanMeta(metaFlags, func(_ string, v []byte) error {
+			f, err := decodeFlags(v)
+			if err != nil {
+				return err
+			}
+			if form != "" && formID(f.Form) != form {
+				return nil
+			}
+			if !s.may(p, s.projectOf(ctx, f.Form), auth.Analyst) {
+				return nil
+			}
+			out = append(out, f)
+			return nil
+		})
+	})
+	return out, err
+}
+
+func decodeFlags(v []byte) (Flags, error) {
+	var f Flags
+	if err := json.Unmarshal(v, &f); err != nil {
+		return f, fmt.Errorf("flags: %w", syncengine.ErrCorrupt)
+	}
+	id, err := syncengine.ParseRecordID(f.RecordKey)
+	if err != nil {
+		return f, fmt.Errorf("flags: %w", syncengine.ErrCorrupt)
+	}
+	f.Record = id
+	return f, nil
+}
+
+// flagsOf returns a record's flags (none when it has no problem).
+func flagsOf(tx syncengine.ReadTx, id syncengine.RecordID) ([]forms.Violation, error) {
+	b, err := tx.Meta(metaFlags + id.String())
+	if errors.Is(err, syncengine.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	f, err := decodeFlags(b)
+	return f.Violations, err
+}
+
+func formID(key string) string {
+	for i := 0; i < len(key); i++ {
+		if key[i] == '@' {
+			return key[:i]
+		}
+	}
+	return key
+}
+
+// checker re-validates finalized records after they change, off the sync
+// path: the merge only hands over the record ids.
+type checker struct {
+	s     *Service
+	queue chan syncengine.RecordID
+	done  chan struct{}
+}
+
+func startChecker(s *Service) *checker {
+	c := &checker{s: s, queue: make(chan syncengine.RecordID, 4096), done: make(chan struct{})}
+	go c.run()
+	return c
+}
+
+// finalized is the replica's hook: queue finalized records for a check.
+func (c *checker) finalized(ids []syncengine.RecordID) {
+	for _, id := range ids {
+		c.queue <- id
+	}
+}
+
+func (c *checker) stop() {
+	close(c.queue)
+	<-c.done
+}
+
+func (c *checker) run() {
+	defer close(c.done)
+	for id := range c.queue {
+		if err := c.s.Check(context.Background(), id); err != nil {
+			c.s.log.Error("validating a record", "record", id, "err", err)
+		}
+	}
+}
+
+// Check validates one record now and keeps or clears its flags.
+func (s *Service) Check(ctx context.Context, id syncengine.RecordID) error {
+	rec, err := s.rep.Record(ctx, id)
+	if err != nil {
+		return err
+	}
+	flag := Flags{RecordKey: id.String(), Form: rec.Form, CheckedAt: s.now().UnixMilli()}
+	if rec.Status() == "finalized" && !rec.Deleted() {
+		f, err := s.forms.Form(ctx, rec.Form)
+		switch {
+		case errors.Is(err, forms.ErrUnknownForm):
+			flag.Violations = []forms.Violation{{Code: "form", Message: fmt.Sprintf("form %s is not published on this server", rec.Form)}}
+		case err != nil:
+			return err
+		default:
+			in := forms.NewInstance(f, forms.Answers(rec.Values()), s.now)
+			flag.Violations = append(in.CheckCalculations(), forms.NewInstance(f, forms.Answers(rec.Values()), s.now).Validate(f.DefaultLanguage)...)
+		}
+	}
+	key := metaFlags + id.String()
+	return s.store.Update(ctx, func(tx syncengine.Tx) error {
+		if len(flag.Violations) == 0 {
+			return tx.DeleteMeta(key)
+		}
+		b, err := json.Marshal(flag)
+		if err != nil {
+			return err
+		}
+		return tx.SetMeta(key, b)
+	})
+}

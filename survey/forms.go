@@ -1,0 +1,82 @@
+package survey
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/tessera-survey/tessera/auth"
+	"github.com/tessera-survey/tessera/forms"
+	"github.com/tessera-survey/tessera/syncengine"
+)
+
+// Publish is a form file to publish for a project ("" for every project:
+// an admin only).
+type Publish struct {
+	XLSX      []byte
+	DefaultID string // the form id when the settings sheet names none
+	Project   string
+	Via       string // noted in the audit entry ("console"), or ""
+}
+
+// Publish checks and stores a form version. created is false when this
+// exact version and content were published before. The audit entry is
+// written with the version.
+func (s *Service) Publish(ctx context.Context, p auth.Principal, in Publish) (info forms.Info, created bool, err error) {
+	if !anonymous(p) {
+		if in.Project == "" && (p.User == nil || !p.User.Admin) {
+			return forms.Info{}, false, ErrNeedProject
+		}
+		if in.Project != "" {
+			if err := s.require(p, in.Project, auth.Lead); err != nil {
+				return forms.Info{}, false, err
+			}
+		}
+	}
+	if in.Project != "" {
+		if _, err := s.auth.Project(ctx, in.Project); err != nil {
+			return forms.Info{}, false, err
+		}
+	}
+	detail := " project " + in.Project
+	if in.Via != "" {
+		detail += " (" + in.Via + ")"
+	}
+	info, created, err = s.forms.PublishWith(ctx, in.XLSX, in.DefaultID, in.Project, s.now(), func(tx syncengine.Tx, info forms.Info) error {
+		return s.auth.AuditIn(tx, Actor(p), "form-publish", info.Key()+detail)
+	})
+	if err != nil {
+		return forms.Info{}, false, err
+	}
+	if created {
+		s.log.Info("form published", "form", info.Key(), "title", info.Title, "questions", info.Questions)
+	}
+	return info, created, nil
+}
+
+// ListForms returns the form versions p may read.
+func (s *Service) ListForms(ctx context.Context, p auth.Principal) ([]forms.Info, error) {
+	all, err := s.forms.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []forms.Info
+	for _, i := range all {
+		if s.mayReadForm(p, i) {
+			out = append(out, i)
+		}
+	}
+	return out, nil
+}
+
+// GetForm returns a form version and its file; one p may not read is as
+// absent.
+func (s *Service) GetForm(ctx context.Context, p auth.Principal, id, version string) (forms.Info, []byte, error) {
+	info, file, err := s.forms.Get(ctx, id, version)
+	if err == nil && !s.mayReadForm(p, info) {
+		err = fmt.Errorf("%w: %s", forms.ErrUnknownForm, id)
+	}
+	return info, file, err
+}
+
+// FormsDigest changes whenever a form version is published.
+func (s *Service) FormsDigest(ctx context.Context) (string, error) { return s.forms.Digest(ctx) }

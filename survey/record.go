@@ -1,0 +1,113 @@
+package survey
+
+import (
+	"context"
+
+	"github.com/tessera-survey/tessera/auth"
+	"github.com/tessera-survey/tessera/forms"
+	"github.com/tessera-survey/tessera/syncengine"
+)
+
+// FieldView is one answer of a record as a principal may see it.
+type FieldView struct {
+	Name     string
+	Value    syncengine.Value   // the provisional value (zero when withheld)
+	Conflict bool               // concurrent values are waiting to be settled
+	Entries  []syncengine.Entry // the concurrent values, in display order (none when withheld)
+	Withheld bool               // sensitive: not for this principal
+}
+
+// HistoryEntry is one change to a record.
+type HistoryEntry struct {
+	HLC     syncengine.HLC
+	Replica syncengine.ReplicaID
+	Server  bool // written by this server (a console resolution)
+	Changes []FieldChange
+}
+
+// FieldChange is one answer a change wrote.
+type FieldChange struct {
+	Name     string
+	Value    syncengine.Value // zero when withheld
+	Withheld bool
+	Deleted  bool // the change deleted (or restored) the record: Value says which
+}
+
+// RecordView is a record's page: its answers, history, review and flags,
+// sensitive answers withheld from whoever may not read them.
+type RecordView struct {
+	ID                   syncengine.RecordID
+	Form, Status, Review string
+	Fields               []FieldView
+	History              []HistoryEntry
+	Flags                []forms.Violation
+	CanReview            bool // p may review and resolve it
+}
+
+// Record returns a record's page for an analyst (or above) of its project.
+func (s *Service) Record(ctx context.Context, p auth.Principal, id syncengine.RecordID) (RecordView, error) {
+	rec, err := s.rep.Record(ctx, id)
+	if err != nil {
+		return RecordView{}, err
+	}
+	if err := s.RequireRecord(ctx, p, rec, auth.Analyst); err != nil {
+		return RecordView{}, err
+	}
+	withheld := s.withheld(ctx, p, rec.Form)
+	v := RecordView{ID: id, Form: rec.Form, Status: rec.Status(), CanReview: s.MayRecord(ctx, p, rec, auth.Lead)}
+	for _, name := range rec.FieldNames() {
+		reg := rec.Fields[name]
+		cur, conflict := reg.Current()
+		fv := FieldView{Name: name, Conflict: conflict, Withheld: withheld(name)}
+		if !fv.Withheld {
+			fv.Value = cur.Value
+			if conflict {
+				fv.Entries = reg.Sorted()
+			}
+		}
+		v.Fields = append(v.Fields, fv)
+	}
+	entries, err := s.rep.History(ctx, id)
+	if err != nil {
+		return RecordView{}, err
+	}
+	for _, e := range entries {
+		h := HistoryEntry{HLC: e.Change.HLC, Replica: e.Change.Dot.Replica, Server: e.Change.Dot.Replica == s.rep.ID()}
+		for _, f := range e.Change.Fields {
+			if syncengine.Reserved(f.Name) && f.Name != syncengine.DeletedField {
+				continue
+			}
+			fc := FieldChange{Name: f.Name, Value: f.Value, Deleted: f.Name == syncengine.DeletedField, Withheld: withheld(f.Name)}
+			if fc.Withheld {
+				fc.Value = syncengine.Value{}
+			}
+			h.Changes = append(h.Changes, fc)
+		}
+		v.History = append(v.History, h)
+	}
+	err = s.store.View(ctx, func(tx syncengine.ReadTx) (err error) {
+		if v.Review, err = reviewState(tx, id); err != nil {
+			return err
+		}
+		v.Flags, err = flagsOf(tx, id)
+		return err
+	})
+	return v, err
+}
+
+// withheld reports the answers of a record of form that p may not read:
+// those to questions the form marks sensitive, for anyone below lead of
+// the record's project (exports follow the same rule).
+func (s *Service) withheld(ctx context.Context, p auth.Principal, form string) func(field string) bool {
+	f, err := s.forms.Form(ctx, form)
+	if err != nil || seesSensitive(p, f.Project) {
+		return func(string) bool { return false }
+	}
+	sensitive := map[string]bool{}
+	f.Walk(func(q *forms.Question) {
+		if q.Sensitive {
+			sensitive[q.Path()] = true
+		}
+	})
+	return func(field string) bool { return sensitive[forms.Path(field).Question()] }
+}

@@ -1,0 +1,158 @@
+package survey
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/tessera-survey/tessera/auth"
+	"github.com/tessera-survey/tessera/syncengine"
+)
+
+// Record scopes: a record belongs to the project (and team) of the device
+// that first pushed it. An enrolled device may push only to records of its
+// own project and team and pulls only those; forms it receives are its
+// project's (and the ones published for every project).
+const metaScope = "scope/"
+
+// Scope is the project and team a record was stamped with.
+type Scope struct{ Project, Team string }
+
+func (v Scope) encode() []byte { return []byte(v.Project + "\x00" + v.Team) }
+
+func decodeScope(b []byte) Scope {
+	p, t, _ := strings.Cut(string(b), "\x00")
+	return Scope{p, t}
+}
+
+// scopes caches record scopes (they never change once stamped).
+type scopes struct {
+	mu sync.RWMutex
+	m  map[syncengine.RecordID]Scope
+}
+
+func (sc *scopes) get(tx syncengine.ReadTx, id syncengine.RecordID) (Scope, bool, error) {
+	sc.mu.RLock()
+	v, ok := sc.m[id]
+	sc.mu.RUnlock()
+	if ok {
+		return v, true, nil
+	}
+	b, err := tx.Meta(metaScope + id.String())
+	if errors.Is(err, syncengine.ErrNotFound) {
+		return Scope{}, false, nil
+	}
+	if err != nil {
+		return Scope{}, false, err
+	}
+	v = decodeScope(b)
+	sc.mu.Lock()
+	if sc.m == nil {
+		sc.m = map[syncengine.RecordID]Scope{}
+	}
+	sc.m[id] = v
+	sc.mu.Unlock()
+	return v, true, nil
+}
+
+// allows reports whether a device may see or write a record of scope v.
+func allows(d *auth.Device, v Scope) bool {
+	return v.Project == d.Project && (d.Team == "" || v.Team == d.Team)
+}
+
+// guard checks a device's batch against record scopes and stamps new
+// records with the device's scope, inside the merge transaction (the
+// forms' projects are read there too).
+func (s *Service) guard(d *auth.Device) syncengine.Guard {
+	return func(tx syncengine.Tx, cs []syncengine.Change) error {
+		stamped := map[syncengine.RecordID]bool{}
+		formProject := map[string]string{} // per batch: forms repeat
+		for i := range cs {
+			c := &cs[i]
+			if stamped[c.Record] {
+				continue
+			}
+			v, ok, err := s.scopes.get(tx, c.Record)
+			if err != nil {
+				return err
+			}
+			if ok {
+				if !allows(d, v) {
+					return fmt.Errorf("%w: record %s belongs to another project or team; nothing of this batch was applied", auth.ErrDenied, c.Record)
+				}
+				continue
+			}
+			p, seen := formProject[c.Form]
+			if !seen {
+				if p, err = projectIn(tx, c.Form); err != nil {
+					return err
+				}
+				formProject[c.Form] = p
+			}
+			if p != "" && p != d.Project {
+				return fmt.Errorf("%w: form %s belongs to project %s; nothing of this batch was applied", auth.ErrDenied, c.Form, p)
+			}
+			if err := tx.SetMeta(metaScope+c.Record.String(), Scope{d.Project, d.Team}.encode()); err != nil {
+				return err
+			}
+			stamped[c.Record] = true
+		}
+		return nil
+	}
+}
+
+// filter hides records outside a device's scope, read in the pull's
+// transaction; a store error fails the pull.
+func (s *Service) filter(d *auth.Device) syncengine.Filter {
+	return func(tx syncengine.ReadTx, c *syncengine.Change) (bool, error) {
+		v, ok, err := s.scopes.get(tx, c.Record)
+		return ok && allows(d, v), err
+	}
+}
+
+// Push merges a batch: a device's is checked against its scope, a user's
+// (an admin, or anyone on an open server: the transport decides who may
+// push) is merged as sent.
+func (s *Service) Push(ctx context.Context, p auth.Principal, push syncengine.Push) (syncengine.PushResult, error) {
+	var opts []syncengine.ServeOption
+	if p.Device != nil {
+		opts = append(opts, syncengine.WithGuard(s.guard(p.Device)))
+	}
+	res, err := s.rep.Receive(ctx, push, opts...)
+	if err == nil && res.Applied > 0 {
+		s.poke()
+	}
+	return res, err
+}
+
+// Pull returns a page of the log a device may see (everything for a user
+// allowed to pull), with the forms digest and, for a device, whether it
+// must wipe. deviceTime is the puller's clock (0 unknown), kept with the
+// device's stats.
+func (s *Service) Pull(ctx context.Context, p auth.Principal, req syncengine.PullRequest, deviceTime int64) (syncengine.Page, error) {
+	var opts []syncengine.ServeOption
+	if p.Device != nil {
+		opts = append(opts, syncengine.WithFilter(s.filter(p.Device)))
+	}
+	page, err := s.rep.Page(ctx, req, opts...)
+	if err != nil {
+		return syncengine.Page{}, err
+	}
+	if p.Device != nil {
+		page.Server.Wipe = p.Device.Wipe
+		s.deviceSeen(p.Device.ID, deviceTime, page.Cursor)
+	}
+	if page.Server.FormsDigest, err = s.forms.Digest(ctx); err != nil {
+		return syncengine.Page{}, err
+	}
+	return page, nil
+}
+
+// ScopeOf returns a record's stamped scope (found false if no device
+// pushed it).
+func (s *Service) ScopeOf(ctx context.Context, id syncengine.RecordID) (v Scope, found bool, err error) {
+	err = s.store.View(ctx, func(tx syncengine.ReadTx) (err error) { v, found, err = s.scopes.get(tx, id); return })
+	return v, found, err
+}
