@@ -1,5 +1,8 @@
-// Package ctl is surveyctl, the command line of project leads and
-// analysts: check and publish forms, list them, see flagged records.
+// Package ctl is surveyctl, the command line of admins, project leads and
+// analysts: sign in, projects, users and roles, device enrollment codes,
+// revocation and wipes, the audit trail's check, forms (check offline,
+// publish, list), flagged records, reviews, and exports to files or
+// incremental mirrors (csv, jsonl, parquet, geojson).
 package ctl
 
 import (

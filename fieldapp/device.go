@@ -1,7 +1,10 @@
-// Package fieldapp is what runs on an enumerator's device: the device store,
-// the records an interview produces, and sync with a server. Device is its
-// small API (open, records, sync) so a native mobile shell can bind it; the
-// command line in cli.go is one user of it.
+// Package fieldapp is the Device API: what runs on an enumerator's device,
+// with no user interface of its own. It holds the encrypted device store
+// and its PIN (unlock, change, wipe), the records and interviews the forms
+// produce (answers typed by their question, repeats, conflicts settled),
+// and sync with a server (forms fetched, progress). A native mobile shell
+// binds it; the command line (fieldapp/cli) and the web UI (fieldapp/ui)
+// are two of its users.
 package fieldapp
 
 import (
@@ -498,3 +501,7 @@ func (v RecordView) ConflictFields() []string {
 	slices.Sort(out)
 	return out
 }
+
+// Settle compacts the store now (after a bulk import, while the wait is
+// expected) rather than at the next unlock.
+func (d *Device) Settle() error { return d.store.Settle() }

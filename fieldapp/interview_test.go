@@ -60,3 +60,5 @@ func TestInterviewsNewestFirst(t *testing.T) {
 		t.Fatalf("interviews %v, want %v", got, want)
 	}
 }
+
+const pin = "5-8-1-3-2"

@@ -274,3 +274,11 @@ func ChangePIN(ctx context.Context, dir, oldPIN, newPIN string) error {
 	os.Remove(nextLockPath(dir))
 	return nil
 }
+
+// CheckPIN reports whether pin unlocks the store in dir (ErrWrongPIN after
+// the delay if not), without opening it: a second tab joining a session,
+// or a PIN asked again before settling a conflict.
+func CheckPIN(ctx context.Context, dir, pin string) error {
+	_, err := storeKey(ctx, dir, pin)
+	return err
+}

@@ -1,6 +1,10 @@
-// Package wire converts between the sync engine's domain types and the
-// protobuf messages of the Tessera API, and implements syncengine.Remote
-// over Connect. It is the only place the two meet.
+// Package wire converts between the domain types (sync engine changes and
+// pages, form descriptions, export schemas and rows) and the protobuf
+// messages of the Tessera API, and holds the Connect client: a
+// syncengine.Remote with the server's other services, its transport
+// (compression, byte counting, authorization) and the forms step of a
+// sync. It is the only place the two meet: each value-kind enum is mapped
+// here once.
 package wire
 
 import (

@@ -1,4 +1,4 @@
-package fieldapp_test
+package ui_test
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tessera-survey/tessera/fieldapp"
+	"github.com/tessera-survey/tessera/fieldapp/ui"
 	"github.com/tessera-survey/tessera/internal/browsertest"
 	"github.com/tessera-survey/tessera/server"
 	"github.com/tessera-survey/tessera/syncengine"
@@ -32,7 +33,7 @@ func startServer(t *testing.T) (*server.Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	xlsx, err := os.ReadFile("../examples/forms/community-security.xlsx")
+	xlsx, err := os.ReadFile("../../examples/forms/community-security.xlsx")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,13 +69,13 @@ func startUI(t *testing.T, serverURL string) (dir, url string, stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ui, err := fieldapp.NewUI(dir, fieldapp.UIOptions{Listen: ln.Addr().String()})
+	web, err := ui.NewUI(dir, ui.UIOptions{Listen: ln.Addr().String()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	uctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- fieldapp.Serve(uctx, ln, ui, nil) }()
+	go func() { done <- ui.Serve(uctx, ln, web, nil) }()
 	stopped := false
 	stop = func() {
 		if !stopped {

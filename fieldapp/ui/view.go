@@ -1,6 +1,8 @@
-package fieldapp
+package ui
 
 import (
+	"github.com/tessera-survey/tessera/fieldapp"
+	"github.com/tessera-survey/tessera/syncengine"
 	"net/http"
 	"slices"
 	"strings"
@@ -44,7 +46,7 @@ type interviewView struct {
 	Conflicts               int
 }
 
-func (u *UI) showInterview(w http.ResponseWriter, status int, iv *Interview, lang string, msgs map[string]string, notice string) {
+func (u *UI) showInterview(w http.ResponseWriter, status int, iv *fieldapp.Interview, lang string, msgs map[string]string, notice string) {
 	st := iv.State(lang)
 	if msgs == nil {
 		msgs = st.Messages
@@ -54,7 +56,7 @@ func (u *UI) showInterview(w http.ResponseWriter, status int, iv *Interview, lan
 	if v.Status == "" {
 		v.Status = "draft"
 	}
-	rv := View(iv.Record)
+	rv := fieldapp.View(iv.Record)
 	choiceLabel := func(q *forms.Question, val string) string {
 		for _, c := range iv.Form.Choices[q.ListName] {
 			if c.Name == val {
@@ -145,7 +147,7 @@ func (u *UI) showInterview(w http.ResponseWriter, status int, iv *Interview, lan
 					if t, err := time.Parse("2006-01-02T15:04:05.000Z07:00", cv.Time); err == nil {
 						when = t.Local().Format("2006-01-02 15:04")
 					}
-					nv.Conflicts = append(nv.Conflicts, conflictView{Index: i, Value: text, Device: shortID(cv.Replica), Time: when})
+					nv.Conflicts = append(nv.Conflicts, conflictView{Index: i, Value: text, Device: syncengine.ShortID(cv.Replica), Time: when})
 				}
 			}
 			out = append(out, nv)
@@ -168,11 +170,4 @@ func (u *UI) showInterview(w http.ResponseWriter, status int, iv *Interview, lan
 		p.Error = "This interview cannot be finalized yet: see the messages below."
 	}
 	u.render(w, status, "interview", p)
-}
-
-func shortID(s string) string {
-	if len(s) > 8 {
-		return s[len(s)-8:]
-	}
-	return s
 }

@@ -1,4 +1,4 @@
-package fieldapp_test
+package ui_test
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tessera-survey/tessera/fieldapp"
+	"github.com/tessera-survey/tessera/fieldapp/ui"
 	"github.com/tessera-survey/tessera/server"
 	"github.com/tessera-survey/tessera/syncengine"
 )
@@ -95,14 +96,14 @@ func (u *uiClient) answer(id, field, value string) fieldapp.State {
 	return st
 }
 
-func (u *uiClient) sync() fieldapp.SyncStatus {
+func (u *uiClient) sync() ui.SyncStatus {
 	u.t.Helper()
 	u.get("/sync")
 	u.post("/sync", url.Values{}, http.StatusSeeOther)
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		_, body, _ := u.do("GET", "/sync/status", nil)
-		var st fieldapp.SyncStatus
+		var st ui.SyncStatus
 		json.Unmarshal([]byte(body), &st)
 		if !st.Running && st.Result != nil {
 			if st.Error != "" {
@@ -113,7 +114,7 @@ func (u *uiClient) sync() fieldapp.SyncStatus {
 		time.Sleep(50 * time.Millisecond)
 	}
 	u.t.Fatal("sync did not end")
-	return fieldapp.SyncStatus{}
+	return ui.SyncStatus{}
 }
 
 // TestUIConflictOnDevice: two devices answer the same question offline;
@@ -233,23 +234,23 @@ func TestUIIdleLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.Close()
-	ui, err := fieldapp.NewUI(dir, fieldapp.UIOptions{IdleLock: time.Minute})
+	web, err := ui.NewUI(dir, ui.UIOptions{IdleLock: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ui.Close()
-	srv := httptest.NewServer(ui)
+	defer web.Close()
+	srv := httptest.NewServer(web)
 	defer srv.Close()
 	u := newUIClient(t, srv.URL)
 	u.post("/unlock", url.Values{"pin": {pin}}, http.StatusSeeOther)
 	if body := u.get("/interviews"); !strings.Contains(body, `id="interviews"`) {
 		t.Fatal("not unlocked")
 	}
-	ui.IdleCheck(time.Now().Add(30 * time.Second))
+	web.IdleCheck(time.Now().Add(30 * time.Second))
 	if body := u.get("/interviews"); !strings.Contains(body, `id="interviews"`) {
 		t.Fatal("locked before the idle time")
 	}
-	ui.IdleCheck(time.Now().Add(2 * time.Minute))
+	web.IdleCheck(time.Now().Add(2 * time.Minute))
 	if body := u.get("/interviews"); !strings.Contains(body, `id="unlock-form"`) {
 		t.Fatal("still unlocked after the idle time")
 	}
@@ -298,18 +299,18 @@ func TestUIWipe(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ui, err := fieldapp.NewUI(dir, fieldapp.UIOptions{})
+	web, err := ui.NewUI(dir, ui.UIOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ui.Close()
-	us := httptest.NewServer(ui)
+	defer web.Close()
+	us := httptest.NewServer(web)
 	defer us.Close()
 	u := newUIClient(t, us.URL)
 	u.post("/unlock", url.Values{"pin": {pin}}, http.StatusSeeOther)
 	u.get("/sync")
 	u.post("/sync", url.Values{}, http.StatusSeeOther)
-	var st fieldapp.SyncStatus
+	var st ui.SyncStatus
 	for deadline := time.Now().Add(30 * time.Second); !st.Locked && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		_, body, _ := u.do("GET", "/sync/status", nil)
 		json.Unmarshal([]byte(body), &st)

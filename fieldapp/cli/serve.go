@@ -1,13 +1,11 @@
-package fieldapp
+package cli
 
 import (
-	"context"
-	"errors"
 	"flag"
 	"fmt"
+	"github.com/tessera-survey/tessera/fieldapp/ui"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"runtime/debug"
 	"time"
@@ -53,45 +51,11 @@ func (c *cli) serve(args []string) error {
 		*idle = -1
 	}
 	log := slog.New(slog.NewTextHandler(c.stderr, nil))
-	ui, err := NewUI(c.dir, UIOptions{IdleLock: *idle, Listen: ln.Addr().String(), Logger: log})
+	web, err := ui.NewUI(c.dir, ui.UIOptions{IdleLock: *idle, Listen: ln.Addr().String(), Logger: log})
 	if err != nil {
 		return err
 	}
-	return Serve(c.ctx, ln, ui, func(url string) {
+	return ui.Serve(c.ctx, ln, web, func(url string) {
 		fmt.Fprintf(c.stdout, "fieldapp UI on %s (open it in this device's browser; the store stays locked until the PIN is entered)\n", url)
 	})
-}
-
-// Serve serves ui on ln until ctx ends, then locks the store.
-func Serve(ctx context.Context, ln net.Listener, ui *UI, ready func(url string)) error {
-	srv := &http.Server{Handler: ui, ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(5 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				srv.Shutdown(sctx)
-				cancel()
-				close(done)
-				return
-			case now := <-t.C:
-				ui.IdleCheck(now)
-			}
-		}
-	}()
-	if ready != nil {
-		ready("http://" + ln.Addr().String())
-	}
-	err := srv.Serve(ln)
-	if errors.Is(err, http.ErrServerClosed) {
-		<-done
-		err = nil
-	}
-	if cerr := ui.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

@@ -1,4 +1,4 @@
-package fieldapp
+package ui
 
 import "strings"
 

@@ -1,4 +1,10 @@
-package fieldapp
+// Package ui is the web UI an enumerator uses on the device: served by the
+// device itself (fieldapp serve) on loopback, with every template and asset
+// embedded in the binary, so it works with no network at all. Pages are
+// rendered on the server; a small script saves each answer as it is
+// entered and applies skip logic, and every page also works as plain forms
+// without it. It is an adapter over the Device API (package fieldapp).
+package ui
 
 import (
 	"context"
@@ -7,6 +13,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/tessera-survey/tessera/fieldapp"
+	"github.com/tessera-survey/tessera/internal/cliutil"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -25,13 +33,7 @@ import (
 	"github.com/tessera-survey/tessera/syncengine"
 )
 
-// The web UI an enumerator uses on the device: served by the device itself
-// (fieldapp serve) on loopback, with every template and asset embedded in
-// the binary, so it works with no network at all. Pages are rendered on
-// the server; a small script saves each answer as it is entered and
-// applies skip logic, and every page also works as plain forms without it.
-
-//go:embed ui
+//go:embed files
 var uiFiles embed.FS
 
 // UI serves the device's web interface for one data directory.
@@ -44,7 +46,7 @@ type UI struct {
 	hosts    map[string]bool // Host headers accepted (DNS rebinding guard)
 
 	mu       sync.Mutex
-	dev      *Device
+	dev      *fieldapp.Device
 	session  string // cookie value of the unlocked session
 	csrf     string
 	lang     string
@@ -66,10 +68,10 @@ type UIOptions struct {
 // until someone enters the PIN.
 func NewUI(dir string, o UIOptions) (*UI, error) {
 	funcs := template.FuncMap{
-		"short": func(s string) string { return strings.SplitN(s, "-", 2)[0] },
+		"short": syncengine.ShortID,
 		"dir":   langDir,
 		"tr":    tr,
-		"bytes": bytesStr,
+		"bytes": cliutil.Bytes,
 		"time": func(s string) string {
 			if t, err := time.Parse(time.RFC3339, s); err == nil {
 				return t.Local().Format("2006-01-02 15:04")
@@ -77,11 +79,11 @@ func NewUI(dir string, o UIOptions) (*UI, error) {
 			return s
 		},
 	}
-	t, err := template.New("ui").Funcs(funcs).ParseFS(uiFiles, "ui/*.html")
+	t, err := template.New("ui").Funcs(funcs).ParseFS(uiFiles, "files/*.html")
 	if err != nil {
 		return nil, err
 	}
-	static, _ := fs.Sub(uiFiles, "ui/static")
+	static, _ := fs.Sub(uiFiles, "files/static")
 	u := &UI{dir: dir, log: o.Logger, tmpl: t, static: http.StripPrefix("/static/", http.FileServerFS(static)), idleLock: o.IdleLock}
 	if u.log == nil {
 		u.log = slog.Default()
@@ -203,7 +205,7 @@ func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // authorized checks the session cookie and, for a POST, the CSRF token;
 // a locked store shows the unlock screen.
-func (u *UI) authorized(w http.ResponseWriter, r *http.Request) (*Device, bool) {
+func (u *UI) authorized(w http.ResponseWriter, r *http.Request) (*fieldapp.Device, bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	c, err := r.Cookie("tessera_device")
@@ -211,7 +213,7 @@ func (u *UI) authorized(w http.ResponseWriter, r *http.Request) (*Device, bool) 
 		if r.URL.Path == "/sync/status" {
 			// The sync page polls this: after a wipe (or the idle lock) it
 			// learns the store is locked and goes to the locked screen.
-			writeJSONResponse(w, SyncStatus{Locked: true, Wiped: Wiped(u.dir) != ""})
+			writeJSONResponse(w, SyncStatus{Locked: true, Wiped: fieldapp.Wiped(u.dir) != ""})
 			return nil, false
 		}
 		if r.Method == http.MethodGet && (r.URL.Path == "/" || !strings.HasPrefix(r.URL.Path, "/sync/")) {
@@ -243,12 +245,12 @@ func (u *UI) unlock(w http.ResponseWriter, r *http.Request) {
 	if open {
 		// Another tab unlocked: a right PIN joins that session, a wrong one
 		// is refused like any other.
-		if _, err := storeKey(r.Context(), u.dir, pin); err != nil {
+		if err := fieldapp.CheckPIN(r.Context(), u.dir, pin); err != nil {
 			u.renderUnlock(w, http.StatusUnauthorized, unlockError(err))
 			return
 		}
 	} else {
-		d, err := Open(r.Context(), u.dir, pin)
+		d, err := fieldapp.Open(r.Context(), u.dir, pin)
 		if err != nil {
 			u.log.Info("unlock refused", "err", err)
 			u.renderUnlock(w, http.StatusUnauthorized, unlockError(err))
@@ -276,16 +278,16 @@ func (u *UI) unlock(w http.ResponseWriter, r *http.Request) {
 
 // renderUnlock shows the locked screen, with msg as its error.
 func (u *UI) renderUnlock(w http.ResponseWriter, status int, msg string) {
-	u.render(w, status, "unlock", page{Title: "Unlock", Locked: true, Exists: Exists(u.dir), Wiped: Wiped(u.dir), Error: msg})
+	u.render(w, status, "unlock", page{Title: "Unlock", Locked: true, Exists: fieldapp.Exists(u.dir), Wiped: fieldapp.Wiped(u.dir), Error: msg})
 }
 
 func unlockError(err error) string {
 	switch {
-	case errors.Is(err, ErrWrongPIN):
-		return "Wrong PIN. " + strings.TrimPrefix(err.Error(), ErrWrongPIN.Error()+" ")
-	case errors.Is(err, ErrNoPIN):
+	case errors.Is(err, fieldapp.ErrWrongPIN):
+		return "Wrong PIN. " + strings.TrimPrefix(err.Error(), fieldapp.ErrWrongPIN.Error()+" ")
+	case errors.Is(err, fieldapp.ErrNoPIN):
 		return "Enter the PIN."
-	case errors.Is(err, ErrNoStore):
+	case errors.Is(err, fieldapp.ErrNoStore):
 		return "There is no device store here yet: run 'fieldapp init' first."
 	}
 	return "The device store could not be opened: " + err.Error()
@@ -335,7 +337,7 @@ func writeJSONResponse(w http.ResponseWriter, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-func (u *UI) language(ctx context.Context, w http.ResponseWriter, r *http.Request, dev *Device) {
+func (u *UI) language(ctx context.Context, w http.ResponseWriter, r *http.Request, dev *fieldapp.Device) {
 	langs, err := dev.Languages(ctx)
 	if err != nil {
 		u.fail(w, http.StatusInternalServerError, err)
@@ -374,7 +376,7 @@ func (u *UI) language(ctx context.Context, w http.ResponseWriter, r *http.Reques
 	}{opts, r.URL.Query().Get("next")}))
 }
 
-func (u *UI) forms(ctx context.Context, w http.ResponseWriter, r *http.Request, dev *Device) {
+func (u *UI) forms(ctx context.Context, w http.ResponseWriter, r *http.Request, dev *fieldapp.Device) {
 	infos, err := dev.Forms().List(ctx)
 	if err != nil {
 		u.fail(w, http.StatusInternalServerError, err)
@@ -395,7 +397,7 @@ func (u *UI) forms(ctx context.Context, w http.ResponseWriter, r *http.Request, 
 	u.render(w, http.StatusOK, "forms", p)
 }
 
-func (u *UI) list(ctx context.Context, w http.ResponseWriter, r *http.Request, dev *Device) {
+func (u *UI) list(ctx context.Context, w http.ResponseWriter, r *http.Request, dev *fieldapp.Device) {
 	var before syncengine.RecordID
 	if a := r.URL.Query().Get("before"); a != "" {
 		id, err := uuid.Parse(a)
@@ -411,7 +413,7 @@ func (u *UI) list(ctx context.Context, w http.ResponseWriter, r *http.Request, d
 		return
 	}
 	p := u.page("Interviews", struct {
-		Items []Summary
+		Items []fieldapp.Summary
 		Next  string
 		First bool
 	}{items, next, before.IsZeroID()})
@@ -419,7 +421,7 @@ func (u *UI) list(ctx context.Context, w http.ResponseWriter, r *http.Request, d
 	u.render(w, http.StatusOK, "list", p)
 }
 
-func (u *UI) interview(ctx context.Context, w http.ResponseWriter, r *http.Request, dev *Device, rest string) {
+func (u *UI) interview(ctx context.Context, w http.ResponseWriter, r *http.Request, dev *fieldapp.Device, rest string) {
 	idText, action, _ := strings.Cut(rest, "/")
 	uid, err := uuid.Parse(idText)
 	if err != nil {
@@ -509,7 +511,7 @@ func (u *UI) interview(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	case "resolve":
 		// Settling a conflict overrides a colleague's answer: the PIN is
 		// asked again, so a device left unlocked is not enough.
-		if _, err := storeKey(ctx, u.dir, r.PostFormValue("pin")); err != nil {
+		if err := fieldapp.CheckPIN(ctx, u.dir, r.PostFormValue("pin")); err != nil {
 			u.fail(w, http.StatusForbidden, fmt.Errorf("resolve: %s", unlockError(err)))
 			return
 		}
@@ -532,13 +534,13 @@ func (u *UI) interview(ctx context.Context, w http.ResponseWriter, r *http.Reque
 
 // saveAll writes every answer a plain form post carries (the page without
 // its script, or the last keystrokes before "Save"/"Finalize").
-func (u *UI) saveAll(ctx context.Context, r *http.Request, dev *Device, id syncengine.RecordID) error {
+func (u *UI) saveAll(ctx context.Context, r *http.Request, dev *fieldapp.Device, id syncengine.RecordID) error {
 	if err := r.ParseForm(); err != nil {
 		return err
 	}
 	for _, f := range r.PostForm["_f"] {
 		vals := r.PostForm[f]
-		if _, err := dev.Answer(ctx, id, f, strings.Join(vals, " ")); err != nil && !errors.Is(err, ErrNotQuestion) {
+		if _, err := dev.Answer(ctx, id, f, strings.Join(vals, " ")); err != nil && !errors.Is(err, fieldapp.ErrNotQuestion) {
 			return err
 		}
 	}
@@ -551,8 +553,8 @@ type syncJob struct {
 	done   chan struct{}
 
 	mu     sync.Mutex
-	prog   SyncResult
-	result *SyncResult
+	prog   fieldapp.SyncResult
+	result *fieldapp.SyncResult
 	err    string
 }
 
@@ -567,12 +569,12 @@ func (j *syncJob) running() bool {
 
 // SyncStatus is the JSON the sync screen polls.
 type SyncStatus struct {
-	Running  bool        `json:"running"`
-	Progress SyncResult  `json:"progress"`
-	Result   *SyncResult `json:"result,omitempty"`
-	Error    string      `json:"error,omitempty"`
-	Locked   bool        `json:"locked,omitempty"` // the store is locked (no other field is set)
-	Wiped    bool        `json:"wiped,omitempty"`  // and was wiped at the server's request
+	Running  bool                 `json:"running"`
+	Progress fieldapp.SyncResult  `json:"progress"`
+	Result   *fieldapp.SyncResult `json:"result,omitempty"`
+	Error    string               `json:"error,omitempty"`
+	Locked   bool                 `json:"locked,omitempty"` // the store is locked (no other field is set)
+	Wiped    bool                 `json:"wiped,omitempty"`  // and was wiped at the server's request
 }
 
 func (j *syncJob) status() SyncStatus {
@@ -584,7 +586,7 @@ func (j *syncJob) status() SyncStatus {
 	return SyncStatus{Running: j.running(), Progress: j.prog, Result: j.result, Error: j.err}
 }
 
-func (u *UI) syncPage(w http.ResponseWriter, r *http.Request, dev *Device) {
+func (u *UI) syncPage(w http.ResponseWriter, r *http.Request, dev *fieldapp.Device) {
 	if r.Method == http.MethodPost {
 		u.mu.Lock()
 		if u.sync == nil || !u.sync.running() {
@@ -594,7 +596,7 @@ func (u *UI) syncPage(w http.ResponseWriter, r *http.Request, dev *Device) {
 			go func() {
 				defer close(j.done)
 				defer cancel()
-				res, err := dev.Sync(ctx, "", func(p SyncResult) {
+				res, err := dev.Sync(ctx, "", func(p fieldapp.SyncResult) {
 					j.mu.Lock()
 					j.prog = p
 					j.mu.Unlock()
@@ -639,7 +641,7 @@ func (u *UI) syncPage(w http.ResponseWriter, r *http.Request, dev *Device) {
 func syncError(err error) string {
 	s := err.Error()
 	switch {
-	case errors.Is(err, ErrNoServer):
+	case errors.Is(err, fieldapp.ErrNoServer):
 		return "No server is configured on this device."
 	case strings.Contains(s, "connection refused"), strings.Contains(s, "no such host"), strings.Contains(s, "unavailable"),
 		strings.Contains(s, "i/o timeout"), strings.Contains(s, "network is unreachable"):

@@ -1,4 +1,8 @@
-package fieldapp
+// Package cli is the fieldapp command line: init (enrollment), records
+// (new, set, get, list, finalize, resolve, delete, import), forms, sync,
+// info, the PIN and serve (the web UI). Each command is an adapter over the
+// Device API (package fieldapp): flags and text in, the API's results out.
+package cli
 
 import (
 	"bufio"
@@ -7,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/tessera-survey/tessera/fieldapp"
 	"io"
 	"os"
 	"sort"
@@ -140,7 +145,7 @@ func (c *cli) parse(fs *flag.FlagSet, usage string, args []string, minPos, maxPo
 	return pos, nil
 }
 
-func (c *cli) open() (*Device, error) {
+func (c *cli) open() (*fieldapp.Device, error) {
 	if err := c.haveStore(); err != nil {
 		return nil, err
 	}
@@ -148,13 +153,13 @@ func (c *cli) open() (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Open(c.ctx, c.dir, pin)
+	return fieldapp.Open(c.ctx, c.dir, pin)
 }
 
 // haveStore is ErrNoStore when --data holds no device store.
 func (c *cli) haveStore() error {
-	if !Exists(c.dir) {
-		return fmt.Errorf("%s: %w", c.dir, ErrNoStore)
+	if !fieldapp.Exists(c.dir) {
+		return fmt.Errorf("%s: %w", c.dir, fieldapp.ErrNoStore)
 	}
 	return nil
 }
@@ -162,7 +167,7 @@ func (c *cli) haveStore() error {
 // pin reads the PIN from TESSERA_PIN or, on a terminal, asks for it
 // without echo (twice when confirm is set, for a new PIN).
 func (c *cli) pin(confirm bool) (string, error) {
-	return c.secret("TESSERA_PIN", "PIN", confirm, ErrNoPIN)
+	return c.secret("TESSERA_PIN", "PIN", confirm, fieldapp.ErrNoPIN)
 }
 
 // secret reads a PIN from the environment variable env or, on a terminal,
@@ -206,14 +211,14 @@ func (c *cli) init(args []string) error {
 	if *server == "" {
 		return errors.New("init: --server URL is required")
 	}
-	if Exists(c.dir) {
+	if fieldapp.Exists(c.dir) {
 		return fmt.Errorf("init %s: %w: a device store is already there", c.dir, syncengine.ErrExists)
 	}
 	pin, err := c.pin(true)
 	if err != nil {
 		return err
 	}
-	d, err := Init(c.ctx, c.dir, Config{Server: *server, Enroll: *code, PIN: pin})
+	d, err := fieldapp.Init(c.ctx, c.dir, fieldapp.Config{Server: *server, Enroll: *code, PIN: pin})
 	if err != nil {
 		return err
 	}
@@ -306,7 +311,7 @@ func (c *cli) recordNew(args []string) error {
 }
 
 func (c *cli) withRecord(name, usage string, args []string, minPos int, fs *flag.FlagSet,
-	fn func(d *Device, id syncengine.RecordID, rest []string) error) error {
+	fn func(d *fieldapp.Device, id syncengine.RecordID, rest []string) error) error {
 	if fs == nil {
 		fs = flag.NewFlagSet(name, flag.ContinueOnError)
 	}
@@ -330,7 +335,7 @@ func (c *cli) withRecord(name, usage string, args []string, minPos int, fs *flag
 }
 
 func (c *cli) recordSet(args []string) error {
-	return c.withRecord("record set", "record set ID field=value ...", args, 2, nil, func(d *Device, id syncengine.RecordID, rest []string) error {
+	return c.withRecord("record set", "record set ID field=value ...", args, 2, nil, func(d *fieldapp.Device, id syncengine.RecordID, rest []string) error {
 		fields, err := parseFields(rest)
 		if err != nil {
 			return err
@@ -340,7 +345,7 @@ func (c *cli) recordSet(args []string) error {
 }
 
 func (c *cli) recordDelete(args []string) error {
-	return c.withRecord("record delete", "record delete ID", args, 1, nil, func(d *Device, id syncengine.RecordID, rest []string) error {
+	return c.withRecord("record delete", "record delete ID", args, 1, nil, func(d *fieldapp.Device, id syncengine.RecordID, rest []string) error {
 		if len(rest) > 0 {
 			return fmt.Errorf("unexpected argument %q", rest[0])
 		}
@@ -353,7 +358,7 @@ func (c *cli) recordResolve(args []string) error {
 	restore := fs.Bool("restore", false, "settle a delete conflict by keeping the record")
 	del := fs.Bool("delete", false, "settle a delete conflict by confirming the delete")
 	return c.withRecord("record resolve", "record resolve ID field=value ... | --restore | --delete", args, 1, fs,
-		func(d *Device, id syncengine.RecordID, rest []string) error {
+		func(d *fieldapp.Device, id syncengine.RecordID, rest []string) error {
 			if *restore || *del {
 				if *restore == *del || len(rest) > 0 {
 					return errors.New("give either --restore or --delete, alone")
@@ -375,7 +380,7 @@ func (c *cli) recordFinalize(args []string) error {
 	fs := flag.NewFlagSet("record finalize", flag.ContinueOnError)
 	lang := fs.String("lang", "", "language of the messages, as named in the form (e.g. \"French (fr)\"); the form's default when empty")
 	asJSON := fs.Bool("json", false, "print violations as JSON")
-	return c.withRecord("record finalize", "record finalize ID [--lang L] [--json]", args, 1, fs, func(d *Device, id syncengine.RecordID, rest []string) error {
+	return c.withRecord("record finalize", "record finalize ID [--lang L] [--json]", args, 1, fs, func(d *fieldapp.Device, id syncengine.RecordID, rest []string) error {
 		if len(rest) > 0 {
 			return fmt.Errorf("unexpected argument %q", rest[0])
 		}
@@ -438,7 +443,7 @@ func (c *cli) form(args []string) error {
 func (c *cli) recordGet(args []string) error {
 	fs := flag.NewFlagSet("record get", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON")
-	return c.withRecord("record get", "record get ID [--json]", args, 1, fs, func(d *Device, id syncengine.RecordID, rest []string) error {
+	return c.withRecord("record get", "record get ID [--json]", args, 1, fs, func(d *fieldapp.Device, id syncengine.RecordID, rest []string) error {
 		if len(rest) > 0 {
 			return fmt.Errorf("unexpected argument %q", rest[0])
 		}
@@ -446,7 +451,7 @@ func (c *cli) recordGet(args []string) error {
 		if err != nil {
 			return err
 		}
-		v := View(rec)
+		v := fieldapp.View(rec)
 		if *asJSON {
 			return writeJSON(c.stdout, v)
 		}
@@ -457,7 +462,7 @@ func (c *cli) recordGet(args []string) error {
 
 func writeJSON(w io.Writer, v any) error { return cliutil.WriteJSON(w, v) }
 
-func printRecord(w io.Writer, v RecordView) {
+func printRecord(w io.Writer, v fieldapp.RecordView) {
 	status := ""
 	switch {
 	case v.DeleteConflict:
@@ -502,7 +507,7 @@ func (c *cli) recordList(args []string) error {
 		fmt.Fprint(w, "[")
 	}
 	err = d.Replica().Records(c.ctx, func(r *syncengine.Record) error {
-		v := View(r)
+		v := fieldapp.View(r)
 		if *asJSON {
 			b, err := json.Marshal(v)
 			if err != nil {
@@ -611,7 +616,7 @@ func (c *cli) recordImport(args []string) error {
 		// Compact now, while an import is expected to take a while, rather
 		// than at the next unlock.
 		t0 := time.Now()
-		if err := d.store.Settle(); err != nil {
+		if err := d.Settle(); err != nil {
 			return fmt.Errorf("record import: compacting the store: %w", err)
 		}
 		fmt.Fprintf(c.stdout, "store compacted in %s\n", time.Since(t0).Round(time.Millisecond))
@@ -717,13 +722,13 @@ func (c *cli) sync(args []string) error {
 		}
 	}
 	tty := cliutil.IsTerminal(c.stderr)
-	res, err := d.Sync(c.ctx, "", func(r SyncResult) {
+	res, err := d.Sync(c.ctx, "", func(r fieldapp.SyncResult) {
 		if *lines {
-			fmt.Fprintf(c.stderr, "sync: %d sent, %d received, %s\n", r.Pushed, r.Pulled, bytesStr(r.BytesSent+r.BytesReceived))
+			fmt.Fprintf(c.stderr, "sync: %d sent, %d received, %s\n", r.Pushed, r.Pulled, cliutil.Bytes(r.BytesSent+r.BytesReceived))
 			return
 		}
 		if tty && !*asJSON {
-			fmt.Fprintf(c.stderr, "\rsyncing: %d sent, %d received, %s", r.Pushed, r.Pulled, bytesStr(r.BytesSent+r.BytesReceived))
+			fmt.Fprintf(c.stderr, "\rsyncing: %d sent, %d received, %s", r.Pushed, r.Pulled, cliutil.Bytes(r.BytesSent+r.BytesReceived))
 		}
 	})
 	if tty && !*asJSON && !*lines {
@@ -741,7 +746,7 @@ func (c *cli) sync(args []string) error {
 		return writeJSON(c.stdout, res)
 	}
 	fmt.Fprintf(c.stdout, "synced with %s: pushed %d changes, pulled %d (%d new) in %d round trips; %s sent, %s received, %.0f ms\n",
-		res.Server, res.Pushed, res.Pulled, res.Applied, res.RoundTrips, bytesStr(res.BytesSent), bytesStr(res.BytesReceived), res.DurationMS)
+		res.Server, res.Pushed, res.Pulled, res.Applied, res.RoundTrips, cliutil.Bytes(res.BytesSent), cliutil.Bytes(res.BytesReceived), res.DurationMS)
 	if res.Wiped {
 		fmt.Fprintln(c.stdout, "this device was wiped at the server's request: everything it held had been sent; its store is erased")
 	}
@@ -783,16 +788,6 @@ func (c *cli) info(args []string) error {
 	return nil
 }
 
-func bytesStr(n int64) string {
-	switch {
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
-}
-
 // createAll creates recs, in halves when a transaction of all of them is
 // larger than the device store takes at once (its memtables are small to
 // keep a phone's memory low).
@@ -826,7 +821,7 @@ func (c *cli) pinCmd(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := ChangePIN(c.ctx, c.dir, old, next); err != nil {
+	if err := fieldapp.ChangePIN(c.ctx, c.dir, old, next); err != nil {
 		return err
 	}
 	fmt.Fprintln(c.stdout, "PIN changed")
