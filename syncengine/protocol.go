@@ -371,6 +371,10 @@ type pushResult struct {
 	err error
 }
 
+// push sends what the upstream has not acknowledged, pushWindow batches in
+// flight. It is long on purpose: the window, the resend after a server
+// lost data and the durable acknowledgement are one state machine over
+// the same few variables, clearer read in one place than split.
 func (r *Replica) push(ctx context.Context, remote Remote, st *SyncStats, progress func(time.Time)) error {
 	// ack is how far our log needs no more pushing (it may pass entries that
 	// came from upstream); acked is what the server itself acknowledged,
@@ -554,21 +558,7 @@ func (r *Replica) pull(ctx context.Context, remote Remote, limit int, st *SyncSt
 			// The server's history is not the one we followed: it was
 			// restored from a backup or replaced. Resend all we have and
 			// pull everything again; merging makes both harmless.
-			return true, r.store.Update(ctx, func(tx Tx) error {
-				head, err := tx.Head()
-				if err != nil {
-					return err
-				}
-				for _, kv := range []struct {
-					k string
-					v uint64
-				}{{metaPushAck, 0}, {metaPushServer, 0}, {metaRelayThrough, head}, {metaPullCursor, 0}} {
-					if err := setMetaUint(tx, kv.k, kv.v); err != nil {
-						return err
-					}
-				}
-				return setMetaDot(tx, metaPullDot, Dot{})
-			})
+			return true, r.startOver(ctx)
 		}
 		if page.Cursor < req.Cursor {
 			return false, fmt.Errorf("pull: server cursor went back from %d to %d", req.Cursor, page.Cursor)
@@ -583,46 +573,7 @@ func (r *Replica) pull(ctx context.Context, remote Remote, limit int, st *SyncSt
 				return false, fmt.Errorf("pull: change %d from server: %w", i, err)
 			}
 		}
-		var n int
-		var changed merged
-		err = r.store.Update(ctx, func(tx Tx) error {
-			// When everything before this page was pushed, the page's own
-			// entries (which came from upstream) need no push either: move
-			// the push position past them so the next sync does not scan
-			// them again.
-			ack, err := metaUint(tx, metaPushAck)
-			if err != nil {
-				return err
-			}
-			head, err := tx.Head()
-			if err != nil {
-				return err
-			}
-			relay, err := metaUint(tx, metaRelayThrough)
-			if err != nil {
-				return err
-			}
-			var settled []Resolution
-			if n, changed, settled, err = r.applyAll(tx, Upstream, page.Changes); err != nil {
-				return err
-			}
-			if err := r.settle(tx, settled); err != nil {
-				return err
-			}
-			if ack == head && relay <= ack {
-				newHead, err := tx.Head()
-				if err != nil {
-					return err
-				}
-				if err := setMetaUint(tx, metaPushAck, newHead); err != nil {
-					return err
-				}
-			}
-			if err := setMetaUint(tx, metaPullCursor, page.Cursor); err != nil {
-				return err
-			}
-			return setMetaDot(tx, metaPullDot, page.CursorDot)
-		})
+		n, changed, err := r.applyPage(ctx, &page)
 		if errors.Is(err, ErrTooLarge) && len(page.Changes) > 1 {
 			// The page does not fit in one transaction of this store (a
 			// phone's small memtables, records with many fields): ask
@@ -646,6 +597,71 @@ func (r *Replica) pull(ctx context.Context, remote Remote, limit int, st *SyncSt
 			return false, nil
 		}
 	}
+}
+
+// startOver forgets what the server acknowledged and where the pull was,
+// after the server's history changed (restored from a backup, replaced).
+func (r *Replica) startOver(ctx context.Context) error {
+	return r.store.Update(ctx, func(tx Tx) error {
+		head, err := tx.Head()
+		if err != nil {
+			return err
+		}
+		for _, kv := range []struct {
+			k string
+			v uint64
+		}{{metaPushAck, 0}, {metaPushServer, 0}, {metaRelayThrough, head}, {metaPullCursor, 0}} {
+			if err := setMetaUint(tx, kv.k, kv.v); err != nil {
+				return err
+			}
+		}
+		return setMetaDot(tx, metaPullDot, Dot{})
+	})
+}
+
+// applyPage merges a pulled page and moves the pull cursor past it, in one
+// transaction. It returns how many changes were new here and what they
+// changed.
+func (r *Replica) applyPage(ctx context.Context, page *Page) (n int, changed merged, err error) {
+	err = r.store.Update(ctx, func(tx Tx) error {
+		// When everything before this page was pushed, the page's own
+		// entries (which came from upstream) need no push either: move
+		// the push position past them so the next sync does not scan
+		// them again.
+		ack, err := metaUint(tx, metaPushAck)
+		if err != nil {
+			return err
+		}
+		head, err := tx.Head()
+		if err != nil {
+			return err
+		}
+		relay, err := metaUint(tx, metaRelayThrough)
+		if err != nil {
+			return err
+		}
+		var settled []Resolution
+		if n, changed, settled, err = r.applyAll(tx, Upstream, page.Changes); err != nil {
+			return err
+		}
+		if err := r.settle(tx, settled); err != nil {
+			return err
+		}
+		if ack == head && relay <= ack {
+			newHead, err := tx.Head()
+			if err != nil {
+				return err
+			}
+			if err := setMetaUint(tx, metaPushAck, newHead); err != nil {
+				return err
+			}
+		}
+		if err := setMetaUint(tx, metaPullCursor, page.Cursor); err != nil {
+			return err
+		}
+		return setMetaDot(tx, metaPullDot, page.CursorDot)
+	})
+	return n, changed, err
 }
 
 // Pending returns how many changes await a push to the upstream.

@@ -444,52 +444,20 @@ func (u *UI) interview(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		}
 		u.showInterview(w, http.StatusOK, iv, lang, nil, r.URL.Query().Get("notice"))
 	case "answer":
-		added, err := dev.Answer(ctx, id, r.PostFormValue("field"), r.PostFormValue("value"))
-		if err != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			writeJSONResponse(w, map[string]string{"error": err.Error()})
-			return
-		}
-		iv, err := dev.Interview(ctx, id)
-		if err != nil {
-			w.WriteHeader(http.StatusInternalServerError)
-			writeJSONResponse(w, map[string]string{"error": err.Error()})
-			return
-		}
-		st := iv.State(lang)
-		st.Reload = added
-		writeJSONResponse(w, st)
+		u.answer(ctx, w, r, dev, id, lang)
 	case "save", "finalize":
+		u.finish(ctx, w, r, dev, id, lang, action == "finalize")
+	case "add", "remove":
 		if err := u.saveAll(ctx, r, dev, id); err != nil {
 			u.fail(w, http.StatusBadRequest, err)
 			return
 		}
-		if action == "save" {
-			http.Redirect(w, r, "/interviews?notice="+url.QueryEscape("Draft saved."), http.StatusSeeOther)
-			return
-		}
-		vs, err := dev.Finalize(ctx, id, lang)
-		if err != nil {
-			u.fail(w, http.StatusBadRequest, err)
-			return
-		}
-		if len(vs) > 0 {
-			iv, err := dev.Interview(ctx, id)
-			if err != nil {
-				u.fail(w, http.StatusInternalServerError, err)
+		if action == "remove" {
+			if err := dev.RemoveInstance(ctx, id, r.PostFormValue("key")); err != nil {
+				u.fail(w, http.StatusBadRequest, err)
 				return
 			}
-			msgs := map[string]string{}
-			for _, v := range vs {
-				msgs[v.Field] = v.Message
-			}
-			u.showInterview(w, http.StatusUnprocessableEntity, iv, lang, msgs, "")
-			return
-		}
-		http.Redirect(w, r, "/interviews?notice="+url.QueryEscape("Interview finalized. It will be sent at the next sync."), http.StatusSeeOther)
-	case "add":
-		if err := u.saveAll(ctx, r, dev, id); err != nil {
-			u.fail(w, http.StatusBadRequest, err)
+			http.Redirect(w, r, back, http.StatusSeeOther)
 			return
 		}
 		key, err := dev.AddInstance(ctx, id, r.PostFormValue("repeat"))
@@ -498,38 +466,85 @@ func (u *UI) interview(ctx context.Context, w http.ResponseWriter, r *http.Reque
 			return
 		}
 		http.Redirect(w, r, back+"#"+key, http.StatusSeeOther)
-	case "remove":
-		if err := u.saveAll(ctx, r, dev, id); err != nil {
-			u.fail(w, http.StatusBadRequest, err)
-			return
-		}
-		if err := dev.RemoveInstance(ctx, id, r.PostFormValue("key")); err != nil {
-			u.fail(w, http.StatusBadRequest, err)
-			return
-		}
-		http.Redirect(w, r, back, http.StatusSeeOther)
 	case "resolve":
-		// Settling a conflict overrides a colleague's answer: the PIN is
-		// asked again, so a device left unlocked is not enough.
-		if err := fieldapp.CheckPIN(ctx, u.dir, r.PostFormValue("pin")); err != nil {
-			u.fail(w, http.StatusForbidden, fmt.Errorf("resolve: %s", unlockError(err)))
-			return
-		}
-		i := -1
-		if c := r.PostFormValue("choice"); c != "" && c != "other" {
-			if i, err = strconv.Atoi(c); err != nil {
-				u.fail(w, http.StatusBadRequest, fmt.Errorf("resolve: choice %q", c))
-				return
-			}
-		}
-		if err := dev.ResolveAnswer(ctx, id, r.PostFormValue("field"), i, r.PostFormValue("value")); err != nil {
-			u.fail(w, http.StatusBadRequest, err)
-			return
-		}
-		http.Redirect(w, r, back+"?notice="+url.QueryEscape("Conflict settled. The choice syncs like any answer."), http.StatusSeeOther)
+		u.resolve(ctx, w, r, dev, id)
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+// answer saves one answer as it is entered (the page's script) and
+// returns the interview's state: relevance, choices, messages.
+func (u *UI) answer(ctx context.Context, w http.ResponseWriter, r *http.Request, dev *fieldapp.Device, id syncengine.RecordID, lang string) {
+	added, err := dev.Answer(ctx, id, r.PostFormValue("field"), r.PostFormValue("value"))
+	if err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		writeJSONResponse(w, map[string]string{"error": err.Error()})
+		return
+	}
+	iv, err := dev.Interview(ctx, id)
+	if err != nil {
+		w.WriteHeader(http.StatusInternalServerError)
+		writeJSONResponse(w, map[string]string{"error": err.Error()})
+		return
+	}
+	st := iv.State(lang)
+	st.Reload = added
+	writeJSONResponse(w, st)
+}
+
+// finish saves the answers a page posted, as a draft or finalized: an
+// interview that cannot be finalized yet is shown with its messages.
+func (u *UI) finish(ctx context.Context, w http.ResponseWriter, r *http.Request, dev *fieldapp.Device, id syncengine.RecordID, lang string, finalize bool) {
+	if err := u.saveAll(ctx, r, dev, id); err != nil {
+		u.fail(w, http.StatusBadRequest, err)
+		return
+	}
+	if !finalize {
+		http.Redirect(w, r, "/interviews?notice="+url.QueryEscape("Draft saved."), http.StatusSeeOther)
+		return
+	}
+	vs, err := dev.Finalize(ctx, id, lang)
+	if err != nil {
+		u.fail(w, http.StatusBadRequest, err)
+		return
+	}
+	if len(vs) > 0 {
+		iv, err := dev.Interview(ctx, id)
+		if err != nil {
+			u.fail(w, http.StatusInternalServerError, err)
+			return
+		}
+		msgs := map[string]string{}
+		for _, v := range vs {
+			msgs[v.Field] = v.Message
+		}
+		u.showInterview(w, http.StatusUnprocessableEntity, iv, lang, msgs, "")
+		return
+	}
+	http.Redirect(w, r, "/interviews?notice="+url.QueryEscape("Interview finalized. It will be sent at the next sync."), http.StatusSeeOther)
+}
+
+// resolve settles a conflict on the device. It overrides a colleague's
+// answer: the PIN is asked again, so a device left unlocked is not enough.
+func (u *UI) resolve(ctx context.Context, w http.ResponseWriter, r *http.Request, dev *fieldapp.Device, id syncengine.RecordID) {
+	if err := fieldapp.CheckPIN(ctx, u.dir, r.PostFormValue("pin")); err != nil {
+		u.fail(w, http.StatusForbidden, fmt.Errorf("resolve: %s", unlockError(err)))
+		return
+	}
+	i := -1
+	if c := r.PostFormValue("choice"); c != "" && c != "other" {
+		var err error
+		if i, err = strconv.Atoi(c); err != nil {
+			u.fail(w, http.StatusBadRequest, fmt.Errorf("resolve: choice %q", c))
+			return
+		}
+	}
+	if err := dev.ResolveAnswer(ctx, id, r.PostFormValue("field"), i, r.PostFormValue("value")); err != nil {
+		u.fail(w, http.StatusBadRequest, err)
+		return
+	}
+	http.Redirect(w, r, "/interview/"+id.String()+"?notice="+url.QueryEscape("Conflict settled. The choice syncs like any answer."), http.StatusSeeOther)
 }
 
 // saveAll writes every answer a plain form post carries (the page without

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"github.com/tessera-survey/tessera/fieldapp"
+	"github.com/tessera-survey/tessera/forms/xpath"
 	"github.com/tessera-survey/tessera/syncengine"
 	"net/http"
 	"slices"
@@ -56,105 +57,8 @@ func (u *UI) showInterview(w http.ResponseWriter, status int, iv *fieldapp.Inter
 	if v.Status == "" {
 		v.Status = "draft"
 	}
-	rv := fieldapp.View(iv.Record)
-	choiceLabel := func(q *forms.Question, val string) string {
-		for _, c := range iv.Form.Choices[q.ListName] {
-			if c.Name == val {
-				return c.Label.In(lang, iv.Form.DefaultLanguage)
-			}
-		}
-		return val
-	}
-	var build func(n *forms.INode, g *forms.Question) []*nodeView
-	build = func(n *forms.INode, g *forms.Question) []*nodeView {
-		var out []*nodeView
-		kids := n.Children()
-		for _, q := range g.Children {
-			if q.Kind == forms.KRepeat {
-				sec := &nodeView{Kind: "repeat", Label: iv.In.Text(n, q.Label, lang), Hint: q.Hint.In(lang, iv.Form.DefaultLanguage),
-					Repeat: strings.TrimPrefix(n.Field+"/"+q.Name, "/"), Relevant: true} // its group hides it; instances have their own relevance
-				if n.Field == "" {
-					sec.Repeat = q.Name
-				}
-				sec.Field = "sec:" + sec.Repeat
-				for _, k := range kids {
-					c := k.(*forms.INode)
-					if c.Q == q {
-						inst := &nodeView{Field: c.Field, Kind: "instance", Index: len(sec.Instances) + 1, Relevant: st.Relevant[c.Field],
-							Label: sec.Label, Children: build(c, q)}
-						sec.Instances = append(sec.Instances, inst)
-					}
-				}
-				out = append(out, sec)
-				continue
-			}
-			var c *forms.INode
-			for _, k := range kids {
-				if k.(*forms.INode).Q == q {
-					c = k.(*forms.INode)
-					break
-				}
-			}
-			if c == nil || q.Kind.IsMeta() || q.Kind == forms.KCalculate || q.Kind == forms.KHidden {
-				continue
-			}
-			nv := &nodeView{Field: c.Field, Kind: string(q.Kind), Label: iv.In.Text(c, q.Label, lang), Hint: iv.In.Text(c, q.Hint, lang),
-				Message: msgs[c.Field], Value: c.Value(), Relevant: st.Relevant[c.Field], Required: q.Required != "" && q.Required != "no" && q.Required != "false()"}
-			if nv.Label == "" {
-				nv.Label = q.Name
-			}
-			switch q.Kind {
-			case forms.KGroup:
-				nv.Children = build(c, q)
-			case forms.KSelectOne, forms.KSelectMultiple:
-				allowed := map[string]bool{}
-				for _, name := range st.Choices[c.Field] {
-					allowed[name] = true
-				}
-				picked := strings.Fields(c.Value())
-				for _, ch := range iv.Form.Choices[q.ListName] {
-					nv.Choices = append(nv.Choices, choiceView{Name: ch.Name, Label: ch.Label.In(lang, iv.Form.DefaultLanguage),
-						Checked: slices.Contains(picked, ch.Name), Hidden: q.ChoiceFilter != "" && !allowed[ch.Name]})
-				}
-			case forms.KText:
-				nv.Input, nv.Multiline = "text", strings.Contains(q.Appearance, "multiline")
-			case forms.KInteger:
-				nv.Input = "number"
-			case forms.KDecimal:
-				nv.Input = "decimal"
-			case forms.KDate:
-				nv.Input = "date"
-			case forms.KTime:
-				nv.Input = "time"
-			case forms.KDateTime:
-				nv.Input = "datetime-local"
-			case forms.KGeopoint, forms.KNote, forms.KAcknowledge:
-			default:
-				nv.Unsupported = true
-			}
-			if fv, ok := rv.Fields[c.Field]; ok && len(fv.Conflicts) > 0 {
-				v.Conflicts++
-				for i, cv := range fv.Conflicts {
-					text := forms.ValueText(cv.Value)
-					if q.ListName != "" {
-						var labels []string
-						for _, name := range strings.Fields(text) {
-							labels = append(labels, choiceLabel(q, name))
-						}
-						text = strings.Join(labels, ", ")
-					}
-					when := cv.Time
-					if t, err := time.Parse("2006-01-02T15:04:05.000Z07:00", cv.Time); err == nil {
-						when = t.Local().Format("2006-01-02 15:04")
-					}
-					nv.Conflicts = append(nv.Conflicts, conflictView{Index: i, Value: text, Device: syncengine.ShortID(cv.Replica), Time: when})
-				}
-			}
-			out = append(out, nv)
-		}
-		return out
-	}
-	v.Root = build(iv.In.Root, iv.Form.Root)
+	b := &viewBuilder{iv: iv, st: st, lang: lang, msgs: msgs, rv: fieldapp.View(iv.Record), v: &v}
+	v.Root = b.build(iv.In.Root, iv.Form.Root)
 	p := u.page(iv.Form.Title, v)
 	var stamp func(ns []*nodeView)
 	stamp = func(ns []*nodeView) {
@@ -170,4 +74,133 @@ func (u *UI) showInterview(w http.ResponseWriter, status int, iv *fieldapp.Inter
 		p.Error = "This interview cannot be finalized yet: see the messages below."
 	}
 	u.render(w, status, "interview", p)
+}
+
+// viewBuilder turns an interview's instance tree into the page's nodes.
+type viewBuilder struct {
+	iv   *fieldapp.Interview
+	st   fieldapp.State
+	lang string
+	msgs map[string]string
+	rv   fieldapp.RecordView
+	v    *interviewView
+}
+
+// build lays out the questions of group g at instance node n.
+func (b *viewBuilder) build(n *forms.INode, g *forms.Question) []*nodeView {
+	var out []*nodeView
+	kids := n.Children()
+	for _, q := range g.Children {
+		if q.Kind == forms.KRepeat {
+			out = append(out, b.repeat(n, q, kids))
+			continue
+		}
+		var c *forms.INode
+		for _, k := range kids {
+			if k.(*forms.INode).Q == q {
+				c = k.(*forms.INode)
+				break
+			}
+		}
+		if c == nil || q.Kind.IsMeta() || q.Kind == forms.KCalculate || q.Kind == forms.KHidden {
+			continue
+		}
+		out = append(out, b.question(c, q))
+	}
+	return out
+}
+
+// repeat is a repeat's section with its instances.
+func (b *viewBuilder) repeat(n *forms.INode, q *forms.Question, kids []xpath.Node) *nodeView {
+	iv, lang := b.iv, b.lang
+	sec := &nodeView{Kind: "repeat", Label: iv.In.Text(n, q.Label, lang), Hint: q.Hint.In(lang, iv.Form.DefaultLanguage),
+		Repeat: strings.TrimPrefix(n.Field+"/"+q.Name, "/"), Relevant: true} // its group hides it; instances have their own relevance
+	if n.Field == "" {
+		sec.Repeat = q.Name
+	}
+	sec.Field = "sec:" + sec.Repeat
+	for _, k := range kids {
+		c := k.(*forms.INode)
+		if c.Q == q {
+			inst := &nodeView{Field: c.Field, Kind: "instance", Index: len(sec.Instances) + 1, Relevant: b.st.Relevant[c.Field],
+				Label: sec.Label, Children: b.build(c, q)}
+			sec.Instances = append(sec.Instances, inst)
+		}
+	}
+	return sec
+}
+
+// question is one question's node: its input, choices and conflicts.
+func (b *viewBuilder) question(c *forms.INode, q *forms.Question) *nodeView {
+	iv, lang, st := b.iv, b.lang, b.st
+	nv := &nodeView{Field: c.Field, Kind: string(q.Kind), Label: iv.In.Text(c, q.Label, lang), Hint: iv.In.Text(c, q.Hint, lang),
+		Message: b.msgs[c.Field], Value: c.Value(), Relevant: st.Relevant[c.Field], Required: q.Required != "" && q.Required != "no" && q.Required != "false()"}
+	if nv.Label == "" {
+		nv.Label = q.Name
+	}
+	switch q.Kind {
+	case forms.KGroup:
+		nv.Children = b.build(c, q)
+	case forms.KSelectOne, forms.KSelectMultiple:
+		allowed := map[string]bool{}
+		for _, name := range st.Choices[c.Field] {
+			allowed[name] = true
+		}
+		picked := strings.Fields(c.Value())
+		for _, ch := range iv.Form.Choices[q.ListName] {
+			nv.Choices = append(nv.Choices, choiceView{Name: ch.Name, Label: ch.Label.In(lang, iv.Form.DefaultLanguage),
+				Checked: slices.Contains(picked, ch.Name), Hidden: q.ChoiceFilter != "" && !allowed[ch.Name]})
+		}
+	case forms.KText:
+		nv.Input, nv.Multiline = "text", strings.Contains(q.Appearance, "multiline")
+	case forms.KInteger:
+		nv.Input = "number"
+	case forms.KDecimal:
+		nv.Input = "decimal"
+	case forms.KDate:
+		nv.Input = "date"
+	case forms.KTime:
+		nv.Input = "time"
+	case forms.KDateTime:
+		nv.Input = "datetime-local"
+	case forms.KGeopoint, forms.KNote, forms.KAcknowledge:
+	default:
+		nv.Unsupported = true
+	}
+	b.conflicts(nv, c, q)
+	return nv
+}
+
+// conflicts lists the concurrent answers of a question in conflict, with
+// choice labels in the interview's language.
+func (b *viewBuilder) conflicts(nv *nodeView, c *forms.INode, q *forms.Question) {
+	fv, ok := b.rv.Fields[c.Field]
+	if !ok || len(fv.Conflicts) == 0 {
+		return
+	}
+	b.v.Conflicts++
+	for i, cv := range fv.Conflicts {
+		text := forms.ValueText(cv.Value)
+		if q.ListName != "" {
+			var labels []string
+			for _, name := range strings.Fields(text) {
+				labels = append(labels, b.choiceLabel(q, name))
+			}
+			text = strings.Join(labels, ", ")
+		}
+		when := cv.Time
+		if t, err := time.Parse("2006-01-02T15:04:05.000Z07:00", cv.Time); err == nil {
+			when = t.Local().Format("2006-01-02 15:04")
+		}
+		nv.Conflicts = append(nv.Conflicts, conflictView{Index: i, Value: text, Device: syncengine.ShortID(cv.Replica), Time: when})
+	}
+}
+
+func (b *viewBuilder) choiceLabel(q *forms.Question, val string) string {
+	for _, c := range b.iv.Form.Choices[q.ListName] {
+		if c.Name == val {
+			return c.Label.In(b.lang, b.iv.Form.DefaultLanguage)
+		}
+	}
+	return val
 }

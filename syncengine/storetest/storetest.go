@@ -19,6 +19,7 @@ import (
 type Opener func(t *testing.T, key string) syncengine.Store
 
 // Run runs the contract suite. newKey returns a fresh, empty store key.
+// It is long on purpose: a list of subtests, each a short case.
 func Run(t *testing.T, open Opener, newKey func(t *testing.T) string) {
 	ctx := context.Background()
 	fresh := func(t *testing.T) syncengine.Store {
