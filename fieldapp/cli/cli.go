@@ -223,7 +223,7 @@ func (c *cli) init(args []string) error {
 		return err
 	}
 	defer d.Close()
-	fmt.Fprintf(c.stdout, "initialized device %s in %s (server %s)\n", d.Replica().ID(), c.dir, *server)
+	fmt.Fprintf(c.stdout, "initialized device %s in %s (server %s)\n", d.ID(), c.dir, *server)
 	if p, t, _ := d.Enrollment(c.ctx); p != "" {
 		fmt.Fprintf(c.stdout, "enrolled in project %s%s\n", p, map[bool]string{true: ", team " + t, false: ""}[t != ""])
 	}
@@ -302,7 +302,7 @@ func (c *cli) recordNew(args []string) error {
 		return err
 	}
 	defer d.Close()
-	id, err := d.Replica().Create(c.ctx, d.FormKey(c.ctx, form), fields)
+	id, err := d.Create(c.ctx, form, fields)
 	if err != nil {
 		return fmt.Errorf("record new: %w", err)
 	}
@@ -340,7 +340,7 @@ func (c *cli) recordSet(args []string) error {
 		if err != nil {
 			return err
 		}
-		return d.Replica().Set(c.ctx, id, fields)
+		return d.Set(c.ctx, id, fields)
 	})
 }
 
@@ -349,7 +349,7 @@ func (c *cli) recordDelete(args []string) error {
 		if len(rest) > 0 {
 			return fmt.Errorf("unexpected argument %q", rest[0])
 		}
-		return d.Replica().Delete(c.ctx, id)
+		return d.Delete(c.ctx, id)
 	})
 }
 
@@ -363,7 +363,7 @@ func (c *cli) recordResolve(args []string) error {
 				if *restore == *del || len(rest) > 0 {
 					return errors.New("give either --restore or --delete, alone")
 				}
-				return d.Replica().ResolveDelete(c.ctx, id, *restore)
+				return d.ResolveDelete(c.ctx, id, *restore)
 			}
 			fields, err := parseFields(rest)
 			if err != nil {
@@ -372,7 +372,7 @@ func (c *cli) recordResolve(args []string) error {
 			if len(fields) == 0 {
 				return errors.New("give field=value for each field to settle")
 			}
-			return d.Replica().Resolve(c.ctx, id, fields)
+			return d.Resolve(c.ctx, id, fields)
 		})
 }
 
@@ -421,7 +421,7 @@ func (c *cli) form(args []string) error {
 		return err
 	}
 	defer d.Close()
-	list, err := d.Forms().List(c.ctx)
+	list, err := d.FormList(c.ctx)
 	if err != nil {
 		return err
 	}
@@ -447,7 +447,7 @@ func (c *cli) recordGet(args []string) error {
 		if len(rest) > 0 {
 			return fmt.Errorf("unexpected argument %q", rest[0])
 		}
-		rec, err := d.Replica().Record(c.ctx, id)
+		rec, err := d.Record(c.ctx, id)
 		if err != nil {
 			return err
 		}
@@ -506,7 +506,7 @@ func (c *cli) recordList(args []string) error {
 	if *asJSON {
 		fmt.Fprint(w, "[")
 	}
-	err = d.Replica().Records(c.ctx, func(r *syncengine.Record) error {
+	err = d.Records(c.ctx, func(r *syncengine.Record) error {
 		v := fieldapp.View(r)
 		if *asJSON {
 			b, err := json.Marshal(v)
@@ -584,7 +584,7 @@ func (c *cli) recordImport(args []string) error {
 		if len(batch) == 0 {
 			return nil
 		}
-		if err := createAll(c.ctx, d.Replica(), batch); err != nil {
+		if err := d.Import(c.ctx, batch); err != nil {
 			return err
 		}
 		done += len(batch)
@@ -774,32 +774,18 @@ func (c *cli) info(args []string) error {
 	if err != nil {
 		return err
 	}
-	pending, err := d.Replica().Pending(c.ctx)
+	pending, err := d.Pending(c.ctx)
 	if err != nil {
 		return err
 	}
 	project, team, _ := d.Enrollment(c.ctx)
-	info := map[string]any{"replica": d.Replica().ID().String(), "server": server, "pending": pending, "data": c.dir,
+	info := map[string]any{"replica": d.ID(), "server": server, "pending": pending, "data": c.dir,
 		"project": project, "team": team}
 	if *asJSON {
 		return writeJSON(c.stdout, info)
 	}
 	fmt.Fprintf(c.stdout, "device %s\nserver %s\ndata   %s\n%d changes not yet acknowledged by the server\n", info["replica"], server, c.dir, pending)
 	return nil
-}
-
-// createAll creates recs, in halves when a transaction of all of them is
-// larger than the device store takes at once (its memtables are small to
-// keep a phone's memory low).
-func createAll(ctx context.Context, r *syncengine.Replica, recs []syncengine.NewRecord) error {
-	_, err := r.CreateMany(ctx, recs)
-	if errors.Is(err, syncengine.ErrTooLarge) && len(recs) > 1 {
-		if err := createAll(ctx, r, recs[:len(recs)/2]); err != nil {
-			return err
-		}
-		return createAll(ctx, r, recs[len(recs)/2:])
-	}
-	return err
 }
 
 func (c *cli) pinCmd(args []string) error {

@@ -377,7 +377,7 @@ func (u *UI) language(ctx context.Context, w http.ResponseWriter, r *http.Reques
 }
 
 func (u *UI) forms(ctx context.Context, w http.ResponseWriter, r *http.Request, dev *fieldapp.Device) {
-	infos, err := dev.Forms().List(ctx)
+	infos, err := dev.FormList(ctx)
 	if err != nil {
 		u.fail(w, http.StatusInternalServerError, err)
 		return
@@ -391,7 +391,11 @@ func (u *UI) forms(ctx context.Context, w http.ResponseWriter, r *http.Request, 
 			list = append(list, i)
 		}
 	}
-	pending, _ := dev.Replica().Pending(ctx)
+	pending, err := dev.Pending(ctx)
+	if err != nil {
+		u.fail(w, http.StatusInternalServerError, err)
+		return
+	}
 	p := u.page("Forms", list)
 	p.Pending = pending
 	u.render(w, http.StatusOK, "forms", p)
@@ -639,8 +643,15 @@ func (u *UI) syncPage(w http.ResponseWriter, r *http.Request, dev *fieldapp.Devi
 		http.Redirect(w, r, "/sync", http.StatusSeeOther)
 		return
 	}
-	pending, _ := dev.Replica().Pending(r.Context())
-	server, _ := dev.Server(r.Context())
+	var server string
+	pending, err := dev.Pending(r.Context())
+	if err == nil {
+		server, err = dev.Server(r.Context())
+	}
+	if err != nil {
+		u.fail(w, http.StatusInternalServerError, err)
+		return
+	}
 	u.mu.Lock()
 	st := u.sync.status()
 	u.mu.Unlock()
