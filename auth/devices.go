@@ -95,8 +95,11 @@ func (s *Service) Enroll(ctx context.Context, code string, pub ed25519.PublicKey
 		return s.appendAudit(tx, "device:"+dev.ID, "enroll", fmt.Sprintf("project %s team %s (code by %s)", c.Project, c.Team, c.By))
 	})
 	if errors.Is(err, ErrCodeRejected) {
-		// Recorded apart: the refused transaction itself rolled back.
-		_ = s.Audit(ctx, "anonymous", "enroll-refused", "unknown, used or expired code")
+		// Recorded apart: the refused transaction itself rolled back. A
+		// refusal that cannot be audited fails as the store's error.
+		if aerr := s.Audit(ctx, "anonymous", "enroll-refused", "unknown, used or expired code"); aerr != nil {
+			return Device{}, "", fmt.Errorf("audit: %w", aerr)
+		}
 	}
 	if err != nil {
 		return Device{}, "", err

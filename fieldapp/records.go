@@ -40,7 +40,9 @@ func (d *Device) Set(ctx context.Context, id syncengine.RecordID, fields []synce
 }
 
 // Delete deletes a record (a causal write: it syncs like any other).
-func (d *Device) Delete(ctx context.Context, id syncengine.RecordID) error { return d.rep.Delete(ctx, id) }
+func (d *Device) Delete(ctx context.Context, id syncengine.RecordID) error {
+	return d.rep.Delete(ctx, id)
+}
 
 // Resolve settles conflicting answers with the values given.
 func (d *Device) Resolve(ctx context.Context, id syncengine.RecordID, fields []syncengine.FieldWrite) error {

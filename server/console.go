@@ -159,7 +159,10 @@ func (s *Server) consoleLogin(w http.ResponseWriter, r *http.Request, _ *auth.Us
 }
 
 func (s *Server) consoleLogout(w http.ResponseWriter, r *http.Request, _ *auth.User, session string) {
-	_ = s.auth.Logout(r.Context(), session)
+	if err := s.auth.Logout(r.Context(), session); err != nil {
+		// The cookie goes anyway; the session ends at its expiry.
+		s.log.ErrorContext(r.Context(), "console sign-out", "err", err)
+	}
 	s.setCookie(w, r, cookieSession, "", -1)
 	http.Redirect(w, r, "/console/login", http.StatusSeeOther)
 }

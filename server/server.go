@@ -163,8 +163,13 @@ func (s *Server) announceSetupToken(token string) {
 	s.log.Warn("first start: an admin account was created; set its password with the one-time setup token",
 		"setup_token", token, "command", "surveyctl --server URL login --setup-token TOKEN")
 	if s.cfg.DataDir != "" {
-		if err := os.MkdirAll(s.cfg.DataDir, 0o700); err == nil {
-			_ = os.WriteFile(filepath.Join(s.cfg.DataDir, SetupTokenFile), []byte(token+"\n"), 0o600)
+		path := filepath.Join(s.cfg.DataDir, SetupTokenFile)
+		err := os.MkdirAll(s.cfg.DataDir, 0o700)
+		if err == nil {
+			err = os.WriteFile(path, []byte(token+"\n"), 0o600)
+		}
+		if err != nil {
+			s.log.Warn("the setup token could not be written beside the data (it is in this log)", "file", path, "err", err)
 		}
 	}
 }

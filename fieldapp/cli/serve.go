@@ -3,12 +3,13 @@ package cli
 import (
 	"flag"
 	"fmt"
-	"github.com/tessera-survey/tessera/fieldapp/ui"
 	"log/slog"
 	"net"
 	"os"
 	"runtime/debug"
 	"time"
+
+	"github.com/tessera-survey/tessera/fieldapp/ui"
 )
 
 // memoryLimit is the Go runtime's soft memory limit while the UI or a sync

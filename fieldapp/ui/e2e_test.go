@@ -14,7 +14,6 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/google/uuid"
-
 	"github.com/tessera-survey/tessera/fieldapp"
 	"github.com/tessera-survey/tessera/fieldapp/ui"
 	"github.com/tessera-survey/tessera/internal/browsertest"

@@ -13,8 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/tessera-survey/tessera/fieldapp"
-	"github.com/tessera-survey/tessera/internal/cliutil"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -29,7 +27,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/tessera-survey/tessera/auth"
+	"github.com/tessera-survey/tessera/fieldapp"
 	"github.com/tessera-survey/tessera/forms"
+	"github.com/tessera-survey/tessera/internal/cliutil"
 	"github.com/tessera-survey/tessera/syncengine"
 )
 

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-
 	"github.com/tessera-survey/tessera/fieldapp"
 	"github.com/tessera-survey/tessera/fieldapp/ui"
 	"github.com/tessera-survey/tessera/server"

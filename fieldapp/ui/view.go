@@ -1,15 +1,15 @@
 package ui
 
 import (
-	"github.com/tessera-survey/tessera/fieldapp"
-	"github.com/tessera-survey/tessera/forms/xpath"
-	"github.com/tessera-survey/tessera/syncengine"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/tessera-survey/tessera/fieldapp"
 	"github.com/tessera-survey/tessera/forms"
+	"github.com/tessera-survey/tessera/forms/xpath"
+	"github.com/tessera-survey/tessera/syncengine"
 )
 
 // nodeView is one node of the interview screen: a group, a repeat section
