@@ -484,15 +484,12 @@ func instancesOf(ans forms.Answers, rep *forms.Question) []instance {
 	}
 	groups := map[string][]keyed{}
 	for k, v := range ans {
-		if v.Kind == syncengine.Null || !strings.HasSuffix(k, "]") {
+		if v.Kind == syncengine.Null {
 			continue
 		}
-		i := strings.LastIndexByte(k, '[')
-		if i <= 0 {
-			continue
-		}
-		base := k[:i]
-		if stripIDs(base) != rep.Path() {
+		b, id, ok := forms.Path(k).Instance()
+		base := string(b)
+		if !ok || stripIDs(base) != rep.Path() {
 			continue
 		}
 		parent := ""
@@ -500,7 +497,7 @@ func instancesOf(ans forms.Answers, rep *forms.Question) []instance {
 			parent = base[:j+1]
 		}
 		o, _ := strconv.ParseFloat(v.String(), 64)
-		groups[parent] = append(groups[parent], keyed{key: k, parent: parent, order: o, id: k[i+1 : len(k)-1]})
+		groups[parent] = append(groups[parent], keyed{key: k, parent: parent, order: o, id: id})
 	}
 	parents := make([]string, 0, len(groups))
 	for p := range groups {

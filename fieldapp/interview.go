@@ -155,7 +155,7 @@ func instanceWrites(in *forms.Instance, ans forms.Answers) []syncengine.FieldWri
 			}
 			for i := have[q.Name]; i < want; i++ {
 				last[q.Name]++
-				key := prefix + q.Name + "[" + newInstanceID() + "]"
+				key := prefix + string(forms.Path(q.Name).At(newInstanceID()))
 				out = append(out, syncengine.FieldWrite{Name: key, Value: syncengine.IntValue(last[q.Name])})
 				out = append(out, defaultsOf(in, q, key+"/")...)
 			}
@@ -239,11 +239,11 @@ func (d *Device) AddInstance(ctx context.Context, id syncengine.RecordID, path s
 	}
 	var last int64
 	for k := range iv.Record.Values() {
-		if base, _, ok := strings.Cut(k, "["); ok && base == path && !strings.Contains(k[len(base):], "/") {
+		if base, _, ok := forms.Path(k).Instance(); ok && string(base) == path {
 			last = max(last, orderValue(iv.Record.Values()[k]))
 		}
 	}
-	key := path + "[" + newInstanceID() + "]"
+	key := string(forms.Path(path).At(newInstanceID()))
 	writes := append([]syncengine.FieldWrite{{Name: key, Value: syncengine.IntValue(last + 1)}}, defaultsOf(iv.In, q, key+"/")...)
 	return key, d.rep.Set(ctx, id, writes)
 }

@@ -59,21 +59,16 @@ func EncodeBatch(cs []syncengine.Change) *tesserav1.ChangeBatch {
 				b.Names = append(b.Names, fw.Name)
 			}
 			b.FieldName = append(b.FieldName, n)
+			b.FieldKind = append(b.FieldKind, KindTo(fw.Value.Kind))
 			switch fw.Value.Kind {
 			case syncengine.Text:
-				b.FieldKind = append(b.FieldKind, tesserav1.Kind_KIND_TEXT)
 				b.Texts = append(b.Texts, fw.Value.Str)
 			case syncengine.Int:
-				b.FieldKind = append(b.FieldKind, tesserav1.Kind_KIND_INT)
 				b.Ints = append(b.Ints, fw.Value.Int)
 			case syncengine.Decimal:
-				b.FieldKind = append(b.FieldKind, tesserav1.Kind_KIND_DECIMAL)
 				b.Decimals = append(b.Decimals, fw.Value.Num)
 			case syncengine.Bool:
-				b.FieldKind = append(b.FieldKind, tesserav1.Kind_KIND_BOOL)
 				b.Bools = append(b.Bools, fw.Value.Bool)
-			default:
-				b.FieldKind = append(b.FieldKind, tesserav1.Kind_KIND_UNSPECIFIED)
 			}
 		}
 	}

@@ -48,18 +48,34 @@ func DotTo(d syncengine.Dot) *tesserav1.Dot {
 	return &tesserav1.Dot{Replica: d.Replica[:], Counter: d.Counter}
 }
 
+// KindTo is the one mapping of a value's kind to its enum on the wire
+// (an unknown kind is a null, as the zero Value is).
+func KindTo(k syncengine.Kind) tesserav1.Kind {
+	switch k {
+	case syncengine.Text:
+		return tesserav1.Kind_KIND_TEXT
+	case syncengine.Int:
+		return tesserav1.Kind_KIND_INT
+	case syncengine.Decimal:
+		return tesserav1.Kind_KIND_DECIMAL
+	case syncengine.Bool:
+		return tesserav1.Kind_KIND_BOOL
+	}
+	return tesserav1.Kind_KIND_UNSPECIFIED
+}
+
 // FieldTo converts one written field.
 func FieldTo(name string, v syncengine.Value) *tesserav1.Field {
-	f := &tesserav1.Field{Name: name}
+	f := &tesserav1.Field{Name: name, Kind: KindTo(v.Kind)}
 	switch v.Kind {
 	case syncengine.Text:
-		f.Kind, f.Text = tesserav1.Kind_KIND_TEXT, v.Str
+		f.Text = v.Str
 	case syncengine.Int:
-		f.Kind, f.Int = tesserav1.Kind_KIND_INT, v.Int
+		f.Int = v.Int
 	case syncengine.Decimal:
-		f.Kind, f.Decimal = tesserav1.Kind_KIND_DECIMAL, v.Num
+		f.Decimal = v.Num
 	case syncengine.Bool:
-		f.Kind, f.Bool = tesserav1.Kind_KIND_BOOL, v.Bool
+		f.Bool = v.Bool
 	}
 	return f
 }
