@@ -3,7 +3,10 @@ package ctl
 import (
 	"bytes"
 	"encoding/csv"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
@@ -86,4 +89,83 @@ func cellText(c cell) string {
 		return "0"
 	}
 	return ""
+}
+
+// TestCSVNeutralisesFormulas: text cells a spreadsheet would run get a
+// leading ' (OWASP's CSV injection advice); numbers and other text are as
+// answered; --raw-csv writes every cell as answered.
+func TestCSVNeutralisesFormulas(t *testing.T) {
+	text := func(s string) cell { return cell{kind: tesserav1.CellKind_CELL_KIND_TEXT, s: s} }
+	row := []cell{text(`=HYPERLINK("http://evil","x")`), text("+1"), text("-2"), text("@SUM(A1)"), text("\tx"), text("\rx"),
+		text("plain"), text(""), {kind: tesserav1.CellKind_CELL_KIND_INT, i: -5}}
+	table := &tesserav1.ExportTable{Name: "t"}
+	for range row {
+		table.Columns = append(table.Columns, &tesserav1.ExportColumn{Name: "c"})
+	}
+	for _, raw := range []bool{false, true} {
+		path := filepath.Join(t.TempDir(), "t.csv")
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := newCSVWriter(f, table, raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.write(row); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.close(); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(path)
+		recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+		if err != nil || len(recs) != 2 {
+			t.Fatalf("raw %v: %v %q", raw, err, b)
+		}
+		got := recs[1]
+		for i, c := range row[:6] {
+			want := "'" + c.s
+			if raw {
+				want = c.s
+			}
+			if i >= 4 { // csv.Reader drops a lone \r of a field: compare the rest
+				want = strings.ReplaceAll(want, "\r", "")
+				got[i] = strings.ReplaceAll(got[i], "\r", "")
+			}
+			if got[i] != want {
+				t.Errorf("raw %v: cell %d = %q, want %q", raw, i, got[i], want)
+			}
+		}
+		if got[6] != "plain" || got[7] != "" || got[8] != "-5" {
+			t.Errorf("raw %v: other cells changed: %q", raw, got[6:])
+		}
+	}
+}
+
+// TestTableNamesStayInTheFolder: a table name from the server that is a
+// path is refused; nothing is written outside the folder asked for.
+func TestTableNamesStayInTheFolder(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "out")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"../evil", "a/b", `a\b`, "", "c:x"} {
+		if w, err := newTableWriter(outFormat{name: "csv"}, dir, &tesserav1.ExportTable{Name: name}); err == nil {
+			w.close()
+			t.Errorf("table %q accepted", name)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, "evil.csv")); err == nil {
+		t.Fatal("a file was written outside the export folder")
+	}
+	w, err := newTableWriter(outFormat{name: "csv"}, dir, &tesserav1.ExportTable{Name: "community_security"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.close()
+	if st, err := os.Stat(filepath.Join(dir, "community_security.csv")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("the table file: %v %v (want mode 0600)", st.Mode(), err)
+	}
 }

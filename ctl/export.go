@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"runtime/debug"
 	"sort"
 	"strconv"
@@ -149,7 +150,9 @@ table: FORM.EXT for the main table, FORM_GROUP_REPEAT.EXT for each repeat
 _review, _device, _created, _updated, _conflict, _conflict_values), then the
 questions; select_multiple as the raw value and a 0/1 column per choice,
 geopoints as -Latitude/-Longitude/-Altitude/-Accuracy. Formats: csv (RFC 4180,
-UTF-8), jsonl (one object per row, keys in column order), parquet (typed,
+UTF-8; a text cell starting with = + - @, a tab or a carriage return gets a
+leading ' so a spreadsheet shows it instead of running it: --raw-csv
+writes it as answered), jsonl (one object per row, keys in column order), parquet (typed,
 optional columns), geojson (a feature per row with a location). Sensitive
 questions come only to leads and admins. Progress shows on a terminal; the
 last line printed names the cursor to pass as --since next time.
@@ -168,6 +171,7 @@ func (c *cli) export(args []string) error {
 	labels := fs.String("labels", "", "write choice labels in this language instead of names")
 	since := fs.String("since", "", "only records changed after this cursor (printed by the previous export)")
 	mirror := fs.String("mirror", "", "keep this folder a current copy: the first run exports all, later runs fetch only what changed")
+	raw := fs.Bool("raw-csv", false, "csv: write text cells exactly as answered; by default a cell starting with = + - @, a tab or a carriage return gets a leading ' so a spreadsheet does not run it as a formula")
 	if _, err := c.parse(fs, exportUsage, args, 0); err != nil {
 		return helpOK(err)
 	}
@@ -178,7 +182,7 @@ func (c *cli) export(args []string) error {
 		if *form == "" {
 			return errors.New("export: --form is required")
 		}
-		return c.mirror(*mirror, mirrorState{Form: *form, Format: *format, ApprovedOnly: *approved, Labels: *labels})
+		return c.mirror(*mirror, mirrorState{Form: *form, Format: *format, ApprovedOnly: *approved, Labels: *labels, RawCSV: *raw})
 	}
 	if *form == "" || *out == "" {
 		return errors.New("export: --form and --out (or --mirror) are required")
@@ -188,10 +192,10 @@ func (c *cli) export(args []string) error {
 	default:
 		return fmt.Errorf("export: unknown --format %q (csv, jsonl, parquet or geojson)", *format)
 	}
-	if err := os.MkdirAll(*out, 0o755); err != nil {
+	if err := os.MkdirAll(*out, 0o700); err != nil {
 		return err
 	}
-	end, _, err := c.exportInto(&tesserav1.ExportRequest{FormId: *form, ApprovedOnly: *approved, Labels: *labels, Since: *since}, *format, *out)
+	end, _, err := c.exportInto(&tesserav1.ExportRequest{FormId: *form, ApprovedOnly: *approved, Labels: *labels, Since: *since}, outFormat{*format, *raw}, *out)
 	if err != nil {
 		return err
 	}
@@ -202,7 +206,14 @@ func (c *cli) export(args []string) error {
 // exportInto runs one export into dir, one file per table, and returns its
 // end (with the cursor) and, for an incremental export, the ids of the
 // records changed since the cursor.
-func (c *cli) exportInto(req *tesserav1.ExportRequest, format, dir string) (*tesserav1.ExportEnd, map[string]bool, error) {
+// outFormat is how tables are written: the format, and for csv whether
+// text cells go out raw (a formula is not neutralised).
+type outFormat struct {
+	name   string
+	rawCSV bool
+}
+
+func (c *cli) exportInto(req *tesserav1.ExportRequest, format outFormat, dir string) (*tesserav1.ExportEnd, map[string]bool, error) {
 	cl, err := c.client()
 	if err != nil {
 		return nil, nil, err
@@ -291,15 +302,20 @@ func (c *cli) exportInto(req *tesserav1.ExportRequest, format, dir string) (*tes
 	}
 }
 
-func newTableWriter(format, dir string, t *tesserav1.ExportTable) (tableWriter, error) {
+func newTableWriter(of outFormat, dir string, t *tesserav1.ExportTable) (tableWriter, error) {
+	format := of.name
 	ext := map[string]string{"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet", "geojson": ".geojson"}[format]
-	f, err := os.Create(filepath.Join(dir, t.Name+ext))
+	// Table names come from the server: a file inside dir, never a path.
+	if t.Name == "" || strings.ContainsAny(t.Name, `/\:`) || !filepath.IsLocal(t.Name+ext) {
+		return nil, fmt.Errorf("export: the server named a table %q, which is not a file name", t.Name)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, t.Name+ext), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	switch format {
 	case "csv":
-		return newCSVWriter(f, t)
+		return newCSVWriter(f, t, of.rawCSV)
 	case "jsonl":
 		return newJSONLWriter(f, t), nil
 	case "geojson":
@@ -309,12 +325,15 @@ func newTableWriter(format, dir string, t *tesserav1.ExportTable) (tableWriter, 
 }
 
 // csvWriter writes RFC 4180 CSV in UTF-8 (encoding/csv), header first.
+// Unless raw, a text cell a spreadsheet would run as a formula is
+// neutralised as OWASP advises (a leading ').
 type csvWriter struct {
-	f *os.File
-	b *bufio.Writer
+	f   *os.File
+	b   *bufio.Writer
+	raw bool
 }
 
-func newCSVWriter(f *os.File, t *tesserav1.ExportTable) (*csvWriter, error) {
+func newCSVWriter(f *os.File, t *tesserav1.ExportTable, raw bool) (*csvWriter, error) {
 	b := bufio.NewWriterSize(f, 1<<16)
 	w := csv.NewWriter(b)
 	head := make([]string, len(t.Columns))
@@ -325,7 +344,7 @@ func newCSVWriter(f *os.File, t *tesserav1.ExportTable) (*csvWriter, error) {
 		return nil, err
 	}
 	w.Flush()
-	return &csvWriter{f: f, b: b}, w.Error()
+	return &csvWriter{f: f, b: b, raw: raw}, w.Error()
 }
 
 // write formats a row as encoding/csv would (the same quoting rules, LF
@@ -336,6 +355,9 @@ func (c *csvWriter) write(cells []cell) error {
 	for i, x := range cells {
 		if i > 0 {
 			line = append(line, ',')
+		}
+		if !c.raw && x.kind == tesserav1.CellKind_CELL_KIND_TEXT && formulaLike(x.s) {
+			x.s = "'" + x.s
 		}
 		line = appendCSVCell(line, x)
 	}
@@ -398,6 +420,19 @@ func appendDecimal(b []byte, f float64) []byte {
 		}
 	}
 	return strconv.AppendFloat(b, f, 'f', -1, 64)
+}
+
+// formulaLike reports whether a spreadsheet would take text as a formula
+// (or as the start of one): OWASP's list of leading characters.
+func formulaLike(s string) bool {
+	if s == "" {
+		return false
+	}
+	switch s[0] {
+	case '=', '+', '-', '@', '\t', '\r':
+		return true
+	}
+	return false
 }
 
 // appendCSVField quotes a field when encoding/csv would: it holds a comma,

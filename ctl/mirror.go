@@ -21,6 +21,7 @@ type mirrorState struct {
 	Format       string `json:"format"`
 	ApprovedOnly bool   `json:"approved_only"`
 	Labels       string `json:"labels,omitempty"`
+	RawCSV       bool   `json:"raw_csv,omitempty"`
 	Cursor       string `json:"cursor"`
 }
 
@@ -35,7 +36,7 @@ func (c *cli) mirror(dir string, want mirrorState) error {
 	// GeoJSON files are written whole, so they are exported again when
 	// anything changed (and left as they are when nothing did).
 	lineWise := want.Format == "csv" || want.Format == "jsonl"
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
 	var st mirrorState
@@ -73,11 +74,11 @@ func (c *cli) mirror(dir string, want mirrorState) error {
 		if err := os.RemoveAll(incoming); err != nil {
 			return nil, err
 		}
-		if err := os.Mkdir(incoming, 0o755); err != nil {
+		if err := os.Mkdir(incoming, 0o700); err != nil {
 			return nil, err
 		}
 		req.Since = cursor
-		if end, changed, err = c.exportInto(req, want.Format, incoming); err != nil {
+		if end, changed, err = c.exportInto(req, outFormat{want.Format, want.RawCSV}, incoming); err != nil {
 			return nil, err
 		}
 		files, err = os.ReadDir(incoming)
@@ -136,7 +137,7 @@ func (c *cli) mirror(dir string, want mirrorState) error {
 	st.Cursor = end.Cursor
 	b, _ = json.MarshalIndent(st, "", "  ")
 	tmp := filepath.Join(dir, mirrorStateFile+".tmp")
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, mirrorStateFile)); err != nil {
@@ -210,7 +211,7 @@ func mergeTable(dst, src, format string, changed map[string]bool) error {
 	}
 	defer add.Close()
 	tmp := dst + ".tmp"
-	out, err := os.Create(tmp)
+	out, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}

@@ -231,3 +231,24 @@ func TestCalculateAcrossRepeats(t *testing.T) {
 		t.Fatalf("recheck: %+v", vs)
 	}
 }
+
+// TestFormIDIsNotAPath: a form id names export files; one that is a path
+// (or could become one) is refused with its sheet.
+func TestFormIDIsNotAPath(t *testing.T) {
+	for _, id := range []string{"../../evil", "a/b", `a\b`, "..", ".hidden", "-x"} {
+		b := xlsx(t, map[string][][]string{
+			"survey":   {{"type", "name", "label"}, {"text", "q", "Q"}},
+			"settings": {{"form_id", "version"}, {id, "1"}},
+		}, "survey", "settings")
+		if _, err := importXLSX(t, b); err == nil || !strings.Contains(err.Error(), "form_id") {
+			t.Errorf("form_id %q: %v", id, err)
+		}
+	}
+	b := xlsx(t, map[string][][]string{
+		"survey":   {{"type", "name", "label"}, {"text", "q", "Q"}},
+		"settings": {{"form_id", "version"}, {"community_security.v2-b", "1"}},
+	}, "survey", "settings")
+	if _, err := importXLSX(t, b); err != nil {
+		t.Errorf("a valid form_id refused: %v", err)
+	}
+}

@@ -213,6 +213,9 @@ func (im *importer) run(opts Options) {
 	f.DefaultLanguage = f.Settings["default_language"]
 	if strings.ContainsAny(f.ID, "@\n") {
 		im.add("settings", 0, "the form_id %q may not contain '@'", f.ID)
+	} else if !validName(f.ID) {
+		// A form id names files (exports, mirrors): never a path.
+		im.add("settings", 0, "the form_id %q is invalid: it must begin with a letter or underscore; after the first character, it may contain letters, digits, underscores, hyphens, or periods", f.ID)
 	}
 	if strings.ContainsAny(f.Version, "@\n") {
 		im.add("settings", 0, "the version %q may not contain '@'", f.Version)
