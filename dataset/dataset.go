@@ -75,6 +75,10 @@ type Layout struct {
 	fastSlot map[string]int
 	fastVals []syncengine.Value
 	visitor  syncengine.RecordVisitor
+	// withheld: the questions (paths) some version marks sensitive, when
+	// sensitive answers are not for this export: their concurrent values
+	// stay out of _conflict_values too.
+	withheld map[string]bool
 }
 
 var mainMeta = []Column{
@@ -125,6 +129,10 @@ func NewLayout(versions []*forms.Form, opts Options) *Layout {
 	for _, f := range versions {
 		f.Walk(func(q *forms.Question) {
 			if q.Sensitive && !opts.Sensitive {
+				if l.withheld == nil {
+					l.withheld = map[string]bool{}
+				}
+				l.withheld[q.Path()] = true
 				return
 			}
 			rep := q.Repeat()
@@ -234,7 +242,7 @@ func (l *Layout) Rows(rec *syncengine.Record, meta Meta, emit func(Row)) {
 			}
 			hi = max(hi, e.HLC)
 		}
-		if len(f.Entries) > 1 && !syncengine.Reserved(name) {
+		if len(f.Entries) > 1 && !syncengine.Reserved(name) && !l.withheld[forms.Path(name).Question()] {
 			if conflicts == nil {
 				conflicts = map[string][]any{}
 			}
