@@ -323,3 +323,60 @@ func TestPullScopeReadErrorFailsThePull(t *testing.T) {
 
 // otherVersion is a small form not published yet.
 func otherVersion(t *testing.T) []byte { return xlsxBytes(t, "household", "2", "Household size") }
+
+// TestFlagMessagesWithholdSensitiveAnswers: a validation message may quote
+// the answer; for a sensitive question an analyst gets it withheld (over
+// the RPC and on the console's record page), a lead in full.
+func TestFlagMessagesWithholdSensitiveAnswers(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t, server.Config{RequireAuth: true})
+	a := srv.Auth()
+	must(t, a.CreateProject(ctx, "t", "camp"))
+	for u, role := range map[string]auth.Role{"lena": auth.Lead, "ana": auth.Analyst} {
+		must(t, a.AddUser(ctx, "t", u, u+"'s long password"))
+		must(t, a.Grant(ctx, "t", u, "camp", role))
+	}
+	info, _, err := srv.Forms().Publish(ctx, sampleXLSX(t), "", "camp", time.Now())
+	must(t, err)
+	id, err := srv.Replica().Create(ctx, info.Key(), fw("intro/consent", "yes", "gbv/gbv_private", "yes", "gbv/gbv_risk", "MARKER-FLAG", syncengine.StatusField, "finalized"))
+	must(t, err)
+	must(t, srv.Check(ctx, id))
+	for _, tc := range []struct {
+		user  string
+		wants bool
+	}{{"ana", false}, {"lena", true}} {
+		session, err := a.Login(ctx, tc.user, tc.user+"'s long password")
+		must(t, err)
+		cl, err := wire.Dial(srv.URL, nil, wire.WithAuthorization("Bearer "+session))
+		must(t, err)
+		res, err := cl.Forms().ListFlags(ctx, &tesserav1.ListFlagsRequest{})
+		must(t, err)
+		if len(res.Records) != 1 {
+			t.Fatalf("%s sees %d flagged records, want 1", tc.user, len(res.Records))
+		}
+		got := false
+		for _, v := range res.Records[0].Violations {
+			got = got || strings.Contains(v.Message, "MARKER-FLAG")
+		}
+		if got != tc.wants {
+			t.Logf("%s: %v", tc.user, res.Records[0].Violations)
+			t.Errorf("%s: a flag message quotes the sensitive answer: %v, want %v", tc.user, got, tc.wants)
+		}
+		c, _ := consoleClient(t, srv, tc.user, tc.user+"'s long password")
+		page := httpBody(t, c, http.MethodGet, srv.URL+"/console/records/"+id.String(), "", nil, http.StatusOK)
+		if strings.Contains(page, "MARKER-FLAG") != tc.wants {
+			t.Errorf("%s: the record page shows the sensitive answer: %v, want %v", tc.user, !tc.wants, tc.wants)
+		}
+	}
+	// An analyst of another project sees none of camp's flags.
+	must(t, a.CreateProject(ctx, "t", "other"))
+	must(t, a.AddUser(ctx, "t", "otto", "otto's long password"))
+	must(t, a.Grant(ctx, "t", "otto", "other", auth.Analyst))
+	session, err := a.Login(ctx, "otto", "otto's long password")
+	must(t, err)
+	cl, err := wire.Dial(srv.URL, nil, wire.WithAuthorization("Bearer "+session))
+	must(t, err)
+	if res, err := cl.Forms().ListFlags(ctx, &tesserav1.ListFlagsRequest{}); err != nil || len(res.Records) != 0 {
+		t.Fatalf("an analyst of another project lists %d flagged records (%v)", len(res.GetRecords()), err)
+	}
+}

@@ -41,11 +41,29 @@ func (s *Service) ListFlags(ctx context.Context, p auth.Principal, form string) 
 			if !s.may(p, s.projectOf(ctx, f.Form), auth.Analyst) {
 				return nil
 			}
+			f.Violations = s.flagsFor(ctx, p, f.Form, f.Violations)
 			out = append(out, f)
 			return nil
 		})
 	})
 	return out, err
+}
+
+// WithheldMessage stands for a message about a sensitive answer, for whom
+// sensitive answers are not (messages may quote the answer).
+const WithheldMessage = "(about a sensitive answer: withheld for your role)"
+
+// flagsFor is the violations as p may read them.
+func (s *Service) flagsFor(ctx context.Context, p auth.Principal, form string, vs []forms.Violation) []forms.Violation {
+	withheld := s.withheld(ctx, p, form)
+	out := make([]forms.Violation, len(vs))
+	for i, v := range vs {
+		if v.Field != "" && withheld(v.Field) {
+			v.Message = WithheldMessage
+		}
+		out[i] = v
+	}
+	return out
 }
 
 func decodeFlags(v []byte) (Flags, error) {

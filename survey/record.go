@@ -92,6 +92,7 @@ func (s *Service) Record(ctx context.Context, p auth.Principal, id syncengine.Re
 		v.Flags, err = flagsOf(tx, id)
 		return err
 	})
+	v.Flags = s.flagsFor(ctx, p, rec.Form, v.Flags)
 	return v, err
 }
 
