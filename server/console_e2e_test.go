@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -30,6 +31,11 @@ func TestConsoleResolvesConflict(t *testing.T) {
 	must(t, srv.Auth().CreateProject(ctx, "t", "camp"))
 	must(t, srv.Auth().AddUser(ctx, "t", "lena", "lena's long password"))
 	must(t, srv.Auth().Grant(ctx, "t", "lena", "camp", "lead"))
+	// The records' form is camp's: a record of no known project would be
+	// an admin's alone.
+	_, _, err := srv.Forms().Publish(ctx, xlsxRows(t, "household", "1", [][]string{{"type", "name", "label"},
+		{"text", "q3", "Q3"}, {"integer", "size", "Size"}}), "", "camp", time.Now())
+	must(t, err)
 	a, b := newDevice(t, srv.URL), newDevice(t, srv.URL)
 	id, err := a.Replica().Create(ctx, "household", fw("q3", "unsure", "size", "4"))
 	must(t, err)

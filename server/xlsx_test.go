@@ -9,12 +9,16 @@ import (
 
 // xlsxBytes builds a small XLSForm; an empty label makes it invalid.
 func xlsxBytes(t *testing.T, id, version, label string) []byte {
+	return xlsxRows(t, id, version, [][]string{{"type", "name", "label"}, {"integer", "q1", label}})
+}
+
+// xlsxRows builds an XLSForm of the given survey rows (header first).
+func xlsxRows(t *testing.T, id, version string, rows [][]string) []byte {
 	t.Helper()
 	f := excelize.NewFile()
 	defer f.Close()
 	f.SetSheetName("Sheet1", "survey")
 	f.NewSheet("settings")
-	rows := [][]string{{"type", "name", "label"}, {"integer", "q1", label}}
 	for i, r := range rows {
 		for j, v := range r {
 			cell, _ := excelize.CoordinatesToCellName(j+1, i+1)

@@ -73,9 +73,52 @@ func projectIn(tx syncengine.ReadTx, form string) (string, error) {
 	return p, err
 }
 
+// recordProject is the project a record belongs to: the scope stamped
+// when a device first pushed it, else its form's project. "" when neither
+// says (a form not published here, or one for every project, and no device
+// pushed the record): unknown, so only an admin may act on it.
+func (s *Service) recordProject(ctx context.Context, tx syncengine.ReadTx, id syncengine.RecordID, form string) (string, error) {
+	v, ok, err := s.scopes.get(tx, id)
+	if err != nil {
+		return "", err
+	}
+	if ok && v.Project != "" {
+		return v.Project, nil
+	}
+	return s.projectOf(ctx, form), nil
+}
+
+// mayRecord: p holds role in a record's project; a record of no known
+// project is an admin's alone.
+func (s *Service) mayRecord(p auth.Principal, project string, role auth.Role) bool {
+	if project == "" {
+		return (anonymous(p) && s.open) || (p.User != nil && p.User.Admin)
+	}
+	return s.may(p, project, role)
+}
+
+// projectOfRecord reads a record's project in a transaction of its own.
+func (s *Service) projectOfRecord(ctx context.Context, rec *syncengine.Record) (project string, err error) {
+	err = s.store.View(ctx, func(tx syncengine.ReadTx) (err error) {
+		project, err = s.recordProject(ctx, tx, rec.ID, rec.Form)
+		return err
+	})
+	return project, err
+}
+
 // RequireRecord checks p holds role in the project of rec.
 func (s *Service) RequireRecord(ctx context.Context, p auth.Principal, rec *syncengine.Record, role auth.Role) error {
-	return s.require(p, s.projectOf(ctx, rec.Form), role)
+	project, err := s.projectOfRecord(ctx, rec)
+	if err != nil {
+		return err
+	}
+	if s.mayRecord(p, project, role) {
+		return nil
+	}
+	if project == "" {
+		return fmt.Errorf("%w: this record belongs to no project known here (only an admin may)", auth.ErrDenied)
+	}
+	return fmt.Errorf("%w: your role does not allow this in project %s", auth.ErrDenied, project)
 }
 
 // MayRecord is RequireRecord as a yes or no (the console shows or hides

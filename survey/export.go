@@ -92,10 +92,12 @@ func (s *Service) plan(ctx context.Context, p auth.Principal, req ExportRequest)
 		return nil, fmt.Errorf("%w: %s", forms.ErrUnknownForm, req.FormID)
 	}
 	project := e.versions[0].Project
-	if p.User != nil && project != "" {
-		if err := s.require(p, project, auth.Analyst); err != nil {
-			return nil, err
+	if p.User != nil && !s.mayRecord(p, project, auth.Analyst) {
+		if project == "" {
+			// Its records may be of any project: not for one project's analyst.
+			return nil, fmt.Errorf("%w: form %s is published for every project; only an admin exports it", auth.ErrDenied, req.FormID)
 		}
+		return nil, s.require(p, project, auth.Analyst)
 	}
 	e.sensitive = seesSensitive(p, project)
 	e.layout = dataset.NewLayout(e.versions, e.options())

@@ -38,10 +38,14 @@ func (s *Service) ListFlags(ctx context.Context, p auth.Principal, form string) 
 			if form != "" && formID(f.Form) != form {
 				return nil
 			}
-			if !s.may(p, s.projectOf(ctx, f.Form), auth.Analyst) {
+			project, err := s.recordProject(ctx, tx, f.Record, f.Form)
+			if err != nil {
+				return err
+			}
+			if !s.mayRecord(p, project, auth.Analyst) {
 				return nil
 			}
-			f.Violations = s.flagsFor(ctx, p, f.Form, f.Violations)
+			f.Violations = s.flagsFor(ctx, p, project, f.Form, f.Violations)
 			out = append(out, f)
 			return nil
 		})
@@ -54,8 +58,8 @@ func (s *Service) ListFlags(ctx context.Context, p auth.Principal, form string) 
 const WithheldMessage = "(about a sensitive answer: withheld for your role)"
 
 // flagsFor is the violations as p may read them.
-func (s *Service) flagsFor(ctx context.Context, p auth.Principal, form string, vs []forms.Violation) []forms.Violation {
-	withheld := s.withheld(ctx, p, form)
+func (s *Service) flagsFor(ctx context.Context, p auth.Principal, project, form string, vs []forms.Violation) []forms.Violation {
+	withheld := s.withheld(ctx, p, project, form)
 	out := make([]forms.Violation, len(vs))
 	for i, v := range vs {
 		if v.Field != "" && withheld(v.Field) {

@@ -37,6 +37,9 @@ func (s *Service) Publish(ctx context.Context, p auth.Principal, in Publish) (in
 			return forms.Info{}, false, err
 		}
 	}
+	if err := s.formOwnedElsewhere(ctx, in); err != nil {
+		return forms.Info{}, false, err
+	}
 	detail := " project " + in.Project
 	if in.Via != "" {
 		detail += " (" + in.Via + ")"
@@ -51,6 +54,30 @@ func (s *Service) Publish(ctx context.Context, p auth.Principal, in Publish) (in
 		s.log.Info("form published", "form", info.Key(), "title", info.Title, "questions", info.Questions)
 	}
 	return info, created, nil
+}
+
+// formOwnedElsewhere refuses a form id another project (or every
+// project) already has: a form id belongs to one project, or a lead of B
+// could publish A's form id and export A's records.
+func (s *Service) formOwnedElsewhere(ctx context.Context, in Publish) error {
+	f, err := forms.Parse(in.XLSX, in.DefaultID)
+	if err != nil {
+		return nil // Publish reports the form's own problems
+	}
+	all, err := s.forms.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, i := range all {
+		if i.ID == f.ID && i.Project != in.Project {
+			owner := "every project"
+			if i.Project != "" {
+				owner = "another project"
+			}
+			return fmt.Errorf("%w: form id %s belongs to %s: give this form its own form_id", forms.ErrExists, f.ID, owner)
+		}
+	}
+	return nil
 }
 
 // ListForms returns the form versions p may read.

@@ -50,11 +50,15 @@ func (s *Service) Record(ctx context.Context, p auth.Principal, id syncengine.Re
 	if err != nil {
 		return RecordView{}, err
 	}
+	project, err := s.projectOfRecord(ctx, rec)
+	if err != nil {
+		return RecordView{}, err
+	}
 	if err := s.RequireRecord(ctx, p, rec, auth.Analyst); err != nil {
 		return RecordView{}, err
 	}
-	withheld := s.withheld(ctx, p, rec.Form)
-	v := RecordView{ID: id, Form: rec.Form, Status: rec.Status(), CanReview: s.MayRecord(ctx, p, rec, auth.Lead)}
+	withheld := s.withheld(ctx, p, project, rec.Form)
+	v := RecordView{ID: id, Form: rec.Form, Status: rec.Status(), CanReview: s.mayRecord(p, project, auth.Lead)}
 	for _, name := range rec.FieldNames() {
 		reg := rec.Fields[name]
 		cur, conflict := reg.Current()
@@ -92,16 +96,16 @@ func (s *Service) Record(ctx context.Context, p auth.Principal, id syncengine.Re
 		v.Flags, err = flagsOf(tx, id)
 		return err
 	})
-	v.Flags = s.flagsFor(ctx, p, rec.Form, v.Flags)
+	v.Flags = s.flagsFor(ctx, p, project, rec.Form, v.Flags)
 	return v, err
 }
 
-// withheld reports the answers of a record of form that p may not read:
-// those to questions the form marks sensitive, for anyone below lead of
-// the record's project (exports follow the same rule).
-func (s *Service) withheld(ctx context.Context, p auth.Principal, form string) func(field string) bool {
+// withheld reports the answers of a record of form in project that p may
+// not read: those to questions the form marks sensitive, for anyone below
+// lead of the record's project (exports follow the same rule).
+func (s *Service) withheld(ctx context.Context, p auth.Principal, project, form string) func(field string) bool {
 	f, err := s.forms.Form(ctx, form)
-	if err != nil || seesSensitive(p, f.Project) {
+	if err != nil || seesSensitive(p, project) {
 		return func(string) bool { return false }
 	}
 	sensitive := map[string]bool{}

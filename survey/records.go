@@ -144,7 +144,6 @@ func (s *Service) ListRecords(ctx context.Context, p auth.Principal, f RecordFil
 		}
 		from = id
 	}
-	allowed := map[string]bool{} // form key -> may p see its records
 	var page RecordPage
 	visit := func(tx syncengine.ReadTx, rec *syncengine.Record) error {
 		if rec.ID == from && after != "" {
@@ -153,13 +152,9 @@ func (s *Service) ListRecords(ctx context.Context, p auth.Principal, f RecordFil
 		if f.Form != "" && !ofForm(rec.Form, f.Form) {
 			return nil
 		}
-		ok, seen := allowed[rec.Form]
-		if !seen {
-			ok = s.may(p, s.projectOf(ctx, rec.Form), auth.Analyst)
-			allowed[rec.Form] = ok
-		}
-		if !ok {
-			return nil
+		project, err := s.recordProject(ctx, tx, rec.ID, rec.Form)
+		if err != nil || !s.mayRecord(p, project, auth.Analyst) {
+			return err
 		}
 		sum, err := s.summarize(tx, rec)
 		if err != nil || !f.matches(&sum) {

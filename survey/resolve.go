@@ -128,11 +128,21 @@ func (s *Service) BulkResolve(ctx context.Context, p auth.Principal, in BulkReso
 		return res, err
 	}
 	for _, f := range fixes {
-		if s.require(p, s.projectOf(ctx, f.form), auth.Lead) != nil {
+		err := s.store.View(ctx, func(tx syncengine.ReadTx) error {
+			project, err := s.recordProject(ctx, tx, f.id, f.form)
+			if err == nil && !s.mayRecord(p, project, auth.Lead) {
+				err = auth.ErrDenied
+			}
+			return err
+		})
+		if errors.Is(err, auth.ErrDenied) {
 			res.Refused++
 			continue
 		}
-		err := s.bulkOne(ctx, p, in, f.id, f.field)
+		if err != nil {
+			return res, err
+		}
+		err = s.bulkOne(ctx, p, in, f.id, f.field)
 		if errors.Is(err, syncengine.ErrNoConflict) {
 			continue // settled since the scan
 		}

@@ -1,0 +1,152 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect/v2"
+
+	"github.com/tessera-survey/tessera/auth"
+	"github.com/tessera-survey/tessera/fieldapp"
+	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
+	"github.com/tessera-survey/tessera/internal/wire"
+	"github.com/tessera-survey/tessera/server"
+)
+
+// trustServer is a server requiring sign-in with projects A and B, a lead
+// and an analyst in each, and their RPC clients.
+type trustServer struct {
+	*testServer
+	rpc map[string]*wire.Client // by user
+}
+
+func newTrustServer(t *testing.T) *trustServer {
+	ctx := context.Background()
+	srv := startServer(t, server.Config{RequireAuth: true})
+	a := srv.Auth()
+	ts := &trustServer{testServer: srv, rpc: map[string]*wire.Client{}}
+	for _, p := range []string{"A", "B"} {
+		must(t, a.CreateProject(ctx, "t", p))
+		for _, role := range []auth.Role{auth.Lead, auth.Analyst} {
+			u := strings.ToLower(p) + "-" + string(role)
+			must(t, a.AddUser(ctx, "t", u, u+"'s long password"))
+			must(t, a.Grant(ctx, "t", u, p, role))
+			session, err := a.Login(ctx, u, u+"'s long password")
+			must(t, err)
+			cl, err := wire.Dial(srv.URL, nil, wire.WithAuthorization("Bearer "+session))
+			must(t, err)
+			ts.rpc[u] = cl
+		}
+	}
+	return ts
+}
+
+// enrolledDevice is a device enrolled in project (its records are
+// stamped with it).
+func (ts *trustServer) enrolledDevice(t *testing.T, project string) *fieldapp.Device {
+	ctx := context.Background()
+	code, _, err := ts.Auth().NewEnrollmentCode(ctx, "t", project, "", time.Hour)
+	must(t, err)
+	d, err := fieldapp.Init(ctx, filepath.Join(t.TempDir(), "dev"), fieldapp.Config{Server: ts.URL, Enroll: code, PIN: testPIN})
+	must(t, err)
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// exportText is everything an export sends the caller, as text.
+func exportText(t *testing.T, cl *wire.Client, form string) (string, error) {
+	stream, err := cl.Export().Export(context.Background(), &tesserav1.ExportRequest{FormId: form})
+	must(t, err)
+	var all strings.Builder
+	for {
+		m, err := stream.Receive()
+		if errors.Is(err, io.EOF) {
+			return all.String(), nil
+		}
+		if err != nil {
+			return all.String(), err
+		}
+		all.WriteString(m.String())
+	}
+}
+
+// TestFormIDBelongsToOneProject (issue 13, finding 1): a lead of B cannot
+// publish A's form id (a new version in B would have let B export A's
+// records and locked A's own lead and analyst out of their form).
+func TestFormIDBelongsToOneProject(t *testing.T) {
+	ts := newTrustServer(t)
+	ctx := context.Background()
+	if _, err := ts.rpc["a-lead"].Forms().PublishForm(ctx, &tesserav1.PublishFormRequest{Xlsx: xlsxBytes(t, "shared_id", "1", "Q"), Project: "A"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := ts.rpc["b-lead"].Forms().PublishForm(ctx, &tesserav1.PublishFormRequest{Xlsx: xlsxBytes(t, "shared_id", "2099.1", "Q"), Project: "B"})
+	if connect.CodeOf(err) != connect.CodeAlreadyExists {
+		t.Fatalf("B published A's form id: %v", err)
+	}
+	if _, err := exportText(t, ts.rpc["a-analyst"], "shared_id"); err != nil {
+		t.Fatalf("A's analyst cannot export A's form: %v", err)
+	}
+	if _, err := exportText(t, ts.rpc["b-analyst"], "shared_id"); connect.CodeOf(err) != connect.CodePermissionDenied {
+		t.Fatalf("B's analyst exports A's form: %v", err)
+	}
+}
+
+// TestRecordsOfNoKnownProjectAreDenied (finding 5): a record of a form not
+// published here, which no enrolled device pushed, was listed to every
+// analyst of every project with nothing withheld; it is an admin's alone.
+func TestRecordsOfNoKnownProjectAreDenied(t *testing.T) {
+	ts := newTrustServer(t)
+	ctx := context.Background()
+	id, err := ts.Replica().Create(ctx, "unpublished@1", fw("q", "MARKER-UNPUBLISHED"))
+	must(t, err)
+	for _, u := range []string{"a-analyst", "b-lead"} {
+		c, _ := consoleClient(t, ts.testServer, u, u+"'s long password")
+		if page := httpBody(t, c, http.MethodGet, ts.URL+"/console/records", "", nil, http.StatusOK); strings.Contains(page, id.String()) {
+			t.Errorf("%s lists a record of no known project", u)
+		}
+		httpBody(t, c, http.MethodGet, ts.URL+"/console/records/"+id.String(), "", nil, http.StatusForbidden)
+		if _, err := ts.rpc[u].Review().SetReview(ctx, &tesserav1.SetReviewRequest{Record: id.String(), State: "approved"}); connect.CodeOf(err) != connect.CodePermissionDenied {
+			t.Errorf("%s reviews a record of no known project: %v", u, err)
+		}
+	}
+}
+
+// TestEveryProjectFormKeepsRecordsInTheirScope (finding 6): a form
+// published for every project collects records of A and B; A's analyst
+// may not export them all, and A's lead may not review B's.
+func TestEveryProjectFormKeepsRecordsInTheirScope(t *testing.T) {
+	ts := newTrustServer(t)
+	ctx := context.Background()
+	_, _, err := ts.Forms().Publish(ctx, xlsxRows(t, "common", "1", [][]string{{"type", "name", "label"}, {"text", "q", "Q"}}), "", "", time.Now())
+	must(t, err)
+	da, db := ts.enrolledDevice(t, "A"), ts.enrolledDevice(t, "B")
+	mustSync(t, da)
+	mustSync(t, db)
+	ra, err := da.Replica().Create(ctx, "common", fw("q", "MARKER-A"))
+	must(t, err)
+	rb, err := db.Replica().Create(ctx, "common", fw("q", "MARKER-B"))
+	must(t, err)
+	mustSync(t, da)
+	mustSync(t, db)
+	text, err := exportText(t, ts.rpc["a-analyst"], "common")
+	if connect.CodeOf(err) != connect.CodePermissionDenied || strings.Contains(text, "MARKER-B") {
+		t.Fatalf("A's analyst exports a form of every project: %v (B's marker received: %v)", err, strings.Contains(text, "MARKER-B"))
+	}
+	if _, err := ts.rpc["a-lead"].Review().SetReview(ctx, &tesserav1.SetReviewRequest{Record: rb.String(), State: "rejected"}); connect.CodeOf(err) != connect.CodePermissionDenied {
+		t.Fatalf("A's lead reviews B's record: %v", err)
+	}
+	if _, err := ts.rpc["a-lead"].Review().SetReview(ctx, &tesserav1.SetReviewRequest{Record: ra.String(), State: "approved"}); err != nil {
+		t.Fatalf("A's lead cannot review A's record: %v", err)
+	}
+	c, _ := consoleClient(t, ts.testServer, "a-analyst", "a-analyst's long password")
+	page := httpBody(t, c, http.MethodGet, ts.URL+"/console/records", "", nil, http.StatusOK)
+	if !strings.Contains(page, ra.String()) || strings.Contains(page, rb.String()) {
+		t.Fatalf("A's analyst's record list: A's record %v, B's record %v", strings.Contains(page, ra.String()), strings.Contains(page, rb.String()))
+	}
+}
