@@ -126,13 +126,24 @@ func NewLayout(versions []*forms.Form, opts Options) *Layout {
 	l.Tables = []Table{main}
 	index := map[*forms.Question]int{nil: 0} // repeat → table
 	seen := map[string]bool{}
+	if !opts.Sensitive {
+		// A question one version marks sensitive is withheld from every
+		// record, whatever other versions say: a record of a version that
+		// marks it must not go out through another version's column.
+		for _, f := range versions {
+			f.Walk(func(q *forms.Question) {
+				if q.Sensitive {
+					if l.withheld == nil {
+						l.withheld = map[string]bool{}
+					}
+					l.withheld[q.Path()] = true
+				}
+			})
+		}
+	}
 	for _, f := range versions {
 		f.Walk(func(q *forms.Question) {
-			if q.Sensitive && !opts.Sensitive {
-				if l.withheld == nil {
-					l.withheld = map[string]bool{}
-				}
-				l.withheld[q.Path()] = true
+			if l.withheld[q.Path()] {
 				return
 			}
 			rep := q.Repeat()

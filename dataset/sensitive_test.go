@@ -56,3 +56,37 @@ func TestConflictValuesWithholdSensitive(t *testing.T) {
 		}
 	}
 }
+
+// TestSensitiveInOneVersionWithheldFromAll (issue 13, finding 3): when one
+// version marks a question sensitive and another does not, the answers of
+// the version that marks it do not go out through the other's column (the
+// question is withheld from every record: when in doubt, withhold).
+func TestSensitiveInOneVersionWithheldFromAll(t *testing.T) {
+	marks := formOf(t, strings.Replace(sensitiveForm, "| sens    | 1       |", "| sens    | 2       |", 1))
+	plain := formOf(t, strings.NewReplacer("| yes       |", "|           |").Replace(sensitiveForm))
+	r := syncengine.EmptyRecord(syncengine.NewRecordID())
+	r.Apply(&syncengine.Change{Record: r.ID, Form: "sens@2", Dot: syncengine.Dot{Replica: syncengine.NewReplicaID(), Counter: 1}, HLC: 1 << 40,
+		Fields: []syncengine.FieldWrite{{Name: "secret", Value: syncengine.TextValue("MARKER-V2")}, {Name: "open", Value: syncengine.TextValue("OPEN")}}})
+	enc := syncengine.MarshalRecord(nil, r)
+	for _, order := range [][]*forms.Form{{marks, plain}, {plain, marks}} {
+		l := NewLayout(order, Options{})
+		var all strings.Builder
+		collect := func(row Row) {
+			for _, c := range row.Cells {
+				all.WriteString(c.String() + "|")
+			}
+		}
+		l.Rows(r, Meta{}, collect)
+		l.RowsFromStored(r.ID, enc, Meta{}, func(string) bool { return true }, collect)
+		for _, tb := range l.Tables {
+			for _, c := range tb.Columns {
+				if c.Name == "secret" {
+					t.Errorf("versions %s, %s: the secret column is exported", order[0].Version, order[1].Version)
+				}
+			}
+		}
+		if strings.Contains(all.String(), "MARKER-V2") || !strings.Contains(all.String(), "OPEN") {
+			t.Errorf("versions %s, %s: %s", order[0].Version, order[1].Version, all.String())
+		}
+	}
+}
