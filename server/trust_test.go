@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"io"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
 	"github.com/tessera-survey/tessera/internal/wire"
 	"github.com/tessera-survey/tessera/server"
+	"github.com/tessera-survey/tessera/syncengine"
 )
 
 // trustServer is a server requiring sign-in with projects A and B, a lead
@@ -148,5 +150,79 @@ func TestEveryProjectFormKeepsRecordsInTheirScope(t *testing.T) {
 	page := httpBody(t, c, http.MethodGet, ts.URL+"/console/records", "", nil, http.StatusOK)
 	if !strings.Contains(page, ra.String()) || strings.Contains(page, rb.String()) {
 		t.Fatalf("A's analyst's record list: A's record %v, B's record %v", strings.Contains(page, ra.String()), strings.Contains(page, rb.String()))
+	}
+}
+
+// deviceClient enrolls a device of project and returns its RPC client.
+func (ts *trustServer) deviceClient(t *testing.T, project string) *wire.Client {
+	ctx := context.Background()
+	code, _, err := ts.Auth().NewEnrollmentCode(ctx, "t", project, "", time.Hour)
+	must(t, err)
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	dev, secret, err := ts.Auth().Enroll(ctx, code, pub, ed25519.Sign(priv, []byte(auth.NormalizeCode(code))))
+	must(t, err)
+	cl, err := wire.Dial(ts.URL, nil, wire.WithAuthorization("Device "+auth.DeviceCredential(dev.ID, secret)))
+	must(t, err)
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+func change(rec syncengine.RecordID, form string, rep syncengine.ReplicaID, n uint64, kv ...string) syncengine.Change {
+	return syncengine.Change{Record: rec, Form: form, Dot: syncengine.Dot{Replica: rep, Counter: n},
+		HLC: syncengine.MakeHLC(time.Now().UnixMilli(), uint16(n)), Fields: fw(kv...)}
+}
+
+// TestDeviceCannotMoveARecordIntoAnotherProject (finding 7): a device of B
+// created a record on an unknown form, then pushed to it again with A's
+// form; every change's form is checked now.
+func TestDeviceCannotMoveARecordIntoAnotherProject(t *testing.T) {
+	ts := newTrustServer(t)
+	ctx := context.Background()
+	if _, err := ts.rpc["a-lead"].Forms().PublishForm(ctx, &tesserav1.PublishFormRequest{Xlsx: xlsxBytes(t, "a_form", "1", "Q"), Project: "A"}); err != nil {
+		t.Fatal(err)
+	}
+	b := ts.deviceClient(t, "B")
+	me := syncengine.NewReplicaID()
+	rec := syncengine.NewRecordID()
+	if _, err := b.Push(ctx, syncengine.Push{From: me, Through: 1, Changes: []syncengine.Change{change(rec, "unknown@1", me, 1, "q1", "1")}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := b.Push(ctx, syncengine.Push{From: me, After: 1, Through: 2, Changes: []syncengine.Change{change(rec, "a_form@1", me, 2, "q1", "2")}})
+	if connect.CodeOf(err) != connect.CodePermissionDenied {
+		t.Fatalf("B's device moved its record into A's form: %v", err)
+	}
+}
+
+// TestDeviceCannotPushOtherReplicasWrites (finding 8): a device's
+// credential speaks for one replica; it may not relay, claim a teammate's
+// replica, or the server's.
+func TestDeviceCannotPushOtherReplicasWrites(t *testing.T) {
+	ts := newTrustServer(t)
+	ctx := context.Background()
+	mate, evil := ts.deviceClient(t, "A"), ts.deviceClient(t, "A")
+	mateRep, evilRep := syncengine.NewReplicaID(), syncengine.NewReplicaID()
+	rec := syncengine.NewRecordID()
+	if _, err := mate.Push(ctx, syncengine.Push{From: mateRep, Through: 1, Changes: []syncengine.Change{change(rec, "f@1", mateRep, 1, "q", "real")}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := evil.Push(ctx, syncengine.Push{From: evilRep, Through: 1, Changes: []syncengine.Change{change(syncengine.NewRecordID(), "f@1", evilRep, 1, "q", "own")}}); err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range map[string]syncengine.Push{
+		"a relay of the teammate's dots": {From: evilRep, After: 1, Through: 2, Relay: true,
+			Changes: []syncengine.Change{change(rec, "f@1", mateRep, 5, "q", "forged")}},
+		"the teammate's replica": {From: mateRep, After: 1, Through: 2,
+			Changes: []syncengine.Change{change(rec, "f@1", mateRep, 6, "q", "forged")}},
+		"the server's replica": {From: ts.Replica().ID(), Through: 1,
+			Changes: []syncengine.Change{change(rec, "f@1", ts.Replica().ID(), 1<<40, "q", "forged")}},
+	} {
+		if _, err := evil.Push(ctx, p); connect.CodeOf(err) != connect.CodePermissionDenied {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	got, err := ts.Replica().Record(ctx, rec)
+	must(t, err)
+	if cur, _ := got.Fields["q"].Current(); cur.Value.String() != "real" {
+		t.Fatalf("the teammate's answer became %q", cur.Value.String())
 	}
 }

@@ -64,13 +64,26 @@ func allows(d *auth.Device, v Scope) bool {
 
 // guard checks a device's batch against record scopes and stamps new
 // records with the device's scope, inside the merge transaction (the
-// forms' projects are read there too).
+// forms' projects are read there too). Every change's form is checked, not
+// only a new record's: a device of B once created a record on an unknown
+// form, then pushed to it again with A's form.
 func (s *Service) guard(d *auth.Device) syncengine.Guard {
 	return func(tx syncengine.Tx, cs []syncengine.Change) error {
 		stamped := map[syncengine.RecordID]bool{}
 		formProject := map[string]string{} // per batch: forms repeat
 		for i := range cs {
 			c := &cs[i]
+			p, seen := formProject[c.Form]
+			if !seen {
+				var err error
+				if p, err = projectIn(tx, c.Form); err != nil {
+					return err
+				}
+				formProject[c.Form] = p
+			}
+			if p != "" && p != d.Project {
+				return fmt.Errorf("%w: form %s belongs to project %s; nothing of this batch was applied", auth.ErrDenied, c.Form, p)
+			}
 			if stamped[c.Record] {
 				continue
 			}
@@ -82,17 +95,8 @@ func (s *Service) guard(d *auth.Device) syncengine.Guard {
 				if !allows(d, v) {
 					return fmt.Errorf("%w: record %s belongs to another project or team; nothing of this batch was applied", auth.ErrDenied, c.Record)
 				}
+				stamped[c.Record] = true
 				continue
-			}
-			p, seen := formProject[c.Form]
-			if !seen {
-				if p, err = projectIn(tx, c.Form); err != nil {
-					return err
-				}
-				formProject[c.Form] = p
-			}
-			if p != "" && p != d.Project {
-				return fmt.Errorf("%w: form %s belongs to project %s; nothing of this batch was applied", auth.ErrDenied, c.Form, p)
 			}
 			if err := tx.SetMeta(metaScope+c.Record.String(), Scope{d.Project, d.Team}.encode()); err != nil {
 				return err
@@ -101,6 +105,49 @@ func (s *Service) guard(d *auth.Device) syncengine.Guard {
 		}
 		return nil
 	}
+}
+
+// A device credential is bound to the one replica whose writes it may
+// push: the first it pushed or pulled as. Each replica to one device: a
+// credential cannot claim a teammate's replica, bound or not yet.
+const (
+	metaDeviceReplica = "devreplica/" // + device id → replica id
+	metaReplicaDevice = "replicadev/" // + replica id → device id
+)
+
+// bindReplica checks a device speaks for its own replica, binding it on
+// first use. A device pushes only its own dots (it never relays).
+func (s *Service) bindReplica(ctx context.Context, d *auth.Device, rep syncengine.ReplicaID) error {
+	if rep == s.rep.ID() {
+		return fmt.Errorf("%w: the server's own replica id", auth.ErrDenied)
+	}
+	if v, ok := s.bound.Load(d.ID); ok && v.(syncengine.ReplicaID) == rep {
+		return nil
+	}
+	err := s.store.Update(ctx, func(tx syncengine.Tx) error {
+		mine, err := tx.Meta(metaDeviceReplica + d.ID)
+		switch {
+		case err == nil && string(mine) == rep.String():
+			return nil
+		case err == nil:
+			return fmt.Errorf("%w: this device's credential belongs to replica %s", auth.ErrDenied, mine)
+		case !errors.Is(err, syncengine.ErrNotFound):
+			return err
+		}
+		if owner, err := tx.Meta(metaReplicaDevice + rep.String()); err == nil && string(owner) != d.ID {
+			return fmt.Errorf("%w: replica %s belongs to another device", auth.ErrDenied, rep)
+		} else if err != nil && !errors.Is(err, syncengine.ErrNotFound) {
+			return err
+		}
+		if err := tx.SetMeta(metaReplicaDevice+rep.String(), []byte(d.ID)); err != nil {
+			return err
+		}
+		return tx.SetMeta(metaDeviceReplica+d.ID, []byte(rep.String()))
+	})
+	if err == nil {
+		s.bound.Store(d.ID, rep)
+	}
+	return err
 }
 
 // filter hides records outside a device's scope, read in the pull's
@@ -118,6 +165,12 @@ func (s *Service) filter(d *auth.Device) syncengine.Filter {
 func (s *Service) Push(ctx context.Context, p auth.Principal, push syncengine.Push) (syncengine.PushResult, error) {
 	var opts []syncengine.ServeOption
 	if p.Device != nil {
+		if push.Relay {
+			return syncengine.PushResult{}, fmt.Errorf("%w: a device pushes its own writes only (relaying is for hubs)", auth.ErrDenied)
+		}
+		if err := s.bindReplica(ctx, p.Device, push.From); err != nil {
+			return syncengine.PushResult{}, err
+		}
 		opts = append(opts, syncengine.WithGuard(s.guard(p.Device)))
 	}
 	res, err := s.rep.Receive(ctx, push, opts...)
@@ -134,6 +187,9 @@ func (s *Service) Push(ctx context.Context, p auth.Principal, push syncengine.Pu
 func (s *Service) Pull(ctx context.Context, p auth.Principal, req syncengine.PullRequest, deviceTime int64) (syncengine.Page, error) {
 	var opts []syncengine.ServeOption
 	if p.Device != nil {
+		if err := s.bindReplica(ctx, p.Device, req.For); err != nil {
+			return syncengine.Page{}, err
+		}
 		opts = append(opts, syncengine.WithFilter(s.filter(p.Device)))
 	}
 	page, err := s.rep.Page(ctx, req, opts...)

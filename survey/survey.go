@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/tessera-survey/tessera/auth"
@@ -59,6 +60,7 @@ type Service struct {
 	open    bool
 	changed func()
 	scopes  scopes
+	bound   sync.Map // device id → the replica it is bound to (bindReplica's cache)
 	checker *checker
 	stats   *devStats
 }
