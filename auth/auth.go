@@ -47,6 +47,7 @@ var (
 	ErrInvalid         = errors.New("invalid input")
 	ErrCodeRejected    = errors.New("enrollment code is unknown, used or expired")
 	ErrRevoked         = errors.New("device is revoked")
+	ErrThrottled       = errors.New("too many wrong passwords for this user: wait a while and try again")
 )
 
 // User is an account.
@@ -131,8 +132,9 @@ func rank(r Role) int {
 
 // Service keeps accounts, devices and the audit trail in a store.
 type Service struct {
-	store syncengine.Store
-	now   func() time.Time
+	store    syncengine.Store
+	now      func() time.Time
+	throttle throttle
 }
 
 // New returns the service over s. now is the clock (time.Now when nil).
@@ -323,17 +325,41 @@ func (s *Service) newSession(tx syncengine.Tx, user string) (string, error) {
 	return token, put(tx, keySession+digest(token), sessionRec{User: user, Expires: s.now().Add(SessionTTL).UnixMilli()})
 }
 
-// Login checks a password and opens a session.
+// Longest user name and password a sign-in considers: anything longer is
+// wrong without being hashed or stored.
+const (
+	maxNameBytes     = 64 * 4 // nameRe's 64 characters of up to 4 bytes
+	maxPasswordBytes = 1024
+)
+
+// dummyHash is checked against when there is no user (or no password yet)
+// so that an unknown user name answers as slowly as a known one: names
+// cannot be told apart by timing.
+var dummyHash = sync.OnceValue(func() string { return HashPassword("no such user") })
+
+// Login checks a password and opens a session. Wrong passwords are
+// throttled per user name (throttle.go) and audited.
 func (s *Service) Login(ctx context.Context, user, password string) (string, error) {
+	if len(user) > maxNameBytes || len(password) > maxPasswordBytes {
+		return "", s.loginFailed(ctx, "(an over-long user name or password)")
+	}
+	if s.throttle.wait(user, s.now()) > 0 {
+		return "", ErrThrottled
+	}
 	var u *User
 	err := s.store.View(ctx, func(tx syncengine.ReadTx) (err error) { u, err = get[User](tx, keyUser+user); return })
-	if errors.Is(err, ErrNotFound) || (err == nil && (u.Hash == "" || !CheckPassword(u.Hash, password))) {
-		s.store.Update(ctx, func(tx syncengine.Tx) error { return s.appendAudit(tx, user, "login-failed", "") })
-		return "", ErrBadCredentials
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrNotFound) {
 		return "", err
 	}
+	hash := dummyHash()
+	if err == nil && u.Hash != "" {
+		hash = u.Hash
+	}
+	if !CheckPassword(hash, password) || err != nil || u.Hash == "" {
+		s.throttle.failed(user, s.now())
+		return "", s.loginFailed(ctx, user)
+	}
+	s.throttle.succeeded(user)
 	var token string
 	err = s.store.Update(ctx, func(tx syncengine.Tx) (err error) {
 		if token, err = s.newSession(tx, user); err != nil {
@@ -342,6 +368,15 @@ func (s *Service) Login(ctx context.Context, user, password string) (string, err
 		return s.appendAudit(tx, user, "login", "")
 	})
 	return token, err
+}
+
+// loginFailed audits a failed sign-in (the name as typed: at most
+// maxNameBytes) and returns ErrBadCredentials, or the audit's error.
+func (s *Service) loginFailed(ctx context.Context, user string) error {
+	if err := s.store.Update(ctx, func(tx syncengine.Tx) error { return s.appendAudit(tx, user, "login-failed", "") }); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	return ErrBadCredentials
 }
 
 // Logout ends a session.

@@ -207,3 +207,54 @@ func TestAuditTamperingDetected(t *testing.T) {
 		})
 	}
 }
+
+// TestSignInThrottled (issue 13, finding 10): after a few wrong passwords
+// a user name is locked for a while (even the right password waits), an
+// unknown user answers about as slowly as a known one, and an over-long
+// name is neither hashed nor stored whole in the audit trail.
+func TestSignInThrottled(t *testing.T) {
+	ctx := context.Background()
+	st := memstore.New()
+	now := time.Now()
+	s := New(st, func() time.Time { return now })
+	if err := s.AddUser(ctx, "t", "lena", "lena's long password"); err != nil {
+		t.Fatal(err)
+	}
+	timed := func(user string) time.Duration {
+		start := time.Now()
+		if _, err := s.Login(ctx, user, "wrong password"); !errors.Is(err, ErrBadCredentials) {
+			t.Fatalf("%s: %v", user, err)
+		}
+		return time.Since(start)
+	}
+	known, unknown := timed("lena"), timed("nobody")
+	if unknown < known/3 {
+		t.Errorf("an unknown user answers in %v, a known one in %v: names can be told apart", unknown, known)
+	}
+	for range 3 {
+		timed("lena")
+	}
+	if _, err := s.Login(ctx, "lena", "wrong password"); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("fifth wrong password: %v", err)
+	}
+	if _, err := s.Login(ctx, "lena", "lena's long password"); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("the right password right after five wrong ones: %v, want throttled", err)
+	}
+	now = now.Add(2 * time.Second)
+	if _, err := s.Login(ctx, "lena", "lena's long password"); err != nil {
+		t.Fatalf("the right password once the lock passed: %v", err)
+	}
+	long := strings.Repeat("x", 3<<20)
+	if _, err := s.Login(ctx, long, "pw"); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("an over-long name: %v", err)
+	}
+	entries, _, _, err := s.AuditTrail(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if len(e.Actor)+len(e.Detail) > 1024 {
+			t.Fatalf("an audit entry of %d bytes", len(e.Actor)+len(e.Detail))
+		}
+	}
+}

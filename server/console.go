@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"embed"
 	"encoding/hex"
+	"errors"
 	"html/template"
 	"net/http"
 	"strings"
@@ -148,9 +149,16 @@ func (s *Server) consoleLogin(w http.ResponseWriter, r *http.Request, _ *auth.Us
 	}
 	session, err := s.auth.Login(r.Context(), strings.TrimSpace(r.PostFormValue("user")), r.PostFormValue("password"))
 	if err != nil {
+		status, msg := http.StatusUnauthorized, "Wrong user name or password."
+		switch {
+		case errors.Is(err, auth.ErrThrottled):
+			status, msg = http.StatusTooManyRequests, "Too many wrong passwords for this user: wait a while and try again."
+		case !errors.Is(err, auth.ErrBadCredentials):
+			status, msg = s.consoleError(r, err)
+		}
 		tok := auth.Token()
 		s.setCookie(w, r, cookieLogin, tok, 900)
-		s.render(w, "login", http.StatusUnauthorized, map[string]any{"CSRF": tok, "Error": "Wrong user name or password."})
+		s.render(w, "login", status, map[string]any{"CSRF": tok, "Error": msg})
 		return
 	}
 	s.setCookie(w, r, cookieLogin, "", -1)

@@ -27,6 +27,7 @@ var codes = []struct {
 	{forms.ErrExists, connect.CodeAlreadyExists},
 	{auth.ErrUnauthenticated, connect.CodeUnauthenticated},
 	{auth.ErrBadCredentials, connect.CodeUnauthenticated},
+	{auth.ErrThrottled, connect.CodeResourceExhausted},
 	{auth.ErrDenied, connect.CodePermissionDenied},
 	{auth.ErrRevoked, connect.CodePermissionDenied},
 	{auth.ErrCodeRejected, connect.CodePermissionDenied},
