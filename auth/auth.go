@@ -254,8 +254,8 @@ func (s *Service) Bootstrap(ctx context.Context) (string, error) {
 		if err := put(tx, keyUser+"admin", User{Name: "admin", Admin: true, Created: s.now().UnixMilli()}); err != nil {
 			return err
 		}
-		token = Token()
-		if err := tx.SetMeta(keySetup+digest(token), []byte("admin")); err != nil {
+		var err error
+		if token, err = s.putSetupToken(tx, "admin"); err != nil {
 			return err
 		}
 		return s.appendAudit(tx, "system", "bootstrap", "admin account created; setup token issued")
@@ -266,17 +266,49 @@ func (s *Service) Bootstrap(ctx context.Context) (string, error) {
 // NewSetupToken mints a one-time token that sets a user's password (run on
 // the server machine: surveyd admin token).
 func (s *Service) NewSetupToken(ctx context.Context, user string) (string, error) {
-	token := Token()
+	var token string
 	err := s.store.Update(ctx, func(tx syncengine.Tx) error {
 		if _, err := get[User](tx, keyUser+user); err != nil {
 			return fmt.Errorf("user %q: %w", user, err)
 		}
-		if err := tx.SetMeta(keySetup+digest(token), []byte(user)); err != nil {
+		var err error
+		if token, err = s.putSetupToken(tx, user); err != nil {
 			return err
 		}
-		return s.appendAudit(tx, "system", "setup-token", "setup token issued for "+user)
+		return s.appendAudit(tx, "system", "setup-token", "setup token issued for "+user+" (earlier ones revoked)")
 	})
 	return token, err
+}
+
+// SetupTokenTTL is how long a setup token is good for.
+const SetupTokenTTL = 24 * time.Hour
+
+type setupRec struct {
+	User    string `json:"user"`
+	Expires int64  `json:"expires"`
+}
+
+// putSetupToken mints a setup token for user, revoking the user's earlier
+// ones: only the newest is good, and for SetupTokenTTL.
+func (s *Service) putSetupToken(tx syncengine.Tx, user string) (string, error) {
+	var stale []string
+	err := tx.ScanMeta(keySetup, func(k string, v []byte) error {
+		var r setupRec
+		if json.Unmarshal(v, &r) != nil || r.User == user || r.User == "" {
+			stale = append(stale, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	for _, k := range stale {
+		if err := tx.DeleteMeta(k); err != nil {
+			return "", err
+		}
+	}
+	token := Token()
+	return token, put(tx, keySetup+digest(token), setupRec{User: user, Expires: s.now().Add(SetupTokenTTL).UnixMilli()})
 }
 
 // UseSetupToken sets the password of the token's user, spends the token and
@@ -287,14 +319,16 @@ func (s *Service) UseSetupToken(ctx context.Context, token, password string) (se
 	}
 	hash := HashPassword(password)
 	err = s.store.Update(ctx, func(tx syncengine.Tx) error {
-		b, err := tx.Meta(keySetup + digest(token))
-		if errors.Is(err, syncengine.ErrNotFound) {
+		rec, err := get[setupRec](tx, keySetup+digest(token))
+		// Unknown, spent, revoked, expired, or of the old kind that never
+		// expired (a plain user name).
+		if errors.Is(err, ErrNotFound) || errors.Is(err, syncengine.ErrCorrupt) || (err == nil && s.now().UnixMilli() >= rec.Expires) {
 			return ErrBadCredentials
 		}
 		if err != nil {
 			return err
 		}
-		user = string(b)
+		user = rec.User
 		u, err := get[User](tx, keyUser+user)
 		if err != nil {
 			return err

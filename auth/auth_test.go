@@ -258,3 +258,33 @@ func TestSignInThrottled(t *testing.T) {
 		}
 	}
 }
+
+// TestSetupTokensExpireAndRevoke (finding 14): a setup token is good for a
+// day, and minting one revokes the user's earlier ones.
+func TestSetupTokensExpireAndRevoke(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	s := New(memstore.New(), func() time.Time { return now })
+	first, err := s.Bootstrap(ctx)
+	if err != nil || first == "" {
+		t.Fatal(err)
+	}
+	second, err := s.NewSetupToken(ctx, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.UseSetupToken(ctx, first, "the admin's long password"); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("a revoked setup token: %v", err)
+	}
+	now = now.Add(SetupTokenTTL)
+	if _, _, err := s.UseSetupToken(ctx, second, "the admin's long password"); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("an expired setup token: %v", err)
+	}
+	third, err := s.NewSetupToken(ctx, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.UseSetupToken(ctx, third, "the admin's long password"); err != nil {
+		t.Fatalf("a fresh setup token: %v", err)
+	}
+}

@@ -29,9 +29,10 @@ With --upstream it is a hub: a server to its devices and a client of the
 upstream server, relaying both ways with the same protocol.
 
 The console for project leads is at /console. On first start an account
-"admin" is created with a one-time setup token (in the log and in
-DIR/setup-token) that sets its password: surveyctl login --setup-token T.
-"surveyd --data DIR admin token" mints a new one.
+"admin" is created with a one-time setup token (in DIR/setup-token, or in
+the log when it cannot be written there) that sets its password within 24
+hours: surveyctl login --setup-token T. "surveyd --data DIR admin token"
+mints a new one and revokes the earlier ones.
 
 Memory: Badger's caches are small (16 MiB of blocks); the Go runtime's
 GOMEMLIMIT and GOGC apply. A lower GOGC keeps the heap closer to its live

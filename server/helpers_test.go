@@ -16,6 +16,7 @@ import (
 type testServer struct {
 	*server.Server
 	URL  string
+	Dir  string // the data folder ("" with a store of the test's own)
 	stop func()
 }
 
@@ -42,7 +43,7 @@ func startServer(t testing.TB, cfg server.Config) *testServer {
 			t.Errorf("serve: %v", err)
 		}
 	}()
-	ts := &testServer{Server: srv, URL: "http://" + ln.Addr().String()}
+	ts := &testServer{Server: srv, URL: "http://" + ln.Addr().String(), Dir: cfg.DataDir}
 	stopped := false
 	ts.stop = func() {
 		if stopped {

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect/v2"
@@ -91,6 +92,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, store: cfg.Store}
 	if s.store == nil {
+		// The store holds every answer: its folder is the owner's alone
+		// (Badger's files inside inherit the umask).
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
 		st, err := badgerstore.Open(badgerstore.Options{Dir: cfg.DataDir, Profile: badgerstore.Server, Logger: cfg.Logger})
 		if err != nil {
 			return nil, fmt.Errorf("server: %w", err)
@@ -119,6 +128,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.announceSetupToken(token)
 	}
 	s.handler = http.MaxBytesHandler(s.mux(), MaxRequestBytes)
+	if !cfg.RequireAuth {
+		s.handler = loopbackHostOnly(s.handler)
+	}
 	if cfg.Upstream != "" {
 		if err := s.startHub(); err != nil {
 			s.svc.Close()
@@ -155,23 +167,48 @@ func (s *Server) mux() *http.ServeMux {
 	return mux
 }
 
+// loopbackHostOnly guards an open server (no sign-in: a developer's
+// loopback server) against DNS rebinding: a web page whose name resolves
+// to 127.0.0.1 reaches the server with its own Host header, and would read
+// every answer. Only loopback names are served.
+func loopbackHostOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		ip := net.ParseIP(strings.Trim(host, "[]"))
+		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			http.Error(w, "this server runs without sign-in and answers to loopback names only (localhost, 127.0.0.1); start it with --require-auth to serve other names", http.StatusMisdirectedRequest)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // SetupTokenFile is where the first start writes the admin's one-time setup
 // token (readable by the owner only), beside the data.
 const SetupTokenFile = "setup-token"
 
 func (s *Server) announceSetupToken(token string) {
-	s.log.Warn("first start: an admin account was created; set its password with the one-time setup token",
-		"setup_token", token, "command", "surveyctl --server URL login --setup-token TOKEN")
+	const command = "surveyctl --server URL login --setup-token TOKEN"
 	if s.cfg.DataDir != "" {
 		path := filepath.Join(s.cfg.DataDir, SetupTokenFile)
 		err := os.MkdirAll(s.cfg.DataDir, 0o700)
 		if err == nil {
 			err = os.WriteFile(path, []byte(token+"\n"), 0o600)
 		}
-		if err != nil {
-			s.log.Warn("the setup token could not be written beside the data (it is in this log)", "file", path, "err", err)
+		if err == nil {
+			// Not in the log: logs are collected and kept where a token
+			// (good for a day, until used) has no business.
+			s.log.Warn("first start: an admin account was created; set its password with the one-time setup token in the file named here",
+				"file", path, "valid_for", auth.SetupTokenTTL, "command", command)
+			return
 		}
+		s.log.Warn("the setup token could not be written beside the data", "file", path, "err", err)
 	}
+	s.log.Warn("first start: an admin account was created; set its password with this one-time setup token",
+		"setup_token", token, "valid_for", auth.SetupTokenTTL, "command", command)
 }
 
 // Forms returns the server's form registry (tests and tools).

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -225,4 +226,54 @@ func TestDeviceCannotPushOtherReplicasWrites(t *testing.T) {
 	if cur, _ := got.Fields["q"].Current(); cur.Value.String() != "real" {
 		t.Fatalf("the teammate's answer became %q", cur.Value.String())
 	}
+}
+
+// TestOpenServerAnswersLoopbackNamesOnly (finding 14): an open server (no
+// sign-in) once answered any Host header, so a DNS-rebinding page could
+// read every answer; a server requiring sign-in serves any name.
+func TestOpenServerAnswersLoopbackNamesOnly(t *testing.T) {
+	get := func(url, host string) int {
+		req, err := http.NewRequest(http.MethodGet, url+"/healthz", nil)
+		must(t, err)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		must(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	open := startServer(t, server.Config{})
+	for host, want := range map[string]int{"rebind.example": http.StatusMisdirectedRequest, "rebind.example:80": http.StatusMisdirectedRequest,
+		"localhost:1": http.StatusOK, "127.0.0.1": http.StatusOK, "[::1]:8080": http.StatusOK} {
+		if got := get(open.URL, host); got != want {
+			t.Errorf("open server, Host %s: %d, want %d", host, got, want)
+		}
+	}
+	closed := startServer(t, server.Config{RequireAuth: true})
+	if got := get(closed.URL, "surveys.example.org"); got != http.StatusOK {
+		t.Errorf("a server requiring sign-in refused its name: %d", got)
+	}
+}
+
+// TestServerDataPrivateAndViewsAudited (finding 14): the store's folder is
+// the owner's alone, and a console record view is in the audit trail.
+func TestServerDataPrivateAndViewsAudited(t *testing.T) {
+	ts := newTrustServer(t)
+	ctx := context.Background()
+	if st, err := os.Stat(ts.Dir); err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("data folder: %v %v, want 0700", st.Mode().Perm(), err)
+	}
+	_, _, err := ts.Forms().Publish(ctx, xlsxRows(t, "seen", "1", [][]string{{"type", "name", "label"}, {"text", "q", "Q"}}), "", "A", time.Now())
+	must(t, err)
+	id, err := ts.Replica().Create(ctx, "seen@1", fw("q", "x"))
+	must(t, err)
+	c, _ := consoleClient(t, ts.testServer, "a-analyst", "a-analyst's long password")
+	httpBody(t, c, http.MethodGet, ts.URL+"/console/records/"+id.String(), "", nil, http.StatusOK)
+	entries, _, _, err := ts.Auth().AuditTrail(ctx)
+	must(t, err)
+	for _, e := range entries {
+		if e.Action == "record-view" && e.Actor == "a-analyst" && e.Detail == id.String() {
+			return
+		}
+	}
+	t.Fatal("the record view is not in the audit trail")
 }

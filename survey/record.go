@@ -2,6 +2,7 @@ package survey
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/tessera-survey/tessera/auth"
 	"github.com/tessera-survey/tessera/forms"
@@ -56,6 +57,10 @@ func (s *Service) Record(ctx context.Context, p auth.Principal, id syncengine.Re
 	}
 	if err := s.RequireRecord(ctx, p, rec, auth.Analyst); err != nil {
 		return RecordView{}, err
+	}
+	// Who read which record is part of the trail (not what they saw).
+	if err := s.auth.Audit(ctx, Actor(p), "record-view", id.String()); err != nil {
+		return RecordView{}, fmt.Errorf("audit: %w", err)
 	}
 	withheld := s.withheld(ctx, p, project, rec.Form)
 	v := RecordView{ID: id, Form: rec.Form, Status: rec.Status(), CanReview: s.mayRecord(p, project, auth.Lead)}

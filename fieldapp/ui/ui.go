@@ -353,7 +353,7 @@ func (u *UI) language(ctx context.Context, w http.ResponseWriter, r *http.Reques
 		u.lang = l
 		u.mu.Unlock()
 		next := r.PostFormValue("next")
-		if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
+		if !localPath(next) {
 			next = "/forms"
 		}
 		http.Redirect(w, r, next, http.StatusSeeOther)
@@ -674,4 +674,19 @@ func syncError(err error) string {
 		return "The server cannot be reached. Nothing was lost: try again when there is a connection. (" + s + ")"
 	}
 	return s
+}
+
+// localPath reports whether next is a path on this UI, safe to redirect
+// to: one leading slash, then no slash or backslash (browsers read "/\x"
+// as "//x", another host), no scheme, no control characters.
+func localPath(next string) bool {
+	if len(next) < 1 || next[0] != '/' || (len(next) > 1 && (next[1] == '/' || next[1] == '\\')) {
+		return false
+	}
+	for i := 0; i < len(next); i++ {
+		if next[i] < 0x20 || next[i] == 0x7f || next[i] == '\\' {
+			return false
+		}
+	}
+	return true
 }
