@@ -15,8 +15,10 @@ import (
 func TestPIN(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "dev")
-	if _, err := Init(ctx, dir, Config{PIN: "12"}); !errors.Is(err, ErrWeakPIN) {
-		t.Fatalf("short PIN: %v", err)
+	for _, weak := range []string{"12", "0000", "2468", "000000", "123456", "9876543"} {
+		if _, err := Init(ctx, dir, Config{PIN: weak}); !errors.Is(err, ErrWeakPIN) {
+			t.Fatalf("weak PIN %q: %v", weak, err)
+		}
 	}
 	if Exists(dir) {
 		t.Fatal("a refused init left a store")
@@ -24,7 +26,7 @@ func TestPIN(t *testing.T) {
 	if _, err := Init(ctx, dir, Config{}); !errors.Is(err, ErrNoPIN) {
 		t.Fatalf("no PIN: %v", err)
 	}
-	d, err := Init(ctx, dir, Config{PIN: "4711"})
+	d, err := Init(ctx, dir, Config{PIN: "471108"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +52,7 @@ func TestPIN(t *testing.T) {
 	if _, err := Open(ctx, dir, ""); !errors.Is(err, ErrNoPIN) {
 		t.Fatalf("empty PIN: %v", err)
 	}
-	d, err = Open(ctx, dir, "4711")
+	d, err = Open(ctx, dir, "471108")
 	if err != nil {
 		t.Fatal(err)
 	}

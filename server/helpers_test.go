@@ -155,4 +155,4 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // testPIN unlocks the device stores tests create.
-const testPIN = "2468"
+const testPIN = "246813"

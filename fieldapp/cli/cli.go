@@ -44,7 +44,8 @@ Values: 12 is an integer, 1.5 a decimal, true/false a boolean, null clears
 the answer; anything else (including 007 or 1e3) is text.
 
 The store is encrypted with a key derived from the enumerator's PIN (or
-passphrase, at least 4 characters); every command that opens it asks for the
+passphrase: at least 6 characters, not a run such as 000000 or 123456);
+every command that opens it asks for the
 PIN on the terminal, or reads it from TESSERA_PIN (pin change reads the new
 one from TESSERA_NEW_PIN). A wrong PIN waits 1 s, doubling with each wrong
 PIN in a row (at most 30 s).
