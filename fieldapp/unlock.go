@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -70,6 +71,10 @@ type lockFile struct {
 	// Failures counts wrong PINs since the last right one; each makes the
 	// next refusal wait longer.
 	Failures int `json:"failures,omitempty"`
+	// LastFailure is when the last wrong PIN was refused (Unix ms): no
+	// attempt, right or wrong, is checked before its delay has passed, so
+	// a client that hangs up early gains nothing.
+	LastFailure int64 `json:"last_failure,omitempty"`
 }
 
 // argon2id cost for device keys: 32 MiB and 3 passes take about a tenth
@@ -201,12 +206,22 @@ func WrongPINDelay(n int) time.Duration {
 // storeKey derives the store key of dir from pin, or fails with
 // ErrWrongPIN after the delay.
 func storeKey(ctx context.Context, dir, pin string) ([]byte, error) {
+	// One attempt at a time per store in this process: parallel guesses
+	// each read the count before any wrote it.
+	mu, _ := pinLocks.LoadOrStore(filepath.Clean(dir), new(sync.Mutex))
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
 	l, err := readLock(dir)
 	if err != nil {
 		return nil, err
 	}
 	if pin == "" {
 		return nil, ErrNoPIN
+	}
+	if l.Failures > 0 {
+		if err := sleepCtx(ctx, time.Until(time.UnixMilli(l.LastFailure).Add(WrongPINDelay(l.Failures)))); err != nil {
+			return nil, err
+		}
 	}
 	if key, ok := finishPINChange(dir, l, pin); ok {
 		return key, nil
@@ -225,17 +240,32 @@ func storeKey(ctx context.Context, dir, pin string) ([]byte, error) {
 		return key, nil
 	}
 	l.Failures++
+	l.LastFailure = time.Now().UnixMilli()
 	if err := l.write(dir); err != nil {
 		return nil, err
 	}
-	t := time.NewTimer(WrongPINDelay(l.Failures))
+	if err := sleepCtx(ctx, WrongPINDelay(l.Failures)); err != nil {
+		return nil, err
+	}
+	return nil, fmt.Errorf("%w (%d wrong in a row; each waits longer)", ErrWrongPIN, l.Failures)
+}
+
+// pinLocks serializes PIN attempts per store directory.
+var pinLocks sync.Map
+
+// sleepCtx waits d (nothing if d <= 0) unless ctx ends first.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
-	return nil, fmt.Errorf("%w (%d wrong in a row; each waits longer)", ErrWrongPIN, l.Failures)
 }
 
 // finishPINChange settles a PIN change a crash interrupted: if the store's

@@ -3,8 +3,10 @@ package fieldapp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -168,4 +170,52 @@ func TestChangePIN(t *testing.T) {
 			t.Fatalf("new PIN, again: %v", err)
 		}
 	})
+}
+
+// TestPINDelayHoldsAgainstHangUpsAndParallelGuesses (issue 13, finding
+// 11): a guesser that hangs up before the delay, or sends guesses in
+// parallel, gains nothing: every attempt waits for the last refusal's
+// delay, and every wrong guess is counted.
+func TestPINDelayHoldsAgainstHangUpsAndParallelGuesses(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "dev")
+	d, err := Init(ctx, dir, Config{PIN: "right-pin-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	// Hang up right after the check: the next attempt still waits.
+	hang, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	if _, err := Open(hang, dir, "wrong-pin-1"); err == nil {
+		t.Fatal("a wrong PIN opened the store")
+	}
+	cancel()
+	start := time.Now()
+	if _, err := Open(ctx, dir, "wrong-pin-2"); !errors.Is(err, ErrWrongPIN) {
+		t.Fatalf("second wrong PIN: %v", err)
+	}
+	if took := time.Since(start); took < 2500*time.Millisecond { // the rest of 1 s, then 2 s
+		t.Fatalf("after a hang-up the next guess answered in %s", took)
+	}
+	// Parallel guesses are each counted.
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+			defer cancel()
+			Open(pctx, dir, fmt.Sprintf("parallel-%d", i))
+		}()
+	}
+	wg.Wait()
+	l, err := readLock(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One was checked and counted; the others waited behind it and gave
+	// up before the delay it set had passed, unchecked.
+	if l.Failures != 3 {
+		t.Fatalf("failures after parallel guesses: %d, want 3", l.Failures)
+	}
 }

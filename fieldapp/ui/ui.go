@@ -238,6 +238,13 @@ func (u *UI) authorized(w http.ResponseWriter, r *http.Request) (*fieldapp.Devic
 }
 
 func (u *UI) unlock(w http.ResponseWriter, r *http.Request) {
+	// Only this UI's own page may try a PIN: any other page open in the
+	// phone's browser could post guesses here (there is no session yet
+	// for a CSRF token to come from).
+	if !u.sameOrigin(r) {
+		http.Error(w, "the PIN is entered on this app's own page only", http.StatusForbidden)
+		return
+	}
 	pin := r.PostFormValue("pin")
 	u.mu.Lock()
 	open := u.dev != nil
@@ -689,4 +696,29 @@ func localPath(next string) bool {
 		}
 	}
 	return true
+}
+
+// sameOrigin reports whether a request comes from a page of this UI. A
+// browser says so in Sec-Fetch-Site (same-origin, or none: typed by the
+// user), which no page can forge; the UI sends no referrer, so its own
+// form posts carry Origin "null". Without that header, the Origin must be
+// one of the hosts the UI answers to, or absent (a command-line tool on
+// the device is not a web page of another site).
+func (u *UI) sameOrigin(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "same-origin", "none":
+		return true
+	case "":
+	default:
+		return false
+	}
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true
+	}
+	host, ok := strings.CutPrefix(o, "http://")
+	if !ok {
+		return false
+	}
+	return u.hosts[host] || (len(u.hosts) == 0 && host == r.Host)
 }
