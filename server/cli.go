@@ -60,6 +60,7 @@ func Main(ctx context.Context, args []string, stderr io.Writer) (err error) {
 	tlsKey := fs.String("tls-key", "", "TLS private key file (PEM)")
 	shutdown := fs.Duration("shutdown-timeout", 30*time.Second, "on SIGTERM or Ctrl-C, how long to wait for the store to be saved (after open requests end) before exiting with an error")
 	insecure := fs.Bool("insecure", false, "allow plain HTTP on a non-loopback address (data about people crosses the network unencrypted)")
+	behindTLS := fs.Bool("behind-tls-proxy", false, "a proxy in front terminates TLS: the console's cookies are marked Secure (sent over HTTPS only) although surveyd itself speaks plain HTTP")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -89,7 +90,8 @@ func Main(ctx context.Context, args []string, stderr io.Writer) (err error) {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
 
-	cfg := Config{DataDir: *data, Upstream: *upstream, UpstreamInterval: *interval, Logger: log, RequireAuth: *requireAuth || !loopback}
+	cfg := Config{DataDir: *data, Upstream: *upstream, UpstreamInterval: *interval, Logger: log, RequireAuth: *requireAuth || !loopback,
+		SecureCookies: *behindTLS}
 	if *storeURL != "" {
 		if !strings.HasPrefix(*storeURL, "postgres://") && !strings.HasPrefix(*storeURL, "postgresql://") {
 			return fmt.Errorf("--store: want a postgres:// URL")

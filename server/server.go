@@ -50,6 +50,9 @@ type Config struct {
 	// server is open: sync and forms need no sign-in (a developer's
 	// loopback server); surveyd turns it on for any non-loopback address.
 	RequireAuth bool
+	// SecureCookies marks the console's cookies Secure even over plain
+	// HTTP: a proxy in front terminates TLS (--behind-tls-proxy).
+	SecureCookies bool
 	// Clock overrides the wall clock (tests).
 	Clock func() time.Time
 }

@@ -277,3 +277,18 @@ func TestServerDataPrivateAndViewsAudited(t *testing.T) {
 	}
 	t.Fatal("the record view is not in the audit trail")
 }
+
+// TestSecureCookiesBehindTLSProxy (finding 14): behind a proxy that
+// terminates TLS, the console's cookies are marked Secure.
+func TestSecureCookiesBehindTLSProxy(t *testing.T) {
+	for _, secure := range []bool{false, true} {
+		srv := startServer(t, server.Config{SecureCookies: secure})
+		resp, err := http.Get(srv.URL + "/console/login")
+		must(t, err)
+		resp.Body.Close()
+		cs := resp.Cookies()
+		if len(cs) == 0 || cs[0].Secure != secure {
+			t.Fatalf("SecureCookies %v: cookies %v", secure, cs)
+		}
+	}
+}
