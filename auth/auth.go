@@ -57,6 +57,8 @@ type User struct {
 	Admin   bool            `json:"admin,omitempty"`
 	Roles   map[string]Role `json:"roles,omitempty"` // project → role
 	Created int64           `json:"created"`
+	// Disabled accounts cannot sign in, and their sessions end.
+	Disabled bool `json:"disabled,omitempty"`
 }
 
 // Project groups forms, devices and records.
@@ -340,6 +342,10 @@ func (s *Service) UseSetupToken(ctx context.Context, token, password string) (se
 		if err := tx.DeleteMeta(keySetup + digest(token)); err != nil {
 			return err
 		}
+		// A new password ends the sessions the old one opened.
+		if err := endSessions(tx, user); err != nil {
+			return err
+		}
 		session, err = s.newSession(tx, user)
 		if err != nil {
 			return err
@@ -389,7 +395,7 @@ func (s *Service) Login(ctx context.Context, user, password string) (string, err
 	if err == nil && u.Hash != "" {
 		hash = u.Hash
 	}
-	if !CheckPassword(hash, password) || err != nil || u.Hash == "" {
+	if !CheckPassword(hash, password) || err != nil || u.Hash == "" || u.Disabled {
 		s.throttle.failed(user, s.now())
 		return "", s.loginFailed(ctx, user)
 	}
@@ -433,12 +439,77 @@ func (s *Service) Session(ctx context.Context, token string) (*User, error) {
 			return ErrUnauthenticated
 		}
 		u, err = get[User](tx, keyUser+sr.User)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, ErrNotFound) || (err == nil && u.Disabled) {
 			return ErrUnauthenticated
 		}
 		return err
 	})
 	return u, err
+}
+
+// endSessions deletes every session of user.
+func endSessions(tx syncengine.Tx, user string) error {
+	var keys []string
+	err := tx.ScanMeta(keySession, func(k string, v []byte) error {
+		var sr sessionRec
+		if json.Unmarshal(v, &sr) != nil || sr.User == user {
+			keys = append(keys, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := tx.DeleteMeta(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SetDisabled disables an account (its sessions end at once; it cannot
+// sign in) or enables it again. An admin cannot disable their own account.
+func (s *Service) SetDisabled(ctx context.Context, actor, user string, disabled bool) error {
+	if disabled && actor == user {
+		return fmt.Errorf("%w: you cannot disable your own account", ErrInvalid)
+	}
+	return s.store.Update(ctx, func(tx syncengine.Tx) error {
+		u, err := get[User](tx, keyUser+user)
+		if err != nil {
+			return fmt.Errorf("user %q: %w", user, err)
+		}
+		u.Disabled = disabled
+		if err := put(tx, keyUser+user, u); err != nil {
+			return err
+		}
+		action := "user-enable"
+		if disabled {
+			action = "user-disable"
+			if err := endSessions(tx, user); err != nil {
+				return err
+			}
+		}
+		return s.appendAudit(tx, actor, action, user)
+	})
+}
+
+// RevokeRole takes user's role in project away.
+func (s *Service) RevokeRole(ctx context.Context, actor, user, project string) error {
+	return s.store.Update(ctx, func(tx syncengine.Tx) error {
+		u, err := get[User](tx, keyUser+user)
+		if err != nil {
+			return fmt.Errorf("user %q: %w", user, err)
+		}
+		if _, ok := u.Roles[project]; !ok {
+			return fmt.Errorf("user %q has no role in %q: %w", user, project, ErrNotFound)
+		}
+		delete(u.Roles, project)
+		if err := put(tx, keyUser+user, u); err != nil {
+			return err
+		}
+		return s.appendAudit(tx, actor, "revoke-role", fmt.Sprintf("%s has no role in %s any more", user, project))
+	})
 }
 
 // CreateProject adds a project.

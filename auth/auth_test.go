@@ -288,3 +288,58 @@ func TestSetupTokensExpireAndRevoke(t *testing.T) {
 		t.Fatalf("a fresh setup token: %v", err)
 	}
 }
+
+// TestDisableRevokeAndReset (issue 13, finding 14): a disabled account's
+// sessions end at once and it cannot sign in until enabled; a revoked role
+// is gone; a new password from a setup token ends the old sessions.
+func TestDisableRevokeAndReset(t *testing.T) {
+	ctx := context.Background()
+	s := New(memstore.New(), nil)
+	if err := s.CreateProject(ctx, "t", "camp"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddUser(ctx, "t", "ana", "ana's long password"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Grant(ctx, "t", "ana", "camp", Analyst); err != nil {
+		t.Fatal(err)
+	}
+	session, err := s.Login(ctx, "ana", "ana's long password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetDisabled(ctx, "admin", "ana", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Session(ctx, session); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("a disabled account's session: %v", err)
+	}
+	if _, err := s.Login(ctx, "ana", "ana's long password"); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("a disabled account signs in: %v", err)
+	}
+	if err := s.SetDisabled(ctx, "admin", "ana", false); err != nil {
+		t.Fatal(err)
+	}
+	if session, err = s.Login(ctx, "ana", "ana's long password"); err != nil {
+		t.Fatalf("an enabled account: %v", err)
+	}
+	if err := s.RevokeRole(ctx, "t", "ana", "camp"); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := s.Session(ctx, session); err != nil || (Principal{User: u}).Can("camp", Analyst) {
+		t.Fatalf("a revoked role still holds: %v %v", u, err)
+	}
+	tok, err := s.NewSetupToken(ctx, "ana")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.UseSetupToken(ctx, tok, "ana's new long password"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Session(ctx, session); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("a session of the old password after a reset: %v", err)
+	}
+	if err := s.SetDisabled(ctx, "ana", "ana", true); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("disabling oneself: %v", err)
+	}
+}

@@ -34,6 +34,8 @@ Commands:
   project create NAME                      (admin)
   user add NAME                            (admin; password from TESSERA_PASSWORD or the terminal)
   user grant USER PROJECT ROLE             role: lead, analyst or enumerator
+  user revoke USER PROJECT                 take the user's role in the project away
+  user disable NAME | user enable NAME     (admin) a disabled account's sessions end; it cannot sign in
   device code --project P [--team T] [--ttl 15m]   a single-use enrollment code for one device
   device list [--project P] | device revoke ID | device wipe ID
   audit verify                             fetch the audit trail and check its hash chain

@@ -173,8 +173,18 @@ func (c *cli) user(args []string) error {
 			return fmt.Errorf("user grant: %w", err)
 		}
 		fmt.Fprintf(c.stdout, "%s is %s in %s\n", args[1], args[3], args[2])
+	case len(args) == 3 && args[0] == "revoke":
+		if _, err := cl.Admin().RevokeRole(c.ctx, &tesserav1.RevokeRoleRequest{User: args[1], Project: args[2]}); err != nil {
+			return fmt.Errorf("user revoke: %w", err)
+		}
+		fmt.Fprintf(c.stdout, "%s has no role in %s any more\n", args[1], args[2])
+	case len(args) == 2 && (args[0] == "disable" || args[0] == "enable"):
+		if _, err := cl.Admin().SetUserDisabled(c.ctx, &tesserav1.SetUserDisabledRequest{User: args[1], Disabled: args[0] == "disable"}); err != nil {
+			return fmt.Errorf("user %s: %w", args[0], err)
+		}
+		fmt.Fprintf(c.stdout, "%s is %sd\n", args[1], args[0])
 	default:
-		return errors.New("usage: surveyctl user add NAME | user grant USER PROJECT ROLE")
+		return errors.New("usage: surveyctl user add NAME | user grant USER PROJECT ROLE | user revoke USER PROJECT | user disable NAME | user enable NAME")
 	}
 	return nil
 }

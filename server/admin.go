@@ -105,6 +105,23 @@ func (h *adminService) Grant(ctx context.Context, req *tesserav1.GrantRequest) (
 	return &tesserav1.GrantResponse{}, nil
 }
 
+func (h *adminService) RevokeRole(ctx context.Context, req *tesserav1.RevokeRoleRequest) (*tesserav1.RevokeRoleResponse, error) {
+	if err := requireProject(ctx, req.Project, auth.Lead); err != nil {
+		return nil, err
+	}
+	if err := h.s.auth.RevokeRole(ctx, actor(ctx), req.User, req.Project); err != nil {
+		return nil, toConnect(ctx, h.s.log, "RevokeRole", err)
+	}
+	return &tesserav1.RevokeRoleResponse{}, nil
+}
+
+func (h *adminService) SetUserDisabled(ctx context.Context, req *tesserav1.SetUserDisabledRequest) (*tesserav1.SetUserDisabledResponse, error) {
+	if err := h.s.auth.SetDisabled(ctx, actor(ctx), req.User, req.Disabled); err != nil {
+		return nil, toConnect(ctx, h.s.log, "SetUserDisabled", err)
+	}
+	return &tesserav1.SetUserDisabledResponse{}, nil
+}
+
 func (h *adminService) CreateEnrollmentCode(ctx context.Context, req *tesserav1.CreateEnrollmentCodeRequest) (*tesserav1.CreateEnrollmentCodeResponse, error) {
 	ttl := time.Duration(req.TtlSeconds) * time.Second
 	code, exp, err := h.s.svc.EnrollmentCode(ctx, principal(ctx), req.Project, req.Team, ttl)

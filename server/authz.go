@@ -45,6 +45,8 @@ var policies = map[string]policy{
 	tesserav1connect.AdminServiceAddUserProcedure:              {role: auth.Admin},
 	tesserav1connect.AdminServiceAuditTrailProcedure:           {role: auth.Admin},
 	tesserav1connect.AdminServiceGrantProcedure:                {role: auth.Lead},
+	tesserav1connect.AdminServiceRevokeRoleProcedure:           {role: auth.Lead},
+	tesserav1connect.AdminServiceSetUserDisabledProcedure:      {role: auth.Admin},
 	tesserav1connect.AdminServiceCreateEnrollmentCodeProcedure: {role: auth.Lead},
 	tesserav1connect.AdminServiceListDevicesProcedure:          {role: auth.Lead},
 	tesserav1connect.AdminServiceRevokeDeviceProcedure:         {role: auth.Lead},

@@ -173,6 +173,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"/tessera.v1.AdminService/Grant": {body: func(p string) string {
 			return fmt.Sprintf(`{"user":"victim","project":%q,"role":"enumerator"}`, p)
 		}, allowed: "admin lead@own", scoped: true},
+		"/tessera.v1.AdminService/RevokeRole": {body: func(p string) string {
+			return fmt.Sprintf(`{"user":"victim","project":%q}`, p)
+		}, allowed: "admin lead@own", scoped: true},
+		"/tessera.v1.AdminService/SetUserDisabled":      {body: func(string) string { return `{"user":"victim","disabled":false}` }, allowed: "admin"},
 		"/tessera.v1.AdminService/CreateEnrollmentCode": {body: func(p string) string { return fmt.Sprintf(`{"project":%q}`, p) }, allowed: "admin lead@own", scoped: true},
 		"/tessera.v1.AdminService/ListDevices":          {body: func(p string) string { return fmt.Sprintf(`{"project":%q}`, p) }, allowed: "admin lead@own", scoped: true},
 		"/tessera.v1.AdminService/RevokeDevice": {body: func(p string) string {

@@ -911,6 +911,182 @@ func (*GrantResponse) Descriptor() ([]byte, []int) {
 	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{17}
 }
 
+type RevokeRoleRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Project       string                 `protobuf:"bytes,2,opt,name=project,proto3" json:"project,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeRoleRequest) Reset() {
+	*x = RevokeRoleRequest{}
+	mi := &file_tessera_v1_auth_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeRoleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeRoleRequest) ProtoMessage() {}
+
+func (x *RevokeRoleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_auth_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeRoleRequest.ProtoReflect.Descriptor instead.
+func (*RevokeRoleRequest) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RevokeRoleRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *RevokeRoleRequest) GetProject() string {
+	if x != nil {
+		return x.Project
+	}
+	return ""
+}
+
+type RevokeRoleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeRoleResponse) Reset() {
+	*x = RevokeRoleResponse{}
+	mi := &file_tessera_v1_auth_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeRoleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeRoleResponse) ProtoMessage() {}
+
+func (x *RevokeRoleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_auth_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeRoleResponse.ProtoReflect.Descriptor instead.
+func (*RevokeRoleResponse) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{19}
+}
+
+type SetUserDisabledRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Disabled      bool                   `protobuf:"varint,2,opt,name=disabled,proto3" json:"disabled,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetUserDisabledRequest) Reset() {
+	*x = SetUserDisabledRequest{}
+	mi := &file_tessera_v1_auth_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetUserDisabledRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetUserDisabledRequest) ProtoMessage() {}
+
+func (x *SetUserDisabledRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_auth_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetUserDisabledRequest.ProtoReflect.Descriptor instead.
+func (*SetUserDisabledRequest) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *SetUserDisabledRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *SetUserDisabledRequest) GetDisabled() bool {
+	if x != nil {
+		return x.Disabled
+	}
+	return false
+}
+
+type SetUserDisabledResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetUserDisabledResponse) Reset() {
+	*x = SetUserDisabledResponse{}
+	mi := &file_tessera_v1_auth_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetUserDisabledResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetUserDisabledResponse) ProtoMessage() {}
+
+func (x *SetUserDisabledResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_auth_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetUserDisabledResponse.ProtoReflect.Descriptor instead.
+func (*SetUserDisabledResponse) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{21}
+}
+
 type CreateEnrollmentCodeRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Project string                 `protobuf:"bytes,1,opt,name=project,proto3" json:"project,omitempty"`
@@ -923,7 +1099,7 @@ type CreateEnrollmentCodeRequest struct {
 
 func (x *CreateEnrollmentCodeRequest) Reset() {
 	*x = CreateEnrollmentCodeRequest{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[18]
+	mi := &file_tessera_v1_auth_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -935,7 +1111,7 @@ func (x *CreateEnrollmentCodeRequest) String() string {
 func (*CreateEnrollmentCodeRequest) ProtoMessage() {}
 
 func (x *CreateEnrollmentCodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[18]
+	mi := &file_tessera_v1_auth_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -948,7 +1124,7 @@ func (x *CreateEnrollmentCodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEnrollmentCodeRequest.ProtoReflect.Descriptor instead.
 func (*CreateEnrollmentCodeRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{18}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CreateEnrollmentCodeRequest) GetProject() string {
@@ -982,7 +1158,7 @@ type CreateEnrollmentCodeResponse struct {
 
 func (x *CreateEnrollmentCodeResponse) Reset() {
 	*x = CreateEnrollmentCodeResponse{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[19]
+	mi := &file_tessera_v1_auth_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -994,7 +1170,7 @@ func (x *CreateEnrollmentCodeResponse) String() string {
 func (*CreateEnrollmentCodeResponse) ProtoMessage() {}
 
 func (x *CreateEnrollmentCodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[19]
+	mi := &file_tessera_v1_auth_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1007,7 +1183,7 @@ func (x *CreateEnrollmentCodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEnrollmentCodeResponse.ProtoReflect.Descriptor instead.
 func (*CreateEnrollmentCodeResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{19}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CreateEnrollmentCodeResponse) GetCode() string {
@@ -1033,7 +1209,7 @@ type ListDevicesRequest struct {
 
 func (x *ListDevicesRequest) Reset() {
 	*x = ListDevicesRequest{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[20]
+	mi := &file_tessera_v1_auth_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1045,7 +1221,7 @@ func (x *ListDevicesRequest) String() string {
 func (*ListDevicesRequest) ProtoMessage() {}
 
 func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[20]
+	mi := &file_tessera_v1_auth_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1058,7 +1234,7 @@ func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesRequest.ProtoReflect.Descriptor instead.
 func (*ListDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{20}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListDevicesRequest) GetProject() string {
@@ -1083,7 +1259,7 @@ type DeviceInfo struct {
 
 func (x *DeviceInfo) Reset() {
 	*x = DeviceInfo{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[21]
+	mi := &file_tessera_v1_auth_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1095,7 +1271,7 @@ func (x *DeviceInfo) String() string {
 func (*DeviceInfo) ProtoMessage() {}
 
 func (x *DeviceInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[21]
+	mi := &file_tessera_v1_auth_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1108,7 +1284,7 @@ func (x *DeviceInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceInfo.ProtoReflect.Descriptor instead.
 func (*DeviceInfo) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{21}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DeviceInfo) GetId() string {
@@ -1169,7 +1345,7 @@ type ListDevicesResponse struct {
 
 func (x *ListDevicesResponse) Reset() {
 	*x = ListDevicesResponse{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[22]
+	mi := &file_tessera_v1_auth_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1181,7 +1357,7 @@ func (x *ListDevicesResponse) String() string {
 func (*ListDevicesResponse) ProtoMessage() {}
 
 func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[22]
+	mi := &file_tessera_v1_auth_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1194,7 +1370,7 @@ func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesResponse.ProtoReflect.Descriptor instead.
 func (*ListDevicesResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{22}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListDevicesResponse) GetDevices() []*DeviceInfo {
@@ -1213,7 +1389,7 @@ type RevokeDeviceRequest struct {
 
 func (x *RevokeDeviceRequest) Reset() {
 	*x = RevokeDeviceRequest{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[23]
+	mi := &file_tessera_v1_auth_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1225,7 +1401,7 @@ func (x *RevokeDeviceRequest) String() string {
 func (*RevokeDeviceRequest) ProtoMessage() {}
 
 func (x *RevokeDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[23]
+	mi := &file_tessera_v1_auth_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1238,7 +1414,7 @@ func (x *RevokeDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeDeviceRequest.ProtoReflect.Descriptor instead.
 func (*RevokeDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{23}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RevokeDeviceRequest) GetDeviceId() string {
@@ -1256,7 +1432,7 @@ type RevokeDeviceResponse struct {
 
 func (x *RevokeDeviceResponse) Reset() {
 	*x = RevokeDeviceResponse{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[24]
+	mi := &file_tessera_v1_auth_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1268,7 +1444,7 @@ func (x *RevokeDeviceResponse) String() string {
 func (*RevokeDeviceResponse) ProtoMessage() {}
 
 func (x *RevokeDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[24]
+	mi := &file_tessera_v1_auth_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1281,7 +1457,7 @@ func (x *RevokeDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeDeviceResponse.ProtoReflect.Descriptor instead.
 func (*RevokeDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{24}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{28}
 }
 
 type WipeDeviceRequest struct {
@@ -1293,7 +1469,7 @@ type WipeDeviceRequest struct {
 
 func (x *WipeDeviceRequest) Reset() {
 	*x = WipeDeviceRequest{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[25]
+	mi := &file_tessera_v1_auth_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1305,7 +1481,7 @@ func (x *WipeDeviceRequest) String() string {
 func (*WipeDeviceRequest) ProtoMessage() {}
 
 func (x *WipeDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[25]
+	mi := &file_tessera_v1_auth_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1318,7 +1494,7 @@ func (x *WipeDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WipeDeviceRequest.ProtoReflect.Descriptor instead.
 func (*WipeDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{25}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *WipeDeviceRequest) GetDeviceId() string {
@@ -1336,7 +1512,7 @@ type WipeDeviceResponse struct {
 
 func (x *WipeDeviceResponse) Reset() {
 	*x = WipeDeviceResponse{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[26]
+	mi := &file_tessera_v1_auth_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1348,7 +1524,7 @@ func (x *WipeDeviceResponse) String() string {
 func (*WipeDeviceResponse) ProtoMessage() {}
 
 func (x *WipeDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[26]
+	mi := &file_tessera_v1_auth_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1361,7 +1537,7 @@ func (x *WipeDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WipeDeviceResponse.ProtoReflect.Descriptor instead.
 func (*WipeDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{26}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{30}
 }
 
 type AuditTrailRequest struct {
@@ -1372,7 +1548,7 @@ type AuditTrailRequest struct {
 
 func (x *AuditTrailRequest) Reset() {
 	*x = AuditTrailRequest{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[27]
+	mi := &file_tessera_v1_auth_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1384,7 +1560,7 @@ func (x *AuditTrailRequest) String() string {
 func (*AuditTrailRequest) ProtoMessage() {}
 
 func (x *AuditTrailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[27]
+	mi := &file_tessera_v1_auth_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1397,7 +1573,7 @@ func (x *AuditTrailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditTrailRequest.ProtoReflect.Descriptor instead.
 func (*AuditTrailRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{27}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{31}
 }
 
 type AuditEntry struct {
@@ -1416,7 +1592,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[28]
+	mi := &file_tessera_v1_auth_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1428,7 +1604,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[28]
+	mi := &file_tessera_v1_auth_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1441,7 +1617,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{28}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AuditEntry) GetSeq() uint64 {
@@ -1504,7 +1680,7 @@ type AuditTrailResponse struct {
 
 func (x *AuditTrailResponse) Reset() {
 	*x = AuditTrailResponse{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[29]
+	mi := &file_tessera_v1_auth_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1516,7 +1692,7 @@ func (x *AuditTrailResponse) String() string {
 func (*AuditTrailResponse) ProtoMessage() {}
 
 func (x *AuditTrailResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[29]
+	mi := &file_tessera_v1_auth_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1529,7 +1705,7 @@ func (x *AuditTrailResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditTrailResponse.ProtoReflect.Descriptor instead.
 func (*AuditTrailResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{29}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *AuditTrailResponse) GetEntries() []*AuditEntry {
@@ -1615,7 +1791,15 @@ const file_tessera_v1_auth_proto_rawDesc = "" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x18\n" +
 	"\aproject\x18\x02 \x01(\tR\aproject\x12\x12\n" +
 	"\x04role\x18\x03 \x01(\tR\x04role\"\x0f\n" +
-	"\rGrantResponse\"l\n" +
+	"\rGrantResponse\"A\n" +
+	"\x11RevokeRoleRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x18\n" +
+	"\aproject\x18\x02 \x01(\tR\aproject\"\x14\n" +
+	"\x12RevokeRoleResponse\"H\n" +
+	"\x16SetUserDisabledRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1a\n" +
+	"\bdisabled\x18\x02 \x01(\bR\bdisabled\"\x19\n" +
+	"\x17SetUserDisabledResponse\"l\n" +
 	"\x1bCreateEnrollmentCodeRequest\x12\x18\n" +
 	"\aproject\x18\x01 \x01(\tR\aproject\x12\x12\n" +
 	"\x04team\x18\x02 \x01(\tR\x04team\x12\x1f\n" +
@@ -1665,11 +1849,14 @@ const file_tessera_v1_auth_proto_rawDesc = "" +
 	"\x06Logout\x12\x19.tessera.v1.LogoutRequest\x1a\x1a.tessera.v1.LogoutResponse\"\x00\x12D\n" +
 	"\x06Whoami\x12\x19.tessera.v1.WhoamiRequest\x1a\x1a.tessera.v1.WhoamiResponse\"\x03\x90\x02\x01\x12A\n" +
 	"\x06Enroll\x12\x19.tessera.v1.EnrollRequest\x1a\x1a.tessera.v1.EnrollResponse\"\x00\x12P\n" +
-	"\vReportWiped\x12\x1e.tessera.v1.ReportWipedRequest\x1a\x1f.tessera.v1.ReportWipedResponse\"\x002\xa4\x05\n" +
+	"\vReportWiped\x12\x1e.tessera.v1.ReportWipedRequest\x1a\x1f.tessera.v1.ReportWipedResponse\"\x002\xd1\x06\n" +
 	"\fAdminService\x12V\n" +
 	"\rCreateProject\x12 .tessera.v1.CreateProjectRequest\x1a!.tessera.v1.CreateProjectResponse\"\x00\x12D\n" +
 	"\aAddUser\x12\x1a.tessera.v1.AddUserRequest\x1a\x1b.tessera.v1.AddUserResponse\"\x00\x12>\n" +
-	"\x05Grant\x12\x18.tessera.v1.GrantRequest\x1a\x19.tessera.v1.GrantResponse\"\x00\x12k\n" +
+	"\x05Grant\x12\x18.tessera.v1.GrantRequest\x1a\x19.tessera.v1.GrantResponse\"\x00\x12M\n" +
+	"\n" +
+	"RevokeRole\x12\x1d.tessera.v1.RevokeRoleRequest\x1a\x1e.tessera.v1.RevokeRoleResponse\"\x00\x12\\\n" +
+	"\x0fSetUserDisabled\x12\".tessera.v1.SetUserDisabledRequest\x1a#.tessera.v1.SetUserDisabledResponse\"\x00\x12k\n" +
 	"\x14CreateEnrollmentCode\x12'.tessera.v1.CreateEnrollmentCodeRequest\x1a(.tessera.v1.CreateEnrollmentCodeResponse\"\x00\x12S\n" +
 	"\vListDevices\x12\x1e.tessera.v1.ListDevicesRequest\x1a\x1f.tessera.v1.ListDevicesResponse\"\x03\x90\x02\x01\x12S\n" +
 	"\fRevokeDevice\x12\x1f.tessera.v1.RevokeDeviceRequest\x1a .tessera.v1.RevokeDeviceResponse\"\x00\x12M\n" +
@@ -1690,7 +1877,7 @@ func file_tessera_v1_auth_proto_rawDescGZIP() []byte {
 	return file_tessera_v1_auth_proto_rawDescData
 }
 
-var file_tessera_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_tessera_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_tessera_v1_auth_proto_goTypes = []any{
 	(*LoginRequest)(nil),                 // 0: tessera.v1.LoginRequest
 	(*LoginResponse)(nil),                // 1: tessera.v1.LoginResponse
@@ -1710,24 +1897,28 @@ var file_tessera_v1_auth_proto_goTypes = []any{
 	(*AddUserResponse)(nil),              // 15: tessera.v1.AddUserResponse
 	(*GrantRequest)(nil),                 // 16: tessera.v1.GrantRequest
 	(*GrantResponse)(nil),                // 17: tessera.v1.GrantResponse
-	(*CreateEnrollmentCodeRequest)(nil),  // 18: tessera.v1.CreateEnrollmentCodeRequest
-	(*CreateEnrollmentCodeResponse)(nil), // 19: tessera.v1.CreateEnrollmentCodeResponse
-	(*ListDevicesRequest)(nil),           // 20: tessera.v1.ListDevicesRequest
-	(*DeviceInfo)(nil),                   // 21: tessera.v1.DeviceInfo
-	(*ListDevicesResponse)(nil),          // 22: tessera.v1.ListDevicesResponse
-	(*RevokeDeviceRequest)(nil),          // 23: tessera.v1.RevokeDeviceRequest
-	(*RevokeDeviceResponse)(nil),         // 24: tessera.v1.RevokeDeviceResponse
-	(*WipeDeviceRequest)(nil),            // 25: tessera.v1.WipeDeviceRequest
-	(*WipeDeviceResponse)(nil),           // 26: tessera.v1.WipeDeviceResponse
-	(*AuditTrailRequest)(nil),            // 27: tessera.v1.AuditTrailRequest
-	(*AuditEntry)(nil),                   // 28: tessera.v1.AuditEntry
-	(*AuditTrailResponse)(nil),           // 29: tessera.v1.AuditTrailResponse
-	nil,                                  // 30: tessera.v1.WhoamiResponse.RolesEntry
+	(*RevokeRoleRequest)(nil),            // 18: tessera.v1.RevokeRoleRequest
+	(*RevokeRoleResponse)(nil),           // 19: tessera.v1.RevokeRoleResponse
+	(*SetUserDisabledRequest)(nil),       // 20: tessera.v1.SetUserDisabledRequest
+	(*SetUserDisabledResponse)(nil),      // 21: tessera.v1.SetUserDisabledResponse
+	(*CreateEnrollmentCodeRequest)(nil),  // 22: tessera.v1.CreateEnrollmentCodeRequest
+	(*CreateEnrollmentCodeResponse)(nil), // 23: tessera.v1.CreateEnrollmentCodeResponse
+	(*ListDevicesRequest)(nil),           // 24: tessera.v1.ListDevicesRequest
+	(*DeviceInfo)(nil),                   // 25: tessera.v1.DeviceInfo
+	(*ListDevicesResponse)(nil),          // 26: tessera.v1.ListDevicesResponse
+	(*RevokeDeviceRequest)(nil),          // 27: tessera.v1.RevokeDeviceRequest
+	(*RevokeDeviceResponse)(nil),         // 28: tessera.v1.RevokeDeviceResponse
+	(*WipeDeviceRequest)(nil),            // 29: tessera.v1.WipeDeviceRequest
+	(*WipeDeviceResponse)(nil),           // 30: tessera.v1.WipeDeviceResponse
+	(*AuditTrailRequest)(nil),            // 31: tessera.v1.AuditTrailRequest
+	(*AuditEntry)(nil),                   // 32: tessera.v1.AuditEntry
+	(*AuditTrailResponse)(nil),           // 33: tessera.v1.AuditTrailResponse
+	nil,                                  // 34: tessera.v1.WhoamiResponse.RolesEntry
 }
 var file_tessera_v1_auth_proto_depIdxs = []int32{
-	30, // 0: tessera.v1.WhoamiResponse.roles:type_name -> tessera.v1.WhoamiResponse.RolesEntry
-	21, // 1: tessera.v1.ListDevicesResponse.devices:type_name -> tessera.v1.DeviceInfo
-	28, // 2: tessera.v1.AuditTrailResponse.entries:type_name -> tessera.v1.AuditEntry
+	34, // 0: tessera.v1.WhoamiResponse.roles:type_name -> tessera.v1.WhoamiResponse.RolesEntry
+	25, // 1: tessera.v1.ListDevicesResponse.devices:type_name -> tessera.v1.DeviceInfo
+	32, // 2: tessera.v1.AuditTrailResponse.entries:type_name -> tessera.v1.AuditEntry
 	0,  // 3: tessera.v1.AuthService.Login:input_type -> tessera.v1.LoginRequest
 	2,  // 4: tessera.v1.AuthService.Setup:input_type -> tessera.v1.SetupRequest
 	4,  // 5: tessera.v1.AuthService.Logout:input_type -> tessera.v1.LogoutRequest
@@ -1737,27 +1928,31 @@ var file_tessera_v1_auth_proto_depIdxs = []int32{
 	12, // 9: tessera.v1.AdminService.CreateProject:input_type -> tessera.v1.CreateProjectRequest
 	14, // 10: tessera.v1.AdminService.AddUser:input_type -> tessera.v1.AddUserRequest
 	16, // 11: tessera.v1.AdminService.Grant:input_type -> tessera.v1.GrantRequest
-	18, // 12: tessera.v1.AdminService.CreateEnrollmentCode:input_type -> tessera.v1.CreateEnrollmentCodeRequest
-	20, // 13: tessera.v1.AdminService.ListDevices:input_type -> tessera.v1.ListDevicesRequest
-	23, // 14: tessera.v1.AdminService.RevokeDevice:input_type -> tessera.v1.RevokeDeviceRequest
-	25, // 15: tessera.v1.AdminService.WipeDevice:input_type -> tessera.v1.WipeDeviceRequest
-	27, // 16: tessera.v1.AdminService.AuditTrail:input_type -> tessera.v1.AuditTrailRequest
-	1,  // 17: tessera.v1.AuthService.Login:output_type -> tessera.v1.LoginResponse
-	3,  // 18: tessera.v1.AuthService.Setup:output_type -> tessera.v1.SetupResponse
-	5,  // 19: tessera.v1.AuthService.Logout:output_type -> tessera.v1.LogoutResponse
-	7,  // 20: tessera.v1.AuthService.Whoami:output_type -> tessera.v1.WhoamiResponse
-	9,  // 21: tessera.v1.AuthService.Enroll:output_type -> tessera.v1.EnrollResponse
-	11, // 22: tessera.v1.AuthService.ReportWiped:output_type -> tessera.v1.ReportWipedResponse
-	13, // 23: tessera.v1.AdminService.CreateProject:output_type -> tessera.v1.CreateProjectResponse
-	15, // 24: tessera.v1.AdminService.AddUser:output_type -> tessera.v1.AddUserResponse
-	17, // 25: tessera.v1.AdminService.Grant:output_type -> tessera.v1.GrantResponse
-	19, // 26: tessera.v1.AdminService.CreateEnrollmentCode:output_type -> tessera.v1.CreateEnrollmentCodeResponse
-	22, // 27: tessera.v1.AdminService.ListDevices:output_type -> tessera.v1.ListDevicesResponse
-	24, // 28: tessera.v1.AdminService.RevokeDevice:output_type -> tessera.v1.RevokeDeviceResponse
-	26, // 29: tessera.v1.AdminService.WipeDevice:output_type -> tessera.v1.WipeDeviceResponse
-	29, // 30: tessera.v1.AdminService.AuditTrail:output_type -> tessera.v1.AuditTrailResponse
-	17, // [17:31] is the sub-list for method output_type
-	3,  // [3:17] is the sub-list for method input_type
+	18, // 12: tessera.v1.AdminService.RevokeRole:input_type -> tessera.v1.RevokeRoleRequest
+	20, // 13: tessera.v1.AdminService.SetUserDisabled:input_type -> tessera.v1.SetUserDisabledRequest
+	22, // 14: tessera.v1.AdminService.CreateEnrollmentCode:input_type -> tessera.v1.CreateEnrollmentCodeRequest
+	24, // 15: tessera.v1.AdminService.ListDevices:input_type -> tessera.v1.ListDevicesRequest
+	27, // 16: tessera.v1.AdminService.RevokeDevice:input_type -> tessera.v1.RevokeDeviceRequest
+	29, // 17: tessera.v1.AdminService.WipeDevice:input_type -> tessera.v1.WipeDeviceRequest
+	31, // 18: tessera.v1.AdminService.AuditTrail:input_type -> tessera.v1.AuditTrailRequest
+	1,  // 19: tessera.v1.AuthService.Login:output_type -> tessera.v1.LoginResponse
+	3,  // 20: tessera.v1.AuthService.Setup:output_type -> tessera.v1.SetupResponse
+	5,  // 21: tessera.v1.AuthService.Logout:output_type -> tessera.v1.LogoutResponse
+	7,  // 22: tessera.v1.AuthService.Whoami:output_type -> tessera.v1.WhoamiResponse
+	9,  // 23: tessera.v1.AuthService.Enroll:output_type -> tessera.v1.EnrollResponse
+	11, // 24: tessera.v1.AuthService.ReportWiped:output_type -> tessera.v1.ReportWipedResponse
+	13, // 25: tessera.v1.AdminService.CreateProject:output_type -> tessera.v1.CreateProjectResponse
+	15, // 26: tessera.v1.AdminService.AddUser:output_type -> tessera.v1.AddUserResponse
+	17, // 27: tessera.v1.AdminService.Grant:output_type -> tessera.v1.GrantResponse
+	19, // 28: tessera.v1.AdminService.RevokeRole:output_type -> tessera.v1.RevokeRoleResponse
+	21, // 29: tessera.v1.AdminService.SetUserDisabled:output_type -> tessera.v1.SetUserDisabledResponse
+	23, // 30: tessera.v1.AdminService.CreateEnrollmentCode:output_type -> tessera.v1.CreateEnrollmentCodeResponse
+	26, // 31: tessera.v1.AdminService.ListDevices:output_type -> tessera.v1.ListDevicesResponse
+	28, // 32: tessera.v1.AdminService.RevokeDevice:output_type -> tessera.v1.RevokeDeviceResponse
+	30, // 33: tessera.v1.AdminService.WipeDevice:output_type -> tessera.v1.WipeDeviceResponse
+	33, // 34: tessera.v1.AdminService.AuditTrail:output_type -> tessera.v1.AuditTrailResponse
+	19, // [19:35] is the sub-list for method output_type
+	3,  // [3:19] is the sub-list for method input_type
 	3,  // [3:3] is the sub-list for extension type_name
 	3,  // [3:3] is the sub-list for extension extendee
 	0,  // [0:3] is the sub-list for field type_name
@@ -1774,7 +1969,7 @@ func file_tessera_v1_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tessera_v1_auth_proto_rawDesc), len(file_tessera_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   31,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -46,6 +46,11 @@ const (
 	AdminServiceAddUserProcedure = "/tessera.v1.AdminService/AddUser"
 	// AdminServiceGrantProcedure is the procedure name of the AdminService's Grant RPC.
 	AdminServiceGrantProcedure = "/tessera.v1.AdminService/Grant"
+	// AdminServiceRevokeRoleProcedure is the procedure name of the AdminService's RevokeRole RPC.
+	AdminServiceRevokeRoleProcedure = "/tessera.v1.AdminService/RevokeRole"
+	// AdminServiceSetUserDisabledProcedure is the procedure name of the AdminService's SetUserDisabled
+	// RPC.
+	AdminServiceSetUserDisabledProcedure = "/tessera.v1.AdminService/SetUserDisabled"
 	// AdminServiceCreateEnrollmentCodeProcedure is the procedure name of the AdminService's
 	// CreateEnrollmentCode RPC.
 	AdminServiceCreateEnrollmentCodeProcedure = "/tessera.v1.AdminService/CreateEnrollmentCode"
@@ -337,6 +342,20 @@ var (
 			Procedure:  AdminServiceGrantProcedure,
 		}
 	})
+	adminServiceRevokeRoleSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType: connect.StreamTypeUnary,
+			Schema:     v1.File_tessera_v1_auth_proto.Services().ByName("AdminService").Methods().ByName("RevokeRole"),
+			Procedure:  AdminServiceRevokeRoleProcedure,
+		}
+	})
+	adminServiceSetUserDisabledSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType: connect.StreamTypeUnary,
+			Schema:     v1.File_tessera_v1_auth_proto.Services().ByName("AdminService").Methods().ByName("SetUserDisabled"),
+			Procedure:  AdminServiceSetUserDisabledProcedure,
+		}
+	})
 	adminServiceCreateEnrollmentCodeSpec = sync.OnceValue(func() connect.Spec {
 		return connect.Spec{
 			StreamType: connect.StreamTypeUnary,
@@ -384,6 +403,12 @@ type AdminServiceClient interface {
 	AddUser(context.Context, *v1.AddUserRequest) (*v1.AddUserResponse, error)
 	// Grant gives a user a role in a project (admin, or a lead of that project).
 	Grant(context.Context, *v1.GrantRequest) (*v1.GrantResponse, error)
+	// RevokeRole takes a user's role in a project away (admin, or a lead of
+	// that project); it holds from the user's next call.
+	RevokeRole(context.Context, *v1.RevokeRoleRequest) (*v1.RevokeRoleResponse, error)
+	// SetUserDisabled disables an account (its sessions end, it cannot sign
+	// in) or enables it again (admin).
+	SetUserDisabled(context.Context, *v1.SetUserDisabledRequest) (*v1.SetUserDisabledResponse, error)
 	// CreateEnrollmentCode makes a single-use code enrolling one device into a
 	// project and team (a lead of the project).
 	CreateEnrollmentCode(context.Context, *v1.CreateEnrollmentCodeRequest) (*v1.CreateEnrollmentCodeResponse, error)
@@ -414,6 +439,12 @@ type AdminServiceHandler interface {
 	AddUser(context.Context, *v1.AddUserRequest) (*v1.AddUserResponse, error)
 	// Grant gives a user a role in a project (admin, or a lead of that project).
 	Grant(context.Context, *v1.GrantRequest) (*v1.GrantResponse, error)
+	// RevokeRole takes a user's role in a project away (admin, or a lead of
+	// that project); it holds from the user's next call.
+	RevokeRole(context.Context, *v1.RevokeRoleRequest) (*v1.RevokeRoleResponse, error)
+	// SetUserDisabled disables an account (its sessions end, it cannot sign
+	// in) or enables it again (admin).
+	SetUserDisabled(context.Context, *v1.SetUserDisabledRequest) (*v1.SetUserDisabledResponse, error)
 	// CreateEnrollmentCode makes a single-use code enrolling one device into a
 	// project and team (a lead of the project).
 	CreateEnrollmentCode(context.Context, *v1.CreateEnrollmentCodeRequest) (*v1.CreateEnrollmentCodeResponse, error)
@@ -438,6 +469,8 @@ func RegisterAdminServiceHandler(server *connect.Server, svc AdminServiceHandler
 		connect.Method{Spec: adminServiceCreateProjectSpec(), Handler: adapter.createProject},
 		connect.Method{Spec: adminServiceAddUserSpec(), Handler: adapter.addUser},
 		connect.Method{Spec: adminServiceGrantSpec(), Handler: adapter.grant},
+		connect.Method{Spec: adminServiceRevokeRoleSpec(), Handler: adapter.revokeRole},
+		connect.Method{Spec: adminServiceSetUserDisabledSpec(), Handler: adapter.setUserDisabled},
 		connect.Method{Spec: adminServiceCreateEnrollmentCodeSpec(), Handler: adapter.createEnrollmentCode},
 		connect.Method{Spec: adminServiceListDevicesSpec(), Handler: adapter.listDevices},
 		connect.Method{Spec: adminServiceRevokeDeviceSpec(), Handler: adapter.revokeDevice},
@@ -459,6 +492,14 @@ func (UnimplementedAdminServiceHandler) AddUser(context.Context, *v1.AddUserRequ
 
 func (UnimplementedAdminServiceHandler) Grant(context.Context, *v1.GrantRequest) (*v1.GrantResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, "tessera.v1.AdminService.Grant is not implemented")
+}
+
+func (UnimplementedAdminServiceHandler) RevokeRole(context.Context, *v1.RevokeRoleRequest) (*v1.RevokeRoleResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "tessera.v1.AdminService.RevokeRole is not implemented")
+}
+
+func (UnimplementedAdminServiceHandler) SetUserDisabled(context.Context, *v1.SetUserDisabledRequest) (*v1.SetUserDisabledResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "tessera.v1.AdminService.SetUserDisabled is not implemented")
 }
 
 func (UnimplementedAdminServiceHandler) CreateEnrollmentCode(context.Context, *v1.CreateEnrollmentCodeRequest) (*v1.CreateEnrollmentCodeResponse, error) {
@@ -504,6 +545,22 @@ func (c *adminServiceClient) AddUser(ctx context.Context, req *v1.AddUserRequest
 func (c *adminServiceClient) Grant(ctx context.Context, req *v1.GrantRequest) (*v1.GrantResponse, error) {
 	var res v1.GrantResponse
 	if err := c.client.CallUnary(ctx, adminServiceGrantSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *adminServiceClient) RevokeRole(ctx context.Context, req *v1.RevokeRoleRequest) (*v1.RevokeRoleResponse, error) {
+	var res v1.RevokeRoleResponse
+	if err := c.client.CallUnary(ctx, adminServiceRevokeRoleSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *adminServiceClient) SetUserDisabled(ctx context.Context, req *v1.SetUserDisabledRequest) (*v1.SetUserDisabledResponse, error) {
+	var res v1.SetUserDisabledResponse
+	if err := c.client.CallUnary(ctx, adminServiceSetUserDisabledSpec(), req, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -581,6 +638,30 @@ func (h adminServiceHandler) grant(ctx context.Context, _ connect.Spec, stream c
 		return err
 	}
 	res, err := h.svc.Grant(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h adminServiceHandler) revokeRole(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.RevokeRoleRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.RevokeRole(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h adminServiceHandler) setUserDisabled(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.SetUserDisabledRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.SetUserDisabled(ctx, &req)
 	if err != nil {
 		return err
 	}
