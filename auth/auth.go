@@ -78,6 +78,9 @@ type Device struct {
 	Revoked   bool   `json:"revoked,omitempty"`
 	Wipe      bool   `json:"wipe,omitempty"`
 	Wiped     int64  `json:"wiped,omitempty"`
+	// Hub: a camp-office hub, which relays its devices' writes (within
+	// its project and team) instead of pushing only its own.
+	Hub bool `json:"hub,omitempty"`
 }
 
 // Principal is who is calling: a user (with a session) or a device.

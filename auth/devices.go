@@ -22,6 +22,7 @@ type codeRec struct {
 	Team    string `json:"team,omitempty"`
 	Expires int64  `json:"expires"`
 	By      string `json:"by"`
+	Hub     bool   `json:"hub,omitempty"`
 }
 
 // NormalizeCode uppercases a typed code and drops spaces and dashes.
@@ -37,6 +38,16 @@ func NormalizeCode(c string) string {
 // NewEnrollmentCode makes a short single-use code (10 characters, ~49 bits)
 // that enrolls one device into a project (and team) until it expires.
 func (s *Service) NewEnrollmentCode(ctx context.Context, actor, project, team string, ttl time.Duration) (string, time.Time, error) {
+	return s.newCode(ctx, actor, project, team, ttl, false)
+}
+
+// NewHubCode is NewEnrollmentCode for a camp-office hub: the principal it
+// enrolls relays its devices' writes, within project and team.
+func (s *Service) NewHubCode(ctx context.Context, actor, project, team string, ttl time.Duration) (string, time.Time, error) {
+	return s.newCode(ctx, actor, project, team, ttl, true)
+}
+
+func (s *Service) newCode(ctx context.Context, actor, project, team string, ttl time.Duration, hub bool) (string, time.Time, error) {
 	if ttl <= 0 || ttl > 7*24*time.Hour {
 		return "", time.Time{}, fmt.Errorf("%w: --ttl between 1s and 7 days", ErrInvalid)
 	}
@@ -57,10 +68,14 @@ func (s *Service) NewEnrollmentCode(ctx context.Context, actor, project, team st
 		if _, err := get[Project](tx, keyProject+project); err != nil {
 			return fmt.Errorf("project %q: %w", project, err)
 		}
-		if err := put(tx, keyCode+digest(c), codeRec{Project: project, Team: team, Expires: exp.UnixMilli(), By: actor}); err != nil {
+		if err := put(tx, keyCode+digest(c), codeRec{Project: project, Team: team, Expires: exp.UnixMilli(), By: actor, Hub: hub}); err != nil {
 			return err
 		}
-		return s.appendAudit(tx, actor, "enroll-code", fmt.Sprintf("project %s team %s, valid until %s", project, team, exp.UTC().Format(time.RFC3339)))
+		action := "enroll-code"
+		if hub {
+			action = "hub-code"
+		}
+		return s.appendAudit(tx, actor, action, fmt.Sprintf("project %s team %s, valid until %s", project, team, exp.UTC().Format(time.RFC3339)))
 	})
 	return c[:5] + "-" + c[5:], exp, err
 }
@@ -88,11 +103,15 @@ func (s *Service) Enroll(ctx context.Context, code string, pub ed25519.PublicKey
 			return err
 		}
 		dev = Device{ID: uuid.Must(uuid.NewV7()).String(), Project: c.Project, Team: c.Team, PublicKey: pub,
-			CredHash: digest(secret), Enrolled: s.now().UnixMilli()}
+			CredHash: digest(secret), Enrolled: s.now().UnixMilli(), Hub: c.Hub}
 		if err := put(tx, keyDevice+dev.ID, dev); err != nil {
 			return err
 		}
-		return s.appendAudit(tx, "device:"+dev.ID, "enroll", fmt.Sprintf("project %s team %s (code by %s)", c.Project, c.Team, c.By))
+		what := "device"
+		if c.Hub {
+			what = "hub"
+		}
+		return s.appendAudit(tx, "device:"+dev.ID, "enroll", fmt.Sprintf("%s: project %s team %s (code by %s)", what, c.Project, c.Team, c.By))
 	})
 	if errors.Is(err, ErrCodeRejected) {
 		// Recorded apart: the refused transaction itself rolled back. A

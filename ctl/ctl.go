@@ -38,6 +38,7 @@ Commands:
   user disable NAME | user enable NAME     (admin) a disabled account's sessions end; it cannot sign in
   device code --project P [--team T] [--ttl 15m]   a single-use enrollment code for one device
   device list [--project P] | device revoke ID | device wipe ID
+  hub code --project P [--team T] [--ttl 15m]   a single-use code enrolling a camp-office hub (surveyd --upstream URL --enroll CODE)
   audit verify                             fetch the audit trail and check its hash chain
   export --form FORM --format csv|jsonl|parquet|geojson --out DIR [--approved-only] [--labels LANG] [--since CURSOR]
   review ID STATE [--comment TEXT]         received, has_issues, approved or rejected (a lead)
@@ -87,6 +88,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return c.user(fs.Args()[1:])
 	case "device":
 		return c.device(fs.Args()[1:])
+	case "hub":
+		return c.hub(fs.Args()[1:])
 	case "audit":
 		return c.audit(fs.Args()[1:])
 	case "help":

@@ -189,6 +189,38 @@ func (c *cli) user(args []string) error {
 	return nil
 }
 
+// hub mints a code enrolling a camp-office hub: the hub relays its
+// devices' writes within the code's project and team.
+func (c *cli) hub(args []string) error {
+	if len(args) == 0 || args[0] != "code" {
+		return errors.New("usage: surveyctl hub code --project P [--team T] [--ttl 15m]")
+	}
+	fs := flag.NewFlagSet("hub code", flag.ContinueOnError)
+	project := fs.String("project", "", "project the hub serves")
+	team := fs.String("team", "", "team (the hub then relays only its team's records)")
+	ttl := fs.Duration("ttl", 15*time.Minute, "how long the code stays valid")
+	if _, err := c.parse(fs, "hub code --project P [--team T] [--ttl 15m]", args[1:], 0); err != nil {
+		return helpOK(err)
+	}
+	if *project == "" {
+		return errors.New("hub code: --project is required")
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	res, err := cl.Admin().CreateEnrollmentCode(c.ctx, &tesserav1.CreateEnrollmentCodeRequest{Project: *project, Team: *team,
+		TtlSeconds: uint32(ttl.Seconds()), Hub: true})
+	if err != nil {
+		return fmt.Errorf("hub code: %w", err)
+	}
+	fmt.Fprintln(c.stdout, res.Code)
+	fmt.Fprintf(c.stderr, "single use, valid until %s: surveyd --data DIR --upstream URL --enroll %s\n",
+		time.UnixMilli(res.ExpiresAt).UTC().Format(time.RFC3339), res.Code)
+	return nil
+}
+
 func (c *cli) device(args []string) error {
 	if len(args) == 0 {
 		return errors.New("usage: surveyctl device code|list|revoke|wipe ...")

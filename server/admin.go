@@ -124,7 +124,7 @@ func (h *adminService) SetUserDisabled(ctx context.Context, req *tesserav1.SetUs
 
 func (h *adminService) CreateEnrollmentCode(ctx context.Context, req *tesserav1.CreateEnrollmentCodeRequest) (*tesserav1.CreateEnrollmentCodeResponse, error) {
 	ttl := time.Duration(req.TtlSeconds) * time.Second
-	code, exp, err := h.s.svc.EnrollmentCode(ctx, principal(ctx), req.Project, req.Team, ttl)
+	code, exp, err := h.s.svc.EnrollmentCode(ctx, principal(ctx), req.Project, req.Team, ttl, req.Hub)
 	if err != nil {
 		return nil, toConnect(ctx, h.s.log, "CreateEnrollmentCode", err)
 	}

@@ -26,7 +26,10 @@ gRPC server reflection (grpcurl, buf curl) and GET /healthz. Data is kept
 in an embedded Badger store in --data, created on first start.
 
 With --upstream it is a hub: a server to its devices and a client of the
-upstream server, relaying both ways with the same protocol.
+upstream server, relaying both ways with the same protocol. Against an
+upstream that requires sign-in, enroll the hub on its first start with a
+code from "surveyctl hub code --project P": --enroll CODE; the hub keeps its
+credential and relays only records of that project (and team).
 
 The console for project leads is at /console. On first start an account
 "admin" is created with a one-time setup token (in DIR/setup-token, or in
@@ -53,6 +56,7 @@ func Main(ctx context.Context, args []string, stderr io.Writer) (err error) {
 	storeURL := fs.String("store", "", "keep data in PostgreSQL instead of Badger: a postgres:// URL (several surveyd may share one database)")
 	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on, HOST:PORT")
 	upstream := fs.String("upstream", "", "URL of the upstream server; makes this server a hub")
+	enroll := fs.String("enroll", "", "with --upstream: a hub code from the upstream (surveyctl hub code) to enroll with on the first start")
 	interval := fs.Duration("upstream-interval", 15*time.Second, "how often a hub syncs with its upstream when idle")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	requireAuth := fs.Bool("require-auth", false, "require sign-in or an enrolled device for every call (always on for a non-loopback --listen)")
@@ -90,7 +94,10 @@ func Main(ctx context.Context, args []string, stderr io.Writer) (err error) {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
 
-	cfg := Config{DataDir: *data, Upstream: *upstream, UpstreamInterval: *interval, Logger: log, RequireAuth: *requireAuth || !loopback,
+	if *enroll != "" && *upstream == "" {
+		return fmt.Errorf("--enroll goes with --upstream")
+	}
+	cfg := Config{DataDir: *data, Upstream: *upstream, UpstreamEnroll: *enroll, UpstreamInterval: *interval, Logger: log, RequireAuth: *requireAuth || !loopback,
 		SecureCookies: *behindTLS}
 	if *storeURL != "" {
 		if !strings.HasPrefix(*storeURL, "postgres://") && !strings.HasPrefix(*storeURL, "postgresql://") {

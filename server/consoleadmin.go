@@ -124,7 +124,7 @@ func (s *Server) consoleCode(w http.ResponseWriter, r *http.Request, u *auth.Use
 	if err != nil {
 		ttl = 15 * time.Minute
 	}
-	code, exp, err := s.svc.EnrollmentCode(r.Context(), auth.Principal{User: u}, project, strings.TrimSpace(r.FormValue("team")), ttl)
+	code, exp, err := s.svc.EnrollmentCode(r.Context(), auth.Principal{User: u}, project, strings.TrimSpace(r.FormValue("team")), ttl, false)
 	if err != nil {
 		status, msg := s.consoleError(r, err)
 		if status == http.StatusForbidden {

@@ -2,13 +2,59 @@ package server
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/tessera-survey/tessera/auth"
 	"github.com/tessera-survey/tessera/forms"
+	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
 	"github.com/tessera-survey/tessera/internal/wire"
 	"github.com/tessera-survey/tessera/syncengine"
 )
+
+// metaHubCredential is where a hub keeps the credential its upstream
+// issued at enrollment (a stolen hub is revoked at the upstream).
+const metaHubCredential = "hub.credential"
+
+// hubCredential returns the hub's credential at its upstream, enrolling
+// with UpstreamEnroll on first start ("" when it has none and no code: it
+// dials as an anonymous caller, which only an open upstream accepts).
+func (s *Server) hubCredential(ctx context.Context) (string, error) {
+	var cred []byte
+	err := s.store.View(ctx, func(tx syncengine.ReadTx) (err error) { cred, err = tx.Meta(metaHubCredential); return })
+	if err == nil {
+		return string(cred), nil
+	}
+	if !errors.Is(err, syncengine.ErrNotFound) {
+		return "", err
+	}
+	if s.cfg.UpstreamEnroll == "" {
+		return "", nil
+	}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	c, err := wire.Dial(s.cfg.Upstream, nil)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	code := auth.NormalizeCode(s.cfg.UpstreamEnroll)
+	res, err := c.Auth().Enroll(ctx, &tesserav1.EnrollRequest{Code: code, PublicKey: pub, Signature: ed25519.Sign(priv, []byte(code))})
+	if err != nil {
+		return "", fmt.Errorf("enroll: %w", err)
+	}
+	err = s.store.Update(ctx, func(tx syncengine.Tx) error { return tx.SetMeta(metaHubCredential, []byte(res.Credential)) })
+	if err != nil {
+		return "", err
+	}
+	s.log.Info("enrolled at the upstream as a hub", "upstream", s.cfg.Upstream, "project", res.Project, "team", res.Team)
+	return res.Credential, nil
+}
 
 // upstream is the Connect client to a hub's upstream, as the relay needs it.
 type upstream struct{ *wire.Client }
@@ -20,7 +66,15 @@ func (u upstream) SyncForms(ctx context.Context, reg *forms.Registry, st synceng
 // startHub runs the hub's upstream loop: sync at every interval, and soon
 // after a device pushed something new, so data moves on while a link is up.
 func (s *Server) startHub() error {
-	up, err := wire.Dial(s.cfg.Upstream, nil)
+	cred, err := s.hubCredential(context.Background())
+	if err != nil {
+		return fmt.Errorf("server: upstream %q: %w", s.cfg.Upstream, err)
+	}
+	var opts []wire.Option
+	if cred != "" {
+		opts = append(opts, wire.WithAuthorization("Device "+cred))
+	}
+	up, err := wire.Dial(s.cfg.Upstream, nil, opts...)
 	if err != nil {
 		return fmt.Errorf("server: upstream %q: %w", s.cfg.Upstream, err)
 	}

@@ -39,6 +39,9 @@ type Config struct {
 	Store syncengine.Store
 	// Upstream is the URL of the server this one relays to (a hub), or "".
 	Upstream string
+	// UpstreamEnroll is a hub code from the upstream (surveyctl hub code):
+	// on its first start the hub enrolls with it and keeps the credential.
+	UpstreamEnroll string
 	// UpstreamInterval is how often a hub syncs with its upstream even
 	// when no device pushed (default 15s).
 	UpstreamInterval time.Duration

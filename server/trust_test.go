@@ -292,3 +292,56 @@ func TestSecureCookiesBehindTLSProxy(t *testing.T) {
 		}
 	}
 }
+
+// TestEnrolledHubRelaysWithinItsScope (the hub as a principal): a hub
+// enrolled with a hub code syncs with a central that requires sign-in (it
+// could not sign in at all before), its devices' records reach central in
+// the hub's project, central's leads of that project see them and those of
+// another do not, the hub receives only its project's records, and its
+// credential cannot push into another project's record.
+func TestEnrolledHubRelaysWithinItsScope(t *testing.T) {
+	ts := newTrustServer(t)
+	ctx := context.Background()
+	code, _, err := ts.Auth().NewHubCode(ctx, "t", "A", "", time.Hour)
+	must(t, err)
+	hub := startServer(t, server.Config{Upstream: ts.URL, UpstreamEnroll: code, UpstreamInterval: time.Hour})
+	// A record of B at central: the hub must not receive it.
+	db := ts.enrolledDevice(t, "B")
+	rb, err := db.Create(ctx, "b_form@1", fw("q", "MARKER-B"))
+	must(t, err)
+	mustSync(t, db)
+
+	dev := newDevice(t, hub.URL) // a device of the camp office, on the hub
+	ra, err := dev.Create(ctx, "camp_form@1", fw("q", "MARKER-A"))
+	must(t, err)
+	mustSync(t, dev)
+	must(t, hub.SyncUpstream(ctx))
+	if _, err := ts.Replica().Record(ctx, ra); err != nil {
+		t.Fatalf("the hub's record did not reach central: %v", err)
+	}
+	if _, err := hub.Replica().Record(ctx, rb); err == nil {
+		t.Fatal("the hub received another project's record")
+	}
+	c, _ := consoleClient(t, ts.testServer, "a-analyst", "a-analyst's long password")
+	httpBody(t, c, http.MethodGet, ts.URL+"/console/records/"+ra.String(), "", nil, http.StatusOK)
+	cb, _ := consoleClient(t, ts.testServer, "b-analyst", "b-analyst's long password")
+	httpBody(t, cb, http.MethodGet, ts.URL+"/console/records/"+ra.String(), "", nil, http.StatusForbidden)
+
+	// A restart keeps the credential (the code was single use).
+	hub.stop()
+	again := startServer(t, server.Config{DataDir: hub.Dir, Upstream: ts.URL, UpstreamEnroll: code, UpstreamInterval: time.Hour})
+	must(t, again.SyncUpstream(ctx))
+
+	// The hub's credential relaying into B's record is refused.
+	var cred []byte
+	must(t, again.Replica().Store().View(ctx, func(tx syncengine.ReadTx) (err error) { cred, err = tx.Meta("hub.credential"); return }))
+	cl, err := wire.Dial(ts.URL, nil, wire.WithAuthorization("Device "+string(cred)))
+	must(t, err)
+	defer cl.Close()
+	other := syncengine.NewReplicaID()
+	_, err = cl.Push(ctx, syncengine.Push{From: again.Replica().ID(), After: 0, Through: 1, Relay: true,
+		Changes: []syncengine.Change{change(rb, "b_form@1", other, 1, "q", "forged")}})
+	if connect.CodeOf(err) != connect.CodePermissionDenied {
+		t.Fatalf("the hub relayed into another project's record: %v", err)
+	}
+}

@@ -103,12 +103,15 @@ func deviceState(d auth.Device) string {
 
 // EnrollmentCode makes a one-time code for a device of project (and team),
 // valid for ttl (15 minutes when 0).
-func (s *Service) EnrollmentCode(ctx context.Context, p auth.Principal, project, team string, ttl time.Duration) (string, time.Time, error) {
+func (s *Service) EnrollmentCode(ctx context.Context, p auth.Principal, project, team string, ttl time.Duration, hub bool) (string, time.Time, error) {
 	if err := s.require(p, project, auth.Lead); err != nil {
 		return "", time.Time{}, err
 	}
 	if ttl <= 0 {
 		ttl = 15 * time.Minute
+	}
+	if hub {
+		return s.auth.NewHubCode(ctx, Actor(p), project, team, ttl)
 	}
 	return s.auth.NewEnrollmentCode(ctx, Actor(p), project, team, ttl)
 }

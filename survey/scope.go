@@ -165,10 +165,13 @@ func (s *Service) filter(d *auth.Device) syncengine.Filter {
 func (s *Service) Push(ctx context.Context, p auth.Principal, push syncengine.Push) (syncengine.PushResult, error) {
 	var opts []syncengine.ServeOption
 	if p.Device != nil {
-		if push.Relay {
+		if push.Relay && !p.Device.Hub {
 			return syncengine.PushResult{}, fmt.Errorf("%w: a device pushes its own writes only (relaying is for hubs)", auth.ErrDenied)
 		}
 		if err := s.bindReplica(ctx, p.Device, push.From); err != nil {
+			return syncengine.PushResult{}, err
+		}
+		if err := s.notOurDots(push.Changes); err != nil {
 			return syncengine.PushResult{}, err
 		}
 		opts = append(opts, syncengine.WithGuard(s.guard(p.Device)))
@@ -178,6 +181,17 @@ func (s *Service) Push(ctx context.Context, p auth.Principal, push syncengine.Pu
 		s.poke()
 	}
 	return res, err
+}
+
+// notOurDots refuses writes claiming this server's replica: its own dots
+// never come from outside (a hub relays its devices', never ours).
+func (s *Service) notOurDots(cs []syncengine.Change) error {
+	for i := range cs {
+		if cs[i].Dot.Replica == s.rep.ID() {
+			return fmt.Errorf("%w: change %d claims this server's own replica", auth.ErrDenied, i)
+		}
+	}
+	return nil
 }
 
 // Pull returns a page of the log a device may see (everything for a user

@@ -1092,7 +1092,11 @@ type CreateEnrollmentCodeRequest struct {
 	Project string                 `protobuf:"bytes,1,opt,name=project,proto3" json:"project,omitempty"`
 	Team    string                 `protobuf:"bytes,2,opt,name=team,proto3" json:"team,omitempty"`
 	// How long the code stays valid (default 15 minutes, at most 7 days).
-	TtlSeconds    uint32 `protobuf:"varint,3,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	TtlSeconds uint32 `protobuf:"varint,3,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	// The code enrolls a camp-office hub (surveyd --upstream URL --enroll
+	// CODE) rather than a device: a hub relays its devices' writes, within
+	// the project and team of the code.
+	Hub           bool `protobuf:"varint,4,opt,name=hub,proto3" json:"hub,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1146,6 +1150,13 @@ func (x *CreateEnrollmentCodeRequest) GetTtlSeconds() uint32 {
 		return x.TtlSeconds
 	}
 	return 0
+}
+
+func (x *CreateEnrollmentCodeRequest) GetHub() bool {
+	if x != nil {
+		return x.Hub
+	}
+	return false
 }
 
 type CreateEnrollmentCodeResponse struct {
@@ -1799,12 +1810,13 @@ const file_tessera_v1_auth_proto_rawDesc = "" +
 	"\x16SetUserDisabledRequest\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1a\n" +
 	"\bdisabled\x18\x02 \x01(\bR\bdisabled\"\x19\n" +
-	"\x17SetUserDisabledResponse\"l\n" +
+	"\x17SetUserDisabledResponse\"~\n" +
 	"\x1bCreateEnrollmentCodeRequest\x12\x18\n" +
 	"\aproject\x18\x01 \x01(\tR\aproject\x12\x12\n" +
 	"\x04team\x18\x02 \x01(\tR\x04team\x12\x1f\n" +
 	"\vttl_seconds\x18\x03 \x01(\rR\n" +
-	"ttlSeconds\"Q\n" +
+	"ttlSeconds\x12\x10\n" +
+	"\x03hub\x18\x04 \x01(\bR\x03hub\"Q\n" +
 	"\x1cCreateEnrollmentCodeResponse\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x1d\n" +
 	"\n" +
