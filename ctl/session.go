@@ -14,6 +14,7 @@ import (
 
 	"github.com/tessera-survey/tessera/auth"
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
+	"github.com/tessera-survey/tessera/internal/wire"
 )
 
 // sessionFile keeps session tokens per server, readable by the owner only.
@@ -195,29 +196,34 @@ func (c *cli) hub(args []string) error {
 	if len(args) == 0 || args[0] != "code" {
 		return errors.New("usage: surveyctl hub code --project P [--team T] [--ttl 15m]")
 	}
-	fs := flag.NewFlagSet("hub code", flag.ContinueOnError)
-	project := fs.String("project", "", "project the hub serves")
-	team := fs.String("team", "", "team (the hub then relays only its team's records)")
-	ttl := fs.Duration("ttl", 15*time.Minute, "how long the code stays valid")
-	if _, err := c.parse(fs, "hub code --project P [--team T] [--ttl 15m]", args[1:], 0); err != nil {
-		return helpOK(err)
-	}
-	if *project == "" {
-		return errors.New("hub code: --project is required")
-	}
 	cl, err := c.client()
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
+	return c.code(cl, "hub", args[1:], "surveyd --data DIR --upstream URL --enroll")
+}
+
+// code mints a single-use enrollment code for a device or (what "hub") a
+// hub and prints it, with the command that uses it.
+func (c *cli) code(cl *wire.Client, what string, args []string, use string) error {
+	fs := flag.NewFlagSet(what+" code", flag.ContinueOnError)
+	project := fs.String("project", "", "project the "+what+" joins")
+	team := fs.String("team", "", "team (the "+what+" then sees only its team's records)")
+	ttl := fs.Duration("ttl", 15*time.Minute, "how long the code stays valid")
+	if _, err := c.parse(fs, what+" code --project P [--team T] [--ttl 15m]", args, 0); err != nil {
+		return helpOK(err)
+	}
+	if *project == "" {
+		return fmt.Errorf("%s code: --project is required", what)
+	}
 	res, err := cl.Admin().CreateEnrollmentCode(c.ctx, &tesserav1.CreateEnrollmentCodeRequest{Project: *project, Team: *team,
-		TtlSeconds: uint32(ttl.Seconds()), Hub: true})
+		TtlSeconds: uint32(ttl.Seconds()), Hub: what == "hub"})
 	if err != nil {
-		return fmt.Errorf("hub code: %w", err)
+		return fmt.Errorf("%s code: %w", what, err)
 	}
 	fmt.Fprintln(c.stdout, res.Code)
-	fmt.Fprintf(c.stderr, "single use, valid until %s: surveyd --data DIR --upstream URL --enroll %s\n",
-		time.UnixMilli(res.ExpiresAt).UTC().Format(time.RFC3339), res.Code)
+	fmt.Fprintf(c.stderr, "single use, valid until %s: %s %s\n", time.UnixMilli(res.ExpiresAt).UTC().Format(time.RFC3339), use, res.Code)
 	return nil
 }
 
@@ -232,23 +238,7 @@ func (c *cli) device(args []string) error {
 	defer cl.Close()
 	switch args[0] {
 	case "code":
-		fs := flag.NewFlagSet("device code", flag.ContinueOnError)
-		project := fs.String("project", "", "project the device joins")
-		team := fs.String("team", "", "team (the device then sees its team's records)")
-		ttl := fs.Duration("ttl", 15*time.Minute, "how long the code stays valid")
-		if _, err := c.parse(fs, "device code --project P [--team T] [--ttl 15m]", args[1:], 0); err != nil {
-			return helpOK(err)
-		}
-		if *project == "" {
-			return errors.New("device code: --project is required")
-		}
-		res, err := cl.Admin().CreateEnrollmentCode(c.ctx, &tesserav1.CreateEnrollmentCodeRequest{Project: *project, Team: *team, TtlSeconds: uint32(ttl.Seconds())})
-		if err != nil {
-			return fmt.Errorf("device code: %w", err)
-		}
-		fmt.Fprintln(c.stdout, res.Code)
-		fmt.Fprintf(c.stderr, "single use, valid until %s: fieldapp init --server URL --enroll %s\n",
-			time.UnixMilli(res.ExpiresAt).UTC().Format(time.RFC3339), res.Code)
+		return c.code(cl, "device", args[1:], "fieldapp init --server URL --enroll")
 	case "list":
 		fs := flag.NewFlagSet("device list", flag.ContinueOnError)
 		project := fs.String("project", "", "project (an admin may leave it out)")

@@ -1,10 +1,8 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -82,15 +80,7 @@ func TestConsoleFormsAndDevices(t *testing.T) {
 	c, csrf := consoleClient(t, srv, "lena", "lena's long password")
 
 	upload := func(c *http.Client, csrf, project string, xlsx []byte, want int) string {
-		var buf bytes.Buffer
-		mw := multipart.NewWriter(&buf)
-		must(t, mw.WriteField("csrf", csrf))
-		must(t, mw.WriteField("project", project))
-		fw, err := mw.CreateFormFile("xlsx", "form.xlsx")
-		must(t, err)
-		fw.Write(xlsx)
-		must(t, mw.Close())
-		return httpBody(t, c, http.MethodPost, srv.URL+"/console/forms", mw.FormDataContentType(), &buf, want)
+		return consoleUpload(t, c, srv, csrf, project, xlsx, want)
 	}
 	xlsx, err := os.ReadFile(filepath.Join("..", "examples", "forms", "community-security.xlsx"))
 	must(t, err)
