@@ -203,9 +203,6 @@ func (c *cli) export(args []string) error {
 	return nil
 }
 
-// exportInto runs one export into dir, one file per table, and returns its
-// end (with the cursor) and, for an incremental export, the ids of the
-// records changed since the cursor.
 // outFormat is how tables are written: the format, and for csv whether
 // text cells go out raw (a formula is not neutralised).
 type outFormat struct {
@@ -213,6 +210,26 @@ type outFormat struct {
 	rawCSV bool
 }
 
+// schemaFile, beside a mirror's tables, lists the tables and columns the
+// server sent: when they change (a new form version, or sensitive columns
+// withheld after the caller's role dropped), the mirror is rebuilt whole.
+const schemaFile = ".tessera-schema"
+
+func schemaText(tables []*tesserav1.ExportTable) []byte {
+	var b strings.Builder
+	for _, t := range tables {
+		b.WriteString(t.Name + ":")
+		for _, c := range t.Columns {
+			b.WriteString(" " + c.Name)
+		}
+		b.WriteString("\n")
+	}
+	return []byte(b.String())
+}
+
+// exportInto runs one export into dir, one file per table (and its
+// schemaFile), and returns its end (with the cursor) and, for an
+// incremental export, the ids of the records changed since the cursor.
 func (c *cli) exportInto(req *tesserav1.ExportRequest, format outFormat, dir string) (*tesserav1.ExportEnd, map[string]bool, error) {
 	cl, err := c.client()
 	if err != nil {
@@ -256,6 +273,9 @@ func (c *cli) exportInto(req *tesserav1.ExportRequest, format outFormat, dir str
 		switch p := msg.Part.(type) {
 		case *tesserav1.ExportResponse_Schema:
 			tables = p.Schema.Tables
+			if err := os.WriteFile(filepath.Join(dir, schemaFile), schemaText(tables), 0o600); err != nil {
+				return nil, nil, fmt.Errorf("export: %w", err)
+			}
 		case *tesserav1.ExportResponse_Changed:
 			for _, id := range p.Changed.RecordIds {
 				changed[id] = true

@@ -57,7 +57,7 @@ func (c *cli) mirror(dir string, want mirrorState) error {
 		// folder and table files, which this run replaces.
 		ents, _ := os.ReadDir(dir)
 		for _, e := range ents {
-			if e.Name() != ".incoming" && !strings.HasSuffix(e.Name(), "."+want.Format) {
+			if e.Name() != ".incoming" && e.Name() != schemaFile && !strings.HasSuffix(e.Name(), "."+want.Format) {
 				return fmt.Errorf("export --mirror: %s holds %s and is not a mirror; use an empty or new folder", dir, e.Name())
 			}
 		}
@@ -100,8 +100,15 @@ func (c *cli) mirror(dir string, want mirrorState) error {
 		full = true
 	}
 	if !full && lineWise {
-		// A new form version can add columns: then the whole copy is
-		// exported again rather than mixing two headers in one file.
+		// A new form version can add columns, and a role that dropped
+		// withholds some: then the whole copy is exported again rather
+		// than mixing two headers in one file, or keeping rows with
+		// columns the caller may no longer receive.
+		if same, err := sameFile(filepath.Join(dir, schemaFile), filepath.Join(incoming, schemaFile)); err != nil {
+			return err
+		} else if !same {
+			full = true
+		}
 		for _, f := range files {
 			same, err := sameHeader(filepath.Join(dir, f.Name()), filepath.Join(incoming, f.Name()), want.Format)
 			if err != nil {
@@ -123,6 +130,12 @@ func (c *cli) mirror(dir string, want mirrorState) error {
 	}
 	for _, f := range files {
 		dst, src := filepath.Join(dir, f.Name()), filepath.Join(incoming, f.Name())
+		if f.Name() == schemaFile {
+			if err := os.Rename(src, dst); err != nil {
+				return err
+			}
+			continue
+		}
 		if full {
 			if err := os.Rename(src, dst); err != nil {
 				return err
@@ -156,6 +169,23 @@ func (c *cli) mirror(dir string, want mirrorState) error {
 
 // sameHeader compares a CSV file's header with the mirror's copy (JSONL
 // rows name their columns, so any set of columns mixes).
+// sameFile reports whether two files hold the same bytes (a missing old
+// one differs: a mirror made before schema files is rebuilt once).
+func sameFile(old, incoming string) (bool, error) {
+	a, err := os.ReadFile(old)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	b, err := os.ReadFile(incoming)
+	if err != nil {
+		return false, err
+	}
+	return string(a) == string(b), nil
+}
+
 func sameHeader(old, incoming, format string) (bool, error) {
 	if format != "csv" {
 		return true, nil

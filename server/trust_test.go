@@ -345,3 +345,40 @@ func TestEnrolledHubRelaysWithinItsScope(t *testing.T) {
 		t.Fatalf("the hub relayed into another project's record: %v", err)
 	}
 }
+
+// TestMirrorDropsSensitiveRowsAfterRoleDrops (finding 14): a JSON Lines
+// mirror a lead made holds sensitive answers; once the lead is an analyst,
+// the next run rebuilds it without them (rows were kept before, only
+// changed records rewritten).
+func TestMirrorDropsSensitiveRowsAfterRoleDrops(t *testing.T) {
+	ts := newTrustServer(t)
+	ctx := context.Background()
+	if _, err := ts.rpc["a-lead"].Forms().PublishForm(ctx, &tesserav1.PublishFormRequest{Xlsx: markerForm(t, "mirrored"), Project: "A"}); err != nil {
+		t.Fatal(err)
+	}
+	d := ts.enrolledDevice(t, "A")
+	mustSync(t, d)
+	_, err := d.Create(ctx, "mirrored", fw("open", "OPEN-M", "secret", "SECRET-M"))
+	must(t, err)
+	mustSync(t, d)
+	must(t, ts.Auth().AddUser(ctx, "t", "lea", "lea's long password"))
+	must(t, ts.Auth().Grant(ctx, "t", "lea", "A", auth.Lead))
+	session, err := ts.Auth().Login(ctx, "lea", "lea's long password")
+	must(t, err)
+	env := map[string]string{"TESSERA_TOKEN": session}
+	dir := filepath.Join(t.TempDir(), "mirror")
+	read := func() string {
+		b, err := os.ReadFile(filepath.Join(dir, "mirrored.jsonl"))
+		must(t, err)
+		return string(b)
+	}
+	surveyctl(t, ts.URL, env, "export", "--form", "mirrored", "--format", "jsonl", "--mirror", dir)
+	if !strings.Contains(read(), "SECRET-M") {
+		t.Fatal("the lead's mirror lacks the sensitive answer (the test would not see it go)")
+	}
+	must(t, ts.Auth().Grant(ctx, "t", "lea", "A", auth.Analyst))
+	surveyctl(t, ts.URL, env, "export", "--form", "mirrored", "--format", "jsonl", "--mirror", dir)
+	if got := read(); strings.Contains(got, "SECRET-M") || !strings.Contains(got, "OPEN-M") {
+		t.Fatalf("the mirror after the role dropped:\n%s", got)
+	}
+}
