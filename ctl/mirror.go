@@ -30,7 +30,9 @@ const mirrorStateFile = ".tessera-mirror.json"
 // mirror keeps dir a current copy of a form's dataset: the first run
 // exports everything; each later run asks only for what changed after the
 // saved cursor and rewrites the rows of those records in place. The
-// cursor is saved last, so a run cut short is simply done again.
+// cursor is saved last, so a run cut short is simply done again. It is
+// long on purpose: one sequence of steps (state, export, decide whether to
+// rebuild, merge, save), each depending on the one before.
 func (c *cli) mirror(dir string, want mirrorState) error {
 	// CSV and JSON lines are rewritten in place, row by row; Parquet and
 	// GeoJSON files are written whole, so they are exported again when

@@ -48,7 +48,9 @@ write the server's CPU and allocation profiles when it stops.
 Flags:
 `
 
-// Main runs surveyd with the given arguments until ctx is done.
+// Main runs surveyd with the given arguments until ctx is done. It is long
+// on purpose: the flags, each documented where it is declared, then their
+// checks in order.
 func Main(ctx context.Context, args []string, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("surveyd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
