@@ -382,3 +382,22 @@ func TestMirrorDropsSensitiveRowsAfterRoleDrops(t *testing.T) {
 		t.Fatalf("the mirror after the role dropped:\n%s", got)
 	}
 }
+
+// TestSignedInUsersDoNotRelay (finding 8): relaying is for enrolled hubs;
+// an admin's session may push a replica's own writes only.
+func TestSignedInUsersDoNotRelay(t *testing.T) {
+	ts := newTrustServer(t)
+	ctx := context.Background()
+	session := adminSession(t, ts.testServer)
+	cl, err := wire.Dial(ts.URL, nil, wire.WithAuthorization("Bearer "+session))
+	must(t, err)
+	defer cl.Close()
+	me, other := syncengine.NewReplicaID(), syncengine.NewReplicaID()
+	rec := syncengine.NewRecordID()
+	if _, err := cl.Push(ctx, syncengine.Push{From: me, Through: 1, Relay: true, Changes: []syncengine.Change{change(rec, "f@1", other, 1, "q", "x")}}); connect.CodeOf(err) != connect.CodePermissionDenied {
+		t.Fatalf("an admin session relayed: %v", err)
+	}
+	if _, err := cl.Push(ctx, syncengine.Push{From: me, Through: 1, Changes: []syncengine.Change{change(rec, "f@1", me, 1, "q", "x")}}); err != nil {
+		t.Fatalf("an admin session pushing its own writes: %v", err)
+	}
+}

@@ -164,6 +164,16 @@ func (s *Service) filter(d *auth.Device) syncengine.Filter {
 // push) is merged as sent.
 func (s *Service) Push(ctx context.Context, p auth.Principal, push syncengine.Push) (syncengine.PushResult, error) {
 	var opts []syncengine.ServeOption
+	if p.User != nil {
+		// A signed-in user (an admin: the transport lets no one else push)
+		// pushes a replica's own writes; relaying is for enrolled hubs.
+		if push.Relay {
+			return syncengine.PushResult{}, fmt.Errorf("%w: relaying is for enrolled hubs (surveyctl hub code)", auth.ErrDenied)
+		}
+		if err := s.notOurDots(push.Changes); err != nil {
+			return syncengine.PushResult{}, err
+		}
+	}
 	if p.Device != nil {
 		if push.Relay && !p.Device.Hub {
 			return syncengine.PushResult{}, fmt.Errorf("%w: a device pushes its own writes only (relaying is for hubs)", auth.ErrDenied)
