@@ -9,8 +9,6 @@ package fieldapp
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -22,7 +20,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tessera-survey/tessera/auth"
 	"github.com/tessera-survey/tessera/forms"
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
 	"github.com/tessera-survey/tessera/internal/wire"
@@ -134,19 +131,9 @@ func Init(ctx context.Context, dir string, cfg Config) (*Device, error) {
 }
 
 func (d *Device) enroll(ctx context.Context, serverURL, code string) error {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	res, priv, err := wire.Enroll(ctx, serverURL, code)
 	if err != nil {
 		return err
-	}
-	c, err := wire.Dial(serverURL, nil)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	norm := auth.NormalizeCode(code)
-	res, err := c.Auth().Enroll(ctx, &tesserav1.EnrollRequest{Code: norm, PublicKey: pub, Signature: ed25519.Sign(priv, []byte(norm))})
-	if err != nil {
-		return fmt.Errorf("enroll: %w", err)
 	}
 	for k, v := range map[string]string{settingCredential: res.Credential, settingProject: res.Project, settingTeam: res.Team,
 		settingDeviceKey: base64.StdEncoding.EncodeToString(priv)} {

@@ -2,15 +2,11 @@ package server
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"time"
 
-	"github.com/tessera-survey/tessera/auth"
 	"github.com/tessera-survey/tessera/forms"
-	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
 	"github.com/tessera-survey/tessera/internal/wire"
 	"github.com/tessera-survey/tessera/syncengine"
 )
@@ -34,19 +30,10 @@ func (s *Server) hubCredential(ctx context.Context) (string, error) {
 	if s.cfg.UpstreamEnroll == "" {
 		return "", nil
 	}
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	// The hub's key is not kept: its credential is what it presents.
+	res, _, err := wire.Enroll(ctx, s.cfg.Upstream, s.cfg.UpstreamEnroll)
 	if err != nil {
 		return "", err
-	}
-	c, err := wire.Dial(s.cfg.Upstream, nil)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	code := auth.NormalizeCode(s.cfg.UpstreamEnroll)
-	res, err := c.Auth().Enroll(ctx, &tesserav1.EnrollRequest{Code: code, PublicKey: pub, Signature: ed25519.Sign(priv, []byte(code))})
-	if err != nil {
-		return "", fmt.Errorf("enroll: %w", err)
 	}
 	err = s.store.Update(ctx, func(tx syncengine.Tx) error { return tx.SetMeta(metaHubCredential, []byte(res.Credential)) })
 	if err != nil {
@@ -82,7 +69,6 @@ func (s *Server) startHub() error {
 	s.cancel = cancel
 	s.hubPoke = make(chan struct{}, 1)
 	s.hubDone = make(chan struct{})
-	s.upstream = up
 	s.relay = s.svc.Relay(upstream{up})
 	go s.hubLoop(ctx)
 	return nil

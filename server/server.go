@@ -72,12 +72,11 @@ type Server struct {
 	auth    *auth.Service
 	handler http.Handler
 
-	limiter  *limiter
-	relay    *survey.Relay // a hub's link to its upstream, or nil
-	upstream *wire.Client
-	hubPoke  chan struct{}
-	hubDone  chan struct{}
-	cancel   context.CancelFunc
+	limiter *limiter
+	relay   *survey.Relay // a hub's link to its upstream, or nil
+	hubPoke chan struct{}
+	hubDone chan struct{}
+	cancel  context.CancelFunc
 }
 
 // HubStatus reports a hub's last sync with its upstream.

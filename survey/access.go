@@ -112,6 +112,11 @@ func (s *Service) RequireRecord(ctx context.Context, p auth.Principal, rec *sync
 	if err != nil {
 		return err
 	}
+	return s.requireRecord(p, project, role)
+}
+
+// requireRecord is mayRecord as an error.
+func (s *Service) requireRecord(p auth.Principal, project string, role auth.Role) error {
 	if s.mayRecord(p, project, role) {
 		return nil
 	}
@@ -119,10 +124,4 @@ func (s *Service) RequireRecord(ctx context.Context, p auth.Principal, rec *sync
 		return fmt.Errorf("%w: this record belongs to no project known here (only an admin may)", auth.ErrDenied)
 	}
 	return fmt.Errorf("%w: your role does not allow this in project %s", auth.ErrDenied, project)
-}
-
-// MayRecord is RequireRecord as a yes or no (the console shows or hides
-// actions with it).
-func (s *Service) MayRecord(ctx context.Context, p auth.Principal, rec *syncengine.Record, role auth.Role) bool {
-	return s.RequireRecord(ctx, p, rec, role) == nil
 }

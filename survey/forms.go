@@ -104,6 +104,3 @@ func (s *Service) GetForm(ctx context.Context, p auth.Principal, id, version str
 	}
 	return info, file, err
 }
-
-// FormsDigest changes whenever a form version is published.
-func (s *Service) FormsDigest(ctx context.Context) (string, error) { return s.forms.Digest(ctx) }

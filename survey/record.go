@@ -55,7 +55,7 @@ func (s *Service) Record(ctx context.Context, p auth.Principal, id syncengine.Re
 	if err != nil {
 		return RecordView{}, err
 	}
-	if err := s.RequireRecord(ctx, p, rec, auth.Analyst); err != nil {
+	if err := s.requireRecord(p, project, auth.Analyst); err != nil {
 		return RecordView{}, err
 	}
 	// Who read which record is part of the trail (not what they saw).

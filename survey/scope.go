@@ -229,10 +229,3 @@ func (s *Service) Pull(ctx context.Context, p auth.Principal, req syncengine.Pul
 	}
 	return page, nil
 }
-
-// ScopeOf returns a record's stamped scope (found false if no device
-// pushed it).
-func (s *Service) ScopeOf(ctx context.Context, id syncengine.RecordID) (v Scope, found bool, err error) {
-	err = s.store.View(ctx, func(tx syncengine.ReadTx) (err error) { v, found, err = s.scopes.get(tx, id); return })
-	return v, found, err
-}

@@ -107,9 +107,6 @@ func (s *Service) Forms() *forms.Registry { return s.forms }
 // Auth returns accounts, devices and the audit trail.
 func (s *Service) Auth() *auth.Service { return s.auth }
 
-// Store returns the store.
-func (s *Service) Store() syncengine.Store { return s.store }
-
 func (s *Service) now() time.Time { return s.rep.Now() }
 
 func (s *Service) poke() {

@@ -2,6 +2,9 @@ package wire
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -12,6 +15,8 @@ import (
 	"connectrpc.com/connect/v2"
 	"connectrpc.com/connect/v2/connecthttp"
 
+	"github.com/tessera-survey/tessera/auth"
+	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
 	"github.com/tessera-survey/tessera/gen/tessera/v1/tesserav1connect"
 )
 
@@ -105,3 +110,24 @@ type urlError string
 func (e urlError) Error() string { return string(e) }
 
 const errBadURL = urlError("want an http:// or https:// URL with a host")
+
+// Enroll exchanges a single-use code at serverURL for a credential: it
+// makes a fresh key pair and proves holding it by signing the code (a
+// device's first start, a hub's). The private key is returned to keep.
+func Enroll(ctx context.Context, serverURL, code string) (*tesserav1.EnrollResponse, ed25519.PrivateKey, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := Dial(serverURL, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer c.Close()
+	norm := auth.NormalizeCode(code)
+	res, err := c.Auth().Enroll(ctx, &tesserav1.EnrollRequest{Code: norm, PublicKey: pub, Signature: ed25519.Sign(priv, []byte(norm))})
+	if err != nil {
+		return nil, nil, fmt.Errorf("enroll: %w", err)
+	}
+	return res, priv, nil
+}
