@@ -81,6 +81,10 @@ type Device struct {
 	// Hub: a camp-office hub, which relays its devices' writes (within
 	// its project and team) instead of pushing only its own.
 	Hub bool `json:"hub,omitempty"`
+	// Upstream: enrolled at this hub's upstream. The entry is a copy the
+	// upstream sends at every sync (revocation and wipe flags included), so
+	// the device signs in here while the link is down.
+	Upstream bool `json:"upstream,omitempty"`
 }
 
 // Principal is who is calling: a user (with a session) or a device.

@@ -204,12 +204,16 @@ func (s *Service) SetDevice(ctx context.Context, actor, id string, revoke, wipe 
 	})
 }
 
-// Wiped records that a device erased itself (it says so on its last call).
+// Wiped records that a device erased itself (it says so on its last call,
+// or a hub reports it). Said again, it changes nothing.
 func (s *Service) Wiped(ctx context.Context, id string) error {
 	return s.store.Update(ctx, func(tx syncengine.Tx) error {
 		d, err := get[Device](tx, keyDevice+id)
 		if err != nil {
 			return err
+		}
+		if d.Wiped != 0 {
+			return nil
 		}
 		d.Wiped, d.Revoked = s.now().UnixMilli(), true
 		if err := put(tx, keyDevice+id, d); err != nil {
@@ -217,4 +221,78 @@ func (s *Service) Wiped(ctx context.Context, id string) error {
 		}
 		return s.appendAudit(tx, "device:"+id, "wiped", "the device erased its store")
 	})
+}
+
+// DeviceIn reads a device inside a transaction of the store (nil, nil when
+// there is none).
+func DeviceIn(tx syncengine.ReadTx, id string) (*Device, error) {
+	d, err := get[Device](tx, keyDevice+id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	return d, err
+}
+
+// CodeKnown reports whether code is an enrollment code of this server
+// (used or expired ones are gone): a hub forwards the others upstream.
+func (s *Service) CodeKnown(ctx context.Context, code string) (bool, error) {
+	code = NormalizeCode(code)
+	err := s.store.View(ctx, func(tx syncengine.ReadTx) error {
+		_, err := tx.Meta(keyCode + digest(code))
+		return err
+	})
+	if errors.Is(err, syncengine.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// CredentialHash is what a server keeps of a device secret.
+func CredentialHash(secret string) string { return digest(secret) }
+
+// MirrorDevices keeps a hub's copies of devices enrolled at its upstream
+// (marked Upstream). A device enrolled here is never replaced by a copy;
+// revocation and wipe flags only ever go on (set here or there).
+func (s *Service) MirrorDevices(ctx context.Context, devs []Device) (added int, err error) {
+	err = s.store.Update(ctx, func(tx syncengine.Tx) error {
+		added = 0
+		for _, d := range devs {
+			if d.ID == "" || d.Hub {
+				continue
+			}
+			old, err := get[Device](tx, keyDevice+d.ID)
+			switch {
+			case errors.Is(err, ErrNotFound):
+				old = nil
+			case err != nil:
+				return err
+			case !old.Upstream:
+				continue
+			}
+			d.Upstream = true
+			if old != nil {
+				d.Revoked, d.Wipe = d.Revoked || old.Revoked, d.Wipe || old.Wipe
+				d.Wiped = max(d.Wiped, old.Wiped)
+				if sameDevice(*old, d) {
+					continue
+				}
+			} else {
+				added++
+				if err := s.appendAudit(tx, "upstream", "device-copied", fmt.Sprintf("%s: project %s team %s", d.ID, d.Project, d.Team)); err != nil {
+					return err
+				}
+			}
+			if err := put(tx, keyDevice+d.ID, d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return added, err
+}
+
+func sameDevice(a, b Device) bool {
+	return a.ID == b.ID && a.Project == b.Project && a.Team == b.Team && string(a.PublicKey) == string(b.PublicKey) &&
+		a.CredHash == b.CredHash && a.Enrolled == b.Enrolled && a.Revoked == b.Revoked && a.Wipe == b.Wipe &&
+		a.Wiped == b.Wiped && a.Hub == b.Hub && a.Upstream == b.Upstream
 }

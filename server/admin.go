@@ -63,11 +63,31 @@ func (h *authService) Whoami(ctx context.Context, _ *tesserav1.WhoamiRequest) (*
 }
 
 func (h *authService) Enroll(ctx context.Context, req *tesserav1.EnrollRequest) (*tesserav1.EnrollResponse, error) {
-	dev, secret, err := h.s.auth.Enroll(ctx, req.Code, req.PublicKey, req.Signature)
+	var dev auth.Device
+	var secret string
+	var err error
+	if h.s.relay != nil {
+		dev, secret, err = h.s.relay.Enroll(ctx, req.Code, req.PublicKey, req.Signature)
+	} else {
+		dev, secret, err = h.s.auth.Enroll(ctx, req.Code, req.PublicKey, req.Signature)
+	}
 	if err != nil {
 		return nil, toConnect(ctx, h.s.log, "Enroll", err)
 	}
 	return &tesserav1.EnrollResponse{DeviceId: dev.ID, Credential: auth.DeviceCredential(dev.ID, secret), Project: dev.Project, Team: dev.Team}, nil
+}
+
+func (h *authService) HubDevices(ctx context.Context, req *tesserav1.HubDevicesRequest) (*tesserav1.HubDevicesResponse, error) {
+	devs, err := h.s.svc.HubDevices(ctx, principal(ctx), req.Wiped)
+	if err != nil {
+		return nil, toConnect(ctx, h.s.log, "HubDevices", err)
+	}
+	res := &tesserav1.HubDevicesResponse{Devices: make([]*tesserav1.HubDevice, len(devs))}
+	for i, d := range devs {
+		res.Devices[i] = &tesserav1.HubDevice{Id: d.ID, Project: d.Project, Team: d.Team, PublicKey: d.PublicKey,
+			CredentialHash: d.CredHash, Enrolled: d.Enrolled, Revoked: d.Revoked, Wipe: d.Wipe}
+	}
+	return res, nil
 }
 
 func (h *authService) ReportWiped(ctx context.Context, _ *tesserav1.ReportWipedRequest) (*tesserav1.ReportWipedResponse, error) {

@@ -29,6 +29,7 @@ var policies = map[string]policy{
 	tesserav1connect.AuthServiceLogoutProcedure:      {role: auth.Enumerator},
 	tesserav1connect.AuthServiceWhoamiProcedure:      {device: true, role: auth.Enumerator},
 	tesserav1connect.AuthServiceReportWipedProcedure: {device: true},
+	tesserav1connect.AuthServiceHubDevicesProcedure:  {device: true},
 
 	tesserav1connect.SyncServicePushProcedure: {device: true, role: auth.Admin, open: true},
 	tesserav1connect.SyncServicePullProcedure: {device: true, role: auth.Admin, open: true},

@@ -125,6 +125,12 @@ func TestAuthorizationMatrix(t *testing.T) {
 		return d, "Device " + auth.DeviceCredential(d.ID, secret)
 	}
 	_, devOwn := enroll("own")
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	hubCode, _, err := a.NewHubCode(ctx, "t", "own", "", time.Hour)
+	must(t, err)
+	hubDev, hubSecret, err := a.Enroll(ctx, hubCode, pub, ed25519.Sign(priv, []byte(auth.NormalizeCode(hubCode))))
+	must(t, err)
+	hubOwn := "Device " + auth.DeviceCredential(hubDev.ID, hubSecret)
 	revokedDev, devRevoked := enroll("own")
 	must(t, a.SetDevice(ctx, "t", revokedDev.ID, true, false))
 	targetOwn, _ := enroll("own")
@@ -138,6 +144,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"analyst", session("ana", auth.Analyst, false)},
 		{"enumerator", session("enu", auth.Enumerator, false)},
 		{"device", devOwn},
+		{"hub", hubOwn},
 		{"revoked-device", devRevoked},
 		{"forged", "Bearer not-a-session"},
 	}
@@ -155,13 +162,14 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"/tessera.v1.AuthService/Setup":          {body: func(string) string { return `{"setupToken":"bogus","password":"0123456789"}` }, allowed: "*"},
 		"/tessera.v1.AuthService/Enroll":         {body: func(string) string { return `{"code":"AAAAA-AAAAA"}` }, allowed: "*"},
 		"/tessera.v1.AuthService/Logout":         {body: func(string) string { return `{}` }, allowed: "admin lead analyst enumerator"},
-		"/tessera.v1.AuthService/Whoami":         {body: func(string) string { return `{}` }, allowed: "admin lead analyst enumerator device"},
-		"/tessera.v1.AuthService/ReportWiped":    {body: func(string) string { return `{}` }, allowed: "device"},
-		"/tessera.v1.SyncService/Push":           {body: func(string) string { return `{}` }, allowed: "admin device"},
-		"/tessera.v1.SyncService/Pull":           {body: func(string) string { return `{}` }, allowed: "admin device"},
+		"/tessera.v1.AuthService/Whoami":         {body: func(string) string { return `{}` }, allowed: "admin lead analyst enumerator device hub"},
+		"/tessera.v1.AuthService/ReportWiped":    {body: func(string) string { return `{}` }, allowed: "device hub"},
+		"/tessera.v1.AuthService/HubDevices":     {body: func(string) string { return `{}` }, allowed: "hub"},
+		"/tessera.v1.SyncService/Push":           {body: func(string) string { return `{}` }, allowed: "admin device hub"},
+		"/tessera.v1.SyncService/Pull":           {body: func(string) string { return `{}` }, allowed: "admin device hub"},
 		"/tessera.v1.FormService/PublishForm":    {body: func(p string) string { return fmt.Sprintf(`{"project":%q}`, p) }, allowed: "admin lead@own", scoped: true},
-		"/tessera.v1.FormService/ListForms":      {body: func(string) string { return `{}` }, allowed: "admin lead analyst enumerator device"},
-		"/tessera.v1.FormService/GetForm":        {body: func(string) string { return `{}` }, allowed: "admin lead analyst enumerator device"},
+		"/tessera.v1.FormService/ListForms":      {body: func(string) string { return `{}` }, allowed: "admin lead analyst enumerator device hub"},
+		"/tessera.v1.FormService/GetForm":        {body: func(string) string { return `{}` }, allowed: "admin lead analyst enumerator device hub"},
 		"/tessera.v1.FormService/ListFlags":      {body: func(string) string { return `{}` }, allowed: "admin lead analyst"},
 		"/tessera.v1.AdminService/CreateProject": {body: func(string) string { return fmt.Sprintf(`{"name":"p%d"}`, uniq()) }, allowed: "admin"},
 		"/tessera.v1.AdminService/AddUser": {body: func(string) string {

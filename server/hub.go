@@ -2,45 +2,30 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"strings"
 	"time"
+
+	"connectrpc.com/connect/v2"
+
+	"github.com/tessera-survey/tessera/auth"
+	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
+	"github.com/tessera-survey/tessera/survey"
 
 	"github.com/tessera-survey/tessera/forms"
 	"github.com/tessera-survey/tessera/internal/wire"
 	"github.com/tessera-survey/tessera/syncengine"
 )
 
-// metaHubCredential is where a hub keeps the credential its upstream
-// issued at enrollment (a stolen hub is revoked at the upstream).
-const metaHubCredential = "hub.credential"
-
-// hubCredential returns the hub's credential at its upstream, enrolling
-// with UpstreamEnroll on first start ("" when it has none and no code: it
-// dials as an anonymous caller, which only an open upstream accepts).
-func (s *Server) hubCredential(ctx context.Context) (string, error) {
-	var cred []byte
-	err := s.store.View(ctx, func(tx syncengine.ReadTx) (err error) { cred, err = tx.Meta(metaHubCredential); return })
-	if err == nil {
-		return string(cred), nil
-	}
-	if !errors.Is(err, syncengine.ErrNotFound) {
-		return "", err
-	}
-	if s.cfg.UpstreamEnroll == "" {
-		return "", nil
-	}
-	// The hub's key is not kept: its credential is what it presents.
+// hubEnroll enrolls the hub at its upstream with its code (the hub's key
+// is not kept: its credential is what it presents).
+func (s *Server) hubEnroll(ctx context.Context) (survey.HubEnrollment, error) {
 	res, _, err := wire.Enroll(ctx, s.cfg.Upstream, s.cfg.UpstreamEnroll)
 	if err != nil {
-		return "", err
-	}
-	err = s.store.Update(ctx, func(tx syncengine.Tx) error { return tx.SetMeta(metaHubCredential, []byte(res.Credential)) })
-	if err != nil {
-		return "", err
+		return survey.HubEnrollment{}, err
 	}
 	s.log.Info("enrolled at the upstream as a hub", "upstream", s.cfg.Upstream, "project", res.Project, "team", res.Team)
-	return res.Credential, nil
+	return survey.HubEnrollment{Credential: res.Credential, Scope: survey.Scope{Project: res.Project, Team: res.Team}}, nil
 }
 
 // upstream is the Connect client to a hub's upstream, as the relay needs it.
@@ -50,16 +35,69 @@ func (u upstream) SyncForms(ctx context.Context, reg *forms.Registry, st synceng
 	return wire.SyncForms(ctx, u.Client, reg, st, seen)
 }
 
+func (u upstream) Devices(ctx context.Context, wiped []string) ([]auth.Device, error) {
+	res, err := u.Auth().HubDevices(ctx, &tesserav1.HubDevicesRequest{Wiped: wiped})
+	if err != nil {
+		return nil, fmt.Errorf("%w: devices: %w", survey.ErrUpstream, err)
+	}
+	out := make([]auth.Device, len(res.Devices))
+	for i, d := range res.Devices {
+		out[i] = auth.Device{ID: d.Id, Project: d.Project, Team: d.Team, PublicKey: d.PublicKey,
+			CredHash: d.CredentialHash, Enrolled: d.Enrolled, Revoked: d.Revoked, Wipe: d.Wipe}
+	}
+	return out, nil
+}
+
+func (u upstream) Enroll(ctx context.Context, code string, pub, sig []byte) (auth.Device, string, error) {
+	res, err := u.Auth().Enroll(ctx, &tesserav1.EnrollRequest{Code: code, PublicKey: pub, Signature: sig})
+	switch connect.CodeOf(err) {
+	case connect.CodePermissionDenied:
+		return auth.Device{}, "", auth.ErrCodeRejected
+	case connect.CodeInvalidArgument:
+		return auth.Device{}, "", fmt.Errorf("%w: the device key does not sign the code", auth.ErrInvalid)
+	}
+	if err != nil {
+		return auth.Device{}, "", fmt.Errorf("%w: enroll: %w", survey.ErrUpstream, err)
+	}
+	id, secret, ok := strings.Cut(res.Credential, ":")
+	if !ok || id != res.DeviceId {
+		return auth.Device{}, "", fmt.Errorf("%w: enroll: a credential that is not ID:SECRET", survey.ErrUpstream)
+	}
+	return auth.Device{ID: id, Project: res.Project, Team: res.Team}, secret, nil
+}
+
+// fromWire and toWire convert record scopes between the wire and the use
+// cases.
+func fromWire(ws []wire.Scope) []survey.RecordScope {
+	out := make([]survey.RecordScope, len(ws))
+	for i, w := range ws {
+		out[i] = survey.RecordScope{Record: w.Record, Scope: survey.Scope{Project: w.Project, Team: w.Team}}
+	}
+	return out
+}
+
+func toWire(ss []survey.RecordScope) []wire.Scope {
+	out := make([]wire.Scope, len(ss))
+	for i, s := range ss {
+		out[i] = wire.Scope{Record: s.Record, Project: s.Project, Team: s.Team}
+	}
+	return out
+}
+
 // startHub runs the hub's upstream loop: sync at every interval, and soon
 // after a device pushed something new, so data moves on while a link is up.
 func (s *Server) startHub() error {
-	cred, err := s.hubCredential(context.Background())
+	var enroll func(context.Context) (survey.HubEnrollment, error)
+	if s.cfg.UpstreamEnroll != "" {
+		enroll = s.hubEnroll
+	}
+	id, err := s.svc.HubIdentity(context.Background(), enroll)
 	if err != nil {
 		return fmt.Errorf("server: upstream %q: %w", s.cfg.Upstream, err)
 	}
 	var opts []wire.Option
-	if cred != "" {
-		opts = append(opts, wire.WithAuthorization("Device "+cred))
+	if id.Credential != "" {
+		opts = append(opts, wire.WithAuthorization("Device "+id.Credential))
 	}
 	up, err := wire.Dial(s.cfg.Upstream, nil, opts...)
 	if err != nil {
@@ -70,6 +108,13 @@ func (s *Server) startHub() error {
 	s.hubPoke = make(chan struct{}, 1)
 	s.hubDone = make(chan struct{})
 	s.relay = s.svc.Relay(upstream{up})
+	up.SetScopeHooks(wire.ScopeHooks{
+		Out: func(ctx context.Context, cs []syncengine.Change) ([]wire.Scope, error) {
+			ss, err := s.relay.ScopesOf(ctx, cs)
+			return toWire(ss), err
+		},
+		In: func(ctx context.Context, ws []wire.Scope) error { return s.relay.Stamp(ctx, fromWire(ws)) },
+	})
 	go s.hubLoop(ctx)
 	return nil
 }

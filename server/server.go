@@ -295,7 +295,11 @@ func (h *syncService) Push(ctx context.Context, req *tesserav1.PushRequest) (*te
 	if err != nil {
 		return nil, toConnect(ctx, h.s.log, "Push", err)
 	}
-	res, err := h.s.svc.Push(ctx, principal(ctx), p)
+	given, err := wire.ScopesFrom(req.Scopes)
+	if err != nil {
+		return nil, toConnect(ctx, h.s.log, "Push", err)
+	}
+	res, err := h.s.svc.Push(ctx, principal(ctx), p, fromWire(given))
 	if err != nil {
 		return nil, toConnect(ctx, h.s.log, "Push", err)
 	}
@@ -307,11 +311,13 @@ func (h *syncService) Pull(ctx context.Context, req *tesserav1.PullRequest) (*te
 	if err != nil {
 		return nil, toConnect(ctx, h.s.log, "Pull", err)
 	}
-	page, err := h.s.svc.Pull(ctx, principal(ctx), r, req.DeviceTime)
+	page, scopes, err := h.s.svc.Pull(ctx, principal(ctx), r, req.DeviceTime)
 	if err != nil {
 		return nil, toConnect(ctx, h.s.log, "Pull", err)
 	}
-	return wire.PageTo(page, req.Columnar), nil
+	res := wire.PageTo(page, req.Columnar)
+	res.Scopes = wire.ScopesTo(toWire(scopes))
+	return res, nil
 }
 
 func recoverInterceptor(log *slog.Logger) connect.ServerInterceptor {

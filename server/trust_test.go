@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -333,9 +334,7 @@ func TestEnrolledHubRelaysWithinItsScope(t *testing.T) {
 	must(t, again.SyncUpstream(ctx))
 
 	// The hub's credential relaying into B's record is refused.
-	var cred []byte
-	must(t, again.Replica().Store().View(ctx, func(tx syncengine.ReadTx) (err error) { cred, err = tx.Meta("hub.credential"); return }))
-	cl, err := wire.Dial(ts.URL, nil, wire.WithAuthorization("Device "+string(cred)))
+	cl, err := wire.Dial(ts.URL, nil, wire.WithAuthorization("Device "+hubCredential(t, again)))
 	must(t, err)
 	defer cl.Close()
 	other := syncengine.NewReplicaID()
@@ -344,6 +343,16 @@ func TestEnrolledHubRelaysWithinItsScope(t *testing.T) {
 	if connect.CodeOf(err) != connect.CodePermissionDenied {
 		t.Fatalf("the hub relayed into another project's record: %v", err)
 	}
+}
+
+// hubCredential is the credential a hub keeps for its upstream.
+func hubCredential(t *testing.T, hub *testServer) string {
+	t.Helper()
+	var b []byte
+	must(t, hub.Replica().Store().View(context.Background(), func(tx syncengine.ReadTx) (err error) { b, err = tx.Meta("hub.credential"); return }))
+	var e struct{ Credential string }
+	must(t, json.Unmarshal(b, &e))
+	return e.Credential
 }
 
 // TestMirrorDropsSensitiveRowsAfterRoleDrops (finding 14): a JSON Lines

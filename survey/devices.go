@@ -107,6 +107,9 @@ func (s *Service) EnrollmentCode(ctx context.Context, p auth.Principal, project,
 	if err := s.require(p, project, auth.Lead); err != nil {
 		return "", time.Time{}, err
 	}
+	if err := s.withinHub(project, team, hub); err != nil {
+		return "", time.Time{}, err
+	}
 	if ttl <= 0 {
 		ttl = 15 * time.Minute
 	}

@@ -2,20 +2,109 @@ package survey
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/tessera-survey/tessera/auth"
 	"github.com/tessera-survey/tessera/forms"
 	"github.com/tessera-survey/tessera/syncengine"
 )
 
-// Upstream is the server a hub relays to: its sync protocol, and its forms.
+// ErrUpstream is a hub's upstream that could not be reached or answered
+// with a failure of its own (the hub retries; the caller may too).
+var ErrUpstream = errors.New("the upstream server did not answer")
+
+// Upstream is the server a hub relays to: its sync protocol, its forms,
+// the devices of the hub's scope and the enrollment of new ones.
 type Upstream interface {
 	syncengine.Remote
 	// SyncForms copies the upstream's form versions reg lacks when the
 	// digest a pull reported differs from seen; it returns what it
 	// fetched and the digest to remember.
 	SyncForms(ctx context.Context, reg *forms.Registry, st syncengine.ServerState, seen string) ([]string, string, error)
+	// Devices returns the devices of the hub's scope enrolled upstream,
+	// telling it which of them wiped themselves at the hub.
+	Devices(ctx context.Context, wiped []string) ([]auth.Device, error)
+	// Enroll spends an upstream enrollment code for a device (the device
+	// signed the code with the key of pub); it returns the device and its
+	// secret. A code the upstream refuses is auth.ErrCodeRejected.
+	Enroll(ctx context.Context, code string, pub, sig []byte) (auth.Device, string, error)
+}
+
+// HubEnrollment is what a hub keeps of its enrollment at its upstream: the
+// credential it presents there and the scope it relays within.
+type HubEnrollment struct {
+	Credential string `json:"credential"`
+	Scope
+}
+
+const metaHub = "hub.credential"
+
+// HubIdentity returns the hub's enrollment at its upstream, enrolling with
+// enroll on the first start (enroll nil: a hub with no code dials as an
+// anonymous caller, which only an open upstream accepts). The hub's
+// project is created here, so its admin can enroll devices into it.
+func (s *Service) HubIdentity(ctx context.Context, enroll func(context.Context) (HubEnrollment, error)) (HubEnrollment, error) {
+	var e HubEnrollment
+	var b []byte
+	err := s.store.View(ctx, func(tx syncengine.ReadTx) (err error) { b, err = tx.Meta(metaHub); return })
+	switch {
+	case err == nil:
+		if json.Unmarshal(b, &e) != nil {
+			e = HubEnrollment{Credential: string(b)} // kept before scopes were: unknown scope
+		}
+		s.hub = &e
+		return e, nil
+	case !errors.Is(err, syncengine.ErrNotFound):
+		return e, err
+	case enroll == nil:
+		return e, nil
+	}
+	if e, err = enroll(ctx); err != nil {
+		return e, err
+	}
+	if b, err = json.Marshal(e); err != nil {
+		return e, err
+	}
+	if err := s.store.Update(ctx, func(tx syncengine.Tx) error { return tx.SetMeta(metaHub, b) }); err != nil {
+		return e, err
+	}
+	if err := s.auth.CreateProject(ctx, "upstream", e.Project); err != nil && !errors.Is(err, auth.ErrExists) {
+		return e, err
+	}
+	if err := s.auth.Audit(ctx, "upstream", "hub-enrolled", fmt.Sprintf("project %s team %s", e.Project, e.Team)); err != nil {
+		return e, fmt.Errorf("audit: %w", err)
+	}
+	s.hub = &e
+	return e, nil
+}
+
+// withinHub refuses enrolling a device outside the scope a hub relays:
+// its records could never reach the upstream.
+func (s *Service) withinHub(project, team string, hub bool) error {
+	if s.hub == nil || s.hub.Credential == "" {
+		return nil
+	}
+	switch {
+	case hub:
+		return fmt.Errorf("%w: a hub does not enroll hubs; mint hub codes at the central server", auth.ErrDenied)
+	case s.hub.Project == "":
+		return fmt.Errorf("%w: this hub does not know its scope: enroll it again with a new hub code", auth.ErrDenied)
+	case project != s.hub.Project || (s.hub.Team != "" && team != s.hub.Team):
+		return fmt.Errorf("%w: this hub relays project %s%s only", auth.ErrDenied, s.hub.Project, teamSuffix(s.hub.Team))
+	}
+	return nil
+}
+
+func teamSuffix(team string) string {
+	if team == "" {
+		return ""
+	}
+	return " (team " + team + ")"
 }
 
 // HubStatus reports a hub's last sync with its upstream.
@@ -26,7 +115,8 @@ type HubStatus struct {
 }
 
 // Relay is a hub's link to its upstream: it relays its devices' changes up
-// and the upstream's changes and forms down, one sync at a time.
+// and the upstream's changes, scopes, forms and devices down, one sync at
+// a time.
 type Relay struct {
 	s      *Service
 	up     Upstream
@@ -40,7 +130,8 @@ type Relay struct {
 // Relay returns the relay to up.
 func (s *Service) Relay(up Upstream) *Relay { return &Relay{s: s, up: up} }
 
-// Sync runs one sync with the upstream: push, pull, then its forms.
+// Sync runs one sync with the upstream: push, pull (scopes with each
+// page), then its forms and the devices of the hub's scope.
 func (r *Relay) Sync(ctx context.Context) error {
 	r.syncMu.Lock()
 	defer r.syncMu.Unlock()
@@ -51,6 +142,9 @@ func (r *Relay) Sync(ctx context.Context) error {
 		if len(got) > 0 {
 			r.s.log.Info("forms fetched from upstream", "forms", got)
 		}
+	}
+	if err == nil && r.s.hub != nil && r.s.hub.Credential != "" {
+		err = r.devices(ctx)
 	}
 	r.mu.Lock()
 	r.status.Stats = st
@@ -66,9 +160,131 @@ func (r *Relay) Sync(ctx context.Context) error {
 	return err
 }
 
+// devices refreshes the copies of the upstream's devices (so they sign in
+// here while the link is down) and reports the ones that wiped here.
+func (r *Relay) devices(ctx context.Context) error {
+	local, err := r.s.auth.Devices(ctx, "")
+	if err != nil {
+		return err
+	}
+	var wiped []string
+	for _, d := range local {
+		if d.Upstream && d.Wiped != 0 {
+			wiped = append(wiped, d.ID)
+		}
+	}
+	devs, err := r.up.Devices(ctx, wiped)
+	if err != nil {
+		return err
+	}
+	// The upstream answers for the hub's scope; a copy outside it would let
+	// a device sign in here that the hub never relays for.
+	hub := r.s.hubDevice()
+	in := devs[:0]
+	for _, d := range devs {
+		if allows(hub, Scope{d.Project, d.Team}) {
+			in = append(in, d)
+		}
+	}
+	n, err := r.s.auth.MirrorDevices(ctx, in)
+	if n > 0 {
+		r.s.log.Info("devices copied from upstream", "devices", n)
+	}
+	return err
+}
+
+// hubDevice is the hub as its upstream sees it (for the scope rule).
+func (s *Service) hubDevice() *auth.Device {
+	return &auth.Device{Project: s.hub.Project, Team: s.hub.Team, Hub: true}
+}
+
 // Status is the last sync's outcome.
 func (r *Relay) Status() HubStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.status
 }
+
+// Enroll spends an enrollment code at the hub: one minted here, or one
+// minted upstream, forwarded there (the link must be up). A device
+// enrolled upstream within the hub's scope syncs here at once.
+func (r *Relay) Enroll(ctx context.Context, code string, pub, sig []byte) (auth.Device, string, error) {
+	known, err := r.s.auth.CodeKnown(ctx, code)
+	if err != nil {
+		return auth.Device{}, "", err
+	}
+	if known || r.s.hub == nil || r.s.hub.Credential == "" {
+		d, secret, err := r.s.auth.Enroll(ctx, code, pub, sig)
+		if err != nil {
+			return auth.Device{}, "", err
+		}
+		return d, secret, nil
+	}
+	d, secret, err := r.up.Enroll(ctx, code, pub, sig)
+	if err != nil {
+		return auth.Device{}, "", err
+	}
+	d.PublicKey, d.CredHash, d.Enrolled = pub, auth.CredentialHash(secret), r.s.now().UnixMilli()
+	if allows(r.s.hubDevice(), Scope{d.Project, d.Team}) {
+		if _, err := r.s.auth.MirrorDevices(ctx, []auth.Device{d}); err != nil {
+			return auth.Device{}, "", err
+		}
+	}
+	return d, secret, nil
+}
+
+// RecordScope is a record's scope as it travels between a hub and its
+// upstream.
+type RecordScope struct {
+	Record syncengine.RecordID
+	Scope
+}
+
+// ScopesOf returns the scopes the hub stamped the records of a relayed
+// batch with (records it holds no scope for are left out: the upstream
+// stamps them with the hub's).
+func (r *Relay) ScopesOf(ctx context.Context, cs []syncengine.Change) ([]RecordScope, error) {
+	return r.s.scopesOf(ctx, cs)
+}
+
+// Stamp keeps the scopes the upstream sent with a page, before the page
+// is applied: the upstream decides a record's scope, so its stamp replaces
+// one the hub made (they differ only if a device lied to one of them).
+func (r *Relay) Stamp(ctx context.Context, ss []RecordScope) error {
+	if len(ss) == 0 {
+		return nil
+	}
+	var changed []RecordScope
+	err := r.s.store.Update(ctx, func(tx syncengine.Tx) error {
+		changed = changed[:0]
+		for _, rs := range ss {
+			if rs.Project == "" {
+				continue
+			}
+			v, ok, err := r.s.scopes.get(tx, rs.Record)
+			if err != nil {
+				return err
+			}
+			if ok && v == rs.Scope {
+				continue
+			}
+			if ok {
+				r.s.log.Warn("record scope replaced by the upstream's", "record", rs.Record, "was", v.String(), "now", rs.Scope.String())
+			}
+			if err := tx.SetMeta(metaScope+rs.Record.String(), rs.encode()); err != nil {
+				return err
+			}
+			changed = append(changed, rs)
+		}
+		return nil
+	})
+	if err == nil {
+		for _, rs := range changed {
+			r.s.scopes.set(rs.Record, rs.Scope)
+		}
+	}
+	return err
+}
+
+// String names a scope in messages.
+func (v Scope) String() string { return strings.TrimSuffix(v.Project+"/"+v.Team, "/") }

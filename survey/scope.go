@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -57,6 +58,15 @@ func (sc *scopes) get(tx syncengine.ReadTx, id syncengine.RecordID) (Scope, bool
 	return v, true, nil
 }
 
+func (sc *scopes) set(id syncengine.RecordID, v Scope) {
+	sc.mu.Lock()
+	if sc.m == nil {
+		sc.m = map[syncengine.RecordID]Scope{}
+	}
+	sc.m[id] = v
+	sc.mu.Unlock()
+}
+
 // allows reports whether a device may see or write a record of scope v.
 func allows(d *auth.Device, v Scope) bool {
 	return v.Project == d.Project && (d.Team == "" || v.Team == d.Team)
@@ -66,9 +76,16 @@ func allows(d *auth.Device, v Scope) bool {
 // records with the device's scope, inside the merge transaction (the
 // forms' projects are read there too). Every change's form is checked, not
 // only a new record's: a device of B once created a record on an unknown
-// form, then pushed to it again with A's form.
-func (s *Service) guard(d *auth.Device) syncengine.Guard {
+// form, then pushed to it again with A's form. A hub's new records take
+// the scope it stamped them with (given), which must lie within its own;
+// the writes it relays must not be those of a device outside its scope.
+func (s *Service) guard(d *auth.Device, given map[syncengine.RecordID]Scope) syncengine.Guard {
 	return func(tx syncengine.Tx, cs []syncengine.Change) error {
+		if d.Hub {
+			if err := s.relayedWithin(tx, d, cs); err != nil {
+				return err
+			}
+		}
 		stamped := map[syncengine.RecordID]bool{}
 		formProject := map[string]string{} // per batch: forms repeat
 		for i := range cs {
@@ -98,7 +115,14 @@ func (s *Service) guard(d *auth.Device) syncengine.Guard {
 				stamped[c.Record] = true
 				continue
 			}
-			if err := tx.SetMeta(metaScope+c.Record.String(), Scope{d.Project, d.Team}.encode()); err != nil {
+			v = Scope{d.Project, d.Team}
+			if g, ok := given[c.Record]; ok {
+				if !allows(d, g) {
+					return fmt.Errorf("%w: record %s is stamped %s, outside this hub's scope; nothing of this batch was applied", auth.ErrDenied, c.Record, g)
+				}
+				v = g
+			}
+			if err := tx.SetMeta(metaScope+c.Record.String(), v.encode()); err != nil {
 				return err
 			}
 			stamped[c.Record] = true
@@ -150,6 +174,35 @@ func (s *Service) bindReplica(ctx context.Context, d *auth.Device, rep syncengin
 	return err
 }
 
+// relayedWithin refuses a hub's batch carrying writes of a replica bound
+// here to a device outside the hub's scope (a hub relays its own
+// devices', and those of upstream devices of its scope syncing through it).
+func (s *Service) relayedWithin(tx syncengine.Tx, hub *auth.Device, cs []syncengine.Change) error {
+	checked := map[syncengine.ReplicaID]bool{}
+	for i := range cs {
+		rep := cs[i].Dot.Replica
+		if checked[rep] {
+			continue
+		}
+		checked[rep] = true
+		id, err := tx.Meta(metaReplicaDevice + rep.String())
+		if errors.Is(err, syncengine.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		dev, err := auth.DeviceIn(tx, string(id))
+		if err != nil {
+			return err
+		}
+		if dev == nil || dev.Hub || !allows(hub, Scope{dev.Project, dev.Team}) {
+			return fmt.Errorf("%w: change %d is a write of a device outside this hub's scope; nothing of this batch was applied", auth.ErrDenied, i)
+		}
+	}
+	return nil
+}
+
 // filter hides records outside a device's scope, read in the pull's
 // transaction; a store error fails the pull.
 func (s *Service) filter(d *auth.Device) syncengine.Filter {
@@ -162,7 +215,9 @@ func (s *Service) filter(d *auth.Device) syncengine.Filter {
 // Push merges a batch: a device's is checked against its scope, a user's
 // (an admin, or anyone on an open server: the transport decides who may
 // push) is merged as sent.
-func (s *Service) Push(ctx context.Context, p auth.Principal, push syncengine.Push) (syncengine.PushResult, error) {
+// A hub's push may say how it scoped its records (given); anyone else's
+// scopes are ignored.
+func (s *Service) Push(ctx context.Context, p auth.Principal, push syncengine.Push, given []RecordScope) (syncengine.PushResult, error) {
 	var opts []syncengine.ServeOption
 	if p.User != nil {
 		// A signed-in user (an admin: the transport lets no one else push)
@@ -184,7 +239,14 @@ func (s *Service) Push(ctx context.Context, p auth.Principal, push syncengine.Pu
 		if err := s.notOurDots(push.Changes); err != nil {
 			return syncengine.PushResult{}, err
 		}
-		opts = append(opts, syncengine.WithGuard(s.guard(p.Device)))
+		var g map[syncengine.RecordID]Scope
+		if p.Device.Hub && len(given) > 0 {
+			g = make(map[syncengine.RecordID]Scope, len(given))
+			for _, rs := range given {
+				g[rs.Record] = rs.Scope
+			}
+		}
+		opts = append(opts, syncengine.WithGuard(s.guard(p.Device, g)))
 	}
 	res, err := s.rep.Receive(ctx, push, opts...)
 	if err == nil && res.Applied > 0 {
@@ -207,8 +269,21 @@ func (s *Service) notOurDots(cs []syncengine.Change) error {
 // Pull returns a page of the log a device may see (everything for a user
 // allowed to pull), with the forms digest and, for a device, whether it
 // must wipe. deviceTime is the puller's clock (0 unknown), kept with the
-// device's stats.
-func (s *Service) Pull(ctx context.Context, p auth.Principal, req syncengine.PullRequest, deviceTime int64) (syncengine.Page, error) {
+// device's stats. A hub (or a user) also gets the page's record scopes,
+// so the devices behind it see exactly their team's records.
+func (s *Service) Pull(ctx context.Context, p auth.Principal, req syncengine.PullRequest, deviceTime int64) (syncengine.Page, []RecordScope, error) {
+	page, err := s.pull(ctx, p, req, deviceTime)
+	if err != nil || (p.Device != nil && !p.Device.Hub) || len(page.Changes) == 0 {
+		return page, nil, err
+	}
+	out, err := s.scopesOf(ctx, page.Changes)
+	if err != nil {
+		return syncengine.Page{}, nil, err
+	}
+	return page, out, nil
+}
+
+func (s *Service) pull(ctx context.Context, p auth.Principal, req syncengine.PullRequest, deviceTime int64) (syncengine.Page, error) {
 	var opts []syncengine.ServeOption
 	if p.Device != nil {
 		if err := s.bindReplica(ctx, p.Device, req.For); err != nil {
@@ -228,4 +303,69 @@ func (s *Service) Pull(ctx context.Context, p auth.Principal, req syncengine.Pul
 		return syncengine.Page{}, err
 	}
 	return page, nil
+}
+
+// scopesOf returns the scopes of the records of cs that have one.
+func (s *Service) scopesOf(ctx context.Context, cs []syncengine.Change) ([]RecordScope, error) {
+	var out []RecordScope
+	err := s.store.View(ctx, func(tx syncengine.ReadTx) error {
+		out = out[:0]
+		seen := map[syncengine.RecordID]bool{}
+		for i := range cs {
+			id := cs[i].Record
+			if seen[id] {
+				continue
+			}
+			seen[id] = true
+			v, ok, err := s.scopes.get(tx, id)
+			if err != nil {
+				return err
+			}
+			if ok {
+				out = append(out, RecordScope{id, v})
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// HubDevices is a hub's copy of the devices of its scope (hubs left out:
+// one hub's credential never signs in at another), after noting those
+// that wiped themselves at the hub.
+func (s *Service) HubDevices(ctx context.Context, p auth.Principal, wiped []string) ([]auth.Device, error) {
+	if p.Device == nil || !p.Device.Hub {
+		return nil, fmt.Errorf("%w: for enrolled hubs only", auth.ErrDenied)
+	}
+	hub := p.Device
+	list := func() ([]auth.Device, error) {
+		devs, err := s.auth.Devices(ctx, hub.Project)
+		in := devs[:0]
+		for _, d := range devs {
+			if !d.Hub && allows(hub, Scope{d.Project, d.Team}) {
+				in = append(in, d)
+			}
+		}
+		return in, err
+	}
+	in, err := list()
+	if err != nil {
+		return nil, err
+	}
+	noted := 0
+	for _, id := range wiped {
+		// Only a wipe asked for, of a device of the hub's scope.
+		i := slices.IndexFunc(in, func(d auth.Device) bool { return d.ID == id })
+		if i < 0 || !in[i].Wipe || in[i].Wiped != 0 {
+			continue
+		}
+		if err := s.auth.Wiped(ctx, id); err != nil {
+			return nil, err
+		}
+		noted++
+	}
+	if noted > 0 {
+		return list()
+	}
+	return in, nil
 }

@@ -63,6 +63,7 @@ type Service struct {
 	bound   sync.Map // device id → the replica it is bound to (bindReplica's cache)
 	checker *checker
 	stats   *devStats
+	hub     *HubEnrollment // set on a hub once HubIdentity ran
 }
 
 // New opens the replica kept in store (initializing an empty store) with

@@ -235,6 +235,7 @@ type Client struct {
 	export tesserav1connect.ExportServiceClient
 	review tesserav1connect.ReviewServiceClient
 	close  func()
+	scopes ScopeHooks
 }
 
 // Auth returns the server's auth service.
@@ -270,9 +271,17 @@ func NewClient(c *connect.Client) *Client {
 
 // Push implements syncengine.Remote.
 func (c *Client) Push(ctx context.Context, p syncengine.Push) (syncengine.PushResult, error) {
-	res, err := c.svc.Push(ctx, &tesserav1.PushRequest{
+	req := &tesserav1.PushRequest{
 		Replica: p.From[:], After: p.After, Through: p.Through, Batch: EncodeBatch(p.Changes), Relay: p.Relay,
-	})
+	}
+	if p.Relay && c.scopes.Out != nil {
+		ss, err := c.scopes.Out(ctx, p.Changes)
+		if err != nil {
+			return syncengine.PushResult{}, err
+		}
+		req.Scopes = ScopesTo(ss)
+	}
+	res, err := c.svc.Push(ctx, req)
 	if err != nil {
 		return syncengine.PushResult{}, err
 	}
@@ -303,6 +312,15 @@ func (c *Client) Pull(ctx context.Context, r syncengine.PullRequest) (syncengine
 	}
 	if err != nil {
 		return syncengine.Page{}, fmt.Errorf("server sent %w", err)
+	}
+	if c.scopes.In != nil {
+		ss, err := ScopesFrom(res.Scopes)
+		if err != nil {
+			return syncengine.Page{}, fmt.Errorf("server sent %w", err)
+		}
+		if err := c.scopes.In(ctx, ss); err != nil {
+			return syncengine.Page{}, err
+		}
 	}
 	return syncengine.Page{
 		Changes: cs, Cursor: res.Cursor, CursorDot: dot, More: res.More, Reset: res.StartOver,

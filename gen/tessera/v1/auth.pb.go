@@ -646,6 +646,200 @@ func (*ReportWipedResponse) Descriptor() ([]byte, []int) {
 	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{11}
 }
 
+type HubDevicesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Devices of the hub's scope that erased themselves after a remote wipe
+	// they received through the hub.
+	Wiped         []string `protobuf:"bytes,1,rep,name=wiped,proto3" json:"wiped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HubDevicesRequest) Reset() {
+	*x = HubDevicesRequest{}
+	mi := &file_tessera_v1_auth_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HubDevicesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HubDevicesRequest) ProtoMessage() {}
+
+func (x *HubDevicesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_auth_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HubDevicesRequest.ProtoReflect.Descriptor instead.
+func (*HubDevicesRequest) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *HubDevicesRequest) GetWiped() []string {
+	if x != nil {
+		return x.Wiped
+	}
+	return nil
+}
+
+// HubDevice is a device as a hub needs it to sign the device in.
+type HubDevice struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Project   string                 `protobuf:"bytes,2,opt,name=project,proto3" json:"project,omitempty"`
+	Team      string                 `protobuf:"bytes,3,opt,name=team,proto3" json:"team,omitempty"`
+	PublicKey []byte                 `protobuf:"bytes,4,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	// SHA-256 of the device's secret, hex (the secret itself never leaves
+	// the device).
+	CredentialHash string `protobuf:"bytes,5,opt,name=credential_hash,json=credentialHash,proto3" json:"credential_hash,omitempty"`
+	// Milliseconds since the Unix epoch.
+	Enrolled      int64 `protobuf:"varint,6,opt,name=enrolled,proto3" json:"enrolled,omitempty"`
+	Revoked       bool  `protobuf:"varint,7,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	Wipe          bool  `protobuf:"varint,8,opt,name=wipe,proto3" json:"wipe,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HubDevice) Reset() {
+	*x = HubDevice{}
+	mi := &file_tessera_v1_auth_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HubDevice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HubDevice) ProtoMessage() {}
+
+func (x *HubDevice) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_auth_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HubDevice.ProtoReflect.Descriptor instead.
+func (*HubDevice) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *HubDevice) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *HubDevice) GetProject() string {
+	if x != nil {
+		return x.Project
+	}
+	return ""
+}
+
+func (x *HubDevice) GetTeam() string {
+	if x != nil {
+		return x.Team
+	}
+	return ""
+}
+
+func (x *HubDevice) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+func (x *HubDevice) GetCredentialHash() string {
+	if x != nil {
+		return x.CredentialHash
+	}
+	return ""
+}
+
+func (x *HubDevice) GetEnrolled() int64 {
+	if x != nil {
+		return x.Enrolled
+	}
+	return 0
+}
+
+func (x *HubDevice) GetRevoked() bool {
+	if x != nil {
+		return x.Revoked
+	}
+	return false
+}
+
+func (x *HubDevice) GetWipe() bool {
+	if x != nil {
+		return x.Wipe
+	}
+	return false
+}
+
+type HubDevicesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Devices       []*HubDevice           `protobuf:"bytes,1,rep,name=devices,proto3" json:"devices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HubDevicesResponse) Reset() {
+	*x = HubDevicesResponse{}
+	mi := &file_tessera_v1_auth_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HubDevicesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HubDevicesResponse) ProtoMessage() {}
+
+func (x *HubDevicesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_auth_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HubDevicesResponse.ProtoReflect.Descriptor instead.
+func (*HubDevicesResponse) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *HubDevicesResponse) GetDevices() []*HubDevice {
+	if x != nil {
+		return x.Devices
+	}
+	return nil
+}
+
 type CreateProjectRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -655,7 +849,7 @@ type CreateProjectRequest struct {
 
 func (x *CreateProjectRequest) Reset() {
 	*x = CreateProjectRequest{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[12]
+	mi := &file_tessera_v1_auth_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -667,7 +861,7 @@ func (x *CreateProjectRequest) String() string {
 func (*CreateProjectRequest) ProtoMessage() {}
 
 func (x *CreateProjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[12]
+	mi := &file_tessera_v1_auth_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -680,7 +874,7 @@ func (x *CreateProjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateProjectRequest.ProtoReflect.Descriptor instead.
 func (*CreateProjectRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{12}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CreateProjectRequest) GetName() string {
@@ -698,7 +892,7 @@ type CreateProjectResponse struct {
 
 func (x *CreateProjectResponse) Reset() {
 	*x = CreateProjectResponse{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[13]
+	mi := &file_tessera_v1_auth_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -710,7 +904,7 @@ func (x *CreateProjectResponse) String() string {
 func (*CreateProjectResponse) ProtoMessage() {}
 
 func (x *CreateProjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[13]
+	mi := &file_tessera_v1_auth_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -723,7 +917,7 @@ func (x *CreateProjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateProjectResponse.ProtoReflect.Descriptor instead.
 func (*CreateProjectResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{13}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{16}
 }
 
 type AddUserRequest struct {
@@ -736,7 +930,7 @@ type AddUserRequest struct {
 
 func (x *AddUserRequest) Reset() {
 	*x = AddUserRequest{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[14]
+	mi := &file_tessera_v1_auth_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -748,7 +942,7 @@ func (x *AddUserRequest) String() string {
 func (*AddUserRequest) ProtoMessage() {}
 
 func (x *AddUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[14]
+	mi := &file_tessera_v1_auth_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -761,7 +955,7 @@ func (x *AddUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddUserRequest.ProtoReflect.Descriptor instead.
 func (*AddUserRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{14}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AddUserRequest) GetName() string {
@@ -786,7 +980,7 @@ type AddUserResponse struct {
 
 func (x *AddUserResponse) Reset() {
 	*x = AddUserResponse{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[15]
+	mi := &file_tessera_v1_auth_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -798,7 +992,7 @@ func (x *AddUserResponse) String() string {
 func (*AddUserResponse) ProtoMessage() {}
 
 func (x *AddUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[15]
+	mi := &file_tessera_v1_auth_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -811,7 +1005,7 @@ func (x *AddUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddUserResponse.ProtoReflect.Descriptor instead.
 func (*AddUserResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{15}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{18}
 }
 
 type GrantRequest struct {
@@ -826,7 +1020,7 @@ type GrantRequest struct {
 
 func (x *GrantRequest) Reset() {
 	*x = GrantRequest{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[16]
+	mi := &file_tessera_v1_auth_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -838,7 +1032,7 @@ func (x *GrantRequest) String() string {
 func (*GrantRequest) ProtoMessage() {}
 
 func (x *GrantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[16]
+	mi := &file_tessera_v1_auth_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -851,7 +1045,7 @@ func (x *GrantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantRequest.ProtoReflect.Descriptor instead.
 func (*GrantRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{16}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GrantRequest) GetUser() string {
@@ -883,7 +1077,7 @@ type GrantResponse struct {
 
 func (x *GrantResponse) Reset() {
 	*x = GrantResponse{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[17]
+	mi := &file_tessera_v1_auth_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -895,7 +1089,7 @@ func (x *GrantResponse) String() string {
 func (*GrantResponse) ProtoMessage() {}
 
 func (x *GrantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[17]
+	mi := &file_tessera_v1_auth_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -908,7 +1102,7 @@ func (x *GrantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantResponse.ProtoReflect.Descriptor instead.
 func (*GrantResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{17}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{20}
 }
 
 type RevokeRoleRequest struct {
@@ -921,7 +1115,7 @@ type RevokeRoleRequest struct {
 
 func (x *RevokeRoleRequest) Reset() {
 	*x = RevokeRoleRequest{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[18]
+	mi := &file_tessera_v1_auth_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -933,7 +1127,7 @@ func (x *RevokeRoleRequest) String() string {
 func (*RevokeRoleRequest) ProtoMessage() {}
 
 func (x *RevokeRoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[18]
+	mi := &file_tessera_v1_auth_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -946,7 +1140,7 @@ func (x *RevokeRoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeRoleRequest.ProtoReflect.Descriptor instead.
 func (*RevokeRoleRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{18}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RevokeRoleRequest) GetUser() string {
@@ -971,7 +1165,7 @@ type RevokeRoleResponse struct {
 
 func (x *RevokeRoleResponse) Reset() {
 	*x = RevokeRoleResponse{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[19]
+	mi := &file_tessera_v1_auth_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -983,7 +1177,7 @@ func (x *RevokeRoleResponse) String() string {
 func (*RevokeRoleResponse) ProtoMessage() {}
 
 func (x *RevokeRoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[19]
+	mi := &file_tessera_v1_auth_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -996,7 +1190,7 @@ func (x *RevokeRoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeRoleResponse.ProtoReflect.Descriptor instead.
 func (*RevokeRoleResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{19}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{22}
 }
 
 type SetUserDisabledRequest struct {
@@ -1009,7 +1203,7 @@ type SetUserDisabledRequest struct {
 
 func (x *SetUserDisabledRequest) Reset() {
 	*x = SetUserDisabledRequest{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[20]
+	mi := &file_tessera_v1_auth_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1021,7 +1215,7 @@ func (x *SetUserDisabledRequest) String() string {
 func (*SetUserDisabledRequest) ProtoMessage() {}
 
 func (x *SetUserDisabledRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[20]
+	mi := &file_tessera_v1_auth_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1034,7 +1228,7 @@ func (x *SetUserDisabledRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetUserDisabledRequest.ProtoReflect.Descriptor instead.
 func (*SetUserDisabledRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{20}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SetUserDisabledRequest) GetUser() string {
@@ -1059,7 +1253,7 @@ type SetUserDisabledResponse struct {
 
 func (x *SetUserDisabledResponse) Reset() {
 	*x = SetUserDisabledResponse{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[21]
+	mi := &file_tessera_v1_auth_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1071,7 +1265,7 @@ func (x *SetUserDisabledResponse) String() string {
 func (*SetUserDisabledResponse) ProtoMessage() {}
 
 func (x *SetUserDisabledResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[21]
+	mi := &file_tessera_v1_auth_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1084,7 +1278,7 @@ func (x *SetUserDisabledResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetUserDisabledResponse.ProtoReflect.Descriptor instead.
 func (*SetUserDisabledResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{21}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{24}
 }
 
 type CreateEnrollmentCodeRequest struct {
@@ -1103,7 +1297,7 @@ type CreateEnrollmentCodeRequest struct {
 
 func (x *CreateEnrollmentCodeRequest) Reset() {
 	*x = CreateEnrollmentCodeRequest{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[22]
+	mi := &file_tessera_v1_auth_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1115,7 +1309,7 @@ func (x *CreateEnrollmentCodeRequest) String() string {
 func (*CreateEnrollmentCodeRequest) ProtoMessage() {}
 
 func (x *CreateEnrollmentCodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[22]
+	mi := &file_tessera_v1_auth_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1128,7 +1322,7 @@ func (x *CreateEnrollmentCodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEnrollmentCodeRequest.ProtoReflect.Descriptor instead.
 func (*CreateEnrollmentCodeRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{22}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CreateEnrollmentCodeRequest) GetProject() string {
@@ -1169,7 +1363,7 @@ type CreateEnrollmentCodeResponse struct {
 
 func (x *CreateEnrollmentCodeResponse) Reset() {
 	*x = CreateEnrollmentCodeResponse{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[23]
+	mi := &file_tessera_v1_auth_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1181,7 +1375,7 @@ func (x *CreateEnrollmentCodeResponse) String() string {
 func (*CreateEnrollmentCodeResponse) ProtoMessage() {}
 
 func (x *CreateEnrollmentCodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[23]
+	mi := &file_tessera_v1_auth_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1194,7 +1388,7 @@ func (x *CreateEnrollmentCodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEnrollmentCodeResponse.ProtoReflect.Descriptor instead.
 func (*CreateEnrollmentCodeResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{23}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CreateEnrollmentCodeResponse) GetCode() string {
@@ -1220,7 +1414,7 @@ type ListDevicesRequest struct {
 
 func (x *ListDevicesRequest) Reset() {
 	*x = ListDevicesRequest{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[24]
+	mi := &file_tessera_v1_auth_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1232,7 +1426,7 @@ func (x *ListDevicesRequest) String() string {
 func (*ListDevicesRequest) ProtoMessage() {}
 
 func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[24]
+	mi := &file_tessera_v1_auth_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1245,7 +1439,7 @@ func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesRequest.ProtoReflect.Descriptor instead.
 func (*ListDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{24}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListDevicesRequest) GetProject() string {
@@ -1270,7 +1464,7 @@ type DeviceInfo struct {
 
 func (x *DeviceInfo) Reset() {
 	*x = DeviceInfo{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[25]
+	mi := &file_tessera_v1_auth_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1282,7 +1476,7 @@ func (x *DeviceInfo) String() string {
 func (*DeviceInfo) ProtoMessage() {}
 
 func (x *DeviceInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[25]
+	mi := &file_tessera_v1_auth_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1295,7 +1489,7 @@ func (x *DeviceInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceInfo.ProtoReflect.Descriptor instead.
 func (*DeviceInfo) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{25}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DeviceInfo) GetId() string {
@@ -1356,7 +1550,7 @@ type ListDevicesResponse struct {
 
 func (x *ListDevicesResponse) Reset() {
 	*x = ListDevicesResponse{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[26]
+	mi := &file_tessera_v1_auth_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1368,7 +1562,7 @@ func (x *ListDevicesResponse) String() string {
 func (*ListDevicesResponse) ProtoMessage() {}
 
 func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[26]
+	mi := &file_tessera_v1_auth_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1381,7 +1575,7 @@ func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesResponse.ProtoReflect.Descriptor instead.
 func (*ListDevicesResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{26}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListDevicesResponse) GetDevices() []*DeviceInfo {
@@ -1400,7 +1594,7 @@ type RevokeDeviceRequest struct {
 
 func (x *RevokeDeviceRequest) Reset() {
 	*x = RevokeDeviceRequest{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[27]
+	mi := &file_tessera_v1_auth_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1412,7 +1606,7 @@ func (x *RevokeDeviceRequest) String() string {
 func (*RevokeDeviceRequest) ProtoMessage() {}
 
 func (x *RevokeDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[27]
+	mi := &file_tessera_v1_auth_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1425,7 +1619,7 @@ func (x *RevokeDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeDeviceRequest.ProtoReflect.Descriptor instead.
 func (*RevokeDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{27}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RevokeDeviceRequest) GetDeviceId() string {
@@ -1443,7 +1637,7 @@ type RevokeDeviceResponse struct {
 
 func (x *RevokeDeviceResponse) Reset() {
 	*x = RevokeDeviceResponse{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[28]
+	mi := &file_tessera_v1_auth_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1455,7 +1649,7 @@ func (x *RevokeDeviceResponse) String() string {
 func (*RevokeDeviceResponse) ProtoMessage() {}
 
 func (x *RevokeDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[28]
+	mi := &file_tessera_v1_auth_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1468,7 +1662,7 @@ func (x *RevokeDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeDeviceResponse.ProtoReflect.Descriptor instead.
 func (*RevokeDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{28}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{31}
 }
 
 type WipeDeviceRequest struct {
@@ -1480,7 +1674,7 @@ type WipeDeviceRequest struct {
 
 func (x *WipeDeviceRequest) Reset() {
 	*x = WipeDeviceRequest{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[29]
+	mi := &file_tessera_v1_auth_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1492,7 +1686,7 @@ func (x *WipeDeviceRequest) String() string {
 func (*WipeDeviceRequest) ProtoMessage() {}
 
 func (x *WipeDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[29]
+	mi := &file_tessera_v1_auth_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1505,7 +1699,7 @@ func (x *WipeDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WipeDeviceRequest.ProtoReflect.Descriptor instead.
 func (*WipeDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{29}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *WipeDeviceRequest) GetDeviceId() string {
@@ -1523,7 +1717,7 @@ type WipeDeviceResponse struct {
 
 func (x *WipeDeviceResponse) Reset() {
 	*x = WipeDeviceResponse{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[30]
+	mi := &file_tessera_v1_auth_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1535,7 +1729,7 @@ func (x *WipeDeviceResponse) String() string {
 func (*WipeDeviceResponse) ProtoMessage() {}
 
 func (x *WipeDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[30]
+	mi := &file_tessera_v1_auth_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1548,7 +1742,7 @@ func (x *WipeDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WipeDeviceResponse.ProtoReflect.Descriptor instead.
 func (*WipeDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{30}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{33}
 }
 
 type AuditTrailRequest struct {
@@ -1559,7 +1753,7 @@ type AuditTrailRequest struct {
 
 func (x *AuditTrailRequest) Reset() {
 	*x = AuditTrailRequest{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[31]
+	mi := &file_tessera_v1_auth_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1571,7 +1765,7 @@ func (x *AuditTrailRequest) String() string {
 func (*AuditTrailRequest) ProtoMessage() {}
 
 func (x *AuditTrailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[31]
+	mi := &file_tessera_v1_auth_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1584,7 +1778,7 @@ func (x *AuditTrailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditTrailRequest.ProtoReflect.Descriptor instead.
 func (*AuditTrailRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{31}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{34}
 }
 
 type AuditEntry struct {
@@ -1603,7 +1797,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[32]
+	mi := &file_tessera_v1_auth_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1615,7 +1809,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[32]
+	mi := &file_tessera_v1_auth_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1628,7 +1822,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{32}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *AuditEntry) GetSeq() uint64 {
@@ -1691,7 +1885,7 @@ type AuditTrailResponse struct {
 
 func (x *AuditTrailResponse) Reset() {
 	*x = AuditTrailResponse{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[33]
+	mi := &file_tessera_v1_auth_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1703,7 +1897,7 @@ func (x *AuditTrailResponse) String() string {
 func (*AuditTrailResponse) ProtoMessage() {}
 
 func (x *AuditTrailResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[33]
+	mi := &file_tessera_v1_auth_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1716,7 +1910,7 @@ func (x *AuditTrailResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditTrailResponse.ProtoReflect.Descriptor instead.
 func (*AuditTrailResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{33}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AuditTrailResponse) GetEntries() []*AuditEntry {
@@ -1790,7 +1984,21 @@ const file_tessera_v1_auth_proto_rawDesc = "" +
 	"\aproject\x18\x03 \x01(\tR\aproject\x12\x12\n" +
 	"\x04team\x18\x04 \x01(\tR\x04team\"\x14\n" +
 	"\x12ReportWipedRequest\"\x15\n" +
-	"\x13ReportWipedResponse\"*\n" +
+	"\x13ReportWipedResponse\")\n" +
+	"\x11HubDevicesRequest\x12\x14\n" +
+	"\x05wiped\x18\x01 \x03(\tR\x05wiped\"\xdb\x01\n" +
+	"\tHubDevice\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aproject\x18\x02 \x01(\tR\aproject\x12\x12\n" +
+	"\x04team\x18\x03 \x01(\tR\x04team\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x04 \x01(\fR\tpublicKey\x12'\n" +
+	"\x0fcredential_hash\x18\x05 \x01(\tR\x0ecredentialHash\x12\x1a\n" +
+	"\benrolled\x18\x06 \x01(\x03R\benrolled\x12\x18\n" +
+	"\arevoked\x18\a \x01(\bR\arevoked\x12\x12\n" +
+	"\x04wipe\x18\b \x01(\bR\x04wipe\"E\n" +
+	"\x12HubDevicesResponse\x12/\n" +
+	"\adevices\x18\x01 \x03(\v2\x15.tessera.v1.HubDeviceR\adevices\"*\n" +
 	"\x14CreateProjectRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x17\n" +
 	"\x15CreateProjectResponse\"@\n" +
@@ -1854,14 +2062,16 @@ const file_tessera_v1_auth_proto_rawDesc = "" +
 	"\x12AuditTrailResponse\x120\n" +
 	"\aentries\x18\x01 \x03(\v2\x16.tessera.v1.AuditEntryR\aentries\x12\x19\n" +
 	"\bhead_seq\x18\x02 \x01(\x04R\aheadSeq\x12\x1b\n" +
-	"\thead_hash\x18\x03 \x01(\tR\bheadHash2\xab\x03\n" +
+	"\thead_hash\x18\x03 \x01(\tR\bheadHash2\xfa\x03\n" +
 	"\vAuthService\x12>\n" +
 	"\x05Login\x12\x18.tessera.v1.LoginRequest\x1a\x19.tessera.v1.LoginResponse\"\x00\x12>\n" +
 	"\x05Setup\x12\x18.tessera.v1.SetupRequest\x1a\x19.tessera.v1.SetupResponse\"\x00\x12A\n" +
 	"\x06Logout\x12\x19.tessera.v1.LogoutRequest\x1a\x1a.tessera.v1.LogoutResponse\"\x00\x12D\n" +
 	"\x06Whoami\x12\x19.tessera.v1.WhoamiRequest\x1a\x1a.tessera.v1.WhoamiResponse\"\x03\x90\x02\x01\x12A\n" +
 	"\x06Enroll\x12\x19.tessera.v1.EnrollRequest\x1a\x1a.tessera.v1.EnrollResponse\"\x00\x12P\n" +
-	"\vReportWiped\x12\x1e.tessera.v1.ReportWipedRequest\x1a\x1f.tessera.v1.ReportWipedResponse\"\x002\xd1\x06\n" +
+	"\vReportWiped\x12\x1e.tessera.v1.ReportWipedRequest\x1a\x1f.tessera.v1.ReportWipedResponse\"\x00\x12M\n" +
+	"\n" +
+	"HubDevices\x12\x1d.tessera.v1.HubDevicesRequest\x1a\x1e.tessera.v1.HubDevicesResponse\"\x002\xd1\x06\n" +
 	"\fAdminService\x12V\n" +
 	"\rCreateProject\x12 .tessera.v1.CreateProjectRequest\x1a!.tessera.v1.CreateProjectResponse\"\x00\x12D\n" +
 	"\aAddUser\x12\x1a.tessera.v1.AddUserRequest\x1a\x1b.tessera.v1.AddUserResponse\"\x00\x12>\n" +
@@ -1889,7 +2099,7 @@ func file_tessera_v1_auth_proto_rawDescGZIP() []byte {
 	return file_tessera_v1_auth_proto_rawDescData
 }
 
-var file_tessera_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_tessera_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_tessera_v1_auth_proto_goTypes = []any{
 	(*LoginRequest)(nil),                 // 0: tessera.v1.LoginRequest
 	(*LoginResponse)(nil),                // 1: tessera.v1.LoginResponse
@@ -1903,71 +2113,77 @@ var file_tessera_v1_auth_proto_goTypes = []any{
 	(*EnrollResponse)(nil),               // 9: tessera.v1.EnrollResponse
 	(*ReportWipedRequest)(nil),           // 10: tessera.v1.ReportWipedRequest
 	(*ReportWipedResponse)(nil),          // 11: tessera.v1.ReportWipedResponse
-	(*CreateProjectRequest)(nil),         // 12: tessera.v1.CreateProjectRequest
-	(*CreateProjectResponse)(nil),        // 13: tessera.v1.CreateProjectResponse
-	(*AddUserRequest)(nil),               // 14: tessera.v1.AddUserRequest
-	(*AddUserResponse)(nil),              // 15: tessera.v1.AddUserResponse
-	(*GrantRequest)(nil),                 // 16: tessera.v1.GrantRequest
-	(*GrantResponse)(nil),                // 17: tessera.v1.GrantResponse
-	(*RevokeRoleRequest)(nil),            // 18: tessera.v1.RevokeRoleRequest
-	(*RevokeRoleResponse)(nil),           // 19: tessera.v1.RevokeRoleResponse
-	(*SetUserDisabledRequest)(nil),       // 20: tessera.v1.SetUserDisabledRequest
-	(*SetUserDisabledResponse)(nil),      // 21: tessera.v1.SetUserDisabledResponse
-	(*CreateEnrollmentCodeRequest)(nil),  // 22: tessera.v1.CreateEnrollmentCodeRequest
-	(*CreateEnrollmentCodeResponse)(nil), // 23: tessera.v1.CreateEnrollmentCodeResponse
-	(*ListDevicesRequest)(nil),           // 24: tessera.v1.ListDevicesRequest
-	(*DeviceInfo)(nil),                   // 25: tessera.v1.DeviceInfo
-	(*ListDevicesResponse)(nil),          // 26: tessera.v1.ListDevicesResponse
-	(*RevokeDeviceRequest)(nil),          // 27: tessera.v1.RevokeDeviceRequest
-	(*RevokeDeviceResponse)(nil),         // 28: tessera.v1.RevokeDeviceResponse
-	(*WipeDeviceRequest)(nil),            // 29: tessera.v1.WipeDeviceRequest
-	(*WipeDeviceResponse)(nil),           // 30: tessera.v1.WipeDeviceResponse
-	(*AuditTrailRequest)(nil),            // 31: tessera.v1.AuditTrailRequest
-	(*AuditEntry)(nil),                   // 32: tessera.v1.AuditEntry
-	(*AuditTrailResponse)(nil),           // 33: tessera.v1.AuditTrailResponse
-	nil,                                  // 34: tessera.v1.WhoamiResponse.RolesEntry
+	(*HubDevicesRequest)(nil),            // 12: tessera.v1.HubDevicesRequest
+	(*HubDevice)(nil),                    // 13: tessera.v1.HubDevice
+	(*HubDevicesResponse)(nil),           // 14: tessera.v1.HubDevicesResponse
+	(*CreateProjectRequest)(nil),         // 15: tessera.v1.CreateProjectRequest
+	(*CreateProjectResponse)(nil),        // 16: tessera.v1.CreateProjectResponse
+	(*AddUserRequest)(nil),               // 17: tessera.v1.AddUserRequest
+	(*AddUserResponse)(nil),              // 18: tessera.v1.AddUserResponse
+	(*GrantRequest)(nil),                 // 19: tessera.v1.GrantRequest
+	(*GrantResponse)(nil),                // 20: tessera.v1.GrantResponse
+	(*RevokeRoleRequest)(nil),            // 21: tessera.v1.RevokeRoleRequest
+	(*RevokeRoleResponse)(nil),           // 22: tessera.v1.RevokeRoleResponse
+	(*SetUserDisabledRequest)(nil),       // 23: tessera.v1.SetUserDisabledRequest
+	(*SetUserDisabledResponse)(nil),      // 24: tessera.v1.SetUserDisabledResponse
+	(*CreateEnrollmentCodeRequest)(nil),  // 25: tessera.v1.CreateEnrollmentCodeRequest
+	(*CreateEnrollmentCodeResponse)(nil), // 26: tessera.v1.CreateEnrollmentCodeResponse
+	(*ListDevicesRequest)(nil),           // 27: tessera.v1.ListDevicesRequest
+	(*DeviceInfo)(nil),                   // 28: tessera.v1.DeviceInfo
+	(*ListDevicesResponse)(nil),          // 29: tessera.v1.ListDevicesResponse
+	(*RevokeDeviceRequest)(nil),          // 30: tessera.v1.RevokeDeviceRequest
+	(*RevokeDeviceResponse)(nil),         // 31: tessera.v1.RevokeDeviceResponse
+	(*WipeDeviceRequest)(nil),            // 32: tessera.v1.WipeDeviceRequest
+	(*WipeDeviceResponse)(nil),           // 33: tessera.v1.WipeDeviceResponse
+	(*AuditTrailRequest)(nil),            // 34: tessera.v1.AuditTrailRequest
+	(*AuditEntry)(nil),                   // 35: tessera.v1.AuditEntry
+	(*AuditTrailResponse)(nil),           // 36: tessera.v1.AuditTrailResponse
+	nil,                                  // 37: tessera.v1.WhoamiResponse.RolesEntry
 }
 var file_tessera_v1_auth_proto_depIdxs = []int32{
-	34, // 0: tessera.v1.WhoamiResponse.roles:type_name -> tessera.v1.WhoamiResponse.RolesEntry
-	25, // 1: tessera.v1.ListDevicesResponse.devices:type_name -> tessera.v1.DeviceInfo
-	32, // 2: tessera.v1.AuditTrailResponse.entries:type_name -> tessera.v1.AuditEntry
-	0,  // 3: tessera.v1.AuthService.Login:input_type -> tessera.v1.LoginRequest
-	2,  // 4: tessera.v1.AuthService.Setup:input_type -> tessera.v1.SetupRequest
-	4,  // 5: tessera.v1.AuthService.Logout:input_type -> tessera.v1.LogoutRequest
-	6,  // 6: tessera.v1.AuthService.Whoami:input_type -> tessera.v1.WhoamiRequest
-	8,  // 7: tessera.v1.AuthService.Enroll:input_type -> tessera.v1.EnrollRequest
-	10, // 8: tessera.v1.AuthService.ReportWiped:input_type -> tessera.v1.ReportWipedRequest
-	12, // 9: tessera.v1.AdminService.CreateProject:input_type -> tessera.v1.CreateProjectRequest
-	14, // 10: tessera.v1.AdminService.AddUser:input_type -> tessera.v1.AddUserRequest
-	16, // 11: tessera.v1.AdminService.Grant:input_type -> tessera.v1.GrantRequest
-	18, // 12: tessera.v1.AdminService.RevokeRole:input_type -> tessera.v1.RevokeRoleRequest
-	20, // 13: tessera.v1.AdminService.SetUserDisabled:input_type -> tessera.v1.SetUserDisabledRequest
-	22, // 14: tessera.v1.AdminService.CreateEnrollmentCode:input_type -> tessera.v1.CreateEnrollmentCodeRequest
-	24, // 15: tessera.v1.AdminService.ListDevices:input_type -> tessera.v1.ListDevicesRequest
-	27, // 16: tessera.v1.AdminService.RevokeDevice:input_type -> tessera.v1.RevokeDeviceRequest
-	29, // 17: tessera.v1.AdminService.WipeDevice:input_type -> tessera.v1.WipeDeviceRequest
-	31, // 18: tessera.v1.AdminService.AuditTrail:input_type -> tessera.v1.AuditTrailRequest
-	1,  // 19: tessera.v1.AuthService.Login:output_type -> tessera.v1.LoginResponse
-	3,  // 20: tessera.v1.AuthService.Setup:output_type -> tessera.v1.SetupResponse
-	5,  // 21: tessera.v1.AuthService.Logout:output_type -> tessera.v1.LogoutResponse
-	7,  // 22: tessera.v1.AuthService.Whoami:output_type -> tessera.v1.WhoamiResponse
-	9,  // 23: tessera.v1.AuthService.Enroll:output_type -> tessera.v1.EnrollResponse
-	11, // 24: tessera.v1.AuthService.ReportWiped:output_type -> tessera.v1.ReportWipedResponse
-	13, // 25: tessera.v1.AdminService.CreateProject:output_type -> tessera.v1.CreateProjectResponse
-	15, // 26: tessera.v1.AdminService.AddUser:output_type -> tessera.v1.AddUserResponse
-	17, // 27: tessera.v1.AdminService.Grant:output_type -> tessera.v1.GrantResponse
-	19, // 28: tessera.v1.AdminService.RevokeRole:output_type -> tessera.v1.RevokeRoleResponse
-	21, // 29: tessera.v1.AdminService.SetUserDisabled:output_type -> tessera.v1.SetUserDisabledResponse
-	23, // 30: tessera.v1.AdminService.CreateEnrollmentCode:output_type -> tessera.v1.CreateEnrollmentCodeResponse
-	26, // 31: tessera.v1.AdminService.ListDevices:output_type -> tessera.v1.ListDevicesResponse
-	28, // 32: tessera.v1.AdminService.RevokeDevice:output_type -> tessera.v1.RevokeDeviceResponse
-	30, // 33: tessera.v1.AdminService.WipeDevice:output_type -> tessera.v1.WipeDeviceResponse
-	33, // 34: tessera.v1.AdminService.AuditTrail:output_type -> tessera.v1.AuditTrailResponse
-	19, // [19:35] is the sub-list for method output_type
-	3,  // [3:19] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	37, // 0: tessera.v1.WhoamiResponse.roles:type_name -> tessera.v1.WhoamiResponse.RolesEntry
+	13, // 1: tessera.v1.HubDevicesResponse.devices:type_name -> tessera.v1.HubDevice
+	28, // 2: tessera.v1.ListDevicesResponse.devices:type_name -> tessera.v1.DeviceInfo
+	35, // 3: tessera.v1.AuditTrailResponse.entries:type_name -> tessera.v1.AuditEntry
+	0,  // 4: tessera.v1.AuthService.Login:input_type -> tessera.v1.LoginRequest
+	2,  // 5: tessera.v1.AuthService.Setup:input_type -> tessera.v1.SetupRequest
+	4,  // 6: tessera.v1.AuthService.Logout:input_type -> tessera.v1.LogoutRequest
+	6,  // 7: tessera.v1.AuthService.Whoami:input_type -> tessera.v1.WhoamiRequest
+	8,  // 8: tessera.v1.AuthService.Enroll:input_type -> tessera.v1.EnrollRequest
+	10, // 9: tessera.v1.AuthService.ReportWiped:input_type -> tessera.v1.ReportWipedRequest
+	12, // 10: tessera.v1.AuthService.HubDevices:input_type -> tessera.v1.HubDevicesRequest
+	15, // 11: tessera.v1.AdminService.CreateProject:input_type -> tessera.v1.CreateProjectRequest
+	17, // 12: tessera.v1.AdminService.AddUser:input_type -> tessera.v1.AddUserRequest
+	19, // 13: tessera.v1.AdminService.Grant:input_type -> tessera.v1.GrantRequest
+	21, // 14: tessera.v1.AdminService.RevokeRole:input_type -> tessera.v1.RevokeRoleRequest
+	23, // 15: tessera.v1.AdminService.SetUserDisabled:input_type -> tessera.v1.SetUserDisabledRequest
+	25, // 16: tessera.v1.AdminService.CreateEnrollmentCode:input_type -> tessera.v1.CreateEnrollmentCodeRequest
+	27, // 17: tessera.v1.AdminService.ListDevices:input_type -> tessera.v1.ListDevicesRequest
+	30, // 18: tessera.v1.AdminService.RevokeDevice:input_type -> tessera.v1.RevokeDeviceRequest
+	32, // 19: tessera.v1.AdminService.WipeDevice:input_type -> tessera.v1.WipeDeviceRequest
+	34, // 20: tessera.v1.AdminService.AuditTrail:input_type -> tessera.v1.AuditTrailRequest
+	1,  // 21: tessera.v1.AuthService.Login:output_type -> tessera.v1.LoginResponse
+	3,  // 22: tessera.v1.AuthService.Setup:output_type -> tessera.v1.SetupResponse
+	5,  // 23: tessera.v1.AuthService.Logout:output_type -> tessera.v1.LogoutResponse
+	7,  // 24: tessera.v1.AuthService.Whoami:output_type -> tessera.v1.WhoamiResponse
+	9,  // 25: tessera.v1.AuthService.Enroll:output_type -> tessera.v1.EnrollResponse
+	11, // 26: tessera.v1.AuthService.ReportWiped:output_type -> tessera.v1.ReportWipedResponse
+	14, // 27: tessera.v1.AuthService.HubDevices:output_type -> tessera.v1.HubDevicesResponse
+	16, // 28: tessera.v1.AdminService.CreateProject:output_type -> tessera.v1.CreateProjectResponse
+	18, // 29: tessera.v1.AdminService.AddUser:output_type -> tessera.v1.AddUserResponse
+	20, // 30: tessera.v1.AdminService.Grant:output_type -> tessera.v1.GrantResponse
+	22, // 31: tessera.v1.AdminService.RevokeRole:output_type -> tessera.v1.RevokeRoleResponse
+	24, // 32: tessera.v1.AdminService.SetUserDisabled:output_type -> tessera.v1.SetUserDisabledResponse
+	26, // 33: tessera.v1.AdminService.CreateEnrollmentCode:output_type -> tessera.v1.CreateEnrollmentCodeResponse
+	29, // 34: tessera.v1.AdminService.ListDevices:output_type -> tessera.v1.ListDevicesResponse
+	31, // 35: tessera.v1.AdminService.RevokeDevice:output_type -> tessera.v1.RevokeDeviceResponse
+	33, // 36: tessera.v1.AdminService.WipeDevice:output_type -> tessera.v1.WipeDeviceResponse
+	36, // 37: tessera.v1.AdminService.AuditTrail:output_type -> tessera.v1.AuditTrailResponse
+	21, // [21:38] is the sub-list for method output_type
+	4,  // [4:21] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_tessera_v1_auth_proto_init() }
@@ -1981,7 +2197,7 @@ func file_tessera_v1_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tessera_v1_auth_proto_rawDesc), len(file_tessera_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   35,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -350,7 +350,12 @@ type PushRequest struct {
 	Relay bool `protobuf:"varint,5,opt,name=relay,proto3" json:"relay,omitempty"`
 	// The same changes in columnar form (what Tessera's own clients send:
 	// far smaller on the wire). A request carries changes or batch, not both.
-	Batch         *ChangeBatch `protobuf:"bytes,6,opt,name=batch,proto3" json:"batch,omitempty"`
+	Batch *ChangeBatch `protobuf:"bytes,6,opt,name=batch,proto3" json:"batch,omitempty"`
+	// The project and team a relaying hub stamped its records with, one per
+	// record of the batch it knows them for. The server keeps them for
+	// records new to it when they lie within the hub's own scope, and refuses
+	// the batch when one does not. Ignored from anyone but a hub.
+	Scopes        []*RecordScope `protobuf:"bytes,7,rep,name=scopes,proto3" json:"scopes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -427,6 +432,75 @@ func (x *PushRequest) GetBatch() *ChangeBatch {
 	return nil
 }
 
+func (x *PushRequest) GetScopes() []*RecordScope {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+// RecordScope is the project and team a record belongs to: who may see it.
+type RecordScope struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The record id, 16 bytes.
+	Record        []byte `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	Project       string `protobuf:"bytes,2,opt,name=project,proto3" json:"project,omitempty"`
+	Team          string `protobuf:"bytes,3,opt,name=team,proto3" json:"team,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordScope) Reset() {
+	*x = RecordScope{}
+	mi := &file_tessera_v1_sync_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordScope) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordScope) ProtoMessage() {}
+
+func (x *RecordScope) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_sync_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordScope.ProtoReflect.Descriptor instead.
+func (*RecordScope) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RecordScope) GetRecord() []byte {
+	if x != nil {
+		return x.Record
+	}
+	return nil
+}
+
+func (x *RecordScope) GetProject() string {
+	if x != nil {
+		return x.Project
+	}
+	return ""
+}
+
+func (x *RecordScope) GetTeam() string {
+	if x != nil {
+		return x.Team
+	}
+	return ""
+}
+
 type PushResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The position the server now holds for this replica. Normally equal to
@@ -446,7 +520,7 @@ type PushResponse struct {
 
 func (x *PushResponse) Reset() {
 	*x = PushResponse{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[4]
+	mi := &file_tessera_v1_sync_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -458,7 +532,7 @@ func (x *PushResponse) String() string {
 func (*PushResponse) ProtoMessage() {}
 
 func (x *PushResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[4]
+	mi := &file_tessera_v1_sync_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -471,7 +545,7 @@ func (x *PushResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushResponse.ProtoReflect.Descriptor instead.
 func (*PushResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{4}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PushResponse) GetAcknowledged() uint64 {
@@ -528,7 +602,7 @@ type PullRequest struct {
 
 func (x *PullRequest) Reset() {
 	*x = PullRequest{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[5]
+	mi := &file_tessera_v1_sync_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -540,7 +614,7 @@ func (x *PullRequest) String() string {
 func (*PullRequest) ProtoMessage() {}
 
 func (x *PullRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[5]
+	mi := &file_tessera_v1_sync_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -553,7 +627,7 @@ func (x *PullRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullRequest.ProtoReflect.Descriptor instead.
 func (*PullRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{5}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PullRequest) GetReplica() []byte {
@@ -624,14 +698,17 @@ type PullResponse struct {
 	Batch *ChangeBatch `protobuf:"bytes,9,opt,name=batch,proto3" json:"batch,omitempty"`
 	// The device was flagged for remote wipe: it has just pushed everything,
 	// and now erases its store and calls AuthService.ReportWiped.
-	Wipe          bool `protobuf:"varint,10,opt,name=wipe,proto3" json:"wipe,omitempty"`
+	Wipe bool `protobuf:"varint,10,opt,name=wipe,proto3" json:"wipe,omitempty"`
+	// The scopes of the page's records, for a puller that keeps them (a hub),
+	// so that its own devices see exactly the records of their team.
+	Scopes        []*RecordScope `protobuf:"bytes,11,rep,name=scopes,proto3" json:"scopes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PullResponse) Reset() {
 	*x = PullResponse{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[6]
+	mi := &file_tessera_v1_sync_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -643,7 +720,7 @@ func (x *PullResponse) String() string {
 func (*PullResponse) ProtoMessage() {}
 
 func (x *PullResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[6]
+	mi := &file_tessera_v1_sync_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -656,7 +733,7 @@ func (x *PullResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullResponse.ProtoReflect.Descriptor instead.
 func (*PullResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{6}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PullResponse) GetChanges() []*Change {
@@ -729,6 +806,13 @@ func (x *PullResponse) GetWipe() bool {
 	return false
 }
 
+func (x *PullResponse) GetScopes() []*RecordScope {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
 // ChangeBatch is a list of changes stored column by column: ids, counters
 // and clocks side by side, field names and replicas as small indexes into
 // dictionaries, and values grouped by type. It carries exactly what a list
@@ -767,7 +851,7 @@ type ChangeBatch struct {
 
 func (x *ChangeBatch) Reset() {
 	*x = ChangeBatch{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[7]
+	mi := &file_tessera_v1_sync_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -779,7 +863,7 @@ func (x *ChangeBatch) String() string {
 func (*ChangeBatch) ProtoMessage() {}
 
 func (x *ChangeBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[7]
+	mi := &file_tessera_v1_sync_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -792,7 +876,7 @@ func (x *ChangeBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeBatch.ProtoReflect.Descriptor instead.
 func (*ChangeBatch) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{7}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ChangeBatch) GetReplicas() [][]byte {
@@ -943,14 +1027,19 @@ const file_tessera_v1_sync_proto_rawDesc = "" +
 	"\x03dot\x18\x03 \x01(\v2\x0f.tessera.v1.DotR\x03dot\x12\x10\n" +
 	"\x03hlc\x18\x04 \x01(\x04R\x03hlc\x12)\n" +
 	"\acontext\x18\x05 \x03(\v2\x0f.tessera.v1.DotR\acontext\x12)\n" +
-	"\x06fields\x18\x06 \x03(\v2\x11.tessera.v1.FieldR\x06fields\"\xca\x01\n" +
+	"\x06fields\x18\x06 \x03(\v2\x11.tessera.v1.FieldR\x06fields\"\xfb\x01\n" +
 	"\vPushRequest\x12\x18\n" +
 	"\areplica\x18\x01 \x01(\fR\areplica\x12\x14\n" +
 	"\x05after\x18\x02 \x01(\x04R\x05after\x12\x18\n" +
 	"\athrough\x18\x03 \x01(\x04R\athrough\x12,\n" +
 	"\achanges\x18\x04 \x03(\v2\x12.tessera.v1.ChangeR\achanges\x12\x14\n" +
 	"\x05relay\x18\x05 \x01(\bR\x05relay\x12-\n" +
-	"\x05batch\x18\x06 \x01(\v2\x17.tessera.v1.ChangeBatchR\x05batch\"\x85\x01\n" +
+	"\x05batch\x18\x06 \x01(\v2\x17.tessera.v1.ChangeBatchR\x05batch\x12/\n" +
+	"\x06scopes\x18\a \x03(\v2\x17.tessera.v1.RecordScopeR\x06scopes\"S\n" +
+	"\vRecordScope\x12\x16\n" +
+	"\x06record\x18\x01 \x01(\fR\x06record\x12\x18\n" +
+	"\aproject\x18\x02 \x01(\tR\aproject\x12\x12\n" +
+	"\x04team\x18\x03 \x01(\tR\x04team\"\x85\x01\n" +
 	"\fPushResponse\x12\"\n" +
 	"\facknowledged\x18\x01 \x01(\x04R\facknowledged\x12\x16\n" +
 	"\x06resend\x18\x02 \x01(\bR\x06resend\x12\x1f\n" +
@@ -965,7 +1054,7 @@ const file_tessera_v1_sync_proto_rawDesc = "" +
 	"\x05limit\x18\x04 \x01(\rR\x05limit\x12\x1a\n" +
 	"\bcolumnar\x18\x05 \x01(\bR\bcolumnar\x12\x1f\n" +
 	"\vdevice_time\x18\x06 \x01(\x03R\n" +
-	"deviceTime\"\xd2\x02\n" +
+	"deviceTime\"\x83\x03\n" +
 	"\fPullResponse\x12,\n" +
 	"\achanges\x18\x01 \x03(\v2\x12.tessera.v1.ChangeR\achanges\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\x04R\x06cursor\x12.\n" +
@@ -980,7 +1069,8 @@ const file_tessera_v1_sync_proto_rawDesc = "" +
 	"\fforms_digest\x18\b \x01(\tR\vformsDigest\x12-\n" +
 	"\x05batch\x18\t \x01(\v2\x17.tessera.v1.ChangeBatchR\x05batch\x12\x12\n" +
 	"\x04wipe\x18\n" +
-	" \x01(\bR\x04wipe\"\xa3\x04\n" +
+	" \x01(\bR\x04wipe\x12/\n" +
+	"\x06scopes\x18\v \x03(\v2\x17.tessera.v1.RecordScopeR\x06scopes\"\xa3\x04\n" +
 	"\vChangeBatch\x12\x1a\n" +
 	"\breplicas\x18\x01 \x03(\fR\breplicas\x12\x14\n" +
 	"\x05forms\x18\x02 \x03(\tR\x05forms\x12\x14\n" +
@@ -1027,17 +1117,18 @@ func file_tessera_v1_sync_proto_rawDescGZIP() []byte {
 }
 
 var file_tessera_v1_sync_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_tessera_v1_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_tessera_v1_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_tessera_v1_sync_proto_goTypes = []any{
 	(Kind)(0),            // 0: tessera.v1.Kind
 	(*Dot)(nil),          // 1: tessera.v1.Dot
 	(*Field)(nil),        // 2: tessera.v1.Field
 	(*Change)(nil),       // 3: tessera.v1.Change
 	(*PushRequest)(nil),  // 4: tessera.v1.PushRequest
-	(*PushResponse)(nil), // 5: tessera.v1.PushResponse
-	(*PullRequest)(nil),  // 6: tessera.v1.PullRequest
-	(*PullResponse)(nil), // 7: tessera.v1.PullResponse
-	(*ChangeBatch)(nil),  // 8: tessera.v1.ChangeBatch
+	(*RecordScope)(nil),  // 5: tessera.v1.RecordScope
+	(*PushResponse)(nil), // 6: tessera.v1.PushResponse
+	(*PullRequest)(nil),  // 7: tessera.v1.PullRequest
+	(*PullResponse)(nil), // 8: tessera.v1.PullResponse
+	(*ChangeBatch)(nil),  // 9: tessera.v1.ChangeBatch
 }
 var file_tessera_v1_sync_proto_depIdxs = []int32{
 	0,  // 0: tessera.v1.Field.kind:type_name -> tessera.v1.Kind
@@ -1045,21 +1136,23 @@ var file_tessera_v1_sync_proto_depIdxs = []int32{
 	1,  // 2: tessera.v1.Change.context:type_name -> tessera.v1.Dot
 	2,  // 3: tessera.v1.Change.fields:type_name -> tessera.v1.Field
 	3,  // 4: tessera.v1.PushRequest.changes:type_name -> tessera.v1.Change
-	8,  // 5: tessera.v1.PushRequest.batch:type_name -> tessera.v1.ChangeBatch
-	1,  // 6: tessera.v1.PullRequest.cursor_dot:type_name -> tessera.v1.Dot
-	3,  // 7: tessera.v1.PullResponse.changes:type_name -> tessera.v1.Change
-	1,  // 8: tessera.v1.PullResponse.cursor_dot:type_name -> tessera.v1.Dot
-	8,  // 9: tessera.v1.PullResponse.batch:type_name -> tessera.v1.ChangeBatch
-	0,  // 10: tessera.v1.ChangeBatch.field_kind:type_name -> tessera.v1.Kind
-	4,  // 11: tessera.v1.SyncService.Push:input_type -> tessera.v1.PushRequest
-	6,  // 12: tessera.v1.SyncService.Pull:input_type -> tessera.v1.PullRequest
-	5,  // 13: tessera.v1.SyncService.Push:output_type -> tessera.v1.PushResponse
-	7,  // 14: tessera.v1.SyncService.Pull:output_type -> tessera.v1.PullResponse
-	13, // [13:15] is the sub-list for method output_type
-	11, // [11:13] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	9,  // 5: tessera.v1.PushRequest.batch:type_name -> tessera.v1.ChangeBatch
+	5,  // 6: tessera.v1.PushRequest.scopes:type_name -> tessera.v1.RecordScope
+	1,  // 7: tessera.v1.PullRequest.cursor_dot:type_name -> tessera.v1.Dot
+	3,  // 8: tessera.v1.PullResponse.changes:type_name -> tessera.v1.Change
+	1,  // 9: tessera.v1.PullResponse.cursor_dot:type_name -> tessera.v1.Dot
+	9,  // 10: tessera.v1.PullResponse.batch:type_name -> tessera.v1.ChangeBatch
+	5,  // 11: tessera.v1.PullResponse.scopes:type_name -> tessera.v1.RecordScope
+	0,  // 12: tessera.v1.ChangeBatch.field_kind:type_name -> tessera.v1.Kind
+	4,  // 13: tessera.v1.SyncService.Push:input_type -> tessera.v1.PushRequest
+	7,  // 14: tessera.v1.SyncService.Pull:input_type -> tessera.v1.PullRequest
+	6,  // 15: tessera.v1.SyncService.Push:output_type -> tessera.v1.PushResponse
+	8,  // 16: tessera.v1.SyncService.Pull:output_type -> tessera.v1.PullResponse
+	15, // [15:17] is the sub-list for method output_type
+	13, // [13:15] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_tessera_v1_sync_proto_init() }
@@ -1073,7 +1166,7 @@ func file_tessera_v1_sync_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tessera_v1_sync_proto_rawDesc), len(file_tessera_v1_sync_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

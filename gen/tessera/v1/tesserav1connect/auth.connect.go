@@ -40,6 +40,8 @@ const (
 	AuthServiceEnrollProcedure = "/tessera.v1.AuthService/Enroll"
 	// AuthServiceReportWipedProcedure is the procedure name of the AuthService's ReportWiped RPC.
 	AuthServiceReportWipedProcedure = "/tessera.v1.AuthService/ReportWiped"
+	// AuthServiceHubDevicesProcedure is the procedure name of the AuthService's HubDevices RPC.
+	AuthServiceHubDevicesProcedure = "/tessera.v1.AuthService/HubDevices"
 	// AdminServiceCreateProjectProcedure is the procedure name of the AdminService's CreateProject RPC.
 	AdminServiceCreateProjectProcedure = "/tessera.v1.AdminService/CreateProject"
 	// AdminServiceAddUserProcedure is the procedure name of the AdminService's AddUser RPC.
@@ -108,6 +110,13 @@ var (
 			Procedure:  AuthServiceReportWipedProcedure,
 		}
 	})
+	authServiceHubDevicesSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType: connect.StreamTypeUnary,
+			Schema:     v1.File_tessera_v1_auth_proto.Services().ByName("AuthService").Methods().ByName("HubDevices"),
+			Procedure:  AuthServiceHubDevicesProcedure,
+		}
+	})
 )
 
 // AuthServiceClient is a client for the tessera.v1.AuthService service.
@@ -127,6 +136,10 @@ type AuthServiceClient interface {
 	// ReportWiped is a device's last call after a remote wipe: everything it
 	// held was pushed, and its store is erased.
 	ReportWiped(context.Context, *v1.ReportWipedRequest) (*v1.ReportWipedResponse, error)
+	// HubDevices is for an enrolled hub: the devices of its project (and
+	// team) enrolled here, so that they sign in at the hub while its link is
+	// down; it takes the ids of those that wiped themselves at the hub.
+	HubDevices(context.Context, *v1.HubDevicesRequest) (*v1.HubDevicesResponse, error)
 }
 
 // NewAuthServiceClient constructs a client for the tessera.v1.AuthService service. Multiple service
@@ -152,6 +165,10 @@ type AuthServiceHandler interface {
 	// ReportWiped is a device's last call after a remote wipe: everything it
 	// held was pushed, and its store is erased.
 	ReportWiped(context.Context, *v1.ReportWipedRequest) (*v1.ReportWipedResponse, error)
+	// HubDevices is for an enrolled hub: the devices of its project (and
+	// team) enrolled here, so that they sign in at the hub while its link is
+	// down; it takes the ids of those that wiped themselves at the hub.
+	HubDevices(context.Context, *v1.HubDevicesRequest) (*v1.HubDevicesResponse, error)
 }
 
 // RegisterAuthServiceHandler registers svc as the tessera.v1.AuthService implementation on server.
@@ -164,6 +181,7 @@ func RegisterAuthServiceHandler(server *connect.Server, svc AuthServiceHandler) 
 		connect.Method{Spec: authServiceWhoamiSpec(), Handler: adapter.whoami},
 		connect.Method{Spec: authServiceEnrollSpec(), Handler: adapter.enroll},
 		connect.Method{Spec: authServiceReportWipedSpec(), Handler: adapter.reportWiped},
+		connect.Method{Spec: authServiceHubDevicesSpec(), Handler: adapter.hubDevices},
 	)
 }
 
@@ -192,6 +210,10 @@ func (UnimplementedAuthServiceHandler) Enroll(context.Context, *v1.EnrollRequest
 
 func (UnimplementedAuthServiceHandler) ReportWiped(context.Context, *v1.ReportWipedRequest) (*v1.ReportWipedResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, "tessera.v1.AuthService.ReportWiped is not implemented")
+}
+
+func (UnimplementedAuthServiceHandler) HubDevices(context.Context, *v1.HubDevicesRequest) (*v1.HubDevicesResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "tessera.v1.AuthService.HubDevices is not implemented")
 }
 
 type authServiceClient struct {
@@ -241,6 +263,14 @@ func (c *authServiceClient) Enroll(ctx context.Context, req *v1.EnrollRequest) (
 func (c *authServiceClient) ReportWiped(ctx context.Context, req *v1.ReportWipedRequest) (*v1.ReportWipedResponse, error) {
 	var res v1.ReportWipedResponse
 	if err := c.client.CallUnary(ctx, authServiceReportWipedSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *authServiceClient) HubDevices(ctx context.Context, req *v1.HubDevicesRequest) (*v1.HubDevicesResponse, error) {
+	var res v1.HubDevicesResponse
+	if err := c.client.CallUnary(ctx, authServiceHubDevicesSpec(), req, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -314,6 +344,18 @@ func (h authServiceHandler) reportWiped(ctx context.Context, _ connect.Spec, str
 		return err
 	}
 	res, err := h.svc.ReportWiped(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h authServiceHandler) hubDevices(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.HubDevicesRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.HubDevices(ctx, &req)
 	if err != nil {
 		return err
 	}
