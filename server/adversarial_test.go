@@ -2,12 +2,19 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/tessera-survey/tessera/ctl"
 	"github.com/tessera-survey/tessera/fieldapp"
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
 	"github.com/tessera-survey/tessera/internal/wire"
@@ -116,6 +123,7 @@ func userReceives(t *testing.T, ts *trustServer, user string, records map[string
 	if err == nil {
 		r.add(pull)
 	}
+	r.add(filesReceived(t, ts.URL, session, []string{"form_a", "form_b"}))
 	if user == "nobody" { // no role anywhere: the console refuses the sign-in's home page
 		return r
 	}
@@ -180,4 +188,67 @@ func anonymousReceives(t *testing.T, ts *trustServer, records map[string]synceng
 		r.add(string(b))
 	}
 	return r
+}
+
+// filesReceived is every byte surveyctl writes for a session: each form in
+// every export format, and a mirror.
+func filesReceived(t *testing.T, url, session string, forms []string) string {
+	var out strings.Builder
+	t.Setenv("TESSERA_TOKEN", session)
+	for _, form := range forms {
+		for _, format := range []string{"csv", "jsonl", "parquet", "geojson"} {
+			dir := filepath.Join(t.TempDir(), format)
+			var stdout, stderr strings.Builder
+			err := ctl.Main(context.Background(), []string{"--server", url, "export", "--form", form, "--format", format, "--out", dir}, &stdout, &stderr)
+			out.WriteString(stdout.String() + stderr.String())
+			if err != nil {
+				continue
+			}
+			out.WriteString(readTree(t, dir))
+		}
+		dir := filepath.Join(t.TempDir(), "mirror")
+		var stdout, stderr strings.Builder
+		if ctl.Main(context.Background(), []string{"--server", url, "export", "--form", form, "--format", "jsonl", "--mirror", dir}, &stdout, &stderr) == nil {
+			out.WriteString(readTree(t, dir))
+		}
+	}
+	return out.String()
+}
+
+// readTree is the text of every file under dir (parquet files as the rows
+// a reader decodes).
+func readTree(t *testing.T, dir string) string {
+	var out strings.Builder
+	must(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if strings.HasSuffix(p, ".parquet") {
+			out.WriteString(parquetText(t, p))
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		out.Write(b)
+		return err
+	}))
+	return out.String()
+}
+
+// parquetText is every row of a Parquet file, decoded (its pages are
+// compressed: raw bytes would hide a marker).
+func parquetText(t *testing.T, path string) string {
+	f, err := os.Open(path)
+	must(t, err)
+	defer f.Close()
+	pr := parquet.NewReader(f)
+	var out strings.Builder
+	for {
+		m := map[string]any{}
+		if err := pr.Read(&m); errors.Is(err, io.EOF) {
+			return out.String()
+		} else if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		fmt.Fprintf(&out, "%v\n", m)
+	}
 }

@@ -244,7 +244,8 @@ func rolesHave(rs map[string]auth.Role, role auth.Role) bool {
 }
 
 // propUserReceives is everything a user gets from the RPCs (forms, flags,
-// exports of every form, a pull, the audit trail) and every console page.
+// exports of every form through the RPC and as surveyctl writes them in
+// every format and a mirror, a pull, the audit trail) and every console page.
 func propUserReceives(t *testing.T, srv *testServer, user string, forms []propForm, recs []propRecord) string {
 	ctx := context.Background()
 	var out strings.Builder
@@ -267,10 +268,13 @@ func propUserReceives(t *testing.T, srv *testServer, user string, forms []propFo
 	if res, err := cl.Admin().AuditTrail(ctx, &tesserav1.AuditTrailRequest{}); err == nil {
 		add(res)
 	}
-	for _, f := range forms {
+	ids := make([]string, len(forms))
+	for i, f := range forms {
 		text, _ := exportText(t, cl, f.id)
 		add(text)
+		ids[i] = f.id
 	}
+	add(filesReceived(t, srv.URL, session, ids))
 	add(pullAll(t, cl))
 	if user == "nobody" {
 		return out.String()
