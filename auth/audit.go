@@ -42,10 +42,6 @@ func hashEntry(e AuditEntry) string {
 	return hex.EncodeToString(h[:])
 }
 
-type auditHead struct {
-	Seq  uint64 `json:"seq"`
-	Hash string `json:"hash"`
-}
 
 // AuditIn adds an entry within tx, the action's own transaction: the action
 // and its audit entry commit together or not at all.
@@ -56,7 +52,7 @@ func (s *Service) AuditIn(tx syncengine.Tx, actor, action, detail string) error 
 // appendAudit adds an entry within tx (so the action and its record commit
 // together).
 func (s *Service) appendAudit(tx syncengine.Tx, actor, action, detail string) error {
-	var head auditHead
+	var head AuditHead
 	if b, err := tx.Meta(keyAuditHead); err == nil {
 		if err := json.Unmarshal(b, &head); err != nil {
 			return fmt.Errorf("audit head: %w", syncengine.ErrCorrupt)
@@ -69,7 +65,7 @@ func (s *Service) appendAudit(tx syncengine.Tx, actor, action, detail string) er
 	if err := put(tx, auditKey(e.Seq), e); err != nil {
 		return err
 	}
-	return put(tx, keyAuditHead, auditHead{Seq: e.Seq, Hash: e.Hash})
+	return put(tx, keyAuditHead, AuditHead{Seq: e.Seq, Hash: e.Hash})
 }
 
 // Audit records a security-relevant action (conflict resolutions, review
@@ -78,11 +74,18 @@ func (s *Service) Audit(ctx context.Context, actor, action, detail string) error
 	return s.store.Update(ctx, func(tx syncengine.Tx) error { return s.appendAudit(tx, actor, action, detail) })
 }
 
-// AuditTrail returns every entry in order and the recorded head.
-func (s *Service) AuditTrail(ctx context.Context) ([]AuditEntry, uint64, string, error) {
-	var out []AuditEntry
-	var head auditHead
-	err := s.store.View(ctx, func(tx syncengine.ReadTx) error {
+// MaxAuditPage bounds one page of the audit trail.
+const MaxAuditPage = 5000
+
+// AuditTrail returns up to limit entries after seq `after`, in order, the
+// recorded head, and whether more entries follow.
+func (s *Service) AuditTrail(ctx context.Context, after uint64, limit int) (entries []AuditEntry, head AuditHead, more bool, err error) {
+	if limit <= 0 || limit > MaxAuditPage {
+		limit = MaxAuditPage
+	}
+	from := auditKey(after)
+	err = s.store.View(ctx, func(tx syncengine.ReadTx) error {
+		entries, more = entries[:0], false
 		if b, err := tx.Meta(keyAuditHead); err == nil {
 			if err := json.Unmarshal(b, &head); err != nil {
 				return fmt.Errorf("%w: unreadable head", ErrTampered)
@@ -90,46 +93,95 @@ func (s *Service) AuditTrail(ctx context.Context) ([]AuditEntry, uint64, string,
 		} else if !errors.Is(err, syncengine.ErrNotFound) {
 			return err
 		}
-		return tx.ScanMeta(keyAudit, func(_ string, v []byte) error {
+		err := tx.ScanMeta(keyAudit, func(k string, v []byte) error {
+			if after > 0 && k <= from {
+				return nil // keys are zero-padded: they sort by number
+			}
+			if len(entries) == limit {
+				more = true
+				return syncengine.ErrStop
+			}
 			var e AuditEntry
 			if err := json.Unmarshal(v, &e); err != nil {
 				return fmt.Errorf("%w: unreadable entry", ErrTampered)
 			}
-			out = append(out, e)
+			entries = append(entries, e)
 			return nil
 		})
+		if errors.Is(err, syncengine.ErrStop) {
+			err = nil
+		}
+		return err
 	})
-	return out, head.Seq, head.Hash, err
+	return entries, head, more, err
 }
 
-// VerifyTrail checks a trail against its head: numbering without gaps,
-// each entry's hash, each link to the previous entry, and the head naming
-// the last entry (so a removed tail is noticed too).
-func VerifyTrail(entries []AuditEntry, headSeq uint64, headHash string) error {
-	prev := ""
-	for i, e := range entries {
-		if e.Seq != uint64(i+1) {
-			return fmt.Errorf("%w: entry %d is missing (found %d)", ErrTampered, i+1, e.Seq)
+// AuditHead is the last entry's number and hash, as the server recorded it.
+type AuditHead struct {
+	Seq  uint64 `json:"seq"`
+	Hash string `json:"hash"`
+}
+
+// TrailVerifier checks a trail page by page: numbering without gaps, each
+// entry's hash, each link to the previous entry, and (End) the head
+// naming the last entry, so a removed tail is noticed too.
+type TrailVerifier struct {
+	n    uint64
+	prev string
+}
+
+// Add checks the next entries.
+func (v *TrailVerifier) Add(entries []AuditEntry) error {
+	for _, e := range entries {
+		v.n++
+		if e.Seq != v.n {
+			return fmt.Errorf("%w: entry %d is missing (found %d)", ErrTampered, v.n, e.Seq)
 		}
-		if e.Prev != prev {
+		if e.Prev != v.prev {
 			return fmt.Errorf("%w: entry %d does not follow entry %d", ErrTampered, e.Seq, e.Seq-1)
 		}
 		if hashEntry(e) != e.Hash {
 			return fmt.Errorf("%w: entry %d was edited", ErrTampered, e.Seq)
 		}
-		prev = e.Hash
-	}
-	if uint64(len(entries)) != headSeq || prev != headHash {
-		return fmt.Errorf("%w: the trail ends at %d but its head says %d", ErrTampered, len(entries), headSeq)
+		v.prev = e.Hash
 	}
 	return nil
 }
 
-// VerifyAudit checks the stored trail.
-func (s *Service) VerifyAudit(ctx context.Context) (int, error) {
-	entries, seq, hash, err := s.AuditTrail(ctx)
-	if err != nil {
-		return 0, err
+// End checks the trail ended where its head says; it returns the count.
+func (v *TrailVerifier) End(head AuditHead) (uint64, error) {
+	if v.n != head.Seq || v.prev != head.Hash {
+		return v.n, fmt.Errorf("%w: the trail ends at %d but its head says %d", ErrTampered, v.n, head.Seq)
 	}
-	return len(entries), VerifyTrail(entries, seq, hash)
+	return v.n, nil
+}
+
+// VerifyTrail checks a whole trail against its head.
+func VerifyTrail(entries []AuditEntry, headSeq uint64, headHash string) error {
+	var v TrailVerifier
+	if err := v.Add(entries); err != nil {
+		return err
+	}
+	_, err := v.End(AuditHead{headSeq, headHash})
+	return err
+}
+
+// VerifyAudit checks the stored trail, page by page.
+func (s *Service) VerifyAudit(ctx context.Context) (int, error) {
+	var v TrailVerifier
+	var after uint64
+	for {
+		entries, head, more, err := s.AuditTrail(ctx, after, MaxAuditPage)
+		if err != nil {
+			return 0, err
+		}
+		if err := v.Add(entries); err != nil {
+			return 0, err
+		}
+		if !more {
+			n, err := v.End(head)
+			return int(n), err
+		}
+		after = entries[len(entries)-1].Seq
+	}
 }

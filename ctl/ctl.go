@@ -39,7 +39,8 @@ Commands:
   device code --project P [--team T] [--ttl 15m]   a single-use enrollment code for one device
   device list [--project P] | device revoke ID | device wipe ID
   hub code --project P [--team T] [--ttl 15m]   a single-use code enrolling a camp-office hub (surveyd --upstream URL --enroll CODE)
-  audit verify                             fetch the audit trail and check its hash chain
+  audit verify                             fetch the audit trail (page by page) and check its hash chain
+  audit list [--after SEQ] [--limit 100]   print audit entries as JSON lines (--limit 0: all)
   export --form FORM --format csv|jsonl|parquet|geojson --out DIR [--approved-only] [--labels LANG] [--since CURSOR]
   review ID STATE [--comment TEXT]         received, has_issues, approved or rejected (a lead)
   form check FILE.xlsx          check an XLSForm offline: every problem by sheet and row, or a summary

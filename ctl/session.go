@@ -271,27 +271,79 @@ func (c *cli) device(args []string) error {
 }
 
 func (c *cli) audit(args []string) error {
-	if len(args) != 1 || args[0] != "verify" {
-		return errors.New("usage: surveyctl audit verify")
+	if len(args) == 0 || (args[0] != "verify" && args[0] != "list") {
+		return errors.New("usage: surveyctl audit verify | audit list [--after SEQ] [--limit N]")
+	}
+	fs := flag.NewFlagSet("audit "+args[0], flag.ContinueOnError)
+	after := fs.Uint64("after", 0, "list: entries after this sequence number")
+	limit := fs.Int("limit", 100, "list: most entries to print (0: all)")
+	if _, err := c.parse(fs, "audit "+args[0]+" [flags]", args[1:], 0); err != nil {
+		return helpOK(err)
 	}
 	cl, err := c.client()
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	res, err := cl.Admin().AuditTrail(context.WithoutCancel(c.ctx), &tesserav1.AuditTrailRequest{})
-	if err != nil {
-		return fmt.Errorf("audit: %w", err)
+	if args[0] == "list" {
+		return c.auditList(cl, *after, *limit)
 	}
+	// The trail comes in pages; each is checked as it arrives.
+	var v auth.TrailVerifier
+	var from uint64
+	for {
+		res, err := cl.Admin().AuditTrail(context.WithoutCancel(c.ctx), &tesserav1.AuditTrailRequest{AfterSeq: from})
+		if err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		entries := auditEntries(res)
+		if err := v.Add(entries); err != nil {
+			return fmt.Errorf("audit verify: %w", err)
+		}
+		if !res.More || len(entries) == 0 {
+			n, err := v.End(auth.AuditHead{Seq: res.HeadSeq, Hash: res.HeadHash})
+			if err != nil {
+				return fmt.Errorf("audit verify: %w", err)
+			}
+			fmt.Fprintf(c.stdout, "audit trail verified: %d entries, head %s\n", n, short(res.HeadHash))
+			return nil
+		}
+		from = entries[len(entries)-1].Seq
+	}
+}
+
+// auditList prints entries as JSON lines, a page at a time.
+func (c *cli) auditList(cl *wire.Client, after uint64, limit int) error {
+	enc := json.NewEncoder(c.stdout)
+	for printed := 0; limit == 0 || printed < limit; {
+		page := uint32(auth.MaxAuditPage)
+		if limit > 0 {
+			page = uint32(min(limit-printed, auth.MaxAuditPage))
+		}
+		res, err := cl.Admin().AuditTrail(c.ctx, &tesserav1.AuditTrailRequest{AfterSeq: after, Limit: page})
+		if err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		for _, e := range auditEntries(res) {
+			if err := enc.Encode(e); err != nil {
+				return err
+			}
+			after = e.Seq
+			printed++
+		}
+		if !res.More || len(res.Entries) == 0 {
+			break
+		}
+	}
+	return nil
+}
+
+func auditEntries(res *tesserav1.AuditTrailResponse) []auth.AuditEntry {
 	entries := make([]auth.AuditEntry, len(res.Entries))
 	for i, e := range res.Entries {
 		entries[i] = auth.AuditEntry{Seq: e.Seq, Time: e.Time, Actor: e.Actor, Action: e.Action, Detail: e.Detail, Prev: e.Prev, Hash: e.Hash}
 	}
-	if err := auth.VerifyTrail(entries, res.HeadSeq, res.HeadHash); err != nil {
-		return fmt.Errorf("audit verify: %w", err)
-	}
-	fmt.Fprintf(c.stdout, "audit trail verified: %d entries, head %s\n", len(entries), short(res.HeadHash))
-	return nil
+	return entries
 }
 
 func short(h string) string {

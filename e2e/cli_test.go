@@ -537,6 +537,12 @@ func TestSecurityCommandLine(t *testing.T) {
 	if r := ctl("audit", "verify"); r.err != nil || !strings.Contains(r.stdout, "audit trail verified") {
 		t.Fatalf("audit verify: %+v", r)
 	}
+	// The trail in pages: two entries after the first, as JSON lines.
+	r = ctl("audit", "list", "--after", "1", "--limit", "2")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if r.err != nil || len(lines) != 2 || !strings.Contains(lines[0], `"seq":2`) || !strings.Contains(lines[1], `"seq":3`) {
+		t.Fatalf("audit list: %+v", r)
+	}
 }
 
 // TestShutdownWhenStoreCannotBeSaved: surveyd whose data folder is removed

@@ -179,12 +179,12 @@ func (h *adminService) WipeDevice(ctx context.Context, req *tesserav1.WipeDevice
 	return &tesserav1.WipeDeviceResponse{}, h.deviceAction(ctx, req.DeviceId, false, true)
 }
 
-func (h *adminService) AuditTrail(ctx context.Context, _ *tesserav1.AuditTrailRequest) (*tesserav1.AuditTrailResponse, error) {
-	entries, seq, hash, err := h.s.auth.AuditTrail(ctx)
+func (h *adminService) AuditTrail(ctx context.Context, req *tesserav1.AuditTrailRequest) (*tesserav1.AuditTrailResponse, error) {
+	entries, head, more, err := h.s.auth.AuditTrail(ctx, req.AfterSeq, int(min(req.Limit, auth.MaxAuditPage)))
 	if err != nil {
 		return nil, toConnect(ctx, h.s.log, "AuditTrail", err)
 	}
-	res := &tesserav1.AuditTrailResponse{HeadSeq: seq, HeadHash: hash}
+	res := &tesserav1.AuditTrailResponse{HeadSeq: head.Seq, HeadHash: head.Hash, More: more}
 	for _, e := range entries {
 		res.Entries = append(res.Entries, &tesserav1.AuditEntry{Seq: e.Seq, Time: e.Time, Actor: e.Actor, Action: e.Action,
 			Detail: e.Detail, Prev: e.Prev, Hash: e.Hash})

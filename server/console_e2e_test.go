@@ -92,7 +92,7 @@ func TestConsoleResolvesConflict(t *testing.T) {
 		}
 	}
 	assertConverged(t, srv.Replica(), a.Replica(), b.Replica())
-	entries, _, _, _ := srv.Auth().AuditTrail(ctx)
+	entries, _, _, _ := srv.Auth().AuditTrail(ctx, 0, 0)
 	found := false
 	for _, e := range entries {
 		found = found || (e.Action == "conflict-resolved" && strings.Contains(e.Detail, "confirmed with the respondent"))

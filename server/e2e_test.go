@@ -70,7 +70,7 @@ func TestEndToEnd(t *testing.T) {
 				}
 			}
 			assertConverged(t, srv.Replica(), a, b, c)
-			entries, _, _, err := srv.Auth().AuditTrail(ctx)
+			entries, _, _, err := srv.Auth().AuditTrail(ctx, 0, 0)
 			must(t, err)
 			resolved := 0
 			for _, e := range entries {

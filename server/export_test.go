@@ -217,7 +217,7 @@ func TestExport(t *testing.T) {
 	if len(ap) != 1 || ap[0]["_id"] != r1.String() || ap[0]["_review"] != "approved" || ap[0]["gbv/gbv_risk"] != "agree" {
 		t.Fatalf("approved-only export for an admin: %v", ap)
 	}
-	entries, _, _, _ := srv.Auth().AuditTrail(ctx)
+	entries, _, _, _ := srv.Auth().AuditTrail(ctx, 0, 0)
 	exports := 0
 	for _, e := range entries {
 		if e.Action == "export" {

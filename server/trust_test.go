@@ -269,7 +269,7 @@ func TestServerDataPrivateAndViewsAudited(t *testing.T) {
 	must(t, err)
 	c, _ := consoleClient(t, ts.testServer, "a-analyst", "a-analyst's long password")
 	httpBody(t, c, http.MethodGet, ts.URL+"/console/records/"+id.String(), "", nil, http.StatusOK)
-	entries, _, _, err := ts.Auth().AuditTrail(ctx)
+	entries, _, _, err := ts.Auth().AuditTrail(ctx, 0, 0)
 	must(t, err)
 	for _, e := range entries {
 		if e.Action == "record-view" && e.Actor == "a-analyst" && e.Detail == id.String() {

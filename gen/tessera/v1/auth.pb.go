@@ -1746,7 +1746,12 @@ func (*WipeDeviceResponse) Descriptor() ([]byte, []int) {
 }
 
 type AuditTrailRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Entries after this sequence number (0: from the first).
+	AfterSeq uint64 `protobuf:"varint,1,opt,name=after_seq,json=afterSeq,proto3" json:"after_seq,omitempty"`
+	// Most entries to return: at most 5,000; 0 for the server's default
+	// (5,000). Follow `more` for the rest.
+	Limit         uint32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1779,6 +1784,20 @@ func (x *AuditTrailRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use AuditTrailRequest.ProtoReflect.Descriptor instead.
 func (*AuditTrailRequest) Descriptor() ([]byte, []int) {
 	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *AuditTrailRequest) GetAfterSeq() uint64 {
+	if x != nil {
+		return x.AfterSeq
+	}
+	return 0
+}
+
+func (x *AuditTrailRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
 }
 
 type AuditEntry struct {
@@ -1875,10 +1894,12 @@ func (x *AuditEntry) GetHash() string {
 }
 
 type AuditTrailResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Entries       []*AuditEntry          `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
-	HeadSeq       uint64                 `protobuf:"varint,2,opt,name=head_seq,json=headSeq,proto3" json:"head_seq,omitempty"`
-	HeadHash      string                 `protobuf:"bytes,3,opt,name=head_hash,json=headHash,proto3" json:"head_hash,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Entries  []*AuditEntry          `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	HeadSeq  uint64                 `protobuf:"varint,2,opt,name=head_seq,json=headSeq,proto3" json:"head_seq,omitempty"`
+	HeadHash string                 `protobuf:"bytes,3,opt,name=head_hash,json=headHash,proto3" json:"head_hash,omitempty"`
+	// More entries follow the last one returned.
+	More          bool `protobuf:"varint,4,opt,name=more,proto3" json:"more,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1932,6 +1953,13 @@ func (x *AuditTrailResponse) GetHeadHash() string {
 		return x.HeadHash
 	}
 	return ""
+}
+
+func (x *AuditTrailResponse) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
 }
 
 var File_tessera_v1_auth_proto protoreflect.FileDescriptor
@@ -2048,8 +2076,10 @@ const file_tessera_v1_auth_proto_rawDesc = "" +
 	"\x14RevokeDeviceResponse\"0\n" +
 	"\x11WipeDeviceRequest\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\"\x14\n" +
-	"\x12WipeDeviceResponse\"\x13\n" +
-	"\x11AuditTrailRequest\"\xa0\x01\n" +
+	"\x12WipeDeviceResponse\"F\n" +
+	"\x11AuditTrailRequest\x12\x1b\n" +
+	"\tafter_seq\x18\x01 \x01(\x04R\bafterSeq\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\rR\x05limit\"\xa0\x01\n" +
 	"\n" +
 	"AuditEntry\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
@@ -2058,11 +2088,12 @@ const file_tessera_v1_auth_proto_rawDesc = "" +
 	"\x06action\x18\x04 \x01(\tR\x06action\x12\x16\n" +
 	"\x06detail\x18\x05 \x01(\tR\x06detail\x12\x12\n" +
 	"\x04prev\x18\x06 \x01(\tR\x04prev\x12\x12\n" +
-	"\x04hash\x18\a \x01(\tR\x04hash\"~\n" +
+	"\x04hash\x18\a \x01(\tR\x04hash\"\x92\x01\n" +
 	"\x12AuditTrailResponse\x120\n" +
 	"\aentries\x18\x01 \x03(\v2\x16.tessera.v1.AuditEntryR\aentries\x12\x19\n" +
 	"\bhead_seq\x18\x02 \x01(\x04R\aheadSeq\x12\x1b\n" +
-	"\thead_hash\x18\x03 \x01(\tR\bheadHash2\xfa\x03\n" +
+	"\thead_hash\x18\x03 \x01(\tR\bheadHash\x12\x12\n" +
+	"\x04more\x18\x04 \x01(\bR\x04more2\xfa\x03\n" +
 	"\vAuthService\x12>\n" +
 	"\x05Login\x12\x18.tessera.v1.LoginRequest\x1a\x19.tessera.v1.LoginResponse\"\x00\x12>\n" +
 	"\x05Setup\x12\x18.tessera.v1.SetupRequest\x1a\x19.tessera.v1.SetupResponse\"\x00\x12A\n" +
