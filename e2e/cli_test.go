@@ -607,3 +607,35 @@ func TestImportProgressOnlyOnTerminal(t *testing.T) {
 		t.Errorf("no summary: %q", r.stdout)
 	}
 }
+
+// TestParallelWrongPINsAcrossProcesses (issue 13, finding 11): wrong PINs
+// tried at once by separate fieldapp processes are each counted (the
+// failure count is read and written under a lock every process honours).
+func TestParallelWrongPINsAcrossProcesses(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "device")
+	mustFieldapp(t, dir, "init", "--server", "http://127.0.0.1:1")
+	_, bin := binaries(t)
+	const n = 3
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd := exec.Command(bin, "--data", dir, "record", "list")
+			cmd.Env = append(os.Environ(), "TESSERA_PIN=wrong-pin-0")
+			cmd.Run()
+		}()
+	}
+	wg.Wait()
+	b, err := os.ReadFile(filepath.Join(dir, "unlock.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l struct{ Failures int }
+	if err := json.Unmarshal(b, &l); err != nil {
+		t.Fatal(err)
+	}
+	if l.Failures != n {
+		t.Fatalf("%d wrong PINs in parallel processes counted as %d", n, l.Failures)
+	}
+}

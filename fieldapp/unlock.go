@@ -206,11 +206,19 @@ func WrongPINDelay(n int) time.Duration {
 // storeKey derives the store key of dir from pin, or fails with
 // ErrWrongPIN after the delay.
 func storeKey(ctx context.Context, dir, pin string) ([]byte, error) {
-	// One attempt at a time per store in this process: parallel guesses
-	// each read the count before any wrote it.
+	// One attempt at a time per store, in this process and across
+	// processes: parallel guesses each read the count before any wrote it.
 	mu, _ := pinLocks.LoadOrStore(filepath.Clean(dir), new(sync.Mutex))
 	mu.(*sync.Mutex).Lock()
 	defer mu.(*sync.Mutex).Unlock()
+	if _, err := os.Stat(lockPath(dir)); err != nil {
+		return nil, err
+	}
+	unlock, err := lockAttempts(dir)
+	if err != nil {
+		return nil, fmt.Errorf("PIN attempts: %w", err)
+	}
+	defer unlock()
 	l, err := readLock(dir)
 	if err != nil {
 		return nil, err
