@@ -42,7 +42,6 @@ func hashEntry(e AuditEntry) string {
 	return hex.EncodeToString(h[:])
 }
 
-
 // AuditIn adds an entry within tx, the action's own transaction: the action
 // and its audit entry commit together or not at all.
 func (s *Service) AuditIn(tx syncengine.Tx, actor, action, detail string) error {
