@@ -86,6 +86,7 @@ type conflictValue struct{ Value, Replica, Time string }
 type historyRow struct {
 	Time, Device string
 	Server       bool // written by this server (a console resolution)
+	Restamp      bool // written by this server to re-date a write of a wrong device clock
 	Changes      []string
 }
 
@@ -136,7 +137,7 @@ func historyRows(v survey.RecordView) []historyRow {
 	out := make([]historyRow, 0, len(v.History))
 	for _, e := range v.History {
 		h := historyRow{Time: time.UnixMilli(e.HLC.Millis()).UTC().Format("2006-01-02 15:04:05"),
-			Device: syncengine.ShortID(e.Replica.String()), Server: e.Server}
+			Device: syncengine.ShortID(e.Replica.String()), Server: e.Server, Restamp: e.Restamp}
 		for _, c := range e.Changes {
 			val := c.Value.String()
 			if c.Withheld {

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect/v2"
 	"connectrpc.com/connect/v2/connecthttp"
@@ -40,7 +41,7 @@ func client(url string, hc *http.Client, opts ...connecthttp.Option) tesserav1co
 func goodChange(replica syncengine.ReplicaID, counter uint64) *tesserav1.Change {
 	c := syncengine.Change{
 		Record: syncengine.NewRecordID(), Form: "household", Dot: syncengine.Dot{Replica: replica, Counter: counter},
-		HLC: 1, Fields: []syncengine.FieldWrite{{Name: "q1", Value: syncengine.IntValue(int64(counter))}},
+		HLC: syncengine.MakeHLC(time.Now().UnixMilli(), 0), Fields: []syncengine.FieldWrite{{Name: "q1", Value: syncengine.IntValue(int64(counter))}},
 	}
 	return wire.ChangeTo(&c)
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"github.com/tessera-survey/tessera/internal/wire"
 	"github.com/tessera-survey/tessera/server"
 	"github.com/tessera-survey/tessera/syncengine"
+	"github.com/tessera-survey/tessera/syncengine/memstore"
 )
 
 // trustServer is a server requiring sign-in with projects A and B, a lead
@@ -408,5 +410,95 @@ func TestSignedInUsersDoNotRelay(t *testing.T) {
 	}
 	if _, err := cl.Push(ctx, syncengine.Push{From: me, Through: 1, Changes: []syncengine.Change{change(rec, "f@1", me, 1, "q", "x")}}); err != nil {
 		t.Fatalf("an admin session pushing its own writes: %v", err)
+	}
+}
+
+// clockedReplica is a device replica whose clock says when, enrolled in
+// project A and speaking to ts with its own credential.
+func clockedReplica(t *testing.T, ts *trustServer, when time.Time) (*syncengine.Replica, *wire.Client) {
+	ctx := context.Background()
+	st := memstore.New()
+	must(t, syncengine.Init(ctx, st, syncengine.NewReplicaID()))
+	rep, err := syncengine.Open(ctx, st, syncengine.Options{Clock: func() time.Time { return when }})
+	must(t, err)
+	code, _, err := ts.Auth().NewEnrollmentCode(ctx, "t", "A", "", time.Hour)
+	must(t, err)
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	d, secret, err := ts.Auth().Enroll(ctx, code, pub, ed25519.Sign(priv, []byte(auth.NormalizeCode(code))))
+	must(t, err)
+	cl, err := wire.Dial(ts.URL, nil, wire.WithAuthorization("Device "+auth.DeviceCredential(d.ID, secret)))
+	must(t, err)
+	t.Cleanup(cl.Close)
+	return rep, cl
+}
+
+// TestDeviceClocksBoundedAtReceipt (finding 14): a device dated years
+// ahead no longer wins a conflict's provisional value, and one dated 1970
+// no longer dates its records 1970. Their writes are kept (nothing is
+// refused: the push goes through), written again with the server's clock;
+// the conflict stays, and every replica converges on the same state.
+func TestDeviceClocksBoundedAtReceipt(t *testing.T) {
+	ts := newTrustServer(t)
+	ctx := context.Background()
+	honest := ts.enrolledDevice(t, "A")
+	future, fcl := clockedReplica(t, ts, time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC))
+	id, err := honest.Create(ctx, "clock_form@1", fw("q", "first"))
+	must(t, err)
+	mustSync(t, honest)
+	if _, err := future.Sync(ctx, fcl, syncengine.SyncOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Concurrent answers: the far-future device's first, the honest one's
+	// later in real time.
+	must(t, future.Set(ctx, id, fw("q", "FROM-2300")))
+	if _, err := future.Sync(ctx, fcl, syncengine.SyncOptions{}); err != nil {
+		t.Fatalf("the push of a device with a wrong clock: %v", err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	must(t, honest.Set(ctx, id, fw("q", "HONEST")))
+	mustSync(t, honest)
+	rec, err := ts.Replica().Record(ctx, id)
+	must(t, err)
+	cur, _ := rec.Fields["q"].Current()
+	if len(rec.Fields["q"].Entries) != 2 || cur.Value.String() != "HONEST" {
+		t.Fatalf("the conflict at the server: %+v (provisional %v)", rec.Fields["q"].Entries, cur.Value)
+	}
+	limit := time.Now().Add(time.Hour).UnixMilli()
+	for _, e := range rec.Fields["q"].Entries {
+		if e.HLC.Millis() > limit {
+			t.Errorf("a write dated %v is still current", time.UnixMilli(e.HLC.Millis()))
+		}
+	}
+	// Both devices converge on the server's state.
+	if _, err := future.Sync(ctx, fcl, syncengine.SyncOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, honest)
+	want := fmt.Sprint(snapshot(t, ts.Replica())[id.String()])
+	for name, r := range map[string]*syncengine.Replica{"future": future, "honest": honest.Replica()} {
+		if got := fmt.Sprint(snapshot(t, r)[id.String()]); got != want {
+			t.Errorf("%s device holds %s, the server %s", name, got, want)
+		}
+	}
+
+	// A device dated 1970: its record is dated when the server got it.
+	past, pcl := clockedReplica(t, ts, time.Unix(0, 0))
+	old, err := past.Create(ctx, "clock_form@1", fw("q", "FROM-1970"))
+	must(t, err)
+	before := time.Now()
+	if _, err := past.Sync(ctx, pcl, syncengine.SyncOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err = ts.Replica().Record(ctx, old)
+	must(t, err)
+	for name, reg := range rec.Fields {
+		for _, e := range reg.Entries {
+			if e.HLC.Millis() < before.Add(-time.Minute).UnixMilli() {
+				t.Errorf("%s is dated %v", name, time.UnixMilli(e.HLC.Millis()).UTC())
+			}
+		}
+	}
+	if v, _ := rec.Fields["q"].Current(); v.Value.String() != "FROM-1970" {
+		t.Fatalf("the answer of the 1970 device: %v", v.Value)
 	}
 }

@@ -23,6 +23,10 @@ type HistoryEntry struct {
 	HLC     syncengine.HLC
 	Replica syncengine.ReplicaID
 	Server  bool // written by this server (a console resolution)
+	// Restamp: written by this server to re-date one device write whose
+	// clock was out of bounds (its context is that write alone; a
+	// resolution's holds every value it settles).
+	Restamp bool
 	Changes []FieldChange
 }
 
@@ -82,6 +86,7 @@ func (s *Service) Record(ctx context.Context, p auth.Principal, id syncengine.Re
 	}
 	for _, e := range entries {
 		h := HistoryEntry{HLC: e.Change.HLC, Replica: e.Change.Dot.Replica, Server: e.Change.Dot.Replica == s.rep.ID()}
+		h.Restamp = h.Server && len(e.Change.Context) == 1 && e.Change.Context[0].Replica != s.rep.ID()
 		for _, f := range e.Change.Fields {
 			if syncengine.Reserved(f.Name) && f.Name != syncengine.DeletedField {
 				continue

@@ -218,7 +218,7 @@ func (s *Service) filter(d *auth.Device) syncengine.Filter {
 // A hub's push may say how it scoped its records (given); anyone else's
 // scopes are ignored.
 func (s *Service) Push(ctx context.Context, p auth.Principal, push syncengine.Push, given []RecordScope) (syncengine.PushResult, error) {
-	var opts []syncengine.ServeOption
+	var scoped syncengine.Guard
 	if p.User != nil {
 		// A signed-in user (an admin: the transport lets no one else push)
 		// pushes a replica's own writes; relaying is for enrolled hubs.
@@ -246,9 +246,25 @@ func (s *Service) Push(ctx context.Context, p auth.Principal, push syncengine.Pu
 				g[rs.Record] = rs.Scope
 			}
 		}
-		opts = append(opts, syncengine.WithGuard(s.guard(p.Device, g)))
+		scoped = s.guard(p.Device, g)
 	}
-	res, err := s.rep.Receive(ctx, push, opts...)
+	var marked []syncengine.RecordID
+	guard := func(tx syncengine.Tx, cs []syncengine.Change) (err error) {
+		if scoped != nil {
+			if err := scoped(tx, cs); err != nil {
+				return err
+			}
+		}
+		marked, err = s.markClocks(tx, p, cs)
+		return err
+	}
+	res, err := s.rep.Receive(ctx, push, syncengine.WithGuard(guard))
+	if err == nil && len(marked) > 0 {
+		// The push is in; a failed re-stamp is finished at the next start.
+		if rerr := s.restamp(ctx, marked); rerr != nil {
+			s.log.Error("re-stamping writes of a wrong device clock", "err", rerr)
+		}
+	}
 	if err == nil && res.Applied > 0 {
 		s.poke()
 	}

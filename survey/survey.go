@@ -90,6 +90,10 @@ func New(ctx context.Context, store syncengine.Store, cfg Config) (*Service, err
 	s.forms = forms.NewRegistry(store)
 	s.auth = auth.New(store, rep.Now)
 	s.stats = newDevStats(store, 30*time.Second, s.log.Warn)
+	if err := s.restampLeftovers(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 

@@ -611,3 +611,58 @@ func (r *Replica) observeAll(changes []Change) {
 		r.observe(changes[i].HLC)
 	}
 }
+
+// Restamp writes again, as this replica, each current value written by one
+// of dots: a policy above (the server's) decided those writes carry a
+// clock reading it cannot trust (a device dated 1970, or years ahead, once
+// faked creation dates and won every conflict's provisional value). Each
+// rewrite supersedes exactly one write (its context is that dot alone), so
+// every value stays and a conflict stays a conflict; only the clock
+// reading becomes this replica's. Dots no longer current are skipped. It
+// returns how many writes were re-stamped.
+func (r *Replica) Restamp(ctx context.Context, id RecordID, dots DotSet) (int, error) {
+	n := 0
+	err := r.localUpdate(ctx, func(tx Tx) error {
+		n = 0
+		rec, err := tx.Record(id)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		byDot := map[Dot][]FieldWrite{}
+		for name, reg := range rec.Fields {
+			for _, e := range reg.Entries {
+				if dots.Contains(e.Dot) && e.Dot.Replica != r.id {
+					byDot[e.Dot] = append(byDot[e.Dot], FieldWrite{Name: name, Value: e.Value})
+				}
+			}
+		}
+		if len(byDot) == 0 {
+			return nil
+		}
+		order := make([]Dot, 0, len(byDot))
+		for d := range byDot {
+			order = append(order, d)
+		}
+		slices.SortFunc(order, Dot.Compare)
+		for _, d := range order {
+			fields := byDot[d]
+			slices.SortFunc(fields, func(a, b FieldWrite) int { return strings.Compare(a.Name, b.Name) })
+			r.counter++
+			c := Change{Record: id, Form: rec.Form, Dot: Dot{Replica: r.id, Counter: r.counter}, HLC: r.tick(),
+				Context: DotSet{d}, Fields: fields}
+			if err := c.Validate(); err != nil {
+				return err
+			}
+			rec.Apply(&c)
+			if err := r.appendLog(tx, Local, &c); err != nil {
+				return err
+			}
+			n++
+		}
+		return tx.PutRecord(rec)
+	})
+	return n, err
+}

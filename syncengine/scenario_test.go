@@ -178,6 +178,21 @@ func (w *world) act(n *node, words []string) error {
 		return n.rep.ResolveDelete(w.ctx, id(), true)
 	case "confirm-delete":
 		return n.rep.ResolveDelete(w.ctx, id(), false)
+	case "restamp": // restamp REC FROM: write again FROM's current writes
+		rec, err := n.rep.Record(w.ctx, id())
+		if err != nil {
+			return err
+		}
+		var dots syncengine.DotSet
+		for _, reg := range rec.Fields {
+			for _, e := range reg.Entries {
+				if e.Dot.Replica == w.nodes[args[1]].rep.ID() {
+					dots = dots.Add(e.Dot)
+				}
+			}
+		}
+		_, err = n.rep.Restamp(w.ctx, id(), dots)
+		return err
 	}
 	return fmt.Errorf("unknown verb %q", verb)
 }
