@@ -48,6 +48,7 @@ type UI struct {
 	mu       sync.Mutex
 	dev      *fieldapp.Device
 	session  string // cookie value of the unlocked session
+	prefix   string // the session's path: every page of it is under /s/PREFIX/
 	csrf     string
 	lang     string
 	lastSeen time.Time
@@ -124,7 +125,7 @@ func (u *UI) lockLocked() error {
 		<-u.sync.done
 	}
 	u.sync = nil
-	u.session, u.csrf = "", ""
+	u.session, u.prefix, u.csrf = "", "", ""
 	if u.dev == nil {
 		return nil
 	}
@@ -165,7 +166,13 @@ func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		u.unlock(w, r)
 		return
 	}
-	dev, ok := u.authorized(w, r)
+	// An unlocked session lives under its own random path, and its cookie
+	// is sent only there: browsers send a host's cookies to every port of
+	// it, so with Path=/ any server on another port of 127.0.0.1 (another
+	// app on the phone) the browser was led to would receive the session.
+	path, inSession := u.inSession(path)
+	r.URL.Path = path
+	dev, ok := u.authorized(w, r, inSession)
 	if !ok {
 		return
 	}
@@ -177,7 +184,7 @@ func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		u.mu.Lock()
 		u.lockLocked()
 		u.mu.Unlock()
-		http.Redirect(w, r, "/", http.StatusSeeOther)
+		http.Redirect(w, r, "/", http.StatusSeeOther) // the locked screen: no session path any more
 	case path == "/language":
 		u.language(ctx, w, r, dev)
 	case path == "/interviews" && r.Method == http.MethodPost:
@@ -186,7 +193,7 @@ func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			u.fail(w, http.StatusBadRequest, err)
 			return
 		}
-		http.Redirect(w, r, "/interview/"+id.String(), http.StatusSeeOther)
+		u.redirect(w, r, "/interview/"+id.String())
 	case path == "/interviews":
 		u.list(ctx, w, r, dev)
 	case strings.HasPrefix(path, "/interview/"):
@@ -203,13 +210,46 @@ func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// authorized checks the session cookie and, for a POST, the CSRF token;
-// a locked store shows the unlock screen.
-func (u *UI) authorized(w http.ResponseWriter, r *http.Request) (*fieldapp.Device, bool) {
+// inSession strips the session's path from path; ok is false for a path
+// outside it (or a locked store).
+func (u *UI) inSession(path string) (string, bool) {
+	rest, ok := strings.CutPrefix(path, "/s/")
+	if !ok {
+		return path, false
+	}
+	prefix, rest, _ := strings.Cut(rest, "/")
+	u.mu.Lock()
+	mine := u.prefix != "" && subtle.ConstantTimeCompare([]byte(prefix), []byte(u.prefix)) == 1
+	u.mu.Unlock()
+	if !mine {
+		return path, false
+	}
+	return "/" + rest, true
+}
+
+// base is the session's path ("" when locked). u.mu must be held.
+func (u *UI) base() string {
+	if u.prefix == "" {
+		return ""
+	}
+	return "/s/" + u.prefix
+}
+
+// redirect sends the browser to target, a path of the session.
+func (u *UI) redirect(w http.ResponseWriter, r *http.Request, target string) {
+	u.mu.Lock()
+	base := u.base()
+	u.mu.Unlock()
+	http.Redirect(w, r, base+target, http.StatusSeeOther)
+}
+
+// authorized checks the session's path and cookie and, for a POST, the
+// CSRF token; a locked store shows the unlock screen.
+func (u *UI) authorized(w http.ResponseWriter, r *http.Request, inSession bool) (*fieldapp.Device, bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	c, err := r.Cookie("tessera_device")
-	if u.dev == nil || err != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(u.session)) != 1 {
+	if !inSession || u.dev == nil || err != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(u.session)) != 1 {
 		if r.URL.Path == "/sync/status" {
 			// The sync page polls this: after a wipe (or the idle lock) it
 			// learns the store is locked and goes to the locked screen.
@@ -267,20 +307,20 @@ func (u *UI) unlock(w http.ResponseWriter, r *http.Request) {
 		if u.dev != nil {
 			d.Close()
 		} else {
-			u.dev, u.session, u.csrf = d, auth.Token(), auth.Token()
+			u.dev, u.session, u.prefix, u.csrf = d, auth.Token(), auth.Token(), auth.Token()
 		}
 		u.mu.Unlock()
 	}
 	u.mu.Lock()
-	sess, lang := u.session, u.lang
+	sess, lang, base := u.session, u.lang, u.base()
 	u.lastSeen = time.Now()
 	u.mu.Unlock()
-	http.SetCookie(w, &http.Cookie{Name: "tessera_device", Value: sess, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: "tessera_device", Value: sess, Path: base + "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	next := "/forms"
 	if lang == "" {
 		next = "/language"
 	}
-	http.Redirect(w, r, next, http.StatusSeeOther)
+	http.Redirect(w, r, base+next, http.StatusSeeOther)
 }
 
 // renderUnlock shows the locked screen, with msg as its error.
@@ -313,12 +353,13 @@ type page struct {
 	Data    any
 	Pending int
 	Wiped   string // when the store was wiped at the server's request
+	Base    string // the session's path: the pages' links are relative to it
 }
 
 func (u *UI) page(title string, data any) page {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return page{Title: title, CSRF: u.csrf, Lang: u.lang, Dir: langDir(u.lang), Data: data}
+	return page{Title: title, CSRF: u.csrf, Lang: u.lang, Dir: langDir(u.lang), Data: data, Base: u.base()}
 }
 
 func (u *UI) render(w http.ResponseWriter, status int, name string, p page) {
@@ -363,7 +404,7 @@ func (u *UI) language(ctx context.Context, w http.ResponseWriter, r *http.Reques
 		if !localPath(next) {
 			next = "/forms"
 		}
-		http.Redirect(w, r, next, http.StatusSeeOther)
+		u.redirect(w, r, next)
 		return
 	}
 	type opt struct {
@@ -468,7 +509,7 @@ func (u *UI) interview(ctx context.Context, w http.ResponseWriter, r *http.Reque
 				u.fail(w, http.StatusBadRequest, err)
 				return
 			}
-			http.Redirect(w, r, back, http.StatusSeeOther)
+			u.redirect(w, r, back)
 			return
 		}
 		key, err := dev.AddInstance(ctx, id, r.PostFormValue("repeat"))
@@ -476,7 +517,7 @@ func (u *UI) interview(ctx context.Context, w http.ResponseWriter, r *http.Reque
 			u.fail(w, http.StatusBadRequest, err)
 			return
 		}
-		http.Redirect(w, r, back+"#"+key, http.StatusSeeOther)
+		u.redirect(w, r, back+"#"+key)
 	case "resolve":
 		u.resolve(ctx, w, r, dev, id)
 	default:
@@ -512,7 +553,7 @@ func (u *UI) finish(ctx context.Context, w http.ResponseWriter, r *http.Request,
 		return
 	}
 	if !finalize {
-		http.Redirect(w, r, "/interviews?notice="+url.QueryEscape("Draft saved."), http.StatusSeeOther)
+		u.redirect(w, r, "/interviews?notice="+url.QueryEscape("Draft saved."))
 		return
 	}
 	vs, err := dev.Finalize(ctx, id, lang)
@@ -533,7 +574,7 @@ func (u *UI) finish(ctx context.Context, w http.ResponseWriter, r *http.Request,
 		u.showInterview(w, http.StatusUnprocessableEntity, iv, lang, msgs, "")
 		return
 	}
-	http.Redirect(w, r, "/interviews?notice="+url.QueryEscape("Interview finalized. It will be sent at the next sync."), http.StatusSeeOther)
+	u.redirect(w, r, "/interviews?notice="+url.QueryEscape("Interview finalized. It will be sent at the next sync."))
 }
 
 // resolve settles a conflict on the device. It overrides a colleague's
@@ -555,7 +596,7 @@ func (u *UI) resolve(ctx context.Context, w http.ResponseWriter, r *http.Request
 		u.fail(w, http.StatusBadRequest, err)
 		return
 	}
-	http.Redirect(w, r, "/interview/"+id.String()+"?notice="+url.QueryEscape("Conflict settled. The choice syncs like any answer."), http.StatusSeeOther)
+	u.redirect(w, r, "/interview/"+id.String()+"?notice="+url.QueryEscape("Conflict settled. The choice syncs like any answer."))
 }
 
 // saveAll writes every answer a plain form post carries (the page without
@@ -647,7 +688,7 @@ func (u *UI) syncPage(w http.ResponseWriter, r *http.Request, dev *fieldapp.Devi
 			}()
 		}
 		u.mu.Unlock()
-		http.Redirect(w, r, "/sync", http.StatusSeeOther)
+		u.redirect(w, r, "/sync")
 		return
 	}
 	var server string

@@ -24,11 +24,14 @@ import (
 // uiClient is a browser without a browser: cookies, the CSRF token of the
 // last page, no redirects followed.
 type uiClient struct {
-	t    *testing.T
-	base string
-	c    *http.Client
-	csrf string
+	t       *testing.T
+	base    string
+	c       *http.Client
+	csrf    string
+	session string // the unlocked session's path, from the unlock's redirect
 }
+
+var sessionRE = regexp.MustCompile(`^/s/[^/]+`)
 
 func newUIClient(t *testing.T, base string) *uiClient {
 	jar, _ := cookiejar.New(nil)
@@ -48,7 +51,11 @@ func (u *uiClient) do(method, path string, form url.Values) (int, string, http.H
 		}
 		body = strings.NewReader(form.Encode())
 	}
-	req, err := http.NewRequest(method, u.base+path, body)
+	full := u.base + path
+	if u.session != "" && path != "/unlock" && !strings.HasPrefix(path, "/static/") && !strings.HasPrefix(path, "/s/") {
+		full = u.base + u.session + path
+	}
+	req, err := http.NewRequest(method, full, body)
 	if err != nil {
 		u.t.Fatal(err)
 	}
@@ -61,6 +68,12 @@ func (u *uiClient) do(method, path string, form url.Values) (int, string, http.H
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
+	if loc := res.Header.Get("Location"); res.StatusCode == http.StatusSeeOther && path == "/unlock" {
+		u.session = sessionRE.FindString(loc)
+	}
+	if loc := res.Header.Get("Location"); u.session != "" && strings.HasPrefix(loc, u.session+"/") {
+		res.Header.Set("Location", strings.TrimPrefix(loc, u.session)) // tests name pages by their path in the session
+	}
 	if m := csrfRE.FindSubmatch(b); m != nil {
 		u.csrf = string(m[1])
 	}
@@ -328,5 +341,51 @@ func TestUIWipe(t *testing.T) {
 	}
 	if code, _, _ := u.do("GET", "/interviews", nil); code != http.StatusOK {
 		t.Fatalf("after the wipe /interviews answers %d", code)
+	}
+}
+
+// TestUISessionCookieStaysOnItsPath (issue 13, finding 14): browsers send a
+// host's cookies to every port of it, so a session cookie with Path=/
+// reached any server on another port of 127.0.0.1 the browser was led to
+// (another app on the phone). The session now lives under a random path of
+// its own, which its cookie is limited to and which only the unlocking
+// browser learns.
+func TestUISessionCookieStaysOnItsPath(t *testing.T) {
+X, url.Values{"pin": {pin}}, http.StatusSeeOther)
+	var cookie *http.Cookie
+	for _, c := range (&http.Response{Header: h}).Cookies() {
+		if c.Name == "tessera_device" {
+			cookie = c
+		}
+	}
+	if cookie == nil || u.session == "" || cookie.Path != u.session+"/" {
+		t.Fatalf("session cookie %+v, session path %q", cookie, u.session)
+	}
+	u.get("/forms") // the session works under its path
+
+	// Another server on 127.0.0.1, another port: the same cookie jar (it
+	// keeps cookies per host, not per port, as browsers do) sends it nothing.
+	got := make(chan string, 1)
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("Cookie")
+	}))
+	defer other.Close()
+	for _, p := range []string{"/", "/forms", "/s/guess/forms"} {
+		res, err := u.c.Get(other.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if c := <-got; strings.Contains(c, "tessera_device") {
+			t.Fatalf("the session cookie went to %s%s: %q", other.URL, p, c)
+		}
+	}
+	// Nor does the session path leak to a caller without it.
+	anon := newUIClient(t, base)
+	for _, p := range []string{"/", "/forms", "/interviews", "/s/guess/forms"} {
+		code, body, _ := anon.do("GET", p, nil)
+		if strings.Contains(body, strings.TrimPrefix(u.session, "/s/")) || !strings.Contains(body, `id="unlock-form"`) {
+			t.Fatalf("GET %s without the session: %d %.300s", p, code, body)
+		}
 	}
 }

@@ -122,14 +122,15 @@ func main() {
 	}
 	phase("idle (locked)", func() { time.Sleep(200 * time.Millisecond) })
 	phase("unlock", func() {
-		c.post("/unlock", url.Values{"pin": {pin}})
+		loc := c.post("/unlock", url.Values{"pin": {pin}})
+		c.session = regexp.MustCompile(`^/s/[^/]+`).FindString(loc) // the session's own path
 		c.get("/forms")
 	})
 	var first string
 	phase(fmt.Sprintf("list %d pages", *pages), func() {
 		body := c.get("/interviews")
 		first = regexp.MustCompile(`data-id="([^"]+)"`).FindStringSubmatch(body)[1]
-		next := regexp.MustCompile(`href="/interviews\?before=([^"]+)"`)
+		next := regexp.MustCompile(`href="/?interviews\?before=([^"]+)"`)
 		for range *pages - 1 {
 			m := next.FindStringSubmatch(body)
 			if m == nil {
@@ -307,9 +308,19 @@ func (s *sampler) hwm() int64 {
 }
 
 type client struct {
-	base string
-	c    *http.Client
-	csrf string
+	base    string
+	session string // the unlocked session's path: its pages are under it
+	c       *http.Client
+	csrf    string
+}
+
+// url is path in the session (a path that names the session already, as
+// redirects do, is used as is).
+func (c *client) url(path string) string {
+	if strings.HasPrefix(path, "/s/") || path == "/unlock" {
+		return c.base + path
+	}
+	return c.base + c.session + path
 }
 
 func newClient(base string) *client {
@@ -320,7 +331,7 @@ func newClient(base string) *client {
 var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 func (c *client) get(path string) string {
-	res, err := c.c.Get(c.base + path)
+	res, err := c.c.Get(c.url(path))
 	check(err)
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
@@ -336,7 +347,7 @@ func (c *client) get(path string) string {
 // post posts a form and returns where it redirects (if it does).
 func (c *client) post(path string, form url.Values) string {
 	form.Set("csrf", c.csrf)
-	res, err := c.c.PostForm(c.base+path, form)
+	res, err := c.c.PostForm(c.url(path), form)
 	check(err)
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)

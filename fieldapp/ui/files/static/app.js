@@ -32,7 +32,7 @@
       var body = new URLSearchParams({ field: field, value: valueOf(field) });
       saved.textContent = "Saving…";
       chain = chain.then(function () {
-        return fetch("/interview/" + id + "/answer", {
+        return fetch("interview/" + id + "/answer", {
           method: "POST", body: body, credentials: "same-origin",
           headers: { "X-CSRF-Token": csrf, "Content-Type": "application/x-www-form-urlencoded" }
         }).then(function (r) {
@@ -127,7 +127,7 @@
       return (n / 1048576).toFixed(1) + " MiB";
     }
     function poll() {
-      fetch("/sync/status", { credentials: "same-origin" }).then(function (r) {
+      fetch("sync/status", { credentials: "same-origin" }).then(function (r) {
         if (!r.ok) { location.href = "/"; throw new Error("locked"); } // locked, or wiped
         return r.json();
       }).then(function (s) {
