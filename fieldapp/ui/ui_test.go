@@ -351,7 +351,10 @@ func TestUIWipe(t *testing.T) {
 // its own, which its cookie is limited to and which only the unlocking
 // browser learns.
 func TestUISessionCookieStaysOnItsPath(t *testing.T) {
-X, url.Values{"pin": {pin}}, http.StatusSeeOther)
+	_, serverURL := startServer(t)
+	_, base, _ := startUI(t, serverURL)
+	u := newUIClient(t, base)
+	_, h := u.post("/unlock", url.Values{"pin": {pin}}, http.StatusSeeOther)
 	var cookie *http.Cookie
 	for _, c := range (&http.Response{Header: h}).Cookies() {
 		if c.Name == "tessera_device" {
