@@ -159,7 +159,7 @@ func (h *adminService) ListDevices(ctx context.Context, req *tesserav1.ListDevic
 	res := &tesserav1.ListDevicesResponse{}
 	for _, d := range devs {
 		res.Devices = append(res.Devices, &tesserav1.DeviceInfo{Id: d.ID, Project: d.Project, Team: d.Team, EnrolledAt: d.Enrolled,
-			Revoked: d.Revoked, Wipe: d.Wipe, WipedAt: d.Wiped})
+			Revoked: d.Revoked, Wipe: d.Wipe, WipedAt: d.Wiped, Hub: d.Hub, Upstream: d.Upstream})
 	}
 	return res, nil
 }

@@ -1450,14 +1450,19 @@ func (x *ListDevicesRequest) GetProject() string {
 }
 
 type DeviceInfo struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Project       string                 `protobuf:"bytes,2,opt,name=project,proto3" json:"project,omitempty"`
-	Team          string                 `protobuf:"bytes,3,opt,name=team,proto3" json:"team,omitempty"`
-	EnrolledAt    int64                  `protobuf:"varint,4,opt,name=enrolled_at,json=enrolledAt,proto3" json:"enrolled_at,omitempty"`
-	Revoked       bool                   `protobuf:"varint,5,opt,name=revoked,proto3" json:"revoked,omitempty"`
-	Wipe          bool                   `protobuf:"varint,6,opt,name=wipe,proto3" json:"wipe,omitempty"`
-	WipedAt       int64                  `protobuf:"varint,7,opt,name=wiped_at,json=wipedAt,proto3" json:"wiped_at,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Project    string                 `protobuf:"bytes,2,opt,name=project,proto3" json:"project,omitempty"`
+	Team       string                 `protobuf:"bytes,3,opt,name=team,proto3" json:"team,omitempty"`
+	EnrolledAt int64                  `protobuf:"varint,4,opt,name=enrolled_at,json=enrolledAt,proto3" json:"enrolled_at,omitempty"`
+	Revoked    bool                   `protobuf:"varint,5,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	Wipe       bool                   `protobuf:"varint,6,opt,name=wipe,proto3" json:"wipe,omitempty"`
+	WipedAt    int64                  `protobuf:"varint,7,opt,name=wiped_at,json=wipedAt,proto3" json:"wiped_at,omitempty"`
+	// A camp-office hub (it relays its devices' writes).
+	Hub bool `protobuf:"varint,8,opt,name=hub,proto3" json:"hub,omitempty"`
+	// On a hub: a device enrolled at the upstream, a copy refreshed at every
+	// upstream sync.
+	Upstream      bool `protobuf:"varint,9,opt,name=upstream,proto3" json:"upstream,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1539,6 +1544,20 @@ func (x *DeviceInfo) GetWipedAt() int64 {
 		return x.WipedAt
 	}
 	return 0
+}
+
+func (x *DeviceInfo) GetHub() bool {
+	if x != nil {
+		return x.Hub
+	}
+	return false
+}
+
+func (x *DeviceInfo) GetUpstream() bool {
+	if x != nil {
+		return x.Upstream
+	}
+	return false
 }
 
 type ListDevicesResponse struct {
@@ -2058,7 +2077,7 @@ const file_tessera_v1_auth_proto_rawDesc = "" +
 	"\n" +
 	"expires_at\x18\x02 \x01(\x03R\texpiresAt\".\n" +
 	"\x12ListDevicesRequest\x12\x18\n" +
-	"\aproject\x18\x01 \x01(\tR\aproject\"\xb4\x01\n" +
+	"\aproject\x18\x01 \x01(\tR\aproject\"\xe2\x01\n" +
 	"\n" +
 	"DeviceInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
@@ -2068,7 +2087,9 @@ const file_tessera_v1_auth_proto_rawDesc = "" +
 	"enrolledAt\x12\x18\n" +
 	"\arevoked\x18\x05 \x01(\bR\arevoked\x12\x12\n" +
 	"\x04wipe\x18\x06 \x01(\bR\x04wipe\x12\x19\n" +
-	"\bwiped_at\x18\a \x01(\x03R\awipedAt\"G\n" +
+	"\bwiped_at\x18\a \x01(\x03R\awipedAt\x12\x10\n" +
+	"\x03hub\x18\b \x01(\bR\x03hub\x12\x1a\n" +
+	"\bupstream\x18\t \x01(\bR\bupstream\"G\n" +
 	"\x13ListDevicesResponse\x120\n" +
 	"\adevices\x18\x01 \x03(\v2\x16.tessera.v1.DeviceInfoR\adevices\"2\n" +
 	"\x13RevokeDeviceRequest\x12\x1b\n" +
