@@ -213,7 +213,7 @@ func colType(q *forms.Question) ColType {
 	switch q.Kind {
 	case forms.KInteger:
 		return TInt
-	case forms.KDecimal:
+	case forms.KDecimal, forms.KRange:
 		return TDecimal
 	}
 	return TText

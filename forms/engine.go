@@ -309,7 +309,7 @@ func (in *Instance) Validate(lang string) []Violation {
 }
 
 func typeCode(q *Question) string {
-	if q.Kind == KSelectOne || q.Kind == KSelectMultiple {
+	if q.Kind == KSelectOne || q.Kind == KSelectMultiple || q.Kind == KRank {
 		return "choice"
 	}
 	return "type"
@@ -389,6 +389,75 @@ func (in *Instance) checkType(n *INode, v syncengine.Value) string {
 	case KAcknowledge:
 		if s != "OK" && s != "true" {
 			return fmt.Sprintf("%q is not an acknowledgement (OK).", s)
+		}
+	case KRange:
+		return checkRange(q, s)
+	case KGeotrace, KGeoshape:
+		return checkGeoLine(q.Kind, s)
+	case KRank:
+		seen := map[string]bool{}
+		for _, c := range strings.Fields(s) {
+			if seen[c] {
+				return fmt.Sprintf("%q is ranked twice.", c)
+			}
+			seen[c] = true
+			if !in.allowedChoice(n, c) {
+				return fmt.Sprintf("%q is not one of the choices.", c)
+			}
+		}
+	}
+	return ""
+}
+
+// RangeBounds are a range question's start, end and step (ODK's defaults:
+// 1, 10, 1).
+func (q *Question) RangeBounds() (start, end, step float64) {
+	start, end, step = 1, 10, 1
+	for k, p := range map[string]*float64{"start": &start, "end": &end, "step": &step} {
+		if v, err := strconv.ParseFloat(q.Parameters[k], 64); err == nil {
+			*p = v
+		}
+	}
+	return start, end, step
+}
+
+func checkRange(q *Question, s string) string {
+	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		return fmt.Sprintf("%q is not a number.", s)
+	}
+	start, end, step := q.RangeBounds()
+	lo, hi := min(start, end), max(start, end)
+	if v < lo || v > hi {
+		return fmt.Sprintf("%v is outside the range %v to %v.", v, start, end)
+	}
+	if step != 0 {
+		if k := (v - start) / step; math.Abs(k-math.Round(k)) > 1e-9 {
+			return fmt.Sprintf("%v is not a step of %v from %v.", v, step, start)
+		}
+	}
+	return ""
+}
+
+// checkGeoLine checks a geotrace (at least 2 points) or geoshape (at
+// least 3 distinct points, closed: ODK repeats the first at the end):
+// points "lat lon [alt [acc]]" separated by ";".
+func checkGeoLine(k Kind, s string) string {
+	var pts []string
+	for _, p := range strings.Split(s, ";") {
+		if p = strings.TrimSpace(p); p != "" {
+			if !validGeopoint(p) {
+				return fmt.Sprintf("%q is not a location (latitude longitude [altitude [accuracy]]).", p)
+			}
+			pts = append(pts, p)
+		}
+	}
+	if k == KGeotrace && len(pts) < 2 {
+		return "A line needs at least 2 points, separated by ';'."
+	}
+	if k == KGeoshape {
+		if len(pts) < 4 || strings.Join(strings.Fields(pts[0])[:2], " ") != strings.Join(strings.Fields(pts[len(pts)-1])[:2], " ") {
+			return "A shape needs at least 3 points, separated by ';', ending with its first point."
 		}
 	}
 	return ""

@@ -252,3 +252,63 @@ func TestFormIDIsNotAPath(t *testing.T) {
 		t.Errorf("a valid form_id refused: %v", err)
 	}
 }
+
+// TestNewQuestionTypes (issue 15): the types real questionnaires use load
+// (with ODK's older spellings), and their answers are checked: a range
+// within start/end on its step, lines and shapes of points, ranks of the
+// list's choices once each; metadata the device cannot know is not asked.
+func TestNewQuestionTypes(t *testing.T) {
+	wb, err := ReadMarkdown(`
+| survey |
+|        | type                          | name   | label  | parameters              |
+|        | range                         | score  | Score  | start=0 end=10 step=2   |
+|        | geotrace                      | route  | Route  |                         |
+|        | geoshape                      | plot   | Plot   |                         |
+|        | rank pri                      | pri    | Rank   |                         |
+|        | barcode                       | code   | Code   |                         |
+|        | select_one_from_file camps.csv | camp   | Camp   |                         |
+|        | audit                         | audit  |        |                         |
+|        | phonenumber                   | phone  |        |                         |
+|        | q int                         | legacy | Legacy |                         |
+| choices |
+|         | list_name | name  | label |
+|         | pri       | food  | Food  |
+|         | pri       | water | Water |
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Import(wb, Options{RootName: "types"})
+	if err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	kinds := map[string]Kind{}
+	f.Walk(func(q *Question) { kinds[q.Name] = q.Kind })
+	want := map[string]Kind{"score": KRange, "route": KGeotrace, "plot": KGeoshape, "pri": KRank, "code": KBarcode,
+		"camp": KSelectOne, "audit": KAudit, "phone": KPhoneNumber, "legacy": KInteger}
+	for n, k := range want {
+		if kinds[n] != k {
+			t.Errorf("%s: kind %q, want %q", n, kinds[n], k)
+		}
+	}
+	if q := f.QuestionAt("camp"); q == nil || q.ItemsetFile != "camps.csv" {
+		t.Fatalf("select_one_from_file: %+v", q)
+	}
+	now := func() time.Time { return time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC) }
+	for _, c := range []struct {
+		ans  Answers
+		want []string
+	}{
+		{vals("score", 4, "route", "1 2; 3 4", "plot", "1 2; 3 4; 5 6; 1 2", "pri", "water food"), nil},
+		{vals("score", 5), []string{"score:type"}},
+		{vals("score", 12), []string{"score:type"}},
+		{vals("route", "1 2"), []string{"route:type"}},
+		{vals("plot", "1 2; 3 4; 5 6"), []string{"plot:type"}},
+		{vals("pri", "food food"), []string{"pri:choice"}},
+		{vals("pri", "rice"), []string{"pri:choice"}},
+	} {
+		if got := codes(NewInstance(f, c.ans, now).Validate("")); !slices.Equal(got, c.want) {
+			t.Errorf("%v: violations %v, want %v", c.ans, got, c.want)
+		}
+	}
+}

@@ -72,19 +72,48 @@ const (
 	KToday          Kind = "today"
 	KDeviceID       Kind = "deviceid"
 	KUsername       Kind = "username"
+
+	KRange              Kind = "range"    // a number from start to end by step (parameters)
+	KRank               Kind = "rank"     // the list's choices in the order the respondent ranks them
+	KGeotrace           Kind = "geotrace" // points "lat lon alt acc; ..." (a line)
+	KGeoshape           Kind = "geoshape" // a closed line of points (a polygon)
+	KBarcode            Kind = "barcode"
+	KVideo              Kind = "video"
+	KBackgroundAudio    Kind = "background-audio"
+	KBackgroundGeopoint Kind = "background-geopoint" // a location taken when its trigger question changes
+	KAudit              Kind = "audit"               // ODK's audit log of the interview (audit.csv)
+	KStartGeopoint      Kind = "start-geopoint"
+	KPhoneNumber        Kind = "phonenumber"
+	KSimSerial          Kind = "simserial"
+	KSubscriberID       Kind = "subscriberid"
+	KEmail              Kind = "email"
+	KExternalData       Kind = "external-data" // csv-external, xml-external: a data file the form reads (no answer)
+	KOSM                Kind = "osm"           // an OpenStreetMap feature file
 )
 
 // IsMeta reports whether k is filled by the device, not the respondent.
 func (k Kind) IsMeta() bool {
 	switch k {
-	case KStart, KEnd, KToday, KDeviceID, KUsername:
+	case KStart, KEnd, KToday, KDeviceID, KUsername, KPhoneNumber, KSimSerial, KSubscriberID, KEmail,
+		KStartGeopoint, KAudit, KBackgroundAudio, KBackgroundGeopoint:
 		return true
 	}
 	return false
 }
 
 // HasAnswer reports whether questions of kind k store a value.
-func (k Kind) HasAnswer() bool { return k != KNote && k != KGroup && k != KRepeat }
+func (k Kind) HasAnswer() bool {
+	return k != KNote && k != KGroup && k != KRepeat && k != KExternalData
+}
+
+// IsMedia reports whether answers of kind k are files.
+func (k Kind) IsMedia() bool {
+	switch k {
+	case KImage, KAudio, KVideo, KFile, KBackgroundAudio, KAudit, KOSM:
+		return true
+	}
+	return false
+}
 
 // Question is one row of the survey sheet: a question, a group or a repeat
 // (with its children).
@@ -94,6 +123,15 @@ type Question struct {
 	Name     string
 	ListName string // select questions
 	OrOther  bool
+	// ItemsetFile: the choices come from this attachment (CSV, XML or
+	// GeoJSON) of the form (select_one_from_file).
+	ItemsetFile string
+	// External: the choices come from the external_choices sheet
+	// (select_one_external).
+	External bool
+	// Trigger names the question whose change sets this one (${name}):
+	// a background-geopoint, or a calculation run when it changes.
+	Trigger string
 
 	Label, Hint, RequiredMessage, ConstraintMessage Text
 

@@ -100,6 +100,13 @@ func Typed(k Kind, s string) syncengine.Value {
 		if f, err := strconv.ParseFloat(strings.TrimSpace(s), 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
 			return syncengine.DecimalValue(f)
 		}
+	case KRange: // whole numbers stay whole (ODK types a range int unless a parameter is decimal)
+		if i, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64); err == nil {
+			return syncengine.IntValue(i)
+		}
+		if f, err := strconv.ParseFloat(strings.TrimSpace(s), 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
+			return syncengine.DecimalValue(f)
+		}
 	}
 	if s == "" {
 		return syncengine.Value{}

@@ -4,7 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -89,10 +91,11 @@ func sheetOrder(s string) int {
 }
 
 type importer struct {
-	wb    *Workbook
-	f     *Form
-	probs Problems
-	langs map[string]bool
+	wb       *Workbook
+	f        *Form
+	probs    Problems
+	langs    map[string]bool
+	external map[string]bool // list names of the external_choices sheet (read once)
 }
 
 func (im *importer) add(sheet string, row int, f string, a ...any) {
@@ -334,48 +337,106 @@ var typeAliases = map[string]Kind{
 	"acknowledge": KAcknowledge, "trigger": KAcknowledge, "hidden": KHidden,
 	"image": KImage, "photo": KImage, "audio": KAudio, "file": KFile,
 	"start": KStart, "end": KEnd, "today": KToday, "deviceid": KDeviceID, "imei": KDeviceID, "username": KUsername,
+	"range": KRange, "geotrace": KGeotrace, "geoshape": KGeoshape, "barcode": KBarcode, "video": KVideo,
+	"background-audio": KBackgroundAudio, "background-geopoint": KBackgroundGeopoint, "audit": KAudit,
+	"start-geopoint": KStartGeopoint, "phonenumber": KPhoneNumber, "simserial": KSimSerial,
+	"subscriberid": KSubscriberID, "email": KEmail, "csv-external": KExternalData, "xml-external": KExternalData,
+	"osm": KOSM,
+	// The older spellings pyxform still reads (its question type dictionary).
+	"add note prompt": KNote, "q note": KNote, "add text prompt": KText, "q string": KText,
+	"add integer prompt": KInteger, "q int": KInteger, "add decimal prompt": KDecimal, "q decimal": KDecimal,
+	"add date prompt": KDate, "q date": KDate, "add date time prompt": KDateTime, "add dateTime prompt": KDateTime,
+	"q date time": KDateTime, "q dateTime": KDateTime, "date time": KDateTime,
+	"add location prompt": KGeopoint, "q location": KGeopoint, "q geopoint": KGeopoint, "location": KGeopoint,
+	"add image prompt": KImage, "q image": KImage, "q picture": KImage, "add audio prompt": KAudio, "q audio": KAudio,
+	"add video prompt": KVideo, "q video": KVideo, "add barcode prompt": KBarcode, "q barcode": KBarcode,
+	"add acknowledge prompt": KAcknowledge, "q acknowledge": KAcknowledge,
+	"add calculate prompt": KCalculate, "q calculate": KCalculate,
+	"get start time": KStart, "start time": KStart, "get end time": KEnd, "end time": KEnd, "get today": KToday,
+	"get device id": KDeviceID, "device id": KDeviceID, "uri:deviceid": KDeviceID,
+	"get subscriber id": KSubscriberID, "subscriber id": KSubscriberID, "uri:subscriberid": KSubscriberID,
+	"get sim id": KSimSerial, "sim id": KSimSerial, "uri:simserial": KSimSerial,
+	"get phone number": KPhoneNumber, "uri:phonenumber": KPhoneNumber, "uri:username": KUsername, "uri:email": KEmail,
 }
 
-// parseType reads a type cell: the kind, its choice list, or_other, and
-// whether it begins or ends a group or repeat.
-func parseType(raw string) (k Kind, list string, orOther bool, begin, end bool, err error) {
+// typeCell is a type cell read: the kind, its choice list or choices
+// file, or_other, and whether it begins or ends a group or repeat.
+type typeCell struct {
+	kind       Kind
+	list, file string
+	external   bool
+	orOther    bool
+	begin, end bool
+}
+
+// listTypes are the type cells followed by a choice list name (or, for
+// the from_file ones, a file name), longest spelling first.
+var listTypes = []struct {
+	prefix   string
+	kind     Kind
+	file     bool
+	external bool
+}{
+	{"select_one_from_file ", KSelectOne, true, false}, {"select_multiple_from_file ", KSelectMultiple, true, false},
+	{"select_one_external ", KSelectOne, false, true}, {"select one external ", KSelectOne, false, true},
+	{"add select one prompt using ", KSelectOne, false, false}, {"add select multiple prompt using ", KSelectMultiple, false, false},
+	{"select all that apply from ", KSelectMultiple, false, false}, {"select multiple from ", KSelectMultiple, false, false},
+	{"select one using ", KSelectOne, false, false}, {"select multiple using ", KSelectMultiple, false, false},
+	{"select_one ", KSelectOne, false, false}, {"select one ", KSelectOne, false, false},
+	{"select_multiple ", KSelectMultiple, false, false}, {"select multiple ", KSelectMultiple, false, false},
+	{"q select1 ", KSelectOne, false, false}, {"q select ", KSelectMultiple, false, false},
+	{"rank ", KRank, false, false}, {"osm ", KOSM, false, false},
+}
+
+// choiceFileExt: the files select_*_from_file reads.
+var choiceFileExt = []string{".csv", ".xml", ".geojson"}
+
+func parseType(raw string) (typeCell, error) {
 	t := strings.Join(strings.Fields(raw), " ")
 	low := strings.ToLower(t)
 	switch strings.ReplaceAll(low, "_", " ") {
 	case "begin group":
-		return KGroup, "", false, true, false, nil
+		return typeCell{kind: KGroup, begin: true}, nil
 	case "end group":
-		return KGroup, "", false, false, true, nil
+		return typeCell{kind: KGroup, end: true}, nil
 	case "begin repeat":
-		return KRepeat, "", false, true, false, nil
+		return typeCell{kind: KRepeat, begin: true}, nil
 	case "end repeat":
-		return KRepeat, "", false, false, true, nil
+		return typeCell{kind: KRepeat, end: true}, nil
 	}
-	for _, p := range []struct {
-		prefix string
-		kind   Kind
-	}{{"select_one ", KSelectOne}, {"select one ", KSelectOne}, {"select_multiple ", KSelectMultiple}, {"select multiple ", KSelectMultiple}} {
-		if strings.HasPrefix(low, p.prefix) {
-			rest := strings.TrimSpace(t[len(p.prefix):])
-			if f := strings.Fields(rest); len(f) == 2 && (f[1] == "or_other" || f[1] == "or other") {
-				rest, orOther = f[0], true
-			}
-			if rest == "" || strings.ContainsAny(rest, " ") {
-				return "", "", false, false, false, fmt.Errorf("the 'type' value %q is invalid: give one choice list name after %s", raw, strings.TrimSpace(p.prefix))
-			}
-			return p.kind, rest, orOther, false, false, nil
+	for _, p := range listTypes {
+		if !strings.HasPrefix(low, p.prefix) {
+			continue
 		}
+		c := typeCell{kind: p.kind, external: p.external}
+		rest := strings.TrimSpace(t[len(p.prefix):])
+		if f := strings.Fields(rest); len(f) == 2 && (f[1] == "or_other" || f[1] == "or other") {
+			rest, c.orOther = f[0], true
+		}
+		if rest == "" || strings.ContainsAny(rest, " ") {
+			return c, fmt.Errorf("the 'type' value %q is invalid: give one choice list name after %s", raw, strings.TrimSpace(p.prefix))
+		}
+		if p.file {
+			ext := strings.ToLower(filepath.Ext(rest))
+			if !slices.Contains(choiceFileExt, ext) {
+				return c, fmt.Errorf("the 'type' value %q is invalid: the choices file must be .csv, .xml or .geojson (%q)", raw, rest)
+			}
+			c.file = rest
+			return c, nil
+		}
+		c.list = rest
+		return c, nil
 	}
-	if low == "select_one" || low == "select_multiple" {
-		return "", "", false, false, false, fmt.Errorf("the 'type' value %q is invalid: it needs a choice list name", raw)
+	if low == "select_one" || low == "select_multiple" || low == "rank" {
+		return typeCell{}, fmt.Errorf("the 'type' value %q is invalid: it needs a choice list name", raw)
 	}
 	if k, ok := typeAliases[t]; ok {
-		return k, "", false, false, false, nil
+		return typeCell{kind: k}, nil
 	}
 	if k, ok := typeAliases[low]; ok {
-		return k, "", false, false, false, nil
+		return typeCell{kind: k}, nil
 	}
-	return "", "", false, false, false, fmt.Errorf("the 'type' value %q is not a question type Tessera supports", raw)
+	return typeCell{}, fmt.Errorf("the 'type' value %q is not a question type Tessera supports", raw)
 }
 
 func (im *importer) buildTree(recs []record) {
@@ -389,7 +450,8 @@ func (im *importer) buildTree(recs []record) {
 			im.add("survey", r.row, "the 'type' value is missing: every row with content needs a type.")
 			continue
 		}
-		kind, list, orOther, begin, end, err := parseType(rawType)
+		tc, err := parseType(rawType)
+		kind, list, orOther, begin, end := tc.kind, tc.list, tc.orOther, tc.begin, tc.end
 		if err != nil {
 			im.add("survey", r.row, "%v", err)
 			continue
@@ -409,6 +471,7 @@ func (im *importer) buildTree(recs []record) {
 		}
 		q := &Question{
 			Row: r.row, Kind: kind, Name: r.cells["name"], ListName: list, OrOther: orOther, Parent: top,
+			ItemsetFile: tc.file, External: tc.external, Trigger: r.cells["trigger"],
 			Label: r.texts["label"], Hint: r.texts["hint"],
 			RequiredMessage: r.texts["required_message"], ConstraintMessage: r.texts["constraint_message"],
 			Required: r.cells["required"], Relevant: r.cells["relevant"], Constraint: r.cells["constraint"],
@@ -486,7 +549,11 @@ func (im *importer) checkQuestion(q *Question, r record, parent *Question, repea
 		im.add("survey", row, "Choice filter not supported with or_other.")
 	}
 	if q.ListName != "" && !isBareRef(q.ListName) {
-		if _, ok := im.f.Choices[q.ListName]; !ok {
+		if q.External {
+			if !im.externalLists()[q.ListName] {
+				im.add("survey", row, "the 'type' value is invalid: the choice list %q is not on the 'external_choices' sheet.", q.ListName)
+			}
+		} else if _, ok := im.f.Choices[q.ListName]; !ok {
 			im.add("survey", row, "the 'type' value is invalid: the choice list %q is not on the 'choices' sheet.", q.ListName)
 		}
 	}
@@ -501,10 +568,63 @@ func needsLabel(q *Question) bool {
 		return false // a calculated question shows no control
 	}
 	switch q.Kind {
-	case KCalculate, KHidden, KGroup, KRepeat:
+	case KCalculate, KHidden, KGroup, KRepeat, KExternalData:
 		return false
 	}
 	return !q.Kind.IsMeta()
+}
+
+// externalLists are the list names of the external_choices sheet (its
+// choices reach devices as an attachment, as ODK's itemsets.csv).
+func (im *importer) externalLists() map[string]bool {
+	if im.external != nil {
+		return im.external
+	}
+	im.external = map[string]bool{}
+	if s := im.wb.Sheet("external_choices"); s != nil {
+		_, recs := readRows(s)
+		for _, r := range recs {
+			if l := r.cells["list_name"]; l != "" {
+				im.external[l] = true
+			}
+		}
+	}
+	return im.external
+}
+
+// instances are the names of the form's secondary instances besides its
+// choice lists: csv-external/xml-external questions, choices files (by
+// base name) and entity lists.
+func (im *importer) instances() map[string]bool {
+	out := im.entityLists()
+	if s := im.wb.Sheet("survey"); s != nil {
+		_, recs := readRows(s)
+		for _, r := range recs {
+			tc, err := parseType(r.cells["type"])
+			switch {
+			case err != nil:
+			case tc.kind == KExternalData:
+				out[r.cells["name"]] = true
+			case tc.file != "":
+				out[strings.TrimSuffix(tc.file, filepath.Ext(tc.file))] = true
+			}
+		}
+	}
+	return out
+}
+
+// entityLists are the list names of the entities sheet.
+func (im *importer) entityLists() map[string]bool {
+	out := map[string]bool{}
+	if s := im.wb.Sheet("entities"); s != nil {
+		_, recs := readRows(s)
+		for _, r := range recs {
+			if l := r.cells["list_name"]; l != "" {
+				out[l] = true
+			}
+		}
+	}
+	return out
 }
 
 // parseParameters reads "key=value key2=value2" (also ";" or "," separated).
@@ -519,6 +639,10 @@ func parseParameters(s string) map[string]string {
 
 var paramKeys = map[Kind][]string{
 	KGeopoint:       {"allow-mock-accuracy", "capture-accuracy", "reference-geometry", "warning-accuracy"},
+	KGeotrace:       {"allow-mock-accuracy", "incremental", "reference-geometry"},
+	KGeoshape:       {"allow-mock-accuracy", "incremental", "reference-geometry"},
+	KRange:          {"end", "placeholder", "start", "step", "tick_interval", "tick_labelset"},
+	KRank:           {"randomize", "seed"},
 	KImage:          {"app", "max-pixels"},
 	KAudio:          {"quality"},
 	KText:           {"rows"},
@@ -532,6 +656,9 @@ func (im *importer) checkParameters(q *Question, row int) {
 	allowed, known := paramKeys[q.Kind]
 	if !known {
 		return
+	}
+	if q.ItemsetFile != "" {
+		allowed = append(slices.Clip(allowed), "label", "value") // the file's columns
 	}
 	var unknown []string
 	for k := range q.Parameters {
@@ -572,7 +699,7 @@ func (im *importer) checkParameters(q *Question, row int) {
 				im.add("survey", row, "Parameter 'app' has an invalid Android package name - the package name must have at least one '.' separator.")
 			}
 		case "reference-geometry":
-			if _, ok := im.f.Choices[v]; !ok && !isBareRef(v) {
+			if _, ok := im.f.Choices[v]; !ok && !isBareRef(v) && !im.instances()[v] {
 				im.add("survey", row, "the 'parameters' value is invalid. The 'reference-geometry' parameter must match a choice list name (%q is not one).", v)
 			}
 		case "quality":

@@ -1,8 +1,10 @@
 package ui
 
 import (
+	"math"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,6 +27,7 @@ type nodeView struct {
 	Index                                    int         // an instance's number, from 1
 	Conflicts                                []conflictView
 	Unsupported                              bool
+	Min, Max, Step                           string // a range question's slider
 	ID, CSRF, Lang                           string // the record, the token of forms inside the node, the language
 }
 
@@ -142,6 +145,10 @@ func (b *viewBuilder) question(c *forms.INode, q *forms.Question) *nodeView {
 	case forms.KGroup:
 		nv.Children = b.build(c, q)
 	case forms.KSelectOne, forms.KSelectMultiple:
+		if q.ItemsetFile != "" || q.External {
+			nv.Unsupported = true // its choices are in a file the device does not have yet
+			break
+		}
 		allowed := map[string]bool{}
 		for _, name := range st.Choices[c.Field] {
 			allowed[name] = true
@@ -163,6 +170,17 @@ func (b *viewBuilder) question(c *forms.INode, q *forms.Question) *nodeView {
 		nv.Input = "time"
 	case forms.KDateTime:
 		nv.Input = "datetime-local"
+	case forms.KRange:
+		start, end, step := q.RangeBounds()
+		nv.Input = "range"
+		nv.Min, nv.Max, nv.Step = fmtNum(min(start, end)), fmtNum(max(start, end)), fmtNum(math.Abs(step))
+		if step == 0 {
+			nv.Step = "any"
+		}
+	case forms.KBarcode:
+		nv.Input = "text" // typed (or scanned by a keyboard wedge)
+	case forms.KGeotrace, forms.KGeoshape:
+		nv.Input, nv.Multiline = "text", true // points "lat lon; lat lon; ..."
 	case forms.KGeopoint, forms.KNote, forms.KAcknowledge:
 	default:
 		nv.Unsupported = true
@@ -170,6 +188,8 @@ func (b *viewBuilder) question(c *forms.INode, q *forms.Question) *nodeView {
 	b.conflicts(nv, c, q)
 	return nv
 }
+
+func fmtNum(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
 
 // conflicts lists the concurrent answers of a question in conflict, with
 // choice labels in the interview's language.
