@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -559,7 +560,127 @@ func (im *importer) checkQuestion(q *Question, r record, parent *Question, repea
 	}
 	if p := r.cells["parameters"]; p != "" {
 		q.Parameters = parseParameters(p)
+		if !wellFormedParameters(p) {
+			im.add("survey", row, "the 'parameters' value is invalid. Parameters must be in the form of 'key1=value1 key2=value2'.")
+			return
+		}
 		im.checkParameters(q, row)
+		if q.Kind == KRange {
+			im.checkRange(q, row)
+		}
+	}
+}
+
+// wellFormedParameters: every part is key=value.
+func wellFormedParameters(s string) bool {
+	for _, part := range strings.FieldsFunc(s, func(r rune) bool { return r == ';' || r == ',' || unicode.IsSpace(r) }) {
+		if k, _, ok := strings.Cut(part, "="); !ok || strings.TrimSpace(k) == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// checkRange checks a range's parameters as ODK reads them: numbers, a
+// step and tick interval that fit the range, a placeholder on a step, and
+// tick labels on the ticks.
+func (im *importer) checkRange(q *Question, row int) {
+	bad := func(f string, a ...any) {
+		im.add("survey", row, "the 'parameters' value is invalid. For the 'range' question type, "+f, a...)
+	}
+	p := q.Parameters
+	num := map[string]float64{"start": 1, "end": 10, "step": 1}
+	for _, k := range []string{"start", "end", "step", "tick_interval", "placeholder"} {
+		v, ok := p[k]
+		if !ok {
+			continue
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			bad("the parameter '%s' must be a number.", k)
+			return
+		}
+		num[k] = f
+	}
+	start, end, step := num["start"], num["end"], num["step"]
+	span := math.Abs(end - start)
+	multiple := func(x, of float64) bool {
+		k := x / of
+		return math.Abs(k-math.Round(k)) < 1e-9
+	}
+	if step == 0 {
+		bad("the parameter 'step' must not be '0' (zero).")
+		return
+	}
+	if math.Abs(step) > span && span > 0 {
+		bad("the parameter 'step' must not be larger than the range (the difference between 'start' and 'end').")
+	}
+	_, hasTick := p["tick_interval"]
+	_, hasPlace := p["placeholder"]
+	labels, hasLabels := p["tick_labelset"]
+	tickedLook := !slices.ContainsFunc(strings.Fields(q.Appearance), func(a string) bool { return a != "vertical" && a != "no-ticks" })
+	if (hasTick || hasPlace || hasLabels) && !tickedLook {
+		bad("the parameters 'tick_interval', 'placeholder', and 'tick_labelset' are only supported for the appearances 'vertical', 'no-ticks', 'vertical no-ticks', and the default (empty) horizontal.")
+		return
+	}
+	tick := step
+	if hasTick {
+		tick = num["tick_interval"]
+		switch {
+		case tick == 0:
+			bad("the parameter 'tick_interval' must not be '0' (zero).")
+			return
+		case math.Abs(tick) > span:
+			bad("the parameter 'tick_interval' must not be larger than the range (the difference between 'start' and 'end').")
+		case !multiple(tick, step):
+			bad("the parameter 'tick_interval' must be a multiple of 'step'.")
+		}
+	}
+	lo, hi := min(start, end), max(start, end)
+	if hasPlace {
+		ph := num["placeholder"]
+		if ph < lo || ph > hi {
+			bad("the parameter 'placeholder' must be between the 'start' and 'end' values, inclusive).")
+		} else if !multiple(ph-start, step) {
+			bad("the parameter 'placeholder' must be a multiple of 'step'.")
+		}
+	}
+	if !hasLabels {
+		return
+	}
+	cs, ok := im.f.Choices[labels]
+	if !ok {
+		bad("the parameter 'tick_labelset' must be a choice list name from the 'list_name' column on the choices sheet.")
+		return
+	}
+	noTicks := strings.Contains(q.Appearance, "no-ticks")
+	distinct := map[string]bool{}
+	for _, c := range cs {
+		distinct[c.Name] = true
+	}
+	if noTicks && len(distinct) != 2 {
+		bad("the parameter 'tick_labelset' choice list must have only 2 items when the 'appearance' is 'no-ticks'.")
+		return
+	}
+	for _, c := range cs {
+		v, err := strconv.ParseFloat(c.Name, 64)
+		switch {
+		case err != nil:
+			bad("the parameter 'tick_labelset' choice values must all be numbers.")
+		case v < lo || v > hi:
+			bad("the parameter 'tick_labelset' choices must be between the 'start' and 'end' values, inclusive.")
+		case noTicks && v != start && v != end:
+			bad("the parameter 'tick_labelset' choice list values may only match the range 'start' and 'end' values when the 'appearance' is 'no-ticks'.")
+		case !noTicks && !multiple(v-start, tick):
+			what := "step"
+			if hasTick {
+				what = "tick_interval"
+			}
+			bad("the parameter 'tick_labelset' choices' values must be equal to the start of the range plus a multiple of '%s'.", what)
+		default:
+			continue
+		}
+		return
 	}
 }
 
@@ -681,6 +802,14 @@ func (im *importer) checkParameters(q *Question, row int) {
 	isInt := func(s string) bool { _, err := strconv.Atoi(s); return err == nil }
 	for k, v := range p {
 		switch k {
+		case "incremental":
+			if lv := strings.ToLower(v); lv != "true" && lv != "yes" && lv != "true()" {
+				im.add("survey", row, "the 'parameters' value is invalid. For geoshape and geotrace questions, the 'incremental' parameter may either be 'true' or not included.")
+			}
+		case "label", "value":
+			if q.ItemsetFile != "" && !validName(v) {
+				im.add("survey", row, "the 'parameters (%s)' value is invalid. Names must begin with a letter or underscore. After the first character, names may contain letters, digits, underscores, hyphens, or periods.", k)
+			}
 		case "allow-mock-accuracy":
 			if v != "true" && v != "false" {
 				im.add("survey", row, "the 'parameters' value is invalid. The 'allow-mock-accuracy' parameter must be either 'true' or 'false'.")
