@@ -312,3 +312,39 @@ func TestNewQuestionTypes(t *testing.T) {
 		}
 	}
 }
+
+// TestTypographicQuotes (issue 15): quotes a spreadsheet program curled
+// are read as plain ones on the survey sheet, as pyxform does.
+func TestTypographicQuotes(t *testing.T) {
+	wb, err := ReadMarkdown(`
+| survey |
+|        | type             | name | label | relevant             |
+|        | select_one yn    | ok   | OK?   |                      |
+|        | text             | why  | Why?  | ${ok} = ‘no’         |
+| choices |
+|         | list_name | name | label |
+|         | yn        | yes  | Yes   |
+|         | yn        | no   | No    |
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Import(wb, Options{RootName: "quotes"})
+	if err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	now := func() time.Time { return time.Now() }
+	for ans, want := range map[string]bool{"no": true, "yes": false} {
+		in := NewInstance(f, vals("ok", ans), now)
+		got := false
+		in.Walk(func(n *INode) bool {
+			if n.Field == "why" {
+				got = in.Relevant(n)
+			}
+			return true
+		})
+		if got != want {
+			t.Errorf("ok=%s: why relevant %v, want %v", ans, got, want)
+		}
+	}
+}

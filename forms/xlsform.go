@@ -143,6 +143,22 @@ type record struct {
 	texts map[string]Text   // base → translations
 }
 
+// smartQuotes are the typographic quotes a spreadsheet program types for
+// ' and ": on the survey sheet they are read as the plain ones, as pyxform
+// does, so "${a} = ‘yes’" is an expression.
+var smartQuotes = strings.NewReplacer("\u2018", "'", "\u2019", "'", "\u201c", `"`, "\u201d", `"`)
+
+func straightenQuotes(r record) {
+	for k, v := range r.cells {
+		r.cells[k] = smartQuotes.Replace(v)
+	}
+	for _, t := range r.texts {
+		for lang, v := range t {
+			t[lang] = smartQuotes.Replace(v)
+		}
+	}
+}
+
 func readRows(s *Sheet) (cols []column, recs []record) {
 	if len(s.Rows) == 0 {
 		return nil, nil
@@ -233,6 +249,9 @@ func (im *importer) run(opts Options) {
 		return
 	}
 	cols, recs := readRows(survey)
+	for _, r := range recs {
+		straightenQuotes(r)
+	}
 	if len(cols) == 0 {
 		im.add("survey", 1, "the header row is missing: it needs at least the columns 'type' and 'name'.")
 		return
