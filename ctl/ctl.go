@@ -43,8 +43,8 @@ Commands:
   audit list [--after SEQ] [--limit 100]   print audit entries as JSON lines (--limit 0: all)
   export --form FORM --format csv|jsonl|parquet|geojson --out DIR [--approved-only] [--labels LANG] [--since CURSOR]
   review ID STATE [--comment TEXT]         received, has_issues, approved or rejected (a lead)
-  form check FILE.xlsx          check an XLSForm offline: every problem by sheet and row, or a summary
-  form publish FILE.xlsx [--project P]   publish a form version on the server
+  form check FILE.xlsx|.xls     check an XLSForm offline: every problem by sheet and row, or a summary
+  form publish FILE.xlsx|.xls [--project P]   publish a form version (a legacy .xls is kept as .xlsx)
   form list [--json]            the published forms, every version
   flags [--form ID] [--json]    finalized records the server flagged, with the reasons
 

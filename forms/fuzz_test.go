@@ -37,3 +37,21 @@ func FuzzXLSX(f *testing.F) {
 		_, _ = Import(wb, Options{})
 	})
 }
+
+// FuzzReadXLS: a damaged or hostile legacy .xls is an error, never a
+// panic or a runaway allocation.
+func FuzzReadXLS(f *testing.F) {
+	for _, name := range []string{"calculate.xls", "tutorial.xls", "widgets.xls"} {
+		if b, err := os.ReadFile("../../shared/conformance/pyxform-workbooks/example_xls/" + name); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add(append([]byte{0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1}, make([]byte, 512)...))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		wb, err := ReadWorkbook(b)
+		if err != nil {
+			return
+		}
+		_, _ = Import(wb, Options{})
+	})
+}

@@ -73,9 +73,9 @@ func NewRegistry(s syncengine.Store) *Registry {
 	return &Registry{store: s, cache: map[string]*Form{}}
 }
 
-// Parse imports an .xlsx XLSForm.
+// Parse imports an XLSForm workbook (.xlsx, or a legacy .xls).
 func Parse(xlsx []byte, defaultID string) (*Form, error) {
-	wb, err := ReadXLSX(bytes.NewReader(xlsx))
+	wb, err := ReadWorkbook(xlsx)
 	if err != nil {
 		return nil, err
 	}
@@ -95,6 +95,14 @@ func (r *Registry) PublishWith(ctx context.Context, xlsx []byte, defaultID, proj
 	also func(tx syncengine.Tx, info Info) error) (Info, bool, error) {
 	if len(xlsx) > MaxXLSXBytes {
 		return Info{}, false, fmt.Errorf("publish: the file is over %d MiB", MaxXLSXBytes>>20)
+	}
+	if bytes.HasPrefix(xlsx, cfbMagic) {
+		// A legacy .xls is kept as the .xlsx it reads as: devices (old
+		// ones too) and every reader downstream take .xlsx.
+		var err error
+		if xlsx, err = XLSToXLSX(xlsx); err != nil {
+			return Info{}, false, err
+		}
 	}
 	f, err := Parse(xlsx, defaultID)
 	if err != nil {

@@ -32,7 +32,7 @@ func (w *Workbook) Sheet(name string) *Sheet {
 }
 
 // ErrNotXLSX: the bytes are not a readable .xlsx workbook.
-var ErrNotXLSX = errors.New("not a readable .xlsx file")
+var ErrNotXLSX = errors.New("not a readable .xlsx or .xls workbook")
 
 // MaxXLSXBytes bounds an uploaded form file.
 const MaxXLSXBytes = 32 << 20

@@ -402,6 +402,7 @@ var listTypes = []struct {
 	{"add select one prompt using ", KSelectOne, false, false}, {"add select multiple prompt using ", KSelectMultiple, false, false},
 	{"select all that apply from ", KSelectMultiple, false, false}, {"select multiple from ", KSelectMultiple, false, false},
 	{"select one using ", KSelectOne, false, false}, {"select multiple using ", KSelectMultiple, false, false},
+	{"select one from ", KSelectOne, false, false},
 	{"select_one ", KSelectOne, false, false}, {"select one ", KSelectOne, false, false},
 	{"select_multiple ", KSelectMultiple, false, false}, {"select multiple ", KSelectMultiple, false, false},
 	{"q select1 ", KSelectOne, false, false}, {"q select ", KSelectMultiple, false, false},

@@ -1,0 +1,120 @@
+package forms
+
+import (
+	"bytes"
+	"context"
+	"time"
+
+	"github.com/tessera-survey/tessera/syncengine/memstore"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/tessera-survey/tessera/internal/shared"
+)
+
+// TestReadXLSLikeXLSX (issue 15): pyxform's legacy .xls workbooks read as
+// their .xlsx twins do (same sheets, same cell text), found by content:
+// an .xls saved with an .xlsx name reads too.
+func TestReadXLSLikeXLSX(t *testing.T) {
+	dir := shared.Dir(t, "conformance/pyxform-workbooks/example_xls")
+	xls, _ := filepath.Glob(filepath.Join(dir, "*.xls"))
+	if len(xls) < 20 {
+		t.Fatalf("%d .xls workbooks in %s", len(xls), dir)
+	}
+	twins := 0
+	for _, p := range xls {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wb, err := ReadWorkbook(b)
+		if err != nil {
+			t.Errorf("%s: %v", filepath.Base(p), err)
+			continue
+		}
+		if wb.Sheet("survey") == nil {
+			t.Errorf("%s: no survey sheet among %v", filepath.Base(p), sheetNames(wb))
+		}
+		xb, err := os.ReadFile(strings.TrimSuffix(p, ".xls") + ".xlsx")
+		if err != nil {
+			continue
+		}
+		twin, err := ReadWorkbook(xb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		twins++
+		for _, s := range twin.Sheets {
+			got := wb.Sheet(s.Name)
+			if got == nil {
+				t.Errorf("%s: sheet %q missing", filepath.Base(p), s.Name)
+				continue
+			}
+			if a, b := trimRows(got.Rows), trimRows(s.Rows); !slices.EqualFunc(a, b, slices.Equal) {
+				t.Errorf("%s sheet %s:\n xls  %q\n xlsx %q", filepath.Base(p), s.Name, a, b)
+			}
+		}
+	}
+	if twins < 4 {
+		t.Fatalf("only %d .xls/.xlsx pairs compared", twins)
+	}
+}
+
+func sheetNames(wb *Workbook) []string {
+	var out []string
+	for _, s := range wb.Sheets {
+		out = append(out, s.Name)
+	}
+	return out
+}
+
+// trimRows drops trailing empty cells and rows (the two formats keep
+// different amounts of them).
+func trimRows(rows [][]string) [][]string {
+	out := make([][]string, len(rows))
+	for i, r := range rows {
+		for len(r) > 0 && strings.TrimSpace(r[len(r)-1]) == "" {
+			r = r[:len(r)-1]
+		}
+		out[i] = r
+	}
+	for len(out) > 0 && len(out[len(out)-1]) == 0 {
+		out = out[:len(out)-1]
+	}
+	return out
+}
+
+// TestPublishXLS: a legacy .xls publishes, is kept as the .xlsx it reads
+// as (devices take .xlsx), and publishing it again stores nothing new.
+func TestPublishXLS(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(shared.Dir(t, "conformance/pyxform-workbooks/example_xls"), "calculate.xls"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, err := XLSToXLSX(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10 { // excelize writes sheets in map order: the bytes are made canonical
+		two, _ := XLSToXLSX(b)
+		if !bytes.Equal(one, two) || !bytes.HasPrefix(one, zipMagic) {
+			t.Fatal("the .xlsx written for an .xls is not the same bytes each time")
+		}
+	}
+	ctx := context.Background()
+	reg := NewRegistry(memstore.New())
+	info, created, err := reg.Publish(ctx, b, "calculate", "", time.Now())
+	if err != nil || !created {
+		t.Fatalf("publish .xls: %v %v", created, err)
+	}
+	if _, created, err := reg.Publish(ctx, b, "calculate", "", time.Now()); err != nil || created {
+		t.Fatalf("publish the same .xls again: created %v, %v", created, err)
+	}
+	_, stored, err := reg.Get(ctx, info.ID, info.Version)
+	if err != nil || !bytes.Equal(stored, one) {
+		t.Fatalf("stored bytes: %v (%d bytes)", err, len(stored))
+	}
+}
