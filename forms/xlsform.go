@@ -117,16 +117,27 @@ var columnAliases = map[string]string{
 }
 
 // choiceAliases apply on the choices sheet only.
-var choiceAliases = map[string]string{"value": "name"}
+var choiceAliases = map[string]string{"value": "name", "list name": "list_name"}
 
+// parseHeader reads a header row. Translations are "label::French (fr)";
+// a sheet with no "::" anywhere uses one colon ("label:french"), as older
+// workbooks do and pyxform still reads.
 func parseHeader(row []string) []column {
 	var cols []column
+	delim := ":"
+	if slices.ContainsFunc(row, func(h string) bool { return strings.Contains(h, "::") }) {
+		delim = "::"
+	}
 	for i, h := range row {
 		h = strings.TrimSpace(h)
 		if h == "" {
 			continue
 		}
-		base, lang, _ := strings.Cut(h, "::")
+		if a, ok := columnAliases[strings.ToLower(h)]; ok {
+			cols = append(cols, column{base: a, idx: i})
+			continue
+		}
+		base, lang, _ := strings.Cut(h, delim)
 		base = strings.ToLower(strings.TrimSpace(base))
 		if a, ok := columnAliases[base]; ok {
 			base = a
@@ -376,7 +387,7 @@ var typeAliases = map[string]Kind{
 	"get device id": KDeviceID, "device id": KDeviceID, "uri:deviceid": KDeviceID,
 	"get subscriber id": KSubscriberID, "subscriber id": KSubscriberID, "uri:subscriberid": KSubscriberID,
 	"get sim id": KSimSerial, "sim id": KSimSerial, "uri:simserial": KSimSerial,
-	"get phone number": KPhoneNumber, "uri:phonenumber": KPhoneNumber, "uri:username": KUsername, "uri:email": KEmail,
+	"get phone number": KPhoneNumber, "phone number": KText, "uri:phonenumber": KPhoneNumber, "uri:username": KUsername, "uri:email": KEmail,
 }
 
 // typeCell is a type cell read: the kind, its choice list or choices
@@ -433,6 +444,8 @@ func parseType(raw string) (typeCell, error) {
 		rest := strings.TrimSpace(t[len(p.prefix):])
 		if f := strings.Fields(rest); len(f) == 2 && (f[1] == "or_other" || f[1] == "or other") {
 			rest, c.orOther = f[0], true
+		} else if l, ok := strings.CutSuffix(rest, " or specify other"); ok {
+			rest, c.orOther = l, true // an older spelling of or_other
 		}
 		if rest == "" || strings.ContainsAny(rest, " ") {
 			return c, fmt.Errorf("the 'type' value %q is invalid: give one choice list name after %s", raw, strings.TrimSpace(p.prefix))
@@ -467,6 +480,9 @@ func (im *importer) buildTree(recs []record) {
 	repeatNames := map[string]int{}
 	for _, r := range recs {
 		rawType := r.cells["type"]
+		if rawType == "" && r.cells["name"] == "" {
+			continue // a row of notes to the form's authors, as pyxform reads it
+		}
 		if rawType == "" {
 			im.add("survey", r.row, "the 'type' value is missing: every row with content needs a type.")
 			continue
@@ -563,7 +579,7 @@ func (im *importer) checkQuestion(q *Question, r record, parent *Question, repea
 	if q.Kind == KCalculate && q.Calculation == "" && !IsDynamic(q.Default) {
 		im.add("survey", row, "Missing calculation.")
 	}
-	if needsLabel(q) && q.Label.Empty() && q.Hint.Empty() {
+	if needsLabel(q) && q.Label.Empty() && q.Hint.Empty() && !hasMediaLabel(r) {
 		im.add("survey", row, "The survey element named '%s' has no label or hint.", q.Name)
 	}
 	if q.OrOther && q.ChoiceFilter != "" {
@@ -702,6 +718,17 @@ func (im *importer) checkRange(q *Question, row int) {
 		}
 		return
 	}
+}
+
+// hasMediaLabel: an image, audio or video shown as the question's label
+// (the image column, or media::image::LANG).
+func hasMediaLabel(r record) bool {
+	for _, k := range []string{"image", "audio", "video", "big-image", "media"} {
+		if len(r.texts[k]) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func needsLabel(q *Question) bool {
