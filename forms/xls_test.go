@@ -118,3 +118,40 @@ func TestPublishXLS(t *testing.T) {
 		t.Fatalf("stored bytes: %v (%d bytes)", err, len(stored))
 	}
 }
+
+// TestLegacyLoop: "begin loop over LIST" asks its questions once per
+// choice, each time in a group named after it, with %(label)s replaced by
+// the choice's label (pyxform's loop.xls).
+func TestLegacyLoop(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(shared.Dir(t, "conformance/pyxform-workbooks/example_xls"), "loop.xls"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wb, err := ReadWorkbook(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Import(wb, Options{DefaultID: "loop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var groups []string
+	labels := map[string]string{}
+	f.Walk(func(q *Question) {
+		if q.Kind == KGroup && q.Parent == f.Root {
+			groups = append(groups, q.Name)
+		}
+		if q.Parent != nil && q.Parent.Kind == KGroup && q.Parent != f.Root {
+			labels[q.Path()] = q.Label.In("", "")
+		}
+	})
+	if len(groups) < 2 {
+		t.Fatalf("loop groups %v", groups)
+	}
+	for p, l := range labels {
+		if strings.Contains(l, "%(label)s") {
+			t.Errorf("%s: label %q still names the loop's placeholder", p, l)
+		}
+	}
+	t.Logf("groups %v, labels %v", groups, labels)
+}

@@ -279,6 +279,7 @@ func (im *importer) run(opts Options) {
 		return
 	}
 	im.buildTree(recs)
+	im.expandLoops(f.Root)
 	im.checkReferences()
 	im.compile()
 	for l := range im.langs {
@@ -390,6 +391,87 @@ var typeAliases = map[string]Kind{
 	"get phone number": KPhoneNumber, "phone number": KText, "uri:phonenumber": KPhoneNumber, "uri:username": KUsername, "uri:email": KEmail,
 }
 
+// kLoop is a legacy loop ("begin loop over LIST" ... "end loop"): the
+// questions inside are asked once per choice of LIST, each time in a group
+// named after the choice, with "%(label)s" in their texts standing for the
+// choice's label (pyxform's expansion). It never survives the import.
+const kLoop Kind = "loop"
+
+// expandLoops replaces every loop under q by its groups.
+func (im *importer) expandLoops(q *Question) {
+	var out []*Question
+	for _, c := range q.Children {
+		if c.Kind != kLoop {
+			im.expandLoops(c)
+			out = append(out, c)
+			continue
+		}
+		for _, t := range c.Children {
+			im.unname(t)
+			if r := firstRepeat(t); r != nil && len(im.f.Choices[c.ListName]) > 1 {
+				im.add("survey", r.Row, "the 'name' value '%s' is invalid. Repeat names must unique anywhere in the survey, at all levels of group or repeat nesting (it is asked once per choice of loop '%s').", r.Name, c.Name)
+			}
+		}
+		for _, ch := range im.f.Choices[c.ListName] {
+			g := &Question{Row: c.Row, Kind: KGroup, Name: ch.Name, Label: ch.Label, Relevant: c.Relevant, Appearance: c.Appearance, Parent: q}
+			for _, t := range c.Children {
+				g.Children = append(g.Children, im.cloneForChoice(t, g, ch))
+			}
+			im.expandLoops(g)
+			out = append(out, g)
+		}
+	}
+	q.Children = out
+}
+
+func firstRepeat(q *Question) *Question {
+	if q.Kind == KRepeat {
+		return q
+	}
+	for _, c := range q.Children {
+		if r := firstRepeat(c); r != nil {
+			return r
+		}
+	}
+	return nil
+}
+
+// unname drops a loop's template questions from the name index (their
+// copies are indexed instead).
+func (im *importer) unname(q *Question) {
+	im.f.byName[q.Name] = slices.DeleteFunc(im.f.byName[q.Name], func(x *Question) bool { return x == q })
+	if len(im.f.byName[q.Name]) == 0 {
+		delete(im.f.byName, q.Name)
+	}
+	for _, c := range q.Children {
+		im.unname(c)
+	}
+}
+
+func (im *importer) cloneForChoice(t, parent *Question, ch Choice) *Question {
+	c := *t
+	c.Parent, c.Children = parent, nil
+	c.Label, c.Hint = withChoiceLabel(t.Label, ch), withChoiceLabel(t.Hint, ch)
+	for _, k := range t.Children {
+		c.Children = append(c.Children, im.cloneForChoice(k, &c, ch))
+	}
+	if c.Name != "" {
+		im.f.byName[c.Name] = append(im.f.byName[c.Name], &c)
+	}
+	return &c
+}
+
+func withChoiceLabel(t Text, ch Choice) Text {
+	if len(t) == 0 {
+		return t
+	}
+	out := Text{}
+	for lang, s := range t {
+		out[lang] = strings.ReplaceAll(s, "%(label)s", ch.Label.In(lang, ""))
+	}
+	return out
+}
+
 // typeCell is a type cell read: the kind, its choice list or choices
 // file, or_other, and whether it begins or ends a group or repeat.
 type typeCell struct {
@@ -435,6 +517,15 @@ func parseType(raw string) (typeCell, error) {
 		return typeCell{kind: KRepeat, begin: true}, nil
 	case "end repeat":
 		return typeCell{kind: KRepeat, end: true}, nil
+	case "end loop":
+		return typeCell{kind: kLoop, end: true}, nil
+	}
+	if p := "begin loop over "; len(t) > len(p) && strings.ReplaceAll(low[:len(p)], "_", " ") == p {
+		rest := strings.TrimSpace(t[len(p):]) // "begin_loop over" is as long
+		if rest == "" || strings.Contains(rest, " ") {
+			return typeCell{}, fmt.Errorf("the 'type' value %q is invalid: give one choice list name after begin loop over", raw)
+		}
+		return typeCell{kind: kLoop, list: rest, begin: true}, nil
 	}
 	for _, p := range listTypes {
 		if !strings.HasPrefix(low, p.prefix) {
@@ -736,7 +827,7 @@ func needsLabel(q *Question) bool {
 		return false // a calculated question shows no control
 	}
 	switch q.Kind {
-	case KCalculate, KHidden, KGroup, KRepeat, KExternalData:
+	case KCalculate, KHidden, KGroup, KRepeat, KExternalData, kLoop:
 		return false
 	}
 	return !q.Kind.IsMeta()
