@@ -348,3 +348,39 @@ func TestTypographicQuotes(t *testing.T) {
 		}
 	}
 }
+
+// TestEntitiesKept (issue 15): the entities sheet is parsed and kept with
+// the version: the list, its label, and the answers saved to properties.
+func TestEntitiesKept(t *testing.T) {
+	wb, err := ReadMarkdown(`
+| survey |
+|        | type | name  | label | save_to |
+|        | text | hh    | HH    | head    |
+|        | text | shelt | Shelt | shelter |
+| entities |
+|          | list_name  | label |
+|          | households | ${hh} |
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Import(wb, Options{RootName: "ent"})
+	if err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	if len(f.Entities) != 1 || f.Entities[0].List != "households" || f.Entities[0].Label != "${hh}" ||
+		f.Entities[0].Properties["head"] != "hh" || f.Entities[0].Properties["shelter"] != "shelt" {
+		t.Fatalf("entities: %+v", f.Entities)
+	}
+	wb, _ = ReadMarkdown(`
+| survey |
+|        | type | name | label | save_to |
+|        | text | hh   | HH    | name    |
+| entities |
+|          | list_name  | label |
+|          | households | ${hh} |
+`)
+	if _, err := Import(wb, Options{RootName: "ent"}); err == nil || !strings.Contains(err.Error(), "save_to") {
+		t.Fatalf("a property named 'name': %v", err)
+	}
+}

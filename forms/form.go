@@ -191,6 +191,7 @@ type Form struct {
 	Choices            map[string][]Choice
 	Settings           map[string]string
 	Project            string // set by the registry: the project it was published for
+	Entities           []Entity
 
 	byName map[string][]*Question
 }

@@ -280,6 +280,9 @@ func (im *importer) run(opts Options) {
 	}
 	im.buildTree(recs)
 	im.expandLoops(f.Root)
+	if saves := im.collectSaves(recs); len(saves) > 0 || im.wb.Sheet("entities") != nil {
+		im.readEntities(saves)
+	}
 	im.checkReferences()
 	im.compile()
 	for l := range im.langs {
