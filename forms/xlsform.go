@@ -284,6 +284,7 @@ func (im *importer) run(opts Options) {
 		im.readEntities(saves)
 	}
 	im.checkReferences()
+	im.checkTriggers()
 	im.compile()
 	for l := range im.langs {
 		f.Languages = append(f.Languages, l)
@@ -644,6 +645,12 @@ func isBareRef(s string) bool { return bareRefRe.MatchString(strings.TrimSpace(s
 
 func (im *importer) checkQuestion(q *Question, r record, parent *Question, repeatNames map[string]int) {
 	row := r.row
+	if q.Kind == KAudit {
+		if q.Name != "" && q.Name != "audit" {
+			im.add("survey", row, "Audits must always be named 'audit'. The name column should be left blank.")
+		}
+		q.Name = "audit"
+	}
 	if q.Name == "" {
 		im.add("survey", row, "Question or group with no name.")
 		return
@@ -680,7 +687,11 @@ func (im *importer) checkQuestion(q *Question, r record, parent *Question, repea
 		im.add("survey", row, "Choice filter not supported with or_other.")
 	}
 	if q.ListName != "" && !isBareRef(q.ListName) {
-		if q.External {
+		if q.Kind == KOSM {
+			if !im.sheetLists("osm")[q.ListName] {
+				im.add("survey", row, "the 'type' value is invalid: the list %q is not on the 'osm' sheet.", q.ListName)
+			}
+		} else if q.External {
 			if !im.externalLists()[q.ListName] {
 				im.add("survey", row, "the 'type' value is invalid: the choice list %q is not on the 'external_choices' sheet.", q.ListName)
 			}
@@ -698,7 +709,77 @@ func (im *importer) checkQuestion(q *Question, r record, parent *Question, repea
 		if q.Kind == KRange {
 			im.checkRange(q, row)
 		}
+		if q.Kind == KAudit {
+			im.checkAuditLocation(q, row)
+		}
 	}
+}
+
+// checkAuditLocation: an audit that records locations names all three of
+// their parameters, the oldest fix no younger than the interval.
+func (im *importer) checkAuditLocation(q *Question, row int) {
+	p := q.Parameters
+	n := 0
+	for _, k := range []string{"location-priority", "location-min-interval", "location-max-age"} {
+		if _, ok := p[k]; ok {
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	if n < 3 {
+		im.add("survey", row, "To include location information in the audit, 'location-priority', 'location-min-interval', and 'location-max-age' are required parameters.")
+		return
+	}
+	lo, err1 := strconv.ParseFloat(p["location-min-interval"], 64)
+	hi, err2 := strconv.ParseFloat(p["location-max-age"], 64)
+	if err1 == nil && err2 == nil && hi < lo {
+		im.add("survey", row, "Parameter location-max-age must be greater than or equal to location-min-interval.")
+	}
+}
+
+var triggerRefRe = regexp.MustCompile(`^\$\{([^}]+)\}$`)
+
+// checkTriggers: a trigger cell is a comma-separated list of ${name}
+// references to questions a person answers; a background-geopoint needs
+// one and takes no calculation.
+func (im *importer) checkTriggers() {
+	im.f.Walk(func(q *Question) {
+		if q.Kind == KBackgroundGeopoint {
+			if q.Trigger == "" {
+				im.add("survey", q.Row, "For 'background-geopoint' questions, the 'trigger' column must not be empty.")
+			}
+			if q.Calculation != "" {
+				im.add("survey", q.Row, "For 'background-geopoint' questions, the 'calculation' column must be empty.")
+			}
+		}
+		if q.Trigger == "" {
+			return
+		}
+		for _, part := range strings.Split(q.Trigger, ",") {
+			if part = strings.TrimSpace(part); part == "" {
+				continue
+			}
+			m := triggerRefRe.FindStringSubmatch(part)
+			switch {
+			case m == nil && strings.Count(part, "${") > 1:
+				im.add("survey", q.Row, "the 'trigger' value is invalid. Reference variable lists must have a comma between each variable.")
+				return
+			case m == nil:
+				im.add("survey", q.Row, "the 'trigger' value is invalid. Reference variables must start with '${', then a question name, and end with '}'.")
+				return
+			}
+			qs := im.f.byName[strings.TrimSpace(m[1])]
+			if len(qs) == 0 {
+				im.add("survey", q.Row, "the 'trigger' value is invalid. Reference variables must contain a name from the 'survey' sheet. Could not find the name '%s'.", m[1])
+				return
+			}
+			if t := qs[0]; t.Kind == KCalculate || t.Kind == KHidden || t.Kind.IsMeta() {
+				im.add("survey", q.Row, "The question ${%s} is not user-visible so it can't be used as a calculation trigger for question ${%s}.", t.Name, q.Name)
+			}
+		}
+	})
 }
 
 // wellFormedParameters: every part is key=value.
@@ -875,6 +956,20 @@ func (im *importer) instances() map[string]bool {
 	return out
 }
 
+// sheetLists are the list names of a sheet.
+func (im *importer) sheetLists(sheet string) map[string]bool {
+	out := map[string]bool{}
+	if s := im.wb.Sheet(sheet); s != nil {
+		_, recs := readRows(s)
+		for _, r := range recs {
+			if l := r.cells["list_name"]; l != "" {
+				out[l] = true
+			}
+		}
+	}
+	return out
+}
+
 // entityLists are the list names of the entities sheet.
 func (im *importer) entityLists() map[string]bool {
 	out := map[string]bool{}
@@ -907,6 +1002,8 @@ var paramKeys = map[Kind][]string{
 	KRank:           {"randomize", "seed"},
 	KImage:          {"app", "max-pixels"},
 	KAudio:          {"quality"},
+	KAudit: {"identify-user", "location-max-age", "location-min-interval", "location-priority",
+		"track-changes", "track-changes-reasons"},
 	KText:           {"rows"},
 	KSelectOne:      {"randomize", "seed"},
 	KSelectMultiple: {"randomize", "seed"},
@@ -971,6 +1068,22 @@ func (im *importer) checkParameters(q *Question, row int) {
 		case "reference-geometry":
 			if _, ok := im.f.Choices[v]; !ok && !isBareRef(v) && !im.instances()[v] {
 				im.add("survey", row, "the 'parameters' value is invalid. The 'reference-geometry' parameter must match a choice list name (%q is not one).", v)
+			}
+		case "location-priority":
+			if !slices.Contains([]string{"no-power", "low-power", "balanced", "high-accuracy"}, v) {
+				im.add("survey", row, "Parameter location-priority must be set to no-power, low-power, balanced, or high-accuracy: '%s' is an invalid value.", v)
+			}
+		case "location-min-interval", "location-max-age":
+			if f, err := strconv.ParseFloat(v, 64); err != nil || f < 0 {
+				im.add("survey", row, "Parameter %s must be greater than or equal to zero.", k)
+			}
+		case "track-changes", "identify-user":
+			if v != "true" && v != "false" {
+				im.add("survey", row, "%s must be set to true or false: '%s' is an invalid value.", k, v)
+			}
+		case "track-changes-reasons":
+			if v != "on-form-edit" {
+				im.add("survey", row, "track-changes-reasons must be set to on-form-edit.")
 			}
 		case "quality":
 			if v != "normal" && v != "low" && v != "voice-only" && v != "external" {
