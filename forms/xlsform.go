@@ -995,13 +995,13 @@ func parseParameters(s string) map[string]string {
 }
 
 var paramKeys = map[Kind][]string{
-	KGeopoint:       {"allow-mock-accuracy", "capture-accuracy", "reference-geometry", "warning-accuracy"},
-	KGeotrace:       {"allow-mock-accuracy", "incremental", "reference-geometry"},
-	KGeoshape:       {"allow-mock-accuracy", "incremental", "reference-geometry"},
-	KRange:          {"end", "placeholder", "start", "step", "tick_interval", "tick_labelset"},
-	KRank:           {"randomize", "seed"},
-	KImage:          {"app", "max-pixels"},
-	KAudio:          {"quality"},
+	KGeopoint: {"allow-mock-accuracy", "capture-accuracy", "reference-geometry", "warning-accuracy"},
+	KGeotrace: {"allow-mock-accuracy", "incremental", "reference-geometry"},
+	KGeoshape: {"allow-mock-accuracy", "incremental", "reference-geometry"},
+	KRange:    {"end", "placeholder", "start", "step", "tick_interval", "tick_labelset"},
+	KRank:     {"randomize", "seed"},
+	KImage:    {"app", "max-pixels"},
+	KAudio:    {"quality"},
 	KAudit: {"identify-user", "location-max-age", "location-min-interval", "location-priority",
 		"track-changes", "track-changes-reasons"},
 	KText:           {"rows"},
