@@ -71,7 +71,7 @@ func (im *importer) readEntities(saves []saveTo) {
 			im.add("entities", r.row, "the 'list_name' value is invalid. The 'list_name' column must not have any duplicate names.")
 		}
 		seen[e.List] = true
-		creating := e.CreateIf != "" || e.EntityID == ""
+		creating := e.EntityID == "" // with an entity_id, create_if makes an upsert, which needs no label
 		switch {
 		case creating && e.Label == "":
 			im.add("entities", r.row, "the entity declaration is invalid. The entity list name '%s' does not have a label, but a 'label' is required when creating entities.", e.List)

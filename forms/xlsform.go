@@ -907,7 +907,7 @@ func hasMediaLabel(r record) bool {
 }
 
 func needsLabel(q *Question) bool {
-	if q.Calculation != "" {
+	if q.Calculation != "" || q.Trigger != "" {
 		return false // a calculated question shows no control
 	}
 	switch q.Kind {

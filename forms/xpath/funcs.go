@@ -234,6 +234,9 @@ func init() {
 			return Num(float64(ms) / msPerDay), nil
 		}},
 		"geofence":         {2, 2, geofence},
+		"area":             {1, 1, area},
+		"enclosed-area":    {1, 1, area},
+		"distance":         {1, -1, distance},
 		"format-date":      {2, 2, formatDate},
 		"format-date-time": {2, 2, formatDate},
 		"digest":           {2, 3, digest},
@@ -576,6 +579,73 @@ func geofence(_ *Context, a []Value) (Value, error) {
 		}
 	}
 	return Bool(in), nil
+}
+
+// earthRadius is the sphere ODK's geo functions measure on (WGS84's
+// equatorial radius, in meters).
+const earthRadius = 6378137.0
+
+// geoArgs reads points from a geoshape/geotrace string, a node-set of
+// geopoints (a repeat's), or several of either.
+func geoArgs(a []Value) ([][2]float64, error) {
+	var pts [][2]float64
+	for _, v := range a {
+		var texts []string
+		if v.Type == NodeSet {
+			for _, n := range v.Nodes {
+				texts = append(texts, n.Value())
+			}
+		} else {
+			texts = append(texts, v.AsString())
+		}
+		for _, t := range texts {
+			if strings.TrimSpace(t) == "" {
+				continue
+			}
+			p, err := parseGeo(strings.TrimSuffix(strings.TrimSpace(t), ";"))
+			if err != nil {
+				return nil, err
+			}
+			pts = append(pts, p...)
+		}
+	}
+	return pts, nil
+}
+
+// area (enclosed-area) is the area in square meters of the polygon the
+// points draw on a sphere of earthRadius (the spherical-excess
+// approximation of the shoelace formula); under 3 points it is 0.
+func area(_ *Context, a []Value) (Value, error) {
+	pts, err := geoArgs(a)
+	if err != nil {
+		return Num(math.NaN()), nil
+	}
+	if len(pts) < 3 {
+		return Num(0), nil
+	}
+	rad := math.Pi / 180
+	sum := 0.0
+	for i := range pts {
+		p1, p2 := pts[i], pts[(i+1)%len(pts)]
+		sum += (p2[1] - p1[1]) * rad * (2 + math.Sin(p1[0]*rad) + math.Sin(p2[0]*rad))
+	}
+	return Num(math.Abs(sum * earthRadius * earthRadius / 2)), nil
+}
+
+// distance is the length in meters of the line through the points
+// (great circles on a sphere of earthRadius, by the haversine formula).
+func distance(_ *Context, a []Value) (Value, error) {
+	pts, err := geoArgs(a)
+	if err != nil {
+		return Num(math.NaN()), nil
+	}
+	rad, d := math.Pi/180, 0.0
+	for i := 1; i < len(pts); i++ {
+		la1, lo1, la2, lo2 := pts[i-1][0]*rad, pts[i-1][1]*rad, pts[i][0]*rad, pts[i][1]*rad
+		h := math.Pow(math.Sin((la2-la1)/2), 2) + math.Cos(la1)*math.Cos(la2)*math.Pow(math.Sin((lo2-lo1)/2), 2)
+		d += 2 * earthRadius * math.Asin(math.Sqrt(h))
+	}
+	return Num(d), nil
 }
 
 var _ = time.UTC
