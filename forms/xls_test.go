@@ -155,3 +155,48 @@ func TestLegacyLoop(t *testing.T) {
 	}
 	t.Logf("groups %v, labels %v", groups, labels)
 }
+
+// TestPyxformWorkbooks (issue 15): every workbook of pyxform's examples
+// (.xlsx and .xls) reads, and imports with pyxform's verdict, except the
+// disagreements listed with their reason (counted and printed).
+func TestPyxformWorkbooks(t *testing.T) {
+	dir := shared.Dir(t, "conformance/pyxform-workbooks/example_xls")
+	invalid := map[string]bool{"bad_calc.xlsx": true, "unknown_question_type.xls": true} // pyxform's tests expect errors
+	why := map[string]string{
+		"attribute_columns_test.xlsx": "form id 'Spec test' has a space: form ids name files, tables and URLs here",
+		"flat_xlsform_test.xlsx":      "form id 'Flat test' has a space: form ids name files, tables and URLs here",
+		"xlsform_spec_test.xlsx":      "form id 'Spec test' has a space: form ids name files, tables and URLs here",
+		"include.xls":                 "the legacy 'include' type (another workbook spliced in) is not supported",
+		"include.xlsx":                "the legacy 'include' type (another workbook spliced in) is not supported",
+		"include_json.xls":            "the legacy 'include' type (another workbook spliced in) is not supported",
+		"include_json.xlsx":           "the legacy 'include' type (another workbook spliced in) is not supported",
+		"repeat_date_test.xls":        "a note row without a name is refused (pyxform names it itself)",
+		"survey_no_name.xlsx":         "a workbook whose only sheet is not named 'survey' is refused",
+	}
+	paths, _ := filepath.Glob(filepath.Join(dir, "*.xls*"))
+	agree, disagree := 0, 0
+	for _, p := range paths {
+		name := filepath.Base(p)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wb, err := ReadWorkbook(b)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		_, err = Import(wb, Options{DefaultID: strings.TrimSuffix(name, filepath.Ext(name))})
+		if (err == nil) != invalid[name] {
+			agree++
+			continue
+		}
+		disagree++
+		if why[name] == "" {
+			t.Errorf("%s: pyxform's verdict is %v, ours: %v", name, !invalid[name], err)
+			continue
+		}
+		t.Logf("%s: disagreement: %s", name, why[name])
+	}
+	t.Logf("pyxform's example workbooks: %d, same verdict %d, disagreements %d (listed above)", len(paths), agree, disagree)
+}
