@@ -44,7 +44,9 @@ Commands:
   export --form FORM --format csv|jsonl|parquet|geojson --out DIR [--approved-only] [--labels LANG] [--since CURSOR]
   review ID STATE [--comment TEXT]         received, has_issues, approved or rejected (a lead)
   form check FILE.xlsx|.xls     check an XLSForm offline: every problem by sheet and row, or a summary
-  form publish FILE.xlsx|.xls [--project P]   publish a form version (a legacy .xls is kept as .xlsx)
+  form publish FORM [FILE|FOLDER ...] [--project P]
+                                           publish a form version with its attachments (choices and data
+                                           files; from a folder, those the form names; .xls kept as .xlsx)
   form list [--json]            the published forms, every version
   flags [--form ID] [--json]    finalized records the server flagged, with the reasons
 
@@ -251,11 +253,29 @@ func writeJSON(w io.Writer, v any) error { return cliutil.WriteJSON(w, v) }
 func (c *cli) formPublish(args []string) error {
 	fs := flag.NewFlagSet("form publish", flag.ContinueOnError)
 	project := fs.String("project", "", "project the form is for (devices receive their project's forms); empty: every project (admin)")
-	pos, err := c.parse(fs, "form publish FILE.xlsx [--project P]", args, 1)
+	fs.SetOutput(c.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(c.stderr, "Usage: surveyctl form publish FORM.xlsx|.xls|FOLDER [FILE|FOLDER ...] [--project P]\n"+
+			"The files after the form are its attachments (choices files, data files); from a folder, the ones the form names.\n")
+		fs.PrintDefaults()
+	}
+	pos, err := cliutil.Parse(fs, args)
 	if err != nil {
 		return helpOK(err)
 	}
-	b, id, err := readForm(pos[0])
+	if len(pos) == 0 {
+		fs.Usage()
+		return errors.New("form publish: name the form")
+	}
+	form, rest, err := formAndFolders(pos)
+	if err != nil {
+		return err
+	}
+	b, id, err := readForm(form)
+	if err != nil {
+		return err
+	}
+	files, err := attachments(b, id, rest)
 	if err != nil {
 		return err
 	}
@@ -264,17 +284,84 @@ func (c *cli) formPublish(args []string) error {
 		return err
 	}
 	defer cl.Close()
-	res, err := cl.Forms().PublishForm(c.ctx, &tesserav1.PublishFormRequest{Xlsx: b, DefaultFormId: id, Project: *project})
+	res, err := cl.Forms().PublishForm(c.ctx, &tesserav1.PublishFormRequest{Xlsx: b, DefaultFormId: id, Project: *project, Files: wire.FilesTo(files)})
 	if err != nil {
-		return fmt.Errorf("publish %s: %w", pos[0], err)
+		return fmt.Errorf("publish %s: %w", form, err)
 	}
 	i := wire.InfoFrom(res.Form)
 	if res.Created {
-		fmt.Fprintf(c.stdout, "published %s (%q, %d questions)\n", i.Key(), i.Title, i.Questions)
+		fmt.Fprintf(c.stdout, "published %s (%q, %d questions, %d attachments)\n", i.Key(), i.Title, i.Questions, len(i.Files))
 	} else {
 		fmt.Fprintf(c.stdout, "%s was already published with this content; nothing changed\n", i.Key())
 	}
 	return nil
+}
+
+// formAndFolders picks the form: the first argument, or the one workbook
+// of a folder given first (the folder then holds the attachments too).
+func formAndFolders(pos []string) (form string, rest []string, err error) {
+	st, err := os.Stat(pos[0])
+	if err != nil || !st.IsDir() {
+		return pos[0], pos[1:], err
+	}
+	var books []string
+	for _, ext := range []string{"*.xlsx", "*.xls"} {
+		m, _ := filepath.Glob(filepath.Join(pos[0], ext))
+		books = append(books, m...)
+	}
+	if len(books) != 1 {
+		return "", nil, fmt.Errorf("form publish: %s holds %d workbooks; name the form", pos[0], len(books))
+	}
+	return books[0], pos, nil
+}
+
+// attachments reads the files given after the form: files as named, and
+// from folders those the form names.
+func attachments(form []byte, id string, args []string) ([]forms.File, error) {
+	var out []forms.File
+	seen := map[string]bool{}
+	add := func(path string) error {
+		if seen[filepath.Base(path)] {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		seen[filepath.Base(path)] = true
+		out = append(out, forms.File{Name: filepath.Base(path), Data: b})
+		return nil
+	}
+	var named []forms.FileRef
+	for _, a := range args {
+		st, err := os.Stat(a)
+		if err != nil {
+			return nil, err
+		}
+		if !st.IsDir() {
+			if err := add(a); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if named == nil {
+			f, err := forms.Parse(form, id)
+			if err != nil {
+				return nil, err
+			}
+			named = append(f.Files(), forms.FileRef{})
+		}
+		for _, ref := range named {
+			if p := filepath.Join(a, ref.Name); ref.Name != "" {
+				if _, err := os.Stat(p); err == nil {
+					if err := add(p); err != nil {
+						return nil, err
+					}
+				}
+			}
+		}
+	}
+	return out, nil
 }
 
 func (c *cli) formList(args []string) error {

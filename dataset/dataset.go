@@ -177,7 +177,7 @@ func NewLayout(versions []*forms.Form, opts Options) *Layout {
 			t.cols = append(t.cols, colSource{q: q, rel: name, same: l.sameKind(q)})
 			switch q.Kind {
 			case forms.KSelectMultiple:
-				for _, c := range f.Choices[q.ListName] {
+				for _, c := range f.ChoicesFor(q) {
 					t.Columns = append(t.Columns, Column{Name: name + "/" + c.Name, Type: TInt})
 					t.cols = append(t.cols, colSource{q: q, rel: name, choice: c.Name})
 				}
@@ -468,7 +468,7 @@ func (l *Layout) value(q *forms.Question, v syncengine.Value) syncengine.Value {
 		var parts []string
 		for _, name := range strings.Fields(s) {
 			label := name
-			for _, c := range l.form.Choices[q.ListName] {
+			for _, c := range l.form.ChoicesFor(q) {
 				if c.Name == name {
 					label = c.Label.In(l.opts.Labels, l.form.DefaultLanguage)
 				}

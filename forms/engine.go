@@ -223,7 +223,7 @@ func (in *Instance) choiceName(ctx *xpath.Context, args []xpath.Value) (xpath.Va
 		return xpath.Str(""), nil
 	}
 	v := args[0].AsString()
-	for _, c := range in.Form.Choices[n.Q.ListName] {
+	for _, c := range in.Form.ChoicesFor(n.Q) {
 		if c.Name == v {
 			return xpath.Str(c.Label.In(in.Form.DefaultLanguage, "")), nil
 		}
@@ -481,7 +481,7 @@ func validGeopoint(s string) bool {
 // its choice filter.
 func (in *Instance) Choices(n *INode) []Choice {
 	q := n.Q
-	all := in.Form.Choices[q.ListName]
+	all := in.Form.ChoicesFor(q)
 	if q.choiceFilter == nil {
 		return all
 	}

@@ -129,6 +129,8 @@ type Question struct {
 	// External: the choices come from the external_choices sheet
 	// (select_one_external).
 	External bool
+	// ExternalType of an external-data question: "csv" or "xml".
+	ExternalType string
 	// Trigger names the question whose change sets this one (${name}):
 	// a background-geopoint, or a calculation run when it changes.
 	Trigger string
@@ -192,6 +194,9 @@ type Form struct {
 	Settings           map[string]string
 	Project            string // set by the registry: the project it was published for
 	Entities           []Entity
+	// FileChoices are the choices of select_*_from_file questions, read
+	// from the version's attachments when the registry loads it.
+	FileChoices map[*Question][]Choice
 
 	byName map[string][]*Question
 }
@@ -227,4 +232,13 @@ func (f *Form) Count() int {
 	n := 0
 	f.Walk(func(*Question) { n++ })
 	return n
+}
+
+// ChoicesFor returns the choices a select question offers (before any
+// choice filter): its list's, or its choices file's.
+func (f *Form) ChoicesFor(q *Question) []Choice {
+	if q.ItemsetFile != "" {
+		return f.FileChoices[q]
+	}
+	return f.Choices[q.ListName]
 }

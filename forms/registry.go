@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -26,15 +27,16 @@ var (
 
 // Info describes one stored form version.
 type Info struct {
-	ID              string   `json:"form_id"`
-	Version         string   `json:"version"`
-	Title           string   `json:"title"`
-	Languages       []string `json:"languages,omitempty"`
-	DefaultLanguage string   `json:"default_language,omitempty"`
-	Questions       int      `json:"questions"`
-	PublishedAt     int64    `json:"published_at"`
-	SHA256          string   `json:"sha256"`
-	Project         string   `json:"project,omitempty"`
+	ID              string     `json:"form_id"`
+	Version         string     `json:"version"`
+	Title           string     `json:"title"`
+	Languages       []string   `json:"languages,omitempty"`
+	DefaultLanguage string     `json:"default_language,omitempty"`
+	Questions       int        `json:"questions"`
+	PublishedAt     int64      `json:"published_at"`
+	SHA256          string     `json:"sha256"`
+	Project         string     `json:"project,omitempty"`
+	Files           []FileInfo `json:"files,omitempty"` // the attachments
 }
 
 // Key is "form_id@version".
@@ -85,13 +87,14 @@ func Parse(xlsx []byte, defaultID string) (*Form, error) {
 // Publish imports xlsx and stores it. created is false when this exact
 // version and content were stored before.
 func (r *Registry) Publish(ctx context.Context, xlsx []byte, defaultID, project string, now time.Time) (Info, bool, error) {
-	return r.PublishWith(ctx, xlsx, defaultID, project, now, nil)
+	return r.PublishWith(ctx, xlsx, nil, defaultID, project, now, nil)
 }
 
 // PublishWith is Publish with also run in the transaction that stores a new
 // version (not for one already stored): an audit entry written there
 // commits with the version, and an error from it stores nothing.
-func (r *Registry) PublishWith(ctx context.Context, xlsx []byte, defaultID, project string, now time.Time,
+// files are the attachments the form names (each one, and no other).
+func (r *Registry) PublishWith(ctx context.Context, xlsx []byte, files []File, defaultID, project string, now time.Time,
 	also func(tx syncengine.Tx, info Info) error) (Info, bool, error) {
 	if len(xlsx) > MaxXLSXBytes {
 		return Info{}, false, fmt.Errorf("publish: the file is over %d MiB", MaxXLSXBytes>>20)
@@ -110,12 +113,15 @@ func (r *Registry) PublishWith(ctx context.Context, xlsx []byte, defaultID, proj
 	}
 	info := InfoOf(f, xlsx, now)
 	info.Project = project
-	return r.put(ctx, f, xlsx, info, also)
+	if info.Files, err = checkFiles(f, files); err != nil {
+		return Info{}, false, err
+	}
+	return r.put(ctx, f, xlsx, files, info, also)
 }
 
 // Store keeps a form fetched from a server (a device's copy), checking it
 // imports and matches its description.
-func (r *Registry) Store(ctx context.Context, info Info, xlsx []byte) error {
+func (r *Registry) Store(ctx context.Context, info Info, xlsx []byte, files []File) error {
 	f, err := Parse(xlsx, info.ID)
 	if err != nil {
 		return fmt.Errorf("form %s: %w", info.Key(), err)
@@ -123,11 +129,18 @@ func (r *Registry) Store(ctx context.Context, info Info, xlsx []byte) error {
 	if f.Key() != info.Key() {
 		return fmt.Errorf("form %s: the file is %s", info.Key(), f.Key())
 	}
-	_, _, err = r.put(ctx, f, xlsx, info, nil)
+	got, err := checkFiles(f, files)
+	if err != nil {
+		return fmt.Errorf("form %s: %w", info.Key(), err)
+	}
+	if !slices.Equal(got, info.Files) {
+		return fmt.Errorf("form %s: the attachments do not match the version's list", info.Key())
+	}
+	_, _, err = r.put(ctx, f, xlsx, files, info, nil)
 	return err
 }
 
-func (r *Registry) put(ctx context.Context, f *Form, xlsx []byte, info Info, also func(syncengine.Tx, Info) error) (Info, bool, error) {
+func (r *Registry) put(ctx context.Context, f *Form, xlsx []byte, files []File, info Info, also func(syncengine.Tx, Info) error) (Info, bool, error) {
 	key := f.Key()
 	f.Project = info.Project
 	created := true
@@ -138,7 +151,7 @@ func (r *Registry) put(ctx context.Context, f *Form, xlsx []byte, info Info, als
 			if err := json.Unmarshal(old, &prev); err != nil {
 				return fmt.Errorf("form %s: %w", key, syncengine.ErrCorrupt)
 			}
-			if prev.SHA256 != info.SHA256 || prev.Project != info.Project {
+			if prev.SHA256 != info.SHA256 || prev.Project != info.Project || !slices.Equal(prev.Files, info.Files) {
 				return fmt.Errorf("form %s: %w: raise the version on the settings sheet", key, ErrExists)
 			}
 			info, created = prev, false
@@ -154,6 +167,12 @@ func (r *Registry) put(ctx context.Context, f *Form, xlsx []byte, info Info, als
 		if err := tx.SetMeta(metaFormFile+key, xlsx); err != nil {
 			return err
 		}
+		for _, file := range files { // content-addressed: a file two versions share is kept once
+			sum := sha256.Sum256(file.Data)
+			if err := tx.SetMeta(metaAttachment+hex.EncodeToString(sum[:]), file.Data); err != nil {
+				return err
+			}
+		}
 		if err := tx.SetMeta(metaFormInfo+key, b); err != nil {
 			return err
 		}
@@ -163,6 +182,9 @@ func (r *Registry) put(ctx context.Context, f *Form, xlsx []byte, info Info, als
 		return nil
 	})
 	if err != nil {
+		return Info{}, false, err
+	}
+	if err := r.loadFileChoices(ctx, f, info); err != nil {
 		return Info{}, false, err
 	}
 	r.mu.Lock()
@@ -268,6 +290,9 @@ func (r *Registry) Form(ctx context.Context, key string) (*Form, error) {
 		return nil, fmt.Errorf("stored form %s: %w", key, err)
 	}
 	f.Project = info.Project
+	if err := r.loadFileChoices(ctx, f, info); err != nil {
+		return nil, fmt.Errorf("stored form %s: %w", key, err)
+	}
 	r.mu.Lock()
 	r.cache[key] = f
 	r.mu.Unlock()

@@ -604,7 +604,8 @@ func (im *importer) buildTree(recs []record) {
 		q := &Question{
 			Row: r.row, Kind: kind, Name: r.cells["name"], ListName: list, OrOther: orOther, Parent: top,
 			ItemsetFile: tc.file, External: tc.external, Trigger: r.cells["trigger"],
-			Label: r.texts["label"], Hint: r.texts["hint"],
+			ExternalType: map[bool]string{true: "xml", false: "csv"}[strings.HasPrefix(strings.ToLower(strings.TrimSpace(rawType)), "xml")],
+			Label:        r.texts["label"], Hint: r.texts["hint"],
 			RequiredMessage: r.texts["required_message"], ConstraintMessage: r.texts["constraint_message"],
 			Required: r.cells["required"], Relevant: r.cells["relevant"], Constraint: r.cells["constraint"],
 			Calculation: r.cells["calculation"], ChoiceFilter: r.cells["choice_filter"], RepeatCount: r.cells["repeat_count"],

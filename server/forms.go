@@ -11,7 +11,7 @@ import (
 type formService struct{ s *Server }
 
 func (h *formService) PublishForm(ctx context.Context, req *tesserav1.PublishFormRequest) (*tesserav1.PublishFormResponse, error) {
-	info, created, err := h.s.svc.Publish(ctx, principal(ctx), survey.Publish{XLSX: req.Xlsx, DefaultID: req.DefaultFormId, Project: req.Project})
+	info, created, err := h.s.svc.Publish(ctx, principal(ctx), survey.Publish{XLSX: req.Xlsx, Files: wire.FilesFrom(req.Files), DefaultID: req.DefaultFormId, Project: req.Project})
 	if err != nil {
 		return nil, toConnect(ctx, h.s.log, "PublishForm", err)
 	}
@@ -31,11 +31,11 @@ func (h *formService) ListForms(ctx context.Context, _ *tesserav1.ListFormsReque
 }
 
 func (h *formService) GetForm(ctx context.Context, req *tesserav1.GetFormRequest) (*tesserav1.GetFormResponse, error) {
-	info, file, err := h.s.svc.GetForm(ctx, principal(ctx), req.FormId, req.Version)
+	info, file, files, err := h.s.svc.GetForm(ctx, principal(ctx), req.FormId, req.Version)
 	if err != nil {
 		return nil, toConnect(ctx, h.s.log, "GetForm", err)
 	}
-	return &tesserav1.GetFormResponse{Form: wire.InfoTo(info), Xlsx: file}, nil
+	return &tesserav1.GetFormResponse{Form: wire.InfoTo(info), Xlsx: file, Files: wire.FilesTo(files)}, nil
 }
 
 func (h *formService) ListFlags(ctx context.Context, req *tesserav1.ListFlagsRequest) (*tesserav1.ListFlagsResponse, error) {

@@ -13,7 +13,8 @@ import (
 // an admin only).
 type Publish struct {
 	XLSX      []byte
-	DefaultID string // the form id when the settings sheet names none
+	Files     []forms.File // the attachments the form names
+	DefaultID string       // the form id when the settings sheet names none
 	Project   string
 	Via       string // noted in the audit entry ("console"), or ""
 }
@@ -44,7 +45,7 @@ func (s *Service) Publish(ctx context.Context, p auth.Principal, in Publish) (in
 	if in.Via != "" {
 		detail += " (" + in.Via + ")"
 	}
-	info, created, err = s.forms.PublishWith(ctx, in.XLSX, in.DefaultID, in.Project, s.now(), func(tx syncengine.Tx, info forms.Info) error {
+	info, created, err = s.forms.PublishWith(ctx, in.XLSX, in.Files, in.DefaultID, in.Project, s.now(), func(tx syncengine.Tx, info forms.Info) error {
 		return s.auth.AuditIn(tx, Actor(p), "form-publish", info.Key()+detail)
 	})
 	if err != nil {
@@ -97,10 +98,21 @@ func (s *Service) ListForms(ctx context.Context, p auth.Principal) ([]forms.Info
 
 // GetForm returns a form version and its file; one p may not read is as
 // absent.
-func (s *Service) GetForm(ctx context.Context, p auth.Principal, id, version string) (forms.Info, []byte, error) {
+func (s *Service) GetForm(ctx context.Context, p auth.Principal, id, version string) (forms.Info, []byte, []forms.File, error) {
 	info, file, err := s.forms.Get(ctx, id, version)
 	if err == nil && !s.mayReadForm(p, info) {
 		err = fmt.Errorf("%w: %s", forms.ErrUnknownForm, id)
 	}
-	return info, file, err
+	if err != nil {
+		return forms.Info{}, nil, nil, err
+	}
+	files := make([]forms.File, len(info.Files))
+	for i, fi := range info.Files {
+		data, err := s.forms.File(ctx, fi.SHA256)
+		if err != nil {
+			return forms.Info{}, nil, nil, err
+		}
+		files[i] = forms.File{Name: fi.Name, Data: data}
+	}
+	return info, file, files, nil
 }

@@ -3,6 +3,7 @@ package ui
 import (
 	"math"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -145,8 +146,8 @@ func (b *viewBuilder) question(c *forms.INode, q *forms.Question) *nodeView {
 	case forms.KGroup:
 		nv.Children = b.build(c, q)
 	case forms.KSelectOne, forms.KSelectMultiple:
-		if q.ItemsetFile != "" || q.External {
-			nv.Unsupported = true // its choices are in a file the device does not have yet
+		if q.External || (q.ItemsetFile != "" && !strings.EqualFold(filepath.Ext(q.ItemsetFile), ".csv")) {
+			nv.Unsupported = true // external choices and XML/GeoJSON choice files are not read yet
 			break
 		}
 		allowed := map[string]bool{}
@@ -154,7 +155,7 @@ func (b *viewBuilder) question(c *forms.INode, q *forms.Question) *nodeView {
 			allowed[name] = true
 		}
 		picked := strings.Fields(c.Value())
-		for _, ch := range iv.Form.Choices[q.ListName] {
+		for _, ch := range iv.Form.ChoicesFor(q) {
 			nv.Choices = append(nv.Choices, choiceView{Name: ch.Name, Label: ch.Label.In(lang, iv.Form.DefaultLanguage),
 				Checked: slices.Contains(picked, ch.Name), Hidden: q.ChoiceFilter != "" && !allowed[ch.Name]})
 		}
@@ -217,7 +218,7 @@ func (b *viewBuilder) conflicts(nv *nodeView, c *forms.INode, q *forms.Question)
 }
 
 func (b *viewBuilder) choiceLabel(q *forms.Question, val string) string {
-	for _, c := range b.iv.Form.Choices[q.ListName] {
+	for _, c := range b.iv.Form.ChoicesFor(q) {
 		if c.Name == val {
 			return c.Label.In(b.lang, b.iv.Form.DefaultLanguage)
 		}

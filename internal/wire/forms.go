@@ -11,14 +11,39 @@ import (
 
 // InfoTo converts a form description to its message.
 func InfoTo(i forms.Info) *tesserav1.FormInfo {
-	return &tesserav1.FormInfo{FormId: i.ID, Version: i.Version, Title: i.Title, Languages: i.Languages,
+	m := &tesserav1.FormInfo{FormId: i.ID, Version: i.Version, Title: i.Title, Languages: i.Languages,
 		DefaultLanguage: i.DefaultLanguage, Questions: uint32(i.Questions), PublishedAt: i.PublishedAt, Sha256: i.SHA256, Project: i.Project}
+	for _, f := range i.Files {
+		m.Files = append(m.Files, &tesserav1.FormFileInfo{Name: f.Name, Sha256: f.SHA256, Size: uint64(f.Size)})
+	}
+	return m
+}
+
+// FilesTo and FilesFrom convert attachments.
+func FilesTo(fs []forms.File) []*tesserav1.FormFile {
+	out := make([]*tesserav1.FormFile, len(fs))
+	for i, f := range fs {
+		out[i] = &tesserav1.FormFile{Name: f.Name, Data: f.Data}
+	}
+	return out
+}
+
+func FilesFrom(ms []*tesserav1.FormFile) []forms.File {
+	out := make([]forms.File, len(ms))
+	for i, m := range ms {
+		out[i] = forms.File{Name: m.GetName(), Data: m.GetData()}
+	}
+	return out
 }
 
 // InfoFrom converts a form description message.
 func InfoFrom(m *tesserav1.FormInfo) forms.Info {
-	return forms.Info{ID: m.GetFormId(), Version: m.GetVersion(), Title: m.GetTitle(), Languages: m.GetLanguages(),
+	i := forms.Info{ID: m.GetFormId(), Version: m.GetVersion(), Title: m.GetTitle(), Languages: m.GetLanguages(),
 		DefaultLanguage: m.GetDefaultLanguage(), Questions: int(m.GetQuestions()), PublishedAt: m.GetPublishedAt(), SHA256: m.GetSha256(), Project: m.GetProject()}
+	for _, f := range m.GetFiles() {
+		i.Files = append(i.Files, forms.FileInfo{Name: f.GetName(), SHA256: f.GetSha256(), Size: int(f.GetSize())})
+	}
+	return i
 }
 
 // SyncForms is the forms step after a sync, the same for a device and a
@@ -60,7 +85,7 @@ func FetchForms(ctx context.Context, c *Client, reg *forms.Registry) ([]string, 
 		if err != nil {
 			return got, fmt.Errorf("get form %s: %w", info.Key(), err)
 		}
-		if err := reg.Store(ctx, info, res.Xlsx); err != nil {
+		if err := reg.Store(ctx, info, res.Xlsx, FilesFrom(res.Files)); err != nil {
 			return got, err
 		}
 		got = append(got, info.Key())

@@ -40,7 +40,9 @@ type FormInfo struct {
 	Sha256 string `protobuf:"bytes,8,opt,name=sha256,proto3" json:"sha256,omitempty"`
 	// The project the form belongs to ("" for every project). Devices receive
 	// their project's forms only.
-	Project       string `protobuf:"bytes,9,opt,name=project,proto3" json:"project,omitempty"`
+	Project string `protobuf:"bytes,9,opt,name=project,proto3" json:"project,omitempty"`
+	// The attachments of this version (choices files, data files), by name.
+	Files         []*FormFileInfo `protobuf:"bytes,10,rep,name=files,proto3" json:"files,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -138,6 +140,130 @@ func (x *FormInfo) GetProject() string {
 	return ""
 }
 
+func (x *FormInfo) GetFiles() []*FormFileInfo {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+// FormFileInfo names an attachment of a form version and its content.
+type FormFileInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Hex SHA-256 of the bytes.
+	Sha256        string `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	Size          uint64 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FormFileInfo) Reset() {
+	*x = FormFileInfo{}
+	mi := &file_tessera_v1_forms_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FormFileInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FormFileInfo) ProtoMessage() {}
+
+func (x *FormFileInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_forms_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FormFileInfo.ProtoReflect.Descriptor instead.
+func (*FormFileInfo) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_forms_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *FormFileInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *FormFileInfo) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *FormFileInfo) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+// FormFile is an attachment with its bytes.
+type FormFile struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The name the form gives it (select_one_from_file camps.csv, a
+	// csv-external question's name + .csv, pulldata's first argument + .csv).
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Data          []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FormFile) Reset() {
+	*x = FormFile{}
+	mi := &file_tessera_v1_forms_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FormFile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FormFile) ProtoMessage() {}
+
+func (x *FormFile) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_forms_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FormFile.ProtoReflect.Descriptor instead.
+func (*FormFile) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_forms_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *FormFile) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *FormFile) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 type PublishFormRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The .xlsx file, at most 32 MiB.
@@ -146,14 +272,17 @@ type PublishFormRequest struct {
 	DefaultFormId string `protobuf:"bytes,2,opt,name=default_form_id,json=defaultFormId,proto3" json:"default_form_id,omitempty"`
 	// The project it belongs to; a lead must name one of theirs, "" (every
 	// project) is for admins.
-	Project       string `protobuf:"bytes,3,opt,name=project,proto3" json:"project,omitempty"`
+	Project string `protobuf:"bytes,3,opt,name=project,proto3" json:"project,omitempty"`
+	// Every file the form names, and no other (at most 32 MiB each, 64 MiB
+	// in all). A missing one is refused, naming the row that names it.
+	Files         []*FormFile `protobuf:"bytes,4,rep,name=files,proto3" json:"files,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PublishFormRequest) Reset() {
 	*x = PublishFormRequest{}
-	mi := &file_tessera_v1_forms_proto_msgTypes[1]
+	mi := &file_tessera_v1_forms_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -165,7 +294,7 @@ func (x *PublishFormRequest) String() string {
 func (*PublishFormRequest) ProtoMessage() {}
 
 func (x *PublishFormRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_forms_proto_msgTypes[1]
+	mi := &file_tessera_v1_forms_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -178,7 +307,7 @@ func (x *PublishFormRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishFormRequest.ProtoReflect.Descriptor instead.
 func (*PublishFormRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_forms_proto_rawDescGZIP(), []int{1}
+	return file_tessera_v1_forms_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PublishFormRequest) GetXlsx() []byte {
@@ -202,6 +331,13 @@ func (x *PublishFormRequest) GetProject() string {
 	return ""
 }
 
+func (x *PublishFormRequest) GetFiles() []*FormFile {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
 type PublishFormResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Form  *FormInfo              `protobuf:"bytes,1,opt,name=form,proto3" json:"form,omitempty"`
@@ -213,7 +349,7 @@ type PublishFormResponse struct {
 
 func (x *PublishFormResponse) Reset() {
 	*x = PublishFormResponse{}
-	mi := &file_tessera_v1_forms_proto_msgTypes[2]
+	mi := &file_tessera_v1_forms_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -225,7 +361,7 @@ func (x *PublishFormResponse) String() string {
 func (*PublishFormResponse) ProtoMessage() {}
 
 func (x *PublishFormResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_forms_proto_msgTypes[2]
+	mi := &file_tessera_v1_forms_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -238,7 +374,7 @@ func (x *PublishFormResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishFormResponse.ProtoReflect.Descriptor instead.
 func (*PublishFormResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_forms_proto_rawDescGZIP(), []int{2}
+	return file_tessera_v1_forms_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PublishFormResponse) GetForm() *FormInfo {
@@ -263,7 +399,7 @@ type ListFormsRequest struct {
 
 func (x *ListFormsRequest) Reset() {
 	*x = ListFormsRequest{}
-	mi := &file_tessera_v1_forms_proto_msgTypes[3]
+	mi := &file_tessera_v1_forms_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -275,7 +411,7 @@ func (x *ListFormsRequest) String() string {
 func (*ListFormsRequest) ProtoMessage() {}
 
 func (x *ListFormsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_forms_proto_msgTypes[3]
+	mi := &file_tessera_v1_forms_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -288,7 +424,7 @@ func (x *ListFormsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFormsRequest.ProtoReflect.Descriptor instead.
 func (*ListFormsRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_forms_proto_rawDescGZIP(), []int{3}
+	return file_tessera_v1_forms_proto_rawDescGZIP(), []int{5}
 }
 
 type ListFormsResponse struct {
@@ -300,7 +436,7 @@ type ListFormsResponse struct {
 
 func (x *ListFormsResponse) Reset() {
 	*x = ListFormsResponse{}
-	mi := &file_tessera_v1_forms_proto_msgTypes[4]
+	mi := &file_tessera_v1_forms_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -312,7 +448,7 @@ func (x *ListFormsResponse) String() string {
 func (*ListFormsResponse) ProtoMessage() {}
 
 func (x *ListFormsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_forms_proto_msgTypes[4]
+	mi := &file_tessera_v1_forms_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -325,7 +461,7 @@ func (x *ListFormsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFormsResponse.ProtoReflect.Descriptor instead.
 func (*ListFormsResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_forms_proto_rawDescGZIP(), []int{4}
+	return file_tessera_v1_forms_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListFormsResponse) GetForms() []*FormInfo {
@@ -345,7 +481,7 @@ type GetFormRequest struct {
 
 func (x *GetFormRequest) Reset() {
 	*x = GetFormRequest{}
-	mi := &file_tessera_v1_forms_proto_msgTypes[5]
+	mi := &file_tessera_v1_forms_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -357,7 +493,7 @@ func (x *GetFormRequest) String() string {
 func (*GetFormRequest) ProtoMessage() {}
 
 func (x *GetFormRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_forms_proto_msgTypes[5]
+	mi := &file_tessera_v1_forms_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -370,7 +506,7 @@ func (x *GetFormRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFormRequest.ProtoReflect.Descriptor instead.
 func (*GetFormRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_forms_proto_rawDescGZIP(), []int{5}
+	return file_tessera_v1_forms_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetFormRequest) GetFormId() string {
@@ -388,16 +524,18 @@ func (x *GetFormRequest) GetVersion() string {
 }
 
 type GetFormResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Form          *FormInfo              `protobuf:"bytes,1,opt,name=form,proto3" json:"form,omitempty"`
-	Xlsx          []byte                 `protobuf:"bytes,2,opt,name=xlsx,proto3" json:"xlsx,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Form  *FormInfo              `protobuf:"bytes,1,opt,name=form,proto3" json:"form,omitempty"`
+	Xlsx  []byte                 `protobuf:"bytes,2,opt,name=xlsx,proto3" json:"xlsx,omitempty"`
+	// The version's attachments, as FormInfo.files lists them.
+	Files         []*FormFile `protobuf:"bytes,3,rep,name=files,proto3" json:"files,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetFormResponse) Reset() {
 	*x = GetFormResponse{}
-	mi := &file_tessera_v1_forms_proto_msgTypes[6]
+	mi := &file_tessera_v1_forms_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -409,7 +547,7 @@ func (x *GetFormResponse) String() string {
 func (*GetFormResponse) ProtoMessage() {}
 
 func (x *GetFormResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_forms_proto_msgTypes[6]
+	mi := &file_tessera_v1_forms_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -422,7 +560,7 @@ func (x *GetFormResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFormResponse.ProtoReflect.Descriptor instead.
 func (*GetFormResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_forms_proto_rawDescGZIP(), []int{6}
+	return file_tessera_v1_forms_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetFormResponse) GetForm() *FormInfo {
@@ -439,6 +577,13 @@ func (x *GetFormResponse) GetXlsx() []byte {
 	return nil
 }
 
+func (x *GetFormResponse) GetFiles() []*FormFile {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
 type ListFlagsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Only records answering this form_id (all when empty).
@@ -449,7 +594,7 @@ type ListFlagsRequest struct {
 
 func (x *ListFlagsRequest) Reset() {
 	*x = ListFlagsRequest{}
-	mi := &file_tessera_v1_forms_proto_msgTypes[7]
+	mi := &file_tessera_v1_forms_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -461,7 +606,7 @@ func (x *ListFlagsRequest) String() string {
 func (*ListFlagsRequest) ProtoMessage() {}
 
 func (x *ListFlagsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_forms_proto_msgTypes[7]
+	mi := &file_tessera_v1_forms_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -474,7 +619,7 @@ func (x *ListFlagsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFlagsRequest.ProtoReflect.Descriptor instead.
 func (*ListFlagsRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_forms_proto_rawDescGZIP(), []int{7}
+	return file_tessera_v1_forms_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListFlagsRequest) GetFormId() string {
@@ -498,7 +643,7 @@ type Violation struct {
 
 func (x *Violation) Reset() {
 	*x = Violation{}
-	mi := &file_tessera_v1_forms_proto_msgTypes[8]
+	mi := &file_tessera_v1_forms_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -510,7 +655,7 @@ func (x *Violation) String() string {
 func (*Violation) ProtoMessage() {}
 
 func (x *Violation) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_forms_proto_msgTypes[8]
+	mi := &file_tessera_v1_forms_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -523,7 +668,7 @@ func (x *Violation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Violation.ProtoReflect.Descriptor instead.
 func (*Violation) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_forms_proto_rawDescGZIP(), []int{8}
+	return file_tessera_v1_forms_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Violation) GetField() string {
@@ -562,7 +707,7 @@ type RecordFlags struct {
 
 func (x *RecordFlags) Reset() {
 	*x = RecordFlags{}
-	mi := &file_tessera_v1_forms_proto_msgTypes[9]
+	mi := &file_tessera_v1_forms_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -574,7 +719,7 @@ func (x *RecordFlags) String() string {
 func (*RecordFlags) ProtoMessage() {}
 
 func (x *RecordFlags) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_forms_proto_msgTypes[9]
+	mi := &file_tessera_v1_forms_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -587,7 +732,7 @@ func (x *RecordFlags) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordFlags.ProtoReflect.Descriptor instead.
 func (*RecordFlags) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_forms_proto_rawDescGZIP(), []int{9}
+	return file_tessera_v1_forms_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RecordFlags) GetRecord() []byte {
@@ -627,7 +772,7 @@ type ListFlagsResponse struct {
 
 func (x *ListFlagsResponse) Reset() {
 	*x = ListFlagsResponse{}
-	mi := &file_tessera_v1_forms_proto_msgTypes[10]
+	mi := &file_tessera_v1_forms_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -639,7 +784,7 @@ func (x *ListFlagsResponse) String() string {
 func (*ListFlagsResponse) ProtoMessage() {}
 
 func (x *ListFlagsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_forms_proto_msgTypes[10]
+	mi := &file_tessera_v1_forms_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -652,7 +797,7 @@ func (x *ListFlagsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFlagsResponse.ProtoReflect.Descriptor instead.
 func (*ListFlagsResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_forms_proto_rawDescGZIP(), []int{10}
+	return file_tessera_v1_forms_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListFlagsResponse) GetRecords() []*RecordFlags {
@@ -667,7 +812,7 @@ var File_tessera_v1_forms_proto protoreflect.FileDescriptor
 const file_tessera_v1_forms_proto_rawDesc = "" +
 	"\n" +
 	"\x16tessera/v1/forms.proto\x12\n" +
-	"tessera.v1\"\x8f\x02\n" +
+	"tessera.v1\"\xbf\x02\n" +
 	"\bFormInfo\x12\x17\n" +
 	"\aform_id\x18\x01 \x01(\tR\x06formId\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x14\n" +
@@ -677,11 +822,21 @@ const file_tessera_v1_forms_proto_rawDesc = "" +
 	"\tquestions\x18\x06 \x01(\rR\tquestions\x12!\n" +
 	"\fpublished_at\x18\a \x01(\x03R\vpublishedAt\x12\x16\n" +
 	"\x06sha256\x18\b \x01(\tR\x06sha256\x12\x18\n" +
-	"\aproject\x18\t \x01(\tR\aproject\"j\n" +
+	"\aproject\x18\t \x01(\tR\aproject\x12.\n" +
+	"\x05files\x18\n" +
+	" \x03(\v2\x18.tessera.v1.FormFileInfoR\x05files\"N\n" +
+	"\fFormFileInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06sha256\x18\x02 \x01(\tR\x06sha256\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x04R\x04size\"2\n" +
+	"\bFormFile\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\x96\x01\n" +
 	"\x12PublishFormRequest\x12\x12\n" +
 	"\x04xlsx\x18\x01 \x01(\fR\x04xlsx\x12&\n" +
 	"\x0fdefault_form_id\x18\x02 \x01(\tR\rdefaultFormId\x12\x18\n" +
-	"\aproject\x18\x03 \x01(\tR\aproject\"Y\n" +
+	"\aproject\x18\x03 \x01(\tR\aproject\x12*\n" +
+	"\x05files\x18\x04 \x03(\v2\x14.tessera.v1.FormFileR\x05files\"Y\n" +
 	"\x13PublishFormResponse\x12(\n" +
 	"\x04form\x18\x01 \x01(\v2\x14.tessera.v1.FormInfoR\x04form\x12\x18\n" +
 	"\acreated\x18\x02 \x01(\bR\acreated\"\x12\n" +
@@ -690,10 +845,11 @@ const file_tessera_v1_forms_proto_rawDesc = "" +
 	"\x05forms\x18\x01 \x03(\v2\x14.tessera.v1.FormInfoR\x05forms\"C\n" +
 	"\x0eGetFormRequest\x12\x17\n" +
 	"\aform_id\x18\x01 \x01(\tR\x06formId\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\tR\aversion\"O\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\"{\n" +
 	"\x0fGetFormResponse\x12(\n" +
 	"\x04form\x18\x01 \x01(\v2\x14.tessera.v1.FormInfoR\x04form\x12\x12\n" +
-	"\x04xlsx\x18\x02 \x01(\fR\x04xlsx\"+\n" +
+	"\x04xlsx\x18\x02 \x01(\fR\x04xlsx\x12*\n" +
+	"\x05files\x18\x03 \x03(\v2\x14.tessera.v1.FormFileR\x05files\"+\n" +
 	"\x10ListFlagsRequest\x12\x17\n" +
 	"\aform_id\x18\x01 \x01(\tR\x06formId\"O\n" +
 	"\tViolation\x12\x14\n" +
@@ -728,39 +884,44 @@ func file_tessera_v1_forms_proto_rawDescGZIP() []byte {
 	return file_tessera_v1_forms_proto_rawDescData
 }
 
-var file_tessera_v1_forms_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_tessera_v1_forms_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_tessera_v1_forms_proto_goTypes = []any{
 	(*FormInfo)(nil),            // 0: tessera.v1.FormInfo
-	(*PublishFormRequest)(nil),  // 1: tessera.v1.PublishFormRequest
-	(*PublishFormResponse)(nil), // 2: tessera.v1.PublishFormResponse
-	(*ListFormsRequest)(nil),    // 3: tessera.v1.ListFormsRequest
-	(*ListFormsResponse)(nil),   // 4: tessera.v1.ListFormsResponse
-	(*GetFormRequest)(nil),      // 5: tessera.v1.GetFormRequest
-	(*GetFormResponse)(nil),     // 6: tessera.v1.GetFormResponse
-	(*ListFlagsRequest)(nil),    // 7: tessera.v1.ListFlagsRequest
-	(*Violation)(nil),           // 8: tessera.v1.Violation
-	(*RecordFlags)(nil),         // 9: tessera.v1.RecordFlags
-	(*ListFlagsResponse)(nil),   // 10: tessera.v1.ListFlagsResponse
+	(*FormFileInfo)(nil),        // 1: tessera.v1.FormFileInfo
+	(*FormFile)(nil),            // 2: tessera.v1.FormFile
+	(*PublishFormRequest)(nil),  // 3: tessera.v1.PublishFormRequest
+	(*PublishFormResponse)(nil), // 4: tessera.v1.PublishFormResponse
+	(*ListFormsRequest)(nil),    // 5: tessera.v1.ListFormsRequest
+	(*ListFormsResponse)(nil),   // 6: tessera.v1.ListFormsResponse
+	(*GetFormRequest)(nil),      // 7: tessera.v1.GetFormRequest
+	(*GetFormResponse)(nil),     // 8: tessera.v1.GetFormResponse
+	(*ListFlagsRequest)(nil),    // 9: tessera.v1.ListFlagsRequest
+	(*Violation)(nil),           // 10: tessera.v1.Violation
+	(*RecordFlags)(nil),         // 11: tessera.v1.RecordFlags
+	(*ListFlagsResponse)(nil),   // 12: tessera.v1.ListFlagsResponse
 }
 var file_tessera_v1_forms_proto_depIdxs = []int32{
-	0,  // 0: tessera.v1.PublishFormResponse.form:type_name -> tessera.v1.FormInfo
-	0,  // 1: tessera.v1.ListFormsResponse.forms:type_name -> tessera.v1.FormInfo
-	0,  // 2: tessera.v1.GetFormResponse.form:type_name -> tessera.v1.FormInfo
-	8,  // 3: tessera.v1.RecordFlags.violations:type_name -> tessera.v1.Violation
-	9,  // 4: tessera.v1.ListFlagsResponse.records:type_name -> tessera.v1.RecordFlags
-	1,  // 5: tessera.v1.FormService.PublishForm:input_type -> tessera.v1.PublishFormRequest
-	3,  // 6: tessera.v1.FormService.ListForms:input_type -> tessera.v1.ListFormsRequest
-	5,  // 7: tessera.v1.FormService.GetForm:input_type -> tessera.v1.GetFormRequest
-	7,  // 8: tessera.v1.FormService.ListFlags:input_type -> tessera.v1.ListFlagsRequest
-	2,  // 9: tessera.v1.FormService.PublishForm:output_type -> tessera.v1.PublishFormResponse
-	4,  // 10: tessera.v1.FormService.ListForms:output_type -> tessera.v1.ListFormsResponse
-	6,  // 11: tessera.v1.FormService.GetForm:output_type -> tessera.v1.GetFormResponse
-	10, // 12: tessera.v1.FormService.ListFlags:output_type -> tessera.v1.ListFlagsResponse
-	9,  // [9:13] is the sub-list for method output_type
-	5,  // [5:9] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	1,  // 0: tessera.v1.FormInfo.files:type_name -> tessera.v1.FormFileInfo
+	2,  // 1: tessera.v1.PublishFormRequest.files:type_name -> tessera.v1.FormFile
+	0,  // 2: tessera.v1.PublishFormResponse.form:type_name -> tessera.v1.FormInfo
+	0,  // 3: tessera.v1.ListFormsResponse.forms:type_name -> tessera.v1.FormInfo
+	0,  // 4: tessera.v1.GetFormResponse.form:type_name -> tessera.v1.FormInfo
+	2,  // 5: tessera.v1.GetFormResponse.files:type_name -> tessera.v1.FormFile
+	10, // 6: tessera.v1.RecordFlags.violations:type_name -> tessera.v1.Violation
+	11, // 7: tessera.v1.ListFlagsResponse.records:type_name -> tessera.v1.RecordFlags
+	3,  // 8: tessera.v1.FormService.PublishForm:input_type -> tessera.v1.PublishFormRequest
+	5,  // 9: tessera.v1.FormService.ListForms:input_type -> tessera.v1.ListFormsRequest
+	7,  // 10: tessera.v1.FormService.GetForm:input_type -> tessera.v1.GetFormRequest
+	9,  // 11: tessera.v1.FormService.ListFlags:input_type -> tessera.v1.ListFlagsRequest
+	4,  // 12: tessera.v1.FormService.PublishForm:output_type -> tessera.v1.PublishFormResponse
+	6,  // 13: tessera.v1.FormService.ListForms:output_type -> tessera.v1.ListFormsResponse
+	8,  // 14: tessera.v1.FormService.GetForm:output_type -> tessera.v1.GetFormResponse
+	12, // 15: tessera.v1.FormService.ListFlags:output_type -> tessera.v1.ListFlagsResponse
+	12, // [12:16] is the sub-list for method output_type
+	8,  // [8:12] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_tessera_v1_forms_proto_init() }
@@ -774,7 +935,7 @@ func file_tessera_v1_forms_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tessera_v1_forms_proto_rawDesc), len(file_tessera_v1_forms_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
