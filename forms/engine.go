@@ -376,16 +376,7 @@ func (in *Instance) checkType(n *INode, v syncengine.Value) string {
 			return fmt.Sprintf("%q is not one of the choices.", s)
 		}
 	case KSelectMultiple:
-		seen := map[string]bool{}
-		for _, c := range strings.Fields(s) {
-			if seen[c] {
-				return fmt.Sprintf("%q is chosen twice.", c)
-			}
-			seen[c] = true
-			if !in.allowedChoice(n, c) {
-				return fmt.Sprintf("%q is not one of the choices.", c)
-			}
-		}
+		return in.checkChoiceList(n, s, "chosen")
 	case KAcknowledge:
 		if s != "OK" && s != "true" {
 			return fmt.Sprintf("%q is not an acknowledgement (OK).", s)
@@ -395,15 +386,22 @@ func (in *Instance) checkType(n *INode, v syncengine.Value) string {
 	case KGeotrace, KGeoshape:
 		return checkGeoLine(q.Kind, s)
 	case KRank:
-		seen := map[string]bool{}
-		for _, c := range strings.Fields(s) {
-			if seen[c] {
-				return fmt.Sprintf("%q is ranked twice.", c)
-			}
-			seen[c] = true
-			if !in.allowedChoice(n, c) {
-				return fmt.Sprintf("%q is not one of the choices.", c)
-			}
+		return in.checkChoiceList(n, s, "ranked")
+	}
+	return ""
+}
+
+// checkChoiceList checks a space-separated list of choices: each allowed,
+// none twice (a select_multiple's picks, a rank's order).
+func (in *Instance) checkChoiceList(n *INode, s, verb string) string {
+	seen := map[string]bool{}
+	for _, c := range strings.Fields(s) {
+		if seen[c] {
+			return fmt.Sprintf("%q is %s twice.", c, verb)
+		}
+		seen[c] = true
+		if !in.allowedChoice(n, c) {
+			return fmt.Sprintf("%q is not one of the choices.", c)
 		}
 	}
 	return ""
