@@ -7,6 +7,7 @@
 package ui
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"embed"
@@ -607,11 +608,43 @@ func (u *UI) saveAll(ctx context.Context, r *http.Request, dev *fieldapp.Device,
 	}
 	for _, f := range r.PostForm["_f"] {
 		vals := r.PostForm[f]
+		if ranked := rankOrder(r.PostForm, f); ranked != nil {
+			vals = ranked
+		}
 		if _, err := dev.Answer(ctx, id, f, strings.Join(vals, " ")); err != nil && !errors.Is(err, fieldapp.ErrNotQuestion) {
 			return err
 		}
 	}
 	return nil
+}
+
+// rankOrder reads a rank question's positions (FIELD#rank#CHOICE = n) as
+// its choices in order; nil when the post has none.
+func rankOrder(form url.Values, field string) []string {
+	prefix := field + "#rank#"
+	type pick struct {
+		choice string
+		pos    int
+	}
+	var picks []pick
+	for k, v := range form {
+		choice, ok := strings.CutPrefix(k, prefix)
+		if !ok || len(v) == 0 {
+			continue
+		}
+		if n, err := strconv.Atoi(v[0]); err == nil && n > 0 {
+			picks = append(picks, pick{choice, n})
+		}
+	}
+	if picks == nil {
+		return nil
+	}
+	slices.SortFunc(picks, func(a, b pick) int { return cmp.Or(a.pos-b.pos, strings.Compare(a.choice, b.choice)) })
+	out := make([]string, len(picks))
+	for i, p := range picks {
+		out[i] = p.choice
+	}
+	return out
 }
 
 // syncJob is a sync running in the background; the page polls its status.

@@ -1,8 +1,10 @@
 package ui_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -19,6 +21,7 @@ import (
 	"github.com/tessera-survey/tessera/fieldapp/ui"
 	"github.com/tessera-survey/tessera/server"
 	"github.com/tessera-survey/tessera/syncengine"
+	"github.com/xuri/excelize/v2"
 )
 
 // uiClient is a browser without a browser: cookies, the CSRF token of the
@@ -389,6 +392,48 @@ func TestUISessionCookieStaysOnItsPath(t *testing.T) {
 		code, body, _ := anon.do("GET", p, nil)
 		if strings.Contains(body, strings.TrimPrefix(u.session, "/s/")) || !strings.Contains(body, `id="unlock-form"`) {
 			t.Fatalf("GET %s without the session: %d %.300s", p, code, body)
+		}
+	}
+}
+
+// TestUIRank (issue 15): a rank question shows each choice with a
+// position; a plain form post stores the choices in the order given.
+func TestUIRank(t *testing.T) {
+	srv, serverURL := startServer(t)
+	f := excelize.NewFile()
+	f.SetSheetName("Sheet1", "survey")
+	for i, r := range [][]string{{"type", "name", "label"}, {"rank pri", "pri", "Priorities"}} {
+		f.SetSheetRow("survey", fmt.Sprintf("A%d", i+1), &r)
+	}
+	f.NewSheet("choices")
+	for i, r := range [][]string{{"list_name", "name", "label"}, {"pri", "food", "Food"}, {"pri", "water", "Water"}, {"pri", "shelter", "Shelter"}} {
+		f.SetSheetRow("choices", fmt.Sprintf("A%d", i+1), &r)
+	}
+	f.NewSheet("settings")
+	f.SetSheetRow("settings", "A1", &[]string{"form_id", "version"})
+	f.SetSheetRow("settings", "A2", &[]string{"ranks", "1"})
+	var buf bytes.Buffer
+	if err := f.Write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := srv.Forms().Publish(context.Background(), buf.Bytes(), "", "", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	_, base, _ := startUI(t, serverURL)
+	u := newUIClient(t, base)
+	u.post("/unlock", url.Values{"pin": {pin}}, http.StatusSeeOther)
+	u.sync()
+	_, h := u.post("/interviews", url.Values{"form": {"ranks"}}, http.StatusSeeOther)
+	id := strings.TrimPrefix(h.Get("Location"), "/interview/")
+	page := u.get("/interview/" + id)
+	if n := strings.Count(page, `data-rank=`); n != 3 {
+		t.Fatalf("%d rank selects on the page", n)
+	}
+	u.post("/interview/"+id+"/save", url.Values{"_f": {"pri"}, "pri#rank#water": {"1"}, "pri#rank#food": {"2"}, "pri#rank#shelter": {""}}, http.StatusSeeOther)
+	page = u.get("/interview/" + id)
+	for _, want := range []string{`data-rank="water"><option value=""></option><option value="1" selected>`, `data-rank="food"><option value=""></option><option value="1">1</option><option value="2" selected>`} {
+		if !strings.Contains(page, want) {
+			t.Fatalf("the ranks after saving: want %s in\n%.3000s", want, page)
 		}
 	}
 }

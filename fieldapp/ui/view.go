@@ -29,12 +29,14 @@ type nodeView struct {
 	Conflicts                                []conflictView
 	Unsupported                              bool
 	Min, Max, Step                           string // a range question's slider
+	Ranks                                    []int  // a rank question's positions, 1..n
 	ID, CSRF, Lang                           string // the record, the token of forms inside the node, the language
 }
 
 type choiceView struct {
 	Name, Label     string
 	Checked, Hidden bool
+	Rank            int // a rank question's position of the choice (0: not ranked)
 }
 
 type conflictView struct {
@@ -145,6 +147,13 @@ func (b *viewBuilder) question(c *forms.INode, q *forms.Question) *nodeView {
 	switch q.Kind {
 	case forms.KGroup:
 		nv.Children = b.build(c, q)
+	case forms.KRank:
+		order := strings.Fields(c.Value())
+		for i, ch := range iv.Form.ChoicesFor(q) {
+			nv.Ranks = append(nv.Ranks, i+1)
+			nv.Choices = append(nv.Choices, choiceView{Name: ch.Name, Label: ch.Label.In(lang, iv.Form.DefaultLanguage),
+				Rank: slices.Index(order, ch.Name) + 1})
+		}
 	case forms.KSelectOne, forms.KSelectMultiple:
 		if q.External || (q.ItemsetFile != "" && !strings.EqualFold(filepath.Ext(q.ItemsetFile), ".csv")) {
 			nv.Unsupported = true // external choices and XML/GeoJSON choice files are not read yet

@@ -20,6 +20,12 @@
       var els = form.querySelectorAll(sel("data-field", field));
       if (!els.length) return "";
       var first = els[0], out = [];
+      if (first.dataset.rank !== undefined) { // a rank: the choices by the position each was given
+        var picks = [];
+        for (var j = 0; j < els.length; j++) if (els[j].value) picks.push([+els[j].value, els[j].dataset.rank]);
+        picks.sort(function (a, b) { return a[0] - b[0] || (a[1] < b[1] ? -1 : 1); });
+        return picks.map(function (p) { return p[1]; }).join(" ");
+      }
       if (first.type === "radio" || first.type === "checkbox") {
         for (var i = 0; i < els.length; i++) if (els[i].checked) out.push(els[i].value);
         return out.join(" ");
