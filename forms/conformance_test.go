@@ -41,14 +41,13 @@ var whyDisagree = map[string]string{
 	"TestSearchFunction":               "search() is kept as an expression; its restrictions on lists are not checked yet",
 	"test_usage_with_other_selects":    "search() is kept as an expression; its restrictions on lists are not checked yet",
 	"test_select_from_file__search":    "search() is kept as an expression; its restrictions on lists are not checked yet",
-	"quality_fails":                    "background-audio's quality values are not checked yet",
-	"test_big_image_invalid_if_no":     "media labels are not validated yet (the media issue)",
-	"test_conflicting_aliased_values":  "two headers naming one column are not detected yet (the later wins)",
-	"test_typed_calculate_cant_be":     "an integer with a calculation used as a trigger is not recognised as a calculation yet",
-	"save_to__end_":                    "save_to on an end_group/end_repeat row is ignored (pyxform refuses it)",
-	"unsolvable_meta_topology":         "entity container allocation is simplified (pinned entities first, then the first free container)",
-	"no_allocations__multiple_entity":  "entity container allocation is simplified (pinned entities first, then the first free container)",
-	"save_to_scope_breach":             "entity container allocation is simplified (pinned entities first, then the first free container)",
+
+	"test_conflicting_aliased_values": "two headers naming one column are not detected yet (the later wins)",
+	"test_typed_calculate_cant_be":    "an integer with a calculation used as a trigger is not recognised as a calculation yet",
+	"save_to__end_":                   "save_to on an end_group/end_repeat row is ignored (pyxform refuses it)",
+	"unsolvable_meta_topology":        "entity container allocation is simplified (pinned entities first, then the first free container)",
+	"no_allocations__multiple_entity": "entity container allocation is simplified (pinned entities first, then the first free container)",
+	"save_to_scope_breach":            "entity container allocation is simplified (pinned entities first, then the first free container)",
 }
 
 func disagreementReason(source string) string {

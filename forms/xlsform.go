@@ -681,6 +681,15 @@ func (im *importer) checkQuestion(q *Question, r record, parent *Question, repea
 	if q.Kind == KCalculate && q.Calculation == "" && !IsDynamic(q.Default) {
 		im.add("survey", row, "Missing calculation.")
 	}
+	if t := r.texts["media"]; len(t) > 0 {
+		bigOnly := true
+		for k := range t {
+			bigOnly = bigOnly && strings.HasPrefix(k, "big-image")
+		}
+		if bigOnly && len(r.texts["image"]) == 0 {
+			im.add("survey", row, "To use big-image, you must also specify an image for the survey element named %s.", q.Name)
+		}
+	}
 	if needsLabel(q) && q.Label.Empty() && q.Hint.Empty() && !hasMediaLabel(r) {
 		im.add("survey", row, "The survey element named '%s' has no label or hint.", q.Name)
 	}
@@ -996,13 +1005,14 @@ func parseParameters(s string) map[string]string {
 }
 
 var paramKeys = map[Kind][]string{
-	KGeopoint: {"allow-mock-accuracy", "capture-accuracy", "reference-geometry", "warning-accuracy"},
-	KGeotrace: {"allow-mock-accuracy", "incremental", "reference-geometry"},
-	KGeoshape: {"allow-mock-accuracy", "incremental", "reference-geometry"},
-	KRange:    {"end", "placeholder", "start", "step", "tick_interval", "tick_labelset"},
-	KRank:     {"randomize", "seed"},
-	KImage:    {"app", "max-pixels"},
-	KAudio:    {"quality"},
+	KGeopoint:        {"allow-mock-accuracy", "capture-accuracy", "reference-geometry", "warning-accuracy"},
+	KGeotrace:        {"allow-mock-accuracy", "incremental", "reference-geometry"},
+	KGeoshape:        {"allow-mock-accuracy", "incremental", "reference-geometry"},
+	KRange:           {"end", "placeholder", "start", "step", "tick_interval", "tick_labelset"},
+	KRank:            {"randomize", "seed"},
+	KImage:           {"app", "max-pixels"},
+	KAudio:           {"quality"},
+	KBackgroundAudio: {"quality"},
 	KAudit: {"identify-user", "location-max-age", "location-min-interval", "location-priority",
 		"track-changes", "track-changes-reasons"},
 	KText:           {"rows"},
@@ -1087,8 +1097,9 @@ func (im *importer) checkParameters(q *Question, row int) {
 				im.add("survey", row, "track-changes-reasons must be set to on-form-edit.")
 			}
 		case "quality":
-			if v != "normal" && v != "low" && v != "voice-only" && v != "external" {
-				im.add("survey", row, "Invalid value for quality: %q (normal, low, voice-only or external).", v)
+			ok := v == "normal" || v == "low" || v == "voice-only" || (v == "external" && q.Kind == KAudio)
+			if !ok {
+				im.add("survey", row, "Invalid value for quality: %q (normal, low, voice-only%s).", v, map[bool]string{true: " or external", false: ""}[q.Kind == KAudio])
 			}
 		case "randomize":
 			if lv := strings.ToLower(v); lv != "true" && lv != "false" {
