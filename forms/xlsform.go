@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"math"
 	"path/filepath"
 	"regexp"
@@ -92,11 +93,12 @@ func sheetOrder(s string) int {
 }
 
 type importer struct {
-	wb       *Workbook
-	f        *Form
-	probs    Problems
-	langs    map[string]bool
-	external map[string]bool // list names of the external_choices sheet (read once)
+	wb    *Workbook
+	f     *Form
+	probs Problems
+	langs map[string]bool
+	lists map[string]map[string]bool // sheet → its list names (sheetLists)
+	insts map[string]bool            // secondary instance names (instances)
 }
 
 func (im *importer) add(sheet string, row int, f string, a ...any) {
@@ -702,7 +704,7 @@ func (im *importer) checkQuestion(q *Question, r record, parent *Question, repea
 				im.add("survey", row, "the 'type' value is invalid: the list %q is not on the 'osm' sheet.", q.ListName)
 			}
 		} else if q.External {
-			if !im.externalLists()[q.ListName] {
+			if !im.sheetLists("external_choices")[q.ListName] {
 				im.add("survey", row, "the 'type' value is invalid: the choice list %q is not on the 'external_choices' sheet.", q.ListName)
 			}
 		} else if _, ok := im.f.Choices[q.ListName]; !ok {
@@ -927,47 +929,12 @@ func needsLabel(q *Question) bool {
 	return !q.Kind.IsMeta()
 }
 
-// externalLists are the list names of the external_choices sheet (its
-// choices reach devices as an attachment, as ODK's itemsets.csv).
-func (im *importer) externalLists() map[string]bool {
-	if im.external != nil {
-		return im.external
-	}
-	im.external = map[string]bool{}
-	if s := im.wb.Sheet("external_choices"); s != nil {
-		_, recs := readRows(s)
-		for _, r := range recs {
-			if l := r.cells["list_name"]; l != "" {
-				im.external[l] = true
-			}
-		}
-	}
-	return im.external
-}
-
-// instances are the names of the form's secondary instances besides its
-// choice lists: csv-external/xml-external questions, choices files (by
-// base name) and entity lists.
-func (im *importer) instances() map[string]bool {
-	out := im.entityLists()
-	if s := im.wb.Sheet("survey"); s != nil {
-		_, recs := readRows(s)
-		for _, r := range recs {
-			tc, err := parseType(r.cells["type"])
-			switch {
-			case err != nil:
-			case tc.kind == KExternalData:
-				out[r.cells["name"]] = true
-			case tc.file != "":
-				out[strings.TrimSuffix(tc.file, filepath.Ext(tc.file))] = true
-			}
-		}
-	}
-	return out
-}
-
-// sheetLists are the list names of a sheet.
+// sheetLists are the list names of a sheet (osm, external_choices,
+// entities), read once per import.
 func (im *importer) sheetLists(sheet string) map[string]bool {
+	if out, ok := im.lists[sheet]; ok {
+		return out
+	}
 	out := map[string]bool{}
 	if s := im.wb.Sheet(sheet); s != nil {
 		_, recs := readRows(s)
@@ -977,21 +944,36 @@ func (im *importer) sheetLists(sheet string) map[string]bool {
 			}
 		}
 	}
+	if im.lists == nil {
+		im.lists = map[string]map[string]bool{}
+	}
+	im.lists[sheet] = out
 	return out
 }
 
-// entityLists are the list names of the entities sheet.
-func (im *importer) entityLists() map[string]bool {
-	out := map[string]bool{}
-	if s := im.wb.Sheet("entities"); s != nil {
+// instances are the names of the form's secondary instances besides its
+// choice lists: csv-external/xml-external questions, choices files (by
+// base name) and entity lists. Read once per import: reference-geometry
+// parameters ask for them row by row.
+func (im *importer) instances() map[string]bool {
+	if im.insts != nil {
+		return im.insts
+	}
+	im.insts = maps.Clone(im.sheetLists("entities"))
+	if s := im.wb.Sheet("survey"); s != nil {
 		_, recs := readRows(s)
 		for _, r := range recs {
-			if l := r.cells["list_name"]; l != "" {
-				out[l] = true
+			tc, err := parseType(r.cells["type"])
+			switch {
+			case err != nil:
+			case tc.kind == KExternalData:
+				im.insts[r.cells["name"]] = true
+			case tc.file != "":
+				im.insts[strings.TrimSuffix(tc.file, filepath.Ext(tc.file))] = true
 			}
 		}
 	}
-	return out
+	return im.insts
 }
 
 // parseParameters reads "key=value key2=value2" (also ";" or "," separated).

@@ -94,7 +94,7 @@ func (s *Service) withinHub(project, team string, hub bool) error {
 		return fmt.Errorf("%w: a hub does not enroll hubs; mint hub codes at the central server", auth.ErrDenied)
 	case s.hub.Project == "":
 		return fmt.Errorf("%w: this hub does not know its scope: enroll it again with a new hub code", auth.ErrDenied)
-	case project != s.hub.Project || (s.hub.Team != "" && team != s.hub.Team):
+	case !allows(s.hubDevice(), Scope{project, team}):
 		return fmt.Errorf("%w: this hub relays project %s%s only", auth.ErrDenied, s.hub.Project, teamSuffix(s.hub.Team))
 	}
 	return nil
