@@ -502,3 +502,41 @@ func TestDeviceClocksBoundedAtReceipt(t *testing.T) {
 		t.Fatalf("the answer of the 1970 device: %v", v.Value)
 	}
 }
+
+// TestHubDevicesWithinScope: a hub's copy of central's devices holds only
+// the devices of its project and team, never hubs, and no secret.
+func TestHubDevicesWithinScope(t *testing.T) {
+	ts := newTrustServer(t)
+	ctx := context.Background()
+	enroll := func(project, team string, hub bool) (string, string) {
+		mint := ts.Auth().NewEnrollmentCode
+		if hub {
+			mint = ts.Auth().NewHubCode
+		}
+		code, _, err := mint(ctx, "t", project, team, time.Hour)
+		must(t, err)
+		pub, priv, _ := ed25519.GenerateKey(nil)
+		d, secret, err := ts.Auth().Enroll(ctx, code, pub, ed25519.Sign(priv, []byte(auth.NormalizeCode(code))))
+		must(t, err)
+		return d.ID, secret
+	}
+	hubID, hubSecret := enroll("A", "T1", true)
+	mine, mySecret := enroll("A", "T1", false)
+	other, _ := enroll("A", "T2", false)
+	otherProject, _ := enroll("B", "", false)
+	otherHub, _ := enroll("A", "T1", true)
+	cl, err := wire.Dial(ts.URL, nil, wire.WithAuthorization("Device "+auth.DeviceCredential(hubID, hubSecret)))
+	must(t, err)
+	defer cl.Close()
+	res, err := cl.Auth().HubDevices(ctx, &tesserav1.HubDevicesRequest{})
+	must(t, err)
+	text := res.String()
+	if len(res.Devices) != 1 || res.Devices[0].Id != mine || strings.Contains(text, mySecret) {
+		t.Fatalf("the hub's copy: %s", text)
+	}
+	for _, id := range []string{other, otherProject, otherHub, hubID} {
+		if strings.Contains(text, id) {
+			t.Fatalf("the hub received device %s outside its scope: %s", id, text)
+		}
+	}
+}
