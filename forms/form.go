@@ -149,6 +149,11 @@ type Question struct {
 
 	// Compiled expressions (nil when the column is empty or a constant).
 	relevant, constraint, calculation, choiceFilter, repeatCount, required, readOnly *xpath.Expr
+
+	// raw is the row as read, for the columns only the XForm writer uses
+	// (bind::, body::, instance::, media, guidance_hint...); nil for
+	// questions the importer makes.
+	raw *record
 }
 
 // Path returns the question's names from the root, joined by "/".
@@ -181,6 +186,7 @@ type Choice struct {
 	// Extra columns (used by choice filters), by column name.
 	Extra map[string]string
 	media map[string]Text
+	raw   *record // the row as read (the XForm writer's column order)
 }
 
 // Form is an imported form definition.
@@ -199,6 +205,9 @@ type Form struct {
 	FileChoices map[*Question][]Choice
 
 	byName map[string][]*Question
+	// The header rows as read, in column order: the XForm writer keeps
+	// pyxform's attribute and language order from them.
+	surveyCols, choiceCols []column
 }
 
 // Key is "form_id@version", how records name the form version they

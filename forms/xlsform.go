@@ -228,6 +228,11 @@ func (im *importer) run(opts Options) {
 			for k, v := range recs[0].cells {
 				f.Settings[k] = v
 			}
+			for lang, v := range recs[0].texts["attribute"] {
+				if lang != "" {
+					f.Settings["attribute::"+lang] = v // extra attributes of the XForm's instance root
+				}
+			}
 		}
 		if n := f.Settings["name"]; n != "" {
 			if !validName(n) {
@@ -269,6 +274,7 @@ func (im *importer) run(opts Options) {
 		im.add("survey", 1, "the header row is missing: it needs at least the columns 'type' and 'name'.")
 		return
 	}
+	f.surveyCols = cols
 	hasCol := map[string]bool{}
 	for _, c := range cols {
 		hasCol[c.base] = true
@@ -320,6 +326,7 @@ func (im *importer) readChoices() {
 		return
 	}
 	cols, recs := readRows(s)
+	im.f.choiceCols = cols
 	for _, c := range cols {
 		if c.base == "label" && c.lang != "" {
 			im.langs[c.lang] = true
@@ -345,7 +352,7 @@ func (im *importer) readChoices() {
 			continue
 		}
 		seen[list][name] = true
-		c := Choice{Row: r.row, Name: name, Label: r.texts["label"], Extra: map[string]string{}, media: map[string]Text{}}
+		c := Choice{Row: r.row, Name: name, Label: r.texts["label"], Extra: map[string]string{}, media: map[string]Text{}, raw: &r}
 		for _, m := range mediaColumns {
 			if t := r.texts[m]; t != nil {
 				c.media[m] = t
@@ -612,7 +619,7 @@ func (im *importer) buildTree(recs []record) {
 			Required: r.cells["required"], Relevant: r.cells["relevant"], Constraint: r.cells["constraint"],
 			Calculation: r.cells["calculation"], ChoiceFilter: r.cells["choice_filter"], RepeatCount: r.cells["repeat_count"],
 			ReadOnly: r.cells["read_only"], Default: r.cells["default"], Appearance: r.cells["appearance"],
-			Sensitive: yes(r.cells["sensitive"]),
+			Sensitive: yes(r.cells["sensitive"]), raw: &r,
 		}
 		im.checkQuestion(q, r, top, repeatNames)
 		top.Children = append(top.Children, q)
