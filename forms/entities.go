@@ -20,6 +20,9 @@ type Entity struct {
 	// Scope is the repeat the entity is made in, once per instance ("" for
 	// the survey: once per interview).
 	Scope string
+	// container holds the entity's meta block (the survey, a group or a
+	// repeat), as allocated; nil for the survey.
+	container *Question
 }
 
 var entityColumns = map[string]bool{"list_name": true, "label": true, "entity_id": true, "create_if": true, "update_if": true}
@@ -218,6 +221,7 @@ func (im *importer) allocate(plans []plan) {
 			continue
 		}
 		taken[p.pin] = p.e.Row
+		p.e.container = p.pin
 	}
 	for _, p := range plans {
 		if p.pin != nil {
@@ -229,7 +233,9 @@ func (im *importer) allocate(plans []plan) {
 			im.add("entities", p.e.Row, "the entity declaration is invalid. Each container (survey, group, repeat) may have only one entity declaration, but there are no valid containers available in the scope: '%s', which has been allocated to the entity on row '%d'.", where(top), taken[top])
 			continue
 		}
-		taken[im.containers(p.e.Scope)[free]] = p.e.Row
+		c := im.containers(p.e.Scope)[free]
+		taken[c] = p.e.Row
+		p.e.container = c
 	}
 }
 

@@ -38,8 +38,8 @@ func (t ptext) empty() bool { return t.s == "" && len(t.langs) == 0 }
 func (t ptext) dict() bool  { return len(t.langs) > 0 }
 
 type xaction struct {
-	name, event string
-	extra       []xattr
+	name, event, value string
+	extra              []xattr
 }
 
 // xe is a survey element as pyxform's builder makes it: the survey, a
@@ -65,7 +65,10 @@ type xe struct {
 	children []*xe
 	parent   *xe
 	bodyless bool
+	attr     bool   // an attribute of its parent (the entity's dataset, id...)
+	value    string // an attribute's value
 
+	isSelect                                     bool
 	listName, itemset, choiceFilter, dflt, query string
 	itemsetRefs                                  bool // select_one ${repeat_question}
 	params                                       []xattr
@@ -129,10 +132,11 @@ func newXW(f *Form) *xw {
 	w.readLists()
 	w.root = &xe{name: f.RootName, typ: "survey"}
 	w.buildChildren(w.root, f.Root)
-	w.addMeta()
+	rootEntity := w.addEntities()
+	w.addMeta(rootEntity)
 	seen := map[string]int{}
 	w.walk(w.root, func(e *xe) {
-		if e.typ != "survey" {
+		if e.typ != "survey" && e.typ != "entity" && !e.attr && (e.parent == nil || e.parent.typ != "entity") {
 			seen[e.name]++
 			w.byName[e.name] = e
 		}
@@ -164,7 +168,11 @@ func (e *xe) xpath() string {
 func (e *xe) xpathFrom(ancestor *xe) string {
 	var names []string
 	for p := e; p != nil && p != ancestor; p = p.parent {
-		names = append(names, p.name)
+		if p.attr {
+			names = append(names, "@"+p.name)
+		} else {
+			names = append(names, p.name)
+		}
 	}
 	slices.Reverse(names)
 	return "/" + strings.Join(names, "/")
@@ -668,6 +676,7 @@ func (w *xw) rangeParams(e *xe, ps []xattr) {
 func (w *xw) defaults(e *xe, q *Question, r *record) {
 	def := r.cells["default"]
 	if q.Kind == KSelectOne || q.Kind == KSelectMultiple || q.Kind == KRank {
+		e.isSelect = true
 		e.listName = q.ListName
 		e.itemset = q.ListName
 		if q.ItemsetFile != "" {
@@ -767,9 +776,14 @@ func (w *xw) tableList(g *xe) []*xe {
 	return []*xe{g}
 }
 
-// addMeta adds the meta group: the audit, instanceID and instanceName.
-func (w *xw) addMeta() {
+// addMeta adds the meta group: the survey's entity, the audit,
+// instanceID and instanceName.
+func (w *xw) addMeta(entity *xe) {
 	meta := &xe{name: "meta", typ: "group", bodyless: true, parent: w.root}
+	if entity != nil {
+		entity.parent = meta
+		meta.children = append(meta.children, entity)
+	}
 	w.f.Walk(func(q *Question) {
 		if q.Kind == KAudit {
 			for _, e := range w.build(q) {
@@ -809,4 +823,76 @@ func (w *xw) auditParams(e *xe) {
 			e.setBind("odk:"+k, v)
 		}
 	}
+}
+
+// addEntities makes each entity declaration's <entity> element in a meta
+// block of its container; the survey's is returned for the survey's meta.
+func (w *xw) addEntities() (rootEntity *xe) {
+	for _, ent := range w.f.Entities {
+		e := w.entity(ent)
+		var box *xe
+		if ent.container != nil && ent.container.Parent != nil {
+			w.walk(w.root, func(x *xe) {
+				if x.q == ent.container && (x.typ == "group" || x.typ == "repeat") {
+					box = x
+				}
+			})
+		}
+		if box == nil {
+			rootEntity = e
+			continue
+		}
+		if nearestRepeat(&xe{parent: box}) != nil || box.typ == "repeat" {
+			for _, c := range e.children {
+				if c.name == "id" && len(c.actions) == 1 {
+					c.actions = append(c.actions, xaction{name: "setvalue", event: "odk-new-repeat", value: c.actions[0].value})
+				}
+			}
+		}
+		meta := &xe{name: "meta", typ: "group", bodyless: true, parent: box}
+		e.parent = meta
+		meta.children = []*xe{e}
+		box.children = append(box.children, meta)
+	}
+	return rootEntity
+}
+
+func (w *xw) entity(ent Entity) *xe {
+	e := &xe{name: "entity", typ: "entity"}
+	attr := func(name, value string, bind ...xattr) *xe {
+		a := &xe{name: name, typ: "attribute", attr: true, value: value, parent: e, bind: bind, hasBind: len(bind) > 0}
+		e.children = append(e.children, a)
+		return a
+	}
+	calc := func(x string) []xattr { return []xattr{{"calculate", x}, {"readonly", "true()"}, {"type", "string"}} }
+	attr("dataset", ent.List)
+	id := &xe{name: "id", typ: "attribute", attr: true, hasBind: true, bind: []xattr{{"readonly", "true()"}, {"type", "string"}}}
+	if ent.EntityID == "" || ent.CreateIf != "" {
+		if ent.CreateIf != "" {
+			attr("create", "1", calc(ent.CreateIf)...)
+		} else {
+			attr("create", "1")
+		}
+		if ent.EntityID == "" {
+			id.actions = append(id.actions, xaction{name: "setvalue", event: "odk-instance-first-load", value: "uuid()"})
+		}
+	}
+	if ent.EntityID != "" {
+		if ent.UpdateIf != "" {
+			attr("update", "1", calc(ent.UpdateIf)...)
+		} else {
+			attr("update", "1")
+		}
+		id.bind = append(id.bind, xattr{"calculate", ent.EntityID})
+		expr := "instance('" + ent.List + "')/root/item[name=" + ent.EntityID + "]"
+		attr("baseVersion", "", calc(expr+"/__version")...)
+		attr("trunkVersion", "", calc(expr+"/__trunkVersion")...)
+		attr("branchId", "", calc(expr+"/__branchId")...)
+	}
+	id.parent = e
+	e.children = append(e.children, id)
+	if ent.Label != "" {
+		e.children = append(e.children, &xe{name: "label", typ: "label", parent: e, hasBind: true, bind: calc(ent.Label)})
+	}
+	return e
 }

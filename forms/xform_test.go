@@ -109,7 +109,7 @@ func TestPyxformXFormAssertions(t *testing.T) {
 		return worst[i].v > worst[j].v || worst[i].v == worst[j].v && worst[i].k < worst[j].k
 	})
 	for i, w := range worst {
-		if i >= 40 {
+		if i >= 400 {
 			break
 		}
 		t.Logf("%4d failing: %s", w.v, w.k)

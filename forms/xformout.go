@@ -33,6 +33,9 @@ func (w *xw) document() *xnode {
 			html.set("xmlns:"+k, v)
 		}
 	}
+	if w.entitiesVersion() != "" {
+		html.set("xmlns:entities", "http://www.opendatakit.org/xforms/entities")
+	}
 	model := w.model()
 	body := el("h:body", w.controls(w.root)...)
 	if s := w.f.Settings["style"]; s != "" {
@@ -74,7 +77,7 @@ var searchRe = regexp.MustCompile(`search\(.*?\)`)
 // in the body (Collect needs them there), not in an itemset.
 func (w *xw) markSearch() {
 	w.walk(w.root, func(e *xe) {
-		if e.listName == "" || e.itemset == "" {
+		if !e.isSelect || e.itemset == "" {
 			return
 		}
 		app := e.controlValue("appearance")
@@ -92,6 +95,9 @@ func (w *xw) markSearch() {
 func (w *xw) model() *xnode {
 	w.setupTranslations()
 	m := el("model").set("odk:xforms-version", "1.0.0")
+	if v := w.entitiesVersion(); v != "" {
+		m.set("entities:entities-version", v)
+	}
 	s := w.f.Settings
 	if s["submission_url"] != "" || s["public_key"] != "" || s["auto_send"] != "" || s["auto_delete"] != "" || yes(s["client_editable"]) {
 		sub := el("submission")
@@ -119,7 +125,7 @@ func (w *xw) model() *xnode {
 	m.add(w.instances()...)
 	w.walk(w.root, func(e *xe) {
 		m.add(w.bindNode(e))
-		if e.typ != "survey" && e.typ != "group" && e.typ != "repeat" {
+		if e.typ != "survey" && e.typ != "group" && e.typ != "repeat" && e.typ != "entity" && e.typ != "label" {
 			m.add(w.actionNodes(e, false)...)
 		}
 	})
@@ -159,6 +165,10 @@ func (w *xw) sectionInstance(e *xe, appendTemplate bool) *xnode {
 		if c.external {
 			continue
 		}
+		if c.attr {
+			n.set(c.name, c.value)
+			continue
+		}
 		var tmpl *xnode
 		if c.typ == "repeat" && !appendTemplate {
 			appendTemplate = true
@@ -174,7 +184,7 @@ func (w *xw) sectionInstance(e *xe, appendTemplate bool) *xnode {
 }
 
 func (w *xw) elInstance(e *xe, appendTemplate bool) *xnode {
-	if e.typ == "group" || e.typ == "repeat" {
+	if e.typ == "group" || e.typ == "repeat" || e.typ == "entity" {
 		return w.sectionInstance(e, appendTemplate)
 	}
 	var n *xnode
@@ -193,6 +203,10 @@ func (w *xw) template(e *xe) *xnode {
 	n := el(e.name).set("jr:template", "")
 	for _, c := range e.children {
 		if c.external {
+			continue
+		}
+		if c.attr {
+			n.set(c.name, c.value)
 			continue
 		}
 		if c.typ == "repeat" {
@@ -240,7 +254,7 @@ func (w *xw) instances() []*xnode {
 		if e.typ == "group" || e.typ == "repeat" {
 			return
 		}
-		if e.listName != "" && e.itemset != "" {
+		if e.isSelect && e.itemset != "" {
 			ext := filepath.Ext(e.itemset)
 			if ext == ".csv" || ext == ".xml" || ext == ".geojson" {
 				scheme := "file"
@@ -368,7 +382,9 @@ func (w *xw) actionNodes(e *xe, inRepeat bool) []*xnode {
 		n := el(a.name).set("ref", e.xpath()).set("event", a.event)
 		if a.name == "setvalue" {
 			v := e.dflt
-			if e.dynDefault {
+			if a.value != "" {
+				v = a.value
+			} else if e.dynDefault {
 				v = w.insertXPaths(e.dflt, e, false, false)
 			}
 			if v != "" {
@@ -420,9 +436,9 @@ func (w *xw) control(e *xe) *xnode {
 			q += "[" + w.insertXPaths(e.choiceFilter, e, true, false) + "]"
 		}
 		n.set("query", q)
-	case e.listName != "" && e.itemset != "":
+	case e.isSelect && e.itemset != "":
 		n.add(w.itemsetNode(e))
-	case e.listName != "":
+	case e.isSelect:
 		n.add(w.searchItems(e)...)
 	case e.kind == KRange && e.itemset != "":
 		n.add(w.listItemset(e).node())
@@ -520,24 +536,103 @@ func (w *xw) hint(e *xe) *xnode {
 	return el("hint")
 }
 
-// outputs splits text at its ${} references, each an <output/>.
+// outputs splits text at its instance() expressions and ${} references,
+// each an <output/>.
 func (w *xw) outputs(text string, ctx *xe) []*xnode {
-	if text == "-" || !strings.Contains(text, "${") {
+	if text == "-" || (!strings.Contains(text, "${") && !strings.Contains(text, "instance(")) {
 		return []*xnode{{text: text}}
 	}
 	var out []*xnode
-	last := 0
-	for _, m := range refPattern.FindAllStringSubmatchIndex(text, -1) {
-		if m[0] > last {
-			out = append(out, &xnode{text: text[last:m[0]]})
+	addText := func(s string) {
+		if s == "" {
+			return
 		}
-		out = append(out, el("output").set("value", w.refXPath(text, m, ctx, false, false)))
-		last = m[1]
+		if n := len(out); n > 0 && out[n-1].name == "" {
+			out[n-1].text += s
+			return
+		}
+		out = append(out, &xnode{text: s})
 	}
-	if last < len(text) {
-		out = append(out, &xnode{text: text[last:]})
+	refs := func(s string) {
+		last := 0
+		for _, m := range refPattern.FindAllStringSubmatchIndex(s, -1) {
+			addText(s[last:m[0]])
+			out = append(out, el("output").set("value", w.refXPath(s, m, ctx, false, false)))
+			last = m[1]
+		}
+		addText(s[last:])
+	}
+	last := 0
+	for _, b := range instanceExprBounds(text) {
+		refs(text[last:b[0]])
+		// pyxform escapes the label before it finds the expression, so
+		// the attribute holds it escaped twice (ODK reads it so).
+		out = append(out, el("output").set("value", xmlText.Replace(w.insertXPaths(text[b[0]:b[1]], ctx, false, false))))
+		last = b[1]
+	}
+	refs(text[last:])
+	return out
+}
+
+// instanceExprBounds finds instance('id')/path[predicate]/... expressions
+// in a label: ODK shows their value, as pyxform writes them in <output/>.
+func instanceExprBounds(s string) [][2]int {
+	var out [][2]int
+	for i := 0; i < len(s); {
+		k := strings.Index(s[i:], "instance(")
+		if k < 0 {
+			break
+		}
+		start := i + k
+		j := start + len("instance(")
+		if j >= len(s) || (s[j] != '\'' && s[j] != '"') {
+			i = j
+			continue
+		}
+		q := strings.IndexByte(s[j+1:], s[j])
+		if q < 0 || j+1+q+1 >= len(s) || s[j+1+q+1] != ')' {
+			i = j
+			continue
+		}
+		j = j + 1 + q + 2
+		for j < len(s) && s[j] == '/' {
+			j++
+			for j < len(s) && isPathChar(s[j]) {
+				j++
+			}
+			if j < len(s) && s[j] == '[' {
+				depth, quote := 0, byte(0)
+				for ; j < len(s); j++ {
+					c := s[j]
+					if quote != 0 {
+						if c == quote {
+							quote = 0
+						}
+						continue
+					}
+					if c == '\'' || c == '"' {
+						quote = c
+					} else if c == '[' {
+						depth++
+					} else if c == ']' {
+						depth--
+						if depth == 0 {
+							j++
+							break
+						}
+					}
+				}
+			}
+		}
+		out = append(out, [2]int{start, j})
+		i = j
 	}
 	return out
+}
+
+func isPathChar(c byte) bool {
+	return c == '_' || c == '-' || c == '.' || c == ':' || c == '@' || c == '*' || c >= '0' && c <= '9' ||
+		c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80
 }
 
 type itemsetRef struct {
@@ -632,4 +727,17 @@ func itoa(i int) string {
 		return digits[i : i+1]
 	}
 	return itoa(i/10) + digits[i%10:i%10+1]
+}
+
+// entitiesVersion is the ODK entities spec version the form needs: the
+// 2025 one for several entities or one made in a repeat.
+func (w *xw) entitiesVersion() string {
+	ents := w.f.Entities
+	switch {
+	case len(ents) == 0:
+		return ""
+	case len(ents) > 1 || ents[0].Scope != "":
+		return "2025.1.0"
+	}
+	return "2024.1.0"
 }
