@@ -2,6 +2,8 @@ package forms
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/xml"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -172,13 +174,14 @@ func checkXForm(t *testing.T, x string, c xformCase) []string {
 			fails = append(fails, fmt.Sprintf("exact %q (got %q, %v): %s", want, got, err, strings.Join(strings.Fields(expr), " ")))
 		}
 	}
+	lx := lxmlString(x)
 	for _, s := range c.Expect.Contains {
-		if !strings.Contains(x, s) {
+		if !strings.Contains(lx, s) {
 			fails = append(fails, "contains: "+s)
 		}
 	}
 	for _, s := range c.Expect.Excludes {
-		if strings.Contains(x, s) {
+		if strings.Contains(lx, s) {
 			fails = append(fails, "excludes: "+s)
 		}
 	}
@@ -198,4 +201,75 @@ func sameSet(a, b []string) bool {
 		}
 	}
 	return len(m) == len(n)
+}
+
+// lxmlString re-serialises an XForm as pyxform's test harness does before
+// its text assertions: lxml output with each element's attributes sorted
+// by namespace-qualified name (unqualified first).
+func lxmlString(x string) string {
+	d := xml.NewDecoder(strings.NewReader(x))
+	ns := map[string]string{}
+	var b bytes.Buffer
+	var open bool // a start tag waiting for '>' or '/>'
+	esc := func(s string, attr bool) string {
+		r := strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+		if attr {
+			r = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;", "\n", "&#10;")
+		}
+		return r.Replace(s)
+	}
+	name := func(n xml.Name) string {
+		if n.Space != "" {
+			return n.Space + ":" + n.Local
+		}
+		return n.Local
+	}
+	for {
+		tok, err := d.RawToken()
+		if err != nil {
+			break
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if open {
+				b.WriteString(">")
+			}
+			var attrs []xml.Attr
+			var decls []xml.Attr
+			for _, a := range t.Attr {
+				if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
+					ns[a.Name.Local] = a.Value
+					decls = append(decls, a)
+					continue
+				}
+				attrs = append(attrs, a)
+			}
+			key := func(a xml.Attr) string {
+				if a.Name.Space == "" {
+					return a.Name.Local
+				}
+				return "{" + ns[a.Name.Space] + "}" + a.Name.Local
+			}
+			sort.SliceStable(attrs, func(i, j int) bool { return key(attrs[i]) < key(attrs[j]) })
+			b.WriteString("<" + name(t.Name))
+			for _, a := range append(decls, attrs...) {
+				b.WriteString(" " + name(a.Name) + `="` + esc(a.Value, true) + `"`)
+			}
+			open = true
+		case xml.EndElement:
+			if open {
+				b.WriteString("/>")
+				open = false
+			} else {
+				b.WriteString("</" + name(t.Name) + ">")
+			}
+		case xml.CharData:
+			if open {
+				b.WriteString(">")
+				open = false
+			}
+			b.WriteString(esc(string(t), false))
+		}
+	}
+	return b.String()
 }

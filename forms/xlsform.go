@@ -425,14 +425,22 @@ func (im *importer) expandLoops(q *Question) {
 				im.add("survey", r.Row, "the 'name' value '%s' is invalid. Repeat names must unique anywhere in the survey, at all levels of group or repeat nesting (it is asked once per choice of loop '%s').", r.Name, c.Name)
 			}
 		}
+		// The loop stays a group (pyxform's layout, so Collect's answers
+		// have the same paths), holding a group per choice.
+		templates := c.Children
+		c.Kind, c.Children = KGroup, nil
 		for _, ch := range im.f.Choices[c.ListName] {
-			g := &Question{Row: c.Row, Kind: KGroup, Name: ch.Name, Label: ch.Label, Relevant: c.Relevant, Appearance: c.Appearance, Parent: q}
-			for _, t := range c.Children {
+			if ch.Name == "none" {
+				continue
+			}
+			g := &Question{Row: c.Row, Kind: KGroup, Name: ch.Name, Label: ch.Label, Parent: c}
+			for _, t := range templates {
 				g.Children = append(g.Children, im.cloneForChoice(t, g, ch))
 			}
 			im.expandLoops(g)
-			out = append(out, g)
+			c.Children = append(c.Children, g)
 		}
+		out = append(out, c)
 	}
 	q.Children = out
 }
@@ -465,6 +473,17 @@ func (im *importer) cloneForChoice(t, parent *Question, ch Choice) *Question {
 	c := *t
 	c.Parent, c.Children = parent, nil
 	c.Label, c.Hint = withChoiceLabel(t.Label, ch), withChoiceLabel(t.Hint, ch)
+	if t.raw != nil {
+		r := record{row: t.raw.row, cells: t.raw.cells, texts: maps.Clone(t.raw.texts)}
+		r.texts["label"], r.texts["hint"] = c.Label, c.Hint
+		if len(c.Hint) == 0 {
+			delete(r.texts, "hint")
+		}
+		if len(c.Label) == 0 {
+			delete(r.texts, "label")
+		}
+		c.raw = &r
+	}
 	for _, k := range t.Children {
 		c.Children = append(c.Children, im.cloneForChoice(k, &c, ch))
 	}
