@@ -3,8 +3,8 @@ package forms
 import (
 	"bufio"
 	"bytes"
-	"encoding/xml"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
 	"os"
 	"path/filepath"

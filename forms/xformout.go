@@ -357,6 +357,10 @@ func (w *xw) bindNode(e *xe) *xnode {
 			v = w.msgRef(e, e.cMsg, "jr:constraintMsg")
 		case a.k == "jr:requiredMsg":
 			v = w.msgRef(e, e.rMsg, "jr:requiredMsg")
+		case a.k == "entities:saveto":
+			if _, prop, ok := strings.Cut(v, "#"); ok {
+				v = prop // the list is the entity's
+			}
 		}
 		n.set(a.k, w.insertXPaths(v, e, false, false))
 	}
