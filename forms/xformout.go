@@ -1,6 +1,7 @@
 package forms
 
 import (
+	"fmt"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -221,17 +222,56 @@ func (w *xw) template(e *xe) *xnode {
 var rePulldata = regexp.MustCompile(`(pulldata\s*\(\s*)(.*?),`)
 
 type instInfo struct {
-	name, src string
-	node      *xnode
+	typ, name, src string
+	node           *xnode
 }
 
 // instances are the secondary instances: pulldata() files, choice files,
-// external data, the last saved record, then every choice list.
+// external data, the last saved record, then every choice list; one per
+// id (the importer refuses two sources under one id).
 func (w *xw) instances() []*xnode {
+	var out []*xnode
+	seen := map[string]bool{}
+	for _, i := range w.allInstances() {
+		if seen[i.name] {
+			continue
+		}
+		seen[i.name] = true
+		out = append(out, i.node)
+	}
+	return out
+}
+
+// instanceConflicts lists ids given to two different sources (ODK
+// clients would read the wrong data), and external data files named twice.
+func (w *xw) instanceConflicts() []string {
+	var out []string
+	prior := map[string]instInfo{}
+	externals := map[string]int{}
+	for _, i := range w.allInstances() {
+		if i.typ == "external" {
+			externals[i.name]++
+			if externals[i.name] == 2 {
+				out = append(out, fmt.Sprintf("Instance names must be unique within a form. The name '%s' was found more than once.", i.name))
+			}
+		}
+		p, ok := prior[i.name]
+		if !ok {
+			prior[i.name] = i
+			continue
+		}
+		if p.src != i.src {
+			out = append(out, fmt.Sprintf("The same instance id will be generated for different external instance source URIs. Please check the form. Instance name: '%s', Existing type: '%s', Existing URI: '%s', Duplicate type: '%s', Duplicate URI: '%s'.", i.name, p.typ, p.src, i.typ, i.src))
+		}
+	}
+	return out
+}
+
+func (w *xw) allInstances() []instInfo {
 	var all []instInfo
 	lastSaved := false
-	file := func(name, src string) instInfo {
-		return instInfo{name, src, el("instance").set("id", name).set("src", src)}
+	file := func(typ, name, src string) instInfo {
+		return instInfo{typ, name, src, el("instance").set("id", name).set("src", src)}
 	}
 	w.walk(w.root, func(e *xe) {
 		if e.typ == "survey" {
@@ -239,16 +279,16 @@ func (w *xw) instances() []*xnode {
 		}
 		if e.external {
 			if e.q != nil && e.q.ExternalType == "xml" {
-				all = append(all, file(e.name, "jr://file/"+e.name+".xml"))
+				all = append(all, file("external", e.name, "jr://file/"+e.name+".xml"))
 			} else {
-				all = append(all, file(e.name, "jr://file-csv/"+e.name+".csv"))
+				all = append(all, file("external", e.name, "jr://file-csv/"+e.name+".csv"))
 			}
 			return
 		}
 		for _, expr := range w.pulldataUses(e) {
 			for _, m := range rePulldata.FindAllStringSubmatch(expr, -1) {
 				id := strings.TrimSpace(strings.NewReplacer("'", "", `"`, "").Replace(m[2]))
-				all = append(all, file(id, "jr://file-csv/"+id+".csv"))
+				all = append(all, file("pulldata", id, "jr://file-csv/"+id+".csv"))
 			}
 		}
 		if e.typ == "group" || e.typ == "repeat" {
@@ -261,7 +301,7 @@ func (w *xw) instances() []*xnode {
 				if ext == ".csv" {
 					scheme = "file-csv"
 				}
-				all = append(all, file(strings.TrimSuffix(e.itemset, ext), "jr://"+scheme+"/"+e.itemset))
+				all = append(all, file("file", strings.TrimSuffix(e.itemset, ext), "jr://"+scheme+"/"+e.itemset))
 			}
 		}
 		if !lastSaved && w.usesLastSaved(e) {
@@ -269,7 +309,7 @@ func (w *xw) instances() []*xnode {
 		}
 	})
 	if lastSaved {
-		all = append(all, file("__last-saved", "jr://instance/last-saved"))
+		all = append(all, file("instance", "__last-saved", "jr://instance/last-saved"))
 	}
 	for _, is := range w.lists {
 		if is.usedBySearch {
@@ -290,18 +330,9 @@ func (w *xw) instances() []*xnode {
 			}
 			root.add(item)
 		}
-		all = append(all, instInfo{is.name, "", el("instance", root).set("id", is.name)})
+		all = append(all, instInfo{"choice", is.name, "", el("instance", root).set("id", is.name)})
 	}
-	var out []*xnode
-	seen := map[string]bool{}
-	for _, i := range all {
-		if seen[i.name] {
-			continue
-		}
-		seen[i.name] = true
-		out = append(out, i.node)
-	}
-	return out
+	return all
 }
 
 var exprBinds = map[string]bool{"calculate": true, "constraint": true, "readonly": true, "required": true, "relevant": true}

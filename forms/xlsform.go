@@ -294,6 +294,13 @@ func (im *importer) run(opts Options) {
 	im.checkReferences()
 	im.checkTriggers()
 	im.compile()
+	if len(im.probs) == 0 {
+		// Secondary instance ids are the XForm's: two sources under one
+		// id would give ODK clients the wrong data.
+		for _, msg := range newXW(f).instanceConflicts() {
+			im.add("survey", 0, "%s", msg)
+		}
+	}
 	for l := range im.langs {
 		f.Languages = append(f.Languages, l)
 	}
