@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -17,6 +18,8 @@ import (
 
 	"github.com/tessera-survey/tessera/internal/shared"
 )
+
+var nsAxisRe = regexp.MustCompile(`^/h:html\[namespace::(\w+|\*\[name\(\)=''\])='([^']*)'\]$`)
 
 var xformNS = map[string]string{
 	"x": "http://www.w3.org/2002/xforms", "h": "http://www.w3.org/1999/xhtml",
@@ -42,7 +45,7 @@ type xformCase struct {
 
 // xformFloor is the share of pyxform's XForm assertions that must hold on
 // Tessera's XForm (issue 15: 95%).
-const xformFloor = 96.5
+const xformFloor = 98.0
 
 // TestPyxformXFormAssertions evaluates every XPath and text assertion
 // pyxform's tests make on its XForm against the XForm Tessera writes for
@@ -135,13 +138,29 @@ func checkXForm(t *testing.T, x string, c xformCase) []string {
 				err = fmt.Errorf("xpath library panic: %v", r)
 			}
 		}()
+		// antchfx/xpath has no namespace axis: the corpus uses it only to
+		// ask which namespaces the root declares, answered from the root.
+		if m := nsAxisRe.FindStringSubmatch(strings.TrimSpace(expr)); m != nil {
+			prefix := m[1]
+			if strings.HasPrefix(prefix, "*") {
+				prefix = ""
+			}
+			if root := xmlquery.FindOne(doc, "/*"); root != nil {
+				for _, a := range root.Attr {
+					if (prefix == "" && a.Name.Space == "" && a.Name.Local == "xmlns" || a.Name.Space == "xmlns" && a.Name.Local == prefix) && a.Value == m[2] {
+						return []string{a.Value}, nil
+					}
+				}
+			}
+			return nil, nil
+		}
 		e, err := xpath.CompileWithNS(strings.TrimSpace(expr), xformNS)
 		if err != nil {
 			return nil, err
 		}
 		for _, n := range xmlquery.QuerySelectorAll(doc, e) {
 			if n.Type == xmlquery.ElementNode {
-				out = append(out, n.OutputXML(true))
+				out = append(out, lxmlElement(n))
 			} else {
 				out = append(out, n.InnerText())
 			}
@@ -271,5 +290,56 @@ func lxmlString(x string) string {
 			b.WriteString(esc(string(t), false))
 		}
 	}
+	return b.String()
+}
+
+// lxmlElement writes a matched element as pyxform's harness compares
+// them: lxml's serialisation, sorted attributes, no namespace declarations.
+func lxmlElement(n *xmlquery.Node) string {
+	var b strings.Builder
+	var write func(n *xmlquery.Node)
+	write = func(n *xmlquery.Node) {
+		switch n.Type {
+		case xmlquery.TextNode, xmlquery.CharDataNode:
+			b.WriteString(strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(n.Data))
+		case xmlquery.ElementNode:
+			name := n.Data
+			if n.Prefix != "" {
+				name = n.Prefix + ":" + n.Data
+			}
+			var attrs []xmlquery.Attr
+			for _, a := range n.Attr {
+				if a.Name.Space == "xmlns" || a.Name.Local == "xmlns" {
+					continue
+				}
+				attrs = append(attrs, a)
+			}
+			key := func(a xmlquery.Attr) string {
+				if a.Name.Space == "" {
+					return a.Name.Local
+				}
+				return "{" + a.NamespaceURI + "}" + a.Name.Local
+			}
+			sort.SliceStable(attrs, func(i, j int) bool { return key(attrs[i]) < key(attrs[j]) })
+			b.WriteString("<" + name)
+			for _, a := range attrs {
+				an := a.Name.Local
+				if a.Name.Space != "" {
+					an = a.Name.Space + ":" + an
+				}
+				b.WriteString(" " + an + `="` + strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;").Replace(a.Value) + `"`)
+			}
+			if n.FirstChild == nil {
+				b.WriteString("/>")
+				return
+			}
+			b.WriteString(">")
+			for c := n.FirstChild; c != nil; c = c.NextSibling {
+				write(c)
+			}
+			b.WriteString("</" + name + ">")
+		}
+	}
+	write(n)
 	return b.String()
 }
