@@ -66,6 +66,7 @@ type xe struct {
 	parent   *xe
 	bodyless bool
 	attr     bool   // an attribute of its parent (the entity's dataset, id...)
+	flat     bool   // settings flat: a group without its own instance node
 	value    string // an attribute's value
 
 	isSelect                                     bool
@@ -132,6 +133,9 @@ func newXW(f *Form) *xw {
 	w.readLists()
 	w.root = &xe{name: f.RootName, typ: "survey"}
 	w.buildChildren(w.root, f.Root)
+	if yes(f.Settings["flat"]) {
+		w.flatten(w.root.children, "")
+	}
 	rootEntity := w.addEntities()
 	w.addMeta(rootEntity)
 	seen := map[string]int{}
@@ -168,7 +172,9 @@ func (e *xe) xpath() string {
 func (e *xe) xpathFrom(ancestor *xe) string {
 	var names []string
 	for p := e; p != nil && p != ancestor; p = p.parent {
-		if p.attr {
+		if p.flat {
+			continue
+		} else if p.attr {
 			names = append(names, "@"+p.name)
 		} else {
 			names = append(names, p.name)
@@ -430,6 +436,17 @@ func (w *xw) build(q *Question) []*xe {
 		if q.External {
 			d.tag = "input"
 		}
+	}
+	if t := strings.TrimSpace(r.cells["type"]); strings.HasPrefix(t, "uri:") && q.Kind.IsMeta() {
+		for i := range d.bind {
+			if d.bind[i].k == "jr:preloadParams" {
+				d.bind = slices.Clone(d.bind)
+				d.bind[i].v = t // uri:deviceid, uri:email...: the spelling is the parameter
+			}
+		}
+	}
+	if strings.EqualFold(strings.TrimSpace(r.cells["type"]), "trigger") {
+		d.bind = nil // pyxform's "trigger" type has a body, no bind
 	}
 	if q.Kind != KGroup && q.Kind != KRepeat {
 		e.bind = slices.Clone(d.bind)
@@ -766,7 +783,7 @@ func (w *xw) tableList(g *xe) []*xe {
 				list = c.listName
 				hdr := &xe{name: fmt.Sprintf("reserved_name_for_field_list_labels_%d", c.q.Row), typ: c.typ, kind: c.kind,
 					tag: c.tag, hasBind: true, bind: []xattr{{"type", "string"}}, parent: g,
-					control: []xattr{{"appearance", "label"}}, itemset: list, listName: list, label: ptext{s: " "}}
+					control: []xattr{{"appearance", "label"}}, itemset: list, listName: list, label: ptext{s: " "}, isSelect: true}
 				head = append(head, hdr)
 			}
 			c.setControl("appearance", "list-nolabel")
@@ -895,4 +912,30 @@ func (w *xw) entity(ent Entity) *xe {
 		e.children = append(e.children, &xe{name: "label", typ: "label", parent: e, hasBind: true, bind: calc(ent.Label)})
 	}
 	return e
+}
+
+// flatten applies the old "flat" setting (ODK Tables): groups leave no
+// node of their own, and their relevance joins their questions'.
+func (w *xw) flatten(es []*xe, parentRel string) {
+	for _, e := range es {
+		own := ""
+		for _, a := range e.bind {
+			if a.k == "relevant" {
+				own = a.v
+			}
+		}
+		rel := own
+		if parentRel != "" {
+			rel = parentRel
+			if own != "" {
+				rel += " and (" + own + ")"
+			}
+		}
+		if len(e.children) > 0 {
+			e.flat = true
+			w.flatten(e.children, rel)
+		} else if rel != "" {
+			e.setBind("relevant", rel)
+		}
+	}
 }

@@ -170,6 +170,10 @@ func (w *xw) sectionInstance(e *xe, appendTemplate bool) *xnode {
 			n.set(c.name, c.value)
 			continue
 		}
+		if c.flat {
+			n.add(w.flatInstance(c)...)
+			continue
+		}
 		var tmpl *xnode
 		if c.typ == "repeat" && !appendTemplate {
 			appendTemplate = true
@@ -371,7 +375,7 @@ var bindConversions = map[string]string{
 }
 
 func (w *xw) bindNode(e *xe) *xnode {
-	if !e.hasBind || e.typ == "survey" {
+	if !e.hasBind || e.typ == "survey" || e.flat {
 		return nil
 	}
 	n := el("bind").set("nodeset", e.xpath())
@@ -384,9 +388,9 @@ func (w *xw) bindNode(e *xe) *xnode {
 			if c, ok := bindConversions[v]; ok {
 				v = c
 			}
-		case a.k == "jr:constraintMsg":
+		case a.k == "jr:constraintMsg" && !e.cMsg.empty():
 			v = w.msgRef(e, e.cMsg, "jr:constraintMsg")
-		case a.k == "jr:requiredMsg":
+		case a.k == "jr:requiredMsg" && !e.rMsg.empty():
 			v = w.msgRef(e, e.rMsg, "jr:requiredMsg")
 		case a.k == "entities:saveto":
 			if _, prop, ok := strings.Cut(v, "#"); ok {
@@ -511,7 +515,9 @@ func (w *xw) groupControl(e *xe) *xnode {
 		}
 		n.set(a.k, v)
 	}
-	n.set("ref", e.xpath())
+	if !e.flat {
+		n.set("ref", e.xpath())
+	}
 	if !e.label.empty() {
 		n.add(w.label(e))
 	}
@@ -775,4 +781,16 @@ func (w *xw) entitiesVersion() string {
 		return "2025.1.0"
 	}
 	return "2024.1.0"
+}
+
+func (w *xw) flatInstance(e *xe) []*xnode {
+	var out []*xnode
+	for _, c := range e.children {
+		if c.flat {
+			out = append(out, w.flatInstance(c)...)
+		} else {
+			out = append(out, w.elInstance(c, false))
+		}
+	}
+	return out
 }

@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf16"
 
 	"github.com/richardlehane/mscfb"
@@ -61,6 +63,9 @@ const (
 	recFormula    = 0x0006
 	recString     = 0x0207
 	recBoolErr    = 0x0205
+	recFormat     = 0x041E
+	recXF         = 0x00E0
+	recDateMode   = 0x0022
 )
 
 // Bounds of the format (BIFF8: 65,536 rows, 256 columns).
@@ -143,6 +148,7 @@ func parseBIFF(stream []byte, recs []biffRecord) (*Workbook, error) {
 	}
 	var sheets []xlsSheet
 	var sst []string
+	dates := &xlsDates{formats: map[int]string{}}
 	i := 1
 	for ; i < len(recs) && recs[i].typ != recEOF; i++ {
 		r := recs[i]
@@ -161,6 +167,18 @@ func parseBIFF(stream []byte, recs []biffRecord) (*Workbook, error) {
 			if sst, err = readSST(recs[i:]); err != nil {
 				return nil, err
 			}
+		case recFormat:
+			if len(r.data) >= 5 {
+				if f, _, err := longString(r.data[2:]); err == nil {
+					dates.formats[int(binary.LittleEndian.Uint16(r.data))] = f
+				}
+			}
+		case recXF:
+			if len(r.data) >= 4 {
+				dates.xfs = append(dates.xfs, int(binary.LittleEndian.Uint16(r.data[2:])))
+			}
+		case recDateMode:
+			dates.mode1904 = len(r.data) >= 2 && r.data[0] == 1
 		}
 	}
 	byPos := map[int]int{}
@@ -176,7 +194,7 @@ func parseBIFF(stream []byte, recs []biffRecord) (*Workbook, error) {
 		if !ok || recs[start].typ != recBOF {
 			return nil, fmt.Errorf("%w: sheet %q of the .xls cannot be found in it", ErrNotXLSX, sh.name)
 		}
-		rows, err := sheetCells(recs[start+1:], sst)
+		rows, err := sheetCells(recs[start+1:], sst, dates)
 		if err != nil {
 			return nil, fmt.Errorf("sheet %q: %w", sh.name, err)
 		}
@@ -190,7 +208,7 @@ func errXLS(what string) error {
 }
 
 // sheetCells reads a sheet's cells up to its EOF, as rows of text.
-func sheetCells(recs []biffRecord, sst []string) ([][]string, error) {
+func sheetCells(recs []biffRecord, sst []string, dates *xlsDates) ([][]string, error) {
 	var rows [][]string
 	set := func(row, col int, v string) {
 		if v == "" || row >= xlsMaxRows || col >= xlsMaxCols {
@@ -236,15 +254,15 @@ func sheetCells(recs []biffRecord, sst []string) ([][]string, error) {
 			if len(d) < 14 {
 				return nil, errXLS("number")
 			}
-			set(row, col, number(math.Float64frombits(binary.LittleEndian.Uint64(d[6:]))))
+			set(row, col, dates.cell(binary.LittleEndian.Uint16(d[4:]), math.Float64frombits(binary.LittleEndian.Uint64(d[6:]))))
 		case recRK:
 			if len(d) < 10 {
 				return nil, errXLS("number")
 			}
-			set(row, col, number(rk(binary.LittleEndian.Uint32(d[6:]))))
+			set(row, col, dates.cell(binary.LittleEndian.Uint16(d[4:]), rk(binary.LittleEndian.Uint32(d[6:]))))
 		case recMulRK:
 			for j, c := 4, col; j+6 <= len(d)-2; j, c = j+6, c+1 {
-				set(row, c, number(rk(binary.LittleEndian.Uint32(d[j+2:]))))
+				set(row, c, dates.cell(binary.LittleEndian.Uint16(d[j:]), rk(binary.LittleEndian.Uint32(d[j+2:]))))
 			}
 		case recBoolErr:
 			if len(d) >= 8 && d[7] == 0 {
@@ -544,4 +562,53 @@ func canonicalZip(b []byte) ([]byte, error) {
 		return nil, err
 	}
 	return out.Bytes(), nil
+}
+
+// xlsDates knows which cell formats show dates and times: a number
+// formatted so is written as xlrd (and so pyxform) writes it, "09:30:00"
+// or "2024-05-01 00:00:00", not as a day count.
+type xlsDates struct {
+	formats  map[int]string // custom number formats by index
+	xfs      []int          // cell format → number format index
+	mode1904 bool
+}
+
+var quotedInFormat = regexp.MustCompile(`"[^"]*"|\[[^\]]*\]|\\.|_.|\*.`)
+
+func (x *xlsDates) isDate(ixfe uint16) bool {
+	if int(ixfe) >= len(x.xfs) {
+		return false
+	}
+	f := x.xfs[ixfe]
+	switch {
+	case f >= 14 && f <= 22, f >= 27 && f <= 36, f >= 45 && f <= 47, f >= 50 && f <= 58:
+		return true
+	case f < 164:
+		return false
+	}
+	s := strings.ToLower(quotedInFormat.ReplaceAllString(x.formats[f], ""))
+	return strings.ContainsAny(s, "ymdhs") && !strings.Contains(s, "general")
+}
+
+func (x *xlsDates) cell(ixfe uint16, v float64) string {
+	if x == nil || !x.isDate(ixfe) || v < 0 || math.IsNaN(v) || v > 2958465 {
+		return number(v)
+	}
+	days := math.Floor(v)
+	secs := int(math.Round((v - days) * 86400))
+	if secs >= 86400 {
+		days, secs = days+1, secs-86400
+	}
+	clock := fmt.Sprintf("%02d:%02d:%02d", secs/3600, secs/60%60, secs%60)
+	if days == 0 {
+		return clock
+	}
+	epoch := time.Date(1899, 12, 30, 0, 0, 0, 0, time.UTC)
+	switch {
+	case x.mode1904:
+		epoch = time.Date(1904, 1, 1, 0, 0, 0, 0, time.UTC)
+	case days < 61:
+		epoch = time.Date(1899, 12, 31, 0, 0, 0, 0, time.UTC) // before Excel's phantom 29 February 1900
+	}
+	return epoch.AddDate(0, 0, int(days)).Format("2006-01-02") + " " + clock
 }

@@ -116,6 +116,8 @@ var columnAliases = map[string]string{
 	"jr:constraintmsg": "constraint_message", "jr:requiredmsg": "required_message",
 	"constraint message": "constraint_message", "required message": "required_message",
 	"choice filter": "choice_filter", "repeat count": "repeat_count",
+	"requiredmsg": "required_message", "noapperrorstring": "no_app_error_string",
+	"constraining_message": "constraint_message", "relevance": "relevant",
 }
 
 // choiceAliases apply on the choices sheet only.
@@ -262,6 +264,9 @@ func (im *importer) run(opts Options) {
 	im.readChoices()
 
 	survey := im.wb.Sheet("survey")
+	if survey == nil && len(im.wb.Sheets) == 1 && !knownSheets[strings.ToLower(strings.TrimSpace(im.wb.Sheets[0].Name))] {
+		survey = &im.wb.Sheets[0] // a workbook of one sheet is its survey, as pyxform reads it
+	}
 	if survey == nil {
 		im.add("", 0, "You must have a sheet named 'survey'.")
 		return
@@ -309,6 +314,8 @@ func (im *importer) run(opts Options) {
 		f.Version = "auto-" + im.fingerprint()
 	}
 }
+
+var knownSheets = map[string]bool{"survey": true, "choices": true, "settings": true, "external_choices": true, "entities": true, "osm": true}
 
 func firstOf(s ...string) string {
 	for _, x := range s {
@@ -686,6 +693,9 @@ func (im *importer) checkQuestion(q *Question, r record, parent *Question, repea
 			im.add("survey", row, "Audits must always be named 'audit'. The name column should be left blank.")
 		}
 		q.Name = "audit"
+	}
+	if q.Name == "" && q.Kind == KNote {
+		q.Name = fmt.Sprintf("generated_note_name_%d", row) // as pyxform names them
 	}
 	if q.Name == "" {
 		im.add("survey", row, "Question or group with no name.")
