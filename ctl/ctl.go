@@ -7,6 +7,8 @@ package ctl
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -147,7 +149,7 @@ func helpOK(err error) error { return cliutil.HelpOK(err) }
 
 func (c *cli) form(args []string) error {
 	if len(args) == 0 {
-		fmt.Fprint(c.stderr, "Usage: surveyctl form check|publish|list ...\n")
+		fmt.Fprint(c.stderr, "Usage: surveyctl form check|publish|list|xform ...\n")
 		return errors.New("form: no subcommand given")
 	}
 	switch args[0] {
@@ -157,8 +159,10 @@ func (c *cli) form(args []string) error {
 		return c.formPublish(args[1:])
 	case "list":
 		return c.formList(args[1:])
+	case "xform":
+		return c.formXForm(args[1:])
 	case "--help", "-h", "help":
-		fmt.Fprint(c.stderr, "Usage: surveyctl form check FILE.xlsx | form publish FILE.xlsx | form list [--json]\n")
+		fmt.Fprint(c.stderr, "Usage: surveyctl form check FILE.xlsx | form publish FILE.xlsx | form list [--json] | form xform FORM_ID[@VERSION]|FILE [--out FILE.xml]\n")
 		return nil
 	}
 	return fmt.Errorf("form: unknown subcommand %q", args[0])
@@ -393,6 +397,76 @@ func (c *cli) formList(args []string) error {
 		fmt.Fprintf(c.stdout, "%s\t%s\t%d questions\tpublished %s\n", i.Key(), i.Title, i.Questions,
 			time.UnixMilli(i.PublishedAt).UTC().Format(time.RFC3339))
 	}
+	return nil
+}
+
+// formXForm writes a form's ODK XForm: a published version's (the bytes
+// the server keeps for it) or, given a workbook file, the one Tessera
+// would write for it.
+func (c *cli) formXForm(args []string) error {
+	fs := flag.NewFlagSet("form xform", flag.ContinueOnError)
+	out := fs.String("out", "", "write the XForm to this file (default: standard output)")
+	asJSON := fs.Bool("json", false, "print {form_id, version, md5, bytes} (with --out) instead of the XML")
+	fs.SetOutput(c.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(c.stderr, "Usage: surveyctl form xform FORM_ID[@VERSION]|FILE.xlsx [--out FILE.xml] [--json]\n"+
+			"A published form's XForm as the server keeps it (newest version without @VERSION), or the XForm of a\n"+
+			"workbook on disk, written without publishing it.\n")
+		fs.PrintDefaults()
+	}
+	pos, err := c.parse(fs, "form xform FORM_ID[@VERSION]|FILE [--out FILE.xml] [--json]", args, 1)
+	if err != nil {
+		return helpOK(err)
+	}
+	var id, version string
+	var x []byte
+	if st, err := os.Stat(pos[0]); err == nil && !st.IsDir() {
+		b, def, err := readForm(pos[0])
+		if err != nil {
+			return err
+		}
+		f, err := forms.Parse(b, def)
+		if err != nil {
+			var ps forms.Problems
+			if errors.As(err, &ps) {
+				for _, p := range ps {
+					fmt.Fprintln(c.stderr, p)
+				}
+				return fmt.Errorf("%s: %d problem(s); no XForm written", pos[0], len(ps))
+			}
+			return fmt.Errorf("%s: %w", pos[0], err)
+		}
+		if x, err = f.XForm(); err != nil {
+			return err
+		}
+		id, version = f.ID, f.Version
+	} else {
+		id, version, _ = strings.Cut(pos[0], "@")
+		cl, err := c.client()
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		res, err := cl.Forms().GetXForm(c.ctx, &tesserav1.GetXFormRequest{FormId: id, Version: version})
+		if err != nil {
+			return fmt.Errorf("form xform: %w", err)
+		}
+		x, version = res.Xform, res.GetForm().GetVersion()
+	}
+	sum := md5.Sum(x)
+	if *out != "" {
+		if err := os.WriteFile(*out, x, 0o644); err != nil {
+			return err
+		}
+	}
+	if *asJSON {
+		return writeJSON(c.stdout, map[string]any{"form_id": id, "version": version, "md5": hex.EncodeToString(sum[:]), "bytes": len(x)})
+	}
+	if *out == "" {
+		_, err := c.stdout.Write(x)
+		return err
+	}
+	fmt.Fprintf(c.stderr, "%s@%s: %d bytes, md5 %x, written to %s\n", id, version, len(x), sum, *out)
 	return nil
 }
 

@@ -420,6 +420,18 @@ func TestFormsCommandLine(t *testing.T) {
 	if r := ctl("form", "list", "--json"); r.err != nil || !strings.Contains(r.stdout, `"form_id": "community_security"`) {
 		t.Fatalf("form list: %+v", r)
 	}
+	// The XForm: the server's copy, and the same written from the file.
+	served := ctl("form", "xform", "community_security")
+	local := ctl("form", "xform", sample)
+	if served.err != nil || local.err != nil || !strings.HasPrefix(served.stdout, "<?xml") || served.stdout != local.stdout {
+		t.Fatalf("form xform: served %v, local %v (%d vs %d bytes)", served.err, local.err, len(served.stdout), len(local.stdout))
+	}
+	if r := ctl("form", "xform", "community_security@2026.11.1", "--json"); r.err != nil || !strings.Contains(r.stdout, `"md5": "`) {
+		t.Fatalf("form xform --json: %+v", r)
+	}
+	if r := ctl("form", "xform", "no_such_form"); r.err == nil || !strings.Contains(r.stderr, "not_found") && !strings.Contains(r.stderr, "unknown form") {
+		t.Fatalf("form xform of an unknown form: %+v", r)
+	}
 	dev := filepath.Join(tmp, "dev")
 	mustFieldapp(t, dev, "init", "--server", srv.URL)
 	mustFieldapp(t, dev, "sync")

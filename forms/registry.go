@@ -68,6 +68,9 @@ type Registry struct {
 const (
 	metaFormFile = "form.file/" // + key → the .xlsx bytes
 	metaFormInfo = "form.info/" // + key → Info JSON
+	// metaFormXForm + key → the version's XForm, written once: its md5
+	// is what OpenRosa clients compare, so it must never change.
+	metaFormXForm = "form.xform/"
 )
 
 // NewRegistry returns the registry kept in s.
@@ -116,7 +119,67 @@ func (r *Registry) PublishWith(ctx context.Context, xlsx []byte, files []File, d
 	if info.Files, err = checkFiles(f, files); err != nil {
 		return Info{}, false, err
 	}
-	return r.put(ctx, f, xlsx, files, info, also)
+	xform, err := f.XForm()
+	if err != nil {
+		return Info{}, false, err
+	}
+	return r.put(ctx, f, xlsx, files, info, func(tx syncengine.Tx, info Info) error {
+		if err := tx.SetMeta(metaFormXForm+info.Key(), xform); err != nil {
+			return err
+		}
+		if also != nil {
+			return also(tx, info)
+		}
+		return nil
+	})
+}
+
+// XForm returns a version's XForm (the newest version when version is
+// ""): the bytes written when it was published. A version stored before
+// Tessera wrote XForms gets one now, written once.
+func (r *Registry) XForm(ctx context.Context, id, version string) (Info, []byte, error) {
+	if version == "" {
+		latest, err := r.Latest(ctx, id)
+		if err != nil {
+			return Info{}, nil, err
+		}
+		version = latest.Version
+	}
+	info, _, err := r.Get(ctx, id, version)
+	if err != nil {
+		return Info{}, nil, err
+	}
+	key := info.Key()
+	var x []byte
+	err = r.store.View(ctx, func(tx syncengine.ReadTx) error {
+		x, err = tx.Meta(metaFormXForm + key)
+		return err
+	})
+	if err == nil {
+		return info, x, nil
+	}
+	if !errors.Is(err, syncengine.ErrNotFound) {
+		return Info{}, nil, err
+	}
+	f, err := r.Form(ctx, key)
+	if err != nil {
+		return Info{}, nil, err
+	}
+	if x, err = f.XForm(); err != nil {
+		return Info{}, nil, err
+	}
+	err = r.store.Update(ctx, func(tx syncengine.Tx) error {
+		prev, err := tx.Meta(metaFormXForm + key)
+		if err == nil {
+			x = prev // written meanwhile: that one stands
+			return nil
+		}
+		if !errors.Is(err, syncengine.ErrNotFound) {
+			return err
+		}
+		return tx.SetMeta(metaFormXForm+key, x)
+	})
+	return info, x, err
 }
 
 // Store keeps a form fetched from a server (a device's copy), checking it

@@ -37,6 +37,7 @@ var policies = map[string]policy{
 	tesserav1connect.FormServicePublishFormProcedure: {role: auth.Lead, open: true},
 	tesserav1connect.FormServiceListFormsProcedure:   {device: true, role: auth.Enumerator, open: true},
 	tesserav1connect.FormServiceGetFormProcedure:     {device: true, role: auth.Enumerator, open: true},
+	tesserav1connect.FormServiceGetXFormProcedure:    {device: true, role: auth.Enumerator, open: true},
 	tesserav1connect.FormServiceListFlagsProcedure:   {role: auth.Analyst, open: true},
 
 	tesserav1connect.ExportServiceExportProcedure:    {role: auth.Analyst, open: true},

@@ -170,6 +170,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"/tessera.v1.FormService/PublishForm":    {body: func(p string) string { return fmt.Sprintf(`{"project":%q}`, p) }, allowed: "admin lead@own", scoped: true},
 		"/tessera.v1.FormService/ListForms":      {body: func(string) string { return `{}` }, allowed: "admin lead analyst enumerator device hub"},
 		"/tessera.v1.FormService/GetForm":        {body: func(string) string { return `{}` }, allowed: "admin lead analyst enumerator device hub"},
+		"/tessera.v1.FormService/GetXForm":       {body: func(string) string { return `{}` }, allowed: "admin lead analyst enumerator device hub"},
 		"/tessera.v1.FormService/ListFlags":      {body: func(string) string { return `{}` }, allowed: "admin lead analyst"},
 		"/tessera.v1.AdminService/CreateProject": {body: func(string) string { return fmt.Sprintf(`{"name":"p%d"}`, uniq()) }, allowed: "admin"},
 		"/tessera.v1.AdminService/AddUser": {body: func(string) string {

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
 	"github.com/tessera-survey/tessera/internal/wire"
@@ -36,6 +38,15 @@ func (h *formService) GetForm(ctx context.Context, req *tesserav1.GetFormRequest
 		return nil, toConnect(ctx, h.s.log, "GetForm", err)
 	}
 	return &tesserav1.GetFormResponse{Form: wire.InfoTo(info), Xlsx: file, Files: wire.FilesTo(files)}, nil
+}
+
+func (h *formService) GetXForm(ctx context.Context, req *tesserav1.GetXFormRequest) (*tesserav1.GetXFormResponse, error) {
+	info, x, err := h.s.svc.GetXForm(ctx, principal(ctx), req.FormId, req.Version)
+	if err != nil {
+		return nil, toConnect(ctx, h.s.log, "GetXForm", err)
+	}
+	sum := md5.Sum(x)
+	return &tesserav1.GetXFormResponse{Form: wire.InfoTo(info), Xform: x, Md5: hex.EncodeToString(sum[:])}, nil
 }
 
 func (h *formService) ListFlags(ctx context.Context, req *tesserav1.ListFlagsRequest) (*tesserav1.ListFlagsResponse, error) {

@@ -96,6 +96,19 @@ func (s *Service) ListForms(ctx context.Context, p auth.Principal) ([]forms.Info
 	return out, nil
 }
 
+// GetXForm returns a form version's XForm (the newest version when
+// version is ""); one p may not read is as absent.
+func (s *Service) GetXForm(ctx context.Context, p auth.Principal, id, version string) (forms.Info, []byte, error) {
+	info, x, err := s.forms.XForm(ctx, id, version)
+	if err == nil && !s.mayReadForm(p, info) {
+		err = fmt.Errorf("%w: %s", forms.ErrUnknownForm, id)
+	}
+	if err != nil {
+		return forms.Info{}, nil, err
+	}
+	return info, x, nil
+}
+
 // GetForm returns a form version and its file; one p may not read is as
 // absent.
 func (s *Service) GetForm(ctx context.Context, p auth.Principal, id, version string) (forms.Info, []byte, []forms.File, error) {

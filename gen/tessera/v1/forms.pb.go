@@ -266,7 +266,8 @@ func (x *FormFile) GetData() []byte {
 
 type PublishFormRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The .xlsx file, at most 32 MiB.
+	// The form, at most 32 MiB: an XLSForm (.xlsx or legacy .xls) or an ODK
+	// XForm (.xml), told apart by content.
 	Xlsx []byte `protobuf:"bytes,1,opt,name=xlsx,proto3" json:"xlsx,omitempty"`
 	// The form id to use when the settings sheet gives none.
 	DefaultFormId string `protobuf:"bytes,2,opt,name=default_form_id,json=defaultFormId,proto3" json:"default_form_id,omitempty"`
@@ -584,6 +585,121 @@ func (x *GetFormResponse) GetFiles() []*FormFile {
 	return nil
 }
 
+type GetXFormRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	FormId string                 `protobuf:"bytes,1,opt,name=form_id,json=formId,proto3" json:"form_id,omitempty"`
+	// The version; empty for the newest published.
+	Version       string `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetXFormRequest) Reset() {
+	*x = GetXFormRequest{}
+	mi := &file_tessera_v1_forms_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetXFormRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetXFormRequest) ProtoMessage() {}
+
+func (x *GetXFormRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_forms_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetXFormRequest.ProtoReflect.Descriptor instead.
+func (*GetXFormRequest) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_forms_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *GetXFormRequest) GetFormId() string {
+	if x != nil {
+		return x.FormId
+	}
+	return ""
+}
+
+func (x *GetXFormRequest) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+type GetXFormResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Form  *FormInfo              `protobuf:"bytes,1,opt,name=form,proto3" json:"form,omitempty"`
+	// The XForm's XML (UTF-8).
+	Xform []byte `protobuf:"bytes,2,opt,name=xform,proto3" json:"xform,omitempty"`
+	// Hex MD5 of xform, as OpenRosa form lists publish it.
+	Md5           string `protobuf:"bytes,3,opt,name=md5,proto3" json:"md5,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetXFormResponse) Reset() {
+	*x = GetXFormResponse{}
+	mi := &file_tessera_v1_forms_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetXFormResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetXFormResponse) ProtoMessage() {}
+
+func (x *GetXFormResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_forms_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetXFormResponse.ProtoReflect.Descriptor instead.
+func (*GetXFormResponse) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_forms_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GetXFormResponse) GetForm() *FormInfo {
+	if x != nil {
+		return x.Form
+	}
+	return nil
+}
+
+func (x *GetXFormResponse) GetXform() []byte {
+	if x != nil {
+		return x.Xform
+	}
+	return nil
+}
+
+func (x *GetXFormResponse) GetMd5() string {
+	if x != nil {
+		return x.Md5
+	}
+	return ""
+}
+
 type ListFlagsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Only records answering this form_id (all when empty).
@@ -594,7 +710,7 @@ type ListFlagsRequest struct {
 
 func (x *ListFlagsRequest) Reset() {
 	*x = ListFlagsRequest{}
-	mi := &file_tessera_v1_forms_proto_msgTypes[9]
+	mi := &file_tessera_v1_forms_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -606,7 +722,7 @@ func (x *ListFlagsRequest) String() string {
 func (*ListFlagsRequest) ProtoMessage() {}
 
 func (x *ListFlagsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_forms_proto_msgTypes[9]
+	mi := &file_tessera_v1_forms_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -619,7 +735,7 @@ func (x *ListFlagsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFlagsRequest.ProtoReflect.Descriptor instead.
 func (*ListFlagsRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_forms_proto_rawDescGZIP(), []int{9}
+	return file_tessera_v1_forms_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListFlagsRequest) GetFormId() string {
@@ -643,7 +759,7 @@ type Violation struct {
 
 func (x *Violation) Reset() {
 	*x = Violation{}
-	mi := &file_tessera_v1_forms_proto_msgTypes[10]
+	mi := &file_tessera_v1_forms_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -655,7 +771,7 @@ func (x *Violation) String() string {
 func (*Violation) ProtoMessage() {}
 
 func (x *Violation) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_forms_proto_msgTypes[10]
+	mi := &file_tessera_v1_forms_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -668,7 +784,7 @@ func (x *Violation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Violation.ProtoReflect.Descriptor instead.
 func (*Violation) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_forms_proto_rawDescGZIP(), []int{10}
+	return file_tessera_v1_forms_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Violation) GetField() string {
@@ -707,7 +823,7 @@ type RecordFlags struct {
 
 func (x *RecordFlags) Reset() {
 	*x = RecordFlags{}
-	mi := &file_tessera_v1_forms_proto_msgTypes[11]
+	mi := &file_tessera_v1_forms_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -719,7 +835,7 @@ func (x *RecordFlags) String() string {
 func (*RecordFlags) ProtoMessage() {}
 
 func (x *RecordFlags) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_forms_proto_msgTypes[11]
+	mi := &file_tessera_v1_forms_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -732,7 +848,7 @@ func (x *RecordFlags) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordFlags.ProtoReflect.Descriptor instead.
 func (*RecordFlags) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_forms_proto_rawDescGZIP(), []int{11}
+	return file_tessera_v1_forms_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RecordFlags) GetRecord() []byte {
@@ -772,7 +888,7 @@ type ListFlagsResponse struct {
 
 func (x *ListFlagsResponse) Reset() {
 	*x = ListFlagsResponse{}
-	mi := &file_tessera_v1_forms_proto_msgTypes[12]
+	mi := &file_tessera_v1_forms_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -784,7 +900,7 @@ func (x *ListFlagsResponse) String() string {
 func (*ListFlagsResponse) ProtoMessage() {}
 
 func (x *ListFlagsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_forms_proto_msgTypes[12]
+	mi := &file_tessera_v1_forms_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -797,7 +913,7 @@ func (x *ListFlagsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFlagsResponse.ProtoReflect.Descriptor instead.
 func (*ListFlagsResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_forms_proto_rawDescGZIP(), []int{12}
+	return file_tessera_v1_forms_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListFlagsResponse) GetRecords() []*RecordFlags {
@@ -849,7 +965,14 @@ const file_tessera_v1_forms_proto_rawDesc = "" +
 	"\x0fGetFormResponse\x12(\n" +
 	"\x04form\x18\x01 \x01(\v2\x14.tessera.v1.FormInfoR\x04form\x12\x12\n" +
 	"\x04xlsx\x18\x02 \x01(\fR\x04xlsx\x12*\n" +
-	"\x05files\x18\x03 \x03(\v2\x14.tessera.v1.FormFileR\x05files\"+\n" +
+	"\x05files\x18\x03 \x03(\v2\x14.tessera.v1.FormFileR\x05files\"D\n" +
+	"\x0fGetXFormRequest\x12\x17\n" +
+	"\aform_id\x18\x01 \x01(\tR\x06formId\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\"d\n" +
+	"\x10GetXFormResponse\x12(\n" +
+	"\x04form\x18\x01 \x01(\v2\x14.tessera.v1.FormInfoR\x04form\x12\x14\n" +
+	"\x05xform\x18\x02 \x01(\fR\x05xform\x12\x10\n" +
+	"\x03md5\x18\x03 \x01(\tR\x03md5\"+\n" +
 	"\x10ListFlagsRequest\x12\x17\n" +
 	"\aform_id\x18\x01 \x01(\tR\x06formId\"O\n" +
 	"\tViolation\x12\x14\n" +
@@ -865,11 +988,12 @@ const file_tessera_v1_forms_proto_rawDesc = "" +
 	"\n" +
 	"checked_at\x18\x04 \x01(\x03R\tcheckedAt\"F\n" +
 	"\x11ListFlagsResponse\x121\n" +
-	"\arecords\x18\x01 \x03(\v2\x17.tessera.v1.RecordFlagsR\arecords2\xc6\x02\n" +
+	"\arecords\x18\x01 \x03(\v2\x17.tessera.v1.RecordFlagsR\arecords2\x92\x03\n" +
 	"\vFormService\x12P\n" +
 	"\vPublishForm\x12\x1e.tessera.v1.PublishFormRequest\x1a\x1f.tessera.v1.PublishFormResponse\"\x00\x12M\n" +
 	"\tListForms\x12\x1c.tessera.v1.ListFormsRequest\x1a\x1d.tessera.v1.ListFormsResponse\"\x03\x90\x02\x01\x12G\n" +
-	"\aGetForm\x12\x1a.tessera.v1.GetFormRequest\x1a\x1b.tessera.v1.GetFormResponse\"\x03\x90\x02\x01\x12M\n" +
+	"\aGetForm\x12\x1a.tessera.v1.GetFormRequest\x1a\x1b.tessera.v1.GetFormResponse\"\x03\x90\x02\x01\x12J\n" +
+	"\bGetXForm\x12\x1b.tessera.v1.GetXFormRequest\x1a\x1c.tessera.v1.GetXFormResponse\"\x03\x90\x02\x01\x12M\n" +
 	"\tListFlags\x12\x1c.tessera.v1.ListFlagsRequest\x1a\x1d.tessera.v1.ListFlagsResponse\"\x03\x90\x02\x01B<Z:github.com/tessera-survey/tessera/gen/tessera/v1;tesserav1b\x06proto3"
 
 var (
@@ -884,7 +1008,7 @@ func file_tessera_v1_forms_proto_rawDescGZIP() []byte {
 	return file_tessera_v1_forms_proto_rawDescData
 }
 
-var file_tessera_v1_forms_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_tessera_v1_forms_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_tessera_v1_forms_proto_goTypes = []any{
 	(*FormInfo)(nil),            // 0: tessera.v1.FormInfo
 	(*FormFileInfo)(nil),        // 1: tessera.v1.FormFileInfo
@@ -895,10 +1019,12 @@ var file_tessera_v1_forms_proto_goTypes = []any{
 	(*ListFormsResponse)(nil),   // 6: tessera.v1.ListFormsResponse
 	(*GetFormRequest)(nil),      // 7: tessera.v1.GetFormRequest
 	(*GetFormResponse)(nil),     // 8: tessera.v1.GetFormResponse
-	(*ListFlagsRequest)(nil),    // 9: tessera.v1.ListFlagsRequest
-	(*Violation)(nil),           // 10: tessera.v1.Violation
-	(*RecordFlags)(nil),         // 11: tessera.v1.RecordFlags
-	(*ListFlagsResponse)(nil),   // 12: tessera.v1.ListFlagsResponse
+	(*GetXFormRequest)(nil),     // 9: tessera.v1.GetXFormRequest
+	(*GetXFormResponse)(nil),    // 10: tessera.v1.GetXFormResponse
+	(*ListFlagsRequest)(nil),    // 11: tessera.v1.ListFlagsRequest
+	(*Violation)(nil),           // 12: tessera.v1.Violation
+	(*RecordFlags)(nil),         // 13: tessera.v1.RecordFlags
+	(*ListFlagsResponse)(nil),   // 14: tessera.v1.ListFlagsResponse
 }
 var file_tessera_v1_forms_proto_depIdxs = []int32{
 	1,  // 0: tessera.v1.FormInfo.files:type_name -> tessera.v1.FormFileInfo
@@ -907,21 +1033,24 @@ var file_tessera_v1_forms_proto_depIdxs = []int32{
 	0,  // 3: tessera.v1.ListFormsResponse.forms:type_name -> tessera.v1.FormInfo
 	0,  // 4: tessera.v1.GetFormResponse.form:type_name -> tessera.v1.FormInfo
 	2,  // 5: tessera.v1.GetFormResponse.files:type_name -> tessera.v1.FormFile
-	10, // 6: tessera.v1.RecordFlags.violations:type_name -> tessera.v1.Violation
-	11, // 7: tessera.v1.ListFlagsResponse.records:type_name -> tessera.v1.RecordFlags
-	3,  // 8: tessera.v1.FormService.PublishForm:input_type -> tessera.v1.PublishFormRequest
-	5,  // 9: tessera.v1.FormService.ListForms:input_type -> tessera.v1.ListFormsRequest
-	7,  // 10: tessera.v1.FormService.GetForm:input_type -> tessera.v1.GetFormRequest
-	9,  // 11: tessera.v1.FormService.ListFlags:input_type -> tessera.v1.ListFlagsRequest
-	4,  // 12: tessera.v1.FormService.PublishForm:output_type -> tessera.v1.PublishFormResponse
-	6,  // 13: tessera.v1.FormService.ListForms:output_type -> tessera.v1.ListFormsResponse
-	8,  // 14: tessera.v1.FormService.GetForm:output_type -> tessera.v1.GetFormResponse
-	12, // 15: tessera.v1.FormService.ListFlags:output_type -> tessera.v1.ListFlagsResponse
-	12, // [12:16] is the sub-list for method output_type
-	8,  // [8:12] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	0,  // 6: tessera.v1.GetXFormResponse.form:type_name -> tessera.v1.FormInfo
+	12, // 7: tessera.v1.RecordFlags.violations:type_name -> tessera.v1.Violation
+	13, // 8: tessera.v1.ListFlagsResponse.records:type_name -> tessera.v1.RecordFlags
+	3,  // 9: tessera.v1.FormService.PublishForm:input_type -> tessera.v1.PublishFormRequest
+	5,  // 10: tessera.v1.FormService.ListForms:input_type -> tessera.v1.ListFormsRequest
+	7,  // 11: tessera.v1.FormService.GetForm:input_type -> tessera.v1.GetFormRequest
+	9,  // 12: tessera.v1.FormService.GetXForm:input_type -> tessera.v1.GetXFormRequest
+	11, // 13: tessera.v1.FormService.ListFlags:input_type -> tessera.v1.ListFlagsRequest
+	4,  // 14: tessera.v1.FormService.PublishForm:output_type -> tessera.v1.PublishFormResponse
+	6,  // 15: tessera.v1.FormService.ListForms:output_type -> tessera.v1.ListFormsResponse
+	8,  // 16: tessera.v1.FormService.GetForm:output_type -> tessera.v1.GetFormResponse
+	10, // 17: tessera.v1.FormService.GetXForm:output_type -> tessera.v1.GetXFormResponse
+	14, // 18: tessera.v1.FormService.ListFlags:output_type -> tessera.v1.ListFlagsResponse
+	14, // [14:19] is the sub-list for method output_type
+	9,  // [9:14] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_tessera_v1_forms_proto_init() }
@@ -935,7 +1064,7 @@ func file_tessera_v1_forms_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tessera_v1_forms_proto_rawDesc), len(file_tessera_v1_forms_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

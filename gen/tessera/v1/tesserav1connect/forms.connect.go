@@ -32,6 +32,8 @@ const (
 	FormServiceListFormsProcedure = "/tessera.v1.FormService/ListForms"
 	// FormServiceGetFormProcedure is the procedure name of the FormService's GetForm RPC.
 	FormServiceGetFormProcedure = "/tessera.v1.FormService/GetForm"
+	// FormServiceGetXFormProcedure is the procedure name of the FormService's GetXForm RPC.
+	FormServiceGetXFormProcedure = "/tessera.v1.FormService/GetXForm"
 	// FormServiceListFlagsProcedure is the procedure name of the FormService's ListFlags RPC.
 	FormServiceListFlagsProcedure = "/tessera.v1.FormService/ListFlags"
 )
@@ -60,6 +62,14 @@ var (
 			IdempotencyLevel: connect.IdempotencyNoSideEffects,
 		}
 	})
+	formServiceGetXFormSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_tessera_v1_forms_proto.Services().ByName("FormService").Methods().ByName("GetXForm"),
+			Procedure:        FormServiceGetXFormProcedure,
+			IdempotencyLevel: connect.IdempotencyNoSideEffects,
+		}
+	})
 	formServiceListFlagsSpec = sync.OnceValue(func() connect.Spec {
 		return connect.Spec{
 			StreamType:       connect.StreamTypeUnary,
@@ -82,6 +92,10 @@ type FormServiceClient interface {
 	ListForms(context.Context, *v1.ListFormsRequest) (*v1.ListFormsResponse, error)
 	// GetForm returns one published form version as its XLSForm file.
 	GetForm(context.Context, *v1.GetFormRequest) (*v1.GetFormResponse, error)
+	// GetXForm returns one published form version as the ODK XForm 1.0
+	// Tessera wrote for it when it was published (ODK Collect, Enketo and
+	// Web Forms read it). Its bytes never change for that version.
+	GetXForm(context.Context, *v1.GetXFormRequest) (*v1.GetXFormResponse, error)
 	// ListFlags lists finalized records that failed the server's validation
 	// (for example, answered on a version since changed), with the reasons.
 	// They are stored like every record; the flags are for the project lead.
@@ -106,6 +120,10 @@ type FormServiceHandler interface {
 	ListForms(context.Context, *v1.ListFormsRequest) (*v1.ListFormsResponse, error)
 	// GetForm returns one published form version as its XLSForm file.
 	GetForm(context.Context, *v1.GetFormRequest) (*v1.GetFormResponse, error)
+	// GetXForm returns one published form version as the ODK XForm 1.0
+	// Tessera wrote for it when it was published (ODK Collect, Enketo and
+	// Web Forms read it). Its bytes never change for that version.
+	GetXForm(context.Context, *v1.GetXFormRequest) (*v1.GetXFormResponse, error)
 	// ListFlags lists finalized records that failed the server's validation
 	// (for example, answered on a version since changed), with the reasons.
 	// They are stored like every record; the flags are for the project lead.
@@ -119,6 +137,7 @@ func RegisterFormServiceHandler(server *connect.Server, svc FormServiceHandler) 
 		connect.Method{Spec: formServicePublishFormSpec(), Handler: adapter.publishForm},
 		connect.Method{Spec: formServiceListFormsSpec(), Handler: adapter.listForms},
 		connect.Method{Spec: formServiceGetFormSpec(), Handler: adapter.getForm},
+		connect.Method{Spec: formServiceGetXFormSpec(), Handler: adapter.getXForm},
 		connect.Method{Spec: formServiceListFlagsSpec(), Handler: adapter.listFlags},
 	)
 }
@@ -136,6 +155,10 @@ func (UnimplementedFormServiceHandler) ListForms(context.Context, *v1.ListFormsR
 
 func (UnimplementedFormServiceHandler) GetForm(context.Context, *v1.GetFormRequest) (*v1.GetFormResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, "tessera.v1.FormService.GetForm is not implemented")
+}
+
+func (UnimplementedFormServiceHandler) GetXForm(context.Context, *v1.GetXFormRequest) (*v1.GetXFormResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "tessera.v1.FormService.GetXForm is not implemented")
 }
 
 func (UnimplementedFormServiceHandler) ListFlags(context.Context, *v1.ListFlagsRequest) (*v1.ListFlagsResponse, error) {
@@ -165,6 +188,14 @@ func (c *formServiceClient) ListForms(ctx context.Context, req *v1.ListFormsRequ
 func (c *formServiceClient) GetForm(ctx context.Context, req *v1.GetFormRequest) (*v1.GetFormResponse, error) {
 	var res v1.GetFormResponse
 	if err := c.client.CallUnary(ctx, formServiceGetFormSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *formServiceClient) GetXForm(ctx context.Context, req *v1.GetXFormRequest) (*v1.GetXFormResponse, error) {
+	var res v1.GetXFormResponse
+	if err := c.client.CallUnary(ctx, formServiceGetXFormSpec(), req, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -210,6 +241,18 @@ func (h formServiceHandler) getForm(ctx context.Context, _ connect.Spec, stream 
 		return err
 	}
 	res, err := h.svc.GetForm(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h formServiceHandler) getXForm(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.GetXFormRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.GetXForm(ctx, &req)
 	if err != nil {
 		return err
 	}
