@@ -429,17 +429,31 @@ func TestFormsCommandLine(t *testing.T) {
 	if r := ctl("form", "xform", "community_security@2026.11.1", "--json"); r.err != nil || !strings.Contains(r.stdout, `"md5": "`) {
 		t.Fatalf("form xform --json: %+v", r)
 	}
+	// An XForm publishes too (kept as the XLSForm it amounts to).
+	xml := strings.Replace(served.stdout, `version="2026.11.1"`, `version="2026.11.2"`, 1)
+	xmlPath := filepath.Join(tmp, "community-security.xml")
+	os.WriteFile(xmlPath, []byte(xml), 0o600)
+	if r := ctl("form", "check", xmlPath); r.err != nil || !strings.Contains(r.stdout, "33 questions") {
+		t.Fatalf("form check of the XForm: %+v", r)
+	}
+	if r := ctl("form", "publish", xmlPath); r.err != nil || !strings.Contains(r.stdout, "published community_security@2026.11.2") {
+		t.Fatalf("form publish of the XForm: %+v", r)
+	}
+	if r := ctl("form", "xform", "community_security@2026.11.2"); r.err != nil || !strings.Contains(r.stdout, `version="2026.11.2"`) {
+		t.Fatalf("the XForm of the version published as an XForm: %+v", r)
+	}
 	if r := ctl("form", "xform", "no_such_form"); r.err == nil || !strings.Contains(r.stderr, "not_found") && !strings.Contains(r.stderr, "unknown form") {
 		t.Fatalf("form xform of an unknown form: %+v", r)
 	}
 	dev := filepath.Join(tmp, "dev")
 	mustFieldapp(t, dev, "init", "--server", srv.URL)
 	mustFieldapp(t, dev, "sync")
-	if out := mustFieldapp(t, dev, "form", "list"); !strings.Contains(out, "community_security@2026.11.1") {
+	if out := mustFieldapp(t, dev, "form", "list"); !strings.Contains(out, "community_security@2026.11.1") || !strings.Contains(out, "community_security@2026.11.2") {
 		t.Fatalf("form list on the device: %s", out)
 	}
+	// The newest version is the one published as an XForm: a device answers on it.
 	id := strings.TrimSpace(mustFieldapp(t, dev, "record", "new", "community_security", "intro/consent=yes", "household/hh_size=45"))
-	if r := getRecord(t, dev, id); r.Form != "community_security@2026.11.1" {
+	if r := getRecord(t, dev, id); r.Form != "community_security@2026.11.2" {
 		t.Fatalf("the record names %q, want the form version", r.Form)
 	}
 	r := fieldapp(t, dev, "record", "finalize", id, "--lang", "Français (fr)")

@@ -20,6 +20,11 @@ func FuzzImportMarkdown(f *testing.F) {
 		if (form == nil) == (err == nil) {
 			t.Fatalf("Import returned form %v and error %v", form != nil, err)
 		}
+		if form != nil {
+			if _, err := form.XForm(); err != nil {
+				t.Fatalf("the XForm of an imported form: %v", err)
+			}
+		}
 	})
 }
 
@@ -53,5 +58,30 @@ func FuzzReadXLS(f *testing.F) {
 			return
 		}
 		_, _ = Import(wb, Options{})
+	})
+}
+
+// FuzzReadXForm: any bytes as an uploaded XForm: an error or a workbook
+// that imports or lists its problems, never a panic; an imported form's
+// own XForm is written without error.
+func FuzzReadXForm(f *testing.F) {
+	for _, name := range []string{"widgets.xml", "xlsform_spec_test.xml", "pull_data.xml"} {
+		if b, err := os.ReadFile("../../shared/conformance/pyxform-workbooks/expected/" + name); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte(`<h:html xmlns="http://www.w3.org/2002/xforms" xmlns:h="http://www.w3.org/1999/xhtml"><h:head><model><instance><d id="x"><q/></d></instance></model></h:head></h:html>`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		wb, err := ReadXForm(b)
+		if err != nil {
+			return
+		}
+		form, err := Import(wb, Options{})
+		if err != nil {
+			return
+		}
+		if _, err := form.XForm(); err != nil {
+			t.Fatalf("the XForm of an imported form: %v", err)
+		}
 	})
 }

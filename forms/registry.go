@@ -102,11 +102,19 @@ func (r *Registry) PublishWith(ctx context.Context, xlsx []byte, files []File, d
 	if len(xlsx) > MaxXLSXBytes {
 		return Info{}, false, fmt.Errorf("publish: the file is over %d MiB", MaxXLSXBytes>>20)
 	}
-	if bytes.HasPrefix(xlsx, cfbMagic) {
+	switch {
+	case bytes.HasPrefix(xlsx, cfbMagic):
 		// A legacy .xls is kept as the .xlsx it reads as: devices (old
 		// ones too) and every reader downstream take .xlsx.
 		var err error
 		if xlsx, err = XLSToXLSX(xlsx); err != nil {
+			return Info{}, false, err
+		}
+	case IsXForm(xlsx):
+		// An XForm is kept as the XLSForm it amounts to, for the same
+		// reason; its own XForm is then written from that.
+		var err error
+		if xlsx, err = XFormToXLSX(xlsx); err != nil {
 			return Info{}, false, err
 		}
 	}

@@ -582,7 +582,11 @@ func orderedParams(s string) []xattr {
 	var out []xattr
 	for _, part := range strings.FieldsFunc(s, func(r rune) bool { return r == ';' || r == ',' || r == ' ' || r == '\t' || r == '\n' }) {
 		k, v, _ := strings.Cut(part, "=")
-		out = append(out, xattr{strings.ToLower(strings.TrimSpace(k)), strings.TrimSpace(v)})
+		k, v = strings.ToLower(strings.TrimSpace(k)), strings.TrimSpace(v)
+		if k != "label" && k != "value" && k != "seed" {
+			v = strings.ToLower(v) // as pyxform reads them
+		}
+		out = append(out, xattr{k, v})
 	}
 	return out
 }

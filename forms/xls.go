@@ -43,6 +43,8 @@ func ReadWorkbook(b []byte) (*Workbook, error) {
 		return ReadXLSX(bytes.NewReader(b))
 	case bytes.HasPrefix(b, cfbMagic):
 		return ReadXLS(b)
+	case IsXForm(b):
+		return ReadXForm(b)
 	}
 	return nil, fmt.Errorf("%w: %w", ErrNotXLSX, ErrNotWorkbook)
 }
@@ -492,6 +494,12 @@ func XLSToXLSX(b []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return WorkbookToXLSX(wb, "Tessera (from .xls)")
+}
+
+// WorkbookToXLSX writes wb as an .xlsx, the same bytes for the same
+// sheets (fixed document dates), so a form converted twice is stored once.
+func WorkbookToXLSX(wb *Workbook, creator string) ([]byte, error) {
 	f := excelize.NewFile()
 	defer f.Close()
 	for i, s := range wb.Sheets {
@@ -522,7 +530,7 @@ func XLSToXLSX(b []byte) ([]byte, error) {
 		}
 	}
 	epoch := "2000-01-01T00:00:00Z"
-	if err := f.SetDocProps(&excelize.DocProperties{Created: epoch, Modified: epoch, Creator: "Tessera (from .xls)"}); err != nil {
+	if err := f.SetDocProps(&excelize.DocProperties{Created: epoch, Modified: epoch, Creator: creator}); err != nil {
 		return nil, err
 	}
 	var out bytes.Buffer

@@ -441,9 +441,9 @@ func (im *importer) expandLoops(q *Question) {
 		}
 		// The loop stays a group (pyxform's layout, so Collect's answers
 		// have the same paths), holding a group per choice.
-		templates := c.Children
-		c.Kind, c.Children = KGroup, nil
-		for _, ch := range im.f.Choices[c.ListName] {
+		templates, list := c.Children, c.ListName
+		c.Kind, c.Children, c.ListName = KGroup, nil, ""
+		for _, ch := range im.f.Choices[list] {
 			if ch.Name == "none" {
 				continue
 			}

@@ -29,6 +29,7 @@ var consoleMessages = []struct {
 	{syncengine.ErrNotFound, http.StatusNotFound, "No such record."},
 	{forms.ErrExists, http.StatusBadRequest, "This form version is already published with other content or for another project: raise the version on the settings sheet."},
 	{forms.ErrNotXLSX, http.StatusBadRequest, "That file is not an .xlsx or .xls workbook."},
+	{forms.ErrNotXForm, http.StatusBadRequest, "That file is not an ODK XForm Tessera can read."},
 	{forms.ErrUnknownForm, http.StatusNotFound, "No such form."},
 	{auth.ErrNotFound, http.StatusNotFound, "Not found: check the project or device named."},
 	{auth.ErrInvalid, http.StatusBadRequest, "Check what you entered: names are letters, digits, '-' and '_'."},

@@ -36,6 +36,7 @@ var codes = []struct {
 	{auth.ErrInvalid, connect.CodeInvalidArgument},
 	{forms.ErrUnknownForm, connect.CodeNotFound},
 	{forms.ErrNotXLSX, connect.CodeInvalidArgument},
+	{forms.ErrNotXForm, connect.CodeInvalidArgument},
 	{context.Canceled, connect.CodeCanceled},
 	{context.DeadlineExceeded, connect.CodeDeadlineExceeded},
 }
