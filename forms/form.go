@@ -208,6 +208,8 @@ type Form struct {
 	// The header rows as read, in column order: the XForm writer keeps
 	// pyxform's attribute and language order from them.
 	surveyCols, choiceCols []column
+	osmTags                map[string][]Choice // the osm sheet, by list
+	osmCols                []column
 }
 
 // Key is "form_id@version", how records name the form version they

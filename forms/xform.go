@@ -70,6 +70,7 @@ type xe struct {
 	value    string // an attribute's value
 
 	isSelect                                     bool
+	osm                                          []*option
 	listName, itemset, choiceFilter, dflt, query string
 	itemsetRefs                                  bool // select_one ${repeat_question}
 	params                                       []xattr
@@ -711,6 +712,11 @@ func (w *xw) defaults(e *xe, q *Question, r *record) {
 			e.itemset = ""
 		}
 		e.itemsetRefs = strings.Contains(e.itemset, "${")
+	}
+	if q.Kind == KOSM {
+		for _, c := range w.f.osmTags[q.ListName] {
+			e.osm = append(e.osm, &option{name: c.Name, label: w.text(c.Label, "label", w.f.osmCols)})
+		}
 	}
 	if def == "" {
 		return

@@ -173,6 +173,7 @@ type xreader struct {
 
 	instanceName string
 	geoTriggered map[string]bool
+	osmRows      [][]string
 }
 
 // rawParts is an element's text with its <output/> elements as markup.

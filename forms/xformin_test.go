@@ -80,8 +80,15 @@ func formSummary(f *Form) []string {
 		if q.Kind == KExternalData {
 			path = q.Name // form-wide: XForms do not place them
 		}
+		list := q.ListName
+		if q.Kind == KOSM && list != "" {
+			list = "osm" // the XForm names no list: its tags
+			for _, c := range f.osmTags[q.ListName] {
+				list += " " + c.Name + "=" + text(c.Label)
+			}
+		}
 		out = append(out, fmt.Sprintf("%s %s list=%s file=%s ext=%v label=%s hint=%s rel=%s req=%s con=%s calc=%s cf=%s rc=%s ro=%s def=%s app=%s params=%s trig=%s cmsg=%s",
-			path, q.Kind, q.ListName, q.ItemsetFile, q.External, text(label), text(hint), norm(q.Relevant), boolish(q.Required),
+			path, q.Kind, list, q.ItemsetFile, q.External, text(label), text(hint), norm(q.Relevant), boolish(q.Required),
 			norm(q.Constraint), norm(q.Calculation), norm(q.ChoiceFilter), norm(q.RepeatCount), boolish(q.ReadOnly), norm(q.Default),
 			q.Appearance, strings.Join(params, ","), strings.Join(refRe.FindAllString(trig, -1), " "), text(q.ConstraintMessage)))
 	})

@@ -483,6 +483,14 @@ func (w *xw) control(e *xe) *xnode {
 		n.add(w.listItemset(e).node())
 	case (e.kind == KGeopoint || e.kind == KGeotrace || e.kind == KGeoshape) && e.itemset != "":
 		n.add(w.itemsetNode(e))
+	case e.kind == KOSM:
+		for _, t := range e.osm {
+			l := el("label")
+			if t.label.s != "" {
+				l = el("label", w.outputs(t.label.s, e)...)
+			}
+			n.add(el("tag", l).set("key", t.name))
+		}
 	}
 	for _, sv := range w.setvals[e.name] {
 		t := w.byName[sv[0]]

@@ -196,6 +196,17 @@ func (r *xreader) leafType(row map[string]string, p string, ctl, b *xn, btype st
 		case strings.HasPrefix(mt, "video"):
 			return "video"
 		case strings.HasPrefix(mt, "osm"):
+			if tags := ctl.children("tag"); len(tags) > 0 {
+				list := r.uniqueList(row["name"] + "_tags")
+				for _, t := range tags {
+					tag := []string{list, t.attr("key"), ""}
+					if l := t.child("label"); l != nil {
+						tag[2] = strings.TrimSpace(r.partsText(l, p))
+					}
+					r.osmRows = append(r.osmRows, tag)
+				}
+				return "osm " + list
+			}
 			return "osm"
 		}
 		return "file"
@@ -705,6 +716,9 @@ func (r *xreader) workbook(head, primary *xn) *Workbook {
 			ch.Rows = append(ch.Rows, l)
 		}
 		wb.Sheets = append(wb.Sheets, ch)
+	}
+	if len(r.osmRows) > 0 {
+		wb.Sheets = append(wb.Sheets, Sheet{Name: "osm", Rows: append([][]string{{"list_name", "name", "label"}}, r.osmRows...)})
 	}
 	settings := map[string]string{}
 	if t := head.child("title"); t != nil {

@@ -299,7 +299,7 @@ func (im *importer) run(opts Options) {
 	im.checkReferences()
 	im.checkTriggers()
 	im.compile()
-	if len(im.probs) == 0 {
+	if len(im.probs) == 0 && mayCollide(f) {
 		// Secondary instance ids are the XForm's: two sources under one
 		// id would give ODK clients the wrong data.
 		for _, msg := range newXW(f).instanceConflicts() {
@@ -316,6 +316,23 @@ func (im *importer) run(opts Options) {
 }
 
 var knownSheets = map[string]bool{"survey": true, "choices": true, "settings": true, "external_choices": true, "entities": true, "osm": true}
+
+// mayCollide: only files (choices, external data, pulldata()) and the
+// last-saved instance can take an id a choice list or another file has.
+func mayCollide(f *Form) bool {
+	found := false
+	f.Walk(func(q *Question) {
+		if q.ItemsetFile != "" || q.Kind == KExternalData {
+			found = true
+		}
+		for _, s := range []string{q.Calculation, q.Constraint, q.Relevant, q.Required, q.ReadOnly, q.ChoiceFilter, q.Default} {
+			if strings.Contains(s, "pulldata") || strings.Contains(s, "last-saved#") {
+				found = true
+			}
+		}
+	})
+	return found
+}
 
 func firstOf(s ...string) string {
 	for _, x := range s {
@@ -745,6 +762,8 @@ func (im *importer) checkQuestion(q *Question, r record, parent *Question, repea
 		if q.Kind == KOSM {
 			if !im.sheetLists("osm")[q.ListName] {
 				im.add("survey", row, "the 'type' value is invalid: the list %q is not on the 'osm' sheet.", q.ListName)
+			} else {
+				im.readOSM()
 			}
 		} else if q.External {
 			if !im.sheetLists("external_choices")[q.ListName] {
@@ -974,6 +993,23 @@ func needsLabel(q *Question) bool {
 
 // sheetLists are the list names of a sheet (osm, external_choices,
 // entities), read once per import.
+// readOSM keeps the osm sheet's tags (the XForm lists them in the
+// question).
+func (im *importer) readOSM() {
+	if im.f.osmTags != nil {
+		return
+	}
+	im.f.osmTags = map[string][]Choice{}
+	s := im.wb.Sheet("osm")
+	cols, recs := readRows(s)
+	im.f.osmCols = cols
+	for _, r := range recs {
+		if l, n := r.cells["list_name"], r.cells["name"]; l != "" && n != "" {
+			im.f.osmTags[l] = append(im.f.osmTags[l], Choice{Row: r.row, Name: n, Label: r.texts["label"], raw: &r})
+		}
+	}
+}
+
 func (im *importer) sheetLists(sheet string) map[string]bool {
 	if out, ok := im.lists[sheet]; ok {
 		return out
