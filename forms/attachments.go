@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/csv"
+	"encoding/json"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -110,11 +111,9 @@ func checkFiles(f *Form, files []File) ([]FileInfo, error) {
 			ps = append(ps, Problem{Sheet: "survey", Row: ref.Row, Msg: fmt.Sprintf("the file '%s' this row names was not published with the form: give it after the form (surveyctl form publish FORM.xlsx %s)", ref.Name, ref.Name)})
 			continue
 		}
-		if strings.EqualFold(filepath.Ext(ref.Name), ".csv") {
-			if _, err := readChoicesCSV(data, "", ""); err != nil {
-				ps = append(ps, Problem{Sheet: "survey", Row: ref.Row, Msg: fmt.Sprintf("the file '%s' does not read as CSV: %v", ref.Name, err)})
-				continue
-			}
+		if err := checkFile(f, ref.Name, data); err != nil {
+			ps = append(ps, Problem{Sheet: "survey", Row: ref.Row, Msg: fmt.Sprintf("the file '%s' does not read: %v", ref.Name, err)})
+			continue
 		}
 		sum := sha256.Sum256(data)
 		out = append(out, FileInfo{Name: ref.Name, SHA256: hex.EncodeToString(sum[:]), Size: len(data)})
@@ -193,27 +192,64 @@ func (r *Registry) File(ctx context.Context, sha string) ([]byte, error) {
 	return b, err
 }
 
-// loadFileChoices reads the CSV choices files of a stored form.
+// checkFile reads an attachment as its users will: choices files as
+// choices (with the questions' value and label columns), CSV data as a
+// table.
+func checkFile(f *Form, name string, data []byte) error {
+	used := false
+	var err error
+	f.Walk(func(q *Question) {
+		if q.ItemsetFile == name && err == nil {
+			used = true
+			_, err = readChoicesFile(name, data, q.Parameters["value"], q.Parameters["label"])
+		}
+	})
+	if err != nil || used {
+		return err
+	}
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".csv":
+		_, err = readTable(data)
+	case ".xml":
+		_, err = parseXML(data)
+	case ".geojson":
+		if !json.Valid(data) {
+			err = errors.New("not JSON")
+		}
+	}
+	return err
+}
+
+// loadFileChoices reads a stored form's attachments: choices files into
+// FileChoices, CSV data files into the tables pulldata() reads.
 func (r *Registry) loadFileChoices(ctx context.Context, f *Form, info Info) error {
 	for _, fi := range info.Files {
-		if !strings.EqualFold(filepath.Ext(fi.Name), ".csv") {
-			continue
-		}
+		csvFile := strings.EqualFold(filepath.Ext(fi.Name), ".csv")
 		var users []*Question
 		f.Walk(func(q *Question) {
 			if q.ItemsetFile == fi.Name {
 				users = append(users, q)
 			}
 		})
-		if len(users) == 0 {
-			continue
+		if !csvFile && len(users) == 0 {
+			continue // media and other files: the form does not read them
 		}
 		data, err := r.File(ctx, fi.SHA256)
 		if err != nil {
 			return err
 		}
+		if csvFile {
+			t, err := readTable(data)
+			if err != nil {
+				return fmt.Errorf("attachment %s: %w", fi.Name, err)
+			}
+			if f.tables == nil {
+				f.tables = map[string]*table{}
+			}
+			f.tables[strings.TrimSuffix(fi.Name, filepath.Ext(fi.Name))] = t
+		}
 		for _, q := range users {
-			cs, err := readChoicesCSV(data, q.Parameters["value"], q.Parameters["label"])
+			cs, err := readChoicesFile(fi.Name, data, q.Parameters["value"], q.Parameters["label"])
 			if err != nil {
 				return fmt.Errorf("attachment %s: %w", fi.Name, err)
 			}

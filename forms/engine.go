@@ -157,7 +157,7 @@ func (in *Instance) Walk(fn func(*INode) bool) {
 // context returns an evaluation context at node n.
 func (in *Instance) context(n *INode) *xpath.Context {
 	if in.funcs == nil {
-		in.funcs = map[string]xpath.Func{"jr:choice-name": in.choiceName}
+		in.funcs = map[string]xpath.Func{"jr:choice-name": in.choiceName, "pulldata": in.pulldata}
 	}
 	ctx := &xpath.Context{Node: n, Root: in.Root, Current: n, Now: in.now, Funcs: in.funcs}
 	ctx.Ref = func(name string, _ xpath.Node) (xpath.Value, error) { return in.ref(name, n) }

@@ -209,6 +209,7 @@ type Form struct {
 	// pyxform's attribute and language order from them.
 	surveyCols, choiceCols []column
 	osmTags                map[string][]Choice // the osm sheet, by list
+	tables                 map[string]*table   // CSV attachments by base name, for pulldata()
 	osmCols                []column
 }
 
