@@ -78,8 +78,51 @@ func (f *Form) Files() []FileRef {
 				add(m[1]+".csv", q.Row)
 			}
 		}
+		if m := searchRe.FindString(q.Appearance); m != "" {
+			if file := searchFile(m); file != "" {
+				add(file+".csv", q.Row)
+			}
+		}
+		for _, name := range mediaFiles(q.raw) {
+			add(name, q.Row)
+		}
 	})
+	for _, list := range sortedKeys(f.Choices) {
+		for _, c := range f.Choices[list] {
+			for _, name := range mediaFiles(c.raw) {
+				add(name, c.Row)
+			}
+		}
+	}
 	return out
+}
+
+// mediaFiles are the image, audio and video files a row's labels name
+// (every language).
+func mediaFiles(r *record) []string {
+	if r == nil {
+		return nil
+	}
+	var out []string
+	for _, base := range []string{"image", "big-image", "audio", "video", "media"} {
+		for _, lang := range sortedKeys(r.texts[base]) {
+			if v := strings.TrimSpace(r.texts[base][lang]); v != "" && !strings.Contains(v, "${") && !slices.Contains(out, v) {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
+var searchArgRe = regexp.MustCompile(`^search\(\s*['"]([^'"]+)['"]`)
+
+// searchFile is the CSV a search('name', ...) appearance reads ("" when
+// it names none).
+func searchFile(call string) string {
+	if m := searchArgRe.FindStringSubmatch(call); m != nil {
+		return m[1]
+	}
+	return ""
 }
 
 // checkFiles matches a version's attachments with what the form names: a
@@ -248,6 +291,9 @@ func (r *Registry) loadFileChoices(ctx context.Context, f *Form, info Info) erro
 			}
 			f.tables[strings.TrimSuffix(fi.Name, filepath.Ext(fi.Name))] = t
 		}
+		if csvFile {
+			f.searchChoices(strings.TrimSuffix(fi.Name, filepath.Ext(fi.Name)))
+		}
 		for _, q := range users {
 			cs, err := readChoicesFile(fi.Name, data, q.Parameters["value"], q.Parameters["label"])
 			if err != nil {
@@ -260,4 +306,42 @@ func (r *Registry) loadFileChoices(ctx context.Context, f *Form, info Info) erro
 		}
 	}
 	return nil
+}
+
+// searchChoices gives the selects whose appearance is search('file', ...)
+// the file's rows as choices: the list's one row names the value column
+// (its name) and the label column (its label), as ODK reads it. The
+// search's filter depends on answers and narrows them on screen.
+func (f *Form) searchChoices(file string) {
+	t := f.tables[file]
+	if t == nil {
+		return
+	}
+	f.Walk(func(q *Question) {
+		m := searchRe.FindString(q.Appearance)
+		if m == "" || searchFile(m) != file || len(f.Choices[q.ListName]) == 0 {
+			return
+		}
+		spec := f.Choices[q.ListName][0]
+		vi := slices.Index(t.cols, spec.Name)
+		if vi < 0 {
+			return
+		}
+		li := slices.Index(t.cols, spec.Label.In(f.DefaultLanguage, ""))
+		var cs []Choice
+		for i, r := range t.rows {
+			if vi >= len(r) || strings.TrimSpace(r[vi]) == "" {
+				continue
+			}
+			c := Choice{Row: i + 2, Name: strings.TrimSpace(r[vi]), Label: Text{}}
+			if li >= 0 && li < len(r) {
+				c.Label[""] = r[li]
+			}
+			cs = append(cs, c)
+		}
+		if f.FileChoices == nil {
+			f.FileChoices = map[*Question][]Choice{}
+		}
+		f.FileChoices[q] = cs
+	})
 }

@@ -30,16 +30,18 @@ const pricesCSV = "name,price\nmaize,12\nbeans,30\n"
 func TestAttachmentsRun(t *testing.T) {
 	book := xlsx(t, map[string][][]string{
 		"survey": {
-			{"type", "name", "label", "calculation"},
-			{"select_one_from_file places.xml", "place", "Place", ""},
-			{"select_multiple_from_file areas.geojson", "areas", "Areas", ""},
-			{"text", "crop", "Crop", ""},
-			{"calculate", "price", "", "pulldata('prices', 'price', 'name', ${crop})"},
+			{"type", "name", "label", "calculation", "appearance"},
+			{"select_one_from_file places.xml", "place", "Place", "", ""},
+			{"select_multiple_from_file areas.geojson", "areas", "Areas", "", ""},
+			{"text", "crop", "Crop", "", ""},
+			{"calculate", "price", "", "pulldata('prices', 'price', 'name', ${crop})", ""},
+			{"select_one fruits", "fruit", "Fruit", "", "search('fruits')"},
 		},
+		"choices":  {{"list_name", "name", "label"}, {"fruits", "name_key", "name"}},
 		"settings": {{"form_id", "version"}, {"files", "1"}},
-	}, "survey", "settings")
+	}, "survey", "choices", "settings")
 	files := []File{{Name: "places.xml", Data: []byte(placesXML)}, {Name: "areas.geojson", Data: []byte(areasGeoJSON)},
-		{Name: "prices.csv", Data: []byte(pricesCSV)}}
+		{Name: "prices.csv", Data: []byte(pricesCSV)}, {Name: "fruits.csv", Data: []byte("name_key,name\nmango,Mango\napple,Apple\n")}}
 	ctx := context.Background()
 	reg := NewRegistry(memstore.New())
 	info, _, err := reg.PublishWith(ctx, book, files, "files", "", time.Now(), nil)
@@ -65,6 +67,8 @@ func TestAttachmentsRun(t *testing.T) {
 		{vals("place", "camp_a", "areas", "w1 b2"), nil},
 		{vals("place", "camp_c"), []string{"place:choice"}},
 		{vals("areas", "w1 nowhere"), []string{"areas:choice"}},
+		{vals("fruit", "apple"), nil},
+		{vals("fruit", "name_key"), []string{"fruit:choice"}},
 	} {
 		if got := codes(NewInstance(f, c.ans, nil).Validate("")); strings.Join(got, ",") != strings.Join(c.want, ",") {
 			t.Errorf("%v: %v, want %v", c.ans, got, c.want)
@@ -79,11 +83,40 @@ func TestAttachmentsRun(t *testing.T) {
 		t.Fatalf("pulldata of a key not in the file: %v %v", calc, err)
 	}
 
+	if _, _, err := reg.PublishWith(ctx, book, files[:3], "files", "", time.Now(), nil); err == nil || !strings.Contains(err.Error(), "fruits.csv") {
+		t.Fatalf("the search() file may not be left out: %v", err)
+	}
 	bad := append([]File{}, files...)
 	bad[0] = File{Name: "places.xml", Data: []byte("<root><item><name>x</name>")}
 	_, _, err = reg.PublishWith(ctx, book, bad, "files", "", time.Now(), nil)
 	var ps Problems
 	if !errors.As(err, &ps) || len(ps) != 1 || ps[0].Row != 2 || !strings.Contains(ps[0].Msg, "places.xml") || !strings.Contains(ps[0].Msg, "line") {
 		t.Fatalf("a broken XML choices file: %v", err)
+	}
+}
+
+// TestMediaLabelsArePublished (issue 15): the images and audio a form's
+// labels name (questions and choices, every language) are its attachments:
+// publishing without one is a problem at its row.
+func TestMediaLabelsArePublished(t *testing.T) {
+	book := xlsx(t, map[string][][]string{
+		"survey": {
+			{"type", "name", "label", "image", "audio::French (fr)"},
+			{"select_one yn", "ok", "OK?", "ok.png", "ok-fr.mp3"},
+		},
+		"choices":  {{"list_name", "name", "label", "image"}, {"yn", "yes", "Yes", "yes.png"}, {"yn", "no", "No", ""}},
+		"settings": {{"form_id", "version"}, {"media", "1"}},
+	}, "survey", "choices", "settings")
+	ctx := context.Background()
+	reg := NewRegistry(memstore.New())
+	all := []File{{Name: "ok.png", Data: []byte("png")}, {Name: "ok-fr.mp3", Data: []byte("mp3")}, {Name: "yes.png", Data: []byte("png")}}
+	_, _, err := reg.PublishWith(ctx, book, all[:2], "media", "", time.Now(), nil)
+	var ps Problems
+	if !errors.As(err, &ps) || len(ps) != 1 || !strings.Contains(ps[0].Msg, "yes.png") || ps[0].Row != 2 {
+		t.Fatalf("a choice's image left out: %v", err)
+	}
+	info, _, err := reg.PublishWith(ctx, book, all, "media", "", time.Now(), nil)
+	if err != nil || len(info.Files) != 3 {
+		t.Fatalf("publish with its media: %v %+v", err, info.Files)
 	}
 }

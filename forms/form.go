@@ -249,8 +249,8 @@ func (f *Form) Count() int {
 // ChoicesFor returns the choices a select question offers (before any
 // choice filter): its list's, or its choices file's.
 func (f *Form) ChoicesFor(q *Question) []Choice {
-	if q.ItemsetFile != "" {
-		return f.FileChoices[q]
+	if cs, ok := f.FileChoices[q]; ok || q.ItemsetFile != "" {
+		return cs // a choices file's, or a search() appearance's
 	}
 	return f.Choices[q.ListName]
 }
