@@ -52,6 +52,12 @@ func (d *Device) NewInterview(ctx context.Context, form string) (syncengine.Reco
 			v = syncengine.TextValue(now.Format(time.DateOnly))
 		case forms.KDeviceID:
 			v = syncengine.TextValue("tessera:" + d.rep.ID().String())
+		case forms.KUsername, forms.KPhoneNumber, forms.KSimSerial, forms.KSubscriberID, forms.KEmail:
+			// What a browser cannot know is written empty: recorded as
+			// unavailable, never guessed (Collect leaves these empty when
+			// the phone denies them). Empty, not absent, says the device
+			// looked.
+			writes = append(writes, syncengine.FieldWrite{Name: n.Field, Value: syncengine.TextValue("")})
 		default:
 			if dv, ok := in.Default(nil, n.Q); ok {
 				v = dv

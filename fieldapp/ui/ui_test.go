@@ -437,3 +437,58 @@ func TestUIRank(t *testing.T) {
 		}
 	}
 }
+
+// TestMetadataFilledAsCollectFills (issue 15): a new interview gets its
+// start time, date and device id; what a browser cannot know (phone
+// number, SIM serial, subscriber id, email, user name) is recorded as
+// unavailable (written empty), never invented.
+func TestMetadataFilledAsCollectFills(t *testing.T) {
+	srv, serverURL := startServer(t)
+	f := excelize.NewFile()
+	f.SetSheetName("Sheet1", "survey")
+	rows := [][]string{{"type", "name", "label"}, {"start", "started", ""}, {"today", "day", ""}, {"deviceid", "dev", ""},
+		{"phonenumber", "phone", ""}, {"simserial", "sim", ""}, {"subscriberid", "sub", ""}, {"email", "mail", ""},
+		{"username", "user", ""}, {"text", "q", "Q"}}
+	for i, r := range rows {
+		f.SetSheetRow("survey", fmt.Sprintf("A%d", i+1), &r)
+	}
+	f.NewSheet("settings")
+	f.SetSheetRow("settings", "A1", &[]string{"form_id", "version"})
+	f.SetSheetRow("settings", "A2", &[]string{"meta", "1"})
+	var buf bytes.Buffer
+	if err := f.Write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := srv.Forms().Publish(context.Background(), buf.Bytes(), "", "", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	dev, err := fieldapp.Init(ctx, filepath.Join(t.TempDir(), "dev"), fieldapp.Config{Server: serverURL, PIN: pin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	if _, err := dev.Sync(ctx, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	rid, err := dev.NewInterview(ctx, "meta")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := dev.Replica().Record(ctx, rid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := rec.Values()
+	if v["started"].Kind == syncengine.Null || v["day"].String() != time.Now().Format(time.DateOnly) || !strings.HasPrefix(v["dev"].String(), "tessera:") {
+		t.Fatalf("filled: %v", v)
+	}
+	for _, q := range []string{"phone", "sim", "sub", "mail", "user"} {
+		if x, ok := v[q]; !ok || x.Kind != syncengine.Text || x.Str != "" {
+			t.Errorf("%s: %v (%v), want recorded empty", q, x, ok)
+		}
+	}
+	if vs, err := dev.Finalize(ctx, rid, ""); err != nil || len(vs) != 0 {
+		t.Fatalf("finalize with metadata recorded empty: %v %v", vs, err)
+	}
+}
