@@ -397,7 +397,19 @@ func (d *Device) Finalize(ctx context.Context, id syncengine.RecordID, lang stri
 	if err != nil {
 		return nil, fmt.Errorf("finalize %s: %w", id, err)
 	}
+	now := time.Now()
 	if vs := in.Validate(lang); len(vs) > 0 {
+		var evs []auditEvent
+		for _, v := range vs {
+			if v.Code == "constraint" || v.Code == "required" {
+				evs = append(evs, auditEvent{event: "constraint error", node: auditNode(f, v.Field), start: now, end: now})
+			}
+		}
+		if w := auditWrite(f, ans[auditPath(f)], evs...); len(w) > 0 {
+			if err := d.rep.Set(ctx, id, w); err != nil {
+				return nil, err
+			}
+		}
 		return vs, nil
 	}
 	var writes []syncengine.FieldWrite
@@ -418,6 +430,9 @@ func (d *Device) Finalize(ctx context.Context, id syncengine.RecordID, lang stri
 		return n.Q.Kind == forms.KGroup
 	})
 	writes = append(writes, syncengine.FieldWrite{Name: syncengine.StatusField, Value: syncengine.TextValue("finalized")})
+	writes = append(writes, auditWrite(f, ans[auditPath(f)],
+		auditEvent{event: "end screen", start: now, end: now}, auditEvent{event: "form save", start: now},
+		auditEvent{event: "form finalize", start: now})...)
 	return nil, d.rep.Set(ctx, id, writes)
 }
 

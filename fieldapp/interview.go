@@ -68,6 +68,7 @@ func (d *Device) NewInterview(ctx context.Context, form string) (syncengine.Reco
 		}
 		return true
 	})
+	writes = append(writes, auditWrite(f, syncengine.Value{}, auditEvent{event: "form start", start: now})...)
 	return d.rep.Create(ctx, f.Key(), writes)
 }
 
@@ -131,6 +132,15 @@ func (d *Device) Answer(ctx context.Context, id syncengine.RecordID, field, text
 		more = nil
 	}
 	writes := append([]syncengine.FieldWrite{{Name: field, Value: v}}, more...)
+	if aq := auditQuestion(iv.Form); aq != nil {
+		now := time.Now()
+		old := ""
+		if o, ok := iv.Record.Values()[field]; ok {
+			old = valueText(o)
+		}
+		writes = append(writes, auditWrite(iv.Form, iv.Record.Values()[aq.Path()],
+			auditEvent{event: "question", node: auditNode(iv.Form, field), start: now, end: now, old: old, new: valueText(v)})...)
+	}
 	return len(more) > 0, d.rep.Set(ctx, id, writes)
 }
 
@@ -251,7 +261,16 @@ func (d *Device) AddInstance(ctx context.Context, id syncengine.RecordID, path s
 	}
 	key := string(forms.Path(path).At(newInstanceID()))
 	writes := append([]syncengine.FieldWrite{{Name: key, Value: syncengine.IntValue(last + 1)}}, defaultsOf(iv.In, q, key+"/")...)
+	now := time.Now()
+	writes = append(writes, auditWrite(iv.Form, iv.Record.Values()[auditPath(iv.Form)], auditEvent{event: "add repeat", node: auditNode(iv.Form, key), start: now, end: now})...)
 	return key, d.rep.Set(ctx, id, writes)
+}
+
+func auditPath(f *forms.Form) string {
+	if q := auditQuestion(f); q != nil {
+		return q.Path()
+	}
+	return ""
 }
 
 // repeatAt returns the repeat question a path names (instance ids and
@@ -294,7 +313,10 @@ func (d *Device) RemoveInstance(ctx context.Context, id syncengine.RecordID, key
 	if n := iv.Node(key); n == nil || n.Q.Kind != forms.KRepeat {
 		return fmt.Errorf("remove %s: %w", key, ErrNotQuestion)
 	}
-	return d.rep.Set(ctx, id, []syncengine.FieldWrite{{Name: key, Value: syncengine.Value{}}})
+	now := time.Now()
+	writes := []syncengine.FieldWrite{{Name: key, Value: syncengine.Value{}}}
+	writes = append(writes, auditWrite(iv.Form, iv.Record.Values()[auditPath(iv.Form)], auditEvent{event: "delete repeat", node: auditNode(iv.Form, key), start: now, end: now})...)
+	return d.rep.Set(ctx, id, writes)
 }
 
 // State is what a screen needs after an answer: which nodes are relevant,

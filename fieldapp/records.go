@@ -34,9 +34,10 @@ func (d *Device) Import(ctx context.Context, recs []syncengine.NewRecord) error 
 	return err
 }
 
-// Set writes answers to a record.
+// Set writes answers to a record (and, when its form keeps an audit,
+// the audit's "question" events).
 func (d *Device) Set(ctx context.Context, id syncengine.RecordID, fields []syncengine.FieldWrite) error {
-	return d.rep.Set(ctx, id, fields)
+	return d.audited(ctx, id, fields)
 }
 
 // Delete deletes a record (a causal write: it syncs like any other).

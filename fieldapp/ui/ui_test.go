@@ -2,6 +2,7 @@ package ui_test
 
 import (
 	"bytes"
+	"encoding/csv"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -490,5 +491,82 @@ func TestMetadataFilledAsCollectFills(t *testing.T) {
 	}
 	if vs, err := dev.Finalize(ctx, rid, ""); err != nil || len(vs) != 0 {
 		t.Fatalf("finalize with metadata recorded empty: %v %v", vs, err)
+	}
+}
+
+// TestAuditLogKept (issue 15): a form with an audit question keeps ODK's
+// audit log (audit.csv's events) in the interview: the form's start, each
+// answer changed (old and new values with track-changes), constraint
+// errors, the end screen, save and finalize; it syncs with the record.
+func TestAuditLogKept(t *testing.T) {
+	srv, serverURL := startServer(t)
+	f := excelize.NewFile()
+	f.SetSheetName("Sheet1", "survey")
+	rows := [][]string{{"type", "name", "label", "required", "parameters"}, {"audit", "audit", "", "", "track-changes=true"},
+		{"integer", "age", "Age", "yes", ""}, {"text", "name", "Name", "", ""}}
+	for i, r := range rows {
+		f.SetSheetRow("survey", fmt.Sprintf("A%d", i+1), &r)
+	}
+	f.NewSheet("settings")
+	f.SetSheetRow("settings", "A1", &[]string{"form_id", "version"})
+	f.SetSheetRow("settings", "A2", &[]string{"audited", "1"})
+	var buf bytes.Buffer
+	if err := f.Write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := srv.Forms().Publish(context.Background(), buf.Bytes(), "", "", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	dev, err := fieldapp.Init(ctx, filepath.Join(t.TempDir(), "dev"), fieldapp.Config{Server: serverURL, PIN: pin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	if _, err := dev.Sync(ctx, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	id, err := dev.NewInterview(ctx, "audited")
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := dev.Answer(ctx, id, "name", "Amina"); err != nil { // as the screen saves it
+		t.Fatal(err)
+	}
+	if vs, err := dev.Finalize(ctx, id, ""); err != nil || len(vs) != 1 {
+		t.Fatalf("finalize without the required age: %v %v", vs, err)
+	}
+	must(dev.Set(ctx, id, []syncengine.FieldWrite{{Name: "age", Value: syncengine.IntValue(31)}}))
+	must(dev.Set(ctx, id, []syncengine.FieldWrite{{Name: "age", Value: syncengine.IntValue(32)}}))
+	if vs, err := dev.Finalize(ctx, id, ""); err != nil || len(vs) != 0 {
+		t.Fatalf("finalize: %v %v", vs, err)
+	}
+	if _, err := dev.Sync(ctx, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := srv.Replica().Record(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := rec.Values()["audit"].String()
+	r := csv.NewReader(strings.NewReader(log))
+	lines, err := r.ReadAll()
+	if err != nil {
+		t.Fatalf("the audit log is not CSV: %v\n%s", err, log)
+	}
+	var got []string
+	for _, l := range lines[1:] {
+		got = append(got, strings.Join([]string{l[0], l[1], l[4], l[5]}, "|"))
+	}
+	want := []string{"form start|||", "question|/data/name||Amina", "constraint error|/data/age||",
+		"question|/data/age||31", "question|/data/age|31|32", "end screen|||", "form save|||", "form finalize|||"}
+	if strings.Join(lines[0], ",") != "event,node,start,end,old-value,new-value" || strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("audit log on the server:\n%s", log)
 	}
 }
