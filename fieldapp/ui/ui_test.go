@@ -2,8 +2,8 @@ package ui_test
 
 import (
 	"bytes"
-	"encoding/csv"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
