@@ -313,8 +313,8 @@ func (w *xw) option(c Choice) *option {
 	o.label = w.text(c.raw.texts["label"], "label", w.f.choiceCols)
 	o.media = w.mediaOf(c.raw, w.f.choiceCols)
 	for _, col := range w.f.choiceCols {
-		if optionFields[col.base] || col.lang != "" {
-			continue
+		if optionFields[col.base] || col.lang != "" || !validName(col.base) {
+			continue // pyxform drops columns that cannot be XML names (notes to the authors)
 		}
 		if v, ok := c.raw.cells[col.base]; ok {
 			o.extra = append(o.extra, xattr{col.base, v})
@@ -542,6 +542,12 @@ func (w *xw) columns(e *xe, q *Question, r *record, cols []column) {
 		v, ok := r.texts[c.base][c.lang]
 		if !ok {
 			continue
+		}
+		switch c.base {
+		case "bind", "body", "control", "instance":
+			if !w.declared(c.lang) {
+				continue // a prefix no namespace declares: no client could read the attribute
+			}
 		}
 		switch c.base {
 		case "bind":
@@ -948,4 +954,23 @@ func (w *xw) flatten(es []*xe, parentRel string) {
 			e.setBind("relevant", rel)
 		}
 	}
+}
+
+// declared reports whether an attribute name's prefix (if any) is one the
+// XForm declares: its own namespaces and the settings' namespaces.
+func (w *xw) declared(name string) bool {
+	prefix, _, ok := strings.Cut(name, ":")
+	if !ok {
+		return validName(name)
+	}
+	switch prefix {
+	case "jr", "odk", "orx", "h", "ev", "xsd", "entities":
+		return true
+	}
+	for _, ns := range strings.Fields(w.f.Settings["namespaces"]) {
+		if k, _, ok := strings.Cut(ns, "="); ok && k == prefix {
+			return true
+		}
+	}
+	return false
 }

@@ -615,8 +615,9 @@ func (w *xw) outputs(text string, ctx *xe) []*xnode {
 	for _, b := range instanceExprBounds(text) {
 		refs(text[last:b[0]])
 		// pyxform escapes the label before it finds the expression, so
-		// the attribute holds it escaped twice (ODK reads it so).
-		out = append(out, el("output").set("value", xmlText.Replace(w.insertXPaths(text[b[0]:b[1]], ctx, false, false))))
+		// its attribute holds "<" as "&amp;lt;", which ODK Web Forms
+		// cannot parse (TestODKWebFormsLoadsOurXForms): written once here.
+		out = append(out, el("output").set("value", w.insertXPaths(text[b[0]:b[1]], ctx, false, false)))
 		last = b[1]
 	}
 	refs(text[last:])

@@ -231,7 +231,8 @@ func defaultIsDynamic(s string, k Kind) bool {
 			i += 2
 		case unicode.IsDigit(c) || (c == '-' && i+1 < len(r) && unicode.IsDigit(r[i+1])):
 			j := i + 1
-			for j < len(r) && (unicode.IsDigit(r[j]) || r[j] == '.' || r[j] == '-' || r[j] == ':' || r[j] == 'T') {
+			for j < len(r) && (unicode.IsDigit(r[j]) || r[j] == '.' || r[j] == '-' || r[j] == ':' || r[j] == 'T' ||
+				(r[j] == '+' && j+1 < len(r) && unicode.IsDigit(r[j+1]) && strings.ContainsRune(string(r[i:j]), ':'))) { // a time's offset
 				j++
 			}
 			i = j
