@@ -85,6 +85,11 @@ type Device struct {
 	// upstream sends at every sync (revocation and wipe flags included), so
 	// the device signs in here while the link is down.
 	Upstream bool `json:"upstream,omitempty"`
+	// Collect: a collecting device for ODK Collect (or KoboCollect): it
+	// signs in with a token in its OpenRosa URL and submits forms over
+	// OpenRosa instead of syncing.
+	Collect bool   `json:"collect,omitempty"`
+	Name    string `json:"name,omitempty"`
 }
 
 // Principal is who is calling: a user (with a session) or a device.

@@ -128,6 +128,58 @@ func (s *Service) Enroll(ctx context.Context, code string, pub ed25519.PublicKey
 
 func (s *Service) failEnroll(_ syncengine.Tx, err error) error { return err }
 
+// NewCollectDevice registers a collecting device for ODK Collect in a
+// project (and team): a principal like any device, listed, revocable and
+// wiped the same way, that signs in with the token returned (the secret
+// part of its OpenRosa URL; only its hash is kept).
+func (s *Service) NewCollectDevice(ctx context.Context, actor, project, team, name string) (Device, string, error) {
+	if project == "" {
+		return Device{}, "", fmt.Errorf("%w: a collecting device belongs to a project", ErrInvalid)
+	}
+	if team != "" {
+		if err := checkName("team", team); err != nil {
+			return Device{}, "", err
+		}
+	}
+	secret := Token()
+	dev := Device{ID: uuid.Must(uuid.NewV7()).String(), Project: project, Team: team, CredHash: digest(secret),
+		Enrolled: s.now().UnixMilli(), Collect: true, Name: name}
+	err := s.store.Update(ctx, func(tx syncengine.Tx) error {
+		if _, err := get[Project](tx, keyProject+project); err != nil {
+			return fmt.Errorf("project %q: %w", project, err)
+		}
+		if err := put(tx, keyDevice+dev.ID, dev); err != nil {
+			return err
+		}
+		return s.appendAudit(tx, actor, "collect-device", fmt.Sprintf("%s: project %s team %s name %q", dev.ID, project, team, name))
+	})
+	if err != nil {
+		return Device{}, "", err
+	}
+	return dev, CollectToken(dev.ID, secret), nil
+}
+
+// CollectToken is a collecting device's token, the path segment of its
+// OpenRosa URL: "ID.SECRET".
+func CollectToken(id, secret string) string { return id + "." + secret }
+
+// AuthenticateCollect resolves a collecting device's token (ErrRevoked for
+// a revoked one; ErrUnauthenticated for anything else).
+func (s *Service) AuthenticateCollect(ctx context.Context, token string) (*Device, error) {
+	id, secret, ok := strings.Cut(token, ".")
+	if !ok {
+		return nil, ErrUnauthenticated
+	}
+	d, err := s.AuthenticateDevice(ctx, DeviceCredential(id, secret))
+	if err != nil {
+		return nil, err
+	}
+	if !d.Collect {
+		return nil, ErrUnauthenticated
+	}
+	return d, nil
+}
+
 // DeviceCredential is what an enrolled device presents on every call:
 // "ID:SECRET".
 func DeviceCredential(id, secret string) string { return id + ":" + secret }

@@ -2,7 +2,10 @@ package ctl
 
 import (
 	"bufio"
+	"bytes"
+	"compress/zlib"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -15,6 +18,7 @@ import (
 	"github.com/tessera-survey/tessera/auth"
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
 	"github.com/tessera-survey/tessera/internal/wire"
+	"rsc.io/qr"
 )
 
 // sessionFile keeps session tokens per server, readable by the owner only.
@@ -229,7 +233,7 @@ func (c *cli) code(cl *wire.Client, what string, args []string, use string) erro
 
 func (c *cli) device(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: surveyctl device code|list|revoke|wipe ...")
+		return errors.New("usage: surveyctl device code|collect|list|revoke|wipe ...")
 	}
 	cl, err := c.client()
 	if err != nil {
@@ -239,6 +243,8 @@ func (c *cli) device(args []string) error {
 	switch args[0] {
 	case "code":
 		return c.code(cl, "device", args[1:], "fieldapp init --server URL --enroll")
+	case "collect":
+		return c.collectDevice(cl, args[1:])
 	case "list":
 		fs := flag.NewFlagSet("device list", flag.ContinueOnError)
 		project := fs.String("project", "", "project (an admin may leave it out)")
@@ -370,4 +376,77 @@ func (c *cli) review(args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "record %s: %s\n", pos[0], pos[1])
 	return nil
+}
+
+// collectDevice registers a collecting device for ODK Collect: the first
+// line printed is the server URL to type into Collect; --qr writes the
+// settings QR code Collect scans (base64 of zlib'd JSON with general,
+// admin and project, as Collect reads it).
+func (c *cli) collectDevice(cl *wire.Client, args []string) error {
+	fs := flag.NewFlagSet("device collect", flag.ContinueOnError)
+	project := fs.String("project", "", "project the device collects for (required)")
+	team := fs.String("team", "", "team within the project")
+	name := fs.String("name", "", "a name to tell the device apart in lists")
+	qrFile := fs.String("qr", "", "write Collect's settings QR code to this PNG file")
+	if _, err := c.parse(fs, "device collect --project P [--team T] [--name NAME] [--qr FILE.png]", args, 0); err != nil {
+		return helpOK(err)
+	}
+	if *project == "" {
+		return errors.New("device collect: --project is required")
+	}
+	res, err := cl.Admin().CreateCollectDevice(c.ctx, &tesserav1.CreateCollectDeviceRequest{Project: *project, Team: *team, Name: *name})
+	if err != nil {
+		return fmt.Errorf("device collect: %w", err)
+	}
+	u := strings.TrimSuffix(c.server, "/") + "/key/" + res.Token
+	fmt.Fprintln(c.stdout, u)
+	fmt.Fprintf(c.stdout, "device %s: type the URL above into Collect (Settings > Project management > Manually), or scan the QR code; it is shown only now\n", res.DeviceId)
+	if *qrFile != "" {
+		png, err := CollectQR(u, *project, *name)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(*qrFile, png, 0o600); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "settings QR code written to %s\n", *qrFile)
+	}
+	return nil
+}
+
+// CollectSettings is the settings payload Collect's QR scanner reads:
+// base64 of the zlib-compressed JSON.
+func CollectSettings(serverURL, project, name string) (string, error) {
+	label := project
+	if name != "" {
+		label = project + " (" + name + ")"
+	}
+	js, err := json.Marshal(map[string]any{
+		"general": map[string]string{"server_url": serverURL, "form_update_mode": "match_exactly", "autosend": "wifi_and_cellular"},
+		"admin":   map[string]string{},
+		"project": map[string]string{"name": label},
+	})
+	if err != nil {
+		return "", err
+	}
+	var b bytes.Buffer
+	z := zlib.NewWriter(&b)
+	z.Write(js)
+	if err := z.Close(); err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(b.Bytes()), nil
+}
+
+// CollectQR is the settings QR code as a PNG.
+func CollectQR(serverURL, project, name string) ([]byte, error) {
+	s, err := CollectSettings(serverURL, project, name)
+	if err != nil {
+		return nil, err
+	}
+	code, err := qr.Encode(s, qr.M)
+	if err != nil {
+		return nil, err
+	}
+	return code.PNG(), nil
 }

@@ -974,3 +974,29 @@ func (w *xw) declared(name string) bool {
 	}
 	return false
 }
+
+// ClientEditable is an XForm as served to OpenRosa clients: with
+// odk:client-editable="true" on its <submission> (added when the form has
+// none), so Collect lets enumerators edit forms already sent; the edits
+// merge answer by answer. The same XForm always gives the same bytes.
+func ClientEditable(x []byte) []byte {
+	s := string(x)
+	if strings.Contains(s, "odk:client-editable") {
+		return x
+	}
+	i := strings.Index(s, "<model ")
+	if i < 0 {
+		return x
+	}
+	j := strings.Index(s[i:], ">")
+	if j < 0 {
+		return x
+	}
+	at := i + j + 1
+	line := "\n      <submission odk:client-editable=\"true\"/>"
+	if k := strings.Index(s[at:], "<submission "); k >= 0 && strings.TrimSpace(s[at:at+k]) == "" {
+		// A <submission> of the form's own (action, key, auto-send): mark it.
+		return []byte(s[:at+k] + "<submission odk:client-editable=\"true\" " + s[at+k+len("<submission "):])
+	}
+	return []byte(s[:at] + line + s[at:])
+}

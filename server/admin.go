@@ -151,6 +151,14 @@ func (h *adminService) CreateEnrollmentCode(ctx context.Context, req *tesserav1.
 	return &tesserav1.CreateEnrollmentCodeResponse{Code: code, ExpiresAt: exp.UnixMilli()}, nil
 }
 
+func (h *adminService) CreateCollectDevice(ctx context.Context, req *tesserav1.CreateCollectDeviceRequest) (*tesserav1.CreateCollectDeviceResponse, error) {
+	d, token, err := h.s.svc.CollectDevice(ctx, principal(ctx), req.Project, req.Team, req.Name)
+	if err != nil {
+		return nil, toConnect(ctx, h.s.log, "CreateCollectDevice", err)
+	}
+	return &tesserav1.CreateCollectDeviceResponse{DeviceId: d.ID, Token: token}, nil
+}
+
 func (h *adminService) ListDevices(ctx context.Context, req *tesserav1.ListDevicesRequest) (*tesserav1.ListDevicesResponse, error) {
 	devs, err := h.s.svc.Devices(ctx, principal(ctx), req.Project)
 	if err != nil {
@@ -159,7 +167,7 @@ func (h *adminService) ListDevices(ctx context.Context, req *tesserav1.ListDevic
 	res := &tesserav1.ListDevicesResponse{}
 	for _, d := range devs {
 		res.Devices = append(res.Devices, &tesserav1.DeviceInfo{Id: d.ID, Project: d.Project, Team: d.Team, EnrolledAt: d.Enrolled,
-			Revoked: d.Revoked, Wipe: d.Wipe, WipedAt: d.Wiped, Hub: d.Hub, Upstream: d.Upstream})
+			Revoked: d.Revoked, Wipe: d.Wipe, WipedAt: d.Wiped, Hub: d.Hub, Upstream: d.Upstream, Collect: d.Collect, Name: d.Name})
 	}
 	return res, nil
 }

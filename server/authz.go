@@ -50,6 +50,7 @@ var policies = map[string]policy{
 	tesserav1connect.AdminServiceRevokeRoleProcedure:           {role: auth.Lead},
 	tesserav1connect.AdminServiceSetUserDisabledProcedure:      {role: auth.Admin},
 	tesserav1connect.AdminServiceCreateEnrollmentCodeProcedure: {role: auth.Lead},
+	tesserav1connect.AdminServiceCreateCollectDeviceProcedure:  {role: auth.Lead},
 	tesserav1connect.AdminServiceListDevicesProcedure:          {role: auth.Lead},
 	tesserav1connect.AdminServiceRevokeDeviceProcedure:         {role: auth.Lead},
 	tesserav1connect.AdminServiceWipeDeviceProcedure:           {role: auth.Lead},

@@ -187,6 +187,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}, allowed: "admin lead@own", scoped: true},
 		"/tessera.v1.AdminService/SetUserDisabled":      {body: func(string) string { return `{"user":"victim","disabled":false}` }, allowed: "admin"},
 		"/tessera.v1.AdminService/CreateEnrollmentCode": {body: func(p string) string { return fmt.Sprintf(`{"project":%q}`, p) }, allowed: "admin lead@own", scoped: true},
+		"/tessera.v1.AdminService/CreateCollectDevice":  {body: func(p string) string { return fmt.Sprintf(`{"project":%q}`, p) }, allowed: "admin lead@own", scoped: true},
 		"/tessera.v1.AdminService/ListDevices":          {body: func(p string) string { return fmt.Sprintf(`{"project":%q}`, p) }, allowed: "admin lead@own", scoped: true},
 		"/tessera.v1.AdminService/RevokeDevice": {body: func(p string) string {
 			return fmt.Sprintf(`{"deviceId":%q}`, map[string]string{"own": targetOwn.ID, "other": targetOther.ID}[p])

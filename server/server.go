@@ -169,6 +169,7 @@ func (s *Server) mux() *http.ServeMux {
 		connecthttp.WithCompressors(wire.Compressors()...), connecthttp.WithCompressMinBytes(1024))
 	mux.HandleFunc("GET /healthz", s.health)
 	s.mountConsole(mux)
+	s.mountOpenRosa(mux)
 	return mux
 }
 

@@ -119,6 +119,18 @@ func (s *Service) EnrollmentCode(ctx context.Context, p auth.Principal, project,
 	return s.auth.NewEnrollmentCode(ctx, Actor(p), project, team, ttl)
 }
 
+// CollectDevice registers a collecting device for ODK Collect in a
+// project and team (a lead of the project), returning it and its token.
+func (s *Service) CollectDevice(ctx context.Context, p auth.Principal, project, team, name string) (auth.Device, string, error) {
+	if err := s.require(p, project, auth.Lead); err != nil {
+		return auth.Device{}, "", err
+	}
+	if err := s.withinHub(project, team, false); err != nil {
+		return auth.Device{}, "", err
+	}
+	return s.auth.NewCollectDevice(ctx, Actor(p), project, team, name)
+}
+
 // DeviceAction revokes a device (refused from its next call) or asks it to
 // wipe itself at its next sync; a lead of its project only.
 func (s *Service) DeviceAction(ctx context.Context, p auth.Principal, id string, revoke, wipe bool) (*auth.Device, error) {

@@ -218,6 +218,12 @@ func (s *Service) filter(d *auth.Device) syncengine.Filter {
 // A hub's push may say how it scoped its records (given); anyone else's
 // scopes are ignored.
 func (s *Service) Push(ctx context.Context, p auth.Principal, push syncengine.Push, given []RecordScope) (syncengine.PushResult, error) {
+	return s.push(ctx, p, push, given, nil)
+}
+
+// push is Push with also run in the merge transaction after the checks
+// (an OpenRosa submission records itself there: all or nothing).
+func (s *Service) push(ctx context.Context, p auth.Principal, push syncengine.Push, given []RecordScope, also func(syncengine.Tx) error) (syncengine.PushResult, error) {
 	var scoped syncengine.Guard
 	if p.User != nil {
 		// A signed-in user (an admin: the transport lets no one else push)
@@ -255,8 +261,10 @@ func (s *Service) Push(ctx context.Context, p auth.Principal, push syncengine.Pu
 				return err
 			}
 		}
-		marked, err = s.markClocks(tx, p, cs)
-		return err
+		if marked, err = s.markClocks(tx, p, cs); err != nil || also == nil {
+			return err
+		}
+		return also(tx)
 	}
 	res, err := s.rep.Receive(ctx, push, syncengine.WithGuard(guard))
 	if err == nil && len(marked) > 0 {

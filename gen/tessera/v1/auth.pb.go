@@ -1449,6 +1449,121 @@ func (x *ListDevicesRequest) GetProject() string {
 	return ""
 }
 
+type CreateCollectDeviceRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Project string                 `protobuf:"bytes,1,opt,name=project,proto3" json:"project,omitempty"`
+	Team    string                 `protobuf:"bytes,2,opt,name=team,proto3" json:"team,omitempty"`
+	// A name to tell devices apart in lists ("Collect of Amina").
+	Name          string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateCollectDeviceRequest) Reset() {
+	*x = CreateCollectDeviceRequest{}
+	mi := &file_tessera_v1_auth_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateCollectDeviceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateCollectDeviceRequest) ProtoMessage() {}
+
+func (x *CreateCollectDeviceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_auth_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateCollectDeviceRequest.ProtoReflect.Descriptor instead.
+func (*CreateCollectDeviceRequest) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *CreateCollectDeviceRequest) GetProject() string {
+	if x != nil {
+		return x.Project
+	}
+	return ""
+}
+
+func (x *CreateCollectDeviceRequest) GetTeam() string {
+	if x != nil {
+		return x.Team
+	}
+	return ""
+}
+
+func (x *CreateCollectDeviceRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type CreateCollectDeviceResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	DeviceId string                 `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	// The path segment of the device's OpenRosa URL: {server}/key/{token}.
+	// Shown once; the server keeps only its hash.
+	Token         string `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateCollectDeviceResponse) Reset() {
+	*x = CreateCollectDeviceResponse{}
+	mi := &file_tessera_v1_auth_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateCollectDeviceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateCollectDeviceResponse) ProtoMessage() {}
+
+func (x *CreateCollectDeviceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_auth_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateCollectDeviceResponse.ProtoReflect.Descriptor instead.
+func (*CreateCollectDeviceResponse) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *CreateCollectDeviceResponse) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *CreateCollectDeviceResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
 type DeviceInfo struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1462,14 +1577,17 @@ type DeviceInfo struct {
 	Hub bool `protobuf:"varint,8,opt,name=hub,proto3" json:"hub,omitempty"`
 	// On a hub: a device enrolled at the upstream, a copy refreshed at every
 	// upstream sync.
-	Upstream      bool `protobuf:"varint,9,opt,name=upstream,proto3" json:"upstream,omitempty"`
+	Upstream bool `protobuf:"varint,9,opt,name=upstream,proto3" json:"upstream,omitempty"`
+	// A collecting device for ODK Collect (OpenRosa), and its name.
+	Collect       bool   `protobuf:"varint,10,opt,name=collect,proto3" json:"collect,omitempty"`
+	Name          string `protobuf:"bytes,11,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeviceInfo) Reset() {
 	*x = DeviceInfo{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[28]
+	mi := &file_tessera_v1_auth_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1481,7 +1599,7 @@ func (x *DeviceInfo) String() string {
 func (*DeviceInfo) ProtoMessage() {}
 
 func (x *DeviceInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[28]
+	mi := &file_tessera_v1_auth_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1494,7 +1612,7 @@ func (x *DeviceInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceInfo.ProtoReflect.Descriptor instead.
 func (*DeviceInfo) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{28}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DeviceInfo) GetId() string {
@@ -1560,6 +1678,20 @@ func (x *DeviceInfo) GetUpstream() bool {
 	return false
 }
 
+func (x *DeviceInfo) GetCollect() bool {
+	if x != nil {
+		return x.Collect
+	}
+	return false
+}
+
+func (x *DeviceInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
 type ListDevicesResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Devices       []*DeviceInfo          `protobuf:"bytes,1,rep,name=devices,proto3" json:"devices,omitempty"`
@@ -1569,7 +1701,7 @@ type ListDevicesResponse struct {
 
 func (x *ListDevicesResponse) Reset() {
 	*x = ListDevicesResponse{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[29]
+	mi := &file_tessera_v1_auth_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1581,7 +1713,7 @@ func (x *ListDevicesResponse) String() string {
 func (*ListDevicesResponse) ProtoMessage() {}
 
 func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[29]
+	mi := &file_tessera_v1_auth_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1594,7 +1726,7 @@ func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesResponse.ProtoReflect.Descriptor instead.
 func (*ListDevicesResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{29}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListDevicesResponse) GetDevices() []*DeviceInfo {
@@ -1613,7 +1745,7 @@ type RevokeDeviceRequest struct {
 
 func (x *RevokeDeviceRequest) Reset() {
 	*x = RevokeDeviceRequest{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[30]
+	mi := &file_tessera_v1_auth_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1625,7 +1757,7 @@ func (x *RevokeDeviceRequest) String() string {
 func (*RevokeDeviceRequest) ProtoMessage() {}
 
 func (x *RevokeDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[30]
+	mi := &file_tessera_v1_auth_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1638,7 +1770,7 @@ func (x *RevokeDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeDeviceRequest.ProtoReflect.Descriptor instead.
 func (*RevokeDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{30}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RevokeDeviceRequest) GetDeviceId() string {
@@ -1656,7 +1788,7 @@ type RevokeDeviceResponse struct {
 
 func (x *RevokeDeviceResponse) Reset() {
 	*x = RevokeDeviceResponse{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[31]
+	mi := &file_tessera_v1_auth_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1668,7 +1800,7 @@ func (x *RevokeDeviceResponse) String() string {
 func (*RevokeDeviceResponse) ProtoMessage() {}
 
 func (x *RevokeDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[31]
+	mi := &file_tessera_v1_auth_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1681,7 +1813,7 @@ func (x *RevokeDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeDeviceResponse.ProtoReflect.Descriptor instead.
 func (*RevokeDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{31}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{33}
 }
 
 type WipeDeviceRequest struct {
@@ -1693,7 +1825,7 @@ type WipeDeviceRequest struct {
 
 func (x *WipeDeviceRequest) Reset() {
 	*x = WipeDeviceRequest{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[32]
+	mi := &file_tessera_v1_auth_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1705,7 +1837,7 @@ func (x *WipeDeviceRequest) String() string {
 func (*WipeDeviceRequest) ProtoMessage() {}
 
 func (x *WipeDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[32]
+	mi := &file_tessera_v1_auth_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1718,7 +1850,7 @@ func (x *WipeDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WipeDeviceRequest.ProtoReflect.Descriptor instead.
 func (*WipeDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{32}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *WipeDeviceRequest) GetDeviceId() string {
@@ -1736,7 +1868,7 @@ type WipeDeviceResponse struct {
 
 func (x *WipeDeviceResponse) Reset() {
 	*x = WipeDeviceResponse{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[33]
+	mi := &file_tessera_v1_auth_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1748,7 +1880,7 @@ func (x *WipeDeviceResponse) String() string {
 func (*WipeDeviceResponse) ProtoMessage() {}
 
 func (x *WipeDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[33]
+	mi := &file_tessera_v1_auth_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1761,7 +1893,7 @@ func (x *WipeDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WipeDeviceResponse.ProtoReflect.Descriptor instead.
 func (*WipeDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{33}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{35}
 }
 
 type AuditTrailRequest struct {
@@ -1777,7 +1909,7 @@ type AuditTrailRequest struct {
 
 func (x *AuditTrailRequest) Reset() {
 	*x = AuditTrailRequest{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[34]
+	mi := &file_tessera_v1_auth_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1789,7 +1921,7 @@ func (x *AuditTrailRequest) String() string {
 func (*AuditTrailRequest) ProtoMessage() {}
 
 func (x *AuditTrailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[34]
+	mi := &file_tessera_v1_auth_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1802,7 +1934,7 @@ func (x *AuditTrailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditTrailRequest.ProtoReflect.Descriptor instead.
 func (*AuditTrailRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{34}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AuditTrailRequest) GetAfterSeq() uint64 {
@@ -1835,7 +1967,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[35]
+	mi := &file_tessera_v1_auth_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1847,7 +1979,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[35]
+	mi := &file_tessera_v1_auth_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1860,7 +1992,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{35}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AuditEntry) GetSeq() uint64 {
@@ -1925,7 +2057,7 @@ type AuditTrailResponse struct {
 
 func (x *AuditTrailResponse) Reset() {
 	*x = AuditTrailResponse{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[36]
+	mi := &file_tessera_v1_auth_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1937,7 +2069,7 @@ func (x *AuditTrailResponse) String() string {
 func (*AuditTrailResponse) ProtoMessage() {}
 
 func (x *AuditTrailResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[36]
+	mi := &file_tessera_v1_auth_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1950,7 +2082,7 @@ func (x *AuditTrailResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditTrailResponse.ProtoReflect.Descriptor instead.
 func (*AuditTrailResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{36}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *AuditTrailResponse) GetEntries() []*AuditEntry {
@@ -2077,7 +2209,14 @@ const file_tessera_v1_auth_proto_rawDesc = "" +
 	"\n" +
 	"expires_at\x18\x02 \x01(\x03R\texpiresAt\".\n" +
 	"\x12ListDevicesRequest\x12\x18\n" +
-	"\aproject\x18\x01 \x01(\tR\aproject\"\xe2\x01\n" +
+	"\aproject\x18\x01 \x01(\tR\aproject\"^\n" +
+	"\x1aCreateCollectDeviceRequest\x12\x18\n" +
+	"\aproject\x18\x01 \x01(\tR\aproject\x12\x12\n" +
+	"\x04team\x18\x02 \x01(\tR\x04team\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"P\n" +
+	"\x1bCreateCollectDeviceResponse\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x14\n" +
+	"\x05token\x18\x02 \x01(\tR\x05token\"\x90\x02\n" +
 	"\n" +
 	"DeviceInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
@@ -2089,7 +2228,10 @@ const file_tessera_v1_auth_proto_rawDesc = "" +
 	"\x04wipe\x18\x06 \x01(\bR\x04wipe\x12\x19\n" +
 	"\bwiped_at\x18\a \x01(\x03R\awipedAt\x12\x10\n" +
 	"\x03hub\x18\b \x01(\bR\x03hub\x12\x1a\n" +
-	"\bupstream\x18\t \x01(\bR\bupstream\"G\n" +
+	"\bupstream\x18\t \x01(\bR\bupstream\x12\x18\n" +
+	"\acollect\x18\n" +
+	" \x01(\bR\acollect\x12\x12\n" +
+	"\x04name\x18\v \x01(\tR\x04name\"G\n" +
 	"\x13ListDevicesResponse\x120\n" +
 	"\adevices\x18\x01 \x03(\v2\x16.tessera.v1.DeviceInfoR\adevices\"2\n" +
 	"\x13RevokeDeviceRequest\x12\x1b\n" +
@@ -2123,7 +2265,7 @@ const file_tessera_v1_auth_proto_rawDesc = "" +
 	"\x06Enroll\x12\x19.tessera.v1.EnrollRequest\x1a\x1a.tessera.v1.EnrollResponse\"\x00\x12P\n" +
 	"\vReportWiped\x12\x1e.tessera.v1.ReportWipedRequest\x1a\x1f.tessera.v1.ReportWipedResponse\"\x00\x12M\n" +
 	"\n" +
-	"HubDevices\x12\x1d.tessera.v1.HubDevicesRequest\x1a\x1e.tessera.v1.HubDevicesResponse\"\x002\xd1\x06\n" +
+	"HubDevices\x12\x1d.tessera.v1.HubDevicesRequest\x1a\x1e.tessera.v1.HubDevicesResponse\"\x002\xbb\a\n" +
 	"\fAdminService\x12V\n" +
 	"\rCreateProject\x12 .tessera.v1.CreateProjectRequest\x1a!.tessera.v1.CreateProjectResponse\"\x00\x12D\n" +
 	"\aAddUser\x12\x1a.tessera.v1.AddUserRequest\x1a\x1b.tessera.v1.AddUserResponse\"\x00\x12>\n" +
@@ -2131,7 +2273,8 @@ const file_tessera_v1_auth_proto_rawDesc = "" +
 	"\n" +
 	"RevokeRole\x12\x1d.tessera.v1.RevokeRoleRequest\x1a\x1e.tessera.v1.RevokeRoleResponse\"\x00\x12\\\n" +
 	"\x0fSetUserDisabled\x12\".tessera.v1.SetUserDisabledRequest\x1a#.tessera.v1.SetUserDisabledResponse\"\x00\x12k\n" +
-	"\x14CreateEnrollmentCode\x12'.tessera.v1.CreateEnrollmentCodeRequest\x1a(.tessera.v1.CreateEnrollmentCodeResponse\"\x00\x12S\n" +
+	"\x14CreateEnrollmentCode\x12'.tessera.v1.CreateEnrollmentCodeRequest\x1a(.tessera.v1.CreateEnrollmentCodeResponse\"\x00\x12h\n" +
+	"\x13CreateCollectDevice\x12&.tessera.v1.CreateCollectDeviceRequest\x1a'.tessera.v1.CreateCollectDeviceResponse\"\x00\x12S\n" +
 	"\vListDevices\x12\x1e.tessera.v1.ListDevicesRequest\x1a\x1f.tessera.v1.ListDevicesResponse\"\x03\x90\x02\x01\x12S\n" +
 	"\fRevokeDevice\x12\x1f.tessera.v1.RevokeDeviceRequest\x1a .tessera.v1.RevokeDeviceResponse\"\x00\x12M\n" +
 	"\n" +
@@ -2151,7 +2294,7 @@ func file_tessera_v1_auth_proto_rawDescGZIP() []byte {
 	return file_tessera_v1_auth_proto_rawDescData
 }
 
-var file_tessera_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_tessera_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_tessera_v1_auth_proto_goTypes = []any{
 	(*LoginRequest)(nil),                 // 0: tessera.v1.LoginRequest
 	(*LoginResponse)(nil),                // 1: tessera.v1.LoginResponse
@@ -2181,22 +2324,24 @@ var file_tessera_v1_auth_proto_goTypes = []any{
 	(*CreateEnrollmentCodeRequest)(nil),  // 25: tessera.v1.CreateEnrollmentCodeRequest
 	(*CreateEnrollmentCodeResponse)(nil), // 26: tessera.v1.CreateEnrollmentCodeResponse
 	(*ListDevicesRequest)(nil),           // 27: tessera.v1.ListDevicesRequest
-	(*DeviceInfo)(nil),                   // 28: tessera.v1.DeviceInfo
-	(*ListDevicesResponse)(nil),          // 29: tessera.v1.ListDevicesResponse
-	(*RevokeDeviceRequest)(nil),          // 30: tessera.v1.RevokeDeviceRequest
-	(*RevokeDeviceResponse)(nil),         // 31: tessera.v1.RevokeDeviceResponse
-	(*WipeDeviceRequest)(nil),            // 32: tessera.v1.WipeDeviceRequest
-	(*WipeDeviceResponse)(nil),           // 33: tessera.v1.WipeDeviceResponse
-	(*AuditTrailRequest)(nil),            // 34: tessera.v1.AuditTrailRequest
-	(*AuditEntry)(nil),                   // 35: tessera.v1.AuditEntry
-	(*AuditTrailResponse)(nil),           // 36: tessera.v1.AuditTrailResponse
-	nil,                                  // 37: tessera.v1.WhoamiResponse.RolesEntry
+	(*CreateCollectDeviceRequest)(nil),   // 28: tessera.v1.CreateCollectDeviceRequest
+	(*CreateCollectDeviceResponse)(nil),  // 29: tessera.v1.CreateCollectDeviceResponse
+	(*DeviceInfo)(nil),                   // 30: tessera.v1.DeviceInfo
+	(*ListDevicesResponse)(nil),          // 31: tessera.v1.ListDevicesResponse
+	(*RevokeDeviceRequest)(nil),          // 32: tessera.v1.RevokeDeviceRequest
+	(*RevokeDeviceResponse)(nil),         // 33: tessera.v1.RevokeDeviceResponse
+	(*WipeDeviceRequest)(nil),            // 34: tessera.v1.WipeDeviceRequest
+	(*WipeDeviceResponse)(nil),           // 35: tessera.v1.WipeDeviceResponse
+	(*AuditTrailRequest)(nil),            // 36: tessera.v1.AuditTrailRequest
+	(*AuditEntry)(nil),                   // 37: tessera.v1.AuditEntry
+	(*AuditTrailResponse)(nil),           // 38: tessera.v1.AuditTrailResponse
+	nil,                                  // 39: tessera.v1.WhoamiResponse.RolesEntry
 }
 var file_tessera_v1_auth_proto_depIdxs = []int32{
-	37, // 0: tessera.v1.WhoamiResponse.roles:type_name -> tessera.v1.WhoamiResponse.RolesEntry
+	39, // 0: tessera.v1.WhoamiResponse.roles:type_name -> tessera.v1.WhoamiResponse.RolesEntry
 	13, // 1: tessera.v1.HubDevicesResponse.devices:type_name -> tessera.v1.HubDevice
-	28, // 2: tessera.v1.ListDevicesResponse.devices:type_name -> tessera.v1.DeviceInfo
-	35, // 3: tessera.v1.AuditTrailResponse.entries:type_name -> tessera.v1.AuditEntry
+	30, // 2: tessera.v1.ListDevicesResponse.devices:type_name -> tessera.v1.DeviceInfo
+	37, // 3: tessera.v1.AuditTrailResponse.entries:type_name -> tessera.v1.AuditEntry
 	0,  // 4: tessera.v1.AuthService.Login:input_type -> tessera.v1.LoginRequest
 	2,  // 5: tessera.v1.AuthService.Setup:input_type -> tessera.v1.SetupRequest
 	4,  // 6: tessera.v1.AuthService.Logout:input_type -> tessera.v1.LogoutRequest
@@ -2210,29 +2355,31 @@ var file_tessera_v1_auth_proto_depIdxs = []int32{
 	21, // 14: tessera.v1.AdminService.RevokeRole:input_type -> tessera.v1.RevokeRoleRequest
 	23, // 15: tessera.v1.AdminService.SetUserDisabled:input_type -> tessera.v1.SetUserDisabledRequest
 	25, // 16: tessera.v1.AdminService.CreateEnrollmentCode:input_type -> tessera.v1.CreateEnrollmentCodeRequest
-	27, // 17: tessera.v1.AdminService.ListDevices:input_type -> tessera.v1.ListDevicesRequest
-	30, // 18: tessera.v1.AdminService.RevokeDevice:input_type -> tessera.v1.RevokeDeviceRequest
-	32, // 19: tessera.v1.AdminService.WipeDevice:input_type -> tessera.v1.WipeDeviceRequest
-	34, // 20: tessera.v1.AdminService.AuditTrail:input_type -> tessera.v1.AuditTrailRequest
-	1,  // 21: tessera.v1.AuthService.Login:output_type -> tessera.v1.LoginResponse
-	3,  // 22: tessera.v1.AuthService.Setup:output_type -> tessera.v1.SetupResponse
-	5,  // 23: tessera.v1.AuthService.Logout:output_type -> tessera.v1.LogoutResponse
-	7,  // 24: tessera.v1.AuthService.Whoami:output_type -> tessera.v1.WhoamiResponse
-	9,  // 25: tessera.v1.AuthService.Enroll:output_type -> tessera.v1.EnrollResponse
-	11, // 26: tessera.v1.AuthService.ReportWiped:output_type -> tessera.v1.ReportWipedResponse
-	14, // 27: tessera.v1.AuthService.HubDevices:output_type -> tessera.v1.HubDevicesResponse
-	16, // 28: tessera.v1.AdminService.CreateProject:output_type -> tessera.v1.CreateProjectResponse
-	18, // 29: tessera.v1.AdminService.AddUser:output_type -> tessera.v1.AddUserResponse
-	20, // 30: tessera.v1.AdminService.Grant:output_type -> tessera.v1.GrantResponse
-	22, // 31: tessera.v1.AdminService.RevokeRole:output_type -> tessera.v1.RevokeRoleResponse
-	24, // 32: tessera.v1.AdminService.SetUserDisabled:output_type -> tessera.v1.SetUserDisabledResponse
-	26, // 33: tessera.v1.AdminService.CreateEnrollmentCode:output_type -> tessera.v1.CreateEnrollmentCodeResponse
-	29, // 34: tessera.v1.AdminService.ListDevices:output_type -> tessera.v1.ListDevicesResponse
-	31, // 35: tessera.v1.AdminService.RevokeDevice:output_type -> tessera.v1.RevokeDeviceResponse
-	33, // 36: tessera.v1.AdminService.WipeDevice:output_type -> tessera.v1.WipeDeviceResponse
-	36, // 37: tessera.v1.AdminService.AuditTrail:output_type -> tessera.v1.AuditTrailResponse
-	21, // [21:38] is the sub-list for method output_type
-	4,  // [4:21] is the sub-list for method input_type
+	28, // 17: tessera.v1.AdminService.CreateCollectDevice:input_type -> tessera.v1.CreateCollectDeviceRequest
+	27, // 18: tessera.v1.AdminService.ListDevices:input_type -> tessera.v1.ListDevicesRequest
+	32, // 19: tessera.v1.AdminService.RevokeDevice:input_type -> tessera.v1.RevokeDeviceRequest
+	34, // 20: tessera.v1.AdminService.WipeDevice:input_type -> tessera.v1.WipeDeviceRequest
+	36, // 21: tessera.v1.AdminService.AuditTrail:input_type -> tessera.v1.AuditTrailRequest
+	1,  // 22: tessera.v1.AuthService.Login:output_type -> tessera.v1.LoginResponse
+	3,  // 23: tessera.v1.AuthService.Setup:output_type -> tessera.v1.SetupResponse
+	5,  // 24: tessera.v1.AuthService.Logout:output_type -> tessera.v1.LogoutResponse
+	7,  // 25: tessera.v1.AuthService.Whoami:output_type -> tessera.v1.WhoamiResponse
+	9,  // 26: tessera.v1.AuthService.Enroll:output_type -> tessera.v1.EnrollResponse
+	11, // 27: tessera.v1.AuthService.ReportWiped:output_type -> tessera.v1.ReportWipedResponse
+	14, // 28: tessera.v1.AuthService.HubDevices:output_type -> tessera.v1.HubDevicesResponse
+	16, // 29: tessera.v1.AdminService.CreateProject:output_type -> tessera.v1.CreateProjectResponse
+	18, // 30: tessera.v1.AdminService.AddUser:output_type -> tessera.v1.AddUserResponse
+	20, // 31: tessera.v1.AdminService.Grant:output_type -> tessera.v1.GrantResponse
+	22, // 32: tessera.v1.AdminService.RevokeRole:output_type -> tessera.v1.RevokeRoleResponse
+	24, // 33: tessera.v1.AdminService.SetUserDisabled:output_type -> tessera.v1.SetUserDisabledResponse
+	26, // 34: tessera.v1.AdminService.CreateEnrollmentCode:output_type -> tessera.v1.CreateEnrollmentCodeResponse
+	29, // 35: tessera.v1.AdminService.CreateCollectDevice:output_type -> tessera.v1.CreateCollectDeviceResponse
+	31, // 36: tessera.v1.AdminService.ListDevices:output_type -> tessera.v1.ListDevicesResponse
+	33, // 37: tessera.v1.AdminService.RevokeDevice:output_type -> tessera.v1.RevokeDeviceResponse
+	35, // 38: tessera.v1.AdminService.WipeDevice:output_type -> tessera.v1.WipeDeviceResponse
+	38, // 39: tessera.v1.AdminService.AuditTrail:output_type -> tessera.v1.AuditTrailResponse
+	22, // [22:40] is the sub-list for method output_type
+	4,  // [4:22] is the sub-list for method input_type
 	4,  // [4:4] is the sub-list for extension type_name
 	4,  // [4:4] is the sub-list for extension extendee
 	0,  // [0:4] is the sub-list for field type_name
@@ -2249,7 +2396,7 @@ func file_tessera_v1_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tessera_v1_auth_proto_rawDesc), len(file_tessera_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   38,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -56,6 +56,9 @@ const (
 	// AdminServiceCreateEnrollmentCodeProcedure is the procedure name of the AdminService's
 	// CreateEnrollmentCode RPC.
 	AdminServiceCreateEnrollmentCodeProcedure = "/tessera.v1.AdminService/CreateEnrollmentCode"
+	// AdminServiceCreateCollectDeviceProcedure is the procedure name of the AdminService's
+	// CreateCollectDevice RPC.
+	AdminServiceCreateCollectDeviceProcedure = "/tessera.v1.AdminService/CreateCollectDevice"
 	// AdminServiceListDevicesProcedure is the procedure name of the AdminService's ListDevices RPC.
 	AdminServiceListDevicesProcedure = "/tessera.v1.AdminService/ListDevices"
 	// AdminServiceRevokeDeviceProcedure is the procedure name of the AdminService's RevokeDevice RPC.
@@ -405,6 +408,13 @@ var (
 			Procedure:  AdminServiceCreateEnrollmentCodeProcedure,
 		}
 	})
+	adminServiceCreateCollectDeviceSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType: connect.StreamTypeUnary,
+			Schema:     v1.File_tessera_v1_auth_proto.Services().ByName("AdminService").Methods().ByName("CreateCollectDevice"),
+			Procedure:  AdminServiceCreateCollectDeviceProcedure,
+		}
+	})
 	adminServiceListDevicesSpec = sync.OnceValue(func() connect.Spec {
 		return connect.Spec{
 			StreamType:       connect.StreamTypeUnary,
@@ -454,6 +464,11 @@ type AdminServiceClient interface {
 	// CreateEnrollmentCode makes a single-use code enrolling one device into a
 	// project and team (a lead of the project).
 	CreateEnrollmentCode(context.Context, *v1.CreateEnrollmentCodeRequest) (*v1.CreateEnrollmentCodeResponse, error)
+	// CreateCollectDevice registers a collecting device for ODK Collect (or
+	// KoboCollect) in a project and team (a lead of the project): it signs in
+	// with the token of its OpenRosa URL, {server}/key/{token}. Listed,
+	// revoked and wiped like any device.
+	CreateCollectDevice(context.Context, *v1.CreateCollectDeviceRequest) (*v1.CreateCollectDeviceResponse, error)
 	// ListDevices (a lead of the project; all projects for an admin).
 	ListDevices(context.Context, *v1.ListDevicesRequest) (*v1.ListDevicesResponse, error)
 	// RevokeDevice refuses the device from its next call on (a lead of its
@@ -490,6 +505,11 @@ type AdminServiceHandler interface {
 	// CreateEnrollmentCode makes a single-use code enrolling one device into a
 	// project and team (a lead of the project).
 	CreateEnrollmentCode(context.Context, *v1.CreateEnrollmentCodeRequest) (*v1.CreateEnrollmentCodeResponse, error)
+	// CreateCollectDevice registers a collecting device for ODK Collect (or
+	// KoboCollect) in a project and team (a lead of the project): it signs in
+	// with the token of its OpenRosa URL, {server}/key/{token}. Listed,
+	// revoked and wiped like any device.
+	CreateCollectDevice(context.Context, *v1.CreateCollectDeviceRequest) (*v1.CreateCollectDeviceResponse, error)
 	// ListDevices (a lead of the project; all projects for an admin).
 	ListDevices(context.Context, *v1.ListDevicesRequest) (*v1.ListDevicesResponse, error)
 	// RevokeDevice refuses the device from its next call on (a lead of its
@@ -514,6 +534,7 @@ func RegisterAdminServiceHandler(server *connect.Server, svc AdminServiceHandler
 		connect.Method{Spec: adminServiceRevokeRoleSpec(), Handler: adapter.revokeRole},
 		connect.Method{Spec: adminServiceSetUserDisabledSpec(), Handler: adapter.setUserDisabled},
 		connect.Method{Spec: adminServiceCreateEnrollmentCodeSpec(), Handler: adapter.createEnrollmentCode},
+		connect.Method{Spec: adminServiceCreateCollectDeviceSpec(), Handler: adapter.createCollectDevice},
 		connect.Method{Spec: adminServiceListDevicesSpec(), Handler: adapter.listDevices},
 		connect.Method{Spec: adminServiceRevokeDeviceSpec(), Handler: adapter.revokeDevice},
 		connect.Method{Spec: adminServiceWipeDeviceSpec(), Handler: adapter.wipeDevice},
@@ -546,6 +567,10 @@ func (UnimplementedAdminServiceHandler) SetUserDisabled(context.Context, *v1.Set
 
 func (UnimplementedAdminServiceHandler) CreateEnrollmentCode(context.Context, *v1.CreateEnrollmentCodeRequest) (*v1.CreateEnrollmentCodeResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, "tessera.v1.AdminService.CreateEnrollmentCode is not implemented")
+}
+
+func (UnimplementedAdminServiceHandler) CreateCollectDevice(context.Context, *v1.CreateCollectDeviceRequest) (*v1.CreateCollectDeviceResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "tessera.v1.AdminService.CreateCollectDevice is not implemented")
 }
 
 func (UnimplementedAdminServiceHandler) ListDevices(context.Context, *v1.ListDevicesRequest) (*v1.ListDevicesResponse, error) {
@@ -611,6 +636,14 @@ func (c *adminServiceClient) SetUserDisabled(ctx context.Context, req *v1.SetUse
 func (c *adminServiceClient) CreateEnrollmentCode(ctx context.Context, req *v1.CreateEnrollmentCodeRequest) (*v1.CreateEnrollmentCodeResponse, error) {
 	var res v1.CreateEnrollmentCodeResponse
 	if err := c.client.CallUnary(ctx, adminServiceCreateEnrollmentCodeSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *adminServiceClient) CreateCollectDevice(ctx context.Context, req *v1.CreateCollectDeviceRequest) (*v1.CreateCollectDeviceResponse, error) {
+	var res v1.CreateCollectDeviceResponse
+	if err := c.client.CallUnary(ctx, adminServiceCreateCollectDeviceSpec(), req, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -716,6 +749,18 @@ func (h adminServiceHandler) createEnrollmentCode(ctx context.Context, _ connect
 		return err
 	}
 	res, err := h.svc.CreateEnrollmentCode(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h adminServiceHandler) createCollectDevice(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.CreateCollectDeviceRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.CreateCollectDevice(ctx, &req)
 	if err != nil {
 		return err
 	}

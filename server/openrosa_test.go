@@ -1,0 +1,233 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/xuri/excelize/v2"
+
+	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
+	"github.com/tessera-survey/tessera/syncengine"
+)
+
+// householdForm is a small form with a repeat and a select_multiple.
+func householdForm(t *testing.T, id, version string) []byte {
+	t.Helper()
+	f := excelize.NewFile()
+	defer f.Close()
+	f.SetSheetName("Sheet1", "survey")
+	f.NewSheet("choices")
+	f.NewSheet("settings")
+	sheets := map[string][][]string{
+		"survey": {{"type", "name", "label"}, {"text", "head", "Head of household"}, {"integer", "size", "Size"},
+			{"select_multiple needs", "needs", "Needs"}, {"begin repeat", "kids", "Children"}, {"text", "kid", "Name"},
+			{"end repeat", "", ""}},
+		"choices":  {{"list_name", "name", "label"}, {"needs", "food", "Food"}, {"needs", "water", "Water"}, {"needs", "shelter", "Shelter"}},
+		"settings": {{"form_id", "version"}, {id, version}},
+	}
+	for sheet, rows := range sheets {
+		for i, r := range rows {
+			for j, v := range r {
+				cell, _ := excelize.CoordinatesToCellName(j+1, i+1)
+				f.SetCellStr(sheet, cell, v)
+			}
+		}
+	}
+	var b bytes.Buffer
+	if err := f.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func instanceXML(form, version, instanceID, deprecatedID, head, size, needs string, kids ...string) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, `<?xml version="1.0"?><data xmlns:jr="http://openrosa.org/javarosa" xmlns:orx="http://openrosa.org/xforms" id=%q version=%q>`, form, version)
+	fmt.Fprintf(&b, "<head>%s</head><size>%s</size><needs>%s</needs>", head, size, needs)
+	for _, k := range kids {
+		fmt.Fprintf(&b, "<kids><kid>%s</kid></kids>", k)
+	}
+	b.WriteString("<meta><instanceID>" + instanceID + "</instanceID>")
+	if deprecatedID != "" {
+		b.WriteString("<deprecatedID>" + deprecatedID + "</deprecatedID>")
+	}
+	b.WriteString("</meta></data>")
+	return []byte(b.String())
+}
+
+// submit POSTs an instance as Collect does (multipart, xml_submission_file).
+func submit(t *testing.T, url string, xml []byte, extra ...string) (int, string) {
+	t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	w, _ := mw.CreateFormFile("xml_submission_file", "submission.xml")
+	w.Write(xml)
+	for _, name := range extra {
+		w, _ := mw.CreateFormFile(name, name)
+		w.Write([]byte("attachment bytes"))
+	}
+	mw.Close()
+	req, _ := http.NewRequest("POST", url+"/submission?deviceID=collect:abc", &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("X-OpenRosa-Version", "1.0")
+	req.Header.Set("Date", "Wed, 2 Dec 2026 4:30:00 AM GMT+00:00") // Collect's odd format: never checked
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+func get(t *testing.T, url string) (*http.Response, string) {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res, string(b)
+}
+
+var reDownload = regexp.MustCompile(`<downloadUrl>([^<]+)</downloadUrl>`)
+var reHash = regexp.MustCompile(`<hash>md5:([0-9a-f]+)</hash>`)
+
+// TestOpenRosaCollect (issue 17): a collecting device of project A lists
+// only A's forms, downloads an XForm whose md5 is the listed hash, submits
+// (HEAD first), re-sends harmlessly, is refused a different instance under
+// the same instanceID, an unknown form, B's form; a bad and a revoked
+// token get 403 with an OpenRosa message; an edit from Collect and an edit
+// on a Tessera device to another answer both survive.
+func TestOpenRosaCollect(t *testing.T) {
+	ts := newTrustServer(t)
+	ctx := context.Background()
+	for _, p := range []string{"A", "B"} {
+		id := "house_" + strings.ToLower(p)
+		if _, err := ts.rpc[strings.ToLower(p)+"-lead"].Forms().PublishForm(ctx, &tesserav1.PublishFormRequest{Xlsx: householdForm(t, id, "1"), Project: p}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cd, err := ts.rpc["a-lead"].Admin().CreateCollectDevice(ctx, &tesserav1.CreateCollectDeviceRequest{Project: "A", Name: "Collect 1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := ts.URL + "/key/" + cd.Token
+
+	res, list := get(t, base+"/formList?deviceID=collect:abc")
+	if res.StatusCode != 200 || res.Header.Get("X-OpenRosa-Version") != "1.0" || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/xml") ||
+		!strings.Contains(list, `xmlns="http://openrosa.org/xforms/xformsList"`) || !strings.Contains(list, "<formID>house_a</formID>") || strings.Contains(list, "house_b") {
+		t.Fatalf("formList: %d %v\n%s", res.StatusCode, res.Header, list)
+	}
+	dl, hash := reDownload.FindStringSubmatch(list), reHash.FindStringSubmatch(list)
+	if dl == nil || hash == nil {
+		t.Fatalf("formList without downloadUrl or hash:\n%s", list)
+	}
+	res, x := get(t, dl[1])
+	sum := md5.Sum([]byte(x))
+	if res.StatusCode != 200 || hex.EncodeToString(sum[:]) != hash[1] || !strings.Contains(x, `odk:client-editable="true"`) {
+		t.Fatalf("the XForm: %d, md5 %x vs listed %s", res.StatusCode, sum, hash[1])
+	}
+	if _, again := get(t, dl[1]); again != x {
+		t.Fatal("the XForm's bytes changed between downloads")
+	}
+
+	req, _ := http.NewRequest("HEAD", base+"/submission?deviceID=collect:abc", nil)
+	hres, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hres.Body.Close()
+	if hres.StatusCode != http.StatusNoContent || hres.Header.Get("X-OpenRosa-Accept-Content-Length") == "" || hres.Header.Get("X-OpenRosa-Version") != "1.0" {
+		t.Fatalf("HEAD /submission: %d %v", hres.StatusCode, hres.Header)
+	}
+
+	first := instanceXML("house_a", "1", "uuid:0f5e4b2a-1111-4c3d-9e8f-000000000001", "", "Amina", "4", "food  water", "Ali", "Sara")
+	if code, body := submit(t, base, first, "photo.jpg"); code != http.StatusCreated || !strings.Contains(body, "OpenRosaResponse") {
+		t.Fatalf("submission: %d %s", code, body)
+	}
+	if code, body := submit(t, base, first); code != http.StatusCreated {
+		t.Fatalf("the same submission again: %d %s", code, body)
+	}
+	other := instanceXML("house_a", "1", "uuid:0f5e4b2a-1111-4c3d-9e8f-000000000001", "", "Someone else", "4", "food")
+	if code, body := submit(t, base, other); code != http.StatusConflict || !strings.Contains(body, "<message") {
+		t.Fatalf("other XML under the same instanceID: %d %s", code, body)
+	}
+	if code, _ := submit(t, base, instanceXML("house_a", "9", "uuid:x-2", "", "A", "1", "")); code != http.StatusNotFound {
+		t.Fatalf("an unknown version: %d", code)
+	}
+	if code, _ := submit(t, base, instanceXML("house_b", "1", "uuid:x-3", "", "A", "1", "")); code != http.StatusNotFound {
+		t.Fatalf("another project's form: %d", code)
+	}
+	bad := []byte(strings.Replace(string(instanceXML("house_a", "1", "uuid:x-4", "", "A", "1", "")), "<size>", "<nope>1</nope><size>", 1))
+	if code, _ := submit(t, base, bad); code != http.StatusBadRequest {
+		t.Fatalf("an instance not of its form: %d", code)
+	}
+	if code, body := submit(t, ts.URL+"/key/nobody.nothing", first); code != http.StatusForbidden || !strings.Contains(body, "<message") {
+		t.Fatalf("a bad token: %d %s", code, body)
+	}
+
+	// The record, as a Tessera device of A sees it.
+	d := ts.enrolledDevice(t, "A")
+	mustSync(t, d)
+	var rec *syncengine.Record
+	must(t, d.Records(ctx, func(r *syncengine.Record) error {
+		if strings.HasPrefix(r.Form, "house_a@") {
+			rec = r
+		}
+		return nil
+	}))
+	if rec == nil {
+		t.Fatal("the Collect submission did not reach a device of A")
+	}
+	v := rec.Values()
+	kids := 0
+	for k, val := range v {
+		if strings.HasPrefix(k, "kids[") && strings.HasSuffix(k, "/kid") {
+			kids++
+			if s := val.String(); s != "Ali" && s != "Sara" {
+				t.Errorf("%s = %s", k, s)
+			}
+		}
+	}
+	if v["head"].String() != "Amina" || v["size"] != syncengine.IntValue(4) || v["needs"].String() != "food water" || kids != 2 {
+		t.Fatalf("the record: %v", v)
+	}
+
+	// An edit in Collect (size) while the device edits another answer (head).
+	must(t, d.Set(ctx, rec.ID, []syncengine.FieldWrite{{Name: "head", Value: syncengine.TextValue("Amina B.")}}))
+	mustSync(t, d)
+	edit := instanceXML("house_a", "1", "uuid:0f5e4b2a-1111-4c3d-9e8f-000000000002", "uuid:0f5e4b2a-1111-4c3d-9e8f-000000000001",
+		"Amina", "5", "food water", "Ali", "Sara")
+	if code, body := submit(t, base, edit); code != http.StatusCreated {
+		t.Fatalf("the edit: %d %s", code, body)
+	}
+	if code, _ := submit(t, base, instanceXML("house_a", "1", "uuid:e-3", "uuid:0f5e4b2a-1111-4c3d-9e8f-000000000001", "X", "1", "")); code != http.StatusConflict {
+		t.Fatalf("an edit of a version already edited: %d", code)
+	}
+	srvRec, err := ts.Replica().Record(ctx, rec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sv := srvRec.Values(); sv["head"].String() != "Amina B." || sv["size"] != syncengine.IntValue(5) || len(srvRec.Conflicts()) != 0 {
+		t.Fatalf("after both edits: %v, conflicts %v", sv, srvRec.Conflicts())
+	}
+
+	// Revoked: 403, never a 401 challenge.
+	if _, err := ts.rpc["a-lead"].Admin().RevokeDevice(ctx, &tesserav1.RevokeDeviceRequest{DeviceId: cd.DeviceId}); err != nil {
+		t.Fatal(err)
+	}
+	if res, body := get(t, base+"/formList"); res.StatusCode != http.StatusForbidden || !strings.Contains(body, "revoked") || res.Header.Get("WWW-Authenticate") != "" {
+		t.Fatalf("a revoked device's formList: %d %s", res.StatusCode, body)
+	}
+}

@@ -1,0 +1,255 @@
+package survey
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/google/uuid"
+
+	"github.com/tessera-survey/tessera/auth"
+	"github.com/tessera-survey/tessera/forms"
+	"github.com/tessera-survey/tessera/syncengine"
+)
+
+// Errors of OpenRosa submissions, each with the message a client shows.
+var (
+	// ErrSubmissionConflict: the instanceID was submitted before with
+	// other content, or its record is deleted, or an edit replaces a
+	// version that is no longer the newest.
+	ErrSubmissionConflict = errors.New("submission conflict")
+	// ErrUnknownSubmission: an edit names a deprecatedID never submitted.
+	ErrUnknownSubmission = errors.New("unknown submission")
+)
+
+// metaSubmission + instanceID → the submission's record and version (JSON).
+const metaSubmission = "openrosa.sub/"
+
+type submissionRec struct {
+	Record  string            `json:"record"`
+	SHA256  string            `json:"sha256"`
+	Form    string            `json:"form"`
+	Dot     syncengine.Dot    `json:"dot"`
+	Context []syncengine.Dot  `json:"context,omitempty"` // what the writer had seen, its own dot included
+	Fields  map[string]subVal `json:"fields"`            // the answers, for diffing an edit
+	Newest  bool              `json:"newest"`            // not replaced by an edit yet
+}
+
+type subVal struct {
+	Kind string `json:"k"`
+	Text string `json:"v"`
+}
+
+// Submitted is what Submit did.
+type Submitted struct {
+	Record    syncengine.RecordID
+	Duplicate bool // the same submission again: nothing new
+	Edit      bool
+	Written   int // answers written (an edit writes only what changed)
+}
+
+// collectLocks serialises one Collect device's submissions: each is a
+// change of the device's replica with the next counter.
+var collectLocks sync.Map // device id → *sync.Mutex
+
+// Submit takes an OpenRosa submission (ODK Collect, Enketo, Web Forms) from
+// a device principal: the instance becomes a change of the device's own
+// replica, stamped with its scope by the same rules as a device's push. An
+// edit (meta/deprecatedID) writes only the answers that changed, with the
+// context of the version it edits, so changes made meanwhile elsewhere
+// survive, and one to the same answer is a conflict. The same instanceID
+// with the same XML is harmless; with other XML it is refused.
+func (s *Service) Submit(ctx context.Context, p auth.Principal, xml []byte) (Submitted, error) {
+	if p.Device == nil {
+		return Submitted{}, fmt.Errorf("%w: submissions come from a collecting device", auth.ErrDenied)
+	}
+	sub, err := forms.ParseSubmission(xml)
+	if err != nil {
+		return Submitted{}, err
+	}
+	if sub.Version == "" {
+		return Submitted{}, fmt.Errorf("%w: %s without a version", forms.ErrUnknownForm, sub.FormID)
+	}
+	f, err := s.forms.Form(ctx, sub.FormID+"@"+sub.Version)
+	if err != nil {
+		return Submitted{}, err
+	}
+	info, _, err := s.forms.Get(ctx, f.ID, f.Version)
+	if err != nil {
+		return Submitted{}, err
+	}
+	if !s.mayReadForm(p, info) {
+		return Submitted{}, fmt.Errorf("%w: %s", forms.ErrUnknownForm, sub.FormID)
+	}
+	mu, _ := collectLocks.LoadOrStore(p.Device.ID, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
+
+	sum := sha256.Sum256(xml)
+	sha := hex.EncodeToString(sum[:])
+	prev, err := s.submission(ctx, sub.InstanceID)
+	if err != nil {
+		return Submitted{}, err
+	}
+	if prev != nil {
+		id, err := syncengine.ParseRecordID(prev.Record)
+		if err != nil {
+			return Submitted{}, fmt.Errorf("submission %s: %w", sub.InstanceID, syncengine.ErrCorrupt)
+		}
+		if prev.SHA256 != sha {
+			return Submitted{}, fmt.Errorf("%w: a different submission was sent before as %s: send this one again as an edit or as a new form", ErrSubmissionConflict, sub.InstanceID)
+		}
+		return Submitted{Record: id, Duplicate: true}, nil
+	}
+	var base *submissionRec
+	if sub.DeprecatedID != "" {
+		if base, err = s.submission(ctx, sub.DeprecatedID); err != nil {
+			return Submitted{}, err
+		}
+		if base == nil {
+			return Submitted{}, fmt.Errorf("%w: the form this one edits (%s) never reached the server", ErrUnknownSubmission, sub.DeprecatedID)
+		}
+		if !base.Newest {
+			return Submitted{}, fmt.Errorf("%w: %s was edited since: edit the newest version", ErrSubmissionConflict, sub.DeprecatedID)
+		}
+	}
+	var id syncengine.RecordID
+	if base != nil {
+		if id, err = syncengine.ParseRecordID(base.Record); err != nil {
+			return Submitted{}, fmt.Errorf("submission %s: %w", sub.DeprecatedID, syncengine.ErrCorrupt)
+		}
+	} else {
+		id = syncengine.NewRecordID()
+	}
+	fields, err := f.SubmissionFields(sub, func(repeat string, i int) string { return instanceKey(id, repeat, i) })
+	if err != nil {
+		return Submitted{}, err
+	}
+	return s.writeSubmission(ctx, p, f, sub, sha, id, fields, base)
+}
+
+// instanceKey is a repeat instance's stable id: the same record, repeat
+// and position give the same key in every submission and edit.
+func instanceKey(id syncengine.RecordID, repeat string, i int) string {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%s\x00%d", id, repeat, i)))
+	return hex.EncodeToString(sum[:4])
+}
+
+func (s *Service) submission(ctx context.Context, instanceID string) (*submissionRec, error) {
+	var rec *submissionRec
+	err := s.store.View(ctx, func(tx syncengine.ReadTx) error {
+		b, err := tx.Meta(metaSubmission + instanceID)
+		if errors.Is(err, syncengine.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		rec = &submissionRec{}
+		if err := json.Unmarshal(b, rec); err != nil {
+			return fmt.Errorf("submission %s: %w", instanceID, syncengine.ErrCorrupt)
+		}
+		return nil
+	})
+	return rec, err
+}
+
+func (s *Service) writeSubmission(ctx context.Context, p auth.Principal, f *forms.Form, sub *forms.Submission, sha string,
+	id syncengine.RecordID, fields []syncengine.FieldWrite, base *submissionRec) (Submitted, error) {
+	now := map[string]subVal{}
+	for _, fw := range fields {
+		now[fw.Name] = subVal{fmt.Sprint(uint8(fw.Value.Kind)), fw.Value.String()}
+	}
+	writes := fields
+	var context syncengine.DotSet
+	if base != nil {
+		writes = nil
+		for _, fw := range fields {
+			if old, ok := base.Fields[fw.Name]; !ok || old != now[fw.Name] {
+				writes = append(writes, fw)
+			}
+		}
+		for name := range base.Fields {
+			if _, ok := now[name]; !ok {
+				writes = append(writes, syncengine.FieldWrite{Name: name}) // answered before, cleared in the edit
+			}
+		}
+		context = syncengine.NewDotSet(base.Context...)
+	}
+	writes = append(writes, syncengine.FieldWrite{Name: syncengine.StatusField, Value: syncengine.TextValue("finalized")})
+	rep, err := collectReplica(p.Device)
+	if err != nil {
+		return Submitted{}, err
+	}
+	var counter uint64
+	err = s.store.View(ctx, func(tx syncengine.ReadTx) error {
+		b, err := tx.Meta(metaCollectCounter + rep.String())
+		if errors.Is(err, syncengine.ErrNotFound) {
+			return nil
+		}
+		if err == nil {
+			_, err = fmt.Sscan(string(b), &counter)
+		}
+		return err
+	})
+	if err != nil {
+		return Submitted{}, err
+	}
+	counter++
+	dot := syncengine.Dot{Replica: rep, Counter: counter}
+	change := syncengine.Change{Record: id, Form: f.Key(), Dot: dot, HLC: syncengine.MakeHLC(s.rep.Now().UnixMilli(), 0),
+		Context: context, Fields: writes}
+	rec := submissionRec{Record: id.String(), SHA256: sha, Form: f.Key(), Dot: dot, Context: context.Add(dot), Fields: now, Newest: true}
+	push := syncengine.Push{From: rep, After: 0, Through: counter, Changes: []syncengine.Change{change}}
+	_, err = s.push(ctx, p, push, nil, func(tx syncengine.Tx) error {
+		if base == nil {
+			if r, err := tx.Record(id); err == nil && r != nil {
+				return fmt.Errorf("%w: record %s exists", ErrSubmissionConflict, id)
+			}
+		}
+		b, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		if err := tx.SetMeta(metaSubmission+sub.InstanceID, b); err != nil {
+			return err
+		}
+		if base != nil {
+			old := *base
+			old.Newest = false
+			ob, err := json.Marshal(old)
+			if err != nil {
+				return err
+			}
+			if err := tx.SetMeta(metaSubmission+sub.DeprecatedID, ob); err != nil {
+				return err
+			}
+		}
+		return tx.SetMeta(metaCollectCounter+rep.String(), []byte(fmt.Sprint(counter)))
+	})
+	if err != nil {
+		return Submitted{}, err
+	}
+	return Submitted{Record: id, Edit: base != nil, Written: len(writes) - 1}, nil
+}
+
+// metaCollectCounter + replica → the last counter its submissions used.
+const metaCollectCounter = "openrosa.counter/"
+
+// collectReplica is a collecting device's replica: its writes carry the
+// device's own id, so they merge (and conflict) like any device's.
+func collectReplica(d *auth.Device) (syncengine.ReplicaID, error) {
+	u, err := uuid.Parse(d.ID)
+	if err != nil {
+		return syncengine.ReplicaID{}, fmt.Errorf("device %q: %w", d.ID, syncengine.ErrCorrupt)
+	}
+	return syncengine.ReplicaID(u), nil
+}
+
+// subValue reads a stored answer back (for tests and diffs).
+func (v subVal) String() string { return strings.TrimSpace(v.Kind + " " + v.Text) }
