@@ -5,11 +5,16 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 
@@ -28,9 +33,10 @@ func householdForm(t *testing.T, id, version string) []byte {
 	f.NewSheet("choices")
 	f.NewSheet("settings")
 	sheets := map[string][][]string{
-		"survey": {{"type", "name", "label"}, {"text", "head", "Head of household"}, {"integer", "size", "Size"},
-			{"select_multiple needs", "needs", "Needs"}, {"begin repeat", "kids", "Children"}, {"text", "kid", "Name"},
-			{"end repeat", "", ""}},
+		"survey": {{"type", "name", "label", "relevant"}, {"text", "head", "Head of household", ""}, {"integer", "size", "Size", ""},
+			{"select_multiple needs", "needs", "Needs", ""}, {"begin repeat", "kids", "Children", ""}, {"text", "kid", "Name", ""},
+			{"end repeat", "", "", ""}, {"begin group", "large", "Large household", "${size} > 10"}, {"text", "why", "Why so many?", ""},
+			{"end group", "", "", ""}},
 		"choices":  {{"list_name", "name", "label"}, {"needs", "food", "Food"}, {"needs", "water", "Water"}, {"needs", "shelter", "Shelter"}},
 		"settings": {{"form_id", "version"}, {id, version}},
 	}
@@ -229,5 +235,74 @@ func TestOpenRosaCollect(t *testing.T) {
 	}
 	if res, body := get(t, base+"/formList"); res.StatusCode != http.StatusForbidden || !strings.Contains(body, "revoked") || res.Header.Get("WWW-Authenticate") != "" {
 		t.Fatalf("a revoked device's formList: %d %s", res.StatusCode, body)
+	}
+}
+
+// TestODKEngineSubmits (issue 17): a client built on ODK's own form engine
+// (@getodk/xforms-engine under jsdom, scripts/peers/odk-collect.mjs) reads
+// Tessera's formList, downloads the XForm (md5 checked), answers it (two
+// repeat instances, a select_multiple, a group its relevance skips),
+// serializes the instance and submits it as Collect does (HEAD, then the
+// same XML split over two POSTs); the record is right on the server and on
+// a Tessera device of the project.
+func TestODKEngineSubmits(t *testing.T) {
+	script, err := filepath.Abs("../scripts/peers/odk-collect.mjs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat("../scripts/peers/node_modules/@getodk/xforms-engine"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("ODK's form engine is not installed: run scripts/peers/install")
+		}
+		t.Skip("ODK's form engine is not installed: run scripts/peers/install (npm)")
+	}
+	ts := newTrustServer(t)
+	ctx := context.Background()
+	if _, err := ts.rpc["a-lead"].Forms().PublishForm(ctx, &tesserav1.PublishFormRequest{Xlsx: householdForm(t, "house_a", "1"), Project: "A"}); err != nil {
+		t.Fatal(err)
+	}
+	cd, err := ts.rpc["a-lead"].Admin().CreateCollectDevice(ctx, &tesserav1.CreateCollectDeviceRequest{Project: "A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	answers := filepath.Join(t.TempDir(), "answers.json")
+	os.WriteFile(answers, []byte(`{"repeats": {"/data/kids": 2}, "answers": {"/data/head": "Amina", "/data/size": "4",
+		"/data/needs": ["food", "shelter"], "/data/kids[1]/kid": "Ali", "/data/kids[2]/kid": "Sara"}}`), 0o600)
+	out, err := exec.Command("node", script, ts.URL+"/key/"+cd.Token, "house_a", answers).CombinedOutput()
+	if err != nil {
+		t.Fatalf("node %s: %v\n%s", script, err, out)
+	}
+	var res struct {
+		InstanceID string `json:"instanceID"`
+		XML        string `json:"xml"`
+		Statuses   []int  `json:"statuses"`
+		Error      string `json:"error"`
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(out[bytes.LastIndexByte(bytes.TrimSpace(out), '\n')+1:]), &res); err != nil || res.Error != "" {
+		t.Fatalf("the client: %v %s\n%s", err, res.Error, out)
+	}
+	if fmt.Sprint(res.Statuses) != "[204 201 201]" || !strings.HasPrefix(res.InstanceID, "uuid:") {
+		t.Fatalf("statuses %v, instanceID %q\n%s", res.Statuses, res.InstanceID, res.XML)
+	}
+	d := ts.enrolledDevice(t, "A")
+	mustSync(t, d)
+	var got map[string]syncengine.Value
+	n := 0
+	must(t, d.Records(ctx, func(r *syncengine.Record) error {
+		if strings.HasPrefix(r.Form, "house_a@") {
+			got, n = r.Values(), n+1
+		}
+		return nil
+	}))
+	var kids []string
+	for k, v := range got {
+		if strings.HasPrefix(k, "kids[") && strings.HasSuffix(k, "/kid") {
+			kids = append(kids, v.String())
+		}
+	}
+	sort.Strings(kids)
+	if n != 1 || got["head"].String() != "Amina" || got["size"] != syncengine.IntValue(4) || got["needs"].String() != "food shelter" ||
+		strings.Join(kids, ",") != "Ali,Sara" || got["large/why"].Kind != syncengine.Null {
+		t.Fatalf("%d records; the record: %v\nsubmitted:\n%s", n, got, res.XML)
 	}
 }
