@@ -2,6 +2,7 @@ package forms
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"testing"
 )
@@ -83,5 +84,27 @@ func FuzzReadXForm(f *testing.F) {
 		if _, err := form.XForm(); err != nil {
 			t.Fatalf("the XForm of an imported form: %v", err)
 		}
+	})
+}
+
+// FuzzParseSubmission: any bytes as an OpenRosa submission: an error or
+// field writes, never a panic (the instance parser faces the network).
+func FuzzParseSubmission(f *testing.F) {
+	wb, err := ReadMarkdown("| survey |\n| | type | name | label |\n| | text | q | Q |\n| | begin repeat | r | R |\n| | integer | n | N |\n| | end repeat | | |\n")
+	if err != nil {
+		f.Fatal(err)
+	}
+	form, err := Import(wb, Options{DefaultID: "f"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add([]byte(`<data id="f" version="1"><q>x</q><r><n>1</n></r><r><n>2</n></r><meta><instanceID>uuid:1</instanceID></meta></data>`))
+	f.Add([]byte(`<data id="f"><meta><instanceID>uuid:1</instanceID><deprecatedID>uuid:0</deprecatedID></meta></data>`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := ParseSubmission(b)
+		if err != nil {
+			return
+		}
+		_, _ = form.SubmissionFields(s, func(r string, i int) string { return fmt.Sprintf("k%d", i) })
 	})
 }

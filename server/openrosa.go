@@ -64,6 +64,11 @@ func orHeaders(w http.ResponseWriter) {
 // orPrincipal is the collecting device the URL's token names.
 func (s *Server) orPrincipal(w http.ResponseWriter, r *http.Request) (auth.Principal, bool) {
 	d, err := s.auth.AuthenticateCollect(r.Context(), r.PathValue("token"))
+	if err == nil && d.Wipe {
+		// Collect cannot be told to wipe itself: a device asked to is
+		// refused like a revoked one, so nothing more reaches it.
+		err = auth.ErrRevoked
+	}
 	if err != nil {
 		s.orFail(w, r, err)
 		return auth.Principal{}, false

@@ -182,6 +182,44 @@ func TestOpenRosaCollect(t *testing.T) {
 	if code, body := submit(t, ts.URL+"/key/nobody.nothing", first); code != http.StatusForbidden || !strings.Contains(body, "<message") {
 		t.Fatalf("a bad token: %d %s", code, body)
 	}
+	// Bad input: nothing applied, a message.
+	bomb := []byte(`<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;">]><data id="house_a" version="1"><head>&b;</head><meta><instanceID>uuid:bomb</instanceID></meta></data>`)
+	if code, body := submit(t, base, bomb); code != http.StatusBadRequest || !strings.Contains(body, "<message") {
+		t.Fatalf("an entity bomb: %d %s", code, body)
+	}
+	deep := []byte(`<data id="house_a" version="1">` + strings.Repeat("<head>", 200) + strings.Repeat("</head>", 200) + `</data>`)
+	if code, _ := submit(t, base, deep); code != http.StatusBadRequest {
+		t.Fatalf("deep nesting: %d", code)
+	}
+	mreq, _ := http.NewRequest("POST", base+"/submission", strings.NewReader("--x\r\nnot a part"))
+	mreq.Header.Set("Content-Type", "multipart/form-data; boundary=x")
+	mres, err := http.DefaultClient.Do(mreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mres.Body.Close()
+	if mres.StatusCode != http.StatusBadRequest {
+		t.Fatalf("malformed multipart: %d", mres.StatusCode)
+	}
+	big := bytes.Repeat([]byte("x"), 11<<20)
+	var bb bytes.Buffer
+	mw := multipart.NewWriter(&bb)
+	pw, _ := mw.CreateFormFile("xml_submission_file", "submission.xml")
+	pw.Write(first)
+	pw, _ = mw.CreateFormFile("huge.jpg", "huge.jpg")
+	pw.Write(big)
+	mw.Close()
+	breq, _ := http.NewRequest("POST", base+"/submission", &bb)
+	breq.Header.Set("Content-Type", mw.FormDataContentType())
+	bres, err := http.DefaultClient.Do(breq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bbody, _ := io.ReadAll(bres.Body)
+	bres.Body.Close()
+	if bres.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(bbody), "OpenRosaResponse") {
+		t.Fatalf("an attachment over the limit: %d %s", bres.StatusCode, bbody)
+	}
 
 	// The record, as a Tessera device of A sees it.
 	d := ts.enrolledDevice(t, "A")
@@ -227,6 +265,22 @@ func TestOpenRosaCollect(t *testing.T) {
 	}
 	if sv := srvRec.Values(); sv["head"].String() != "Amina B." || sv["size"] != syncengine.IntValue(5) || len(srvRec.Conflicts()) != 0 {
 		t.Fatalf("after both edits: %v, conflicts %v", sv, srvRec.Conflicts())
+	}
+
+	// The same answer changed in Collect and on the device: a conflict, kept.
+	must(t, d.Set(ctx, rec.ID, []syncengine.FieldWrite{{Name: "size", Value: syncengine.IntValue(6)}}))
+	mustSync(t, d)
+	edit2 := instanceXML("house_a", "1", "uuid:0f5e4b2a-1111-4c3d-9e8f-000000000003", "uuid:0f5e4b2a-1111-4c3d-9e8f-000000000002",
+		"Amina", "7", "food water", "Ali", "Sara")
+	if code, body := submit(t, base, edit2); code != http.StatusCreated {
+		t.Fatalf("the second edit: %d %s", code, body)
+	}
+	srvRec, err = ts.Replica().Record(ctx, rec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := srvRec.Conflicts(); len(c) != 1 || c[0] != "size" || srvRec.Values()["head"].String() != "Amina B." {
+		t.Fatalf("both changed size: conflicts %v, values %v", c, srvRec.Values())
 	}
 
 	// Revoked: 403, never a 401 challenge.
