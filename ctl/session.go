@@ -2,10 +2,7 @@ package ctl
 
 import (
 	"bufio"
-	"bytes"
-	"compress/zlib"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -18,7 +15,7 @@ import (
 	"github.com/tessera-survey/tessera/auth"
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
 	"github.com/tessera-survey/tessera/internal/wire"
-	"rsc.io/qr"
+	"github.com/tessera-survey/tessera/survey"
 )
 
 // sessionFile keeps session tokens per server, readable by the owner only.
@@ -402,7 +399,7 @@ func (c *cli) collectDevice(cl *wire.Client, args []string) error {
 	fmt.Fprintln(c.stdout, u)
 	fmt.Fprintf(c.stdout, "device %s: type the URL above into Collect (Settings > Project management > Manually), or scan the QR code; it is shown only now\n", res.DeviceId)
 	if *qrFile != "" {
-		png, err := CollectQR(u, *project, *name)
+		png, err := survey.CollectQR(u, *project, *name)
 		if err != nil {
 			return err
 		}
@@ -412,41 +409,4 @@ func (c *cli) collectDevice(cl *wire.Client, args []string) error {
 		fmt.Fprintf(c.stdout, "settings QR code written to %s\n", *qrFile)
 	}
 	return nil
-}
-
-// CollectSettings is the settings payload Collect's QR scanner reads:
-// base64 of the zlib-compressed JSON.
-func CollectSettings(serverURL, project, name string) (string, error) {
-	label := project
-	if name != "" {
-		label = project + " (" + name + ")"
-	}
-	js, err := json.Marshal(map[string]any{
-		"general": map[string]string{"server_url": serverURL, "form_update_mode": "match_exactly", "autosend": "wifi_and_cellular"},
-		"admin":   map[string]string{},
-		"project": map[string]string{"name": label},
-	})
-	if err != nil {
-		return "", err
-	}
-	var b bytes.Buffer
-	z := zlib.NewWriter(&b)
-	z.Write(js)
-	if err := z.Close(); err != nil {
-		return "", err
-	}
-	return base64.StdEncoding.EncodeToString(b.Bytes()), nil
-}
-
-// CollectQR is the settings QR code as a PNG.
-func CollectQR(serverURL, project, name string) ([]byte, error) {
-	s, err := CollectSettings(serverURL, project, name)
-	if err != nil {
-		return nil, err
-	}
-	code, err := qr.Encode(s, qr.M)
-	if err != nil {
-		return nil, err
-	}
-	return code.PNG(), nil
 }

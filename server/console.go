@@ -52,6 +52,7 @@ var consoleRoutes = map[string]auth.Role{
 	"POST /console/forms":               auth.Lead,
 	"GET /console/devices":              auth.Lead,
 	"POST /console/devices/code":        auth.Lead,
+	"POST /console/devices/collect":     auth.Lead,
 	"POST /console/devices/{id}/revoke": auth.Lead,
 	"POST /console/devices/{id}/wipe":   auth.Lead,
 }
@@ -79,6 +80,7 @@ func (s *Server) mountConsole(mux *http.ServeMux) {
 		"POST /console/forms":                s.consolePublish,
 		"GET /console/devices":               s.consoleDevices,
 		"POST /console/devices/code":         s.consoleCode,
+		"POST /console/devices/collect":      s.consoleCollect,
 		"POST /console/devices/{id}/revoke":  s.consoleDeviceAction,
 		"POST /console/devices/{id}/wipe":    s.consoleDeviceAction,
 	}

@@ -142,6 +142,33 @@ func (s *Server) consoleCode(w http.ResponseWriter, r *http.Request, u *auth.Use
 	s.showDevices(w, r, u, session, extra, http.StatusOK)
 }
 
+// consoleCollect registers a collecting device for ODK Collect and shows
+// its URL and the settings QR code Collect scans (once: only its hash is
+// kept).
+func (s *Server) consoleCollect(w http.ResponseWriter, r *http.Request, u *auth.User, session string) {
+	project := strings.TrimSpace(r.FormValue("project"))
+	d, token, err := s.svc.CollectDevice(r.Context(), auth.Principal{User: u}, project, strings.TrimSpace(r.FormValue("team")), strings.TrimSpace(r.FormValue("name")))
+	if err != nil {
+		status, msg := s.consoleError(r, err)
+		if status == http.StatusForbidden {
+			http.Error(w, msg, status)
+			return
+		}
+		s.showDevices(w, r, u, session, map[string]any{"Message": msg, "Error": true}, status)
+		return
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	u2 := scheme + "://" + r.Host + "/key/" + token
+	extra := map[string]any{"CollectURL": u2, "CollectDevice": d.ID}
+	if png, err := survey.CollectQR(u2, project, d.Name); err == nil {
+		extra["CollectQR"] = base64.StdEncoding.EncodeToString(png)
+	}
+	s.showDevices(w, r, u, session, extra, http.StatusOK)
+}
+
 func (s *Server) consoleDeviceAction(w http.ResponseWriter, r *http.Request, u *auth.User, session string) {
 	revoke := strings.HasSuffix(r.URL.Path, "/revoke")
 	d, err := s.svc.DeviceAction(r.Context(), auth.Principal{User: u}, r.PathValue("id"), revoke, !revoke)

@@ -118,7 +118,21 @@ func TestConsoleFormsAndDevices(t *testing.T) {
 		t.Fatalf("devices page:\n%s", page)
 	}
 
+	// A device for ODK Collect, from the console: its URL serves the formList.
+	page = postForm(t, c, srv.URL+"/console/devices/collect", url.Values{"csrf": {csrf}, "project": {"camp"}, "name": {"Collect of Amina"}}, http.StatusOK)
+	cu := regexp.MustCompile(`id="collecturl">([^<]+)<`).FindStringSubmatch(page)
+	if cu == nil || !strings.Contains(page, `id="collectqr"`) || !strings.Contains(page, "base64,iVBOR") {
+		t.Fatalf("no Collect URL with a QR image:\n%s", page)
+	}
+	if res, err := http.Get(cu[1] + "/formList"); err != nil || res.StatusCode != http.StatusOK || res.Header.Get("X-OpenRosa-Version") != "1.0" {
+		t.Fatalf("the Collect URL's formList: %v %v", res, err)
+	}
+	if page = httpBody(t, c, http.MethodGet, srv.URL+"/console/devices?project=camp", "", nil, http.StatusOK); !strings.Contains(page, "ODK Collect: Collect of Amina") {
+		t.Fatalf("the devices page does not list the Collect device:\n%s", page)
+	}
+
 	oc, ocsrf := consoleClient(t, srv, "omar", "omar's long password")
+	postForm(t, oc, srv.URL+"/console/devices/collect", url.Values{"csrf": {ocsrf}, "project": {"camp"}}, http.StatusForbidden)
 	httpBody(t, oc, http.MethodGet, srv.URL+"/console/devices?project=camp", "", nil, http.StatusForbidden)
 	postForm(t, oc, srv.URL+"/console/devices/"+ids[1]+"/revoke", url.Values{"csrf": {ocsrf}}, http.StatusForbidden)
 	postForm(t, oc, srv.URL+"/console/devices/code", url.Values{"csrf": {ocsrf}, "project": {"camp"}}, http.StatusForbidden)

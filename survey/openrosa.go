@@ -1,8 +1,11 @@
 package survey
 
 import (
+	"bytes"
+	"compress/zlib"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -11,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/google/uuid"
+	"rsc.io/qr"
 
 	"github.com/tessera-survey/tessera/auth"
 	"github.com/tessera-survey/tessera/forms"
@@ -253,3 +257,40 @@ func collectReplica(d *auth.Device) (syncengine.ReplicaID, error) {
 
 // subValue reads a stored answer back (for tests and diffs).
 func (v subVal) String() string { return strings.TrimSpace(v.Kind + " " + v.Text) }
+
+// CollectSettings is the settings payload Collect's QR scanner reads:
+// base64 of the zlib-compressed JSON.
+func CollectSettings(serverURL, project, name string) (string, error) {
+	label := project
+	if name != "" {
+		label = project + " (" + name + ")"
+	}
+	js, err := json.Marshal(map[string]any{
+		"general": map[string]string{"server_url": serverURL, "form_update_mode": "match_exactly", "autosend": "wifi_and_cellular"},
+		"admin":   map[string]string{},
+		"project": map[string]string{"name": label},
+	})
+	if err != nil {
+		return "", err
+	}
+	var b bytes.Buffer
+	z := zlib.NewWriter(&b)
+	z.Write(js)
+	if err := z.Close(); err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(b.Bytes()), nil
+}
+
+// CollectQR is the settings QR code as a PNG.
+func CollectQR(serverURL, project, name string) ([]byte, error) {
+	s, err := CollectSettings(serverURL, project, name)
+	if err != nil {
+		return nil, err
+	}
+	code, err := qr.Encode(s, qr.M)
+	if err != nil {
+		return nil, err
+	}
+	return code.PNG(), nil
+}
