@@ -528,6 +528,22 @@ func TestSecurityCommandLine(t *testing.T) {
 	if r := ctl("project", "create", "camp"); r.err != nil {
 		t.Fatalf("project create: %+v", r)
 	}
+	// A device for ODK Collect: the first line is its URL, the QR a PNG.
+	qrPath := filepath.Join(tmp, "collect.png")
+	if r := ctl("device", "collect", "--project", "camp", "--team", "north", "--name", "Collect 1", "--qr", qrPath); r.err != nil {
+		t.Fatalf("device collect: %+v", r)
+	} else {
+		collectURL, _, _ := strings.Cut(r.stdout, "\n")
+		png, err := os.ReadFile(qrPath)
+		if err != nil || !bytes.HasPrefix(png, []byte("\x89PNG")) || !strings.HasPrefix(collectURL, srv.URL+"/key/") {
+			t.Fatalf("device collect: URL %q, QR %d bytes (%v)", collectURL, len(png), err)
+		}
+		res, err := http.Get(collectURL + "/formList")
+		if err != nil || res.StatusCode != http.StatusOK || res.Header.Get("X-OpenRosa-Version") != "1.0" {
+			t.Fatalf("the Collect URL's formList: %v %v", res, err)
+		}
+		res.Body.Close()
+	}
 	r := ctl("device", "code", "--project", "camp", "--team", "north")
 	if r.err != nil {
 		t.Fatalf("device code: %+v", r)
@@ -548,11 +564,18 @@ func TestSecurityCommandLine(t *testing.T) {
 		t.Fatalf("sync: %s", out)
 	}
 	var devices []struct {
-		ID string `json:"id"`
+		ID      string `json:"id"`
+		Collect bool   `json:"collect"`
 	}
 	r = ctl("device", "list", "--project", "camp")
-	if err := json.Unmarshal([]byte(r.stdout), &devices); err != nil || len(devices) != 1 {
+	if err := json.Unmarshal([]byte(r.stdout), &devices); err != nil || len(devices) != 2 { // the Collect device and this one
 		t.Fatalf("device list: %+v %v", r, err)
+	}
+	if devices[0].Collect {
+		devices[0], devices[1] = devices[1], devices[0]
+	}
+	if !devices[1].Collect || devices[0].Collect {
+		t.Fatalf("device list does not say which is the Collect device: %s", r.stdout)
 	}
 	if r := ctl("device", "revoke", devices[0].ID); r.err != nil {
 		t.Fatalf("revoke: %+v", r)
