@@ -146,18 +146,17 @@ func (s *Server) orFormList(w http.ResponseWriter, r *http.Request) {
 	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n" + `<xforms xmlns="http://openrosa.org/xforms/xformsList">` + "\n")
 	for _, id := range ids {
 		info := latest[id]
-		_, x, err := s.svc.GetXForm(r.Context(), p, info.ID, info.Version)
+		sum, err := s.orHash(r, p, info)
 		if err != nil {
 			s.orFail(w, r, err)
 			return
 		}
-		sum := md5.Sum(forms.ClientEditable(x))
 		form := base + "/forms/" + url.PathEscape(info.ID) + "/" + url.PathEscape(info.Version)
 		b.WriteString("  <xform>\n")
 		orElem(&b, "formID", info.ID)
 		orElem(&b, "name", info.Title)
 		orElem(&b, "version", info.Version)
-		orElem(&b, "hash", "md5:"+hex.EncodeToString(sum[:]))
+		orElem(&b, "hash", "md5:"+sum)
 		orElem(&b, "downloadUrl", form+"/form.xml")
 		if len(info.Files) > 0 {
 			orElem(&b, "manifestUrl", form+"/manifest")
@@ -167,6 +166,20 @@ func (s *Server) orFormList(w http.ResponseWriter, r *http.Request) {
 	b.WriteString("</xforms>\n")
 	orHeaders(w)
 	io.WriteString(w, b.String())
+}
+
+func (s *Server) orHash(r *http.Request, p auth.Principal, info forms.Info) (string, error) {
+	if h, ok := s.orHashes.Load(info.Key()); ok {
+		return h.(string), nil
+	}
+	_, x, err := s.svc.GetXForm(r.Context(), p, info.ID, info.Version)
+	if err != nil {
+		return "", err
+	}
+	sum := md5.Sum(forms.ClientEditable(x))
+	h := hex.EncodeToString(sum[:])
+	s.orHashes.Store(info.Key(), h)
+	return h, nil
 }
 
 func orElem(b *strings.Builder, name, text string) {

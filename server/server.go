@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect/v2"
@@ -63,14 +64,17 @@ type Config struct {
 // Server is a running Tessera server: wiring of the use cases (package
 // survey) to their transports.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	store   syncengine.Store
-	svc     *survey.Service
-	rep     *syncengine.Replica
-	forms   *forms.Registry
-	auth    *auth.Service
-	handler http.Handler
+	// orHashes caches each form version's md5 as OpenRosa serves it (a
+	// version's XForm never changes; Collect rebuilds its list often).
+	orHashes sync.Map // key → hex md5
+	cfg      Config
+	log      *slog.Logger
+	store    syncengine.Store
+	svc      *survey.Service
+	rep      *syncengine.Replica
+	forms    *forms.Registry
+	auth     *auth.Service
+	handler  http.Handler
 
 	limiter *limiter
 	relay   *survey.Relay // a hub's link to its upstream, or nil
