@@ -6,6 +6,7 @@ package auth
 
 import (
 	"context"
+	"crypto/md5"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -59,6 +60,19 @@ type User struct {
 	Created int64           `json:"created"`
 	// Disabled accounts cannot sign in, and their sessions end.
 	Disabled bool `json:"disabled,omitempty"`
+	// DigestHA1 is MD5(name:Tessera:password), what HTTP Digest sign-in
+	// (ODK Collect on a camp LAN without HTTPS) checks against: kept from
+	// the password's last setting; empty for passwords set before.
+	DigestHA1 string `json:"digest_ha1,omitempty"`
+}
+
+// DigestRealm is the realm of HTTP Digest sign-in.
+const DigestRealm = "Tessera"
+
+// DigestHA1 is MD5(user:realm:password), hex.
+func DigestHA1(user, password string) string {
+	sum := md5.Sum([]byte(user + ":" + DigestRealm + ":" + password))
+	return hex.EncodeToString(sum[:])
 }
 
 // Project groups forms, devices and records.
@@ -348,6 +362,7 @@ func (s *Service) UseSetupToken(ctx context.Context, token, password string) (se
 			return err
 		}
 		u.Hash = hash
+		u.DigestHA1 = DigestHA1(user, password)
 		if err := put(tx, keyUser+user, u); err != nil {
 			return err
 		}
@@ -420,6 +435,57 @@ func (s *Service) Login(ctx context.Context, user, password string) (string, err
 		return s.appendAudit(tx, user, "login", "")
 	})
 	return token, err
+}
+
+// CheckAccount checks a user's password without opening a session (HTTP
+// Basic sign-in of OpenRosa clients), throttled and audited like Login.
+func (s *Service) CheckAccount(ctx context.Context, user, password string) (*User, error) {
+	if len(user) > maxNameBytes || len(password) > maxPasswordBytes {
+		return nil, s.loginFailed(ctx, "(an over-long user name or password)")
+	}
+	if s.throttle.wait(user, s.now()) > 0 {
+		return nil, ErrThrottled
+	}
+	var u *User
+	err := s.store.View(ctx, func(tx syncengine.ReadTx) (err error) { u, err = get[User](tx, keyUser+user); return })
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	hash := dummyHash()
+	if err == nil && u.Hash != "" {
+		hash = u.Hash
+	}
+	if !CheckPassword(hash, password) || err != nil || u.Hash == "" || u.Disabled {
+		s.throttle.failed(user, s.now())
+		return nil, s.loginFailed(ctx, user)
+	}
+	s.throttle.succeeded(user)
+	return u, nil
+}
+
+// DigestAccount checks an HTTP Digest sign-in: check is given the user's
+// HA1 and reports whether the client's response matches it. Throttled and
+// audited like Login; a user without a Digest hash (a password set before
+// Tessera kept one) is refused until the password is set again.
+func (s *Service) DigestAccount(ctx context.Context, user string, check func(ha1 string) bool) (*User, error) {
+	if len(user) > maxNameBytes {
+		return nil, s.loginFailed(ctx, "(an over-long user name)")
+	}
+	if s.throttle.wait(user, s.now()) > 0 {
+		return nil, ErrThrottled
+	}
+	var u *User
+	err := s.store.View(ctx, func(tx syncengine.ReadTx) (err error) { u, err = get[User](tx, keyUser+user); return })
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	ok := err == nil && u.DigestHA1 != "" && !u.Disabled && check(u.DigestHA1)
+	if !ok {
+		s.throttle.failed(user, s.now())
+		return nil, s.loginFailed(ctx, user)
+	}
+	s.throttle.succeeded(user)
+	return u, nil
 }
 
 // loginFailed audits a failed sign-in (the name as typed: at most
@@ -563,7 +629,7 @@ func (s *Service) AddUser(ctx context.Context, actor, name, password string) err
 		if _, err := get[User](tx, keyUser+name); err == nil {
 			return fmt.Errorf("user %q: %w", name, ErrExists)
 		}
-		if err := put(tx, keyUser+name, User{Name: name, Hash: hash, Roles: map[string]Role{}, Created: s.now().UnixMilli()}); err != nil {
+		if err := put(tx, keyUser+name, User{Name: name, Hash: hash, DigestHA1: DigestHA1(name, password), Roles: map[string]Role{}, Created: s.now().UnixMilli()}); err != nil {
 			return err
 		}
 		return s.appendAudit(tx, actor, "user-add", name)

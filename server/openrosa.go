@@ -54,6 +54,13 @@ func (s *Server) mountOpenRosa(mux *http.ServeMux) {
 	mux.HandleFunc("GET /key/{token}/forms/{form}/{version}/media/{file}", s.orMedia)
 	mux.HandleFunc("HEAD /key/{token}/submission", s.orHead)
 	mux.HandleFunc("POST /key/{token}/submission", s.orSubmit)
+	// Accounts (KoboCollect-style): the same under a project's URL.
+	mux.HandleFunc("GET /projects/{project}/formList", s.orFormList)
+	mux.HandleFunc("GET /projects/{project}/forms/{form}/{version}/form.xml", s.orForm)
+	mux.HandleFunc("GET /projects/{project}/forms/{form}/{version}/manifest", s.orManifest)
+	mux.HandleFunc("GET /projects/{project}/forms/{form}/{version}/media/{file}", s.orMedia)
+	mux.HandleFunc("HEAD /projects/{project}/submission", s.orHead)
+	mux.HandleFunc("POST /projects/{project}/submission", s.orSubmit)
 }
 
 func orHeaders(w http.ResponseWriter) {
@@ -61,8 +68,12 @@ func orHeaders(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
 }
 
-// orPrincipal is the collecting device the URL's token names.
+// orPrincipal is the collecting device the URL's token names, or the
+// account signed in to the project's URL.
 func (s *Server) orPrincipal(w http.ResponseWriter, r *http.Request) (auth.Principal, bool) {
+	if r.PathValue("token") == "" {
+		return s.orAccount(w, r)
+	}
 	d, err := s.auth.AuthenticateCollect(r.Context(), r.PathValue("token"))
 	if err == nil && d.Wipe {
 		// Collect cannot be told to wipe itself: a device asked to is
@@ -114,6 +125,9 @@ func orBase(r *http.Request) string {
 	if r.TLS != nil {
 		scheme = "https"
 	}
+	if p := r.PathValue("project"); p != "" {
+		return scheme + "://" + r.Host + "/projects/" + url.PathEscape(p)
+	}
 	return scheme + "://" + r.Host + "/key/" + url.PathEscape(r.PathValue("token"))
 }
 
@@ -129,6 +143,9 @@ func (s *Server) orFormList(w http.ResponseWriter, r *http.Request) {
 	}
 	latest := map[string]forms.Info{} // Collect lists a form once: its newest version
 	for _, i := range all {
+		if project := r.PathValue("project"); project != "" && i.Project != "" && i.Project != project {
+			continue // an account's list is the project's of its URL
+		}
 		if l, ok := latest[i.ID]; !ok || i.PublishedAt > l.PublishedAt {
 			latest[i.ID] = i
 		}
@@ -297,7 +314,7 @@ func (s *Server) orSubmit(w http.ResponseWriter, r *http.Request) {
 		s.orFail(w, r, fmt.Errorf("%w: no xml_submission_file part", syncengine.ErrInvalid))
 		return
 	}
-	res, err := s.svc.Submit(r.Context(), p, instance)
+	res, err := s.svc.Submit(r.Context(), p, instance, survey.SubmitFrom{Project: r.PathValue("project"), DeviceID: r.URL.Query().Get("deviceID")})
 	if err != nil {
 		s.orFail(w, r, err)
 		return

@@ -360,3 +360,122 @@ func TestODKEngineSubmits(t *testing.T) {
 		t.Fatalf("%d records; the record: %v\nsubmitted:\n%s", n, got, res.XML)
 	}
 }
+
+// digestDo sends a request signed in by HTTP Digest, answering the
+// server's challenge as Collect does (qop=auth).
+func digestDo(t *testing.T, method, url, user, pass, contentType string, body []byte) (*http.Response, string) {
+	t.Helper()
+	do := func(authz string) *http.Response {
+		req, _ := http.NewRequest(method, url, bytes.NewReader(body))
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
+		}
+		if authz != "" {
+			req.Header.Set("Authorization", authz)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	res := do("")
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("%s %s without credentials: %d, want a 401 challenge", method, url, res.StatusCode)
+	}
+	ch := res.Header.Get("WWW-Authenticate")
+	nonce := regexp.MustCompile(`nonce="([^"]+)"`).FindStringSubmatch(ch)
+	if nonce == nil || !strings.HasPrefix(ch, "Digest ") {
+		t.Fatalf("challenge %q", ch)
+	}
+	h := func(s string) string { s2 := md5.Sum([]byte(s)); return hex.EncodeToString(s2[:]) }
+	uri := url[strings.Index(url[len("http://"):], "/")+len("http://"):]
+	ha1, ha2 := h(user+":Tessera:"+pass), h(method+":"+uri)
+	resp := h(ha1 + ":" + nonce[1] + ":00000001:c0ffee:auth:" + ha2)
+	res = do(fmt.Sprintf(`Digest username=%q, realm="Tessera", nonce=%q, uri=%q, qop=auth, nc=00000001, cnonce="c0ffee", response=%q`, user, nonce[1], uri, resp))
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res, string(b)
+}
+
+// TestOpenRosaAccounts (issue 17): an enumerator account signs in to its
+// project's OpenRosa URL by a Digest challenge (plain HTTP: Basic is not
+// accepted there), lists and submits that project's forms; a wrong
+// password is challenged again and repeated ones throttled; an account of
+// another project is refused.
+func TestOpenRosaAccounts(t *testing.T) {
+	ts := newTrustServer(t)
+	ctx := context.Background()
+	for _, p := range []string{"A", "B"} {
+		if _, err := ts.rpc[strings.ToLower(p)+"-lead"].Forms().PublishForm(ctx, &tesserav1.PublishFormRequest{Xlsx: householdForm(t, "house_"+strings.ToLower(p), "1"), Project: p}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := ts.Auth()
+	must(t, a.AddUser(ctx, "t", "amina", "amina's long password"))
+	must(t, a.Grant(ctx, "t", "amina", "A", "enumerator"))
+	base := ts.URL + "/projects/A"
+
+	res, list := digestDo(t, "GET", base+"/formList", "amina", "amina's long password", "", nil)
+	if res.StatusCode != 200 || !strings.Contains(list, "house_a") || strings.Contains(list, "house_b") || !strings.Contains(list, base+"/forms/house_a/1/form.xml") {
+		t.Fatalf("formList by Digest: %d\n%s", res.StatusCode, list)
+	}
+	req, _ := http.NewRequest("GET", base+"/formList", nil)
+	req.SetBasicAuth("amina", "amina's long password")
+	bres, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bres.Body.Close()
+	if bres.StatusCode != http.StatusUnauthorized || strings.Contains(bres.Header.Get("WWW-Authenticate"), "Basic") {
+		t.Fatalf("Basic over plain HTTP: %d %v", bres.StatusCode, bres.Header)
+	}
+	if res, _ := digestDo(t, "GET", ts.URL+"/projects/B/formList", "amina", "amina's long password", "", nil); res.StatusCode != http.StatusForbidden {
+		t.Fatalf("another project's URL: %d", res.StatusCode)
+	}
+
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	w, _ := mw.CreateFormFile("xml_submission_file", "submission.xml")
+	w.Write(instanceXML("house_a", "1", "uuid:acc-1", "", "Yusuf", "3", "water", "Lina"))
+	mw.Close()
+	res, out := digestDo(t, "POST", base+"/submission?deviceID=collect:kobo1", "amina", "amina's long password", mw.FormDataContentType(), body.Bytes())
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("submission by Digest: %d %s", res.StatusCode, out)
+	}
+	d := ts.enrolledDevice(t, "A")
+	mustSync(t, d)
+	found := false
+	must(t, d.Records(ctx, func(r *syncengine.Record) error {
+		found = found || r.Values()["head"].String() == "Yusuf"
+		return nil
+	}))
+	if !found {
+		t.Fatal("the account's submission did not reach a device of A")
+	}
+	b := ts.enrolledDevice(t, "B")
+	mustSync(t, b)
+	must(t, b.Records(ctx, func(r *syncengine.Record) error {
+		if r.Values()["head"].String() == "Yusuf" {
+			t.Error("B's device received A's submission")
+		}
+		return nil
+	}))
+
+	throttled := false
+	for range 12 {
+		res, _ := digestDo(t, "GET", base+"/formList", "amina", "a wrong password", "", nil)
+		if res.StatusCode == http.StatusTooManyRequests {
+			throttled = true
+			break
+		}
+		if res.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("a wrong password: %d", res.StatusCode)
+		}
+	}
+	if !throttled {
+		t.Fatal("repeated wrong passwords were not throttled")
+	}
+}

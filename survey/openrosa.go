@@ -68,9 +68,9 @@ var collectLocks sync.Map // device id → *sync.Mutex
 // context of the version it edits, so changes made meanwhile elsewhere
 // survive, and one to the same answer is a conflict. The same instanceID
 // with the same XML is harmless; with other XML it is refused.
-func (s *Service) Submit(ctx context.Context, p auth.Principal, xml []byte) (Submitted, error) {
-	if p.Device == nil {
-		return Submitted{}, fmt.Errorf("%w: submissions come from a collecting device", auth.ErrDenied)
+func (s *Service) Submit(ctx context.Context, p auth.Principal, xml []byte, from SubmitFrom) (Submitted, error) {
+	if p.Device == nil && p.User == nil {
+		return Submitted{}, fmt.Errorf("%w: sign in to submit", auth.ErrUnauthenticated)
 	}
 	sub, err := forms.ParseSubmission(xml)
 	if err != nil {
@@ -89,6 +89,15 @@ func (s *Service) Submit(ctx context.Context, p auth.Principal, xml []byte) (Sub
 	}
 	if !s.mayReadForm(p, info) {
 		return Submitted{}, fmt.Errorf("%w: %s", forms.ErrUnknownForm, sub.FormID)
+	}
+	if p.Device == nil {
+		// An account signed in from Collect (KoboCollect set-ups): an
+		// enumerator of the project, its phone a replica of its own,
+		// scoped like a device of the project.
+		if from.Project == "" || (info.Project != "" && info.Project != from.Project) || !p.Can(from.Project, auth.Enumerator) {
+			return Submitted{}, fmt.Errorf("%w: %s is not an enumerator of project %s", auth.ErrDenied, p.User.Name, from.Project)
+		}
+		p = auth.Principal{Device: accountDevice(p.User.Name, from)}
 	}
 	mu, _ := collectLocks.LoadOrStore(p.Device.ID, &sync.Mutex{})
 	mu.(*sync.Mutex).Lock()
@@ -135,6 +144,23 @@ func (s *Service) Submit(ctx context.Context, p auth.Principal, xml []byte) (Sub
 		return Submitted{}, err
 	}
 	return s.writeSubmission(ctx, p, f, sub, sha, id, fields, base)
+}
+
+// SubmitFrom is where a submission comes from: the project of the
+// OpenRosa URL an account signed in to, and the ?deviceID= Collect names
+// its phone by.
+type SubmitFrom struct {
+	Project, DeviceID string
+}
+
+// accountDevice is the device an account's phone submits as: one per
+// account and Collect deviceID, its replica's id derived from both.
+func accountDevice(user string, from SubmitFrom) *auth.Device {
+	sum := sha256.Sum256([]byte("openrosa-account\x00" + user + "\x00" + from.DeviceID))
+	id := uuid.UUID(sum[:16])
+	id[6] = id[6]&0x0f | 0x80 // version 8: a name-derived id, not a random one
+	id[8] = id[8]&0x3f | 0x80
+	return &auth.Device{ID: id.String(), Project: from.Project, Name: user + " " + from.DeviceID, Collect: true}
 }
 
 // instanceKey is a repeat instance's stable id: the same record, repeat
