@@ -283,6 +283,15 @@ func TestOpenRosaCollect(t *testing.T) {
 		t.Fatalf("both changed size: conflicts %v, values %v", c, srvRec.Values())
 	}
 
+	// It exports like any record; once deleted, re-sending it is refused.
+	if text, err := exportText(t, ts.rpc["a-analyst"], "house_a"); err != nil || !strings.Contains(text, "Amina B.") {
+		t.Fatalf("export: %v\n%.500s", err, text)
+	}
+	must(t, ts.Replica().Delete(ctx, rec.ID))
+	if code, body := submit(t, base, edit2); code != http.StatusConflict || !strings.Contains(body, "deleted") {
+		t.Fatalf("re-sending a deleted record's submission: %d %s", code, body)
+	}
+
 	// Revoked: 403, never a 401 challenge.
 	if _, err := ts.rpc["a-lead"].Admin().RevokeDevice(ctx, &tesserav1.RevokeDeviceRequest{DeviceId: cd.DeviceId}); err != nil {
 		t.Fatal(err)

@@ -117,6 +117,9 @@ func (s *Service) Submit(ctx context.Context, p auth.Principal, xml []byte, from
 		if prev.SHA256 != sha {
 			return Submitted{}, fmt.Errorf("%w: a different submission was sent before as %s: send this one again as an edit or as a new form", ErrSubmissionConflict, sub.InstanceID)
 		}
+		if err := s.notDeleted(ctx, id); err != nil {
+			return Submitted{}, err
+		}
 		return Submitted{Record: id, Duplicate: true}, nil
 	}
 	var base *submissionRec
@@ -135,6 +138,9 @@ func (s *Service) Submit(ctx context.Context, p auth.Principal, xml []byte, from
 	if base != nil {
 		if id, err = syncengine.ParseRecordID(base.Record); err != nil {
 			return Submitted{}, fmt.Errorf("submission %s: %w", sub.DeprecatedID, syncengine.ErrCorrupt)
+		}
+		if err := s.notDeleted(ctx, id); err != nil {
+			return Submitted{}, err
 		}
 	} else {
 		id = syncengine.NewRecordID()
@@ -161,6 +167,22 @@ func accountDevice(user string, from SubmitFrom) *auth.Device {
 	id[6] = id[6]&0x0f | 0x80 // version 8: a name-derived id, not a random one
 	id[8] = id[8]&0x3f | 0x80
 	return &auth.Device{ID: id.String(), Project: from.Project, Name: user + " " + from.DeviceID, Collect: true}
+}
+
+// notDeleted refuses a submission whose record was deleted here (a lead
+// removed it): re-sending or editing it must not bring it back silently.
+func (s *Service) notDeleted(ctx context.Context, id syncengine.RecordID) error {
+	rec, err := s.rep.Record(ctx, id)
+	if errors.Is(err, syncengine.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if rec.Deleted() {
+		return fmt.Errorf("%w: this form was deleted on the server", ErrSubmissionConflict)
+	}
+	return nil
 }
 
 // instanceKey is a repeat instance's stable id: the same record, repeat
