@@ -331,19 +331,7 @@ func TestODKEngineSubmits(t *testing.T) {
 	answers := filepath.Join(t.TempDir(), "answers.json")
 	os.WriteFile(answers, []byte(`{"repeats": {"/data/kids": 2}, "answers": {"/data/head": "Amina", "/data/size": "4",
 		"/data/needs": ["food", "shelter"], "/data/kids[1]/kid": "Ali", "/data/kids[2]/kid": "Sara"}}`), 0o600)
-	out, err := exec.Command("node", script, ts.URL+"/key/"+cd.Token, "house_a", answers).CombinedOutput()
-	if err != nil {
-		t.Fatalf("node %s: %v\n%s", script, err, out)
-	}
-	var res struct {
-		InstanceID string `json:"instanceID"`
-		XML        string `json:"xml"`
-		Statuses   []int  `json:"statuses"`
-		Error      string `json:"error"`
-	}
-	if err := json.Unmarshal(bytes.TrimSpace(out[bytes.LastIndexByte(bytes.TrimSpace(out), '\n')+1:]), &res); err != nil || res.Error != "" {
-		t.Fatalf("the client: %v %s\n%s", err, res.Error, out)
-	}
+	res := runODKClient(t, script, ts.URL+"/key/"+cd.Token, answers)
 	if fmt.Sprint(res.Statuses) != "[204 201 201]" || !strings.HasPrefix(res.InstanceID, "uuid:") {
 		t.Fatalf("statuses %v, instanceID %q\n%s", res.Statuses, res.InstanceID, res.XML)
 	}
@@ -368,6 +356,52 @@ func TestODKEngineSubmits(t *testing.T) {
 		strings.Join(kids, ",") != "Ali,Sara" || got["large/why"].Kind != syncengine.Null {
 		t.Fatalf("%d records; the record: %v\nsubmitted:\n%s", n, got, res.XML)
 	}
+
+	// Edited in ODK's engine (size) while the Tessera device edits head.
+	var id syncengine.RecordID
+	must(t, d.Records(ctx, func(r *syncengine.Record) error { id = r.ID; return nil }))
+	must(t, d.Set(ctx, id, []syncengine.FieldWrite{{Name: "head", Value: syncengine.TextValue("Amina Y.")}}))
+	mustSync(t, d)
+	editSpec, _ := json.Marshal(map[string]any{"edit": res.XML, "answers": map[string]any{"/data/size": "5"}})
+	os.WriteFile(answers, editSpec, 0o600)
+	ed := runODKClient(t, script, ts.URL+"/key/"+cd.Token, answers)
+	if ed.DeprecatedID != res.InstanceID || ed.InstanceID == res.InstanceID || ed.Statuses[len(ed.Statuses)-1] != http.StatusCreated {
+		t.Fatalf("the engine's edit: instanceID %q deprecatedID %q statuses %v\n%s", ed.InstanceID, ed.DeprecatedID, ed.Statuses, ed.XML)
+	}
+	mustSync(t, d)
+	rec, err := d.Record(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := rec.Values(); v["head"].String() != "Amina Y." || v["size"] != syncengine.IntValue(5) || len(rec.Conflicts()) != 0 {
+		t.Fatalf("after both edits, on the device: %v, conflicts %v", v, rec.Conflicts())
+	}
+	if text, err := exportText(t, ts.rpc["a-analyst"], "house_a"); err != nil || !strings.Contains(text, "Amina Y.") {
+		t.Fatalf("the export after both edits: %v\n%.500s", err, text)
+	}
+}
+
+type odkResult struct {
+	InstanceID   string `json:"instanceID"`
+	DeprecatedID string `json:"deprecatedID"`
+	XML          string `json:"xml"`
+	Statuses     []int  `json:"statuses"`
+	Error        string `json:"error"`
+}
+
+// runODKClient runs scripts/peers/odk-collect.mjs and reads its result.
+func runODKClient(t *testing.T, script, base, answers string) odkResult {
+	t.Helper()
+	out, err := exec.Command("node", script, base, "house_a", answers).CombinedOutput()
+	if err != nil {
+		t.Fatalf("node %s: %v\n%s", script, err, out)
+	}
+	var res odkResult
+	trimmed := bytes.TrimSpace(out)
+	if err := json.Unmarshal(trimmed[bytes.LastIndexByte(trimmed, '\n')+1:], &res); err != nil || res.Error != "" {
+		t.Fatalf("the client: %v %s\n%s", err, res.Error, out)
+	}
+	return res
 }
 
 // digestDo sends a request signed in by HTTP Digest, answering the

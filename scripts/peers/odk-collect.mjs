@@ -9,7 +9,9 @@
 // "/data/needs": ["food", "water"], "/data/kids[1]/kid": "Ali"}}), serializes
 // the instance, sends HEAD /submission then POSTs it as multipart, the first
 // time split in two (*isIncomplete*), and prints one JSON line: the
-// instanceID, the submission XML and the server's statuses.
+// instanceID, the submission XML and the server's statuses. With "edit" in
+// ANSWERS.json (a submission's XML) it edits that instance instead, as
+// Collect edits a sent form (the engine writes meta/deprecatedID).
 import { JSDOM } from 'jsdom';
 import { createRequire } from 'node:module';
 import crypto from 'node:crypto';
@@ -45,7 +47,9 @@ if (crypto.createHash('md5').update(xform).digest('hex') !== hash) fail('the XFo
 
 const form = await loadForm(xform, { fetchFormAttachment: async () => new Response('', { status: 404 }) });
 if (form.status === 'failure') fail('ODK engine: ' + form.error?.message);
-const instance = form.createInstance();
+const instance = spec.edit
+  ? await form.editInstance({ inputType: 'FORM_INSTANCE_INPUT_RESOLVABLE', resolveInstance: () => spec.edit, attachments: new Map() })
+  : form.createInstance();
 const root = instance.root;
 
 const find = (node, ref) => {
@@ -72,6 +76,7 @@ const payload = await root.prepareInstancePayload();
 const data = payload.data[0];
 const xml = await data.get('xml_submission_file').text();
 const instanceID = /<instanceID>([^<]+)<\/instanceID>/.exec(xml)?.[1];
+const deprecatedID = /<deprecatedID>([^<]+)<\/deprecatedID>/.exec(xml)?.[1] ?? null;
 
 const head = await fetch(`${base}/submission?deviceID=collect:node`, { method: 'HEAD', headers: H });
 const statuses = [head.status];
@@ -85,4 +90,4 @@ const post = async (incomplete) => {
 };
 await post(true); // Collect splits a large submission: the same XML in each part
 const last = await post(false);
-console.log(JSON.stringify({ instanceID, xml, statuses, response: last, violations: payload.violations?.length ?? 0 }));
+console.log(JSON.stringify({ instanceID, deprecatedID, xml, statuses, response: last, violations: payload.violations?.length ?? 0 }));
