@@ -10,6 +10,9 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,10 +20,13 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/xuri/excelize/v2"
 
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
+	"github.com/tessera-survey/tessera/internal/browsertest"
 	"github.com/tessera-survey/tessera/syncengine"
 )
 
@@ -520,5 +526,77 @@ func TestOpenRosaAccounts(t *testing.T) {
 	}
 	if !throttled {
 		t.Fatal("repeated wrong passwords were not throttled")
+	}
+}
+
+// TestWebFormsInBrowser (issue 17): ODK Web Forms (@getodk/web-forms, its
+// Vue UI) in a real headless Chromium renders a form Tessera serves; an
+// answer typed into it and submitted becomes a record. The page is served
+// beside scripts/peers/node_modules, the OpenRosa URL proxied to the same
+// origin as a browser client reaches its server.
+func TestWebFormsInBrowser(t *testing.T) {
+	peers, err := filepath.Abs("../scripts/peers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(peers, "node_modules/@getodk/web-forms")); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("ODK Web Forms is not installed: run scripts/peers/install")
+		}
+		t.Skip("ODK Web Forms is not installed: run scripts/peers/install (npm)")
+	}
+	ts := newTrustServer(t)
+	ctx := context.Background()
+	if _, err := ts.rpc["a-lead"].Forms().PublishForm(ctx, &tesserav1.PublishFormRequest{Xlsx: householdForm(t, "house_a", "1"), Project: "A"}); err != nil {
+		t.Fatal(err)
+	}
+	cd, err := ts.rpc["a-lead"].Admin().CreateCollectDevice(ctx, &tesserav1.CreateCollectDeviceRequest{Project: "A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, _ := url.Parse(ts.URL)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	mux := http.NewServeMux()
+	mux.Handle("/key/", proxy)
+	mux.Handle("/", http.FileServer(http.Dir(peers)))
+	page := httptest.NewServer(mux)
+	defer page.Close()
+	key := "/key/" + cd.Token
+	u := page.URL + "/web-forms.html?form=" + url.QueryEscape(key+"/forms/house_a/1/form.xml") + "&submit=" + url.QueryEscape(key+"/submission")
+
+	bctx, cancel := browsertest.New(t, browsertest.Options{})
+	defer cancel()
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	err = chromedp.Do(bctx,
+		chromedp.Navigate(u),
+		chromedp.WaitVisible(css(`input[type="text"]`)),
+		chromedp.SendKeys(css(`input[type="text"]`), "Mariam"),
+		chromedp.Click(chromedp.Search(`//button[contains(., "Send") or contains(., "Submit")]`)),
+		orVoid(chromedp.Poll[bool](`document.getElementById('status').textContent.startsWith('submitted')`, chromedp.WithPollingTimeout(20*time.Second))),
+	)
+	var status string
+	if err == nil {
+		status, err = chromedp.Run(bctx, chromedp.Text(css(`#status`)))
+	}
+	browsertest.Screenshot(t, bctx, "web-forms")
+	if err != nil || status != "submitted 201" {
+		t.Fatalf("ODK Web Forms: %v, status %q", err, status)
+	}
+	d := ts.enrolledDevice(t, "A")
+	mustSync(t, d)
+	found := false
+	must(t, d.Records(ctx, func(r *syncengine.Record) error {
+		found = found || r.Values()["head"].String() == "Mariam"
+		return nil
+	}))
+	if !found {
+		t.Fatal("the answer typed into ODK Web Forms is not a record")
+	}
+}
+
+func orVoid[T any](a chromedp.Action[T]) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		_, err := a(ctx, t)
+		return chromedp.Void{}, err
 	}
 }
