@@ -18,19 +18,7 @@ import (
 // instance, beside pyxform's own XForm of the same case in the same run:
 // a form whose pyxform XForm loads must load from Tessera's too.
 func TestODKWebFormsLoadsOurXForms(t *testing.T) {
-	peer, err := filepath.Abs("../scripts/peers/odk-load.mjs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat("../scripts/peers/node_modules/@getodk/xforms-engine"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("ODK Web Forms' engine is not installed: run scripts/peers/install")
-		}
-		t.Skip("ODK Web Forms' engine is not installed: run scripts/peers/install (npm)")
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node is not installed")
-	}
+	peer := shared.Peer(t, "odk-load.mjs", "@getodk/xforms-engine", "jsdom")
 	f, err := os.Open(filepath.Join(shared.Dir(t, "conformance/pyxform"), "cases.jsonl"))
 	if err != nil {
 		t.Fatal(err)
@@ -45,15 +33,7 @@ func TestODKWebFormsLoadsOurXForms(t *testing.T) {
 		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
 			t.Fatal(err)
 		}
-		wb, err := ReadMarkdown(c.MD)
-		if err != nil {
-			t.Fatal(err)
-		}
-		name := c.FormName
-		if name == "" {
-			name = "test_name"
-		}
-		form, err := Import(wb, Options{RootName: name, DefaultID: "data"})
+		form, err := importCase(t, c)
 		if err != nil {
 			continue
 		}

@@ -71,15 +71,7 @@ func TestPyxformXFormAssertions(t *testing.T) {
 			continue
 		}
 		total += n
-		wb, err := ReadMarkdown(c.MD)
-		if err != nil {
-			t.Fatalf("case %s: %v", c.ID, err)
-		}
-		name := c.FormName
-		if name == "" {
-			name = "test_name"
-		}
-		form, err := Import(wb, Options{RootName: name, DefaultID: "data"})
+		form, err := importCase(t, c)
 		if err != nil {
 			refused += n
 			failBySource[c.Source] += n
@@ -342,4 +334,19 @@ func lxmlElement(n *xmlquery.Node) string {
 	}
 	write(n)
 	return b.String()
+}
+
+// importCase imports a corpus case's form as pyxform's harness names it:
+// the root test_name unless the case says, the form id data.
+func importCase(t *testing.T, c xformCase) (*Form, error) {
+	t.Helper()
+	wb, err := ReadMarkdown(c.MD)
+	if err != nil {
+		t.Fatalf("case %s: %v", c.ID, err)
+	}
+	name := c.FormName
+	if name == "" {
+		name = "test_name"
+	}
+	return Import(wb, Options{RootName: name, DefaultID: "data"})
 }

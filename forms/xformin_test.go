@@ -122,15 +122,7 @@ func TestXFormRoundTrip(t *testing.T) {
 		if only != "" && c.ID != only && !strings.Contains(c.Source, only) {
 			continue
 		}
-		wb, err := ReadMarkdown(c.MD)
-		if err != nil {
-			t.Fatal(err)
-		}
-		name := c.FormName
-		if name == "" {
-			name = "test_name"
-		}
-		f1, err := Import(wb, Options{RootName: name, DefaultID: "data"})
+		f1, err := importCase(t, c)
 		if err != nil {
 			continue
 		}
@@ -145,7 +137,7 @@ func TestXFormRoundTrip(t *testing.T) {
 			t.Logf("%s %s: the XForm does not read back: %v", c.ID, c.Source, err)
 			continue
 		}
-		f2, err := Import(wb2, Options{RootName: name, DefaultID: "data"})
+		f2, err := Import(wb2, Options{RootName: f1.RootName, DefaultID: "data"})
 		if err != nil {
 			t.Logf("%s %s: the XForm's workbook does not import: %v", c.ID, c.Source, err)
 			continue

@@ -27,6 +27,7 @@ import (
 
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
 	"github.com/tessera-survey/tessera/internal/browsertest"
+	"github.com/tessera-survey/tessera/internal/shared"
 	"github.com/tessera-survey/tessera/syncengine"
 )
 
@@ -315,16 +316,7 @@ func TestOpenRosaCollect(t *testing.T) {
 // same XML split over two POSTs); the record is right on the server and on
 // a Tessera device of the project.
 func TestODKEngineSubmits(t *testing.T) {
-	script, err := filepath.Abs("../scripts/peers/odk-collect.mjs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat("../scripts/peers/node_modules/@getodk/xforms-engine"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("ODK's form engine is not installed: run scripts/peers/install")
-		}
-		t.Skip("ODK's form engine is not installed: run scripts/peers/install (npm)")
-	}
+	script := shared.Peer(t, "odk-collect.mjs", "@getodk/xforms-engine", "jsdom")
 	ts := newTrustServer(t)
 	ctx := context.Background()
 	if _, err := ts.rpc["a-lead"].Forms().PublishForm(ctx, &tesserav1.PublishFormRequest{Xlsx: householdForm(t, "house_a", "1"), Project: "A"}); err != nil {
@@ -535,16 +527,7 @@ func TestOpenRosaAccounts(t *testing.T) {
 // beside scripts/peers/node_modules, the OpenRosa URL proxied to the same
 // origin as a browser client reaches its server.
 func TestWebFormsInBrowser(t *testing.T) {
-	peers, err := filepath.Abs("../scripts/peers")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(peers, "node_modules/@getodk/web-forms")); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("ODK Web Forms is not installed: run scripts/peers/install")
-		}
-		t.Skip("ODK Web Forms is not installed: run scripts/peers/install (npm)")
-	}
+	peers := filepath.Dir(shared.Peer(t, "web-forms.html", "@getodk/web-forms", "vue"))
 	ts := newTrustServer(t)
 	ctx := context.Background()
 	if _, err := ts.rpc["a-lead"].Forms().PublishForm(ctx, &tesserav1.PublishFormRequest{Xlsx: householdForm(t, "house_a", "1"), Project: "A"}); err != nil {

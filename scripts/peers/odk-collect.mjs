@@ -12,24 +12,10 @@
 // instanceID, the submission XML and the server's statuses. With "edit" in
 // ANSWERS.json (a submission's XML) it edits that instance instead, as
 // Collect edits a sent form (the engine writes meta/deprecatedID).
-import { JSDOM } from 'jsdom';
-import { createRequire } from 'node:module';
+import { loadForm } from './odk-engine.mjs';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import path from 'node:path';
-import url from 'node:url';
 
-const here = path.dirname(url.fileURLToPath(import.meta.url));
-const dist = path.join(here, 'node_modules/@getodk/xforms-engine/dist');
-globalThis.__dirname = dist;
-globalThis.__filename = path.join(dist, 'index.js');
-globalThis.require = createRequire(path.join(dist, 'index.js'));
-const dom = new JSDOM('<!doctype html><html><body></body></html>');
-for (const k of ['window', 'document', 'DOMParser', 'XMLSerializer', 'Node', 'Element', 'Document', 'XPathResult',
-  'XMLDocument', 'Attr', 'Text', 'NodeFilter', 'XPathEvaluator']) {
-  if (dom.window[k] !== undefined && globalThis[k] === undefined) globalThis[k] = dom.window[k];
-}
-const { loadForm } = await import('@getodk/xforms-engine');
 
 const [base, formID, answersFile] = process.argv.slice(2);
 const spec = JSON.parse(fs.readFileSync(answersFile, 'utf8'));

@@ -3,24 +3,9 @@
 // instance of each: the check a real client makes of a server's forms.
 // Usage: node odk-load.mjs FILE.xml... ; prints one JSON line per file
 // ({"file", "ok", "error"}) and a last line {"ok": N, "fail": M}.
-import { JSDOM } from 'jsdom';
-import { createRequire } from 'node:module';
+import { loadForm } from './odk-engine.mjs';
 import fs from 'node:fs';
-import path from 'node:path';
-import url from 'node:url';
 
-const here = path.dirname(url.fileURLToPath(import.meta.url));
-const dist = path.join(here, 'node_modules/@getodk/xforms-engine/dist');
-// The engine's tree-sitter loader looks for these in Node.
-globalThis.__dirname = dist;
-globalThis.__filename = path.join(dist, 'index.js');
-globalThis.require = createRequire(path.join(dist, 'index.js'));
-const dom = new JSDOM('<!doctype html><html><body></body></html>');
-for (const k of ['window', 'document', 'DOMParser', 'XMLSerializer', 'Node', 'Element', 'Document', 'XPathResult',
-  'XMLDocument', 'Attr', 'Text', 'NodeFilter', 'XPathEvaluator']) {
-  if (dom.window[k] !== undefined && globalThis[k] === undefined) globalThis[k] = dom.window[k];
-}
-const { loadForm } = await import('@getodk/xforms-engine');
 
 // Attachments are not at hand: an empty file of the kind the form names.
 const attachment = async (u) => {
