@@ -109,6 +109,7 @@ func (im *importer) add(sheet string, row int, f string, a ...any) {
 type column struct {
 	base, lang string
 	idx        int
+	raw        string // the header as written
 }
 
 var columnAliases = map[string]string{
@@ -122,6 +123,9 @@ var columnAliases = map[string]string{
 
 // choiceAliases apply on the choices sheet only.
 var choiceAliases = map[string]string{"value": "name", "list name": "list_name"}
+
+// surveyAliases apply on the survey sheet only (pyxform's older names).
+var surveyAliases = map[string]string{"value": "name", "tag": "name", "caption": "label", "command": "type"}
 
 // parseHeader reads a header row. Translations are "label::French (fr)";
 // a sheet with no "::" anywhere uses one colon ("label:french"), as older
@@ -138,7 +142,7 @@ func parseHeader(row []string) []column {
 			continue
 		}
 		if a, ok := columnAliases[strings.ToLower(h)]; ok {
-			cols = append(cols, column{base: a, idx: i})
+			cols = append(cols, column{base: a, idx: i, raw: h})
 			continue
 		}
 		base, lang, _ := strings.Cut(h, delim)
@@ -146,9 +150,25 @@ func parseHeader(row []string) []column {
 		if a, ok := columnAliases[base]; ok {
 			base = a
 		}
-		cols = append(cols, column{base: base, lang: strings.TrimSpace(lang), idx: i})
+		cols = append(cols, column{base: base, lang: strings.TrimSpace(lang), idx: i, raw: h})
 	}
 	return cols
+}
+
+// aliasClashes lists header pairs that name one column by two of its
+// names ("name" and "value"): which one holds the value is not clear.
+func aliasClashes(cols []column) [][2]string {
+	var out [][2]string
+	first := map[string]column{}
+	for _, c := range cols {
+		k := c.base + "::" + c.lang
+		if p, ok := first[k]; ok && !strings.EqualFold(p.raw, c.raw) {
+			out = append(out, [2]string{p.raw, c.raw})
+			continue
+		}
+		first[k] = c
+	}
+	return out
 }
 
 // record is one data row by column.
@@ -179,11 +199,16 @@ func readRows(s *Sheet) (cols []column, recs []record) {
 		return nil, nil
 	}
 	cols = parseHeader(s.Rows[0])
-	if strings.EqualFold(strings.TrimSpace(s.Name), "choices") {
-		for i := range cols {
-			if a, ok := choiceAliases[cols[i].base]; ok {
-				cols[i].base = a
-			}
+	aliases := map[string]string{}
+	switch strings.ToLower(strings.TrimSpace(s.Name)) {
+	case "choices":
+		aliases = choiceAliases
+	case "survey":
+		aliases = surveyAliases
+	}
+	for i := range cols {
+		if a, ok := aliases[cols[i].base]; ok {
+			cols[i].base = a
 		}
 	}
 	for i, row := range s.Rows[1:] {
@@ -274,6 +299,9 @@ func (im *importer) run(opts Options) {
 	cols, recs := readRows(survey)
 	for _, r := range recs {
 		straightenQuotes(r)
+	}
+	for _, c := range aliasClashes(cols) {
+		im.add("", 0, "Invalid headers provided for sheet: 'survey'. Headers that are different names for the same column were found: '%s', '%s'. Rename or remove one of these columns.", c[0], c[1])
 	}
 	if len(cols) == 0 {
 		im.add("survey", 1, "the header row is missing: it needs at least the columns 'type' and 'name'.")
@@ -658,6 +686,9 @@ func (im *importer) buildTree(recs []record) {
 				continue
 			}
 			stack = stack[:len(stack)-1]
+			if r.cells["save_to"] != "" {
+				im.add("survey", r.row, "the 'save_to' value is invalid. Groups and repeats can't be saved as entity properties. Either remove or move the save_to value in this row.")
+			}
 			continue
 		}
 		q := &Question{
@@ -849,7 +880,11 @@ func (im *importer) checkTriggers() {
 				im.add("survey", q.Row, "the 'trigger' value is invalid. Reference variables must contain a name from the 'survey' sheet. Could not find the name '%s'.", m[1])
 				return
 			}
-			if t := qs[0]; t.Kind == KCalculate || t.Kind == KHidden || t.Kind.IsMeta() {
+			// Without a body control (a calculation, or any question with a
+			// calculation and no label or hint) nothing can be changed to
+			// trigger it.
+			if t := qs[0]; t.Kind == KCalculate || t.Kind == KHidden || t.Kind.IsMeta() ||
+				(t.Calculation != "" && t.Label.Empty() && t.Hint.Empty()) {
 				im.add("survey", q.Row, "The question ${%s} is not user-visible so it can't be used as a calculation trigger for question ${%s}.", t.Name, q.Name)
 			}
 		}
