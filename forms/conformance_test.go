@@ -35,9 +35,6 @@ var whyDisagree = map[string]string{
 	"test_validate_with_more_unicode":  "Tessera parses every expression; pyxform leaves them to ODK Validate, which refuses these too",
 	"test_external_instances_multiple": "the expression is malformed (an unterminated string): ODK Collect would refuse it at run time",
 	"test_case_insensitive_form_id":    "a form id with a space ('My Form') is refused: form ids name files, tables and URLs (trust issue, finding 13)",
-	"TestSearchFunction":               "search() is kept as an expression; its restrictions on lists are not checked yet",
-	"test_usage_with_other_selects":    "search() is kept as an expression; its restrictions on lists are not checked yet",
-	"test_select_from_file__search":    "search() is kept as an expression; its restrictions on lists are not checked yet",
 }
 
 func disagreementReason(source string) string {

@@ -326,6 +326,7 @@ func (im *importer) run(opts Options) {
 	}
 	im.checkReferences()
 	im.checkTriggers()
+	im.checkSearchLists()
 	im.compile()
 	if len(im.probs) == 0 && mayCollide(f) {
 		// Secondary instance ids are the XForm's: two sources under one
@@ -890,6 +891,34 @@ func (im *importer) checkTriggers() {
 		}
 	})
 }
+
+// checkSearchLists: a list a search() select lists in its body cannot
+// also be another select's itemset (ODK reads one or the other).
+func (im *importer) checkSearchLists() {
+	search := map[string][]string{}
+	other := map[string][]string{}
+	var order []string
+	im.f.Walk(func(q *Question) {
+		if (q.Kind != KSelectOne && q.Kind != KSelectMultiple) || q.ListName == "" || q.ItemsetFile != "" {
+			return
+		}
+		if searchCall.MatchString(q.Appearance) {
+			if _, ok := search[q.ListName]; !ok {
+				order = append(order, q.ListName)
+			}
+			search[q.ListName] = append(search[q.ListName], q.Name)
+		} else {
+			other[q.ListName] = append(other[q.ListName], "'"+q.Name+"'")
+		}
+	})
+	for _, l := range order {
+		if len(other[l]) > 0 {
+			im.add("survey", 0, "Question '%s' uses 'search()', and its select type references the choice list name '%s'. This choice list name is referenced by at least one other question that is not using 'search()', which will not work: %s. Either 1) use 'search()' for all questions using this choice list name, or 2) use a different choice list name for the question using 'search()'.", search[l][0], l, strings.Join(other[l], ", "))
+		}
+	}
+}
+
+var searchCall = regexp.MustCompile(`search\(.*?\)`)
 
 // wellFormedParameters: every part is key=value.
 func wellFormedParameters(s string) bool {
