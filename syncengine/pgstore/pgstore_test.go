@@ -7,6 +7,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/tessera-survey/tessera/media/mediatest"
 	"github.com/tessera-survey/tessera/syncengine"
 	"github.com/tessera-survey/tessera/syncengine/pgstore"
 	"github.com/tessera-survey/tessera/syncengine/storetest"
@@ -53,4 +54,16 @@ func newSchema(t *testing.T, url string) string {
 		}
 	})
 	return name
+}
+
+func TestMediaContract(t *testing.T) {
+	url := PostgresURL(t)
+	mediatest.Run(t, func(t *testing.T) syncengine.Store {
+		s, err := pgstore.Open(context.Background(), url, newSchema(t, url))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
 }

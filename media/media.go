@@ -1,0 +1,440 @@
+// Package media holds the files that answers name (photos, audio, video,
+// signatures, any file): content-addressed by SHA-256, cut in chunks that
+// are content-addressed too, and kept in a syncengine.Store's meta space,
+// so the device's encrypted Badger store, the server's Badger store and
+// PostgreSQL all hold them the same way, in the same transactions as
+// records. No file is ever whole in memory: it is written, checked, read
+// and sent one chunk at a time.
+//
+// An answer names its file by a Ref ("sha256:HEX:SIZE:NAME"). Replacing a
+// file is writing another Ref: two devices replacing one photo offline is
+// an ordinary conflict of that answer.
+package media
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/tessera-survey/tessera/syncengine"
+)
+
+// ChunkSize is the unit of storage and transfer: small enough that a cut
+// on a 64 kbit/s link loses at most half a minute, large enough that
+// loopback moves hundreds of MB/s.
+const ChunkSize = 256 << 10
+
+// Errors.
+var (
+	ErrNotFound   = errors.New("no such file")
+	ErrBadChunk   = errors.New("chunk does not match its hash")
+	ErrBadFile    = errors.New("file does not match its hash")
+	ErrIncomplete = errors.New("file is not complete yet")
+	ErrTooLarge   = errors.New("file is too large")
+	ErrBadRef     = errors.New("not a file reference")
+)
+
+// Ref is what an answer to a media question holds: the file's SHA-256
+// (lower-case hex), its size and the name it was captured under. A Ref
+// without a hash names a file not received yet (an ODK submission whose
+// attachment comes in a later request).
+type Ref struct {
+	SHA256 string
+	Size   int64
+	Name   string
+}
+
+// Text is the answer's text: "sha256:HEX:SIZE:NAME", or NAME alone when
+// the content is not known yet.
+func (r Ref) Text() string {
+	if r.SHA256 == "" {
+		return r.Name
+	}
+	return "sha256:" + r.SHA256 + ":" + strconv.FormatInt(r.Size, 10) + ":" + r.Name
+}
+
+// ParseRef reads an answer's text. A text that is not "sha256:..." is a
+// bare file name (ok, without hash); "" is no file (ErrBadRef).
+func ParseRef(s string) (Ref, error) {
+	if s == "" {
+		return Ref{}, ErrBadRef
+	}
+	rest, ok := strings.CutPrefix(s, "sha256:")
+	if !ok {
+		return Ref{Name: s}, nil
+	}
+	h, rest, ok1 := strings.Cut(rest, ":")
+	n, name, ok2 := strings.Cut(rest, ":")
+	size, err := strconv.ParseInt(n, 10, 64)
+	if !ok1 || !ok2 || err != nil || size < 0 || !validHash(h) {
+		return Ref{}, fmt.Errorf("%w: %.80q", ErrBadRef, s)
+	}
+	return Ref{SHA256: h, Size: size, Name: name}, nil
+}
+
+// FileName is the name to write the file under: the captured name's last
+// element, made safe for any file system; the hash when it has none.
+func (r Ref) FileName() string {
+	name := path.Base(strings.ReplaceAll(r.Name, "\\", "/"))
+	name = strings.Map(func(c rune) rune {
+		if c < 0x20 || strings.ContainsRune(`<>:"/\|?*`, c) {
+			return '_'
+		}
+		return c
+	}, name)
+	if name == "" || name == "." || name == ".." || name == "/" {
+		return r.SHA256
+	}
+	return name
+}
+
+func validHash(h string) bool {
+	if len(h) != 64 {
+		return false
+	}
+	for _, c := range h {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Manifest lists a file's chunks: their hashes in order. A file's hash is
+// the SHA-256 of all its bytes (not of the chunk list), so it is the hash
+// any tool computes.
+type Manifest struct {
+	SHA256 string   `json:"sha256"`
+	Size   int64    `json:"size"`
+	Chunks []string `json:"chunks"`
+}
+
+// Check reports a manifest that cannot describe a file of at most max
+// bytes (max ≤ 0: no bound).
+func (m Manifest) Check(max int64) error {
+	if !validHash(m.SHA256) || m.Size < 0 {
+		return fmt.Errorf("%w: bad manifest", ErrBadRef)
+	}
+	if max > 0 && m.Size > max {
+		return fmt.Errorf("%w: %s is more than the limit of %s", ErrTooLarge, Bytes(m.Size), Bytes(max))
+	}
+	if int64(len(m.Chunks)) != (m.Size+ChunkSize-1)/ChunkSize {
+		return fmt.Errorf("%w: %d chunks for %d bytes", ErrBadRef, len(m.Chunks), m.Size)
+	}
+	for _, c := range m.Chunks {
+		if !validHash(c) {
+			return fmt.Errorf("%w: bad chunk hash", ErrBadRef)
+		}
+	}
+	return nil
+}
+
+// ChunkLen is the length chunk i of the file must have.
+func (m Manifest) ChunkLen(i int) int {
+	if i == len(m.Chunks)-1 {
+		return int(m.Size - int64(i)*ChunkSize)
+	}
+	return ChunkSize
+}
+
+// Ref names the file of m under name.
+func (m Manifest) Ref(name string) Ref { return Ref{SHA256: m.SHA256, Size: m.Size, Name: name} }
+
+// Bytes writes a size for people.
+func Bytes(n int64) string {
+	switch {
+	case n >= 10<<20:
+		return fmt.Sprintf("%d MB", n>>20)
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%d KB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// Keys in the meta space. A file's manifest is under metaFile only once
+// every chunk is held and the whole was checked; an upload in progress
+// keeps the sender's manifest under metaPart.
+const (
+	metaChunk = "media.chunk/" // + chunk sha256 → bytes
+	metaFile  = "media.file/"  // + file sha256 → manifest (complete)
+	metaPart  = "media.part/"  // + file sha256 → manifest (being received)
+)
+
+// Store keeps files in a syncengine.Store.
+type Store struct{ st syncengine.Store }
+
+// New keeps files in st.
+func New(st syncengine.Store) *Store { return &Store{st} }
+
+// get reads a meta value: nil when absent.
+func get(tx syncengine.ReadTx, key string) ([]byte, error) {
+	b, err := tx.Meta(key)
+	if errors.Is(err, syncengine.ErrNotFound) {
+		return nil, nil
+	}
+	return b, err
+}
+
+func sum(b []byte) string { h := sha256.Sum256(b); return hex.EncodeToString(h[:]) }
+
+// Add reads a file to its end, one chunk per transaction, and keeps it.
+// More than max bytes (max > 0) is ErrTooLarge and keeps nothing new that
+// names it (chunks already written are shared content, harmless).
+func (s *Store) Add(ctx context.Context, r io.Reader, max int64) (Manifest, error) {
+	var m Manifest
+	file := sha256.New()
+	buf := make([]byte, ChunkSize)
+	for {
+		n, err := io.ReadFull(r, buf)
+		if n > 0 {
+			m.Size += int64(n)
+			if max > 0 && m.Size > max {
+				return Manifest{}, fmt.Errorf("%w: more than the limit of %s", ErrTooLarge, Bytes(max))
+			}
+			file.Write(buf[:n])
+			h := sum(buf[:n])
+			if err := s.putChunk(ctx, h, buf[:n]); err != nil {
+				return Manifest{}, err
+			}
+			m.Chunks = append(m.Chunks, h)
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			return Manifest{}, err
+		}
+	}
+	m.SHA256 = hex.EncodeToString(file.Sum(nil))
+	if m.Chunks == nil {
+		m.Chunks = []string{}
+	}
+	b, _ := json.Marshal(m)
+	return m, s.st.Update(ctx, func(tx syncengine.Tx) error { return tx.SetMeta(metaFile+m.SHA256, b) })
+}
+
+// putChunk writes a chunk unless it is held already.
+func (s *Store) putChunk(ctx context.Context, h string, data []byte) error {
+	return s.st.Update(ctx, func(tx syncengine.Tx) error {
+		if old, err := get(tx, metaChunk + h); err != nil || old != nil {
+			return err
+		}
+		return tx.SetMeta(metaChunk+h, data)
+	})
+}
+
+// Manifest returns a complete file's manifest (ErrNotFound if not held).
+func (s *Store) Manifest(ctx context.Context, file string) (m Manifest, err error) {
+	err = s.st.View(ctx, func(tx syncengine.ReadTx) error {
+		m, err = manifestIn(tx, metaFile, file)
+		return err
+	})
+	return m, err
+}
+
+// Has reports whether a complete file is held.
+func (s *Store) Has(ctx context.Context, file string) (bool, error) {
+	_, err := s.Manifest(ctx, file)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func manifestIn(tx syncengine.ReadTx, prefix, file string) (Manifest, error) {
+	var m Manifest
+	if !validHash(file) {
+		return m, fmt.Errorf("%w: %.70q", ErrNotFound, file)
+	}
+	b, err := get(tx, prefix + file)
+	if err != nil {
+		return m, err
+	}
+	if b == nil {
+		return m, fmt.Errorf("%w: %s", ErrNotFound, file)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("media manifest %s: %w", file, err)
+	}
+	return m, nil
+}
+
+// Missing starts (or resumes) receiving the file m describes: it keeps
+// the sender's manifest and returns the indexes of the chunks not held
+// yet, in order. nil: the file is complete here (then a sender sends
+// nothing: deduplicated).
+func (s *Store) Missing(ctx context.Context, m Manifest, max int64) ([]int, error) {
+	if err := m.Check(max); err != nil {
+		return nil, err
+	}
+	var missing []int
+	err := s.st.Update(ctx, func(tx syncengine.Tx) error {
+		missing = nil
+		if b, err := get(tx, metaFile + m.SHA256); err != nil || b != nil {
+			return err
+		}
+		for i, c := range m.Chunks {
+			b, err := get(tx, metaChunk + c)
+			if err != nil {
+				return err
+			}
+			if b == nil {
+				missing = append(missing, i)
+			}
+		}
+		b, _ := json.Marshal(m)
+		return tx.SetMeta(metaPart+m.SHA256, b)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if missing == nil {
+		// Every chunk is here (shared with other files, or sent before a
+		// cut): check the whole and finish.
+		if err := s.finish(ctx, m); err != nil {
+			return nil, err
+		}
+	}
+	return missing, nil
+}
+
+// Put receives chunk i of a file Missing was told of. A chunk that does not
+// match its hash is ErrBadChunk (the sender sends it again). last: the
+// sender sends nothing more; the file is checked and, when every chunk is
+// here, made complete (done). Not done after the last: ask Missing again.
+func (s *Store) Put(ctx context.Context, file string, i int, data []byte, last bool) (done bool, err error) {
+	var m Manifest
+	err = s.st.View(ctx, func(tx syncengine.ReadTx) (err error) {
+		if b, err := get(tx, metaFile + file); err != nil || b != nil {
+			done = b != nil
+			return err
+		}
+		m, err = manifestIn(tx, metaPart, file)
+		return err
+	})
+	if err != nil || done {
+		return done, err
+	}
+	if i < 0 || i >= len(m.Chunks) {
+		return false, fmt.Errorf("%w: chunk %d of %d", ErrBadChunk, i, len(m.Chunks))
+	}
+	if len(data) != m.ChunkLen(i) || sum(data) != m.Chunks[i] {
+		return false, fmt.Errorf("%w: chunk %d of %s", ErrBadChunk, i, file)
+	}
+	if err := s.putChunk(ctx, m.Chunks[i], data); err != nil {
+		return false, err
+	}
+	if !last {
+		return false, nil
+	}
+	err = s.finish(ctx, m)
+	if errors.Is(err, ErrIncomplete) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// finish checks that every chunk of m is held and that together they hash
+// to m's file hash, then makes the file complete.
+func (s *Store) finish(ctx context.Context, m Manifest) error {
+	h := sha256.New()
+	var n int64
+	for i, c := range m.Chunks {
+		b, err := s.chunk(ctx, c)
+		if errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("%w: chunk %d of %s", ErrIncomplete, i, m.SHA256)
+		}
+		if err != nil {
+			return err
+		}
+		h.Write(b)
+		n += int64(len(b))
+	}
+	if n != m.Size || hex.EncodeToString(h.Sum(nil)) != m.SHA256 {
+		// The chunks are each right but not this file: a lying
+		// manifest. Forget it; the sender starts again.
+		err := s.st.Update(ctx, func(tx syncengine.Tx) error { return tx.DeleteMeta(metaPart + m.SHA256) })
+		return errors.Join(fmt.Errorf("%w: %s", ErrBadFile, m.SHA256), err)
+	}
+	b, _ := json.Marshal(m)
+	return s.st.Update(ctx, func(tx syncengine.Tx) error {
+		if err := tx.SetMeta(metaFile+m.SHA256, b); err != nil {
+			return err
+		}
+		return tx.DeleteMeta(metaPart + m.SHA256)
+	})
+}
+
+func (s *Store) chunk(ctx context.Context, h string) (b []byte, err error) {
+	err = s.st.View(ctx, func(tx syncengine.ReadTx) error {
+		v, err := get(tx, metaChunk + h)
+		if v == nil && err == nil {
+			return fmt.Errorf("%w: chunk %s", ErrNotFound, h)
+		}
+		b = bytes.Clone(v)
+		return err
+	})
+	return b, err
+}
+
+// Chunk returns chunk i of a complete file.
+func (s *Store) Chunk(ctx context.Context, m Manifest, i int) ([]byte, error) {
+	if i < 0 || i >= len(m.Chunks) {
+		return nil, fmt.Errorf("%w: chunk %d of %d", ErrNotFound, i, len(m.Chunks))
+	}
+	return s.chunk(ctx, m.Chunks[i])
+}
+
+// Open reads a complete file, one chunk in memory at a time.
+func (s *Store) Open(ctx context.Context, file string) (*Reader, error) {
+	m, err := s.Manifest(ctx, file)
+	if err != nil {
+		return nil, err
+	}
+	return &Reader{s: s, ctx: ctx, m: m}, nil
+}
+
+// Reader reads a file chunk by chunk.
+type Reader struct {
+	s   *Store
+	ctx context.Context
+	m   Manifest
+	i   int
+	buf []byte
+}
+
+// Manifest is the file's.
+func (r *Reader) Manifest() Manifest { return r.m }
+
+func (r *Reader) Read(p []byte) (int, error) {
+	for len(r.buf) == 0 {
+		if r.i >= len(r.m.Chunks) {
+			return 0, io.EOF
+		}
+		b, err := r.s.Chunk(r.ctx, r.m, r.i)
+		if err != nil {
+			return 0, err
+		}
+		r.buf, r.i = b, r.i+1
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
+
+// Delete forgets a file (its chunks stay: another file may share them).
+func (s *Store) Delete(ctx context.Context, file string) error {
+	return s.st.Update(ctx, func(tx syncengine.Tx) error {
+		return errors.Join(tx.DeleteMeta(metaFile+file), tx.DeleteMeta(metaPart+file))
+	})
+}
