@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tessera-survey/tessera/forms"
+	"github.com/tessera-survey/tessera/media"
 	"github.com/tessera-survey/tessera/syncengine"
 )
 
@@ -434,6 +435,9 @@ func (l *Layout) sameKind(q *forms.Question) syncengine.Kind {
 	if l.opts.Labels != "" && (q.Kind == forms.KSelectOne || q.Kind == forms.KSelectMultiple) {
 		return syncengine.Null // names become labels
 	}
+	if q.Kind.IsMedia() {
+		return syncengine.Null // a file reference becomes the file's name
+	}
 	return syncengine.Text
 }
 
@@ -464,6 +468,13 @@ func (l *Layout) value(q *forms.Question, v syncengine.Value) syncengine.Value {
 		return syncengine.Value{}
 	}
 	s := v.String()
+	if q.Kind.IsMedia() {
+		// The name the file is exported under (--media), as ODK and
+		// Kobo exports write it.
+		if r, err := media.ParseRef(s); err == nil {
+			s = r.FileName()
+		}
+	}
 	if l.opts.Labels != "" && (q.Kind == forms.KSelectOne || q.Kind == forms.KSelectMultiple) {
 		var parts []string
 		for _, name := range strings.Fields(s) {

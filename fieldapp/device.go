@@ -166,6 +166,12 @@ func (d *Device) dial(ctx context.Context, serverURL string, counter *wire.Count
 	return wire.Dial(serverURL, counter, opts...)
 }
 
+// Dial opens a client to serverURL with the device's credential (tools
+// and tests that speak to the server as this device).
+func (d *Device) Dial(ctx context.Context, serverURL string) (*wire.Client, error) {
+	return d.dial(ctx, serverURL, nil)
+}
+
 // Exists reports whether dir holds a device store.
 func Exists(dir string) bool {
 	_, err := os.Stat(filepath.Join(storeDir(dir), "MANIFEST"))
@@ -253,7 +259,9 @@ type SyncResult struct {
 	ResentAll     bool     `json:"resent_all,omitempty"`
 	Wiped         bool     `json:"wiped,omitempty"`
 	FormsFetched  []string `json:"forms_fetched,omitempty"`
-	Warnings      []string `json:"warnings,omitempty"`
+	// Files that answers name, sent after the records.
+	Media    MediaResult `json:"media"`
+	Warnings []string    `json:"warnings,omitempty"`
 	// How long this process took to unlock the store (the PIN's key
 	// derivation) and to open it, before the sync began; set by the
 	// command line, which opens the store for the sync.
@@ -318,6 +326,15 @@ func (d *Device) Sync(ctx context.Context, serverURL string, progress func(SyncR
 	var digest string
 	if res.FormsFetched, digest, err = wire.SyncForms(ctx, client, d.forms, st.Server, seen); err == nil && digest != seen {
 		err = d.rep.SetSetting(ctx, settingFormsDigest, digest)
+	}
+	if err == nil {
+		var warn []string
+		var mp func(MediaResult)
+		if progress != nil {
+			mp = func(m MediaResult) { r := res; r.Media = m; progress(r) }
+		}
+		res.Media, warn, err = d.uploadMedia(ctx, client, mp)
+		res.Warnings = append(res.Warnings, warn...)
 	}
 	if err == nil && st.Server.Wipe {
 		err = d.wipe(ctx, client)

@@ -438,3 +438,32 @@ func (s *Store) Delete(ctx context.Context, file string) error {
 		return errors.Join(tx.DeleteMeta(metaFile+file), tx.DeleteMeta(metaPart+file))
 	})
 }
+
+// Refs calls fn for every file an answer of rec names (every concurrent
+// value of an answer in conflict), skipping the fields skip reports (nil:
+// none), until fn returns false.
+func Refs(rec *syncengine.Record, skip func(field string) bool, fn func(field string, r Ref) bool) {
+	for _, name := range rec.FieldNames() {
+		if syncengine.Reserved(name) || (skip != nil && skip(name)) {
+			continue
+		}
+		for _, e := range rec.Fields[name].Sorted() {
+			if e.Value.Kind != syncengine.Text {
+				continue
+			}
+			if r, err := ParseRef(e.Value.Str); err == nil && r.SHA256 != "" && !fn(name, r) {
+				return
+			}
+		}
+	}
+}
+
+// Names reports whether an answer of rec names file.
+func Names(rec *syncengine.Record, file string) bool {
+	found := false
+	Refs(rec, nil, func(_ string, r Ref) bool {
+		found = r.SHA256 == file
+		return !found
+	})
+	return found
+}

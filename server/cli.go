@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tessera-survey/tessera/internal/cliutil"
+	"github.com/tessera-survey/tessera/survey"
 	"github.com/tessera-survey/tessera/syncengine/pgstore"
 )
 
@@ -66,6 +67,7 @@ func Main(ctx context.Context, args []string, stderr io.Writer) (err error) {
 	tlsKey := fs.String("tls-key", "", "TLS private key file (PEM)")
 	shutdown := fs.Duration("shutdown-timeout", 30*time.Second, "on SIGTERM or Ctrl-C, how long to wait for the store to be saved (after open requests end) before exiting with an error")
 	insecure := fs.Bool("insecure", false, "allow plain HTTP on a non-loopback address (data about people crosses the network unencrypted)")
+	mediaMax := fs.Int64("media-max-mb", survey.DefaultMediaMaxBytes>>20, "the largest file (photo, audio, video) an answer may name, in MiB: devices are told before they send any of a larger one")
 	behindTLS := fs.Bool("behind-tls-proxy", false, "a proxy in front terminates TLS: the console's cookies are marked Secure (sent over HTTPS only) although surveyd itself speaks plain HTTP")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
@@ -100,7 +102,10 @@ func Main(ctx context.Context, args []string, stderr io.Writer) (err error) {
 		return fmt.Errorf("--enroll goes with --upstream")
 	}
 	cfg := Config{DataDir: *data, Upstream: *upstream, UpstreamEnroll: *enroll, UpstreamInterval: *interval, Logger: log, RequireAuth: *requireAuth || !loopback,
-		SecureCookies: *behindTLS}
+		SecureCookies: *behindTLS, MediaMaxBytes: *mediaMax << 20}
+	if *mediaMax <= 0 {
+		return fmt.Errorf("--media-max-mb: want a positive size")
+	}
 	if *storeURL != "" {
 		if !strings.HasPrefix(*storeURL, "postgres://") && !strings.HasPrefix(*storeURL, "postgresql://") {
 			return fmt.Errorf("--store: want a postgres:// URL")

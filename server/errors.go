@@ -9,6 +9,8 @@ import (
 
 	"github.com/tessera-survey/tessera/auth"
 	"github.com/tessera-survey/tessera/forms"
+	"github.com/tessera-survey/tessera/media"
+	"github.com/tessera-survey/tessera/survey"
 	"github.com/tessera-survey/tessera/syncengine"
 )
 
@@ -37,6 +39,13 @@ var codes = []struct {
 	{forms.ErrUnknownForm, connect.CodeNotFound},
 	{forms.ErrNotXLSX, connect.CodeInvalidArgument},
 	{forms.ErrNotXForm, connect.CodeInvalidArgument},
+	{media.ErrTooLarge, connect.CodeResourceExhausted},
+	{media.ErrBadChunk, connect.CodeDataLoss},
+	{media.ErrBadFile, connect.CodeDataLoss},
+	{media.ErrBadRef, connect.CodeInvalidArgument},
+	{media.ErrNotFound, connect.CodeNotFound},
+	{media.ErrIncomplete, connect.CodeFailedPrecondition},
+	{survey.ErrMediaNotNamed, connect.CodeFailedPrecondition},
 	{context.Canceled, connect.CodeCanceled},
 	{context.DeadlineExceeded, connect.CodeDeadlineExceeded},
 }

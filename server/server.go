@@ -27,6 +27,7 @@ import (
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
 	"github.com/tessera-survey/tessera/gen/tessera/v1/tesserav1connect"
 	"github.com/tessera-survey/tessera/internal/wire"
+	"github.com/tessera-survey/tessera/media"
 	"github.com/tessera-survey/tessera/survey"
 	"github.com/tessera-survey/tessera/syncengine"
 	"github.com/tessera-survey/tessera/syncengine/badgerstore"
@@ -59,6 +60,8 @@ type Config struct {
 	SecureCookies bool
 	// Clock overrides the wall clock (tests).
 	Clock func() time.Time
+	// MediaMaxBytes bounds one file an answer names (0: 1 GiB).
+	MediaMaxBytes int64
 }
 
 // Server is a running Tessera server: wiring of the use cases (package
@@ -115,7 +118,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		s.store = st
 	}
-	svc, err := survey.New(ctx, s.store, survey.Config{Open: !cfg.RequireAuth, Clock: cfg.Clock, Logger: cfg.Logger, Changed: s.pokeHub})
+	svc, err := survey.New(ctx, s.store, survey.Config{Open: !cfg.RequireAuth, Clock: cfg.Clock, Logger: cfg.Logger, Changed: s.pokeHub,
+		MediaMaxBytes: cfg.MediaMaxBytes})
 	if err != nil {
 		s.store.Close()
 		return nil, fmt.Errorf("server: %w", err)
@@ -159,11 +163,15 @@ func (s *Server) mux() *http.ServeMux {
 	tesserav1connect.RegisterAdminServiceHandler(cs, &adminService{s: s})
 	tesserav1connect.RegisterExportServiceHandler(cs, &exportService{s: s})
 	tesserav1connect.RegisterReviewServiceHandler(cs, &reviewService{s: s})
+	tesserav1connect.RegisterMediaServiceHandler(cs, &mediaService{s: s})
 	grpcreflect.Register(cs)
 	mux := http.NewServeMux()
 	connecthttp.Mount(mux, cs, connecthttp.WithConditionalOptions(func(spec connect.Spec) []connecthttp.Option {
 		if spec.Procedure == tesserav1connect.FormServicePublishFormProcedure {
 			return []connecthttp.Option{connecthttp.WithReadMaxBytes(forms.MaxXLSXBytes + 1024)}
+		}
+		if spec.Procedure == tesserav1connect.MediaServicePutChunkProcedure {
+			return []connecthttp.Option{connecthttp.WithReadMaxBytes(media.ChunkSize + 4096)}
 		}
 		if spec.Procedure == tesserav1connect.ExportServiceExportProcedure {
 			return []connecthttp.Option{connecthttp.WithReadMaxBytes(syncengine.MaxBatchBytes), connecthttp.WithCompressors(wire.BulkCompressors()...)}
@@ -220,6 +228,9 @@ func (s *Server) announceSetupToken(token string) {
 	s.log.Warn("first start: an admin account was created; set its password with this one-time setup token",
 		"setup_token", token, "valid_for", auth.SetupTokenTTL, "command", command)
 }
+
+// Service returns the server's use cases (tests and tools).
+func (s *Server) Service() *survey.Service { return s.svc }
 
 // Forms returns the server's form registry (tests and tools).
 func (s *Server) Forms() *forms.Registry { return s.forms }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/tessera-survey/tessera/auth"
 	"github.com/tessera-survey/tessera/forms"
+	"github.com/tessera-survey/tessera/media"
 	"github.com/tessera-survey/tessera/syncengine"
 )
 
@@ -48,22 +49,27 @@ type Config struct {
 	// Changed, when set, is called after a use case wrote records (a hub
 	// syncs with its upstream soon after).
 	Changed func()
+	// MediaMaxBytes bounds one file an answer names
+	// (DefaultMediaMaxBytes when 0).
+	MediaMaxBytes int64
 }
 
 // Service is the server's use cases over one store.
 type Service struct {
-	store   syncengine.Store
-	rep     *syncengine.Replica
-	forms   *forms.Registry
-	auth    *auth.Service
-	log     *slog.Logger
-	open    bool
-	changed func()
-	scopes  scopes
-	bound   sync.Map // device id → the replica it is bound to (bindReplica's cache)
-	checker *checker
-	stats   *devStats
-	hub     *HubEnrollment // set on a hub once HubIdentity ran
+	store    syncengine.Store
+	rep      *syncengine.Replica
+	forms    *forms.Registry
+	auth     *auth.Service
+	log      *slog.Logger
+	open     bool
+	changed  func()
+	scopes   scopes
+	bound    sync.Map // device id → the replica it is bound to (bindReplica's cache)
+	checker  *checker
+	stats    *devStats
+	hub      *HubEnrollment // set on a hub once HubIdentity ran
+	media    *media.Store
+	mediaMax int64
 }
 
 // New opens the replica kept in store (initializing an empty store) with
@@ -73,7 +79,11 @@ func New(ctx context.Context, store syncengine.Store, cfg Config) (*Service, err
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Service{store: store, log: cfg.Logger, open: cfg.Open, changed: cfg.Changed}
+	if cfg.MediaMaxBytes <= 0 {
+		cfg.MediaMaxBytes = DefaultMediaMaxBytes
+	}
+	s := &Service{store: store, log: cfg.Logger, open: cfg.Open, changed: cfg.Changed,
+		media: media.New(store), mediaMax: cfg.MediaMaxBytes}
 	s.checker = startChecker(s)
 	ropts := syncengine.Options{Clock: cfg.Clock, Finalized: s.checker.finalized, Resolved: s.auditResolutions, History: true}
 	rep, err := syncengine.Open(ctx, store, ropts)

@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -119,13 +121,52 @@ func (c *cli) withRecord(name, usage string, args []string, minPos int, fs *flag
 }
 
 func (c *cli) recordSet(args []string) error {
-	return c.withRecord("record set", "record set ID field=value ...", args, 2, nil, func(d *fieldapp.Device, id syncengine.RecordID, rest []string) error {
+	const usage = "record set ID field=value ...  (photo=@FILE attaches a file to a photo, audio, video or file question)"
+	return c.withRecord("record set", usage, args, 2, nil, func(d *fieldapp.Device, id syncengine.RecordID, rest []string) error {
 		fields, err := parseFields(rest)
 		if err != nil {
 			return err
 		}
+		if err := c.attachFiles(d, id, fields); err != nil {
+			return err
+		}
 		return d.Set(c.ctx, id, fields)
 	})
+}
+
+// attachFiles stores the files named @FILE for media questions and puts
+// the answers that name them in their place. The file is read straight
+// into the encrypted store.
+func (c *cli) attachFiles(d *fieldapp.Device, id syncengine.RecordID, fields []syncengine.FieldWrite) error {
+	var rec *syncengine.Record
+	for i, f := range fields {
+		path, ok := strings.CutPrefix(f.Value.String(), "@")
+		if !ok || f.Value.Kind != syncengine.Text {
+			continue
+		}
+		if rec == nil {
+			var err error
+			if rec, err = d.Record(c.ctx, id); err != nil {
+				return err
+			}
+		}
+		if err := d.CheckMedia(c.ctx, rec.Form, f.Name); errors.Is(err, fieldapp.ErrNotMedia) {
+			continue // "@..." typed as a text answer
+		} else if err != nil {
+			return err
+		}
+		file, err := os.Open(path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.Name, err)
+		}
+		w, err := d.Attach(c.ctx, id, filepath.Base(path), file)
+		file.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %s: %w", f.Name, path, err)
+		}
+		fields[i].Value = w.Value
+	}
+	return nil
 }
 
 func (c *cli) recordDelete(args []string) error {

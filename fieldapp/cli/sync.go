@@ -29,12 +29,16 @@ func (c *cli) sync(args []string) error {
 	}
 	tty := cliutil.IsTerminal(c.stderr)
 	res, err := d.Sync(c.ctx, "", func(r fieldapp.SyncResult) {
+		files := ""
+		if r.Media.Progress > 0 {
+			files = fmt.Sprintf(", files: %d sent (%s)", r.Media.Files, cliutil.Bytes(r.Media.Progress))
+		}
 		if *lines {
-			fmt.Fprintf(c.stderr, "sync: %d sent, %d received, %s\n", r.Pushed, r.Pulled, cliutil.Bytes(r.BytesSent+r.BytesReceived))
+			fmt.Fprintf(c.stderr, "sync: %d sent, %d received, %s%s\n", r.Pushed, r.Pulled, cliutil.Bytes(r.BytesSent+r.BytesReceived), files)
 			return
 		}
 		if tty && !*asJSON {
-			fmt.Fprintf(c.stderr, "\rsyncing: %d sent, %d received, %s", r.Pushed, r.Pulled, cliutil.Bytes(r.BytesSent+r.BytesReceived))
+			fmt.Fprintf(c.stderr, "\rsyncing: %d sent, %d received, %s%s", r.Pushed, r.Pulled, cliutil.Bytes(r.BytesSent+r.BytesReceived), files)
 		}
 	})
 	if tty && !*asJSON && !*lines {
@@ -58,6 +62,9 @@ func (c *cli) sync(args []string) error {
 	}
 	if res.ResentAll {
 		fmt.Fprintln(c.stdout, "the server had lost data: everything on this device was sent again")
+	}
+	if m := res.Media; m.Files+m.Waiting > 0 {
+		fmt.Fprintf(c.stdout, "files: %d on the server (%s sent), %d still to send\n", m.Files, cliutil.Bytes(m.Bytes), m.Waiting)
 	}
 	if len(res.FormsFetched) > 0 {
 		fmt.Fprintf(c.stdout, "new forms: %s\n", strings.Join(res.FormsFetched, ", "))

@@ -101,6 +101,7 @@ func Dial(baseURL string, counter *Counter, opts ...Option) (*Client, error) {
 	c.admin = tesserav1connect.NewAdminServiceClient(cc)
 	c.export = tesserav1connect.NewExportServiceClient(cc)
 	c.review = tesserav1connect.NewReviewServiceClient(cc)
+	c.media = tesserav1connect.NewMediaServiceClient(cc)
 	c.close = tr.CloseIdleConnections
 	return c, nil
 }

@@ -234,6 +234,7 @@ type Client struct {
 	admin  tesserav1connect.AdminServiceClient
 	export tesserav1connect.ExportServiceClient
 	review tesserav1connect.ReviewServiceClient
+	media  tesserav1connect.MediaServiceClient
 	close  func()
 	scopes ScopeHooks
 }
@@ -243,6 +244,9 @@ func (c *Client) Auth() tesserav1connect.AuthServiceClient { return c.auth }
 
 // Export returns the server's export service.
 func (c *Client) Export() tesserav1connect.ExportServiceClient { return c.export }
+
+// Media returns the server's media service.
+func (c *Client) Media() tesserav1connect.MediaServiceClient { return c.media }
 
 // Review returns the server's review service.
 func (c *Client) Review() tesserav1connect.ReviewServiceClient { return c.review }
@@ -266,7 +270,8 @@ var _ syncengine.Remote = (*Client)(nil)
 // NewClient wraps a Connect client (transport and interceptors chosen by
 // the caller).
 func NewClient(c *connect.Client) *Client {
-	return &Client{svc: tesserav1connect.NewSyncServiceClient(c), forms: tesserav1connect.NewFormServiceClient(c)}
+	return &Client{svc: tesserav1connect.NewSyncServiceClient(c), forms: tesserav1connect.NewFormServiceClient(c),
+		media: tesserav1connect.NewMediaServiceClient(c)}
 }
 
 // Push implements syncengine.Remote.

@@ -1,0 +1,186 @@
+package survey
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/tessera-survey/tessera/auth"
+	"github.com/tessera-survey/tessera/forms"
+	"github.com/tessera-survey/tessera/media"
+	"github.com/tessera-survey/tessera/syncengine"
+)
+
+// DefaultMediaMaxBytes bounds one file an answer names, unless configured.
+const DefaultMediaMaxBytes = 1 << 30
+
+// Errors of the media use cases.
+var (
+	ErrMediaNotNamed = errors.New("no answer of this record names that file: push the record first")
+)
+
+// MediaMaxBytes is the largest file this server takes.
+func (s *Service) MediaMaxBytes() int64 { return s.mediaMax }
+
+// Media is the server's file store.
+func (s *Service) Media() *media.Store { return s.media }
+
+// MediaFile is one file an answer names, as a principal may see it.
+type MediaFile struct {
+	Record syncengine.RecordID
+	Field  string
+	Ref    media.Ref
+	Held   bool // the server holds the whole file
+}
+
+// mediaRecord finds the answer of record id naming file for p: write asks
+// for the right to write the record (a device of its scope), else to read
+// it (a device of its scope, or an analyst and above of its project, with
+// sensitive answers only for those who see them).
+func (s *Service) mediaRecord(ctx context.Context, p auth.Principal, id syncengine.RecordID, file string, write bool) (MediaFile, error) {
+	rec, err := s.rep.Record(ctx, id)
+	if err != nil {
+		return MediaFile{}, err
+	}
+	project, err := s.projectOfRecord(ctx, rec)
+	if err != nil {
+		return MediaFile{}, err
+	}
+	withheld := func(string) bool { return false }
+	switch {
+	case p.Device != nil:
+		var v Scope
+		var ok bool
+		err := s.store.View(ctx, func(tx syncengine.ReadTx) (err error) {
+			v, ok, err = s.scopes.get(tx, id)
+			return err
+		})
+		if err != nil {
+			return MediaFile{}, err
+		}
+		if !ok || !allows(p.Device, v) {
+			return MediaFile{}, fmt.Errorf("%w: record %s belongs to another project or team", auth.ErrDenied, id)
+		}
+		if !write {
+			withheld = s.withheld(ctx, p, project, rec.Form)
+		}
+	case write:
+		if err := s.requireRecord(p, project, auth.Lead); err != nil {
+			return MediaFile{}, err
+		}
+	default:
+		if err := s.requireRecord(p, project, auth.Analyst); err != nil {
+			return MediaFile{}, err
+		}
+		withheld = s.withheld(ctx, p, project, rec.Form)
+	}
+	var found MediaFile
+	media.Refs(rec, withheld, func(field string, r media.Ref) bool {
+		if r.SHA256 == file {
+			found = MediaFile{Record: id, Field: field, Ref: r}
+			return false
+		}
+		return true
+	})
+	if found.Ref.SHA256 == "" {
+		if media.Names(rec, file) {
+			return MediaFile{}, fmt.Errorf("%w: this file answers a sensitive question", auth.ErrDenied)
+		}
+		return MediaFile{}, fmt.Errorf("%w (record %s)", ErrMediaNotNamed, id)
+	}
+	return found, nil
+}
+
+// StartUpload begins or resumes receiving a file an answer of record id
+// names: the chunks still missing (nil: held, send nothing). Refused before
+// any chunk: too large, a record p may not write, a file no answer names.
+func (s *Service) StartUpload(ctx context.Context, p auth.Principal, id syncengine.RecordID, m media.Manifest) ([]int, error) {
+	if err := m.Check(s.mediaMax); err != nil {
+		return nil, err
+	}
+	if _, err := s.mediaRecord(ctx, p, id, m.SHA256, true); err != nil {
+		return nil, err
+	}
+	return s.media.Missing(ctx, m, s.mediaMax)
+}
+
+// PutChunk receives one chunk of a file StartUpload began.
+func (s *Service) PutChunk(ctx context.Context, p auth.Principal, id syncengine.RecordID, file string, i int, data []byte, last bool) (bool, error) {
+	if _, err := s.mediaRecord(ctx, p, id, file, true); err != nil {
+		return false, err
+	}
+	done, err := s.media.Put(ctx, file, i, data, last)
+	if done {
+		s.log.Debug("media received", "record", id, "sha256", file)
+	}
+	return done, err
+}
+
+// OpenMedia opens a file an answer of record id names, for p to read.
+func (s *Service) OpenMedia(ctx context.Context, p auth.Principal, id syncengine.RecordID, file string) (MediaFile, *media.Reader, error) {
+	f, err := s.mediaRecord(ctx, p, id, file, false)
+	if err != nil {
+		return MediaFile{}, nil, err
+	}
+	r, err := s.media.Open(ctx, file)
+	if err != nil {
+		return MediaFile{}, nil, err
+	}
+	f.Held = true
+	return f, r, nil
+}
+
+// ListMedia calls fn for every file named by the records of a form p may
+// export (form "" is refused: name one), by the export's rules: sensitive
+// answers' files only for those who see sensitive answers. Audited.
+func (s *Service) ListMedia(ctx context.Context, p auth.Principal, form string, fn func(MediaFile) error) error {
+	e, err := s.plan(ctx, p, ExportRequest{FormID: form})
+	if err != nil {
+		return err
+	}
+	mediaQ, sensitive := map[string]bool{}, map[string]bool{}
+	for _, f := range e.versions {
+		f.Walk(func(q *forms.Question) {
+			if q.Kind.IsMedia() {
+				mediaQ[q.Path()] = true
+				if q.Sensitive {
+					sensitive[q.Path()] = true
+				}
+			}
+		})
+	}
+	if err := s.auth.Audit(ctx, Actor(p), "media-list", form); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	withheld := func(field string) bool {
+		q := forms.Path(field).Question()
+		return !mediaQ[q] || (sensitive[q] && !e.sensitive)
+	}
+	var list []MediaFile
+	err = s.store.View(ctx, func(tx syncengine.ReadTx) error {
+		return tx.ScanRecords(syncengine.RecordID{}, func(rec *syncengine.Record) error {
+			if !e.exported(rec) {
+				return nil
+			}
+			media.Refs(rec, withheld, func(field string, r media.Ref) bool {
+				list = append(list, MediaFile{Record: rec.ID, Field: field, Ref: r})
+				return true
+			})
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	for _, f := range list {
+		held, err := s.media.Has(ctx, f.Ref.SHA256)
+		if err != nil {
+			return err
+		}
+		f.Held = held
+		if err := fn(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
