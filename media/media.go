@@ -226,7 +226,7 @@ func (s *Store) Add(ctx context.Context, r io.Reader, max int64) (Manifest, erro
 // putChunk writes a chunk unless it is held already.
 func (s *Store) putChunk(ctx context.Context, h string, data []byte) error {
 	return s.st.Update(ctx, func(tx syncengine.Tx) error {
-		if old, err := get(tx, metaChunk + h); err != nil || old != nil {
+		if old, err := get(tx, metaChunk+h); err != nil || old != nil {
 			return err
 		}
 		return tx.SetMeta(metaChunk+h, data)
@@ -256,7 +256,7 @@ func manifestIn(tx syncengine.ReadTx, prefix, file string) (Manifest, error) {
 	if !validHash(file) {
 		return m, fmt.Errorf("%w: %.70q", ErrNotFound, file)
 	}
-	b, err := get(tx, prefix + file)
+	b, err := get(tx, prefix+file)
 	if err != nil {
 		return m, err
 	}
@@ -280,11 +280,11 @@ func (s *Store) Missing(ctx context.Context, m Manifest, max int64) ([]int, erro
 	var missing []int
 	err := s.st.Update(ctx, func(tx syncengine.Tx) error {
 		missing = nil
-		if b, err := get(tx, metaFile + m.SHA256); err != nil || b != nil {
+		if b, err := get(tx, metaFile+m.SHA256); err != nil || b != nil {
 			return err
 		}
 		for i, c := range m.Chunks {
-			b, err := get(tx, metaChunk + c)
+			b, err := get(tx, metaChunk+c)
 			if err != nil {
 				return err
 			}
@@ -315,7 +315,7 @@ func (s *Store) Missing(ctx context.Context, m Manifest, max int64) ([]int, erro
 func (s *Store) Put(ctx context.Context, file string, i int, data []byte, last bool) (done bool, err error) {
 	var m Manifest
 	err = s.st.View(ctx, func(tx syncengine.ReadTx) (err error) {
-		if b, err := get(tx, metaFile + file); err != nil || b != nil {
+		if b, err := get(tx, metaFile+file); err != nil || b != nil {
 			done = b != nil
 			return err
 		}
@@ -377,7 +377,7 @@ func (s *Store) finish(ctx context.Context, m Manifest) error {
 
 func (s *Store) chunk(ctx context.Context, h string) (b []byte, err error) {
 	err = s.st.View(ctx, func(tx syncengine.ReadTx) error {
-		v, err := get(tx, metaChunk + h)
+		v, err := get(tx, metaChunk+h)
 		if v == nil && err == nil {
 			return fmt.Errorf("%w: chunk %s", ErrNotFound, h)
 		}
