@@ -142,7 +142,7 @@ func cellFrom(c *tesserav1.Cell) cell {
 // about a fifth of surveyctl's CPU per row.
 const exportGC = 400
 
-const exportUsage = `export --form FORM --format csv|jsonl|parquet|geojson (--out DIR [--since CURSOR] | --mirror DIR) [--approved-only] [--labels LANG]
+const exportUsage = `export --form FORM --format csv|jsonl|parquet|geojson (--out DIR [--since CURSOR] | --mirror DIR) [--media DIR] [--approved-only] [--labels LANG]
 
 Streams a form's records (every version) from the server into one file per
 table: FORM.EXT for the main table, FORM_GROUP_REPEAT.EXT for each repeat
@@ -156,6 +156,13 @@ writes it as answered), jsonl (one object per row, keys in column order), parque
 optional columns), geojson (a feature per row with a location). Sensitive
 questions come only to leads and admins. Progress shows on a terminal; the
 last line printed names the cursor to pass as --since next time.
+
+--media DIR also writes the files answers name (photos, audio, video,
+signatures, files) as DIR/RECORD_ID/FILENAME, FILENAME being the value of
+the answer's column. Files already there with the same content are not
+fetched again, files no answer names any more are removed, and a download
+cut short resumes: run it again to keep DIR current. Files of sensitive
+questions come only to leads and admins, like their answers.
 
 Flags:`
 
@@ -171,6 +178,7 @@ func (c *cli) export(args []string) error {
 	labels := fs.String("labels", "", "write choice labels in this language instead of names")
 	since := fs.String("since", "", "only records changed after this cursor (printed by the previous export)")
 	mirror := fs.String("mirror", "", "keep this folder a current copy: the first run exports all, later runs fetch only what changed")
+	mediaDir := fs.String("media", "", "also write the files answers name into this folder (one folder per record), fetching only new or changed files")
 	raw := fs.Bool("raw-csv", false, "csv: write text cells exactly as answered; by default a cell starting with = + - @, a tab or a carriage return gets a leading ' so a spreadsheet does not run it as a formula")
 	if _, err := c.parse(fs, exportUsage, args, 0); err != nil {
 		return helpOK(err)
@@ -182,7 +190,10 @@ func (c *cli) export(args []string) error {
 		if *form == "" {
 			return errors.New("export: --form is required")
 		}
-		return c.mirror(*mirror, mirrorState{Form: *form, Format: *format, ApprovedOnly: *approved, Labels: *labels, RawCSV: *raw})
+		if err := c.mirror(*mirror, mirrorState{Form: *form, Format: *format, ApprovedOnly: *approved, Labels: *labels, RawCSV: *raw}); err != nil {
+			return err
+		}
+		return c.mediaInto(*form, *mediaDir)
 	}
 	if *form == "" || *out == "" {
 		return errors.New("export: --form and --out (or --mirror) are required")
@@ -200,6 +211,28 @@ func (c *cli) export(args []string) error {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "exported %d records (%d rows) of %s into %s\ncursor %s\n", end.Records, end.Rows, *form, *out, end.Cursor)
+	return c.mediaInto(*form, *mediaDir)
+}
+
+// mediaInto writes a form's files into dir ("": not asked).
+func (c *cli) mediaInto(form, dir string) error {
+	if dir == "" {
+		return nil
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	st, err := c.exportMedia(cl, form, dir)
+	if err != nil {
+		return fmt.Errorf("export --media: %w (run again to resume)", err)
+	}
+	fmt.Fprintf(c.stdout, "files in %s: %d written (%s), %d unchanged, %d removed", dir, st.written, cliutil.Bytes(st.bytes), st.kept, st.removed)
+	if st.missing > 0 {
+		fmt.Fprintf(c.stdout, ", %d not on the server yet (their devices have not sent them)", st.missing)
+	}
+	fmt.Fprintln(c.stdout)
 	return nil
 }
 
