@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"mime/multipart"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -245,5 +246,92 @@ func TestMediaSyncThroughCuts(t *testing.T) {
 	}
 	if resent > cuts {
 		t.Fatalf("%d chunks sent again for %d cuts", resent, cuts)
+	}
+}
+
+func submitFiles(t *testing.T, url string, xml []byte, files map[string][]byte) (int, string) {
+	t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	w, _ := mw.CreateFormFile("xml_submission_file", "submission.xml")
+	w.Write(xml)
+	for name, data := range files {
+		w, _ := mw.CreateFormFile(name, name)
+		w.Write(data)
+	}
+	mw.Close()
+	res, err := http.Post(url+"/submission?deviceID=collect:abc", mw.FormDataContentType(), &body)
+	must(t, err)
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// TestOpenRosaAttachments (issue 17 with 16): the files a Collect
+// submission carries go into the media store and its answers name them;
+// a submission split over two requests gets its second file on the second;
+// an edit that does not send a file again keeps it; the files export.
+func TestOpenRosaAttachments(t *testing.T) {
+	ts := newTrustServer(t)
+	ctx := context.Background()
+	_, err := ts.rpc["a-lead"].Forms().PublishForm(ctx, &tesserav1.PublishFormRequest{Xlsx: mediaForm(t), Project: "A"})
+	must(t, err)
+	cd, err := ts.rpc["a-lead"].Admin().CreateCollectDevice(ctx, &tesserav1.CreateCollectDeviceRequest{Project: "A", Name: "Collect"})
+	must(t, err)
+	base := ts.URL + "/key/" + cd.Token
+	xml := func(id, deprecated, note string) []byte {
+		s := `<?xml version="1.0"?><data id="photos" version="1"><photo>1764650000123.jpg</photo><consent>1764650000456.m4a</consent>` +
+			"<note>" + note + "</note><meta><instanceID>" + id + "</instanceID>"
+		if deprecated != "" {
+			s += "<deprecatedID>" + deprecated + "</deprecatedID>"
+		}
+		return []byte(s + "</meta></data>")
+	}
+	photo, audio := mediatest.Data(11, 2*media.ChunkSize+3), mediatest.Data(12, 1234)
+	first := xml("uuid:aaaaaaaa-0000-4000-8000-000000000001", "", "n1")
+	if code, body := submitFiles(t, base, first, map[string][]byte{"1764650000123.jpg": photo}); code != http.StatusCreated {
+		t.Fatalf("first part: %d %s", code, body)
+	}
+	var id syncengine.RecordID
+	for rid := range states(t, ts.Replica()) {
+		id = rid
+	}
+	answer := func(field string) media.Ref {
+		rec, err := ts.Replica().Record(ctx, id)
+		must(t, err)
+		r, err := media.ParseRef(rec.Values()[field].String())
+		must(t, err)
+		return r
+	}
+	if r := answer("photo"); r.SHA256 == "" || r.Name != "1764650000123.jpg" || answer("consent").SHA256 != "" {
+		t.Fatalf("after the first part: photo %+v, consent %+v", r, answer("consent"))
+	}
+	if code, body := submitFiles(t, base, first, map[string][]byte{"1764650000456.m4a": audio}); code != http.StatusCreated {
+		t.Fatalf("second part: %d %s", code, body)
+	}
+	if answer("consent").SHA256 == "" {
+		t.Fatal("the second part's file is not named by its answer")
+	}
+	n := logLen(t, ts.Replica())
+	if code, _ := submitFiles(t, base, first, map[string][]byte{"1764650000456.m4a": audio}); code != http.StatusCreated || logLen(t, ts.Replica()) != n {
+		t.Fatalf("the same part again wrote: %d, log %d → %d", code, n, logLen(t, ts.Replica()))
+	}
+	for field, want := range map[string][]byte{"photo": photo, "consent": audio} {
+		got, err := download(ts.rpc["a-lead"], id, answer(field))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: %d bytes, %v", field, len(got), err)
+		}
+	}
+	// An edit without the files keeps them.
+	edit := xml("uuid:aaaaaaaa-0000-4000-8000-000000000002", "uuid:aaaaaaaa-0000-4000-8000-000000000001", "n2")
+	if code, body := submitFiles(t, base, edit, nil); code != http.StatusCreated {
+		t.Fatalf("edit: %d %s", code, body)
+	}
+	if rec, _ := ts.Replica().Record(ctx, id); rec.Values()["note"].String() != "n2" || answer("photo").SHA256 == "" || len(rec.Conflicts()) > 0 {
+		t.Fatalf("after the edit: %v", rec.Values())
+	}
+	files, err := listMedia(t, ts.rpc["a-analyst"], "photos")
+	if err != nil || len(files) != 1 || files[0].Field != "photo" {
+		t.Fatalf("analyst's list: %v %v", files, err)
 	}
 }

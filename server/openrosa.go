@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/md5"
 	"encoding/hex"
 	"encoding/xml"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/tessera-survey/tessera/auth"
 	"github.com/tessera-survey/tessera/forms"
+	"github.com/tessera-survey/tessera/media"
 	"github.com/tessera-survey/tessera/survey"
 	"github.com/tessera-survey/tessera/syncengine"
 )
@@ -44,6 +46,7 @@ var orErrors = []struct {
 	{survey.ErrSubmissionConflict, http.StatusConflict, ""}, // its own text says what to do
 	{forms.ErrSubmission, http.StatusBadRequest, ""},
 	{syncengine.ErrTooLarge, http.StatusRequestEntityTooLarge, "The submission is too large for this server."},
+	{media.ErrTooLarge, http.StatusRequestEntityTooLarge, "A file of this submission is too large for this server."},
 	{syncengine.ErrInvalid, http.StatusBadRequest, ""},
 }
 
@@ -287,6 +290,7 @@ func (s *Server) orSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var instance []byte
+	files := map[string]media.Manifest{}
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
@@ -301,7 +305,7 @@ func (s *Server) orSubmit(w http.ResponseWriter, r *http.Request) {
 			s.orFail(w, r, fmt.Errorf("%w: the multipart body is malformed", syncengine.ErrInvalid))
 			return
 		}
-		if err := s.orPart(part, &instance); err != nil {
+		if err := s.orPart(r.Context(), part, &instance, files); err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
 				err = fmt.Errorf("%w: over %d bytes", syncengine.ErrTooLarge, MaxSubmissionBytes)
@@ -314,7 +318,7 @@ func (s *Server) orSubmit(w http.ResponseWriter, r *http.Request) {
 		s.orFail(w, r, fmt.Errorf("%w: no xml_submission_file part", syncengine.ErrInvalid))
 		return
 	}
-	res, err := s.svc.Submit(r.Context(), p, instance, survey.SubmitFrom{Project: r.PathValue("project"), DeviceID: r.URL.Query().Get("deviceID")})
+	res, err := s.svc.Submit(r.Context(), p, instance, survey.SubmitFrom{Project: r.PathValue("project"), DeviceID: r.URL.Query().Get("deviceID"), Files: files})
 	if err != nil {
 		s.orFail(w, r, err)
 		return
@@ -326,16 +330,30 @@ func (s *Server) orSubmit(w http.ResponseWriter, r *http.Request) {
 	orResponse(w, http.StatusCreated, msg)
 }
 
-// orPart reads one part: the instance, or an attachment (kept by the media
-// issue's store; read and set aside here so the body is consumed).
-func (s *Server) orPart(part *multipart.Part, instance *[]byte) error {
+// orPart reads one part: the instance, or an attachment, which streams
+// into the media store (one chunk in memory) and is named by its filename
+// (the name the instance's answer holds). An attachment no answer names
+// leaves only shared chunks behind, as any unfinished upload.
+func (s *Server) orPart(ctx context.Context, part *multipart.Part, instance *[]byte, files map[string]media.Manifest) error {
 	defer part.Close()
-	b, err := io.ReadAll(part)
+	if part.FormName() == "xml_submission_file" {
+		b, err := io.ReadAll(part)
+		if err != nil {
+			return err
+		}
+		*instance = b
+		return nil
+	}
+	name := part.FileName()
+	if name == "" {
+		name = part.FormName()
+	}
+	m, err := s.svc.Media().Add(ctx, part, s.svc.MediaMaxBytes())
 	if err != nil {
 		return err
 	}
-	if part.FormName() == "xml_submission_file" {
-		*instance = b
+	if name != "" {
+		files[name] = m
 	}
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -18,6 +20,7 @@ import (
 
 	"github.com/tessera-survey/tessera/auth"
 	"github.com/tessera-survey/tessera/forms"
+	"github.com/tessera-survey/tessera/media"
 	"github.com/tessera-survey/tessera/syncengine"
 )
 
@@ -120,6 +123,9 @@ func (s *Service) Submit(ctx context.Context, p auth.Principal, xml []byte, from
 		if err := s.notDeleted(ctx, id); err != nil {
 			return Submitted{}, err
 		}
+		if done, err := s.completeFiles(ctx, p, f, sub, sha, id, prev, from.Files); err != nil || done.Written > 0 {
+			return done, err
+		}
 		return Submitted{Record: id, Duplicate: true}, nil
 	}
 	var base *submissionRec
@@ -149,7 +155,61 @@ func (s *Service) Submit(ctx context.Context, p auth.Principal, xml []byte, from
 	if err != nil {
 		return Submitted{}, err
 	}
-	return s.writeSubmission(ctx, p, f, sub, sha, id, fields, base)
+	fileRefs(f, fields, from.Files, base)
+	return s.writeSubmission(ctx, p, f, sub, sha, id, fields, base, sub.DeprecatedID)
+}
+
+// fileRefs puts in place of each media answer (a file name, as Collect
+// sends it) the reference to the file: one that came with this request,
+// else the one the edited submission had under that name. A file not
+// received yet stays a bare name until a later request brings it.
+func fileRefs(f *forms.Form, fields []syncengine.FieldWrite, files map[string]media.Manifest, base *submissionRec) {
+	for i, fw := range fields {
+		q := f.Question(forms.Path(fw.Name).Question())
+		if q == nil || !q.Kind.IsMedia() || fw.Value.Kind != syncengine.Text {
+			continue
+		}
+		name := fw.Value.Str
+		if m, ok := files[name]; ok {
+			fields[i].Value = syncengine.TextValue(m.Ref(name).Text())
+			continue
+		}
+		if base == nil {
+			continue
+		}
+		if old, ok := base.Fields[fw.Name]; ok {
+			if r, err := media.ParseRef(old.Text); err == nil && r.Name == name && r.SHA256 != "" {
+				fields[i].Value = syncengine.TextValue(old.Text)
+			}
+		}
+	}
+}
+
+// completeFiles: a submission sent again with files it named but lacked
+// (Collect splits large submissions over several requests) writes their
+// references, as a change of the same device over what it had written.
+func (s *Service) completeFiles(ctx context.Context, p auth.Principal, f *forms.Form, sub *forms.Submission, sha string,
+	id syncengine.RecordID, prev *submissionRec, files map[string]media.Manifest) (Submitted, error) {
+	if len(files) == 0 || !prev.Newest {
+		return Submitted{}, nil
+	}
+	var fields []syncengine.FieldWrite
+	changed := false
+	for name, v := range prev.Fields {
+		fw := syncengine.FieldWrite{Name: name, Value: v.value()}
+		if _, ok := files[v.Text]; ok && fw.Value.Kind == syncengine.Text {
+			changed = true
+		}
+		fields = append(fields, fw)
+	}
+	if !changed {
+		return Submitted{}, nil
+	}
+	slices.SortFunc(fields, func(a, b syncengine.FieldWrite) int { return strings.Compare(a.Name, b.Name) })
+	fileRefs(f, fields, files, nil)
+	res, err := s.writeSubmission(ctx, p, f, sub, sha, id, fields, prev, "")
+	res.Duplicate = true
+	return res, err
 }
 
 // SubmitFrom is where a submission comes from: the project of the
@@ -157,6 +217,9 @@ func (s *Service) Submit(ctx context.Context, p auth.Principal, xml []byte, from
 // its phone by.
 type SubmitFrom struct {
 	Project, DeviceID string
+	// Files are the attachments that came with the submission, already in
+	// the media store, by the file name the answers use.
+	Files map[string]media.Manifest
 }
 
 // accountDevice is the device an account's phone submits as: one per
@@ -211,8 +274,12 @@ func (s *Service) submission(ctx context.Context, instanceID string) (*submissio
 	return rec, err
 }
 
+// writeSubmission writes a submission's answers (those that changed from
+// base, when it edits one) as the next change of the device's replica, and
+// keeps it under its instanceID; replaces, when not "", is the instanceID
+// of the version it edits.
 func (s *Service) writeSubmission(ctx context.Context, p auth.Principal, f *forms.Form, sub *forms.Submission, sha string,
-	id syncengine.RecordID, fields []syncengine.FieldWrite, base *submissionRec) (Submitted, error) {
+	id syncengine.RecordID, fields []syncengine.FieldWrite, base *submissionRec, replaces string) (Submitted, error) {
 	now := map[string]subVal{}
 	for _, fw := range fields {
 		now[fw.Name] = subVal{fmt.Sprint(uint8(fw.Value.Kind)), fw.Value.String()}
@@ -271,14 +338,14 @@ func (s *Service) writeSubmission(ctx context.Context, p auth.Principal, f *form
 		if err := tx.SetMeta(metaSubmission+sub.InstanceID, b); err != nil {
 			return err
 		}
-		if base != nil {
+		if replaces != "" {
 			old := *base
 			old.Newest = false
 			ob, err := json.Marshal(old)
 			if err != nil {
 				return err
 			}
-			if err := tx.SetMeta(metaSubmission+sub.DeprecatedID, ob); err != nil {
+			if err := tx.SetMeta(metaSubmission+replaces, ob); err != nil {
 				return err
 			}
 		}
@@ -304,6 +371,24 @@ func collectReplica(d *auth.Device) (syncengine.ReplicaID, error) {
 }
 
 // subValue reads a stored answer back (for tests and diffs).
+// value is the answer v was made from.
+func (v subVal) value() syncengine.Value {
+	k, _ := strconv.ParseUint(v.Kind, 10, 8)
+	switch syncengine.Kind(k) {
+	case syncengine.Text:
+		return syncengine.TextValue(v.Text)
+	case syncengine.Int:
+		n, _ := strconv.ParseInt(v.Text, 10, 64)
+		return syncengine.IntValue(n)
+	case syncengine.Decimal:
+		x, _ := strconv.ParseFloat(v.Text, 64)
+		return syncengine.DecimalValue(x)
+	case syncengine.Bool:
+		return syncengine.BoolValue(v.Text == "true")
+	}
+	return syncengine.Value{}
+}
+
 func (v subVal) String() string { return strings.TrimSpace(v.Kind + " " + v.Text) }
 
 // CollectSettings is the settings payload Collect's QR scanner reads:
