@@ -1,11 +1,19 @@
 package fieldapp
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"image"
+	"image/jpeg"
+	_ "image/png" // photos arrive as JPEG or PNG
 	"io"
+	"path/filepath"
+	"strconv"
 	"strings"
+
+	"golang.org/x/image/draw"
 
 	"connectrpc.com/connect/v2"
 
@@ -146,4 +154,110 @@ func isRefusal(err error) bool {
 		return true
 	}
 	return false
+}
+
+// DefaultMaxPixels bounds the longer side of a photo kept on the device
+// when its question sets no max-pixels (ODK's parameter): a phone camera's
+// 4,000-pixel photo is 3–6 MB; at 2,048 pixels it is under 1 MB and still
+// shows a shelter's cracks.
+const DefaultMaxPixels = 2048
+
+// maxImageBytes: a photo is downscaled in memory (never in a temporary
+// file); larger uploads are kept as they are.
+const maxImageBytes = 40 << 20
+
+// AttachAnswer stores a file read from r as the answer to field of record
+// id: a photo is downscaled first when it is larger than the question's
+// max-pixels (DefaultMaxPixels when unset). The file goes straight into the
+// encrypted store.
+func (d *Device) AttachAnswer(ctx context.Context, id syncengine.RecordID, field, name string, r io.Reader) error {
+	rec, err := d.Record(ctx, id)
+	if err != nil {
+		return err
+	}
+	f, err := d.forms.Form(ctx, rec.Form)
+	if err != nil {
+		return err
+	}
+	q := f.Question(forms.Path(field).Question())
+	if q == nil || !q.Kind.IsMedia() {
+		return fmt.Errorf("%w: %s", ErrNotMedia, field)
+	}
+	if q.Kind == forms.KImage {
+		limit := DefaultMaxPixels
+		if n, err := strconv.Atoi(q.Parameters["max-pixels"]); err == nil && n > 0 {
+			limit = n
+		}
+		if r, name, err = downscale(r, name, limit); err != nil {
+			return err
+		}
+	}
+	w, err := d.Attach(ctx, id, name, r)
+	if err != nil {
+		return err
+	}
+	w.Name = field
+	return d.Set(ctx, id, []syncengine.FieldWrite{w})
+}
+
+// Detach clears a media answer (the file stays in the store while the
+// answer's history names it).
+func (d *Device) Detach(ctx context.Context, id syncengine.RecordID, field string) error {
+	return d.Set(ctx, id, []syncengine.FieldWrite{{Name: field}})
+}
+
+// OpenAnswerFile opens a file an answer of record id names, for the
+// interview's preview.
+func (d *Device) OpenAnswerFile(ctx context.Context, id syncengine.RecordID, file string) (media.Ref, io.Reader, error) {
+	rec, err := d.Record(ctx, id)
+	if err != nil {
+		return media.Ref{}, nil, err
+	}
+	var ref media.Ref
+	media.Refs(rec, nil, func(_ string, r media.Ref) bool {
+		if r.SHA256 == file {
+			ref = r
+		}
+		return ref.SHA256 == ""
+	})
+	if ref.SHA256 == "" {
+		return media.Ref{}, nil, fmt.Errorf("%w: no answer names it", media.ErrNotFound)
+	}
+	rd, err := d.Media().Open(ctx, file)
+	return ref, rd, err
+}
+
+// downscale reads a photo and, when its longer side is over max pixels,
+// scales it down and writes it as JPEG. What is not a JPEG or PNG photo
+// (or is too large to decode here) passes through unchanged.
+func downscale(r io.Reader, name string, limit int) (io.Reader, string, error) {
+	b, err := io.ReadAll(io.LimitReader(r, maxImageBytes+1))
+	if err != nil {
+		return nil, "", err
+	}
+	whole := io.Reader(bytes.NewReader(b))
+	if len(b) > maxImageBytes {
+		return io.MultiReader(whole, r), name, nil
+	}
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(b))
+	if err != nil || (format != "jpeg" && format != "png") || (cfg.Width <= limit && cfg.Height <= limit) {
+		return whole, name, nil
+	}
+	img, _, err := image.Decode(bytes.NewReader(b))
+	if err != nil {
+		return whole, name, nil
+	}
+	w, h := cfg.Width, cfg.Height
+	if w >= h {
+		w, h = limit, max(1, h*limit/w)
+	} else {
+		w, h = max(1, w*limit/h), limit
+	}
+	dst := image.NewRGBA(image.Rect(0, 0, w, h))
+	draw.CatmullRom.Scale(dst, dst.Bounds(), img, img.Bounds(), draw.Src, nil)
+	var out bytes.Buffer
+	if err := jpeg.Encode(&out, dst, &jpeg.Options{Quality: 85}); err != nil {
+		return nil, "", err
+	}
+	return &out, strings.TrimSuffix(name, filepath.Ext(name)) + ".jpg", nil
 }

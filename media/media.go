@@ -467,3 +467,33 @@ func Names(rec *syncengine.Record, file string) bool {
 	})
 	return found
 }
+
+// types are the content types of the files phones capture, by extension:
+// not left to the system's table, which a fresh machine may lack.
+var types = map[string]string{
+	".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".gif": "image/gif", ".webp": "image/webp",
+	".heic": "image/heic", ".mp3": "audio/mpeg", ".m4a": "audio/mp4", ".aac": "audio/aac", ".ogg": "audio/ogg",
+	".oga": "audio/ogg", ".opus": "audio/ogg", ".wav": "audio/wav", ".amr": "audio/amr", ".weba": "audio/webm",
+	".mp4": "video/mp4", ".3gp": "video/3gpp", ".webm": "video/webm", ".mov": "video/quicktime", ".mkv": "video/x-matroska",
+	".pdf": "application/pdf", ".csv": "text/csv",
+}
+
+// ContentType is the type of a captured file by its name's extension;
+// application/octet-stream when unknown.
+func ContentType(name string) string {
+	if t, ok := types[strings.ToLower(path.Ext(name))]; ok {
+		return t
+	}
+	return "application/octet-stream"
+}
+
+// Kind is how a file shows: image, audio, video or file.
+func Kind(name string) string {
+	t := ContentType(name)
+	for _, k := range []string{"image", "audio", "video"} {
+		if strings.HasPrefix(t, k+"/") {
+			return k
+		}
+	}
+	return "file"
+}

@@ -40,11 +40,12 @@ var consoleRoutes = map[string]auth.Role{
 	"POST /console/logout": auth.Enumerator,
 	"GET /console/":        auth.Enumerator,
 
-	"GET /console/records":               auth.Analyst,
-	"GET /console/records/{id}":          auth.Analyst,
-	"POST /console/records/{id}/resolve": auth.Lead,
-	"POST /console/records/{id}/review":  auth.Lead,
-	"POST /console/bulk-resolve":         auth.Lead,
+	"GET /console/records":                  auth.Analyst,
+	"GET /console/records/{id}":             auth.Analyst,
+	"GET /console/records/{id}/media/{sha}": auth.Analyst,
+	"POST /console/records/{id}/resolve":    auth.Lead,
+	"POST /console/records/{id}/review":     auth.Lead,
+	"POST /console/bulk-resolve":            auth.Lead,
 
 	// Per-project checks happen in the handlers: a lead of one project
 	// sees and changes only that project's forms and devices.
@@ -71,18 +72,19 @@ func (s *Server) mountConsole(mux *http.ServeMux) {
 		"POST /console/logout": s.consoleLogout,
 		"GET /console/":        s.consoleHome,
 
-		"GET /console/records":               s.consoleRecords,
-		"GET /console/records/{id}":          s.consoleRecord,
-		"POST /console/records/{id}/resolve": s.consoleResolve,
-		"POST /console/records/{id}/review":  s.consoleReview,
-		"POST /console/bulk-resolve":         s.consoleBulkResolve,
-		"GET /console/forms":                 s.consoleForms,
-		"POST /console/forms":                s.consolePublish,
-		"GET /console/devices":               s.consoleDevices,
-		"POST /console/devices/code":         s.consoleCode,
-		"POST /console/devices/collect":      s.consoleCollect,
-		"POST /console/devices/{id}/revoke":  s.consoleDeviceAction,
-		"POST /console/devices/{id}/wipe":    s.consoleDeviceAction,
+		"GET /console/records":                  s.consoleRecords,
+		"GET /console/records/{id}":             s.consoleRecord,
+		"GET /console/records/{id}/media/{sha}": s.consoleMedia,
+		"POST /console/records/{id}/resolve":    s.consoleResolve,
+		"POST /console/records/{id}/review":     s.consoleReview,
+		"POST /console/bulk-resolve":            s.consoleBulkResolve,
+		"GET /console/forms":                    s.consoleForms,
+		"POST /console/forms":                   s.consolePublish,
+		"GET /console/devices":                  s.consoleDevices,
+		"POST /console/devices/code":            s.consoleCode,
+		"POST /console/devices/collect":         s.consoleCollect,
+		"POST /console/devices/{id}/revoke":     s.consoleDeviceAction,
+		"POST /console/devices/{id}/wipe":       s.consoleDeviceAction,
 	}
 	for route, role := range consoleRoutes {
 		h := handlers[route]

@@ -6,6 +6,7 @@ import (
 
 	"github.com/tessera-survey/tessera/auth"
 	"github.com/tessera-survey/tessera/forms"
+	"github.com/tessera-survey/tessera/media"
 	"github.com/tessera-survey/tessera/survey"
 	"github.com/tessera-survey/tessera/syncengine"
 )
@@ -34,6 +35,8 @@ var consoleMessages = []struct {
 	{auth.ErrNotFound, http.StatusNotFound, "Not found: check the project or device named."},
 	{auth.ErrInvalid, http.StatusBadRequest, "Check what you entered: names are letters, digits, '-' and '_'."},
 	{auth.ErrDenied, http.StatusForbidden, "Your role does not allow this."},
+	{survey.ErrMediaNotNamed, http.StatusNotFound, "No answer of this record names that file."},
+	{media.ErrNotFound, http.StatusNotFound, "The server does not hold that file yet: the device that took it has not sent it."},
 	{syncengine.ErrInvalid, http.StatusBadRequest, "That input is not valid."},
 }
 

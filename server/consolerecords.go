@@ -1,6 +1,7 @@
 package server
 
 import (
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tessera-survey/tessera/auth"
+	"github.com/tessera-survey/tessera/media"
 	"github.com/tessera-survey/tessera/survey"
 	"github.com/tessera-survey/tessera/syncengine"
 )
@@ -79,6 +81,52 @@ type fieldView struct {
 	Conflict bool
 	Values   []conflictValue
 	Withheld bool
+	Media    *mediaView // the answer names a file
+}
+
+// mediaView shows a file an answer names: a thumbnail, a player or a
+// download link.
+type mediaView struct {
+	URL, Name, Kind string // Kind: image, audio, video or file
+}
+
+func mediaOf(id syncengine.RecordID, v syncengine.Value) *mediaView {
+	if v.Kind != syncengine.Text {
+		return nil
+	}
+	r, err := media.ParseRef(v.Str)
+	if err != nil || r.SHA256 == "" {
+		return nil
+	}
+	return &mediaView{URL: "/console/records/" + id.String() + "/media/" + r.SHA256, Name: r.FileName(), Kind: media.Kind(r.FileName())}
+}
+
+// consoleMedia streams a file an answer of the record names, by the
+// record rules (a sensitive answer's file for leads only).
+func (s *Server) consoleMedia(w http.ResponseWriter, r *http.Request, u *auth.User, _ string) {
+	id, err := recordID(r)
+	if err != nil {
+		s.consoleFail(w, r, err)
+		return
+	}
+	f, rd, err := s.svc.OpenMedia(r.Context(), auth.Principal{User: u}, id, r.PathValue("sha"))
+	if err != nil {
+		s.consoleFail(w, r, err)
+		return
+	}
+	ct := media.ContentType(f.Ref.FileName())
+	if media.Kind(f.Ref.FileName()) == "file" {
+		// Anything else is a download, never rendered in the console's
+		// origin (an uploaded HTML or SVG file would run there).
+		ct = "application/octet-stream"
+		w.Header().Set("Content-Disposition", "attachment; filename="+strconv.Quote(f.Ref.FileName()))
+	}
+	w.Header().Set("Content-Type", ct)
+	w.Header().Set("Content-Length", strconv.FormatInt(f.Ref.Size, 10))
+	w.Header().Set("Cache-Control", "private, no-store")
+	if _, err := io.Copy(w, rd); err != nil {
+		s.log.Warn("console: media download broke off", "record", id, "err", err)
+	}
 }
 
 type conflictValue struct{ Value, Replica, Time string }
@@ -123,6 +171,8 @@ func fieldViews(v survey.RecordView) []fieldView {
 		fv := fieldView{Name: f.Name, Value: f.Value.String(), Conflict: f.Conflict, Withheld: f.Withheld}
 		if f.Withheld {
 			fv.Value = withheldText
+		} else if fv.Media = mediaOf(v.ID, f.Value); fv.Media != nil {
+			fv.Value = fv.Media.Name
 		}
 		for _, e := range f.Entries {
 			fv.Values = append(fv.Values, conflictValue{Value: e.Value.String(), Replica: syncengine.ShortID(e.Dot.Replica.String()),

@@ -6,8 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
-	"net"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -135,6 +135,35 @@ func TestMediaSync(t *testing.T) {
 				t.Errorf("%s: listed %v", c.user, f)
 			}
 		}
+	}
+
+	// The console: a thumbnail and a download for the photo; the sensitive
+	// audio's player only for the lead.
+	for _, c := range []struct {
+		user   string
+		status int
+		secret bool
+	}{{"a-lead", 200, true}, {"a-analyst", 200, false}, {"b-lead", 403, false}} {
+		cc, _ := consoleClient(t, ts.testServer, c.user, c.user+"'s long password")
+		page := httpBody(t, cc, http.MethodGet, ts.URL+"/console/records/"+id.String(), "", nil, c.status)
+		photoURL := "/console/records/" + id.String() + "/media/" + pr.SHA256
+		consentURL := "/console/records/" + id.String() + "/media/" + cr.SHA256
+		if c.status != 200 {
+			httpBody(t, cc, http.MethodGet, ts.URL+photoURL, "", nil, http.StatusForbidden)
+			continue
+		}
+		if !strings.Contains(page, `<img class="thumb" src="`+photoURL+`"`) || strings.Contains(page, consentURL) != c.secret ||
+			strings.Contains(page, `<audio controls preload="none" src="`+consentURL) != c.secret {
+			t.Errorf("%s: the record page's media:\n%s", c.user, page)
+		}
+		if got := httpBody(t, cc, http.MethodGet, ts.URL+photoURL, "", nil, 200); got != string(photo) {
+			t.Errorf("%s: the console's photo differs (%d bytes)", c.user, len(got))
+		}
+		want := http.StatusForbidden
+		if c.secret {
+			want = 200
+		}
+		httpBody(t, cc, http.MethodGet, ts.URL+consentURL, "", nil, want)
 	}
 
 	// A device of project B may neither read nor write A's files.

@@ -6,8 +6,12 @@ import "strings"
 // questionnaire uses, so a respondent looking at the screen sees one
 // language. Other screens (and untranslated languages) stay in English.
 var uiText = map[string]map[string]string{
-	"Clear":      {"fr": "Effacer", "es": "Borrar", "ar": "مسح", "ja": "クリア"},
-	"Remove":     {"fr": "Retirer", "es": "Quitar", "ar": "إزالة", "ja": "削除"},
+	"Clear":   {"fr": "Effacer", "es": "Borrar", "ar": "مسح", "ja": "クリア"},
+	"Remove":  {"fr": "Retirer", "es": "Quitar", "ar": "إزالة", "ja": "削除"},
+	"Attach":  {"fr": "Joindre", "es": "Adjuntar", "ar": "إرفاق", "ja": "添付"},
+	"Replace": {"fr": "Remplacer", "es": "Reemplazar", "ar": "استبدال", "ja": "置き換え"},
+	"the file is not on this device": {"fr": "le fichier n'est pas sur cet appareil", "es": "el archivo no está en este dispositivo",
+		"ar": "الملف ليس على هذا الجهاز", "ja": "ファイルはこの端末にありません"},
 	"Save draft": {"fr": "Enregistrer le brouillon", "es": "Guardar borrador", "ar": "حفظ المسودة", "ja": "下書き保存"},
 	"Finalize":   {"fr": "Finaliser", "es": "Finalizar", "ar": "إنهاء", "ja": "完了"},
 	"Use this device's location": {"fr": "Utiliser la position de l'appareil", "es": "Usar la ubicación del dispositivo",

@@ -7,14 +7,17 @@
 package ui
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/subtle"
 	"embed"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -31,6 +34,7 @@ import (
 	"github.com/tessera-survey/tessera/fieldapp"
 	"github.com/tessera-survey/tessera/forms"
 	"github.com/tessera-survey/tessera/internal/cliutil"
+	"github.com/tessera-survey/tessera/media"
 	"github.com/tessera-survey/tessera/syncengine"
 )
 
@@ -266,7 +270,14 @@ func (u *UI) authorized(w http.ResponseWriter, r *http.Request, inSession bool) 
 	}
 	if r.Method == http.MethodPost {
 		tok := r.Header.Get("X-CSRF-Token")
-		if tok == "" {
+		switch {
+		case tok != "":
+		case isMultipart(r):
+			// Never PostFormValue on a body with files: it would spool
+			// them to a temporary file, a plaintext copy on disk. The
+			// file upload carries its token in the URL.
+			tok = r.URL.Query().Get("csrf")
+		default:
 			tok = r.PostFormValue("csrf")
 		}
 		if subtle.ConstantTimeCompare([]byte(tok), []byte(u.csrf)) != 1 {
@@ -484,8 +495,16 @@ func (u *UI) interview(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	id := syncengine.RecordID(uid)
 	lang := u.page("", nil).Lang
 	back := "/interview/" + id.String()
+	if file, ok := strings.CutPrefix(action, "media/"); ok && r.Method == http.MethodGet {
+		u.mediaFile(ctx, w, r, dev, id, file)
+		return
+	}
 	if action != "" && r.Method != http.MethodPost {
 		http.Error(w, "use POST", http.StatusMethodNotAllowed)
+		return
+	}
+	if isMultipart(r) && action != "attach" {
+		http.Error(w, "files go to the attach action only", http.StatusBadRequest)
 		return
 	}
 	switch action {
@@ -521,6 +540,19 @@ func (u *UI) interview(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		u.redirect(w, r, back+"#"+key)
 	case "resolve":
 		u.resolve(ctx, w, r, dev, id)
+	case "attach":
+		u.attach(ctx, w, r, dev, id)
+	case "detach":
+		if err := u.saveAll(ctx, r, dev, id); err != nil {
+			u.fail(w, http.StatusBadRequest, err)
+			return
+		}
+		field := r.PostFormValue("field")
+		if err := dev.Detach(ctx, id, field); err != nil {
+			u.fail(w, http.StatusBadRequest, err)
+			return
+		}
+		u.redirect(w, r, back+"#"+field)
 	default:
 		http.NotFound(w, r)
 	}
@@ -606,9 +638,14 @@ func (u *UI) saveAll(ctx context.Context, r *http.Request, dev *fieldapp.Device,
 	if err := r.ParseForm(); err != nil {
 		return err
 	}
-	for _, f := range r.PostForm["_f"] {
-		vals := r.PostForm[f]
-		if ranked := rankOrder(r.PostForm, f); ranked != nil {
+	return saveValues(ctx, r.PostForm, dev, id)
+}
+
+// saveValues writes the answers of a posted form's values.
+func saveValues(ctx context.Context, form url.Values, dev *fieldapp.Device, id syncengine.RecordID) error {
+	for _, f := range form["_f"] {
+		vals := form[f]
+		if ranked := rankOrder(form, f); ranked != nil {
 			vals = ranked
 		}
 		if _, err := dev.Answer(ctx, id, f, strings.Join(vals, " ")); err != nil && !errors.Is(err, fieldapp.ErrNotQuestion) {
@@ -616,6 +653,87 @@ func (u *UI) saveAll(ctx context.Context, r *http.Request, dev *fieldapp.Device,
 		}
 	}
 	return nil
+}
+
+func isMultipart(r *http.Request) bool {
+	return strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/")
+}
+
+// attach stores the files a multipart post carries (a photo, a recording, a
+// signature drawn on the page) as their questions' answers, streaming each
+// into the encrypted store, then saves the post's other answers.
+func (u *UI) attach(ctx context.Context, w http.ResponseWriter, r *http.Request, dev *fieldapp.Device, id syncengine.RecordID) {
+	mr, err := r.MultipartReader()
+	if err != nil {
+		u.fail(w, http.StatusBadRequest, err)
+		return
+	}
+	vals := url.Values{}
+	last := ""
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			u.fail(w, http.StatusBadRequest, fmt.Errorf("the upload broke off: %w", err))
+			return
+		}
+		name := part.FormName()
+		field, isFile := strings.CutPrefix(name, "file:")
+		sigField, isSig := strings.CutPrefix(name, "sig:")
+		switch {
+		case isFile && part.FileName() != "":
+			err = dev.AttachAnswer(ctx, id, field, part.FileName(), part)
+			last = field
+		case isSig:
+			var png []byte
+			if png, err = signaturePNG(part); err == nil && png != nil {
+				err = dev.AttachAnswer(ctx, id, sigField, "signature.png", bytes.NewReader(png))
+				last = sigField
+			}
+		case !isFile:
+			var b []byte
+			b, err = io.ReadAll(io.LimitReader(part, 1<<20))
+			vals.Add(name, string(b))
+		}
+		part.Close()
+		if err != nil {
+			u.fail(w, http.StatusBadRequest, err)
+			return
+		}
+	}
+	if err := saveValues(ctx, vals, dev, id); err != nil {
+		u.fail(w, http.StatusBadRequest, err)
+		return
+	}
+	u.redirect(w, r, "/interview/"+id.String()+"#"+last)
+}
+
+// signaturePNG reads a signature pad's data URL; nil when nothing was drawn.
+func signaturePNG(r io.Reader) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, 8<<20))
+	if err != nil || len(b) == 0 {
+		return nil, err
+	}
+	data, ok := strings.CutPrefix(string(b), "data:image/png;base64,")
+	if !ok {
+		return nil, errors.New("signature: not a PNG drawing")
+	}
+	return base64.StdEncoding.DecodeString(data)
+}
+
+// mediaFile serves a file an answer names, for the interview's preview.
+func (u *UI) mediaFile(ctx context.Context, w http.ResponseWriter, r *http.Request, dev *fieldapp.Device, id syncengine.RecordID, file string) {
+	ref, rd, err := dev.OpenAnswerFile(ctx, id, file)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", media.ContentType(ref.FileName()))
+	w.Header().Set("Content-Length", strconv.FormatInt(ref.Size, 10))
+	w.Header().Set("Cache-Control", "private, max-age=86400, immutable") // content-addressed
+	io.Copy(w, rd)
 }
 
 // rankOrder reads a rank question's positions (FIELD#rank#CHOICE = n) as

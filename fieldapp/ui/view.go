@@ -12,6 +12,7 @@ import (
 	"github.com/tessera-survey/tessera/fieldapp"
 	"github.com/tessera-survey/tessera/forms"
 	"github.com/tessera-survey/tessera/forms/xpath"
+	"github.com/tessera-survey/tessera/media"
 	"github.com/tessera-survey/tessera/syncengine"
 )
 
@@ -30,7 +31,12 @@ type nodeView struct {
 	Unsupported                              bool
 	Min, Max, Step                           string // a range question's slider
 	Ranks                                    []int  // a rank question's positions, 1..n
-	ID, CSRF, Lang                           string // the record, the token of forms inside the node, the language
+	// A media question: what the file picker takes, whether it opens the
+	// camera or recorder, a signature pad instead; the file answered (its
+	// preview URL, name and kind: image, audio, video or file).
+	Accept, Capture, MediaURL, MediaName, Preview string
+	Signature                                     bool
+	ID, CSRF, Lang                                string // the record, the token of forms inside the node, the language
 }
 
 type choiceView struct {
@@ -191,12 +197,44 @@ func (b *viewBuilder) question(c *forms.INode, q *forms.Question) *nodeView {
 		nv.Input = "text" // typed (or scanned by a keyboard wedge)
 	case forms.KGeotrace, forms.KGeoshape:
 		nv.Input, nv.Multiline = "text", true // points "lat lon; lat lon; ..."
+	case forms.KImage, forms.KAudio, forms.KVideo, forms.KFile:
+		b.media(nv, c, q)
 	case forms.KGeopoint, forms.KNote, forms.KAcknowledge:
 	default:
 		nv.Unsupported = true
 	}
 	b.conflicts(nv, c, q)
 	return nv
+}
+
+// media fills a media question's picker and preview.
+func (b *viewBuilder) media(nv *nodeView, c *forms.INode, q *forms.Question) {
+	nv.Input = "file"
+	switch q.Kind {
+	case forms.KImage:
+		nv.Accept, nv.Capture, nv.Preview = "image/*", "environment", "image"
+		nv.Signature = strings.Contains(q.Appearance, "signature")
+		if strings.Contains(q.Appearance, "selfie") {
+			nv.Capture = "user"
+		}
+		if strings.Contains(q.Appearance, "new") {
+			nv.Capture = "environment"
+		}
+	case forms.KAudio:
+		nv.Accept, nv.Capture, nv.Preview = "audio/*", "user", "audio"
+	case forms.KVideo:
+		nv.Accept, nv.Capture, nv.Preview = "video/*", "environment", "video"
+	default:
+		nv.Accept, nv.Preview = q.Parameters["accept"], "file"
+	}
+	r, err := media.ParseRef(c.Value())
+	if err != nil {
+		return
+	}
+	nv.MediaName = r.FileName()
+	if r.SHA256 != "" {
+		nv.MediaURL = "interview/" + b.iv.Record.ID.String() + "/media/" + r.SHA256
+	}
 }
 
 func fmtNum(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }

@@ -86,6 +86,11 @@
       timers[f] = setTimeout(function () { delete timers[f]; send(f); }, 400);
     });
     form.addEventListener("change", function (e) {
+      if (e.target.dataset.media) { // a file picked or captured: store it now
+        var b = form.querySelector(sel("data-attach", e.target.dataset.media));
+        if (b && form.requestSubmit) form.requestSubmit(b);
+        return;
+      }
       var f = e.target.dataset.field;
       if (!f) return;
       clearTimeout(timers[f]);
@@ -117,6 +122,20 @@
       if (t.dataset.remove && !confirm(t.textContent.trim() + "?")) e.preventDefault();
     });
     // Pending keystrokes travel with the form itself when it is submitted.
+    form.querySelectorAll("canvas[data-sig]").forEach(signaturePad);
+    function signaturePad(c) {
+      var g = c.getContext("2d"), out = form.querySelector(sel("data-sig-out", c.dataset.sig)), down = false;
+      g.lineWidth = 3; g.lineCap = "round"; g.strokeStyle = "#000";
+      function at(e) {
+        var r = c.getBoundingClientRect();
+        return [(e.clientX - r.left) * c.width / r.width, (e.clientY - r.top) * c.height / r.height];
+      }
+      c.addEventListener("pointerdown", function (e) { down = true; var p = at(e); g.beginPath(); g.moveTo(p[0], p[1]); c.setPointerCapture(e.pointerId); });
+      c.addEventListener("pointermove", function (e) { if (!down) return; var p = at(e); g.lineTo(p[0], p[1]); g.stroke(); });
+      c.addEventListener("pointerup", function () { down = false; out.value = c.toDataURL("image/png"); });
+      var clear = form.querySelector(sel("data-sig-clear", c.dataset.sig));
+      if (clear) clear.addEventListener("click", function () { g.clearRect(0, 0, c.width, c.height); out.value = ""; });
+    }
     form.addEventListener("submit", function () {
       Object.keys(timers).forEach(function (f) { clearTimeout(timers[f]); });
     });
