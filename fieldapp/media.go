@@ -70,11 +70,11 @@ func (d *Device) CheckMedia(ctx context.Context, form, field string) error {
 
 // MediaResult is what a sync did with files.
 type MediaResult struct {
-	Files    int   `json:"files"`   // files the server now holds
-	Bytes    int64 `json:"bytes"`   // chunk bytes sent
-	Waiting  int   `json:"waiting"` // files still to send (a later sync)
-	Skipped  int   `json:"skipped"` // no answer names them any more
-	Progress int64 `json:"-"`
+	Files    int   `json:"files"`              // files the server now holds
+	Bytes    int64 `json:"bytes"`              // chunk bytes sent
+	Waiting  int   `json:"waiting"`            // files still to send (a later sync)
+	Skipped  int   `json:"skipped"`            // no answer names them any more
+	Progress int64 `json:"progress,omitempty"` // bytes sent so far, while syncing
 }
 
 // uploadMedia sends the files the outbox lists, after the records that

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/tessera-survey/tessera/forms"
 	"github.com/tessera-survey/tessera/internal/wire"
+	"github.com/tessera-survey/tessera/media"
 	"github.com/tessera-survey/tessera/syncengine"
 )
 
@@ -33,6 +35,14 @@ type upstream struct{ *wire.Client }
 
 func (u upstream) SyncForms(ctx context.Context, reg *forms.Registry, st syncengine.ServerState, seen string) ([]string, string, error) {
 	return wire.SyncForms(ctx, u.Client, reg, st, seen)
+}
+
+func (u upstream) UploadMedia(ctx context.Context, st *media.Store, id syncengine.RecordID, m media.Manifest) error {
+	_, err := wire.Upload(ctx, u.Client, st, id, m, nil)
+	if errors.Is(err, wire.ErrNotNamed) {
+		return fmt.Errorf("%w: %w", survey.ErrMediaNotNamed, err)
+	}
+	return err
 }
 
 func (u upstream) Devices(ctx context.Context, wiped []string) ([]auth.Device, error) {

@@ -11,7 +11,9 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect/v2"
 
@@ -363,4 +365,40 @@ func TestOpenRosaAttachments(t *testing.T) {
 	if err != nil || len(files) != 1 || files[0].Field != "photo" {
 		t.Fatalf("analyst's list: %v %v", files, err)
 	}
+}
+
+// TestMediaThroughHub: a photo a device sends to a camp-office hub
+// reaches central at the hub's next upstream sync, and is readable there
+// by the project's lead only.
+func TestMediaThroughHub(t *testing.T) {
+	ctx := context.Background()
+	central := newTrustServer(t)
+	_, err := central.rpc["a-lead"].Forms().PublishForm(ctx, &tesserav1.PublishFormRequest{Xlsx: mediaForm(t), Project: "A"})
+	must(t, err)
+	hubCode, _, err := central.Auth().NewHubCode(ctx, "t", "A", "", time.Hour)
+	must(t, err)
+	hub := startServer(t, server.Config{RequireAuth: true, Upstream: central.URL, UpstreamEnroll: hubCode, UpstreamInterval: time.Hour})
+	must(t, hub.SyncUpstream(ctx)) // the form comes down
+	code, _, err := hub.Auth().NewEnrollmentCode(ctx, "t", "A", "", time.Hour)
+	must(t, err)
+	d, err := fieldapp.Init(ctx, filepath.Join(t.TempDir(), "dev"), fieldapp.Config{Server: hub.URL, Enroll: code, PIN: testPIN})
+	must(t, err)
+	defer d.Close()
+	mustSync(t, d)
+	id, err := d.Create(ctx, d.FormKey(ctx, "photos"), nil)
+	must(t, err)
+	photo := mediatest.Data(21, media.ChunkSize+77)
+	r := attach(t, d, id, "photo", "camp.jpg", photo)
+	if res := mustSync(t, d); res.Media.Files != 1 {
+		t.Fatalf("device to hub: %+v", res.Media)
+	}
+	must(t, hub.SyncUpstream(ctx))
+	got, err := download(central.rpc["a-lead"], id, r)
+	if err != nil || !bytes.Equal(got, photo) {
+		t.Fatalf("the photo at central: %d bytes, %v", len(got), err)
+	}
+	if _, err := download(central.rpc["b-lead"], id, r); connect.CodeOf(err) != connect.CodePermissionDenied {
+		t.Fatalf("B's lead reads A's photo at central: %v", err)
+	}
+	must(t, hub.SyncUpstream(ctx)) // the queue is empty: nothing again
 }

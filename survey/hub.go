@@ -11,6 +11,7 @@ import (
 
 	"github.com/tessera-survey/tessera/auth"
 	"github.com/tessera-survey/tessera/forms"
+	"github.com/tessera-survey/tessera/media"
 	"github.com/tessera-survey/tessera/syncengine"
 )
 
@@ -33,6 +34,10 @@ type Upstream interface {
 	// signed the code with the key of pub); it returns the device and its
 	// secret. A code the upstream refuses is auth.ErrCodeRejected.
 	Enroll(ctx context.Context, code string, pub, sig []byte) (auth.Device, string, error)
+	// UploadMedia sends a file of st that an answer of record id names,
+	// resuming from what the upstream holds; ErrMediaNotNamed when no
+	// answer of the upstream's record names it (any more).
+	UploadMedia(ctx context.Context, st *media.Store, id syncengine.RecordID, m media.Manifest) error
 }
 
 // HubEnrollment is what a hub keeps of its enrollment at its upstream: the
@@ -128,7 +133,10 @@ type Relay struct {
 }
 
 // Relay returns the relay to up.
-func (s *Service) Relay(up Upstream) *Relay { return &Relay{s: s, up: up} }
+func (s *Service) Relay(up Upstream) *Relay {
+	s.relaying = true // files received from now on are queued for upstream
+	return &Relay{s: s, up: up}
+}
 
 // Sync runs one sync with the upstream: push, pull (scopes with each
 // page), then its forms and the devices of the hub's scope.
@@ -145,6 +153,9 @@ func (r *Relay) Sync(ctx context.Context) error {
 	}
 	if err == nil && r.s.hub != nil && r.s.hub.Credential != "" {
 		err = r.devices(ctx)
+	}
+	if err == nil {
+		err = r.media(ctx)
 	}
 	r.mu.Lock()
 	r.status.Stats = st

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/tessera-survey/tessera/auth"
 	"github.com/tessera-survey/tessera/forms"
@@ -101,7 +102,11 @@ func (s *Service) StartUpload(ctx context.Context, p auth.Principal, id syncengi
 	if _, err := s.mediaRecord(ctx, p, id, m.SHA256, true); err != nil {
 		return nil, err
 	}
-	return s.media.Missing(ctx, m, s.mediaMax)
+	missing, err := s.media.Missing(ctx, m, s.mediaMax)
+	if err == nil && missing == nil {
+		err = s.queueRelay(ctx, id, m.SHA256) // held already: this record's upstream copy may lack it
+	}
+	return missing, err
 }
 
 // PutChunk receives one chunk of a file StartUpload began.
@@ -112,8 +117,66 @@ func (s *Service) PutChunk(ctx context.Context, p auth.Principal, id syncengine.
 	done, err := s.media.Put(ctx, file, i, data, last)
 	if done {
 		s.log.Debug("media received", "record", id, "sha256", file)
+		err = s.queueRelay(ctx, id, file)
 	}
 	return done, err
+}
+
+// metaRelay + record + "/" + file: a file a hub holds that its upstream
+// may not (sent after the records at each upstream sync).
+const metaRelay = "media.relay/"
+
+// queueRelay notes, on a hub, a file to send upstream.
+func (s *Service) queueRelay(ctx context.Context, id syncengine.RecordID, file string) error {
+	if !s.relaying {
+		return nil
+	}
+	return s.store.Update(ctx, func(tx syncengine.Tx) error {
+		return tx.SetMeta(metaRelay+id.String()+"/"+file, nil)
+	})
+}
+
+// media sends upstream the files the hub received, once the records that
+// name them went up. A file the upstream's record no longer names is
+// dropped from the queue; any other failure keeps it for the next sync.
+func (r *Relay) media(ctx context.Context) error {
+	type item struct {
+		id        syncengine.RecordID
+		file, key string
+	}
+	var items []item
+	err := r.s.store.View(ctx, func(tx syncengine.ReadTx) error {
+		return tx.ScanMeta(metaRelay, func(key string, _ []byte) error {
+			rid, file, _ := strings.Cut(strings.TrimPrefix(key, metaRelay), "/")
+			if id, err := syncengine.ParseRecordID(rid); err == nil {
+				items = append(items, item{id, file, key})
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	sent := 0
+	for _, it := range items {
+		m, err := r.s.media.Manifest(ctx, it.file)
+		if err == nil {
+			err = r.up.UploadMedia(ctx, r.s.media, it.id, m)
+		}
+		if err != nil && !errors.Is(err, ErrMediaNotNamed) && !errors.Is(err, media.ErrNotFound) {
+			return fmt.Errorf("%w: media: %w", ErrUpstream, err)
+		}
+		if err == nil {
+			sent++
+		}
+		if err := r.s.store.Update(ctx, func(tx syncengine.Tx) error { return tx.DeleteMeta(it.key) }); err != nil {
+			return err
+		}
+	}
+	if sent > 0 {
+		r.s.log.Info("media sent upstream", "files", sent)
+	}
+	return nil
 }
 
 // OpenMedia opens a file an answer of record id names, for p to read.

@@ -72,6 +72,18 @@ var collectLocks sync.Map // device id → *sync.Mutex
 // survive, and one to the same answer is a conflict. The same instanceID
 // with the same XML is harmless; with other XML it is refused.
 func (s *Service) Submit(ctx context.Context, p auth.Principal, xml []byte, from SubmitFrom) (Submitted, error) {
+	res, err := s.submit(ctx, p, xml, from)
+	if err == nil {
+		for _, m := range from.Files {
+			if err := s.queueRelay(ctx, res.Record, m.SHA256); err != nil {
+				return res, err
+			}
+		}
+	}
+	return res, err
+}
+
+func (s *Service) submit(ctx context.Context, p auth.Principal, xml []byte, from SubmitFrom) (Submitted, error) {
 	if p.Device == nil && p.User == nil {
 		return Submitted{}, fmt.Errorf("%w: sign in to submit", auth.ErrUnauthenticated)
 	}

@@ -70,6 +70,7 @@ type Service struct {
 	hub      *HubEnrollment // set on a hub once HubIdentity ran
 	media    *media.Store
 	mediaMax int64
+	relaying bool // a hub: files received go upstream too
 }
 
 // New opens the replica kept in store (initializing an empty store) with

@@ -123,6 +123,36 @@
     });
     // Pending keystrokes travel with the form itself when it is submitted.
     form.querySelectorAll("canvas[data-sig]").forEach(signaturePad);
+    // Audio and video: record in the page where the browser can
+    // (MediaRecorder); the recording goes into the file input and is
+    // stored like a picked file. Elsewhere the picker's capture opens the
+    // phone's recorder.
+    if (window.MediaRecorder && navigator.mediaDevices && window.DataTransfer) {
+      form.querySelectorAll('input[type=file][accept^="audio/"], input[type=file][accept^="video/"]').forEach(recorder);
+    }
+    function recorder(input) {
+      var video = input.accept.indexOf("video/") === 0, rec = null, parts = [];
+      var b = document.createElement("button");
+      b.type = "button"; b.className = "secondary"; b.textContent = "● Record";
+      input.insertAdjacentElement("afterend", b);
+      b.addEventListener("click", function () {
+        if (rec) { rec.stop(); return; }
+        navigator.mediaDevices.getUserMedia(video ? { audio: true, video: true } : { audio: true }).then(function (stream) {
+          rec = new MediaRecorder(stream); parts = [];
+          rec.ondataavailable = function (e) { parts.push(e.data); };
+          rec.onstop = function () {
+            stream.getTracks().forEach(function (t) { t.stop(); });
+            var type = rec.mimeType || (video ? "video/webm" : "audio/webm");
+            var ext = type.indexOf("mp4") >= 0 ? (video ? ".mp4" : ".m4a") : (video ? ".webm" : ".weba");
+            var dt = new DataTransfer();
+            dt.items.add(new File(parts, "recording-" + Date.now() + ext, { type: type }));
+            input.files = dt.files; rec = null;
+            input.dispatchEvent(new Event("change", { bubbles: true }));
+          };
+          rec.start(); b.textContent = "■ Stop";
+        }).catch(function (err) { b.textContent = "Recording not allowed: " + err.name; });
+      });
+    }
     function signaturePad(c) {
       var g = c.getContext("2d"), out = form.querySelector(sel("data-sig-out", c.dataset.sig)), down = false;
       g.lineWidth = 3; g.lineCap = "round"; g.strokeStyle = "#000";
@@ -160,7 +190,8 @@
         var p = s.result || s.progress;
         if (s.running) {
           bar.hidden = false; button.disabled = true;
-          state.textContent = "Syncing… " + p.pushed + " sent, " + p.pulled + " received, " + size(p.bytes_sent) + " up, " + size(p.bytes_received) + " down";
+          state.textContent = "Syncing… " + p.pushed + " sent, " + p.pulled + " received, " + size(p.bytes_sent) + " up, " + size(p.bytes_received) + " down" +
+            (p.media && p.media.progress ? "; files: " + size(p.media.progress) + " sent" : "");
           setTimeout(poll, 300);
           return;
         }
@@ -176,6 +207,8 @@
         } else if (s.result) {
           state.textContent = "Done: " + p.pushed + " changes sent, " + p.pulled + " received (" + size(p.bytes_sent) + " up, " +
             size(p.bytes_received) + " down) in " + Math.round(p.duration_ms) + " ms." +
+            (p.media && p.media.files ? " Files sent: " + p.media.files + " (" + size(p.media.bytes) + ")." : "") +
+            (p.media && p.media.waiting ? " Files still to send: " + p.media.waiting + "." : "") +
             (p.forms_fetched || []).map(function (f) { return " New form: " + f + "."; }).join("") +
             (p.warnings || []).map(function (w) { return " " + w; }).join("");
           if (pending && !s.error) pending.textContent = "0";
