@@ -31,7 +31,8 @@ type caller struct {
 // layer refused it (as opposed to the call failing on its input).
 func call(t *testing.T, url, procedure, header, body string) (denied bool, code string) {
 	t.Helper()
-	if procedure == "/tessera.v1.ExportService/Export" {
+	switch procedure {
+	case "/tessera.v1.ExportService/Export", "/tessera.v1.MediaService/GetMedia", "/tessera.v1.MediaService/ListMedia":
 		return callStream(t, url, procedure, header, body)
 	}
 	req, _ := http.NewRequest("POST", url+procedure, strings.NewReader(body))
@@ -176,9 +177,13 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"/tessera.v1.AdminService/AddUser": {body: func(string) string {
 			return fmt.Sprintf(`{"name":"u%d","password":"a long password here"}`, uniq())
 		}, allowed: "admin"},
-		"/tessera.v1.ExportService/Export":    {body: func(string) string { return `{"formId":"nothing"}` }, allowed: "admin lead analyst"},
-		"/tessera.v1.ReviewService/SetReview": {body: func(string) string { return `{"record":"bad"}` }, allowed: "admin lead"},
-		"/tessera.v1.AdminService/AuditTrail": {body: func(string) string { return `{}` }, allowed: "admin"},
+		"/tessera.v1.ExportService/Export":     {body: func(string) string { return `{"formId":"nothing"}` }, allowed: "admin lead analyst"},
+		"/tessera.v1.ReviewService/SetReview":  {body: func(string) string { return `{"record":"bad"}` }, allowed: "admin lead"},
+		"/tessera.v1.MediaService/StartUpload": {body: func(string) string { return `{"record":"bad"}` }, allowed: "admin lead device hub"},
+		"/tessera.v1.MediaService/PutChunk":    {body: func(string) string { return `{"record":"bad"}` }, allowed: "admin lead device hub"},
+		"/tessera.v1.MediaService/GetMedia":    {body: func(string) string { return `{"record":"bad"}` }, allowed: "admin lead analyst device hub"},
+		"/tessera.v1.MediaService/ListMedia":   {body: func(string) string { return `{"formId":"nothing"}` }, allowed: "admin lead analyst"},
+		"/tessera.v1.AdminService/AuditTrail":  {body: func(string) string { return `{}` }, allowed: "admin"},
 		"/tessera.v1.AdminService/Grant": {body: func(p string) string {
 			return fmt.Sprintf(`{"user":"victim","project":%q,"role":"enumerator"}`, p)
 		}, allowed: "admin lead@own", scoped: true},
