@@ -9,9 +9,9 @@ import (
 	"mime/multipart"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -218,7 +218,7 @@ func TestMediaSync(t *testing.T) {
 
 func raw(h string) []byte { b, _ := hex.DecodeString(h); return b }
 
-// TestMediaSyncThroughCuts cuts the connection every 2 MB while 20 photos
+// TestMediaSyncThroughCuts cuts each connection after 1 MB while 20 photos
 // of 1 MB sync: each arrives whole and once, and at most one chunk per cut
 // is sent again.
 func TestMediaSyncThroughCuts(t *testing.T) {
@@ -238,7 +238,7 @@ func TestMediaSyncThroughCuts(t *testing.T) {
 	must(t, err)
 	go hs.Serve(ln)
 	defer hs.Close()
-	proxy := newCutProxy(t, ln.Addr().String(), func() int64 { return 2 << 20 })
+	proxy := newCutProxy(t, ln.Addr().String(), func() int64 { return 1 << 20 })
 	d := newDevice(t, proxy.URL())
 	const n, size = 20, 1 << 20
 	refs := map[syncengine.RecordID]media.Ref{}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"connectrpc.com/connect/v2"
 
@@ -42,32 +43,80 @@ func Upload(ctx context.Context, c *Client, st *media.Store, id syncengine.Recor
 		if len(res.Missing) == 0 {
 			return sent, nil
 		}
-		for k, i := range res.Missing {
-			data, err := st.Chunk(ctx, m, int(i))
-			if err != nil {
-				return sent, err
-			}
-			put := &tesserav1.PutChunkRequest{Record: req.Record, Sha256: req.Sha256, Index: i, Data: data, Last: k == len(res.Missing)-1}
-			var pr *tesserav1.PutChunkResponse
-			for try := 0; ; try++ {
-				pr, err = c.media.PutChunk(ctx, put)
-				if connect.CodeOf(err) != connect.CodeDataLoss || try == 2 {
-					break
-				}
-			}
-			if err != nil {
-				return sent, err
-			}
-			sent += int64(len(data))
+		done, n, err := putChunks(ctx, c, st, m, req, res.Missing, func(n int64) {
 			if progress != nil {
-				progress(sent)
+				progress(sent + n)
 			}
-			if pr.Done {
-				return sent, nil
-			}
+		})
+		sent += n
+		if err != nil || done {
+			return sent, err
 		}
 	}
 	return sent, fmt.Errorf("media: %s did not complete on the server", m.SHA256)
+}
+
+// uploadWindow chunks are in flight at once, each on its own connection:
+// the next one travels while the server commits the one before, and a cut
+// link loses the one chunk its connection carried.
+const uploadWindow = 4
+
+// putChunks sends the missing chunks, uploadWindow at a time, and the last
+// one alone once the others are stored, so the server can finish the file.
+// On an error it waits for the chunks in flight (what they stored is kept).
+func putChunks(ctx context.Context, c *Client, st *media.Store, m media.Manifest, req *tesserav1.StartUploadRequest,
+	missing []uint32, progress func(int64)) (done bool, sent int64, err error) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, uploadWindow)
+	var first error
+	put := func(i uint32, last bool) bool {
+		data, err := st.Chunk(ctx, m, int(i))
+		var pr *tesserav1.PutChunkResponse
+		if err == nil {
+			p := &tesserav1.PutChunkRequest{Record: req.Record, Sha256: req.Sha256, Index: i, Data: data, Last: last}
+			for try := 0; ; try++ {
+				pr, err = c.media.PutChunk(ctx, p)
+				if connect.CodeOf(err) != connect.CodeDataLoss || try == 2 {
+					break // an altered chunk is sent again, twice at most
+				}
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if err == nil && pr.Done {
+			done = true
+		}
+		if err != nil {
+			if first == nil {
+				first = err
+			}
+			return false
+		}
+		sent += int64(len(data))
+		progress(sent)
+		return true
+	}
+	for _, i := range missing[:len(missing)-1] {
+		mu.Lock()
+		failed := first != nil
+		mu.Unlock()
+		if failed {
+			break
+		}
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			put(i, false)
+		}()
+	}
+	wg.Wait()
+	if first == nil {
+		put(missing[len(missing)-1], true)
+	}
+	return done, sent, first
 }
 
 // Download writes a file an answer of record id names to w, from chunk

@@ -44,12 +44,16 @@ import (
 
 const benchPIN = "bench-pin-246810"
 
-var bin string // the binaries' folder
+var (
+	bin     string // the binaries' folder
+	profDir string
+)
 
 func main() {
 	videoMB := flag.Int("video-mb", 200, "size of the video, MB")
 	photos := flag.Int("photos", 100, "photos of 2 MB synced through cuts")
 	runs := flag.Int("runs", 3, "runs of the video case (medians)")
+	flag.StringVar(&profDir, "profile", "", "write CPU profiles of surveyd and of the first video sync into this folder")
 	link := flag.Bool("link", false, "also the field link case (64 kbit/s, 300 ms round trips: about 70 s)")
 	flag.Parse()
 	tmp, err := os.MkdirTemp("", "tessera-media-bench")
@@ -84,6 +88,10 @@ func main() {
 		if r == 0 {
 			srvBefore = procstat.KiB(fmt.Sprintf("/proc/%d/status", pid), "VmRSS:")[0]
 		}
+		defer func(r int) {
+			k := procstat.KiB(fmt.Sprintf("/proc/%d/status", pid), "RssAnon:", "RssFile:")
+			fmt.Printf("  surveyd after run %d: RssAnon %d MB, RssFile %d MB\n", r, k[0]/1024, k[1]/1024)
+		}(r)
 		res, rss := syncJSON(dev, server)
 		if res.Media.Files != 1 {
 			log.Fatalf("sync sent %d files", res.Media.Files)
@@ -175,6 +183,9 @@ type syncResult struct {
 func syncJSON(dev, server string) (syncResult, int64) {
 	cmd := exec.Command(filepath.Join(bin, "fieldapp"), "--data", dev, "sync", "--json", "--server", server)
 	cmd.Env = env()
+	if profDir != "" {
+		cmd.Env = append(cmd.Env, "TESSERA_CPUPROFILE="+filepath.Join(profDir, "fieldapp-"+filepath.Base(dev)+".prof"))
+	}
 	cmd.Stderr = os.Stderr
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout
@@ -226,6 +237,9 @@ func startSurveyd(data string) (addr string, pid int, stop func()) {
 	l.Close()
 	cmd := exec.Command(filepath.Join(bin, "surveyd"), "--data", data, "--listen", addr, "--log-level", "error", "--media-max-mb", "1024")
 	cmd.Env = env()
+	if profDir != "" {
+		cmd.Env = append(cmd.Env, "TESSERA_CPUPROFILE="+filepath.Join(profDir, "surveyd.prof"))
+	}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		log.Fatal(err)
