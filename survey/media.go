@@ -38,28 +38,36 @@ type MediaFile struct {
 // for the right to write the record (a device of its scope), else to read
 // it (a device of its scope, or an analyst and above of its project, with
 // sensitive answers only for those who see them).
-func (s *Service) mediaRecord(ctx context.Context, p auth.Principal, id syncengine.RecordID, file string, write bool) (MediaFile, error) {
-	rec, err := s.rep.Record(ctx, id)
+func (s *Service) mediaRecord(ctx context.Context, p auth.Principal, id syncengine.RecordID, file string, write bool) (f MediaFile, err error) {
+	err = s.store.View(ctx, func(tx syncengine.ReadTx) (err error) {
+		f, err = s.mediaRecordIn(ctx, tx, p, id, file, write)
+		return err
+	})
+	return f, err
+}
+
+// mediaRecordIn is mediaRecord in one snapshot for the record, its scope
+// and its project: every chunk of a file comes through here, and each new
+// Badger transaction waits for the commits in flight.
+func (s *Service) mediaRecordIn(ctx context.Context, tx syncengine.ReadTx, p auth.Principal, id syncengine.RecordID, file string, write bool) (MediaFile, error) {
+	rec, err := tx.Record(id)
+	if err != nil {
+		return MediaFile{}, fmt.Errorf("record %s: %w", id, err)
+	}
+	v, scoped, err := s.scopes.get(tx, id)
 	if err != nil {
 		return MediaFile{}, err
 	}
-	project, err := s.projectOfRecord(ctx, rec)
-	if err != nil {
-		return MediaFile{}, err
+	project := v.Project
+	if !scoped || project == "" {
+		if project, err = projectIn(tx, rec.Form); err != nil {
+			return MediaFile{}, err
+		}
 	}
 	withheld := func(string) bool { return false }
 	switch {
 	case p.Device != nil:
-		var v Scope
-		var ok bool
-		err := s.store.View(ctx, func(tx syncengine.ReadTx) (err error) {
-			v, ok, err = s.scopes.get(tx, id)
-			return err
-		})
-		if err != nil {
-			return MediaFile{}, err
-		}
-		if !ok || !allows(p.Device, v) {
+		if !scoped || !allows(p.Device, v) {
 			return MediaFile{}, fmt.Errorf("%w: record %s belongs to another project or team", auth.ErrDenied, id)
 		}
 		if !write {
@@ -111,10 +119,10 @@ func (s *Service) StartUpload(ctx context.Context, p auth.Principal, id syncengi
 
 // PutChunk receives one chunk of a file StartUpload began.
 func (s *Service) PutChunk(ctx context.Context, p auth.Principal, id syncengine.RecordID, file string, i int, data []byte, last bool) (bool, error) {
-	if _, err := s.mediaRecord(ctx, p, id, file, true); err != nil {
-		return false, err
-	}
-	done, err := s.media.Put(ctx, file, i, data, last)
+	done, err := s.media.PutChecked(ctx, file, i, data, last, func(tx syncengine.ReadTx) error {
+		_, err := s.mediaRecordIn(ctx, tx, p, id, file, true)
+		return err
+	})
 	if done {
 		s.log.Debug("media received", "record", id, "sha256", file)
 		err = s.queueRelay(ctx, id, file)

@@ -69,6 +69,23 @@ type ScanOption struct {
 // ErrStop ends a scan without error.
 var ErrStop = errors.New("stop scan")
 
+// MetaChecker is an optional ReadTx method: whether a meta key is held,
+// without reading its value (a resumed upload asks it of every chunk of a
+// file, and Badger keeps chunks in its value log).
+type MetaChecker interface {
+	HasMeta(key string) (bool, error)
+}
+
+// MetaOnceSetter is an optional Store method for content-addressed values
+// (file chunks): SetMetaOnce stores value under key unless the key is held
+// already, in a write of its own that touches neither records nor the log,
+// so a store runs it beside other writers instead of after them (one
+// fsync'd commit per chunk, in turn, held uploads to a third of the disk's
+// speed). Every call for one key must carry the same value.
+type MetaOnceSetter interface {
+	SetMetaOnce(ctx context.Context, key string, value []byte) error
+}
+
 // RawRecordScanner is an optional ReadTx method for bulk readers that lay
 // records out straight from their encoding (syncengine.RecordVisitor): fn
 // gets each record's stored bytes, valid only until it returns (a reader

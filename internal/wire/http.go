@@ -79,7 +79,7 @@ func Dial(baseURL string, counter *Counter, opts ...Option) (*Client, error) {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: 60 * time.Second,
 		IdleConnTimeout:       90 * time.Second,
-		MaxIdleConnsPerHost:   8,    // file chunks go four at a time
+		MaxIdleConnsPerHost:   16,   // up to 16 file chunks at once
 		DisableCompression:    true, // Connect compresses messages itself
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := d.DialContext(ctx, network, addr)

@@ -1,12 +1,13 @@
 package wire
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"sync"
+	"time"
 
 	"connectrpc.com/connect/v2"
 
@@ -56,67 +57,81 @@ func Upload(ctx context.Context, c *Client, st *media.Store, id syncengine.Recor
 	return sent, fmt.Errorf("media: %s did not complete on the server", m.SHA256)
 }
 
-// uploadWindow chunks are in flight at once, each on its own connection:
-// the next one travels while the server commits the one before, and a cut
-// link loses the one chunk its connection carried.
-const uploadWindow = 4
+// Chunks in flight: on a fast link several at once (each on its own
+// connection), so the next travels while the server commits the ones
+// before; on a slow one a single chunk, so a cut link loses only the chunk
+// it carried. The window doubles after a chunk that took under fastChunk
+// and halves after one that took over slowChunk.
+const (
+	maxWindow = 16
+	fastChunk = 200 * time.Millisecond
+	slowChunk = time.Second
+)
 
-// putChunks sends the missing chunks, uploadWindow at a time, and the last
-// one alone once the others are stored, so the server can finish the file.
-// On an error it waits for the chunks in flight (what they stored is kept).
+// putChunks sends the missing chunks, the last one alone once the others
+// are stored (so the server can finish the file). On an error it waits for
+// the chunks in flight (what they stored is kept) and sends no more.
 func putChunks(ctx context.Context, c *Client, st *media.Store, m media.Manifest, req *tesserav1.StartUploadRequest,
 	missing []uint32, progress func(int64)) (done bool, sent int64, err error) {
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	slots := make(chan struct{}, uploadWindow)
-	var first error
-	put := func(i uint32, last bool) bool {
+	type result struct {
+		n    int64
+		done bool
+		took time.Duration
+		err  error
+	}
+	put := func(i uint32, last bool) result {
+		start := time.Now()
 		data, err := st.Chunk(ctx, m, int(i))
-		var pr *tesserav1.PutChunkResponse
-		if err == nil {
-			p := &tesserav1.PutChunkRequest{Record: req.Record, Sha256: req.Sha256, Index: i, Data: data, Last: last}
-			for try := 0; ; try++ {
-				pr, err = c.media.PutChunk(ctx, p)
-				if connect.CodeOf(err) != connect.CodeDataLoss || try == 2 {
-					break // an altered chunk is sent again, twice at most
-				}
-			}
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if err == nil && pr.Done {
-			done = true
-		}
 		if err != nil {
-			if first == nil {
-				first = err
+			return result{err: err}
+		}
+		p := &tesserav1.PutChunkRequest{Record: req.Record, Sha256: req.Sha256, Index: i, Data: data, Last: last}
+		for try := 0; ; try++ {
+			pr, err := c.media.PutChunk(ctx, p)
+			if connect.CodeOf(err) == connect.CodeDataLoss && try < 2 {
+				continue // an altered chunk is sent again, twice at most
 			}
-			return false
+			if err != nil {
+				return result{err: err}
+			}
+			return result{n: int64(len(data)), done: pr.Done, took: time.Since(start)}
 		}
-		sent += int64(len(data))
+	}
+	results := make(chan result)
+	window, inflight := 1, 0
+	rest := missing[:len(missing)-1]
+	for len(rest) > 0 || inflight > 0 {
+		for ; err == nil && inflight < window && len(rest) > 0; inflight++ {
+			go func(i uint32) { results <- put(i, false) }(rest[0])
+			rest = rest[1:]
+		}
+		r := <-results
+		inflight--
+		if r.err != nil {
+			err = cmp.Or(err, r.err)
+			rest = nil
+			continue
+		}
+		sent += r.n
+		done = done || r.done
 		progress(sent)
-		return true
-	}
-	for _, i := range missing[:len(missing)-1] {
-		mu.Lock()
-		failed := first != nil
-		mu.Unlock()
-		if failed {
-			break
+		switch {
+		case r.took < fastChunk:
+			window = min(2*window, maxWindow)
+		case r.took > slowChunk:
+			window = max(window/2, 1)
 		}
-		slots <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-slots }()
-			put(i, false)
-		}()
 	}
-	wg.Wait()
-	if first == nil {
-		put(missing[len(missing)-1], true)
+	if err != nil {
+		return done, sent, err
 	}
-	return done, sent, first
+	r := put(missing[len(missing)-1], true)
+	if r.err != nil {
+		return done, sent, r.err
+	}
+	sent += r.n
+	progress(sent)
+	return done || r.done, sent, nil
 }
 
 // Download writes a file an answer of record id names to w, from chunk

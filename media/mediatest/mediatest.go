@@ -174,6 +174,73 @@ func Run(t *testing.T, fresh func(t *testing.T) syncengine.Store) {
 		}
 	})
 
+	t.Run("AnyChunkOrder", func(t *testing.T) {
+		// Chunks arrive in any order (several in flight at once), some
+		// twice, and the file completes only when the last arrives.
+		from, to := media.New(fresh(t)), media.New(fresh(t))
+		data := Data(6, 9*media.ChunkSize+3)
+		m, _ := from.Add(ctx, bytes.NewReader(data), 0)
+		if _, err := to.Missing(ctx, m, 0); err != nil {
+			t.Fatal(err)
+		}
+		order := []int{0, 3, 2, 1, 1, 7, 5, 4, 9, 8}
+		for k, i := range order {
+			b, _ := from.Chunk(ctx, m, i)
+			done, err := to.Put(ctx, m.SHA256, i, b, false)
+			if err != nil || done {
+				t.Fatalf("chunk %d (%d sent): done %v, %v", i, k, done, err)
+			}
+		}
+		b, _ := from.Chunk(ctx, m, 6)
+		if done, err := to.Put(ctx, m.SHA256, 6, b, true); err != nil || !done {
+			t.Fatalf("last chunk: done %v, %v", done, err)
+		}
+		r, err := to.Open(ctx, m.SHA256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := io.ReadAll(r); !bytes.Equal(got, data) {
+			t.Fatal("received file differs")
+		}
+	})
+
+	t.Run("ManifestSwappedMidway", func(t *testing.T) {
+		// A sender starts with the true manifest, another replaces it with
+		// one naming other chunks under the same hash: the file is never
+		// completed with chunks that are not its bytes.
+		from, to := media.New(fresh(t)), media.New(fresh(t))
+		data := Data(7, 3*media.ChunkSize)
+		m, _ := from.Add(ctx, bytes.NewReader(data), 0)
+		if _, err := to.Missing(ctx, m, 0); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2 {
+			b, _ := from.Chunk(ctx, m, i)
+			if _, err := to.Put(ctx, m.SHA256, i, b, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		o, _ := from.Add(ctx, bytes.NewReader(Data(8, 3*media.ChunkSize)), 0)
+		lie := media.Manifest{SHA256: m.SHA256, Size: m.Size, Chunks: []string{m.Chunks[0], m.Chunks[1], o.Chunks[2]}}
+		if _, err := to.Missing(ctx, lie, 0); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := from.Chunk(ctx, o, 2)
+		if _, err := to.Put(ctx, m.SHA256, 2, b, true); !errors.Is(err, media.ErrBadFile) {
+			t.Fatalf("swapped manifest: %v", err)
+		}
+		if ok, _ := to.Has(ctx, m.SHA256); ok {
+			t.Fatal("a file under a hash its bytes do not have")
+		}
+		if sent := receive(t, from, to, m, 0); sent != 1 {
+			t.Fatalf("after the lie, the true file cost %d chunks (1 missing)", sent)
+		}
+		r, _ := to.Open(ctx, m.SHA256)
+		if got, _ := io.ReadAll(r); !bytes.Equal(got, data) {
+			t.Fatal("received file differs")
+		}
+	})
+
 	t.Run("ManifestChecked", func(t *testing.T) {
 		to := media.New(fresh(t))
 		for _, m := range []media.Manifest{

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -77,6 +78,11 @@ const deviceValueThreshold = 64
 // (file chunks, the largest records) go to the value log.
 const serverValueThreshold = 64 << 10
 
+// serverValueLogFile: a server's value-log files are this large (Badger's
+// default is 1 GB), so the one being written, which the trimmer spares,
+// holds little of a server's memory.
+const serverValueLogFile = 128 << 20
+
 // Options configure Open.
 type Options struct {
 	Dir     string
@@ -98,6 +104,13 @@ type Store struct {
 	// stop and done run the device profile's page trimmer.
 	stop, done chan struct{}
 	stopOnce   sync.Once
+	once       onceWriter
+	// kick wakes the trimmer early when large values (file chunks) were
+	// read: at 100 MB/s a quarter second maps 25 MB of the value log.
+	kick     chan struct{}
+	kickAt   int64 // bytes
+	keepTail bool  // the value-log file being written is not trimmed
+	mapped   atomic.Int64
 }
 
 var _ syncengine.Store = (*Store)(nil)
@@ -123,7 +136,7 @@ func Open(opts Options) (*Store, error) {
 		// were copied again by every flush and compaction. Records stay
 		// in the tree.
 		if !opts.InMemory {
-			bo = bo.WithValueThreshold(serverValueThreshold)
+			bo = bo.WithValueThreshold(serverValueThreshold).WithValueLogFileSize(serverValueLogFile)
 		}
 	}
 	if opts.Profile == Device {
@@ -162,34 +175,51 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", opts.Dir, err)
 	}
 	st := &Store{db: db}
-	if opts.Profile == Device && !opts.InMemory {
-		st.stop, st.done = make(chan struct{}), make(chan struct{})
+	switch {
+	case opts.InMemory:
+	case opts.Profile == Device:
 		pool, err := allocPool(db)
 		if err != nil && opts.Logger != nil {
 			opts.Logger.Warn("device store: builder buffers are not drained", "err", err)
 		}
-		go st.trimLoop(opts.Dir, pool)
+		st.startTrimmer(opts.Dir, []string{".sst", ".vlog", ".mem"}, trimInterval, 8<<20, pool)
+	case opts.Profile == Server:
+		// Only the value log, where file chunks are: tables stay mapped
+		// for the reads of records, and a server's memory is flat
+		// however many files pass through it.
+		st.keepTail = true
+		st.startTrimmer(opts.Dir, []string{".vlog"}, 5*time.Second, 64<<20, nil)
 	}
 	return st, nil
 }
 
 // trimInterval is how often a device store gives back the file pages its
-// reads mapped in (see trimMapped).
+// reads mapped in (see trimMapped); large values read or written wake it
+// sooner (mappedLarge).
 const trimInterval = 250 * time.Millisecond
 
-func (s *Store) trimLoop(dir string, pool chan *z.Allocator) {
+// startTrimmer gives back, every so often and after kickAt bytes of large
+// values, the pages of the files with these suffixes (trimMapped).
+func (s *Store) startTrimmer(dir string, suffixes []string, every time.Duration, kickAt int64, pool chan *z.Allocator) {
+	s.stop, s.done, s.kick = make(chan struct{}), make(chan struct{}), make(chan struct{}, 1)
+	s.kickAt = kickAt
+	go s.trimLoop(dir, suffixes, every, pool)
+}
+
+func (s *Store) trimLoop(dir string, suffixes []string, every time.Duration, pool chan *z.Allocator) {
 	defer close(s.done)
-	t := time.NewTicker(trimInterval)
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-s.stop:
 			return
 		case <-t.C:
-			trimMapped(dir)
-			if pool != nil {
-				drainAllocators(pool)
-			}
+		case <-s.kick:
+		}
+		trimMapped(dir, suffixes, s.keepTail)
+		if pool != nil {
+			drainAllocators(pool)
 		}
 	}
 }
@@ -228,6 +258,7 @@ func isLockErr(err error) bool {
 
 // Close flushes and closes the database.
 func (s *Store) Close() error {
+	s.once.wg.Wait()
 	if s.stop != nil {
 		s.stopOnce.Do(func() { close(s.stop) })
 		<-s.done
@@ -247,7 +278,7 @@ func (s *Store) Update(ctx context.Context, fn func(syncengine.Tx) error) error 
 			return err
 		}
 		txn := s.db.NewTransaction(true)
-		t := &tx{txn: txn}
+		t := &tx{txn: txn, s: s}
 		err := fn(t)
 		if err == nil && t.headDirty {
 			// The log head is written once per transaction, however many
@@ -274,10 +305,11 @@ func (s *Store) View(ctx context.Context, fn func(syncengine.ReadTx) error) erro
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.db.View(func(txn *badger.Txn) error { return fn(&tx{txn: txn}) })
+	return s.db.View(func(txn *badger.Txn) error { return fn(&tx{txn: txn, s: s}) })
 }
 
 type tx struct {
+	s         *Store
 	txn       *badger.Txn
 	head      uint64
 	read      bool // head loaded
@@ -298,6 +330,15 @@ func (t *tx) get(key []byte, fn func([]byte) error) error {
 		return err
 	}
 	return item.Value(fn)
+}
+
+// HasMeta implements syncengine.MetaChecker: the key alone, no value read.
+func (t *tx) HasMeta(key string) (bool, error) {
+	_, err := t.txn.Get(metaKey(key))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 func (t *tx) Record(id syncengine.RecordID) (*syncengine.Record, error) {
@@ -453,7 +494,25 @@ func (t *tx) Head() (uint64, error) {
 func (t *tx) Meta(key string) ([]byte, error) {
 	var v []byte
 	err := t.get(metaKey(key), func(b []byte) error { v = append([]byte(nil), b...); return nil })
+	if len(v) >= kickValue {
+		t.s.mappedLarge(len(v))
+	}
 	return v, err
+}
+
+// Large values (at least kickValue bytes) read or written beyond the
+// store's kickAt since the last trim wake the trimmer.
+const kickValue = 64 << 10
+
+func (s *Store) mappedLarge(n int) {
+	if s.kick == nil || s.mapped.Add(int64(n)) < s.kickAt {
+		return
+	}
+	s.mapped.Store(0)
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
 }
 
 func (t *tx) PutRecord(r *syncengine.Record) error {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -19,7 +20,11 @@ import (
 // (pages come back from the file on the next read), and a mapping that
 // changed since /proc/self/maps was read is paged out at worst, never
 // altered. Kernels before 5.4 refuse it (EINVAL), which is ignored.
-func trimMapped(dir string) {
+//
+// keepTail spares the newest value-log file, the one being written: a
+// server's uploads append to it, and paging it out made every commit read
+// its partly written last page back from disk.
+func trimMapped(dir string, suffixes []string, keepTail bool) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return
@@ -29,6 +34,12 @@ func trimMapped(dir string) {
 		return
 	}
 	defer f.Close()
+	type mapping struct {
+		path       string
+		start, end uint64
+	}
+	var maps []mapping
+	tail := ""
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		// start-end perms offset dev inode path
@@ -37,7 +48,7 @@ func trimMapped(dir string) {
 			continue
 		}
 		path := fields[5]
-		if !strings.HasPrefix(path, abs+string(filepath.Separator)) || !(strings.HasSuffix(path, ".sst") || strings.HasSuffix(path, ".vlog") || strings.HasSuffix(path, ".mem")) {
+		if !strings.HasPrefix(path, abs+string(filepath.Separator)) || !slices.ContainsFunc(suffixes, func(x string) bool { return strings.HasSuffix(path, x) }) {
 			continue
 		}
 		lo, hi, ok := strings.Cut(fields[0], "-")
@@ -49,6 +60,15 @@ func trimMapped(dir string) {
 		if err1 != nil || err2 != nil || end <= start {
 			continue
 		}
-		unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_PAGEOUT)
+		maps = append(maps, mapping{path, start, end})
+		if strings.HasSuffix(path, ".vlog") && path > tail { // names are zero-padded numbers
+			tail = path
+		}
+	}
+	for _, m := range maps {
+		if keepTail && m.path == tail {
+			continue
+		}
+		unix.Syscall(unix.SYS_MADVISE, uintptr(m.start), uintptr(m.end-m.start), unix.MADV_PAGEOUT)
 	}
 }

@@ -3,4 +3,4 @@
 package badgerstore
 
 // trimMapped is Linux's (and Android's) only.
-func trimMapped(string) {}
+func trimMapped(string, []string, bool) {}

@@ -105,6 +105,16 @@ func (s *Store) Update(ctx context.Context, fn func(syncengine.Tx) error) error 
 	}
 }
 
+// SetMetaOnce implements syncengine.MetaOnceSetter outside the head lock
+// every Update takes.
+func (s *Store) SetMetaOnce(ctx context.Context, key string, value []byte) error {
+	_, err := s.pool.Exec(ctx, "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING", key, value)
+	if err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	return nil
+}
+
 func (s *Store) update(ctx context.Context, fn func(syncengine.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -301,6 +311,18 @@ func (t *tx) Head() (uint64, error) {
 		}
 	}
 	return uint64(t.head), nil
+}
+
+// HasMeta implements syncengine.MetaChecker without sending the value.
+func (t *tx) HasMeta(key string) (bool, error) {
+	if err := t.flush(); err != nil {
+		return false, err
+	}
+	var held bool
+	if err := t.pt.QueryRow(t.ctx, "SELECT EXISTS (SELECT 1 FROM meta WHERE key = $1)", key).Scan(&held); err != nil {
+		return false, fmt.Errorf("postgres: %w", err)
+	}
+	return held, nil
 }
 
 func (t *tx) Meta(key string) ([]byte, error) {

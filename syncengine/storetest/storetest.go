@@ -457,6 +457,55 @@ func Run(t *testing.T, open Opener, newKey func(t *testing.T) string) {
 		}
 	})
 
+	t.Run("SetMetaOnce", func(t *testing.T) {
+		s := fresh(t)
+		o, ok := s.(syncengine.MetaOnceSetter)
+		if !ok {
+			t.Skip("the store has no SetMetaOnce (callers use Update)")
+		}
+		mustUpdate(t, s, func(tx syncengine.Tx) error { return tx.SetMeta("chunk/held", []byte("first")) })
+		// Many writers at once, of one key and of many, beside ordinary
+		// transactions appending to the log.
+		const writers = 24
+		var wg sync.WaitGroup
+		errs := make(chan error, 3*writers)
+		for w := range writers {
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				errs <- o.SetMetaOnce(ctx, fmt.Sprintf("chunk/%02d", w), bytes.Repeat([]byte{byte(w)}, 70<<10))
+				errs <- o.SetMetaOnce(ctx, "chunk/held", []byte("second"))
+			}()
+			go func() {
+				defer wg.Done()
+				c := sampleChange(uint64(w + 1))
+				errs <- s.Update(ctx, func(tx syncengine.Tx) error { _, err := tx.Append(syncengine.Downstream, &c); return err })
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		mustView(t, s, func(tx syncengine.ReadTx) error {
+			if v, err := tx.Meta("chunk/held"); err != nil || string(v) != "first" {
+				return fmt.Errorf("a held key became %q (%v)", v, err)
+			}
+			for w := range writers {
+				v, err := tx.Meta(fmt.Sprintf("chunk/%02d", w))
+				if err != nil || !bytes.Equal(v, bytes.Repeat([]byte{byte(w)}, 70<<10)) {
+					return fmt.Errorf("chunk %d: %d bytes (%v)", w, len(v), err)
+				}
+			}
+			if h, err := tx.Head(); err != nil || h != writers {
+				return fmt.Errorf("log head %d, want %d (%v)", h, writers, err)
+			}
+			return nil
+		})
+	})
+
 	t.Run("CanceledContext", func(t *testing.T) {
 		s := fresh(t)
 		cctx, cancel := context.WithCancel(ctx)
