@@ -215,13 +215,15 @@ func has(tx syncengine.ReadTx, key string) (bool, error) {
 
 func sum(b []byte) string { h := sha256.Sum256(b); return hex.EncodeToString(h[:]) }
 
-// Add reads a file to its end, one chunk per transaction, and keeps it.
-// More than max bytes (max > 0) is ErrTooLarge and keeps nothing new that
-// names it (chunks already written are shared content, harmless).
+// Add reads a file to its end, one chunk per transaction, and keeps it:
+// the last chunk in the commit that makes the file complete (an OpenRosa
+// photo of one chunk costs one commit). More than max bytes (max > 0) is
+// ErrTooLarge and keeps nothing new that names it (chunks already written
+// are shared content, harmless).
 func (s *Store) Add(ctx context.Context, r io.Reader, max int64) (Manifest, error) {
 	var m Manifest
 	file := sha256.New()
-	buf := make([]byte, ChunkSize)
+	buf, held := make([]byte, ChunkSize), make([]byte, 0, ChunkSize)
 	for {
 		n, err := io.ReadFull(r, buf)
 		if n > 0 {
@@ -229,12 +231,14 @@ func (s *Store) Add(ctx context.Context, r io.Reader, max int64) (Manifest, erro
 			if max > 0 && m.Size > max {
 				return Manifest{}, fmt.Errorf("%w: more than the limit of %s", ErrTooLarge, Bytes(max))
 			}
-			file.Write(buf[:n])
-			h := sum(buf[:n])
-			if err := s.putChunk(ctx, h, buf[:n]); err != nil {
-				return Manifest{}, err
+			if len(held) > 0 {
+				if err := s.putChunk(ctx, m.Chunks[len(m.Chunks)-1], held); err != nil {
+					return Manifest{}, err
+				}
 			}
-			m.Chunks = append(m.Chunks, h)
+			file.Write(buf[:n])
+			m.Chunks = append(m.Chunks, sum(buf[:n]))
+			held = append(held[:0], buf[:n]...)
 		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			break
@@ -248,20 +252,40 @@ func (s *Store) Add(ctx context.Context, r io.Reader, max int64) (Manifest, erro
 		m.Chunks = []string{}
 	}
 	b, _ := json.Marshal(m)
-	return m, s.st.Update(ctx, func(tx syncengine.Tx) error { return tx.SetMeta(metaFile+m.SHA256, b) })
+	kvs := []syncengine.KeyValue{{Key: metaFile + m.SHA256, Value: b}}
+	if len(held) > 0 {
+		// Chunk first: a store without SetMetaOnce writes them in order
+		// in one transaction too.
+		kvs = append([]syncengine.KeyValue{{Key: metaChunk + m.Chunks[len(m.Chunks)-1], Value: held}}, kvs...)
+	}
+	return m, s.setOnce(ctx, kvs...)
+}
+
+// setOnce stores content-addressed entries not held yet, in one commit.
+func (s *Store) setOnce(ctx context.Context, kvs ...syncengine.KeyValue) error {
+	if o, ok := s.st.(syncengine.MetaOnceSetter); ok {
+		return o.SetMetaOnce(ctx, kvs...)
+	}
+	return s.st.Update(ctx, func(tx syncengine.Tx) error {
+		for _, kv := range kvs {
+			held, err := has(tx, kv.Key)
+			if err != nil {
+				return err
+			}
+			if held {
+				continue
+			}
+			if err := tx.SetMeta(kv.Key, kv.Value); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // putChunk writes a chunk unless it is held already.
 func (s *Store) putChunk(ctx context.Context, h string, data []byte) error {
-	if o, ok := s.st.(syncengine.MetaOnceSetter); ok {
-		return o.SetMetaOnce(ctx, metaChunk+h, data)
-	}
-	return s.st.Update(ctx, func(tx syncengine.Tx) error {
-		if old, err := get(tx, metaChunk+h); err != nil || old != nil {
-			return err
-		}
-		return tx.SetMeta(metaChunk+h, data)
-	})
+	return s.setOnce(ctx, syncengine.KeyValue{Key: metaChunk + h, Value: data})
 }
 
 // Manifest returns a complete file's manifest (ErrNotFound if not held).

@@ -77,13 +77,20 @@ type MetaChecker interface {
 }
 
 // MetaOnceSetter is an optional Store method for content-addressed values
-// (file chunks): SetMetaOnce stores value under key unless the key is held
-// already, in a write of its own that touches neither records nor the log,
-// so a store runs it beside other writers instead of after them (one
-// fsync'd commit per chunk, in turn, held uploads to a third of the disk's
-// speed). Every call for one key must carry the same value.
+// (file chunks, their manifests): SetMetaOnce stores each value under its
+// key unless the key is held already, all in one commit, in a write of
+// its own that touches neither records nor the log, so a store runs it
+// beside other writers instead of after them (one fsync'd commit per
+// chunk, in turn, held uploads to a third of the disk's speed). Every call
+// for one key must carry the same value.
 type MetaOnceSetter interface {
-	SetMetaOnce(ctx context.Context, key string, value []byte) error
+	SetMetaOnce(ctx context.Context, kvs ...KeyValue) error
+}
+
+// KeyValue is a meta entry.
+type KeyValue struct {
+	Key   string
+	Value []byte
 }
 
 // RawRecordScanner is an optional ReadTx method for bulk readers that lay

@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/tessera-survey/tessera/syncengine"
 )
 
 // onceWriter commits SetMetaOnce calls in groups. Each Badger transaction
@@ -21,9 +23,12 @@ type onceWriter struct {
 }
 
 type onceReq struct {
-	key, value []byte
-	done       chan error
+	kvs  []onceKV
+	size int
+	done chan error
 }
+
+type onceKV struct{ key, value []byte }
 
 // A group holds at most this many writes and bytes: well inside Badger's
 // transaction limits, and a few seconds of a slow disk.
@@ -34,11 +39,15 @@ const (
 
 // SetMetaOnce implements syncengine.MetaOnceSetter outside the writers'
 // lock, in groups (onceWriter).
-func (s *Store) SetMetaOnce(ctx context.Context, key string, value []byte) error {
+func (s *Store) SetMetaOnce(ctx context.Context, kvs ...syncengine.KeyValue) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	r := &onceReq{key: metaKey(key), value: append([]byte(nil), value...), done: make(chan error, 1)}
+	r := &onceReq{done: make(chan error, 1)}
+	for _, kv := range kvs {
+		r.kvs = append(r.kvs, onceKV{metaKey(kv.Key), append([]byte(nil), kv.Value...)})
+		r.size += len(kv.Value)
+	}
 	w := &s.once
 	w.mu.Lock()
 	w.pending = append(w.pending, r)
@@ -60,8 +69,8 @@ func (s *Store) writeGroups() {
 	for {
 		w.mu.Lock()
 		n, size := 0, 0
-		for n < len(w.pending) && n < onceGroupCount && (n == 0 || size+len(w.pending[n].value) <= onceGroupBytes) {
-			size += len(w.pending[n].value)
+		for n < len(w.pending) && n < onceGroupCount && (n == 0 || size+w.pending[n].size <= onceGroupBytes) {
+			size += w.pending[n].size
 			n++
 		}
 		group := w.pending[:n:n]
@@ -92,15 +101,17 @@ func (s *Store) commitOnce(group []*onceReq) error {
 	for attempt := 0; ; attempt++ {
 		err := s.db.Update(func(txn *badger.Txn) error {
 			for _, r := range group {
-				_, err := txn.Get(r.key)
-				if err == nil {
-					continue // held already: same content
-				}
-				if !errors.Is(err, badger.ErrKeyNotFound) {
-					return err
-				}
-				if err := txn.Set(r.key, r.value); err != nil {
-					return err
+				for _, kv := range r.kvs {
+					_, err := txn.Get(kv.key)
+					if err == nil {
+						continue // held already: same content
+					}
+					if !errors.Is(err, badger.ErrKeyNotFound) {
+						return err
+					}
+					if err := txn.Set(kv.key, kv.value); err != nil {
+						return err
+					}
 				}
 			}
 			return nil

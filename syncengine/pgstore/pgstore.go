@@ -106,9 +106,16 @@ func (s *Store) Update(ctx context.Context, fn func(syncengine.Tx) error) error 
 }
 
 // SetMetaOnce implements syncengine.MetaOnceSetter outside the head lock
-// every Update takes.
-func (s *Store) SetMetaOnce(ctx context.Context, key string, value []byte) error {
-	_, err := s.pool.Exec(ctx, "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING", key, value)
+// every Update takes: one statement, so all rows or none.
+func (s *Store) SetMetaOnce(ctx context.Context, kvs ...syncengine.KeyValue) error {
+	if len(kvs) == 0 {
+		return nil
+	}
+	keys, values := make([]string, len(kvs)), make([][]byte, len(kvs))
+	for i, kv := range kvs {
+		keys[i], values[i] = kv.Key, kv.Value
+	}
+	_, err := s.pool.Exec(ctx, "INSERT INTO meta (key, value) SELECT * FROM unnest($1::text[], $2::bytea[]) ON CONFLICT (key) DO NOTHING", keys, values)
 	if err != nil {
 		return fmt.Errorf("postgres: %w", err)
 	}

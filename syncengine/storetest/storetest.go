@@ -473,8 +473,9 @@ func Run(t *testing.T, open Opener, newKey func(t *testing.T) string) {
 			wg.Add(2)
 			go func() {
 				defer wg.Done()
-				errs <- o.SetMetaOnce(ctx, fmt.Sprintf("chunk/%02d", w), bytes.Repeat([]byte{byte(w)}, 70<<10))
-				errs <- o.SetMetaOnce(ctx, "chunk/held", []byte("second"))
+				errs <- o.SetMetaOnce(ctx, syncengine.KeyValue{Key: fmt.Sprintf("chunk/%02d", w), Value: bytes.Repeat([]byte{byte(w)}, 70<<10)})
+				errs <- o.SetMetaOnce(ctx, syncengine.KeyValue{Key: "chunk/held", Value: []byte("second")},
+					syncengine.KeyValue{Key: fmt.Sprintf("pair/%02d", w), Value: []byte("with a held key")})
 			}()
 			go func() {
 				defer wg.Done()
@@ -498,6 +499,9 @@ func Run(t *testing.T, open Opener, newKey func(t *testing.T) string) {
 				if err != nil || !bytes.Equal(v, bytes.Repeat([]byte{byte(w)}, 70<<10)) {
 					return fmt.Errorf("chunk %d: %d bytes (%v)", w, len(v), err)
 				}
+			}
+			if v, err := tx.Meta("pair/07"); err != nil || string(v) != "with a held key" {
+				return fmt.Errorf("the second entry of a call: %q (%v)", v, err)
 			}
 			if h, err := tx.Head(); err != nil || h != writers {
 				return fmt.Errorf("log head %d, want %d (%v)", h, writers, err)
