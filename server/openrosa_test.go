@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -28,6 +29,7 @@ import (
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
 	"github.com/tessera-survey/tessera/internal/browsertest"
 	"github.com/tessera-survey/tessera/internal/shared"
+	"github.com/tessera-survey/tessera/media"
 	"github.com/tessera-survey/tessera/syncengine"
 )
 
@@ -43,7 +45,7 @@ func householdForm(t *testing.T, id, version string) []byte {
 		"survey": {{"type", "name", "label", "relevant"}, {"text", "head", "Head of household", ""}, {"integer", "size", "Size", ""},
 			{"select_multiple needs", "needs", "Needs", ""}, {"begin repeat", "kids", "Children", ""}, {"text", "kid", "Name", ""},
 			{"end repeat", "", "", ""}, {"begin group", "large", "Large household", "${size} > 10"}, {"text", "why", "Why so many?", ""},
-			{"end group", "", "", ""}},
+			{"end group", "", "", ""}, {"image", "photo", "Door photo", ""}},
 		"choices":  {{"list_name", "name", "label"}, {"needs", "food", "Food"}, {"needs", "water", "Water"}, {"needs", "shelter", "Shelter"}},
 		"settings": {{"form_id", "version"}, {id, version}},
 	}
@@ -311,10 +313,11 @@ func TestOpenRosaCollect(t *testing.T) {
 // TestODKEngineSubmits (issue 17): a client built on ODK's own form engine
 // (@getodk/xforms-engine under jsdom, scripts/peers/odk-collect.mjs) reads
 // Tessera's formList, downloads the XForm (md5 checked), answers it (two
-// repeat instances, a select_multiple, a group its relevance skips),
-// serializes the instance and submits it as Collect does (HEAD, then the
-// same XML split over two POSTs); the record is right on the server and on
-// a Tessera device of the project.
+// repeat instances, a select_multiple, a group its relevance skips, a
+// photo), serializes the instance and submits it as Collect does (HEAD,
+// then the same XML split over two POSTs, the photo in the last); the
+// record is right on the server and on a Tessera device of the project, and
+// the server holds the photo byte for byte.
 func TestODKEngineSubmits(t *testing.T) {
 	script := shared.Peer(t, "odk-collect.mjs", "@getodk/xforms-engine", "jsdom")
 	ts := newTrustServer(t)
@@ -327,11 +330,17 @@ func TestODKEngineSubmits(t *testing.T) {
 		t.Fatal(err)
 	}
 	answers := filepath.Join(t.TempDir(), "answers.json")
-	os.WriteFile(answers, []byte(`{"repeats": {"/data/kids": 2}, "answers": {"/data/head": "Amina", "/data/size": "4",
-		"/data/needs": ["food", "shelter"], "/data/kids[1]/kid": "Ali", "/data/kids[2]/kid": "Sara"}}`), 0o600)
+	photo := append([]byte("\xff\xd8\xff\xe0 door of the shelter "), bytes.Repeat([]byte{7, 1, 9}, 120_000)...)
+	spec, _ := json.Marshal(map[string]any{
+		"repeats": map[string]int{"/data/kids": 2},
+		"answers": map[string]any{"/data/head": "Amina", "/data/size": "4", "/data/needs": []string{"food", "shelter"},
+			"/data/kids[1]/kid": "Ali", "/data/kids[2]/kid": "Sara"},
+		"files": map[string]any{"/data/photo": map[string]string{"name": "door.jpg", "type": "image/jpeg", "base64": base64.StdEncoding.EncodeToString(photo)}},
+	})
+	os.WriteFile(answers, spec, 0o600)
 	res := runODKClient(t, script, ts.URL+"/key/"+cd.Token, answers)
-	if fmt.Sprint(res.Statuses) != "[204 201 201]" || !strings.HasPrefix(res.InstanceID, "uuid:") {
-		t.Fatalf("statuses %v, instanceID %q\n%s", res.Statuses, res.InstanceID, res.XML)
+	if fmt.Sprint(res.Statuses) != "[204 201 201]" || !strings.HasPrefix(res.InstanceID, "uuid:") || len(res.Attachments) != 1 {
+		t.Fatalf("statuses %v, instanceID %q, attachments %v\n%s", res.Statuses, res.InstanceID, res.Attachments, res.XML)
 	}
 	d := ts.enrolledDevice(t, "A")
 	mustSync(t, d)
@@ -354,6 +363,18 @@ func TestODKEngineSubmits(t *testing.T) {
 		strings.Join(kids, ",") != "Ali,Sara" || got["large/why"].Kind != syncengine.Null {
 		t.Fatalf("%d records; the record: %v\nsubmitted:\n%s", n, got, res.XML)
 	}
+	// The engine's photo: named by its answer, held byte for byte.
+	ref, err := media.ParseRef(got["photo"].String())
+	if err != nil || ref.SHA256 == "" || ref.Size != int64(len(photo)) {
+		t.Fatalf("the photo answer %q (%v): not a held file of %d bytes", got["photo"].String(), err, len(photo))
+	}
+	rd, err := ts.Service().Media().Open(ctx, ref.SHA256)
+	must(t, err)
+	held, err := io.ReadAll(rd)
+	must(t, err)
+	if !bytes.Equal(held, photo) {
+		t.Fatalf("the server holds %d bytes, not the engine's photo", len(held))
+	}
 
 	// Edited in ODK's engine (size) while the Tessera device edits head.
 	var id syncengine.RecordID
@@ -371,7 +392,8 @@ func TestODKEngineSubmits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := rec.Values(); v["head"].String() != "Amina Y." || v["size"] != syncengine.IntValue(5) || len(rec.Conflicts()) != 0 {
+	if v := rec.Values(); v["head"].String() != "Amina Y." || v["size"] != syncengine.IntValue(5) || len(rec.Conflicts()) != 0 ||
+		v["photo"] != got["photo"] {
 		t.Fatalf("after both edits, on the device: %v, conflicts %v", v, rec.Conflicts())
 	}
 	if text, err := exportText(t, ts.rpc["a-analyst"], "house_a"); err != nil || !strings.Contains(text, "Amina Y.") {
@@ -380,11 +402,12 @@ func TestODKEngineSubmits(t *testing.T) {
 }
 
 type odkResult struct {
-	InstanceID   string `json:"instanceID"`
-	DeprecatedID string `json:"deprecatedID"`
-	XML          string `json:"xml"`
-	Statuses     []int  `json:"statuses"`
-	Error        string `json:"error"`
+	InstanceID   string   `json:"instanceID"`
+	DeprecatedID string   `json:"deprecatedID"`
+	XML          string   `json:"xml"`
+	Statuses     []int    `json:"statuses"`
+	Attachments  []string `json:"attachments"`
+	Error        string   `json:"error"`
 }
 
 // runODKClient runs scripts/peers/odk-collect.mjs and reads its result.

@@ -11,7 +11,10 @@
 // time split in two (*isIncomplete*), and prints one JSON line: the
 // instanceID, the submission XML and the server's statuses. With "edit" in
 // ANSWERS.json (a submission's XML) it edits that instance instead, as
-// Collect edits a sent form (the engine writes meta/deprecatedID).
+// Collect edits a sent form (the engine writes meta/deprecatedID). "files"
+// attaches files to upload questions ({"/data/photo": {"name": "door.jpg",
+// "type": "image/jpeg", "base64": "..."}}); they go in the POST beside the
+// instance, as Collect sends them.
 import { loadForm } from './odk-engine.mjs';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -58,6 +61,11 @@ for (const [ref, value] of Object.entries(spec.answers ?? {})) {
   else if (node.nodeType === 'select') node.selectValue(value);
   else node.setValue(value);
 }
+for (const [ref, f] of Object.entries(spec.files ?? {})) {
+  const node = find(root, ref);
+  if (!node || node.nodeType !== 'upload') fail('no upload question ' + ref);
+  node.setValue(new File([Buffer.from(f.base64, 'base64')], f.name, { type: f.type }));
+}
 const payload = await root.prepareInstancePayload();
 const data = payload.data[0];
 const xml = await data.get('xml_submission_file').text();
@@ -69,6 +77,13 @@ const statuses = [head.status];
 const post = async (incomplete) => {
   const body = new FormData();
   body.append('xml_submission_file', new Blob([xml], { type: 'text/xml' }), 'submission.xml');
+  // The engine's attachments; Collect sends them in the last part when it
+  // splits (the first part: the instance alone).
+  if (!incomplete) {
+    for (const [name, value] of data.entries()) {
+      if (name !== 'xml_submission_file') body.append(name, value, value.name ?? name);
+    }
+  }
   if (incomplete) body.append('*isIncomplete*', 'yes');
   const r = await fetch(`${base}/submission?deviceID=collect:node`, { method: 'POST', body, headers: H });
   statuses.push(r.status);
@@ -76,4 +91,5 @@ const post = async (incomplete) => {
 };
 await post(true); // Collect splits a large submission: the same XML in each part
 const last = await post(false);
-console.log(JSON.stringify({ instanceID, deprecatedID, xml, statuses, response: last, violations: payload.violations?.length ?? 0 }));
+const attachments = [...data.keys()].filter((k) => k !== 'xml_submission_file');
+console.log(JSON.stringify({ instanceID, deprecatedID, xml, statuses, attachments, response: last, violations: payload.violations?.length ?? 0 }));
