@@ -429,12 +429,31 @@ func (s *Service) Login(ctx context.Context, user, password string) (string, err
 	s.throttle.succeeded(user)
 	var token string
 	err = s.store.Update(ctx, func(tx syncengine.Tx) (err error) {
+		if err := keepDigest(tx, user, u, password); err != nil {
+			return err
+		}
 		if token, err = s.newSession(tx, user); err != nil {
 			return err
 		}
 		return s.appendAudit(tx, user, "login", "")
 	})
 	return token, err
+}
+
+// keepDigest gives an account whose password was set before Tessera kept
+// a Digest hash one, from the password of a sign-in that just passed: the
+// enumerator's next KoboCollect-style sign-in by Digest then works with no
+// password set again. Nothing changes if the password changed meanwhile.
+func keepDigest(tx syncengine.Tx, name string, u *User, password string) error {
+	if u.DigestHA1 != "" {
+		return nil
+	}
+	cur, err := get[User](tx, keyUser+name)
+	if err != nil || cur.Hash != u.Hash || cur.DigestHA1 != "" {
+		return err
+	}
+	cur.DigestHA1 = DigestHA1(name, password)
+	return put(tx, keyUser+name, cur)
 }
 
 // CheckAccount checks a user's password without opening a session (HTTP
@@ -460,13 +479,20 @@ func (s *Service) CheckAccount(ctx context.Context, user, password string) (*Use
 		return nil, s.loginFailed(ctx, user)
 	}
 	s.throttle.succeeded(user)
+	if u.DigestHA1 == "" {
+		if err := s.store.Update(ctx, func(tx syncengine.Tx) error { return keepDigest(tx, user, u, password) }); err != nil {
+			return nil, err
+		}
+	}
 	return u, nil
 }
 
 // DigestAccount checks an HTTP Digest sign-in: check is given the user's
 // HA1 and reports whether the client's response matches it. Throttled and
 // audited like Login; a user without a Digest hash (a password set before
-// Tessera kept one) is refused until the password is set again.
+// Tessera kept one) is refused until it signs in once by password (console,
+// surveyctl login or Basic over HTTPS; keepDigest) or the password is set
+// again.
 func (s *Service) DigestAccount(ctx context.Context, user string, check func(ha1 string) bool) (*User, error) {
 	if len(user) > maxNameBytes {
 		return nil, s.loginFailed(ctx, "(an over-long user name)")

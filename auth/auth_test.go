@@ -390,3 +390,59 @@ func TestAuditTrailPages(t *testing.T) {
 		t.Fatalf("a page left out: %v", err)
 	}
 }
+
+// TestDigestKeptAtNextSignIn (issue 17): an account whose password was set
+// before Tessera kept a Digest hash is refused by Digest until it signs in
+// once by password (Login, or Basic through CheckAccount); from then Digest
+// works, with the right password only.
+func TestDigestKeptAtNextSignIn(t *testing.T) {
+	ctx := context.Background()
+	for _, via := range []string{"login", "basic"} {
+		t.Run(via, func(t *testing.T) {
+			s, st, _ := newService(t)
+			const pass = "amina's long password"
+			if err := s.AddUser(ctx, "t", "amina", pass); err != nil {
+				t.Fatal(err)
+			}
+			// As stored before Digest hashes were kept.
+			if err := st.Update(ctx, func(tx syncengine.Tx) error {
+				u, err := get[User](tx, keyUser+"amina")
+				if err != nil {
+					return err
+				}
+				u.DigestHA1 = ""
+				return put(tx, keyUser+"amina", u)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			digest := func(password string) error {
+				_, err := s.DigestAccount(ctx, "amina", func(ha1 string) bool { return ha1 == DigestHA1("amina", password) })
+				return err
+			}
+			if err := digest(pass); err == nil {
+				t.Fatal("Digest without a kept hash signed in")
+			}
+			if _, err := s.Login(ctx, "amina", "a wrong password"); err == nil {
+				t.Fatal("a wrong password signed in")
+			}
+			if err := digest(pass); err == nil {
+				t.Fatal("a failed sign-in gave the account a Digest hash")
+			}
+			var err error
+			if via == "login" {
+				_, err = s.Login(ctx, "amina", pass)
+			} else {
+				_, err = s.CheckAccount(ctx, "amina", pass)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := digest(pass); err != nil {
+				t.Fatalf("Digest after a sign-in by password: %v", err)
+			}
+			if err := digest("a wrong password"); err == nil {
+				t.Fatal("Digest with a wrong password")
+			}
+		})
+	}
+}
