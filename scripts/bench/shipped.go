@@ -5,15 +5,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"log"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/tessera-survey/tessera/scripts/bench/internal/procstat"
+	"github.com/tessera-survey/tessera/scripts/bench/internal/surveyd"
 )
 
 // The shipped side: surveyd and fieldapp as their own processes, built
@@ -94,44 +93,6 @@ func fieldappSync(bin, data string) syncRun {
 	return r
 }
 
-// startSurveyd starts surveyd on a free loopback port and waits until it
-// accepts connections; stop ends it.
-func startSurveyd(bin, data string) (addr string, stop func()) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
-	addr = l.Addr().String()
-	l.Close()
-	cmd := exec.Command(filepath.Join(bin, "surveyd"), "--data", data, "--listen", addr, "--log-level", "error")
-	cmd.Env = procEnv()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		log.Fatal(err)
-	}
-	for i := 0; ; i++ {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
-		}
-		if i > 200 {
-			log.Fatal("surveyd did not start")
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	return addr, func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	}
-}
-
 // shippedResult holds, per case, the sync's own duration and the whole
 // process (the measure), and the process parts.
 type shippedResult struct {
@@ -161,7 +122,7 @@ func writeImport(path string, recs []rec) {
 }
 
 func shipped(bin, dir string, recs []rec) shippedResult {
-	addr, stop := startSurveyd(bin, filepath.Join(dir, "server"))
+	addr, _, stop := surveyd.Start(filepath.Join(bin, "surveyd"), filepath.Join(dir, "server"), procEnv())
 	defer stop()
 	px := newProxy(addr)
 	defer px.ln.Close()

@@ -34,12 +34,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/xuri/excelize/v2"
 
 	"github.com/tessera-survey/tessera/scripts/bench/internal/procstat"
+	"github.com/tessera-survey/tessera/scripts/bench/internal/surveyd"
 )
 
 const benchPIN = "bench-pin-246810"
@@ -67,7 +67,7 @@ func main() {
 	if err := build.Run(); err != nil {
 		log.Fatalf("go build: %v", err)
 	}
-	addr, pid, stop := startSurveyd(filepath.Join(tmp, "srv"))
+	addr, pid, stop := startServer(filepath.Join(tmp, "srv"))
 	defer stop()
 	server := "http://" + addr
 	form := filepath.Join(tmp, "media.xlsx")
@@ -228,36 +228,14 @@ func run(name string, args ...string) string {
 	return string(out)
 }
 
-func startSurveyd(data string) (addr string, pid int, stop func()) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
-	addr = l.Addr().String()
-	l.Close()
-	cmd := exec.Command(filepath.Join(bin, "surveyd"), "--data", data, "--listen", addr, "--log-level", "error", "--media-max-mb", "1024")
-	cmd.Env = env()
+// startServer runs the shipped surveyd with the files' size limit the
+// video needs (and its CPU profile with -profile).
+func startServer(data string) (addr string, pid int, stop func()) {
+	e := env()
 	if profDir != "" {
-		cmd.Env = append(cmd.Env, "TESSERA_CPUPROFILE="+filepath.Join(profDir, "surveyd.prof"))
+		e = append(e, "TESSERA_CPUPROFILE="+filepath.Join(profDir, "surveyd.prof"))
 	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		log.Fatal(err)
-	}
-	for i := 0; ; i++ {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
-		}
-		if i > 400 {
-			log.Fatal("surveyd did not start")
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	return addr, cmd.Process.Pid, func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	}
+	return surveyd.Start(filepath.Join(bin, "surveyd"), data, e, "--media-max-mb", "1024")
 }
 
 func writeForm(path string) {

@@ -16,7 +16,6 @@ import (
 	"io"
 	"log"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,7 +24,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"connectrpc.com/connect/v2"
@@ -34,6 +32,7 @@ import (
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
 	"github.com/tessera-survey/tessera/internal/wire"
 	"github.com/tessera-survey/tessera/scripts/bench/internal/procstat"
+	"github.com/tessera-survey/tessera/scripts/bench/internal/surveyd"
 )
 
 func main() {
@@ -54,7 +53,7 @@ func main() {
 		log.Fatalf("go build: %v", err)
 	}
 	data := filepath.Join(tmp, "data")
-	addr, pid, stop := startSurveyd(filepath.Join(tmp, "surveyd"), data)
+	addr, pid, stop := surveyd.Start(filepath.Join(tmp, "surveyd"), data, nil)
 	defer stop()
 	fatal = func(v ...any) { stop(); os.RemoveAll(tmp); log.Fatal(v...) }
 	base := "http://" + addr
@@ -197,32 +196,4 @@ func submission(n int64, photo []byte) (*bytes.Buffer, string) {
 	w.Write(photo)
 	mw.Close()
 	return &buf, mw.FormDataContentType()
-}
-
-func startSurveyd(bin, data string) (addr string, pid int, stop func()) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
-	addr = l.Addr().String()
-	l.Close()
-	cmd := exec.Command(bin, "--data", data, "--listen", addr, "--log-level", "error")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		log.Fatal(err)
-	}
-	for i := 0; ; i++ {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
-		}
-		if i > 400 {
-			log.Fatal("surveyd did not start")
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	return addr, cmd.Process.Pid, func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	}
 }
