@@ -203,6 +203,9 @@ type Form struct {
 	// FileChoices are the choices of select_*_from_file questions, read
 	// from the version's attachments when the registry loads it.
 	FileChoices map[*Question][]Choice
+	// ExternalChoices: the external_choices sheet's lists, offered by
+	// select_one_external questions (ODK writes them to itemsets.csv).
+	ExternalChoices map[string][]Choice
 
 	byName map[string][]*Question
 	// The header rows as read, in column order: the XForm writer keeps
@@ -251,6 +254,9 @@ func (f *Form) Count() int {
 func (f *Form) ChoicesFor(q *Question) []Choice {
 	if cs, ok := f.FileChoices[q]; ok || q.ItemsetFile != "" {
 		return cs // a choices file's, or a search() appearance's
+	}
+	if q.External {
+		return f.ExternalChoices[q.ListName]
 	}
 	return f.Choices[q.ListName]
 }

@@ -174,6 +174,8 @@ type xreader struct {
 	instanceName string
 	geoTriggered map[string]bool
 	osmRows      [][]string
+	entities     []map[string]string // rows of the entities sheet
+	saves        []savedAt
 }
 
 // rawParts is an element's text with its <output/> elements as markup.
@@ -236,6 +238,7 @@ func ReadXForm(b []byte) (*Workbook, error) {
 	r.orOther()
 	r.tableLists()
 	r.externals()
+	r.prefixSaves()
 	if r.err != nil {
 		return nil, r.err
 	}

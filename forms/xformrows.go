@@ -20,7 +20,7 @@ func (r *xreader) rows(n *xn, path string) {
 			continue // a repeat's instance after its template
 		}
 		seen[k.local] = true
-		if k.local == "meta" && path == "/"+r.rootName {
+		if k.local == "meta" && (path == "/"+r.rootName || k.child("entity") != nil) {
 			r.meta(k, p)
 			continue
 		}
@@ -123,7 +123,7 @@ func (r *xreader) leaf(k *xn, p string, ctl *xn) {
 		for _, t := range ts {
 			refs = append(refs, "${"+r.names[t[0]]+"}")
 		}
-		row["trigger"] = strings.Join(refs, " ")
+		row["trigger"] = strings.Join(refs, ", ")
 		if ts[0][1] != "" {
 			row["calculation"] = r.expr(ts[0][1], ts[0][0])
 		}
@@ -544,6 +544,7 @@ func (r *xreader) bindCells(row map[string]string, p, typ string) {
 			}
 		case "entities:saveto":
 			row["save_to"] = a.Value
+			r.saves = append(r.saves, savedAt{row, p})
 		default:
 			row["bind::"+name] = a.Value
 		}
@@ -577,6 +578,60 @@ func (r *xreader) meta(k *xn, p string) {
 			row := map[string]string{"type": "audit", "name": "audit"}
 			r.bindCells(row, mp, "audit")
 			r.add(row)
+		case "entity":
+			r.entity(m, mp)
+		}
+	}
+}
+
+// entity reads an entity declaration back into its row of the entities
+// sheet: the attributes pyxform sets to "1" and the binds that compute
+// them, as it writes them for each combination of entity_id, create_if
+// and update_if.
+func (r *xreader) entity(m *xn, mp string) {
+	calc := func(sub string) (string, bool) {
+		b := r.binds[mp+"/"+sub]
+		if b == nil || b.attr("calculate") == "" {
+			return "", false
+		}
+		return r.expr(b.attr("calculate"), mp+"/"+sub), true
+	}
+	row := map[string]string{"list_name": m.attr("dataset")}
+	row["label"], _ = calc("label")
+	row["entity_id"], _ = calc("@id")
+	if v, ok := calc("@create"); ok {
+		row["create_if"] = v
+	}
+	if v, ok := calc("@update"); ok {
+		row["update_if"] = v
+	}
+	row["@container"] = strings.TrimSuffix(mp, "/meta/entity")
+	r.entities = append(r.entities, row)
+}
+
+// savedAt is a survey row with a save_to, and its node's path.
+type savedAt struct {
+	row  map[string]string
+	path string
+}
+
+// prefixSaves names the entity of each save_to when a form declares
+// several, as the entities sheet must: the XForm names only the property,
+// and the entity is the one whose meta block is nearest the question.
+func (r *xreader) prefixSaves() {
+	if len(r.entities) < 2 {
+		return
+	}
+	for _, sv := range r.saves {
+		best := -1
+		for i, e := range r.entities {
+			c := e["@container"]
+			if strings.HasPrefix(sv.path, c+"/") && (best < 0 || len(c) > len(r.entities[best]["@container"])) {
+				best = i
+			}
+		}
+		if best >= 0 && !strings.Contains(sv.row["save_to"], "#") {
+			sv.row["save_to"] = r.entities[best]["list_name"] + "#" + sv.row["save_to"]
 		}
 	}
 }
@@ -716,6 +771,18 @@ func (r *xreader) workbook(head, primary *xn) *Workbook {
 			ch.Rows = append(ch.Rows, l)
 		}
 		wb.Sheets = append(wb.Sheets, ch)
+	}
+	if len(r.entities) > 0 {
+		cols := []string{"list_name", "label", "entity_id", "create_if", "update_if"}
+		sh := Sheet{Name: "entities", Rows: [][]string{cols}}
+		for _, e := range r.entities {
+			line := make([]string, len(cols))
+			for i, c := range cols {
+				line[i] = e[c]
+			}
+			sh.Rows = append(sh.Rows, line)
+		}
+		wb.Sheets = append(wb.Sheets, sh)
 	}
 	if len(r.osmRows) > 0 {
 		wb.Sheets = append(wb.Sheets, Sheet{Name: "osm", Rows: append([][]string{{"list_name", "name", "label"}}, r.osmRows...)})

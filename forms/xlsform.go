@@ -287,6 +287,7 @@ func (im *importer) run(opts Options) {
 	}
 
 	im.readChoices()
+	im.readExternalChoices()
 
 	survey := im.wb.Sheet("survey")
 	if survey == nil && len(im.wb.Sheets) == 1 && !knownSheets[strings.ToLower(strings.TrimSpace(im.wb.Sheets[0].Name))] {
@@ -424,6 +425,32 @@ func (im *importer) readChoices() {
 			}
 		}
 		im.f.Choices[list] = append(im.f.Choices[list], c)
+	}
+}
+
+// readExternalChoices keeps the external_choices sheet's lists: every
+// column but list_name, name and label is one a choice filter may read.
+func (im *importer) readExternalChoices() {
+	s := im.wb.Sheet("external_choices")
+	if s == nil {
+		return
+	}
+	_, recs := readRows(s)
+	for _, r := range recs {
+		list, name := r.cells["list_name"], r.cells["name"]
+		if list == "" || name == "" {
+			continue
+		}
+		c := Choice{Row: r.row, Name: name, Label: r.texts["label"], Extra: map[string]string{}}
+		for k, v := range r.cells {
+			if k != "list_name" && k != "name" && k != "label" {
+				c.Extra[k] = v
+			}
+		}
+		if im.f.ExternalChoices == nil {
+			im.f.ExternalChoices = map[string][]Choice{}
+		}
+		im.f.ExternalChoices[list] = append(im.f.ExternalChoices[list], c)
 	}
 }
 

@@ -9,6 +9,7 @@ var uiText = map[string]map[string]string{
 	"Clear":   {"fr": "Effacer", "es": "Borrar", "ar": "مسح", "ja": "クリア"},
 	"Remove":  {"fr": "Retirer", "es": "Quitar", "ar": "إزالة", "ja": "削除"},
 	"Attach":  {"fr": "Joindre", "es": "Adjuntar", "ar": "إرفاق", "ja": "添付"},
+	"Scan":    {"fr": "Scanner", "es": "Escanear", "ar": "مسح الرمز", "ja": "スキャン"},
 	"Replace": {"fr": "Remplacer", "es": "Reemplazar", "ar": "استبدال", "ja": "置き換え"},
 	"the file is not on this device": {"fr": "le fichier n'est pas sur cet appareil", "es": "el archivo no está en este dispositivo",
 		"ar": "الملف ليس على هذا الجهاز", "ja": "ファイルはこの端末にありません"},

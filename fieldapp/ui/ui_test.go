@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/tessera-survey/tessera/fieldapp"
 	"github.com/tessera-survey/tessera/fieldapp/ui"
+	"github.com/tessera-survey/tessera/forms"
 	"github.com/tessera-survey/tessera/server"
 	"github.com/tessera-survey/tessera/syncengine"
 	"github.com/xuri/excelize/v2"
@@ -568,5 +569,79 @@ func TestAuditLogKept(t *testing.T) {
 		"question|/data/age||31", "question|/data/age|31|32", "end screen|||", "form save|||", "form finalize|||"}
 	if strings.Join(lines[0], ",") != "event,node,start,end,old-value,new-value" || strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("audit log on the server:\n%s", log)
+	}
+}
+
+// TestUIExternalAndFileChoices (issue 15): a select_one_external offers
+// the external_choices sheet's list, narrowed by its choice filter on
+// that sheet's own columns; a select_one_from_file of an XML attachment
+// offers the file's items; a barcode has its camera button (shown by the
+// script only where the browser has a barcode detector).
+func TestUIExternalAndFileChoices(t *testing.T) {
+	srv, serverURL := startServer(t)
+	f := excelize.NewFile()
+	f.SetSheetName("Sheet1", "survey")
+	for i, r := range [][]string{{"type", "name", "label", "choice_filter"},
+		{"select_one states", "state", "State", ""},
+		{"select_one_external cities", "city", "City", "state=${state}"},
+		{"select_one_from_file camps.xml", "camp", "Camp", ""},
+		{"barcode", "tag", "Tag", ""}} {
+		f.SetSheetRow("survey", fmt.Sprintf("A%d", i+1), &r)
+	}
+	f.NewSheet("choices")
+	for i, r := range [][]string{{"list_name", "name", "label"}, {"states", "north", "North"}, {"states", "south", "South"}} {
+		f.SetSheetRow("choices", fmt.Sprintf("A%d", i+1), &r)
+	}
+	f.NewSheet("external_choices")
+	for i, r := range [][]string{{"list_name", "name", "label", "state"}, {"cities", "gulu", "Gulu", "north"},
+		{"cities", "kitgum", "Kitgum", "north"}, {"cities", "mbarara", "Mbarara", "south"}} {
+		f.SetSheetRow("external_choices", fmt.Sprintf("A%d", i+1), &r)
+	}
+	f.NewSheet("settings")
+	f.SetSheetRow("settings", "A1", &[]string{"form_id", "version"})
+	f.SetSheetRow("settings", "A2", &[]string{"ext", "1"})
+	var buf bytes.Buffer
+	if err := f.Write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	camps := `<root><item><name>camp_a</name><label>Camp A</label></item><item><name>camp_b</name><label>Camp B</label></item></root>`
+	if _, _, err := srv.Forms().PublishWith(context.Background(), buf.Bytes(), []forms.File{{Name: "camps.xml", Data: []byte(camps)}},
+		"", "", time.Now(), nil); err != nil {
+		t.Fatal(err)
+	}
+	_, base, _ := startUI(t, serverURL)
+	u := newUIClient(t, base)
+	u.post("/unlock", url.Values{"pin": {pin}}, http.StatusSeeOther)
+	u.sync()
+	_, h := u.post("/interviews", url.Values{"form": {"ext"}}, http.StatusSeeOther)
+	id := strings.TrimPrefix(h.Get("Location"), "/interview/")
+	page := u.get("/interview/" + id)
+	if strings.Contains(page, "cannot be answered") {
+		t.Fatalf("a question is still unsupported:\n%.3000s", page)
+	}
+	for _, want := range []string{`data-choice="gulu"`, `data-choice="mbarara"`, `data-choice="camp_b"`, `data-scan="tag"`} {
+		if !strings.Contains(page, want) {
+			t.Fatalf("want %s on the page:\n%.4000s", want, page)
+		}
+	}
+	u.post("/interview/"+id+"/save", url.Values{"_f": {"state", "camp"}, "state": {"south"}, "camp": {"camp_b"}}, http.StatusSeeOther)
+	page = u.get("/interview/" + id)
+	for _, c := range []struct {
+		name   string
+		hidden bool
+	}{{"gulu", true}, {"kitgum", true}, {"mbarara", false}} {
+		re := regexp.MustCompile(`<label class="choice"( hidden)? data-choice="` + c.name + `"`)
+		m := re.FindStringSubmatch(page)
+		if m == nil || (m[1] != "") != c.hidden {
+			t.Errorf("city %s: hidden=%v wanted, page has %q", c.name, c.hidden, m)
+		}
+	}
+	if !regexp.MustCompile(`value="camp_b" data-field="camp" checked`).MatchString(page) {
+		t.Errorf("the XML file's choice was not kept")
+	}
+	u.post("/interview/"+id+"/save", url.Values{"_f": {"city"}, "city": {"gulu"}}, http.StatusSeeOther)
+	u.post("/interview/"+id+"/save", url.Values{"_f": {"city"}, "city": {"mbarara"}}, http.StatusSeeOther)
+	if !regexp.MustCompile(`value="mbarara" data-field="city" checked`).MatchString(u.get("/interview/" + id)) {
+		t.Errorf("the external choice was not kept")
 	}
 }

@@ -3,7 +3,6 @@ package ui
 import (
 	"math"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -161,10 +160,6 @@ func (b *viewBuilder) question(c *forms.INode, q *forms.Question) *nodeView {
 				Rank: slices.Index(order, ch.Name) + 1})
 		}
 	case forms.KSelectOne, forms.KSelectMultiple:
-		if q.External || (q.ItemsetFile != "" && !strings.EqualFold(filepath.Ext(q.ItemsetFile), ".csv")) {
-			nv.Unsupported = true // external choices and XML/GeoJSON choice files are not read yet
-			break
-		}
 		allowed := map[string]bool{}
 		for _, name := range st.Choices[c.Field] {
 			allowed[name] = true

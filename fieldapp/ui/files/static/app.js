@@ -123,6 +123,39 @@
     });
     // Pending keystrokes travel with the form itself when it is submitted.
     form.querySelectorAll("canvas[data-sig]").forEach(signaturePad);
+    // Barcodes: typed always; scanned with the camera where the browser
+    // has a barcode detector (Chrome on Android), nothing fetched.
+    if (window.BarcodeDetector && navigator.mediaDevices) {
+      form.querySelectorAll("[data-scan]").forEach(scanner);
+    }
+    function scanner(b) {
+      var input = form.querySelector(sel("data-field", b.dataset.scan)), stream = null, video = null;
+      b.hidden = false;
+      function stop() {
+        if (stream) stream.getTracks().forEach(function (t) { t.stop(); });
+        if (video) video.remove();
+        stream = video = null; b.textContent = b.dataset.label;
+      }
+      b.dataset.label = b.textContent;
+      b.addEventListener("click", function () {
+        if (stream) { stop(); return; }
+        var det = new BarcodeDetector();
+        navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" } }).then(function (s) {
+          stream = s; video = document.createElement("video");
+          video.className = "preview"; video.muted = true; video.setAttribute("playsinline", "");
+          video.srcObject = s; b.insertAdjacentElement("afterend", video); video.play();
+          b.textContent = "■ Stop";
+          (function look() {
+            if (!stream) return;
+            det.detect(video).then(function (codes) {
+              if (codes.length && codes[0].rawValue) {
+                input.value = codes[0].rawValue; stop(); send(b.dataset.scan);
+              } else setTimeout(look, 250);
+            }).catch(function () { setTimeout(look, 250); });
+          })();
+        }).catch(function (err) { b.textContent = "Camera not allowed: " + err.name; });
+      });
+    }
     // Audio and video: record in the page where the browser can
     // (MediaRecorder); the recording goes into the file input and is
     // stored like a picked file. Elsewhere the picker's capture opens the
