@@ -23,6 +23,7 @@ import (
 	"github.com/tessera-survey/tessera/forms"
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
 	"github.com/tessera-survey/tessera/internal/wire"
+	"github.com/tessera-survey/tessera/media"
 	"github.com/tessera-survey/tessera/syncengine"
 	"github.com/tessera-survey/tessera/syncengine/badgerstore"
 )
@@ -208,7 +209,7 @@ func open(ctx context.Context, dir string, st *badgerstore.Store) (*Device, erro
 		st.Close()
 		return nil, err
 	}
-	return &Device{dir: dir, store: st, rep: rep, forms: forms.NewRegistry(st), log: slog.Default()}, nil
+	return &Device{dir: dir, store: st, rep: rep, forms: forms.NewRegistryWith(st, media.New(st)), log: slog.Default()}, nil
 }
 
 // Close closes the store.
@@ -324,7 +325,7 @@ func (d *Device) Sync(ctx context.Context, serverURL string, progress func(SyncR
 		return res, err
 	}
 	var digest string
-	if res.FormsFetched, digest, err = wire.SyncForms(ctx, client, d.forms, st.Server, seen); err == nil && digest != seen {
+	if res.FormsFetched, digest, err = wire.SyncForms(ctx, client, d.forms, d.Media(), st.Server, seen); err == nil && digest != seen {
 		err = d.rep.SetSetting(ctx, settingFormsDigest, digest)
 	}
 	if err == nil {

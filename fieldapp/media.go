@@ -261,3 +261,25 @@ func downscale(r io.Reader, name string, limit int) (io.Reader, string, error) {
 	}
 	return &out, strings.TrimSuffix(name, filepath.Ext(name)) + ".jpg", nil
 }
+
+// OpenFormFile reads an attachment of the form of record id by the name
+// the form gives it (a label's image, audio or video), from the media
+// store the form's sync brought it into.
+func (d *Device) OpenFormFile(ctx context.Context, id syncengine.RecordID, name string) (forms.FileInfo, io.Reader, error) {
+	rec, err := d.Record(ctx, id)
+	if err != nil {
+		return forms.FileInfo{}, nil, err
+	}
+	form, version, _ := strings.Cut(rec.Form, "@")
+	info, _, err := d.forms.Get(ctx, form, version)
+	if err != nil {
+		return forms.FileInfo{}, nil, err
+	}
+	for _, fi := range info.Files {
+		if fi.Name == name {
+			rd, err := d.Media().Open(ctx, fi.SHA256)
+			return fi, rd, err
+		}
+	}
+	return forms.FileInfo{}, nil, fmt.Errorf("%w: form %s has no file %q", media.ErrNotFound, rec.Form, name)
+}

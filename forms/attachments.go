@@ -229,6 +229,9 @@ func readChoicesCSV(data []byte, valueCol, labelCol string) ([]Choice, error) {
 func (r *Registry) File(ctx context.Context, sha string) ([]byte, error) {
 	var b []byte
 	err := r.store.View(ctx, func(tx syncengine.ReadTx) (err error) { b, err = tx.Meta(metaAttachment + sha); return })
+	if errors.Is(err, syncengine.ErrNotFound) && r.files != nil {
+		b, err = r.files.Bytes(ctx, sha)
+	}
 	if errors.Is(err, syncengine.ErrNotFound) {
 		return nil, fmt.Errorf("%w: attachment %s", ErrUnknownForm, sha)
 	}

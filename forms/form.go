@@ -260,3 +260,24 @@ func (f *Form) ChoicesFor(q *Question) []Choice {
 	}
 	return f.Choices[q.ListName]
 }
+
+// LabelMedia is the attachment shown with the question's label: kind is
+// "image", "big-image", "audio" or "video" (the XLSForm column, or
+// media::KIND::LANG), in lang or else def; "" when none.
+func (q *Question) LabelMedia(kind, lang, def string) string {
+	if q.raw == nil {
+		return ""
+	}
+	t := Text{}
+	for l, v := range q.raw.texts[kind] { // the image or image::LANG column
+		t[l] = v
+	}
+	for k, v := range q.raw.texts["media"] { // media::image or media::image::LANG
+		if k == kind {
+			t[""] = v
+		} else if l, ok := strings.CutPrefix(k, kind+"::"); ok {
+			t[l] = v
+		}
+	}
+	return strings.TrimSpace(t.In(lang, def))
+}

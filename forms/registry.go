@@ -60,6 +60,7 @@ func InfoOf(f *Form, xlsx []byte, publishedAt time.Time) Info {
 // merged). The server publishes into it; a device stores what it fetched.
 type Registry struct {
 	store  syncengine.Store
+	files  FileStore // nil: attachments are values of the registry's own
 	mu     sync.Mutex
 	cache  map[string]*Form
 	digest string // "" when not computed since the last change
@@ -76,6 +77,24 @@ const (
 // NewRegistry returns the registry kept in s.
 func NewRegistry(s syncengine.Store) *Registry {
 	return &Registry{store: s, cache: map[string]*Form{}}
+}
+
+// FileStore keeps attachments chunked, outside any one value of the
+// store (the media store: a device's store takes no value over 4 MiB, and
+// attachments then move to devices as media do).
+type FileStore interface {
+	// PutBytes keeps a file, content-addressed (twice is harmless).
+	PutBytes(ctx context.Context, data []byte) error
+	// Bytes reads a file kept by its hex SHA-256.
+	Bytes(ctx context.Context, sha string) ([]byte, error)
+}
+
+// NewRegistryWith is NewRegistry with attachments kept in fs. Versions
+// stored before keep theirs where they are, and are read from there.
+func NewRegistryWith(s syncengine.Store, fs FileStore) *Registry {
+	r := NewRegistry(s)
+	r.files = fs
+	return r
 }
 
 // Parse imports an XLSForm workbook (.xlsx, or a legacy .xls).
@@ -215,6 +234,13 @@ func (r *Registry) put(ctx context.Context, f *Form, xlsx []byte, files []File, 
 	key := f.Key()
 	f.Project = info.Project
 	created := true
+	if r.files != nil {
+		for _, file := range files { // first: a version never names a file not kept
+			if err := r.files.PutBytes(ctx, file.Data); err != nil {
+				return Info{}, false, fmt.Errorf("form %s: attachment %s: %w", key, file.Name, err)
+			}
+		}
+	}
 	err := r.store.Update(ctx, func(tx syncengine.Tx) error {
 		old, err := tx.Meta(metaFormInfo + key)
 		if err == nil {
@@ -239,6 +265,9 @@ func (r *Registry) put(ctx context.Context, f *Form, xlsx []byte, files []File, 
 			return err
 		}
 		for _, file := range files { // content-addressed: a file two versions share is kept once
+			if r.files != nil {
+				break
+			}
 			sum := sha256.Sum256(file.Data)
 			if err := tx.SetMeta(metaAttachment+hex.EncodeToString(sum[:]), file.Data); err != nil {
 				return err

@@ -714,3 +714,23 @@ func Kind(name string) string {
 	}
 	return "file"
 }
+
+// PutBytes keeps a file held in memory (a form's attachment): Add of its
+// bytes. It makes a Store a forms.FileStore.
+func (s *Store) PutBytes(ctx context.Context, data []byte) error {
+	_, err := s.Add(ctx, bytes.NewReader(data), 0)
+	return err
+}
+
+// Bytes reads a whole complete file (a form's attachment: bounded by the
+// form's limits); one not held is also syncengine.ErrNotFound.
+func (s *Store) Bytes(ctx context.Context, file string) ([]byte, error) {
+	r, err := s.Open(ctx, file)
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("%w: %w", syncengine.ErrNotFound, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(r)
+}

@@ -29,6 +29,7 @@ type cutProxy struct {
 	target string
 	budget func() int64
 	cuts   atomic.Int64
+	down   atomic.Int64 // bytes delivered to clients
 	wg     sync.WaitGroup
 }
 
@@ -77,7 +78,9 @@ func (p *cutProxy) handle(c net.Conn) {
 			if n > 0 {
 				allowed := min(int64(n), max(left.Add(-int64(n))+int64(n), 0))
 				if allowed > 0 {
-					dst.Write(buf[:allowed])
+					if w, _ := dst.Write(buf[:allowed]); dst == c {
+						p.down.Add(int64(w))
+					}
 				}
 				if allowed < int64(n) {
 					p.cuts.Add(1)

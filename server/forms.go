@@ -33,6 +33,13 @@ func (h *formService) ListForms(ctx context.Context, _ *tesserav1.ListFormsReque
 }
 
 func (h *formService) GetForm(ctx context.Context, req *tesserav1.GetFormRequest) (*tesserav1.GetFormResponse, error) {
+	if req.FilesByChunk {
+		info, file, err := h.s.svc.GetFormFile(ctx, principal(ctx), req.FormId, req.Version)
+		if err != nil {
+			return nil, toConnect(ctx, h.s.log, "GetForm", err)
+		}
+		return &tesserav1.GetFormResponse{Form: wire.InfoTo(info), Xlsx: file}, nil
+	}
 	info, file, files, err := h.s.svc.GetForm(ctx, principal(ctx), req.FormId, req.Version)
 	if err != nil {
 		return nil, toConnect(ctx, h.s.log, "GetForm", err)

@@ -33,8 +33,8 @@ func (s *Server) hubEnroll(ctx context.Context) (survey.HubEnrollment, error) {
 // upstream is the Connect client to a hub's upstream, as the relay needs it.
 type upstream struct{ *wire.Client }
 
-func (u upstream) SyncForms(ctx context.Context, reg *forms.Registry, st syncengine.ServerState, seen string) ([]string, string, error) {
-	return wire.SyncForms(ctx, u.Client, reg, st, seen)
+func (u upstream) SyncForms(ctx context.Context, reg *forms.Registry, ms *media.Store, st syncengine.ServerState, seen string) ([]string, string, error) {
+	return wire.SyncForms(ctx, u.Client, reg, ms, st, seen)
 }
 
 func (u upstream) UploadMedia(ctx context.Context, st *media.Store, id syncengine.RecordID, m media.Manifest) error {

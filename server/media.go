@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/tessera-survey/tessera/forms"
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
 	"github.com/tessera-survey/tessera/gen/tessera/v1/tesserav1connect"
 	"github.com/tessera-survey/tessera/media"
@@ -74,21 +75,32 @@ func (h *mediaService) PutChunk(ctx context.Context, req *tesserav1.PutChunkRequ
 }
 
 func (h *mediaService) GetMedia(ctx context.Context, req *tesserav1.GetMediaRequest, stream tesserav1connect.MediaServiceGetMediaServerStream) error {
-	id, err := syncengine.ParseRecordID(req.Record)
-	var file string
-	if err == nil {
-		file, err = hashFrom(req.Sha256)
-	}
-	var f survey.MediaFile
+	file, err := hashFrom(req.Sha256)
+	var name string
 	var r *media.Reader
-	if err == nil {
-		f, r, err = h.s.svc.OpenMedia(ctx, principal(ctx), id, file)
+	if err == nil && req.Form != "" {
+		var fi forms.FileInfo
+		fi, r, err = h.s.svc.OpenFormMedia(ctx, principal(ctx), req.Form, file)
+		name = fi.Name
+	} else if err == nil {
+		var id syncengine.RecordID
+		var f survey.MediaFile
+		if id, err = syncengine.ParseRecordID(req.Record); err == nil {
+			f, r, err = h.s.svc.OpenMedia(ctx, principal(ctx), id, file)
+			name = f.Ref.Name
+		}
 	}
 	if err != nil {
 		return toConnect(ctx, h.s.log, "GetMedia", err)
 	}
 	m := r.Manifest()
-	first := &tesserav1.GetMediaResponse{Size: m.Size, Name: f.Ref.Name}
+	first := &tesserav1.GetMediaResponse{Size: m.Size, Name: name}
+	if req.Manifest {
+		for _, c := range m.Chunks {
+			b, _ := hex.DecodeString(c) // a stored manifest's hashes are checked hex
+			first.Chunks = append(first.Chunks, b)
+		}
+	}
 	for i := int(req.FromChunk); i < len(m.Chunks); i++ {
 		b, err := h.s.svc.Media().Chunk(ctx, m, i)
 		if err != nil {

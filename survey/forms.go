@@ -109,13 +109,24 @@ func (s *Service) GetXForm(ctx context.Context, p auth.Principal, id, version st
 	return info, x, nil
 }
 
-// GetForm returns a form version and its file; one p may not read is as
-// absent.
-func (s *Service) GetForm(ctx context.Context, p auth.Principal, id, version string) (forms.Info, []byte, []forms.File, error) {
+// GetFormFile returns a form version and its file, without its
+// attachments (the caller fetches those with OpenFormMedia); one p may not
+// read is as absent.
+func (s *Service) GetFormFile(ctx context.Context, p auth.Principal, id, version string) (forms.Info, []byte, error) {
 	info, file, err := s.forms.Get(ctx, id, version)
 	if err == nil && !s.mayReadForm(p, info) {
 		err = fmt.Errorf("%w: %s", forms.ErrUnknownForm, id)
 	}
+	if err != nil {
+		return forms.Info{}, nil, err
+	}
+	return info, file, nil
+}
+
+// GetForm returns a form version, its file and its attachments; one p may
+// not read is as absent.
+func (s *Service) GetForm(ctx context.Context, p auth.Principal, id, version string) (forms.Info, []byte, []forms.File, error) {
+	info, file, err := s.GetFormFile(ctx, p, id, version)
 	if err != nil {
 		return forms.Info{}, nil, nil, err
 	}

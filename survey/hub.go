@@ -26,7 +26,8 @@ type Upstream interface {
 	// SyncForms copies the upstream's form versions reg lacks when the
 	// digest a pull reported differs from seen; it returns what it
 	// fetched and the digest to remember.
-	SyncForms(ctx context.Context, reg *forms.Registry, st syncengine.ServerState, seen string) ([]string, string, error)
+	// Attachments go through ms, chunk by chunk and resumable.
+	SyncForms(ctx context.Context, reg *forms.Registry, ms *media.Store, st syncengine.ServerState, seen string) ([]string, string, error)
 	// Devices returns the devices of the hub's scope enrolled upstream,
 	// telling it which of them wiped themselves at the hub.
 	Devices(ctx context.Context, wiped []string) ([]auth.Device, error)
@@ -146,7 +147,7 @@ func (r *Relay) Sync(ctx context.Context) error {
 	st, err := r.s.rep.Sync(ctx, r.up, syncengine.SyncOptions{})
 	if err == nil {
 		var got []string
-		got, r.digest, err = r.up.SyncForms(ctx, r.s.forms, st.Server, r.digest)
+		got, r.digest, err = r.up.SyncForms(ctx, r.s.forms, r.s.media, st.Server, r.digest)
 		if len(got) > 0 {
 			r.s.log.Info("forms fetched from upstream", "forms", got)
 		}

@@ -1,9 +1,11 @@
 package survey
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/tessera-survey/tessera/auth"
@@ -254,4 +256,42 @@ func (s *Service) ListMedia(ctx context.Context, p auth.Principal, form string, 
 		}
 	}
 	return nil
+}
+
+// OpenFormMedia opens an attachment of a form version (key
+// "form_id@version") for p, by GetForm's rule: whoever may read the form.
+// The file moves like an answer's, chunk by chunk from the media store; a
+// version published before attachments went there is copied in on its
+// first request (content-addressed: two at once are harmless).
+func (s *Service) OpenFormMedia(ctx context.Context, p auth.Principal, key, file string) (forms.FileInfo, *media.Reader, error) {
+	id, version, ok := strings.Cut(key, "@")
+	if !ok || id == "" || version == "" {
+		return forms.FileInfo{}, nil, fmt.Errorf("%w: %q is not form_id@version", syncengine.ErrInvalid, key)
+	}
+	info, _, err := s.forms.Get(ctx, id, version)
+	if err == nil && !s.mayReadForm(p, info) {
+		err = fmt.Errorf("%w: %s", forms.ErrUnknownForm, id)
+	}
+	if err != nil {
+		return forms.FileInfo{}, nil, err
+	}
+	i := slices.IndexFunc(info.Files, func(f forms.FileInfo) bool { return f.SHA256 == file })
+	if i < 0 {
+		return forms.FileInfo{}, nil, fmt.Errorf("%w: form %s has no such file", media.ErrNotFound, key)
+	}
+	held, err := s.media.Has(ctx, file)
+	if err == nil && !held {
+		var data []byte
+		if data, err = s.forms.File(ctx, file); err == nil {
+			_, err = s.media.Add(ctx, bytes.NewReader(data), 0)
+		}
+	}
+	if err != nil {
+		return forms.FileInfo{}, nil, err
+	}
+	r, err := s.media.Open(ctx, file)
+	if err != nil {
+		return forms.FileInfo{}, nil, err
+	}
+	return info.Files[i], r, nil
 }

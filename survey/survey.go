@@ -98,7 +98,7 @@ func New(ctx context.Context, store syncengine.Store, cfg Config) (*Service, err
 		return nil, err
 	}
 	s.rep = rep
-	s.forms = forms.NewRegistry(store)
+	s.forms = forms.NewRegistryWith(store, s.media) // attachments as media: chunked, sent by chunk
 	s.auth = auth.New(store, rep.Now)
 	s.stats = newDevStats(store, 30*time.Second, s.log.Warn)
 	if err := s.restampLeftovers(ctx); err != nil {

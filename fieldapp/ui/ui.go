@@ -499,6 +499,10 @@ func (u *UI) interview(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		u.mediaFile(ctx, w, r, dev, id, file)
 		return
 	}
+	if name, ok := strings.CutPrefix(action, "label/"); ok && r.Method == http.MethodGet {
+		u.formFile(ctx, w, r, dev, id, name)
+		return
+	}
 	if action != "" && r.Method != http.MethodPost {
 		http.Error(w, "use POST", http.StatusMethodNotAllowed)
 		return
@@ -733,6 +737,23 @@ func (u *UI) mediaFile(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	w.Header().Set("Content-Type", media.ContentType(ref.FileName()))
 	w.Header().Set("Content-Length", strconv.FormatInt(ref.Size, 10))
 	w.Header().Set("Cache-Control", "private, max-age=86400, immutable") // content-addressed
+	io.Copy(w, rd)
+}
+
+// formFile serves an attachment of the record's form (a label's image,
+// audio or video) from the device's media store.
+func (u *UI) formFile(ctx context.Context, w http.ResponseWriter, r *http.Request, dev *fieldapp.Device, id syncengine.RecordID, name string) {
+	if n, err := url.PathUnescape(name); err == nil {
+		name = n
+	}
+	fi, rd, err := dev.OpenFormFile(ctx, id, name)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", media.ContentType(fi.Name))
+	w.Header().Set("Content-Length", strconv.Itoa(fi.Size))
+	w.Header().Set("Cache-Control", "private, max-age=86400")
 	io.Copy(w, rd)
 }
 

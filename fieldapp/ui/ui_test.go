@@ -645,3 +645,47 @@ func TestUIExternalAndFileChoices(t *testing.T) {
 		t.Errorf("the external choice was not kept")
 	}
 }
+
+// TestUILabelMedia (issues 15, 16): a question's label image and audio,
+// attachments of the form brought by the media transfer, show on the
+// interview page in the interview's language and are served from the
+// device's store; another name is not found.
+func TestUILabelMedia(t *testing.T) {
+	srv, serverURL := startServer(t)
+	f := excelize.NewFile()
+	f.SetSheetName("Sheet1", "survey")
+	for i, r := range [][]string{{"type", "name", "label", "media::image", "media::audio"},
+		{"text", "where", "Where do you sleep?", "shelter.png", "where.m4a"}} {
+		f.SetSheetRow("survey", fmt.Sprintf("A%d", i+1), &r)
+	}
+	f.NewSheet("settings")
+	f.SetSheetRow("settings", "A1", &[]string{"form_id", "version"})
+	f.SetSheetRow("settings", "A2", &[]string{"pictures", "1"})
+	var buf bytes.Buffer
+	if err := f.Write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	png := append([]byte("\x89PNG\r\n\x1a\nLABEL-IMAGE"), bytes.Repeat([]byte{7}, 300<<10)...)
+	if _, _, err := srv.Forms().PublishWith(context.Background(), buf.Bytes(), []forms.File{{Name: "shelter.png", Data: png},
+		{Name: "where.m4a", Data: []byte("AUDIO")}}, "", "", time.Now(), nil); err != nil {
+		t.Fatal(err)
+	}
+	_, base, _ := startUI(t, serverURL)
+	u := newUIClient(t, base)
+	u.post("/unlock", url.Values{"pin": {pin}}, http.StatusSeeOther)
+	u.sync()
+	_, h := u.post("/interviews", url.Values{"form": {"pictures"}}, http.StatusSeeOther)
+	id := strings.TrimPrefix(h.Get("Location"), "/interview/")
+	page := u.get("/interview/" + id)
+	for _, want := range []string{`<img class="preview" src="interview/` + id + `/label/shelter.png"`, `src="interview/` + id + `/label/where.m4a"`} {
+		if !strings.Contains(page, want) {
+			t.Fatalf("want %s on the page:\n%.3000s", want, page)
+		}
+	}
+	if got := u.get("/interview/" + id + "/label/shelter.png"); got != string(png) {
+		t.Fatalf("the label image served: %d bytes, want %d", len(got), len(png))
+	}
+	if code, _, _ := u.do("GET", "/interview/"+id+"/label/other.png", nil); code != http.StatusNotFound {
+		t.Fatalf("a file the form does not have: %d", code)
+	}
+}

@@ -1,8 +1,10 @@
 package ui
 
 import (
+	"cmp"
 	"math"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,7 +37,9 @@ type nodeView struct {
 	// preview URL, name and kind: image, audio, video or file).
 	Accept, Capture, MediaURL, MediaName, Preview string
 	Signature                                     bool
-	ID, CSRF, Lang                                string // the record, the token of forms inside the node, the language
+	// The label's own media (the form's attachments), as URLs.
+	LabelImage, LabelAudio, LabelVideo string
+	ID, CSRF, Lang                     string // the record, the token of forms inside the node, the language
 }
 
 type choiceView struct {
@@ -149,6 +153,13 @@ func (b *viewBuilder) question(c *forms.INode, q *forms.Question) *nodeView {
 	if nv.Label == "" {
 		nv.Label = q.Name
 	}
+	labelURL := func(kind string) string {
+		if name := q.LabelMedia(kind, lang, iv.Form.DefaultLanguage); name != "" {
+			return "interview/" + b.iv.Record.ID.String() + "/label/" + url.PathEscape(name)
+		}
+		return ""
+	}
+	nv.LabelImage, nv.LabelAudio, nv.LabelVideo = cmp.Or(labelURL("big-image"), labelURL("image")), labelURL("audio"), labelURL("video")
 	switch q.Kind {
 	case forms.KGroup:
 		nv.Children = b.build(c, q)

@@ -3,9 +3,11 @@ package wire
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"github.com/tessera-survey/tessera/forms"
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
+	"github.com/tessera-survey/tessera/media"
 	"github.com/tessera-survey/tessera/syncengine"
 )
 
@@ -50,19 +52,23 @@ func InfoFrom(m *tesserav1.FormInfo) forms.Info {
 // hub: when the digest the server reported differs from seen (the digest
 // of the last fetch), it copies the versions reg lacks. It returns what it
 // fetched and the digest to remember (seen again if nothing was fetched).
-func SyncForms(ctx context.Context, c *Client, reg *forms.Registry, st syncengine.ServerState, seen string) ([]string, string, error) {
+//
+// With ms, attachments move as media do: chunk by chunk into ms, resumed
+// from what ms holds after a cut; without, they come inline with the form.
+func SyncForms(ctx context.Context, c *Client, reg *forms.Registry, ms *media.Store, st syncengine.ServerState, seen string) ([]string, string, error) {
 	if st.FormsDigest == "" || st.FormsDigest == seen {
 		return nil, seen, nil
 	}
-	got, err := FetchForms(ctx, c, reg)
+	got, err := FetchForms(ctx, c, reg, ms)
 	if err != nil {
 		return got, seen, err
 	}
 	return got, st.FormsDigest, nil
 }
 
-// FetchForms copies into reg the server's form versions it lacks.
-func FetchForms(ctx context.Context, c *Client, reg *forms.Registry) ([]string, error) {
+// FetchForms copies into reg the server's form versions it lacks (their
+// attachments through ms when it is not nil: see SyncForms).
+func FetchForms(ctx context.Context, c *Client, reg *forms.Registry, ms *media.Store) ([]string, error) {
 	list, err := c.Forms().ListForms(ctx, &tesserav1.ListFormsRequest{})
 	if err != nil {
 		return nil, fmt.Errorf("list forms: %w", err)
@@ -81,14 +87,41 @@ func FetchForms(ctx context.Context, c *Client, reg *forms.Registry) ([]string, 
 		if known[info.Key()+" "+info.SHA256] {
 			continue
 		}
-		res, err := c.Forms().GetForm(ctx, &tesserav1.GetFormRequest{FormId: info.ID, Version: info.Version})
+		res, err := c.Forms().GetForm(ctx, &tesserav1.GetFormRequest{FormId: info.ID, Version: info.Version, FilesByChunk: ms != nil})
 		if err != nil {
 			return got, fmt.Errorf("get form %s: %w", info.Key(), err)
 		}
-		if err := reg.Store(ctx, info, res.Xlsx, FilesFrom(res.Files)); err != nil {
+		files := FilesFrom(res.Files)
+		if ms != nil {
+			if files, err = fetchFormFiles(ctx, c, ms, InfoFrom(res.Form)); err != nil {
+				return got, fmt.Errorf("get form %s: %w", info.Key(), err)
+			}
+		}
+		if err := reg.Store(ctx, info, res.Xlsx, files); err != nil {
 			return got, err
 		}
 		got = append(got, info.Key())
 	}
 	return got, nil
+}
+
+// fetchFormFiles brings a version's attachments into ms and reads them
+// back for the registry (which parses choices and data files).
+func fetchFormFiles(ctx context.Context, c *Client, ms *media.Store, info forms.Info) ([]forms.File, error) {
+	files := make([]forms.File, len(info.Files))
+	for i, fi := range info.Files {
+		if err := FetchFormFile(ctx, c, ms, info.Key(), fi.SHA256); err != nil {
+			return nil, fmt.Errorf("attachment %s: %w", fi.Name, err)
+		}
+		r, err := ms.Open(ctx, fi.SHA256)
+		if err != nil {
+			return nil, err
+		}
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return nil, err
+		}
+		files[i] = forms.File{Name: fi.Name, Data: data}
+	}
+	return files, nil
 }

@@ -160,3 +160,74 @@ func Download(ctx context.Context, c *Client, id syncengine.RecordID, file strin
 		}
 	}
 }
+
+// FetchFormFile keeps an attachment of a form version (key
+// "form_id@version") in st, chunk by chunk as the server sends it: each
+// chunk is checked against the manifest the server gives and kept as it
+// arrives, so a cut connection resumes from the chunks st holds (up to 4
+// rounds), and a file st already holds costs nothing.
+func FetchFormFile(ctx context.Context, c *Client, st *media.Store, key, file string) error {
+	if held, err := st.Has(ctx, file); err != nil || held {
+		return err
+	}
+	var lastErr error
+	for round := 0; round < 4; round++ {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		m, err := formFileManifest(ctx, c, key, file)
+		if err != nil {
+			return err // the server refused it: retrying will not help
+		}
+		missing, err := st.Missing(ctx, m, 0)
+		if err != nil || len(missing) == 0 {
+			return err
+		}
+		done, err := receiveChunks(ctx, c, st, key, m, missing[0])
+		if done {
+			return nil
+		}
+		lastErr = err
+	}
+	return fmt.Errorf("media: attachment %s of %s did not complete: %w", file, key, cmp.Or(lastErr, media.ErrIncomplete))
+}
+
+// formFileManifest asks for the file's chunk hashes alone (from past its
+// last chunk, the server sends only its first message).
+func formFileManifest(ctx context.Context, c *Client, key, file string) (media.Manifest, error) {
+	stream, err := c.media.GetMedia(ctx, &tesserav1.GetMediaRequest{Form: key, Sha256: rawHash(file), FromChunk: 1 << 31, Manifest: true})
+	if err != nil {
+		return media.Manifest{}, err
+	}
+	defer stream.Close()
+	msg, err := stream.Receive()
+	if err != nil {
+		return media.Manifest{}, err
+	}
+	m := media.Manifest{SHA256: file, Size: msg.Size}
+	for _, ch := range msg.Chunks {
+		m.Chunks = append(m.Chunks, hex.EncodeToString(ch))
+	}
+	return m, m.Check(0)
+}
+
+// receiveChunks keeps the chunks of m the server sends from chunk from on;
+// done when the file is complete in st.
+func receiveChunks(ctx context.Context, c *Client, st *media.Store, key string, m media.Manifest, from int) (bool, error) {
+	stream, err := c.media.GetMedia(ctx, &tesserav1.GetMediaRequest{Form: key, Sha256: rawHash(m.SHA256), FromChunk: uint32(from)})
+	if err != nil {
+		return false, err
+	}
+	defer stream.Close()
+	for i := from; i < len(m.Chunks); i++ {
+		msg, err := stream.Receive()
+		if err != nil {
+			return false, err
+		}
+		done, err := st.Put(ctx, m.SHA256, i, msg.Data, i == len(m.Chunks)-1)
+		if err != nil || done {
+			return done, err
+		}
+	}
+	return false, nil
+}

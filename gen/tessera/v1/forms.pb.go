@@ -473,9 +473,13 @@ func (x *ListFormsResponse) GetForms() []*FormInfo {
 }
 
 type GetFormRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	FormId        string                 `protobuf:"bytes,1,opt,name=form_id,json=formId,proto3" json:"form_id,omitempty"`
-	Version       string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	FormId  string                 `protobuf:"bytes,1,opt,name=form_id,json=formId,proto3" json:"form_id,omitempty"`
+	Version string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	// The caller fetches the version's attachments itself, chunk by chunk
+	// and resumable, with MediaService.GetMedia (form set): the response's
+	// files are left empty. Devices before this field get them inline.
+	FilesByChunk  bool `protobuf:"varint,3,opt,name=files_by_chunk,json=filesByChunk,proto3" json:"files_by_chunk,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -522,6 +526,13 @@ func (x *GetFormRequest) GetVersion() string {
 		return x.Version
 	}
 	return ""
+}
+
+func (x *GetFormRequest) GetFilesByChunk() bool {
+	if x != nil {
+		return x.FilesByChunk
+	}
+	return false
 }
 
 type GetFormResponse struct {
@@ -958,10 +969,11 @@ const file_tessera_v1_forms_proto_rawDesc = "" +
 	"\acreated\x18\x02 \x01(\bR\acreated\"\x12\n" +
 	"\x10ListFormsRequest\"?\n" +
 	"\x11ListFormsResponse\x12*\n" +
-	"\x05forms\x18\x01 \x03(\v2\x14.tessera.v1.FormInfoR\x05forms\"C\n" +
+	"\x05forms\x18\x01 \x03(\v2\x14.tessera.v1.FormInfoR\x05forms\"i\n" +
 	"\x0eGetFormRequest\x12\x17\n" +
 	"\aform_id\x18\x01 \x01(\tR\x06formId\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\tR\aversion\"{\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\x12$\n" +
+	"\x0efiles_by_chunk\x18\x03 \x01(\bR\ffilesByChunk\"{\n" +
 	"\x0fGetFormResponse\x12(\n" +
 	"\x04form\x18\x01 \x01(\v2\x14.tessera.v1.FormInfoR\x04form\x12\x12\n" +
 	"\x04xlsx\x18\x02 \x01(\fR\x04xlsx\x12*\n" +

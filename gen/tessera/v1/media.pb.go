@@ -278,7 +278,14 @@ type GetMediaRequest struct {
 	Record string                 `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
 	Sha256 []byte                 `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
 	// The first chunk to send (0: the whole file).
-	FromChunk     uint32 `protobuf:"varint,3,opt,name=from_chunk,json=fromChunk,proto3" json:"from_chunk,omitempty"`
+	FromChunk uint32 `protobuf:"varint,3,opt,name=from_chunk,json=fromChunk,proto3" json:"from_chunk,omitempty"`
+	// A file of a form version's attachments ("form_id@version": label
+	// images and audio, choices files) instead of a record's answer; record
+	// is then ignored, and the caller needs only the right to read the form.
+	Form string `protobuf:"bytes,4,opt,name=form,proto3" json:"form,omitempty"`
+	// Send the file's chunk hashes in the first message, so a receiver can
+	// keep it chunk by chunk and resume from the chunks it holds.
+	Manifest      bool `protobuf:"varint,5,opt,name=manifest,proto3" json:"manifest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -334,13 +341,30 @@ func (x *GetMediaRequest) GetFromChunk() uint32 {
 	return 0
 }
 
+func (x *GetMediaRequest) GetForm() string {
+	if x != nil {
+		return x.Form
+	}
+	return ""
+}
+
+func (x *GetMediaRequest) GetManifest() bool {
+	if x != nil {
+		return x.Manifest
+	}
+	return false
+}
+
 type GetMediaResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The file's size and name (first message only).
 	Size int64  `protobuf:"varint,1,opt,name=size,proto3" json:"size,omitempty"`
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	// The next chunk of the file.
-	Data          []byte `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	Data []byte `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	// SHA-256 of each chunk of the file, in order (first message only, when
+	// asked for).
+	Chunks        [][]byte `protobuf:"bytes,4,rep,name=chunks,proto3" json:"chunks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -392,6 +416,13 @@ func (x *GetMediaResponse) GetName() string {
 func (x *GetMediaResponse) GetData() []byte {
 	if x != nil {
 		return x.Data
+	}
+	return nil
+}
+
+func (x *GetMediaResponse) GetChunks() [][]byte {
+	if x != nil {
+		return x.Chunks
 	}
 	return nil
 }
@@ -594,16 +625,19 @@ const file_tessera_v1_media_proto_rawDesc = "" +
 	"\x04data\x18\x04 \x01(\fR\x04data\x12\x12\n" +
 	"\x04last\x18\x05 \x01(\bR\x04last\"&\n" +
 	"\x10PutChunkResponse\x12\x12\n" +
-	"\x04done\x18\x01 \x01(\bR\x04done\"`\n" +
+	"\x04done\x18\x01 \x01(\bR\x04done\"\x90\x01\n" +
 	"\x0fGetMediaRequest\x12\x16\n" +
 	"\x06record\x18\x01 \x01(\tR\x06record\x12\x16\n" +
 	"\x06sha256\x18\x02 \x01(\fR\x06sha256\x12\x1d\n" +
 	"\n" +
-	"from_chunk\x18\x03 \x01(\rR\tfromChunk\"N\n" +
+	"from_chunk\x18\x03 \x01(\rR\tfromChunk\x12\x12\n" +
+	"\x04form\x18\x04 \x01(\tR\x04form\x12\x1a\n" +
+	"\bmanifest\x18\x05 \x01(\bR\bmanifest\"f\n" +
 	"\x10GetMediaResponse\x12\x12\n" +
 	"\x04size\x18\x01 \x01(\x03R\x04size\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
-	"\x04data\x18\x03 \x01(\fR\x04data\"+\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\x12\x16\n" +
+	"\x06chunks\x18\x04 \x03(\fR\x06chunks\"+\n" +
 	"\x10ListMediaRequest\x12\x17\n" +
 	"\aform_id\x18\x01 \x01(\tR\x06formId\"@\n" +
 	"\x11ListMediaResponse\x12+\n" +
