@@ -2,6 +2,7 @@ package forms
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -382,5 +383,83 @@ func TestEntitiesKept(t *testing.T) {
 `)
 	if _, err := Import(wb, Options{RootName: "ent"}); err == nil || !strings.Contains(err.Error(), "save_to") {
 		t.Fatalf("a property named 'name': %v", err)
+	}
+}
+
+// TestCyclicCalculation (issue 15): calculations that depend on each other
+// in a cycle, or on themselves, are refused at the row of the question
+// closing it, naming the cycle; others around them are not.
+func TestCyclicCalculation(t *testing.T) {
+	for name, c := range map[string]struct {
+		rows [][]string
+		want string
+	}{
+		"two": {[][]string{{"calculate", "a", "${b} + 1"}, {"calculate", "b", "${c} * 2"}, {"calculate", "c", "${a}"}, {"calculate", "d", "${a}"}},
+			"[row : 2] On the 'survey' sheet, the 'calculation' value is invalid: the calculation of 'a' depends on itself (${a} → ${b} → ${c} → ${a})."},
+		"self": {[][]string{{"integer", "n", ""}, {"calculate", "x", "${x} + ${n}"}},
+			"[row : 3] On the 'survey' sheet, the 'calculation' value is invalid: the calculation of 'x' depends on itself (${x} → ${x})."},
+		"none": {[][]string{{"calculate", "a", "${b} + 1"}, {"calculate", "b", "${c} * 2"}, {"integer", "c", ""}}, ""},
+	} {
+		rows := [][]string{{"type", "name", "label", "calculation"}}
+		for _, r := range c.rows {
+			label := ""
+			if r[0] == "integer" {
+				label = "N"
+			}
+			rows = append(rows, []string{r[0], r[1], label, r[2]})
+		}
+		book := xlsx(t, map[string][][]string{"survey": rows, "settings": {{"form_id", "version"}, {"cyc", "1"}}}, "survey", "settings")
+		_, err := Parse(book, "cyc")
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v", name, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: %v\nwant %s", name, err, c.want)
+		}
+	}
+}
+
+// TestThousandsOfEmptyRows (issue 15): a survey sheet whose questions are
+// followed by 50,000 empty (formatted) rows, as spreadsheet programs
+// leave them, imports quickly with its questions, and a problem after the
+// gap still names its row.
+func TestThousandsOfEmptyRows(t *testing.T) {
+	f := excelize.NewFile()
+	defer f.Close()
+	f.SetSheetName("Sheet1", "survey")
+	f.SetSheetRow("survey", "A1", &[]string{"type", "name", "label"})
+	f.SetSheetRow("survey", "A2", &[]string{"text", "q", "Q"})
+	style, err := f.NewStyle(&excelize.Style{Fill: excelize.Fill{Type: "pattern", Color: []string{"FFFF00"}, Pattern: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r := 3; r < 50_003; r++ {
+		f.SetCellStr("survey", fmt.Sprintf("A%d", r), "")
+		f.SetCellStyle("survey", fmt.Sprintf("A%d", r), fmt.Sprintf("C%d", r), style)
+	}
+	f.NewSheet("settings")
+	f.SetSheetRow("settings", "A1", &[]string{"form_id", "version"})
+	f.SetSheetRow("settings", "A2", &[]string{"gaps", "1"})
+	var buf bytes.Buffer
+	if err := f.Write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	form, err := Parse(buf.Bytes(), "gaps")
+	if err != nil || form.Count() != 1 {
+		t.Fatalf("%v, %v", form, err)
+	}
+	d := time.Since(start)
+	t.Logf("50,000 empty rows: read and imported in %v", d)
+	if d > 5*time.Second {
+		t.Fatalf("50,000 empty rows took %v", d)
+	}
+	f.SetSheetRow("survey", "A50003", &[]string{"integer", "q", "Again"})
+	buf.Reset()
+	if err := f.Write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Parse(buf.Bytes(), "gaps"); err == nil || !strings.Contains(err.Error(), "row : 50003") {
+		t.Fatalf("a duplicate name after the gap: %v", err)
 	}
 }

@@ -326,6 +326,7 @@ func (im *importer) run(opts Options) {
 		im.readEntities(saves)
 	}
 	im.checkReferences()
+	im.checkCycles()
 	im.checkTriggers()
 	im.checkSearchLists()
 	im.compile()
@@ -1268,6 +1269,62 @@ func (im *importer) checkParameters(q *Question, row int) {
 }
 
 var refRe = regexp.MustCompile(`\$\{([^}]*)\}`)
+
+// checkCycles refuses calculations that depend on themselves, directly or
+// through others (ODK's engine stops at them: "cycle detected"); the
+// message names the questions in the cycle, at the row of the first.
+func (im *importer) checkCycles() {
+	deps := map[*Question][]*Question{}
+	var order []*Question
+	im.f.Walk(func(q *Question) {
+		if q.Calculation == "" {
+			return
+		}
+		order = append(order, q)
+		for _, m := range refRe.FindAllStringSubmatch(q.Calculation, -1) {
+			if qs := im.f.byName[strings.TrimSpace(m[1])]; len(qs) == 1 && qs[0].Calculation != "" {
+				deps[q] = append(deps[q], qs[0])
+			}
+		}
+	})
+	const (
+		unseen = iota
+		onPath
+		done
+	)
+	state := map[*Question]int{}
+	var path []*Question
+	var visit func(q *Question) bool
+	visit = func(q *Question) bool {
+		state[q] = onPath
+		path = append(path, q)
+		for _, d := range deps[q] {
+			switch state[d] {
+			case onPath:
+				cycle := path[slices.Index(path, d):]
+				names := make([]string, 0, len(cycle)+1)
+				for _, c := range cycle {
+					names = append(names, "${"+c.Name+"}")
+				}
+				names = append(names, "${"+d.Name+"}")
+				im.add("survey", d.Row, "the 'calculation' value is invalid: the calculation of '%s' depends on itself (%s).", d.Name, strings.Join(names, " → "))
+				return true
+			case unseen:
+				if visit(d) {
+					return true
+				}
+			}
+		}
+		path = path[:len(path)-1]
+		state[q] = done
+		return false
+	}
+	for _, q := range order {
+		if state[q] == unseen && visit(q) {
+			return // one cycle is reported: its nodes stay on the path
+		}
+	}
+}
 
 // checkReferences checks every ${name}: it must name a question, and one
 // that is unique in the survey.
