@@ -234,6 +234,10 @@ func (r *Registry) put(ctx context.Context, f *Form, xlsx []byte, files []File, 
 	key := f.Key()
 	f.Project = info.Project
 	created := true
+	stored, err := r.keepLarge(ctx, xlsx)
+	if err != nil {
+		return Info{}, false, fmt.Errorf("form %s: %w", key, err)
+	}
 	if r.files != nil {
 		for _, file := range files { // first: a version never names a file not kept
 			if err := r.files.PutBytes(ctx, file.Data); err != nil {
@@ -241,7 +245,7 @@ func (r *Registry) put(ctx context.Context, f *Form, xlsx []byte, files []File, 
 			}
 		}
 	}
-	err := r.store.Update(ctx, func(tx syncengine.Tx) error {
+	err = r.store.Update(ctx, func(tx syncengine.Tx) error {
 		old, err := tx.Meta(metaFormInfo + key)
 		if err == nil {
 			var prev Info
@@ -261,7 +265,7 @@ func (r *Registry) put(ctx context.Context, f *Form, xlsx []byte, files []File, 
 		if err != nil {
 			return err
 		}
-		if err := tx.SetMeta(metaFormFile+key, xlsx); err != nil {
+		if err := tx.SetMeta(metaFormFile+key, stored); err != nil {
 			return err
 		}
 		for _, file := range files { // content-addressed: a file two versions share is kept once
@@ -362,7 +366,32 @@ func (r *Registry) Get(ctx context.Context, id, version string) (Info, []byte, e
 		file, err = tx.Meta(metaFormFile + key)
 		return err
 	})
+	if sha, ok := bytes.CutPrefix(file, filePointer); ok && err == nil {
+		file, err = r.files.Bytes(ctx, string(sha))
+	}
 	return info, file, err
+}
+
+// filePointer begins the stored value of a form file kept in the
+// FileStore (followed by its hex SHA-256): no workbook or XForm begins so.
+var filePointer = []byte("\x00tessera-file:")
+
+// largeForm: a form file over this goes to the FileStore, when there is
+// one (a device's store takes no value over 4 MiB; a workbook with a long
+// external_choices sheet can be larger).
+const largeForm = 1 << 20
+
+// keepLarge returns what to store for a form's file: the file, or a
+// pointer to it once kept in the FileStore.
+func (r *Registry) keepLarge(ctx context.Context, file []byte) ([]byte, error) {
+	if r.files == nil || len(file) <= largeForm {
+		return file, nil
+	}
+	if err := r.files.PutBytes(ctx, file); err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(file)
+	return append(slices.Clone(filePointer), hex.EncodeToString(sum[:])...), nil
 }
 
 // Form returns the parsed form a record names ("form_id@version"; a bare

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect/v2"
+	"github.com/xuri/excelize/v2"
 
 	"github.com/tessera-survey/tessera/forms"
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
@@ -241,4 +243,48 @@ func (w countingWriter) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
+}
+
+// TestLargeFormReachesDevice: a workbook over the 4 MiB a device's store
+// takes as one value (a long external_choices sheet, as village lists
+// are) is kept in the device's media store and its choices are offered.
+func TestLargeFormReachesDevice(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t, server.Config{})
+	f := excelize.NewFile()
+	defer f.Close()
+	f.SetSheetName("Sheet1", "survey")
+	f.SetSheetRow("survey", "A1", &[]string{"type", "name", "label"})
+	f.SetSheetRow("survey", "A2", &[]string{"select_one_external villages", "village", "Village"})
+	f.NewSheet("external_choices")
+	sw, err := f.NewStreamWriter("external_choices")
+	must(t, err)
+	must(t, sw.SetRow("A1", []any{"list_name", "name", "label", "district"}))
+	const n = 40_000
+	data := mediatest.Data(3, n*100)
+	for i := range n {
+		cell, _ := excelize.CoordinatesToCellName(1, i+2)
+		b := data[i*100 : i*100+100]
+		must(t, sw.SetRow(cell, []any{"villages", fmt.Sprintf("v%d", i), hex.EncodeToString(b[:50]), hex.EncodeToString(b[50:])}))
+	}
+	must(t, sw.Flush())
+	f.NewSheet("settings")
+	f.SetSheetRow("settings", "A1", &[]string{"form_id", "version"})
+	f.SetSheetRow("settings", "A2", &[]string{"villages", "1"})
+	var buf bytes.Buffer
+	must(t, f.Write(&buf))
+	if buf.Len() < 9<<19 {
+		t.Fatalf("the workbook is only %d bytes: the test proves nothing", buf.Len())
+	}
+	if _, _, err := srv.Forms().Publish(ctx, buf.Bytes(), "", "", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	d := newDevice(t, srv.URL)
+	mustSync(t, d)
+	form, err := d.Forms().Form(ctx, "villages@1")
+	must(t, err)
+	if cs := form.ChoicesFor(form.QuestionAt("village")); len(cs) != n || cs[n-1].Name != fmt.Sprintf("v%d", n-1) {
+		t.Fatalf("%d villages on the device", len(cs))
+	}
+	t.Logf("a %.1f MB workbook reached the device", float64(buf.Len())/(1<<20))
 }
