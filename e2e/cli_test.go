@@ -333,11 +333,19 @@ func importN(t *testing.T, dir string, n int) {
 	mustFieldapp(t, dir, "record", "import", f)
 }
 
-// TestHubCommandLine: surveyd --upstream relays device → hub → central.
+// TestHubCommandLine: surveyd --upstream relays device → hub → central;
+// the hub's store is encrypted by default (issue 18).
 func TestHubCommandLine(t *testing.T) {
 	tmp := t.TempDir()
 	central := startSurveyd(t, filepath.Join(tmp, "central"), "127.0.0.1:0")
+	t.Setenv("TESSERA_STORE_PASSPHRASE", "hub passphrase for the test")
 	hub := startSurveyd(t, filepath.Join(tmp, "hub"), "127.0.0.1:0", "--upstream", central.URL, "--upstream-interval", "200ms")
+	hub.mu.Lock()
+	logs := hub.logs.String()
+	hub.mu.Unlock()
+	if _, err := os.Stat(filepath.Join(tmp, "hub", "encryption.json")); err != nil || !strings.Contains(logs, "encrypted=true") {
+		t.Fatalf("the hub's store is not encrypted: %v\n%s", err, logs)
+	}
 	a, c := filepath.Join(tmp, "a"), filepath.Join(tmp, "c")
 	mustFieldapp(t, a, "init", "--server", hub.URL)
 	mustFieldapp(t, c, "init", "--server", central.URL)

@@ -451,7 +451,7 @@ func TestThousandsOfEmptyRows(t *testing.T) {
 	}
 	d := time.Since(start)
 	t.Logf("50,000 empty rows: read and imported in %v", d)
-	if d > 5*time.Second {
+	if d > 30*time.Second { // ~0.6 s alone, ~5 s under -race on a loaded machine: this catches a blow-up, not noise
 		t.Fatalf("50,000 empty rows took %v", d)
 	}
 	f.SetSheetRow("survey", "A50003", &[]string{"integer", "q", "Again"})

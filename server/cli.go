@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -37,6 +38,14 @@ The console for project leads is at /console. On first start an account
 the log when it cannot be written there) that sets its password within 24
 hours: surveyctl login --setup-token T. "surveyd --data DIR admin token"
 mints a new one and revokes the earlier ones.
+
+Encryption at rest: --encrypt keeps a new store encrypted (Badger's AES
+encryption, the key derived with argon2id from a passphrase that is never
+written down); a hub's store is encrypted by default. The passphrase comes
+from --passphrase-file, else TESSERA_STORE_PASSPHRASE, else the terminal,
+and is needed at every start. Backups: "surveyd --data DIR backup FILE"
+(stopped server; sealed under the passphrase when the store is encrypted)
+and "surveyd --data NEWDIR [--encrypt] restore FILE".
 
 Memory: Badger's caches are small (16 MiB of blocks); the Go runtime's
 GOMEMLIMIT and GOGC apply. A lower GOGC keeps the heap closer to its live
@@ -68,6 +77,8 @@ func Main(ctx context.Context, args []string, stderr io.Writer) (err error) {
 	shutdown := fs.Duration("shutdown-timeout", 30*time.Second, "on SIGTERM or Ctrl-C, how long to wait for the store to be saved (after open requests end) before exiting with an error")
 	insecure := fs.Bool("insecure", false, "allow plain HTTP on a non-loopback address (data about people crosses the network unencrypted)")
 	mediaMax := fs.Int64("media-max-mb", survey.DefaultMediaMaxBytes>>20, "the largest file (photo, audio, video) an answer may name, in MiB: devices are told before they send any of a larger one")
+	encrypt := fs.Bool("encrypt", false, "keep a new Badger store encrypted at rest with a key from a passphrase (--passphrase-file, else TESSERA_STORE_PASSPHRASE, else asked at the terminal); the default for a hub (--upstream). An encrypted store always needs its passphrase")
+	passFile := fs.String("passphrase-file", "", "read the store's passphrase from this file's first line")
 	behindTLS := fs.Bool("behind-tls-proxy", false, "a proxy in front terminates TLS: the console's cookies are marked Secure (sent over HTTPS only) although surveyd itself speaks plain HTTP")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
@@ -79,9 +90,14 @@ func Main(ctx context.Context, args []string, stderr io.Writer) (err error) {
 		}
 		return err
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if fs.NArg() > 0 {
-		if fs.Arg(0) == "admin" {
-			return adminCommand(ctx, *data, fs.Args()[1:], stderr)
+		switch fs.Arg(0) {
+		case "admin":
+			return adminCommand(ctx, *data, passphrase(*passFile, stderr), fs.Args()[1:], stderr)
+		case "backup", "restore":
+			return storeCommand(*data, fs.Arg(0), fs.Args()[1:], *passFile, *encrypt, os.Stdout, stderr)
 		}
 		return fmt.Errorf("unexpected argument %q (see surveyd --help)", fs.Arg(0))
 	}
@@ -101,7 +117,25 @@ func Main(ctx context.Context, args []string, stderr io.Writer) (err error) {
 	if *enroll != "" && *upstream == "" {
 		return fmt.Errorf("--enroll goes with --upstream")
 	}
-	cfg := Config{DataDir: *data, Upstream: *upstream, UpstreamEnroll: *enroll, UpstreamInterval: *interval, Logger: log, RequireAuth: *requireAuth || !loopback,
+	var key []byte
+	if *storeURL == "" {
+		// A hub is a laptop in a camp office: its store is encrypted unless
+		// told otherwise (an older hub's plain store stays readable).
+		want := *encrypt
+		if !set["encrypt"] && *upstream != "" {
+			want = !hasStore(*data)
+		}
+		var err error
+		if key, err = StoreKey(*data, want, passphrase(*passFile, stderr)); err != nil {
+			if errors.Is(err, ErrNoPassphrase) && !set["encrypt"] && want {
+				err = fmt.Errorf("%w; a hub's store is encrypted by default (--encrypt=false keeps it plain)", err)
+			}
+			return err
+		}
+	} else if *encrypt {
+		return fmt.Errorf("--encrypt is for the embedded Badger store; encrypt PostgreSQL's storage where it runs")
+	}
+	cfg := Config{DataDir: *data, EncryptionKey: key, Upstream: *upstream, UpstreamEnroll: *enroll, UpstreamInterval: *interval, Logger: log, RequireAuth: *requireAuth || !loopback,
 		SecureCookies: *behindTLS, MediaMaxBytes: *mediaMax << 20}
 	if *mediaMax <= 0 {
 		return fmt.Errorf("--media-max-mb: want a positive size")
@@ -138,7 +172,7 @@ func Main(ctx context.Context, args []string, stderr io.Writer) (err error) {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	where := []any{"data", *data}
+	where := []any{"data", *data, "encrypted", key != nil}
 	if *storeURL != "" {
 		where = []any{"store", "postgres"}
 	}
@@ -204,7 +238,7 @@ for when the first one was lost. Run it on the server machine; with the
 embedded store, stop surveyd first.
 `
 
-func adminCommand(ctx context.Context, data string, args []string, stderr io.Writer) error {
+func adminCommand(ctx context.Context, data string, pass func(bool) (string, error), args []string, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "token" {
 		fmt.Fprint(stderr, adminUsage)
 		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
@@ -222,7 +256,11 @@ func adminCommand(ctx context.Context, data string, args []string, stderr io.Wri
 		}
 		return err
 	}
-	srv, err := New(ctx, Config{DataDir: data, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	key, err := StoreKey(data, false, pass)
+	if err != nil {
+		return err
+	}
+	srv, err := New(ctx, Config{DataDir: data, EncryptionKey: key, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -39,6 +40,9 @@ type Config struct {
 	DataDir string
 	// Store, when set, is used instead of opening Badger in DataDir.
 	Store syncengine.Store
+	// EncryptionKey opens an encrypted Badger store in DataDir (StoreKey
+	// derives it from the passphrase); nil for a plain one.
+	EncryptionKey []byte
 	// Upstream is the URL of the server this one relays to (a hub), or "".
 	Upstream string
 	// UpstreamEnroll is a hub code from the upstream (surveyctl hub code):
@@ -112,7 +116,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("server: %w", err)
 		}
-		st, err := badgerstore.Open(badgerstore.Options{Dir: cfg.DataDir, Profile: badgerstore.Server, Logger: cfg.Logger})
+		if k, err := readKeyFile(cfg.DataDir); err != nil || (k != nil && cfg.EncryptionKey == nil) {
+			return nil, fmt.Errorf("server: %w", cmp.Or(err, ErrNoPassphrase))
+		}
+		st, err := badgerstore.Open(badgerstore.Options{Dir: cfg.DataDir, Profile: badgerstore.Server, Logger: cfg.Logger,
+			EncryptionKey: cfg.EncryptionKey})
 		if err != nil {
 			return nil, fmt.Errorf("server: %w", err)
 		}
