@@ -86,6 +86,524 @@ func (Kind) EnumDescriptor() ([]byte, []int) {
 	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{0}
 }
 
+type BundleKeysRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BundleKeysRequest) Reset() {
+	*x = BundleKeysRequest{}
+	mi := &file_tessera_v1_sync_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BundleKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BundleKeysRequest) ProtoMessage() {}
+
+func (x *BundleKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_sync_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BundleKeysRequest.ProtoReflect.Descriptor instead.
+func (*BundleKeysRequest) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{0}
+}
+
+type BundleKeysResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The server's replica id: a bundle names it as its recipient.
+	Replica []byte `protobuf:"bytes,1,opt,name=replica,proto3" json:"replica,omitempty"`
+	// X25519 public key bundles are sealed to.
+	SealKey []byte `protobuf:"bytes,2,opt,name=seal_key,json=sealKey,proto3" json:"seal_key,omitempty"`
+	// Ed25519 public key replies are signed with.
+	SignKey       []byte `protobuf:"bytes,3,opt,name=sign_key,json=signKey,proto3" json:"sign_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BundleKeysResponse) Reset() {
+	*x = BundleKeysResponse{}
+	mi := &file_tessera_v1_sync_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BundleKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BundleKeysResponse) ProtoMessage() {}
+
+func (x *BundleKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_sync_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BundleKeysResponse.ProtoReflect.Descriptor instead.
+func (*BundleKeysResponse) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *BundleKeysResponse) GetReplica() []byte {
+	if x != nil {
+		return x.Replica
+	}
+	return nil
+}
+
+func (x *BundleKeysResponse) GetSealKey() []byte {
+	if x != nil {
+		return x.SealKey
+	}
+	return nil
+}
+
+func (x *BundleKeysResponse) GetSignKey() []byte {
+	if x != nil {
+		return x.SignKey
+	}
+	return nil
+}
+
+type ImportBundleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The bundle file, as fieldapp wrote it.
+	Bundle        []byte `protobuf:"bytes,1,opt,name=bundle,proto3" json:"bundle,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportBundleRequest) Reset() {
+	*x = ImportBundleRequest{}
+	mi := &file_tessera_v1_sync_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportBundleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportBundleRequest) ProtoMessage() {}
+
+func (x *ImportBundleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_sync_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportBundleRequest.ProtoReflect.Descriptor instead.
+func (*ImportBundleRequest) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ImportBundleRequest) GetBundle() []byte {
+	if x != nil {
+		return x.Bundle
+	}
+	return nil
+}
+
+type ImportBundleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The reply file for the device (fieldapp bundle import).
+	Reply []byte `protobuf:"bytes,1,opt,name=reply,proto3" json:"reply,omitempty"`
+	// The device the bundle came from, and its project and team.
+	Device  string `protobuf:"bytes,2,opt,name=device,proto3" json:"device,omitempty"`
+	Project string `protobuf:"bytes,3,opt,name=project,proto3" json:"project,omitempty"`
+	Team    string `protobuf:"bytes,4,opt,name=team,proto3" json:"team,omitempty"`
+	// Changes the bundle carried, how many were new here, and how many the
+	// reply carries back.
+	Pushed  uint32 `protobuf:"varint,5,opt,name=pushed,proto3" json:"pushed,omitempty"`
+	Applied uint32 `protobuf:"varint,6,opt,name=applied,proto3" json:"applied,omitempty"`
+	Pulled  uint32 `protobuf:"varint,7,opt,name=pulled,proto3" json:"pulled,omitempty"`
+	// Forms the reply carries.
+	Forms         uint32 `protobuf:"varint,8,opt,name=forms,proto3" json:"forms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportBundleResponse) Reset() {
+	*x = ImportBundleResponse{}
+	mi := &file_tessera_v1_sync_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportBundleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportBundleResponse) ProtoMessage() {}
+
+func (x *ImportBundleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_sync_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportBundleResponse.ProtoReflect.Descriptor instead.
+func (*ImportBundleResponse) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ImportBundleResponse) GetReply() []byte {
+	if x != nil {
+		return x.Reply
+	}
+	return nil
+}
+
+func (x *ImportBundleResponse) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
+}
+
+func (x *ImportBundleResponse) GetProject() string {
+	if x != nil {
+		return x.Project
+	}
+	return ""
+}
+
+func (x *ImportBundleResponse) GetTeam() string {
+	if x != nil {
+		return x.Team
+	}
+	return ""
+}
+
+func (x *ImportBundleResponse) GetPushed() uint32 {
+	if x != nil {
+		return x.Pushed
+	}
+	return 0
+}
+
+func (x *ImportBundleResponse) GetApplied() uint32 {
+	if x != nil {
+		return x.Applied
+	}
+	return 0
+}
+
+func (x *ImportBundleResponse) GetPulled() uint32 {
+	if x != nil {
+		return x.Pulled
+	}
+	return 0
+}
+
+func (x *ImportBundleResponse) GetForms() uint32 {
+	if x != nil {
+		return x.Forms
+	}
+	return 0
+}
+
+// BundleContent is what a device's bundle holds, sealed: the pushes a
+// network sync would make now, the pull position its reply starts from,
+// and the key the reply is sealed to.
+type BundleContent struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Pushes []*PushRequest         `protobuf:"bytes,1,rep,name=pushes,proto3" json:"pushes,omitempty"`
+	Pull   *PullRequest           `protobuf:"bytes,2,opt,name=pull,proto3" json:"pull,omitempty"`
+	// X25519 public key of this bundle's reply (the private key stays in the
+	// device's encrypted store).
+	ReplyKey []byte `protobuf:"bytes,3,opt,name=reply_key,json=replyKey,proto3" json:"reply_key,omitempty"`
+	// The form versions the device holds ("form_id@version"): the reply
+	// carries those it may read and lacks.
+	Forms         []string `protobuf:"bytes,4,rep,name=forms,proto3" json:"forms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BundleContent) Reset() {
+	*x = BundleContent{}
+	mi := &file_tessera_v1_sync_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BundleContent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BundleContent) ProtoMessage() {}
+
+func (x *BundleContent) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_sync_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BundleContent.ProtoReflect.Descriptor instead.
+func (*BundleContent) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *BundleContent) GetPushes() []*PushRequest {
+	if x != nil {
+		return x.Pushes
+	}
+	return nil
+}
+
+func (x *BundleContent) GetPull() *PullRequest {
+	if x != nil {
+		return x.Pull
+	}
+	return nil
+}
+
+func (x *BundleContent) GetReplyKey() []byte {
+	if x != nil {
+		return x.ReplyKey
+	}
+	return nil
+}
+
+func (x *BundleContent) GetForms() []string {
+	if x != nil {
+		return x.Forms
+	}
+	return nil
+}
+
+// BundleReply is what a reply holds, sealed to the bundle's reply key and
+// signed by the server.
+type BundleReply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The device's log position the server holds, as PushResponse says it.
+	Acknowledged uint64        `protobuf:"varint,1,opt,name=acknowledged,proto3" json:"acknowledged,omitempty"`
+	Resend       bool          `protobuf:"varint,2,opt,name=resend,proto3" json:"resend,omitempty"`
+	Pages        []*BundlePage `protobuf:"bytes,3,rep,name=pages,proto3" json:"pages,omitempty"`
+	// Form versions the device lacks, with their attachments.
+	Forms         []*BundleForm `protobuf:"bytes,4,rep,name=forms,proto3" json:"forms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BundleReply) Reset() {
+	*x = BundleReply{}
+	mi := &file_tessera_v1_sync_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BundleReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BundleReply) ProtoMessage() {}
+
+func (x *BundleReply) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_sync_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BundleReply.ProtoReflect.Descriptor instead.
+func (*BundleReply) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *BundleReply) GetAcknowledged() uint64 {
+	if x != nil {
+		return x.Acknowledged
+	}
+	return 0
+}
+
+func (x *BundleReply) GetResend() bool {
+	if x != nil {
+		return x.Resend
+	}
+	return false
+}
+
+func (x *BundleReply) GetPages() []*BundlePage {
+	if x != nil {
+		return x.Pages
+	}
+	return nil
+}
+
+func (x *BundleReply) GetForms() []*BundleForm {
+	if x != nil {
+		return x.Forms
+	}
+	return nil
+}
+
+// BundlePage is a page of the server's log and the position it was read
+// from.
+type BundlePage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          uint64                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	FromDot       *Dot                   `protobuf:"bytes,2,opt,name=from_dot,json=fromDot,proto3" json:"from_dot,omitempty"`
+	Page          *PullResponse          `protobuf:"bytes,3,opt,name=page,proto3" json:"page,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BundlePage) Reset() {
+	*x = BundlePage{}
+	mi := &file_tessera_v1_sync_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BundlePage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BundlePage) ProtoMessage() {}
+
+func (x *BundlePage) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_sync_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BundlePage.ProtoReflect.Descriptor instead.
+func (*BundlePage) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *BundlePage) GetFrom() uint64 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *BundlePage) GetFromDot() *Dot {
+	if x != nil {
+		return x.FromDot
+	}
+	return nil
+}
+
+func (x *BundlePage) GetPage() *PullResponse {
+	if x != nil {
+		return x.Page
+	}
+	return nil
+}
+
+type BundleForm struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Form          *FormInfo              `protobuf:"bytes,1,opt,name=form,proto3" json:"form,omitempty"`
+	Xlsx          []byte                 `protobuf:"bytes,2,opt,name=xlsx,proto3" json:"xlsx,omitempty"`
+	Files         []*FormFile            `protobuf:"bytes,3,rep,name=files,proto3" json:"files,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BundleForm) Reset() {
+	*x = BundleForm{}
+	mi := &file_tessera_v1_sync_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BundleForm) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BundleForm) ProtoMessage() {}
+
+func (x *BundleForm) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_sync_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BundleForm.ProtoReflect.Descriptor instead.
+func (*BundleForm) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *BundleForm) GetForm() *FormInfo {
+	if x != nil {
+		return x.Form
+	}
+	return nil
+}
+
+func (x *BundleForm) GetXlsx() []byte {
+	if x != nil {
+		return x.Xlsx
+	}
+	return nil
+}
+
+func (x *BundleForm) GetFiles() []*FormFile {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
 // Dot names one write: the replica that made it and that replica's counter at
 // the time. A dot is unique forever; counters of one replica only increase.
 type Dot struct {
@@ -100,7 +618,7 @@ type Dot struct {
 
 func (x *Dot) Reset() {
 	*x = Dot{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[0]
+	mi := &file_tessera_v1_sync_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -112,7 +630,7 @@ func (x *Dot) String() string {
 func (*Dot) ProtoMessage() {}
 
 func (x *Dot) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[0]
+	mi := &file_tessera_v1_sync_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -125,7 +643,7 @@ func (x *Dot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dot.ProtoReflect.Descriptor instead.
 func (*Dot) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{0}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Dot) GetReplica() []byte {
@@ -167,7 +685,7 @@ type Field struct {
 
 func (x *Field) Reset() {
 	*x = Field{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[1]
+	mi := &file_tessera_v1_sync_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -179,7 +697,7 @@ func (x *Field) String() string {
 func (*Field) ProtoMessage() {}
 
 func (x *Field) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[1]
+	mi := &file_tessera_v1_sync_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -192,7 +710,7 @@ func (x *Field) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Field.ProtoReflect.Descriptor instead.
 func (*Field) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{1}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Field) GetName() string {
@@ -262,7 +780,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[2]
+	mi := &file_tessera_v1_sync_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -274,7 +792,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[2]
+	mi := &file_tessera_v1_sync_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -287,7 +805,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{2}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Change) GetRecord() []byte {
@@ -362,7 +880,7 @@ type PushRequest struct {
 
 func (x *PushRequest) Reset() {
 	*x = PushRequest{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[3]
+	mi := &file_tessera_v1_sync_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -374,7 +892,7 @@ func (x *PushRequest) String() string {
 func (*PushRequest) ProtoMessage() {}
 
 func (x *PushRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[3]
+	mi := &file_tessera_v1_sync_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -387,7 +905,7 @@ func (x *PushRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushRequest.ProtoReflect.Descriptor instead.
 func (*PushRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{3}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PushRequest) GetReplica() []byte {
@@ -452,7 +970,7 @@ type RecordScope struct {
 
 func (x *RecordScope) Reset() {
 	*x = RecordScope{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[4]
+	mi := &file_tessera_v1_sync_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -464,7 +982,7 @@ func (x *RecordScope) String() string {
 func (*RecordScope) ProtoMessage() {}
 
 func (x *RecordScope) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[4]
+	mi := &file_tessera_v1_sync_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -477,7 +995,7 @@ func (x *RecordScope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordScope.ProtoReflect.Descriptor instead.
 func (*RecordScope) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{4}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RecordScope) GetRecord() []byte {
@@ -520,7 +1038,7 @@ type PushResponse struct {
 
 func (x *PushResponse) Reset() {
 	*x = PushResponse{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[5]
+	mi := &file_tessera_v1_sync_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -532,7 +1050,7 @@ func (x *PushResponse) String() string {
 func (*PushResponse) ProtoMessage() {}
 
 func (x *PushResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[5]
+	mi := &file_tessera_v1_sync_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -545,7 +1063,7 @@ func (x *PushResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushResponse.ProtoReflect.Descriptor instead.
 func (*PushResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{5}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PushResponse) GetAcknowledged() uint64 {
@@ -602,7 +1120,7 @@ type PullRequest struct {
 
 func (x *PullRequest) Reset() {
 	*x = PullRequest{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[6]
+	mi := &file_tessera_v1_sync_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -614,7 +1132,7 @@ func (x *PullRequest) String() string {
 func (*PullRequest) ProtoMessage() {}
 
 func (x *PullRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[6]
+	mi := &file_tessera_v1_sync_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -627,7 +1145,7 @@ func (x *PullRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullRequest.ProtoReflect.Descriptor instead.
 func (*PullRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{6}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PullRequest) GetReplica() []byte {
@@ -708,7 +1226,7 @@ type PullResponse struct {
 
 func (x *PullResponse) Reset() {
 	*x = PullResponse{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[7]
+	mi := &file_tessera_v1_sync_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -720,7 +1238,7 @@ func (x *PullResponse) String() string {
 func (*PullResponse) ProtoMessage() {}
 
 func (x *PullResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[7]
+	mi := &file_tessera_v1_sync_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -733,7 +1251,7 @@ func (x *PullResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullResponse.ProtoReflect.Descriptor instead.
 func (*PullResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{7}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PullResponse) GetChanges() []*Change {
@@ -851,7 +1369,7 @@ type ChangeBatch struct {
 
 func (x *ChangeBatch) Reset() {
 	*x = ChangeBatch{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[8]
+	mi := &file_tessera_v1_sync_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -863,7 +1381,7 @@ func (x *ChangeBatch) String() string {
 func (*ChangeBatch) ProtoMessage() {}
 
 func (x *ChangeBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[8]
+	mi := &file_tessera_v1_sync_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -876,7 +1394,7 @@ func (x *ChangeBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeBatch.ProtoReflect.Descriptor instead.
 func (*ChangeBatch) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{8}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ChangeBatch) GetReplicas() [][]byte {
@@ -1010,7 +1528,43 @@ var File_tessera_v1_sync_proto protoreflect.FileDescriptor
 const file_tessera_v1_sync_proto_rawDesc = "" +
 	"\n" +
 	"\x15tessera/v1/sync.proto\x12\n" +
-	"tessera.v1\"9\n" +
+	"tessera.v1\x1a\x16tessera/v1/forms.proto\"\x13\n" +
+	"\x11BundleKeysRequest\"d\n" +
+	"\x12BundleKeysResponse\x12\x18\n" +
+	"\areplica\x18\x01 \x01(\fR\areplica\x12\x19\n" +
+	"\bseal_key\x18\x02 \x01(\fR\asealKey\x12\x19\n" +
+	"\bsign_key\x18\x03 \x01(\fR\asignKey\"-\n" +
+	"\x13ImportBundleRequest\x12\x16\n" +
+	"\x06bundle\x18\x01 \x01(\fR\x06bundle\"\xd2\x01\n" +
+	"\x14ImportBundleResponse\x12\x14\n" +
+	"\x05reply\x18\x01 \x01(\fR\x05reply\x12\x16\n" +
+	"\x06device\x18\x02 \x01(\tR\x06device\x12\x18\n" +
+	"\aproject\x18\x03 \x01(\tR\aproject\x12\x12\n" +
+	"\x04team\x18\x04 \x01(\tR\x04team\x12\x16\n" +
+	"\x06pushed\x18\x05 \x01(\rR\x06pushed\x12\x18\n" +
+	"\aapplied\x18\x06 \x01(\rR\aapplied\x12\x16\n" +
+	"\x06pulled\x18\a \x01(\rR\x06pulled\x12\x14\n" +
+	"\x05forms\x18\b \x01(\rR\x05forms\"\xa0\x01\n" +
+	"\rBundleContent\x12/\n" +
+	"\x06pushes\x18\x01 \x03(\v2\x17.tessera.v1.PushRequestR\x06pushes\x12+\n" +
+	"\x04pull\x18\x02 \x01(\v2\x17.tessera.v1.PullRequestR\x04pull\x12\x1b\n" +
+	"\treply_key\x18\x03 \x01(\fR\breplyKey\x12\x14\n" +
+	"\x05forms\x18\x04 \x03(\tR\x05forms\"\xa5\x01\n" +
+	"\vBundleReply\x12\"\n" +
+	"\facknowledged\x18\x01 \x01(\x04R\facknowledged\x12\x16\n" +
+	"\x06resend\x18\x02 \x01(\bR\x06resend\x12,\n" +
+	"\x05pages\x18\x03 \x03(\v2\x16.tessera.v1.BundlePageR\x05pages\x12,\n" +
+	"\x05forms\x18\x04 \x03(\v2\x16.tessera.v1.BundleFormR\x05forms\"z\n" +
+	"\n" +
+	"BundlePage\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\x04R\x04from\x12*\n" +
+	"\bfrom_dot\x18\x02 \x01(\v2\x0f.tessera.v1.DotR\afromDot\x12,\n" +
+	"\x04page\x18\x03 \x01(\v2\x18.tessera.v1.PullResponseR\x04page\"v\n" +
+	"\n" +
+	"BundleForm\x12(\n" +
+	"\x04form\x18\x01 \x01(\v2\x14.tessera.v1.FormInfoR\x04form\x12\x12\n" +
+	"\x04xlsx\x18\x02 \x01(\fR\x04xlsx\x12*\n" +
+	"\x05files\x18\x03 \x03(\v2\x14.tessera.v1.FormFileR\x05files\"9\n" +
 	"\x03Dot\x12\x18\n" +
 	"\areplica\x18\x01 \x01(\fR\areplica\x12\x18\n" +
 	"\acounter\x18\x02 \x01(\x04R\acounter\"\x95\x01\n" +
@@ -1099,10 +1653,13 @@ const file_tessera_v1_sync_proto_rawDesc = "" +
 	"\tKIND_TEXT\x10\x01\x12\f\n" +
 	"\bKIND_INT\x10\x02\x12\x10\n" +
 	"\fKIND_DECIMAL\x10\x03\x12\r\n" +
-	"\tKIND_BOOL\x10\x042\x8a\x01\n" +
+	"\tKIND_BOOL\x10\x042\xb1\x02\n" +
 	"\vSyncService\x12;\n" +
 	"\x04Push\x12\x17.tessera.v1.PushRequest\x1a\x18.tessera.v1.PushResponse\"\x00\x12>\n" +
-	"\x04Pull\x12\x17.tessera.v1.PullRequest\x1a\x18.tessera.v1.PullResponse\"\x03\x90\x02\x01B<Z:github.com/tessera-survey/tessera/gen/tessera/v1;tesserav1b\x06proto3"
+	"\x04Pull\x12\x17.tessera.v1.PullRequest\x1a\x18.tessera.v1.PullResponse\"\x03\x90\x02\x01\x12P\n" +
+	"\n" +
+	"BundleKeys\x12\x1d.tessera.v1.BundleKeysRequest\x1a\x1e.tessera.v1.BundleKeysResponse\"\x03\x90\x02\x01\x12S\n" +
+	"\fImportBundle\x12\x1f.tessera.v1.ImportBundleRequest\x1a .tessera.v1.ImportBundleResponse\"\x00B<Z:github.com/tessera-survey/tessera/gen/tessera/v1;tesserav1b\x06proto3"
 
 var (
 	file_tessera_v1_sync_proto_rawDescOnce sync.Once
@@ -1117,42 +1674,64 @@ func file_tessera_v1_sync_proto_rawDescGZIP() []byte {
 }
 
 var file_tessera_v1_sync_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_tessera_v1_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_tessera_v1_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_tessera_v1_sync_proto_goTypes = []any{
-	(Kind)(0),            // 0: tessera.v1.Kind
-	(*Dot)(nil),          // 1: tessera.v1.Dot
-	(*Field)(nil),        // 2: tessera.v1.Field
-	(*Change)(nil),       // 3: tessera.v1.Change
-	(*PushRequest)(nil),  // 4: tessera.v1.PushRequest
-	(*RecordScope)(nil),  // 5: tessera.v1.RecordScope
-	(*PushResponse)(nil), // 6: tessera.v1.PushResponse
-	(*PullRequest)(nil),  // 7: tessera.v1.PullRequest
-	(*PullResponse)(nil), // 8: tessera.v1.PullResponse
-	(*ChangeBatch)(nil),  // 9: tessera.v1.ChangeBatch
+	(Kind)(0),                    // 0: tessera.v1.Kind
+	(*BundleKeysRequest)(nil),    // 1: tessera.v1.BundleKeysRequest
+	(*BundleKeysResponse)(nil),   // 2: tessera.v1.BundleKeysResponse
+	(*ImportBundleRequest)(nil),  // 3: tessera.v1.ImportBundleRequest
+	(*ImportBundleResponse)(nil), // 4: tessera.v1.ImportBundleResponse
+	(*BundleContent)(nil),        // 5: tessera.v1.BundleContent
+	(*BundleReply)(nil),          // 6: tessera.v1.BundleReply
+	(*BundlePage)(nil),           // 7: tessera.v1.BundlePage
+	(*BundleForm)(nil),           // 8: tessera.v1.BundleForm
+	(*Dot)(nil),                  // 9: tessera.v1.Dot
+	(*Field)(nil),                // 10: tessera.v1.Field
+	(*Change)(nil),               // 11: tessera.v1.Change
+	(*PushRequest)(nil),          // 12: tessera.v1.PushRequest
+	(*RecordScope)(nil),          // 13: tessera.v1.RecordScope
+	(*PushResponse)(nil),         // 14: tessera.v1.PushResponse
+	(*PullRequest)(nil),          // 15: tessera.v1.PullRequest
+	(*PullResponse)(nil),         // 16: tessera.v1.PullResponse
+	(*ChangeBatch)(nil),          // 17: tessera.v1.ChangeBatch
+	(*FormInfo)(nil),             // 18: tessera.v1.FormInfo
+	(*FormFile)(nil),             // 19: tessera.v1.FormFile
 }
 var file_tessera_v1_sync_proto_depIdxs = []int32{
-	0,  // 0: tessera.v1.Field.kind:type_name -> tessera.v1.Kind
-	1,  // 1: tessera.v1.Change.dot:type_name -> tessera.v1.Dot
-	1,  // 2: tessera.v1.Change.context:type_name -> tessera.v1.Dot
-	2,  // 3: tessera.v1.Change.fields:type_name -> tessera.v1.Field
-	3,  // 4: tessera.v1.PushRequest.changes:type_name -> tessera.v1.Change
-	9,  // 5: tessera.v1.PushRequest.batch:type_name -> tessera.v1.ChangeBatch
-	5,  // 6: tessera.v1.PushRequest.scopes:type_name -> tessera.v1.RecordScope
-	1,  // 7: tessera.v1.PullRequest.cursor_dot:type_name -> tessera.v1.Dot
-	3,  // 8: tessera.v1.PullResponse.changes:type_name -> tessera.v1.Change
-	1,  // 9: tessera.v1.PullResponse.cursor_dot:type_name -> tessera.v1.Dot
-	9,  // 10: tessera.v1.PullResponse.batch:type_name -> tessera.v1.ChangeBatch
-	5,  // 11: tessera.v1.PullResponse.scopes:type_name -> tessera.v1.RecordScope
-	0,  // 12: tessera.v1.ChangeBatch.field_kind:type_name -> tessera.v1.Kind
-	4,  // 13: tessera.v1.SyncService.Push:input_type -> tessera.v1.PushRequest
-	7,  // 14: tessera.v1.SyncService.Pull:input_type -> tessera.v1.PullRequest
-	6,  // 15: tessera.v1.SyncService.Push:output_type -> tessera.v1.PushResponse
-	8,  // 16: tessera.v1.SyncService.Pull:output_type -> tessera.v1.PullResponse
-	15, // [15:17] is the sub-list for method output_type
-	13, // [13:15] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	12, // 0: tessera.v1.BundleContent.pushes:type_name -> tessera.v1.PushRequest
+	15, // 1: tessera.v1.BundleContent.pull:type_name -> tessera.v1.PullRequest
+	7,  // 2: tessera.v1.BundleReply.pages:type_name -> tessera.v1.BundlePage
+	8,  // 3: tessera.v1.BundleReply.forms:type_name -> tessera.v1.BundleForm
+	9,  // 4: tessera.v1.BundlePage.from_dot:type_name -> tessera.v1.Dot
+	16, // 5: tessera.v1.BundlePage.page:type_name -> tessera.v1.PullResponse
+	18, // 6: tessera.v1.BundleForm.form:type_name -> tessera.v1.FormInfo
+	19, // 7: tessera.v1.BundleForm.files:type_name -> tessera.v1.FormFile
+	0,  // 8: tessera.v1.Field.kind:type_name -> tessera.v1.Kind
+	9,  // 9: tessera.v1.Change.dot:type_name -> tessera.v1.Dot
+	9,  // 10: tessera.v1.Change.context:type_name -> tessera.v1.Dot
+	10, // 11: tessera.v1.Change.fields:type_name -> tessera.v1.Field
+	11, // 12: tessera.v1.PushRequest.changes:type_name -> tessera.v1.Change
+	17, // 13: tessera.v1.PushRequest.batch:type_name -> tessera.v1.ChangeBatch
+	13, // 14: tessera.v1.PushRequest.scopes:type_name -> tessera.v1.RecordScope
+	9,  // 15: tessera.v1.PullRequest.cursor_dot:type_name -> tessera.v1.Dot
+	11, // 16: tessera.v1.PullResponse.changes:type_name -> tessera.v1.Change
+	9,  // 17: tessera.v1.PullResponse.cursor_dot:type_name -> tessera.v1.Dot
+	17, // 18: tessera.v1.PullResponse.batch:type_name -> tessera.v1.ChangeBatch
+	13, // 19: tessera.v1.PullResponse.scopes:type_name -> tessera.v1.RecordScope
+	0,  // 20: tessera.v1.ChangeBatch.field_kind:type_name -> tessera.v1.Kind
+	12, // 21: tessera.v1.SyncService.Push:input_type -> tessera.v1.PushRequest
+	15, // 22: tessera.v1.SyncService.Pull:input_type -> tessera.v1.PullRequest
+	1,  // 23: tessera.v1.SyncService.BundleKeys:input_type -> tessera.v1.BundleKeysRequest
+	3,  // 24: tessera.v1.SyncService.ImportBundle:input_type -> tessera.v1.ImportBundleRequest
+	14, // 25: tessera.v1.SyncService.Push:output_type -> tessera.v1.PushResponse
+	16, // 26: tessera.v1.SyncService.Pull:output_type -> tessera.v1.PullResponse
+	2,  // 27: tessera.v1.SyncService.BundleKeys:output_type -> tessera.v1.BundleKeysResponse
+	4,  // 28: tessera.v1.SyncService.ImportBundle:output_type -> tessera.v1.ImportBundleResponse
+	25, // [25:29] is the sub-list for method output_type
+	21, // [21:25] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_tessera_v1_sync_proto_init() }
@@ -1160,13 +1739,14 @@ func file_tessera_v1_sync_proto_init() {
 	if File_tessera_v1_sync_proto != nil {
 		return
 	}
+	file_tessera_v1_forms_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tessera_v1_sync_proto_rawDesc), len(file_tessera_v1_sync_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

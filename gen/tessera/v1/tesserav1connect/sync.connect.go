@@ -36,6 +36,10 @@ const (
 	SyncServicePushProcedure = "/tessera.v1.SyncService/Push"
 	// SyncServicePullProcedure is the procedure name of the SyncService's Pull RPC.
 	SyncServicePullProcedure = "/tessera.v1.SyncService/Pull"
+	// SyncServiceBundleKeysProcedure is the procedure name of the SyncService's BundleKeys RPC.
+	SyncServiceBundleKeysProcedure = "/tessera.v1.SyncService/BundleKeys"
+	// SyncServiceImportBundleProcedure is the procedure name of the SyncService's ImportBundle RPC.
+	SyncServiceImportBundleProcedure = "/tessera.v1.SyncService/ImportBundle"
 )
 
 var (
@@ -54,6 +58,21 @@ var (
 			IdempotencyLevel: connect.IdempotencyNoSideEffects,
 		}
 	})
+	syncServiceBundleKeysSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_tessera_v1_sync_proto.Services().ByName("SyncService").Methods().ByName("BundleKeys"),
+			Procedure:        SyncServiceBundleKeysProcedure,
+			IdempotencyLevel: connect.IdempotencyNoSideEffects,
+		}
+	})
+	syncServiceImportBundleSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType: connect.StreamTypeUnary,
+			Schema:     v1.File_tessera_v1_sync_proto.Services().ByName("SyncService").Methods().ByName("ImportBundle"),
+			Procedure:  SyncServiceImportBundleProcedure,
+		}
+	})
 )
 
 // SyncServiceClient is a client for the tessera.v1.SyncService service.
@@ -66,6 +85,17 @@ type SyncServiceClient interface {
 	Push(context.Context, *v1.PushRequest) (*v1.PushResponse, error)
 	// Pull returns a page of the server's change log after the caller's cursor.
 	Pull(context.Context, *v1.PullRequest) (*v1.PullResponse, error)
+	// BundleKeys returns the server's public keys for bundles (sync by file,
+	// with no network): devices seal their bundles to it, and check that a
+	// reply comes from it. Devices ask once, at a network sync.
+	BundleKeys(context.Context, *v1.BundleKeysRequest) (*v1.BundleKeysResponse, error)
+	// ImportBundle merges a device's bundle (fieldapp bundle export, carried
+	// on a USB stick) as that device's push, and returns the reply the device
+	// imports: what the server now holds of it, and the changes and forms the
+	// device may have. The caller is a lead of the device's project (surveyctl
+	// bundle import). A bundle altered, cut short, made for another server or
+	// signed by another device is refused whole (InvalidArgument).
+	ImportBundle(context.Context, *v1.ImportBundleRequest) (*v1.ImportBundleResponse, error)
 }
 
 // NewSyncServiceClient constructs a client for the tessera.v1.SyncService service. Multiple service
@@ -84,6 +114,17 @@ type SyncServiceHandler interface {
 	Push(context.Context, *v1.PushRequest) (*v1.PushResponse, error)
 	// Pull returns a page of the server's change log after the caller's cursor.
 	Pull(context.Context, *v1.PullRequest) (*v1.PullResponse, error)
+	// BundleKeys returns the server's public keys for bundles (sync by file,
+	// with no network): devices seal their bundles to it, and check that a
+	// reply comes from it. Devices ask once, at a network sync.
+	BundleKeys(context.Context, *v1.BundleKeysRequest) (*v1.BundleKeysResponse, error)
+	// ImportBundle merges a device's bundle (fieldapp bundle export, carried
+	// on a USB stick) as that device's push, and returns the reply the device
+	// imports: what the server now holds of it, and the changes and forms the
+	// device may have. The caller is a lead of the device's project (surveyctl
+	// bundle import). A bundle altered, cut short, made for another server or
+	// signed by another device is refused whole (InvalidArgument).
+	ImportBundle(context.Context, *v1.ImportBundleRequest) (*v1.ImportBundleResponse, error)
 }
 
 // RegisterSyncServiceHandler registers svc as the tessera.v1.SyncService implementation on server.
@@ -92,6 +133,8 @@ func RegisterSyncServiceHandler(server *connect.Server, svc SyncServiceHandler) 
 	server.Register(
 		connect.Method{Spec: syncServicePushSpec(), Handler: adapter.push},
 		connect.Method{Spec: syncServicePullSpec(), Handler: adapter.pull},
+		connect.Method{Spec: syncServiceBundleKeysSpec(), Handler: adapter.bundleKeys},
+		connect.Method{Spec: syncServiceImportBundleSpec(), Handler: adapter.importBundle},
 	)
 }
 
@@ -104,6 +147,14 @@ func (UnimplementedSyncServiceHandler) Push(context.Context, *v1.PushRequest) (*
 
 func (UnimplementedSyncServiceHandler) Pull(context.Context, *v1.PullRequest) (*v1.PullResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, "tessera.v1.SyncService.Pull is not implemented")
+}
+
+func (UnimplementedSyncServiceHandler) BundleKeys(context.Context, *v1.BundleKeysRequest) (*v1.BundleKeysResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "tessera.v1.SyncService.BundleKeys is not implemented")
+}
+
+func (UnimplementedSyncServiceHandler) ImportBundle(context.Context, *v1.ImportBundleRequest) (*v1.ImportBundleResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "tessera.v1.SyncService.ImportBundle is not implemented")
 }
 
 type syncServiceClient struct {
@@ -121,6 +172,22 @@ func (c *syncServiceClient) Push(ctx context.Context, req *v1.PushRequest) (*v1.
 func (c *syncServiceClient) Pull(ctx context.Context, req *v1.PullRequest) (*v1.PullResponse, error) {
 	var res v1.PullResponse
 	if err := c.client.CallUnary(ctx, syncServicePullSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *syncServiceClient) BundleKeys(ctx context.Context, req *v1.BundleKeysRequest) (*v1.BundleKeysResponse, error) {
+	var res v1.BundleKeysResponse
+	if err := c.client.CallUnary(ctx, syncServiceBundleKeysSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *syncServiceClient) ImportBundle(ctx context.Context, req *v1.ImportBundleRequest) (*v1.ImportBundleResponse, error) {
+	var res v1.ImportBundleResponse
+	if err := c.client.CallUnary(ctx, syncServiceImportBundleSpec(), req, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -146,6 +213,30 @@ func (h syncServiceHandler) pull(ctx context.Context, _ connect.Spec, stream con
 		return err
 	}
 	res, err := h.svc.Pull(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h syncServiceHandler) bundleKeys(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.BundleKeysRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.BundleKeys(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h syncServiceHandler) importBundle(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.ImportBundleRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.ImportBundle(ctx, &req)
 	if err != nil {
 		return err
 	}
