@@ -329,6 +329,11 @@ func (d *Device) Sync(ctx context.Context, serverURL string, progress func(SyncR
 		err = d.rep.SetSetting(ctx, settingFormsDigest, digest)
 	}
 	if err == nil {
+		if kerr := d.fetchBundleKeys(ctx, client); kerr != nil {
+			res.Warnings = append(res.Warnings, "the server's bundle keys were not fetched: "+kerr.Error())
+		}
+	}
+	if err == nil {
 		var warn []string
 		var mp func(MediaResult)
 		if progress != nil {

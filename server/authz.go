@@ -37,6 +37,9 @@ var policies = map[string]policy{
 
 	tesserav1connect.SyncServicePushProcedure: {device: true, role: auth.Admin, open: true},
 	tesserav1connect.SyncServicePullProcedure: {device: true, role: auth.Admin, open: true},
+	// Public keys; ImportBundle checks the device's project (leads only).
+	tesserav1connect.SyncServiceBundleKeysProcedure:   {device: true, role: auth.Enumerator, open: true},
+	tesserav1connect.SyncServiceImportBundleProcedure: {role: auth.Lead, open: true},
 
 	tesserav1connect.FormServicePublishFormProcedure: {role: auth.Lead, open: true},
 	tesserav1connect.FormServiceListFormsProcedure:   {device: true, role: auth.Enumerator, open: true},

@@ -168,6 +168,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"/tessera.v1.AuthService/HubDevices":     {body: func(string) string { return `{}` }, allowed: "hub"},
 		"/tessera.v1.SyncService/Push":           {body: func(string) string { return `{}` }, allowed: "admin device hub"},
 		"/tessera.v1.SyncService/Pull":           {body: func(string) string { return `{}` }, allowed: "admin device hub"},
+		"/tessera.v1.SyncService/BundleKeys":     {body: func(string) string { return `{}` }, allowed: "admin lead analyst enumerator device hub"},
+		"/tessera.v1.SyncService/ImportBundle":   {body: func(string) string { return `{"bundle":""}` }, allowed: "admin lead"},
 		"/tessera.v1.FormService/PublishForm":    {body: func(p string) string { return fmt.Sprintf(`{"project":%q}`, p) }, allowed: "admin lead@own", scoped: true},
 		"/tessera.v1.FormService/ListForms":      {body: func(string) string { return `{}` }, allowed: "admin lead analyst enumerator device hub"},
 		"/tessera.v1.FormService/GetForm":        {body: func(string) string { return `{}` }, allowed: "admin lead analyst enumerator device hub"},

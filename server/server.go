@@ -24,6 +24,7 @@ import (
 	"connectrpc.com/grpcreflect/v2"
 
 	"github.com/tessera-survey/tessera/auth"
+	"github.com/tessera-survey/tessera/bundle"
 	"github.com/tessera-survey/tessera/forms"
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
 	"github.com/tessera-survey/tessera/gen/tessera/v1/tesserav1connect"
@@ -177,6 +178,9 @@ func (s *Server) mux() *http.ServeMux {
 	connecthttp.Mount(mux, cs, connecthttp.WithConditionalOptions(func(spec connect.Spec) []connecthttp.Option {
 		if spec.Procedure == tesserav1connect.FormServicePublishFormProcedure {
 			return []connecthttp.Option{connecthttp.WithReadMaxBytes(forms.MaxXLSXBytes + 1024)}
+		}
+		if spec.Procedure == tesserav1connect.SyncServiceImportBundleProcedure {
+			return []connecthttp.Option{connecthttp.WithReadMaxBytes(bundle.MaxSize + 4096)}
 		}
 		if spec.Procedure == tesserav1connect.MediaServicePutChunkProcedure {
 			return []connecthttp.Option{connecthttp.WithReadMaxBytes(media.ChunkSize + 4096)}

@@ -65,6 +65,7 @@ type Service struct {
 	changed  func()
 	scopes   scopes
 	bound    sync.Map // device id → the replica it is bound to (bindReplica's cache)
+	bundleMu sync.Mutex // creating the bundle keys once
 	checker  *checker
 	stats    *devStats
 	hub      *HubEnrollment // set on a hub once HubIdentity ran

@@ -254,6 +254,13 @@ func (c *Client) Review() tesserav1connect.ReviewServiceClient { return c.review
 // Admin returns the server's admin service.
 func (c *Client) Admin() tesserav1connect.AdminServiceClient { return c.admin }
 
+// Sync returns the server's sync service (Push and Pull go through the
+// client's own methods).
+func (c *Client) Sync() tesserav1connect.SyncServiceClient { return c.svc }
+
+// ReplicaFrom reads a replica id of 16 bytes.
+func ReplicaFrom(b []byte) (syncengine.ReplicaID, error) { return replicaFrom(b, "replica") }
+
 // Forms returns the server's form service.
 func (c *Client) Forms() tesserav1connect.FormServiceClient { return c.forms }
 
@@ -305,16 +312,7 @@ func (c *Client) Pull(ctx context.Context, r syncengine.PullRequest) (syncengine
 	if err != nil {
 		return syncengine.Page{}, err
 	}
-	dot, err := DotFrom(res.CursorDot, "cursor dot")
-	if err != nil {
-		return syncengine.Page{}, fmt.Errorf("server sent %w", err)
-	}
-	var cs []syncengine.Change
-	if res.Batch != nil {
-		cs, err = DecodeBatch(res.Batch)
-	} else {
-		cs, err = changesFrom(res.Changes)
-	}
+	page, err := PageFrom(res)
 	if err != nil {
 		return syncengine.Page{}, fmt.Errorf("server sent %w", err)
 	}
@@ -327,9 +325,27 @@ func (c *Client) Pull(ctx context.Context, r syncengine.PullRequest) (syncengine
 			return syncengine.Page{}, err
 		}
 	}
+	return page, nil
+}
+
+// PageFrom converts a pull response.
+func PageFrom(res *tesserav1.PullResponse) (syncengine.Page, error) {
+	dot, err := DotFrom(res.GetCursorDot(), "cursor dot")
+	if err != nil {
+		return syncengine.Page{}, err
+	}
+	var cs []syncengine.Change
+	if res.GetBatch() != nil {
+		cs, err = DecodeBatch(res.Batch)
+	} else {
+		cs, err = changesFrom(res.GetChanges())
+	}
+	if err != nil {
+		return syncengine.Page{}, err
+	}
 	return syncengine.Page{
-		Changes: cs, Cursor: res.Cursor, CursorDot: dot, More: res.More, Reset: res.StartOver,
-		Head: res.Head, ServerTime: time.UnixMilli(res.ServerTime),
-		Server: syncengine.ServerState{FormsDigest: res.FormsDigest, Wipe: res.Wipe},
+		Changes: cs, Cursor: res.GetCursor(), CursorDot: dot, More: res.GetMore(), Reset: res.GetStartOver(),
+		Head: res.GetHead(), ServerTime: time.UnixMilli(res.GetServerTime()),
+		Server: syncengine.ServerState{FormsDigest: res.GetFormsDigest(), Wipe: res.GetWipe()},
 	}, nil
 }

@@ -1,0 +1,113 @@
+package wire
+
+import (
+	"fmt"
+
+	"github.com/klauspost/compress/zstd"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tessera-survey/tessera/bundle"
+	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
+	"github.com/tessera-survey/tessera/syncengine"
+)
+
+// BundleCodec encodes the contents of bundles and replies as the protocol's
+// messages (columnar batches), compressed with zstd as the network sync's
+// are, so a bundle costs about what the same sync costs on the wire.
+type BundleCodec struct{}
+
+var (
+	bundleEnc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithWindowSize(1<<20))
+	bundleDec, _ = zstd.NewReader(nil, zstd.WithDecoderMaxMemory(bundle.MaxSize*4), zstd.WithDecoderConcurrency(1))
+)
+
+func marshalZ(m proto.Message) ([]byte, error) {
+	b, err := proto.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return bundleEnc.EncodeAll(b, nil), nil
+}
+
+func unmarshalZ(b []byte, m proto.Message) error {
+	raw, err := bundleDec.DecodeAll(b, nil)
+	if err != nil {
+		return fmt.Errorf("%w: %v", syncengine.ErrInvalid, err)
+	}
+	if err := proto.Unmarshal(raw, m); err != nil {
+		return fmt.Errorf("%w: %v", syncengine.ErrInvalid, err)
+	}
+	return nil
+}
+
+// EncodeContent writes a device's bundle content.
+func (BundleCodec) EncodeContent(c bundle.Content) ([]byte, error) {
+	m := &tesserav1.BundleContent{ReplyKey: c.ReplyKey, Forms: c.Forms,
+		Pull: &tesserav1.PullRequest{Replica: c.Out.Pull.For[:], Cursor: c.Out.Pull.Cursor, CursorDot: DotTo(c.Out.Pull.CursorDot), Columnar: true}}
+	for _, p := range c.Out.Pushes {
+		m.Pushes = append(m.Pushes, &tesserav1.PushRequest{Replica: p.From[:], After: p.After, Through: p.Through, Batch: EncodeBatch(p.Changes), Relay: p.Relay})
+	}
+	return marshalZ(m)
+}
+
+// DecodeContent reads it back (server side), each push as the Push RPC
+// reads one.
+func (BundleCodec) DecodeContent(b []byte) (bundle.Content, error) {
+	var m tesserav1.BundleContent
+	if err := unmarshalZ(b, &m); err != nil {
+		return bundle.Content{}, err
+	}
+	c := bundle.Content{ReplyKey: m.ReplyKey, Forms: m.Forms}
+	pull, err := PullFrom(m.GetPull())
+	if err != nil {
+		return bundle.Content{}, err
+	}
+	c.Out.Pull = pull
+	for i, pm := range m.Pushes {
+		p, err := PushFrom(pm)
+		if err != nil {
+			return bundle.Content{}, fmt.Errorf("push %d: %w", i, err)
+		}
+		if p.From != pull.For {
+			return bundle.Content{}, fmt.Errorf("%w: push %d is of another replica", syncengine.ErrInvalid, i)
+		}
+		c.Out.Pushes = append(c.Out.Pushes, p)
+	}
+	return c, nil
+}
+
+// EncodeAnswer writes a reply's content (server side).
+func (BundleCodec) EncodeAnswer(a bundle.Answer) ([]byte, error) {
+	m := &tesserav1.BundleReply{Acknowledged: a.Reply.Acknowledged, Resend: a.Reply.Resend}
+	for _, p := range a.Reply.Pages {
+		m.Pages = append(m.Pages, &tesserav1.BundlePage{From: p.From, FromDot: DotTo(p.FromDot), Page: PageTo(p.Page, true)})
+	}
+	for _, f := range a.Forms {
+		m.Forms = append(m.Forms, &tesserav1.BundleForm{Form: InfoTo(f.Info), Xlsx: f.XLSX, Files: FilesTo(f.Files)})
+	}
+	return marshalZ(m)
+}
+
+// DecodeAnswer reads a reply's content (device side).
+func (BundleCodec) DecodeAnswer(b []byte) (bundle.Answer, error) {
+	var m tesserav1.BundleReply
+	if err := unmarshalZ(b, &m); err != nil {
+		return bundle.Answer{}, err
+	}
+	a := bundle.Answer{Reply: syncengine.Reply{Acknowledged: m.Acknowledged, Resend: m.Resend}}
+	for i, pm := range m.Pages {
+		dot, err := DotFrom(pm.FromDot, "from dot")
+		if err != nil {
+			return bundle.Answer{}, err
+		}
+		page, err := PageFrom(pm.GetPage())
+		if err != nil {
+			return bundle.Answer{}, fmt.Errorf("page %d: %w", i, err)
+		}
+		a.Reply.Pages = append(a.Reply.Pages, syncengine.ReplyPage{From: pm.From, FromDot: dot, Page: page})
+	}
+	for _, f := range m.Forms {
+		a.Forms = append(a.Forms, bundle.Form{Info: InfoFrom(f.GetForm()), XLSX: f.Xlsx, Files: FilesFrom(f.Files)})
+	}
+	return a, nil
+}
