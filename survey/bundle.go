@@ -235,4 +235,3 @@ func (s *Service) formsLacked(ctx context.Context, dp auth.Principal, held []str
 	}
 	return out, nil
 }
-

@@ -64,7 +64,7 @@ type Service struct {
 	open     bool
 	changed  func()
 	scopes   scopes
-	bound    sync.Map // device id → the replica it is bound to (bindReplica's cache)
+	bound    sync.Map   // device id → the replica it is bound to (bindReplica's cache)
 	bundleMu sync.Mutex // creating the bundle keys once
 	checker  *checker
 	stats    *devStats
