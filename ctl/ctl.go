@@ -41,6 +41,7 @@ Commands:
   device code --project P [--team T] [--ttl 15m]   a single-use enrollment code for one device
   device list [--project P] | device revoke ID | device wipe ID
   hub code --project P [--team T] [--ttl 15m]   a single-use code enrolling a camp-office hub (surveyd --upstream URL --enroll CODE)
+  bundle import FILE [--reply REPLY]       sync by file: merge a device's bundle, write its reply (a lead)
   audit verify                             fetch the audit trail (page by page) and check its hash chain
   audit list [--after SEQ] [--limit 100]   print audit entries as JSON lines (--limit 0: all)
   export --form FORM --format csv|jsonl|parquet|geojson --out DIR [--approved-only] [--labels LANG] [--since CURSOR]
@@ -97,6 +98,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return c.hub(fs.Args()[1:])
 	case "audit":
 		return c.audit(fs.Args()[1:])
+	case "bundle":
+		return c.bundle(fs.Args()[1:])
 	case "help":
 		fs.Usage()
 		return nil

@@ -233,7 +233,8 @@ func (d *Device) replyKeys(ctx context.Context) ([]replyKey, error) {
 type BundleReplyResult struct {
 	Acknowledged bool // pending changes the server holds are sent now
 	Pages        int
-	Applied      int // changes new here
+	Received     int // changes the reply carried
+	Applied      int // of them, new here
 	Forms        int // form versions added
 	Pending      int // changes still to send (a next bundle or sync)
 	Wipe         bool
@@ -294,6 +295,9 @@ func (d *Device) ImportReply(ctx context.Context, raw []byte) (BundleReplyResult
 		return res, err
 	}
 	res.Acknowledged, res.Pages, res.Applied, res.Wipe = st.Acknowledged, st.Pages, st.Applied, st.Server.Wipe
+	for _, p := range ans.Reply.Pages {
+		res.Received += len(p.Page.Changes)
+	}
 	res.Pending, err = d.rep.Pending(ctx)
 	return res, err
 }

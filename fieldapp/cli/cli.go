@@ -39,6 +39,8 @@ Commands:
   form list [--json]                 the forms on this device (fetched when syncing)
   sync [--json] [--server URL]       push what the server lacks, then pull what is new (--progress: a line per round trip)
   info [--json]                      show the replica id, server and pending changes
+  bundle export FILE [--max-mb N]    sync by file: what the server lacks, sealed to it (see bundle --help)
+  bundle import FILE...              apply the server's reply to a bundle
 
 Values: 12 is an integer, 1.5 a decimal, true/false a boolean, null clears
 the answer; anything else (including 007 or 1e3) is text.
@@ -101,6 +103,9 @@ func (c *cli) run(cmd string, rest []string) error {
 		return c.serve(rest)
 	case "pin":
 		return c.pinCmd(rest)
+	case "bundle":
+		limitMemory()
+		return c.bundle(rest)
 	}
 	return fmt.Errorf("unknown command %q (see fieldapp --help)", cmd)
 }
