@@ -97,6 +97,14 @@ func (d *Device) identity(ctx context.Context) (string, ed25519.PrivateKey, erro
 	return id, ed25519.PrivateKey(priv), nil
 }
 
+// DeviceID is the id the device's server knows it by ("" when not
+// enrolled).
+func (d *Device) DeviceID(ctx context.Context) (string, error) {
+	cred, err := d.rep.Setting(ctx, settingCredential)
+	id, _, _ := strings.Cut(cred, ":")
+	return id, err
+}
+
 // BundleExport says what an export wrote.
 type BundleExport struct {
 	Parts   [][]byte // the files, in order
@@ -139,7 +147,10 @@ func (d *Device) ExportBundle(ctx context.Context, maxBytes int) (BundleExport, 
 	if maxBytes > 0 {
 		limit = min(limit, maxBytes-4096)
 	}
-	groups, err := splitPushes(out, held, limit)
+	groups, err := bundle.Split(out.Pushes, limit, func(ps []syncengine.Push) (int, error) {
+		b, err := wire.BundleCodec{}.EncodeContent(bundle.Content{Out: syncengine.Outgoing{Pushes: ps, Pull: out.Pull}, ReplyKey: make([]byte, 32), Forms: held})
+		return len(b), err
+	})
 	if err != nil {
 		return ex, err
 	}
@@ -167,37 +178,6 @@ func (d *Device) ExportBundle(ctx context.Context, maxBytes int) (BundleExport, 
 		}
 	}
 	return ex, d.keepReplyKeys(ctx, replies)
-}
-
-// splitPushes cuts the pushes into groups whose encoded content fits
-// limit (one group, maybe empty, when all fit: the reply still brings the
-// server's changes).
-func splitPushes(out syncengine.Outgoing, held []string, limit int) ([][]syncengine.Push, error) {
-	fits := func(ps []syncengine.Push) (bool, error) {
-		b, err := wire.BundleCodec{}.EncodeContent(bundle.Content{Out: syncengine.Outgoing{Pushes: ps, Pull: out.Pull}, ReplyKey: make([]byte, 32), Forms: held})
-		return len(b) <= limit, err
-	}
-	var groups [][]syncengine.Push
-	rest := out.Pushes
-	for len(rest) > 0 || groups == nil {
-		n := len(rest)
-		for {
-			ok, err := fits(rest[:n])
-			if err != nil {
-				return nil, err
-			}
-			if ok {
-				break
-			}
-			if n == 1 {
-				return nil, fmt.Errorf("bundle: one batch of changes is larger than the %d bytes a part may hold", limit)
-			}
-			n /= 2
-		}
-		groups = append(groups, rest[:n])
-		rest = rest[n:]
-	}
-	return groups, nil
 }
 
 type replyKey struct {

@@ -40,6 +40,9 @@ var policies = map[string]policy{
 	// Public keys; ImportBundle checks the device's project (leads only).
 	tesserav1connect.SyncServiceBundleKeysProcedure:   {device: true, role: auth.Enumerator, open: true},
 	tesserav1connect.SyncServiceImportBundleProcedure: {role: auth.Lead, open: true},
+	// A hub's bundles up: leads of its project (checked in the use case).
+	tesserav1connect.SyncServiceExportUpstreamBundleProcedure: {role: auth.Lead, open: true},
+	tesserav1connect.SyncServiceImportUpstreamReplyProcedure:  {role: auth.Lead, open: true},
 
 	tesserav1connect.FormServicePublishFormProcedure: {role: auth.Lead, open: true},
 	tesserav1connect.FormServiceListFormsProcedure:   {device: true, role: auth.Enumerator, open: true},

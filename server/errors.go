@@ -46,6 +46,9 @@ var codes = []struct {
 	{media.ErrNotFound, connect.CodeNotFound},
 	{media.ErrIncomplete, connect.CodeFailedPrecondition},
 	{survey.ErrMediaNotNamed, connect.CodeFailedPrecondition},
+	{survey.ErrNotHub, connect.CodeFailedPrecondition},
+	{survey.ErrNoUpstreamKeys, connect.CodeFailedPrecondition},
+	{survey.ErrHubKeyMissing, connect.CodeFailedPrecondition},
 	{context.Canceled, connect.CodeCanceled},
 	{context.DeadlineExceeded, connect.CodeDeadlineExceeded},
 }

@@ -19,15 +19,15 @@ import (
 	"github.com/tessera-survey/tessera/syncengine"
 )
 
-// hubEnroll enrolls the hub at its upstream with its code (the hub's key
-// is not kept: its credential is what it presents).
+// hubEnroll enrolls the hub at its upstream with its code. It presents
+// its credential when it syncs; its key signs its bundles.
 func (s *Server) hubEnroll(ctx context.Context) (survey.HubEnrollment, error) {
-	res, _, err := wire.Enroll(ctx, s.cfg.Upstream, s.cfg.UpstreamEnroll)
+	res, key, err := wire.Enroll(ctx, s.cfg.Upstream, s.cfg.UpstreamEnroll)
 	if err != nil {
 		return survey.HubEnrollment{}, err
 	}
 	s.log.Info("enrolled at the upstream as a hub", "upstream", s.cfg.Upstream, "project", res.Project, "team", res.Team)
-	return survey.HubEnrollment{Credential: res.Credential, Scope: survey.Scope{Project: res.Project, Team: res.Team}}, nil
+	return survey.HubEnrollment{Credential: res.Credential, Scope: survey.Scope{Project: res.Project, Team: res.Team}, Key: key}, nil
 }
 
 // upstream is the Connect client to a hub's upstream, as the relay needs it.
@@ -43,6 +43,21 @@ func (u upstream) UploadMedia(ctx context.Context, st *media.Store, id syncengin
 		return fmt.Errorf("%w: %w", survey.ErrMediaNotNamed, err)
 	}
 	return err
+}
+
+func (u upstream) BundleKeys(ctx context.Context) (survey.BundleKeys, error) {
+	res, err := u.Sync().BundleKeys(ctx, &tesserav1.BundleKeysRequest{})
+	if connect.CodeOf(err) == connect.CodeUnimplemented {
+		return survey.BundleKeys{}, nil
+	}
+	if err != nil {
+		return survey.BundleKeys{}, fmt.Errorf("%w: bundle keys: %w", survey.ErrUpstream, err)
+	}
+	rep, err := wire.ReplicaFrom(res.Replica)
+	if err != nil || len(res.SealKey) != 32 || len(res.SignKey) != 32 {
+		return survey.BundleKeys{}, fmt.Errorf("%w: malformed bundle keys", survey.ErrUpstream)
+	}
+	return survey.BundleKeys{Replica: rep, Seal: res.SealKey, Sign: res.SignKey}, nil
 }
 
 func (u upstream) Devices(ctx context.Context, wiped []string) ([]auth.Device, error) {

@@ -179,7 +179,7 @@ func (s *Server) mux() *http.ServeMux {
 		if spec.Procedure == tesserav1connect.FormServicePublishFormProcedure {
 			return []connecthttp.Option{connecthttp.WithReadMaxBytes(forms.MaxXLSXBytes + 1024)}
 		}
-		if spec.Procedure == tesserav1connect.SyncServiceImportBundleProcedure {
+		if spec.Procedure == tesserav1connect.SyncServiceImportBundleProcedure || spec.Procedure == tesserav1connect.SyncServiceImportUpstreamReplyProcedure {
 			return []connecthttp.Option{connecthttp.WithReadMaxBytes(bundle.MaxSize + 4096)}
 		}
 		if spec.Procedure == tesserav1connect.MediaServicePutChunkProcedure {

@@ -152,8 +152,15 @@ func (s *Service) ImportBundle(ctx context.Context, p auth.Principal, raw []byte
 	}
 	dp := auth.Principal{Device: dev}
 	var reply bundle.Answer
-	if reply.Reply, st, err = s.exchange(ctx, dp, content.Out); err != nil {
+	var scopes []RecordScope
+	if reply.Reply, scopes, st, err = s.exchange(ctx, dp, content.Out, fromBundleScopes(content.Scopes)); err != nil {
 		return nil, st, err
+	}
+	reply.Scopes = toBundleScopes(scopes)
+	if dev.Hub {
+		if reply.Devices, err = s.HubDevices(ctx, dp, content.Wiped); err != nil {
+			return nil, st, err
+		}
 	}
 	st.Device = *dev
 	if reply.Forms, err = s.formsLacked(ctx, dp, content.Forms); err != nil {
@@ -184,13 +191,14 @@ func (s *Service) ImportBundle(ctx context.Context, p auth.Principal, raw []byte
 // exchange is a network sync's server half for dp: the pushes merged in
 // order through the device's guard (stopping where the server asks for a
 // resend), then the pages of the log it may see from its pull position.
-func (s *Service) exchange(ctx context.Context, dp auth.Principal, out syncengine.Outgoing) (syncengine.Reply, BundleImport, error) {
+func (s *Service) exchange(ctx context.Context, dp auth.Principal, out syncengine.Outgoing, given []RecordScope) (syncengine.Reply, []RecordScope, BundleImport, error) {
 	var rep syncengine.Reply
 	var st BundleImport
+	var scopes []RecordScope
 	for _, push := range out.Pushes {
-		res, err := s.Push(ctx, dp, push, nil)
+		res, err := s.Push(ctx, dp, push, given)
 		if err != nil {
-			return rep, st, err
+			return rep, nil, st, err
 		}
 		st.Pushed += len(push.Changes)
 		st.Applied += res.Applied
@@ -202,10 +210,11 @@ func (s *Service) exchange(ctx context.Context, dp auth.Principal, out syncengin
 	req := out.Pull
 	req.Limit = 1000
 	for st.Pulled < replyLimit {
-		page, _, err := s.Pull(ctx, dp, req, 0)
+		page, ss, err := s.Pull(ctx, dp, req, 0)
 		if err != nil {
-			return rep, st, err
+			return rep, nil, st, err
 		}
+		scopes = append(scopes, ss...)
 		rep.Pages = append(rep.Pages, syncengine.ReplyPage{From: req.Cursor, FromDot: req.CursorDot, Page: page})
 		st.Pulled += len(page.Changes)
 		if !page.More || page.Reset {
@@ -213,7 +222,23 @@ func (s *Service) exchange(ctx context.Context, dp auth.Principal, out syncengin
 		}
 		req.Cursor, req.CursorDot = page.Cursor, page.CursorDot
 	}
-	return rep, st, nil
+	return rep, scopes, st, nil
+}
+
+func fromBundleScopes(bs []bundle.Scope) []RecordScope {
+	out := make([]RecordScope, len(bs))
+	for i, b := range bs {
+		out[i] = RecordScope{Record: b.Record, Scope: Scope{Project: b.Project, Team: b.Team}}
+	}
+	return out
+}
+
+func toBundleScopes(ss []RecordScope) []bundle.Scope {
+	out := make([]bundle.Scope, len(ss))
+	for i, s := range ss {
+		out[i] = bundle.Scope{Record: s.Record, Project: s.Project, Team: s.Team}
+	}
+	return out
 }
 
 // formsLacked: the form versions dp may read that it does not hold.

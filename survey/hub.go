@@ -39,6 +39,9 @@ type Upstream interface {
 	// resuming from what the upstream holds; ErrMediaNotNamed when no
 	// answer of the upstream's record names it (any more).
 	UploadMedia(ctx context.Context, st *media.Store, id syncengine.RecordID, m media.Manifest) error
+	// BundleKeys returns the upstream's public bundle keys (a zero replica
+	// when it has none).
+	BundleKeys(ctx context.Context) (BundleKeys, error)
 }
 
 // HubEnrollment is what a hub keeps of its enrollment at its upstream: the
@@ -46,6 +49,9 @@ type Upstream interface {
 type HubEnrollment struct {
 	Credential string `json:"credential"`
 	Scope
+	// Key is the Ed25519 private key the hub enrolled with: it signs the
+	// hub's bundles (kept in the hub's store, encrypted when it is).
+	Key []byte `json:"key,omitempty"`
 }
 
 const metaHub = "hub.credential"
@@ -156,6 +162,11 @@ func (r *Relay) Sync(ctx context.Context) error {
 		err = r.devices(ctx)
 	}
 	if err == nil {
+		if kerr := r.keepUpstreamKeys(ctx); kerr != nil {
+			r.s.log.Warn("the upstream's bundle keys were not fetched", "err", kerr)
+		}
+	}
+	if err == nil {
 		err = r.media(ctx)
 	}
 	r.mu.Lock()
@@ -189,6 +200,12 @@ func (r *Relay) devices(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	return r.mirror(ctx, devs)
+}
+
+// mirror keeps copies of the upstream's devices (by network or in a
+// bundle's reply).
+func (r *Relay) mirror(ctx context.Context, devs []auth.Device) error {
 	// The upstream answers for the hub's scope; a copy outside it would let
 	// a device sign in here that the hub never relays for.
 	hub := r.s.hubDevice()

@@ -6,6 +6,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tessera-survey/tessera/auth"
 	"github.com/tessera-survey/tessera/bundle"
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
 	"github.com/tessera-survey/tessera/syncengine"
@@ -42,7 +43,7 @@ func unmarshalZ(b []byte, m proto.Message) error {
 
 // EncodeContent writes a device's bundle content.
 func (BundleCodec) EncodeContent(c bundle.Content) ([]byte, error) {
-	m := &tesserav1.BundleContent{ReplyKey: c.ReplyKey, Forms: c.Forms,
+	m := &tesserav1.BundleContent{ReplyKey: c.ReplyKey, Forms: c.Forms, Scopes: bundleScopesTo(c.Scopes), Wiped: c.Wiped,
 		Pull: &tesserav1.PullRequest{Replica: c.Out.Pull.For[:], Cursor: c.Out.Pull.Cursor, CursorDot: DotTo(c.Out.Pull.CursorDot), Columnar: true}}
 	for _, p := range c.Out.Pushes {
 		m.Pushes = append(m.Pushes, &tesserav1.PushRequest{Replica: p.From[:], After: p.After, Through: p.Through, Batch: EncodeBatch(p.Changes), Relay: p.Relay})
@@ -57,7 +58,11 @@ func (BundleCodec) DecodeContent(b []byte) (bundle.Content, error) {
 	if err := unmarshalZ(b, &m); err != nil {
 		return bundle.Content{}, err
 	}
-	c := bundle.Content{ReplyKey: m.ReplyKey, Forms: m.Forms}
+	scopes, err := bundleScopesFrom(m.Scopes)
+	if err != nil {
+		return bundle.Content{}, err
+	}
+	c := bundle.Content{ReplyKey: m.ReplyKey, Forms: m.Forms, Scopes: scopes, Wiped: m.Wiped}
 	pull, err := PullFrom(m.GetPull())
 	if err != nil {
 		return bundle.Content{}, err
@@ -78,7 +83,11 @@ func (BundleCodec) DecodeContent(b []byte) (bundle.Content, error) {
 
 // EncodeAnswer writes a reply's content (server side).
 func (BundleCodec) EncodeAnswer(a bundle.Answer) ([]byte, error) {
-	m := &tesserav1.BundleReply{Acknowledged: a.Reply.Acknowledged, Resend: a.Reply.Resend}
+	m := &tesserav1.BundleReply{Acknowledged: a.Reply.Acknowledged, Resend: a.Reply.Resend, Scopes: bundleScopesTo(a.Scopes)}
+	for _, d := range a.Devices {
+		m.Devices = append(m.Devices, &tesserav1.HubDevice{Id: d.ID, Project: d.Project, Team: d.Team, PublicKey: d.PublicKey,
+			CredentialHash: d.CredHash, Enrolled: d.Enrolled, Revoked: d.Revoked, Wipe: d.Wipe})
+	}
 	for _, p := range a.Reply.Pages {
 		m.Pages = append(m.Pages, &tesserav1.BundlePage{From: p.From, FromDot: DotTo(p.FromDot), Page: PageTo(p.Page, true)})
 	}
@@ -94,7 +103,15 @@ func (BundleCodec) DecodeAnswer(b []byte) (bundle.Answer, error) {
 	if err := unmarshalZ(b, &m); err != nil {
 		return bundle.Answer{}, err
 	}
-	a := bundle.Answer{Reply: syncengine.Reply{Acknowledged: m.Acknowledged, Resend: m.Resend}}
+	scopes, err := bundleScopesFrom(m.Scopes)
+	if err != nil {
+		return bundle.Answer{}, err
+	}
+	a := bundle.Answer{Reply: syncengine.Reply{Acknowledged: m.Acknowledged, Resend: m.Resend}, Scopes: scopes}
+	for _, d := range m.Devices {
+		a.Devices = append(a.Devices, auth.Device{ID: d.Id, Project: d.Project, Team: d.Team, PublicKey: d.PublicKey,
+			CredHash: d.CredentialHash, Enrolled: d.Enrolled, Revoked: d.Revoked, Wipe: d.Wipe})
+	}
 	for i, pm := range m.Pages {
 		dot, err := DotFrom(pm.FromDot, "from dot")
 		if err != nil {
@@ -110,4 +127,24 @@ func (BundleCodec) DecodeAnswer(b []byte) (bundle.Answer, error) {
 		a.Forms = append(a.Forms, bundle.Form{Info: InfoFrom(f.GetForm()), XLSX: f.Xlsx, Files: FilesFrom(f.Files)})
 	}
 	return a, nil
+}
+
+func bundleScopesTo(ss []bundle.Scope) []*tesserav1.RecordScope {
+	ws := make([]Scope, len(ss))
+	for i, s := range ss {
+		ws[i] = Scope{Record: s.Record, Project: s.Project, Team: s.Team}
+	}
+	return ScopesTo(ws)
+}
+
+func bundleScopesFrom(ms []*tesserav1.RecordScope) ([]bundle.Scope, error) {
+	ws, err := ScopesFrom(ms)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bundle.Scope, len(ws))
+	for i, w := range ws {
+		out[i] = bundle.Scope{Record: w.Record, Project: w.Project, Team: w.Team}
+	}
+	return out, nil
 }

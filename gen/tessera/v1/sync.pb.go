@@ -86,6 +86,235 @@ func (Kind) EnumDescriptor() ([]byte, []int) {
 	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{0}
 }
 
+type ExportUpstreamBundleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The largest file, in bytes (0: 64 MiB); more changes go to more parts.
+	MaxBytes      uint32 `protobuf:"varint,1,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportUpstreamBundleRequest) Reset() {
+	*x = ExportUpstreamBundleRequest{}
+	mi := &file_tessera_v1_sync_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportUpstreamBundleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportUpstreamBundleRequest) ProtoMessage() {}
+
+func (x *ExportUpstreamBundleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_sync_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportUpstreamBundleRequest.ProtoReflect.Descriptor instead.
+func (*ExportUpstreamBundleRequest) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ExportUpstreamBundleRequest) GetMaxBytes() uint32 {
+	if x != nil {
+		return x.MaxBytes
+	}
+	return 0
+}
+
+type ExportUpstreamBundleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The files, in order: each a bundle of its own (at most 64 MiB in all:
+	// more is set when changes were left for the next bundle, after this
+	// one's reply).
+	Parts         [][]byte `protobuf:"bytes,1,rep,name=parts,proto3" json:"parts,omitempty"`
+	Changes       uint32   `protobuf:"varint,2,opt,name=changes,proto3" json:"changes,omitempty"`
+	More          bool     `protobuf:"varint,3,opt,name=more,proto3" json:"more,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportUpstreamBundleResponse) Reset() {
+	*x = ExportUpstreamBundleResponse{}
+	mi := &file_tessera_v1_sync_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportUpstreamBundleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportUpstreamBundleResponse) ProtoMessage() {}
+
+func (x *ExportUpstreamBundleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_sync_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportUpstreamBundleResponse.ProtoReflect.Descriptor instead.
+func (*ExportUpstreamBundleResponse) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ExportUpstreamBundleResponse) GetParts() [][]byte {
+	if x != nil {
+		return x.Parts
+	}
+	return nil
+}
+
+func (x *ExportUpstreamBundleResponse) GetChanges() uint32 {
+	if x != nil {
+		return x.Changes
+	}
+	return 0
+}
+
+func (x *ExportUpstreamBundleResponse) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
+}
+
+type ImportUpstreamReplyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reply         []byte                 `protobuf:"bytes,1,opt,name=reply,proto3" json:"reply,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportUpstreamReplyRequest) Reset() {
+	*x = ImportUpstreamReplyRequest{}
+	mi := &file_tessera_v1_sync_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportUpstreamReplyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportUpstreamReplyRequest) ProtoMessage() {}
+
+func (x *ImportUpstreamReplyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_sync_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportUpstreamReplyRequest.ProtoReflect.Descriptor instead.
+func (*ImportUpstreamReplyRequest) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ImportUpstreamReplyRequest) GetReply() []byte {
+	if x != nil {
+		return x.Reply
+	}
+	return nil
+}
+
+type ImportUpstreamReplyResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Received uint32                 `protobuf:"varint,1,opt,name=received,proto3" json:"received,omitempty"`
+	Applied  uint32                 `protobuf:"varint,2,opt,name=applied,proto3" json:"applied,omitempty"`
+	Forms    uint32                 `protobuf:"varint,3,opt,name=forms,proto3" json:"forms,omitempty"`
+	Devices  uint32                 `protobuf:"varint,4,opt,name=devices,proto3" json:"devices,omitempty"`
+	// Changes still waiting to go up.
+	Pending       uint32 `protobuf:"varint,5,opt,name=pending,proto3" json:"pending,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportUpstreamReplyResponse) Reset() {
+	*x = ImportUpstreamReplyResponse{}
+	mi := &file_tessera_v1_sync_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportUpstreamReplyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportUpstreamReplyResponse) ProtoMessage() {}
+
+func (x *ImportUpstreamReplyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_sync_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportUpstreamReplyResponse.ProtoReflect.Descriptor instead.
+func (*ImportUpstreamReplyResponse) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ImportUpstreamReplyResponse) GetReceived() uint32 {
+	if x != nil {
+		return x.Received
+	}
+	return 0
+}
+
+func (x *ImportUpstreamReplyResponse) GetApplied() uint32 {
+	if x != nil {
+		return x.Applied
+	}
+	return 0
+}
+
+func (x *ImportUpstreamReplyResponse) GetForms() uint32 {
+	if x != nil {
+		return x.Forms
+	}
+	return 0
+}
+
+func (x *ImportUpstreamReplyResponse) GetDevices() uint32 {
+	if x != nil {
+		return x.Devices
+	}
+	return 0
+}
+
+func (x *ImportUpstreamReplyResponse) GetPending() uint32 {
+	if x != nil {
+		return x.Pending
+	}
+	return 0
+}
+
 type BundleKeysRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -94,7 +323,7 @@ type BundleKeysRequest struct {
 
 func (x *BundleKeysRequest) Reset() {
 	*x = BundleKeysRequest{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[0]
+	mi := &file_tessera_v1_sync_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -106,7 +335,7 @@ func (x *BundleKeysRequest) String() string {
 func (*BundleKeysRequest) ProtoMessage() {}
 
 func (x *BundleKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[0]
+	mi := &file_tessera_v1_sync_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -119,7 +348,7 @@ func (x *BundleKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BundleKeysRequest.ProtoReflect.Descriptor instead.
 func (*BundleKeysRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{0}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{4}
 }
 
 type BundleKeysResponse struct {
@@ -136,7 +365,7 @@ type BundleKeysResponse struct {
 
 func (x *BundleKeysResponse) Reset() {
 	*x = BundleKeysResponse{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[1]
+	mi := &file_tessera_v1_sync_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -148,7 +377,7 @@ func (x *BundleKeysResponse) String() string {
 func (*BundleKeysResponse) ProtoMessage() {}
 
 func (x *BundleKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[1]
+	mi := &file_tessera_v1_sync_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -161,7 +390,7 @@ func (x *BundleKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BundleKeysResponse.ProtoReflect.Descriptor instead.
 func (*BundleKeysResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{1}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *BundleKeysResponse) GetReplica() []byte {
@@ -195,7 +424,7 @@ type ImportBundleRequest struct {
 
 func (x *ImportBundleRequest) Reset() {
 	*x = ImportBundleRequest{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[2]
+	mi := &file_tessera_v1_sync_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -207,7 +436,7 @@ func (x *ImportBundleRequest) String() string {
 func (*ImportBundleRequest) ProtoMessage() {}
 
 func (x *ImportBundleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[2]
+	mi := &file_tessera_v1_sync_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -220,7 +449,7 @@ func (x *ImportBundleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportBundleRequest.ProtoReflect.Descriptor instead.
 func (*ImportBundleRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{2}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ImportBundleRequest) GetBundle() []byte {
@@ -251,7 +480,7 @@ type ImportBundleResponse struct {
 
 func (x *ImportBundleResponse) Reset() {
 	*x = ImportBundleResponse{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[3]
+	mi := &file_tessera_v1_sync_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -263,7 +492,7 @@ func (x *ImportBundleResponse) String() string {
 func (*ImportBundleResponse) ProtoMessage() {}
 
 func (x *ImportBundleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[3]
+	mi := &file_tessera_v1_sync_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -276,7 +505,7 @@ func (x *ImportBundleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportBundleResponse.ProtoReflect.Descriptor instead.
 func (*ImportBundleResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{3}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ImportBundleResponse) GetReply() []byte {
@@ -347,14 +576,19 @@ type BundleContent struct {
 	ReplyKey []byte `protobuf:"bytes,3,opt,name=reply_key,json=replyKey,proto3" json:"reply_key,omitempty"`
 	// The form versions the device holds ("form_id@version"): the reply
 	// carries those it may read and lacks.
-	Forms         []string `protobuf:"bytes,4,rep,name=forms,proto3" json:"forms,omitempty"`
+	Forms []string `protobuf:"bytes,4,rep,name=forms,proto3" json:"forms,omitempty"`
+	// From a hub: the scopes of the records its pushes relay (as
+	// PushRequest.scopes), and the devices that wiped themselves at the hub
+	// (as HubDevicesRequest.wiped).
+	Scopes        []*RecordScope `protobuf:"bytes,5,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	Wiped         []string       `protobuf:"bytes,6,rep,name=wiped,proto3" json:"wiped,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *BundleContent) Reset() {
 	*x = BundleContent{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[4]
+	mi := &file_tessera_v1_sync_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -366,7 +600,7 @@ func (x *BundleContent) String() string {
 func (*BundleContent) ProtoMessage() {}
 
 func (x *BundleContent) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[4]
+	mi := &file_tessera_v1_sync_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -379,7 +613,7 @@ func (x *BundleContent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BundleContent.ProtoReflect.Descriptor instead.
 func (*BundleContent) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{4}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *BundleContent) GetPushes() []*PushRequest {
@@ -410,6 +644,20 @@ func (x *BundleContent) GetForms() []string {
 	return nil
 }
 
+func (x *BundleContent) GetScopes() []*RecordScope {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *BundleContent) GetWiped() []string {
+	if x != nil {
+		return x.Wiped
+	}
+	return nil
+}
+
 // BundleReply is what a reply holds, sealed to the bundle's reply key and
 // signed by the server.
 type BundleReply struct {
@@ -419,14 +667,18 @@ type BundleReply struct {
 	Resend       bool          `protobuf:"varint,2,opt,name=resend,proto3" json:"resend,omitempty"`
 	Pages        []*BundlePage `protobuf:"bytes,3,rep,name=pages,proto3" json:"pages,omitempty"`
 	// Form versions the device lacks, with their attachments.
-	Forms         []*BundleForm `protobuf:"bytes,4,rep,name=forms,proto3" json:"forms,omitempty"`
+	Forms []*BundleForm `protobuf:"bytes,4,rep,name=forms,proto3" json:"forms,omitempty"`
+	// To a hub: the scopes of the pages' records (as PullResponse.scopes)
+	// and the devices of its scope (as HubDevicesResponse).
+	Scopes        []*RecordScope `protobuf:"bytes,5,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	Devices       []*HubDevice   `protobuf:"bytes,6,rep,name=devices,proto3" json:"devices,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *BundleReply) Reset() {
 	*x = BundleReply{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[5]
+	mi := &file_tessera_v1_sync_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -438,7 +690,7 @@ func (x *BundleReply) String() string {
 func (*BundleReply) ProtoMessage() {}
 
 func (x *BundleReply) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[5]
+	mi := &file_tessera_v1_sync_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -451,7 +703,7 @@ func (x *BundleReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BundleReply.ProtoReflect.Descriptor instead.
 func (*BundleReply) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{5}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *BundleReply) GetAcknowledged() uint64 {
@@ -482,6 +734,20 @@ func (x *BundleReply) GetForms() []*BundleForm {
 	return nil
 }
 
+func (x *BundleReply) GetScopes() []*RecordScope {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *BundleReply) GetDevices() []*HubDevice {
+	if x != nil {
+		return x.Devices
+	}
+	return nil
+}
+
 // BundlePage is a page of the server's log and the position it was read
 // from.
 type BundlePage struct {
@@ -495,7 +761,7 @@ type BundlePage struct {
 
 func (x *BundlePage) Reset() {
 	*x = BundlePage{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[6]
+	mi := &file_tessera_v1_sync_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -507,7 +773,7 @@ func (x *BundlePage) String() string {
 func (*BundlePage) ProtoMessage() {}
 
 func (x *BundlePage) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[6]
+	mi := &file_tessera_v1_sync_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -520,7 +786,7 @@ func (x *BundlePage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BundlePage.ProtoReflect.Descriptor instead.
 func (*BundlePage) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{6}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *BundlePage) GetFrom() uint64 {
@@ -555,7 +821,7 @@ type BundleForm struct {
 
 func (x *BundleForm) Reset() {
 	*x = BundleForm{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[7]
+	mi := &file_tessera_v1_sync_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -567,7 +833,7 @@ func (x *BundleForm) String() string {
 func (*BundleForm) ProtoMessage() {}
 
 func (x *BundleForm) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[7]
+	mi := &file_tessera_v1_sync_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -580,7 +846,7 @@ func (x *BundleForm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BundleForm.ProtoReflect.Descriptor instead.
 func (*BundleForm) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{7}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *BundleForm) GetForm() *FormInfo {
@@ -618,7 +884,7 @@ type Dot struct {
 
 func (x *Dot) Reset() {
 	*x = Dot{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[8]
+	mi := &file_tessera_v1_sync_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -630,7 +896,7 @@ func (x *Dot) String() string {
 func (*Dot) ProtoMessage() {}
 
 func (x *Dot) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[8]
+	mi := &file_tessera_v1_sync_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -643,7 +909,7 @@ func (x *Dot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dot.ProtoReflect.Descriptor instead.
 func (*Dot) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{8}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Dot) GetReplica() []byte {
@@ -685,7 +951,7 @@ type Field struct {
 
 func (x *Field) Reset() {
 	*x = Field{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[9]
+	mi := &file_tessera_v1_sync_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -697,7 +963,7 @@ func (x *Field) String() string {
 func (*Field) ProtoMessage() {}
 
 func (x *Field) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[9]
+	mi := &file_tessera_v1_sync_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -710,7 +976,7 @@ func (x *Field) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Field.ProtoReflect.Descriptor instead.
 func (*Field) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{9}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Field) GetName() string {
@@ -780,7 +1046,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[10]
+	mi := &file_tessera_v1_sync_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -792,7 +1058,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[10]
+	mi := &file_tessera_v1_sync_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -805,7 +1071,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{10}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Change) GetRecord() []byte {
@@ -880,7 +1146,7 @@ type PushRequest struct {
 
 func (x *PushRequest) Reset() {
 	*x = PushRequest{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[11]
+	mi := &file_tessera_v1_sync_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -892,7 +1158,7 @@ func (x *PushRequest) String() string {
 func (*PushRequest) ProtoMessage() {}
 
 func (x *PushRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[11]
+	mi := &file_tessera_v1_sync_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -905,7 +1171,7 @@ func (x *PushRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushRequest.ProtoReflect.Descriptor instead.
 func (*PushRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{11}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PushRequest) GetReplica() []byte {
@@ -970,7 +1236,7 @@ type RecordScope struct {
 
 func (x *RecordScope) Reset() {
 	*x = RecordScope{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[12]
+	mi := &file_tessera_v1_sync_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -982,7 +1248,7 @@ func (x *RecordScope) String() string {
 func (*RecordScope) ProtoMessage() {}
 
 func (x *RecordScope) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[12]
+	mi := &file_tessera_v1_sync_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -995,7 +1261,7 @@ func (x *RecordScope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordScope.ProtoReflect.Descriptor instead.
 func (*RecordScope) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{12}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RecordScope) GetRecord() []byte {
@@ -1038,7 +1304,7 @@ type PushResponse struct {
 
 func (x *PushResponse) Reset() {
 	*x = PushResponse{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[13]
+	mi := &file_tessera_v1_sync_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1050,7 +1316,7 @@ func (x *PushResponse) String() string {
 func (*PushResponse) ProtoMessage() {}
 
 func (x *PushResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[13]
+	mi := &file_tessera_v1_sync_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1063,7 +1329,7 @@ func (x *PushResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushResponse.ProtoReflect.Descriptor instead.
 func (*PushResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{13}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PushResponse) GetAcknowledged() uint64 {
@@ -1120,7 +1386,7 @@ type PullRequest struct {
 
 func (x *PullRequest) Reset() {
 	*x = PullRequest{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[14]
+	mi := &file_tessera_v1_sync_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1132,7 +1398,7 @@ func (x *PullRequest) String() string {
 func (*PullRequest) ProtoMessage() {}
 
 func (x *PullRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[14]
+	mi := &file_tessera_v1_sync_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1145,7 +1411,7 @@ func (x *PullRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullRequest.ProtoReflect.Descriptor instead.
 func (*PullRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{14}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PullRequest) GetReplica() []byte {
@@ -1226,7 +1492,7 @@ type PullResponse struct {
 
 func (x *PullResponse) Reset() {
 	*x = PullResponse{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[15]
+	mi := &file_tessera_v1_sync_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1238,7 +1504,7 @@ func (x *PullResponse) String() string {
 func (*PullResponse) ProtoMessage() {}
 
 func (x *PullResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[15]
+	mi := &file_tessera_v1_sync_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1251,7 +1517,7 @@ func (x *PullResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullResponse.ProtoReflect.Descriptor instead.
 func (*PullResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{15}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PullResponse) GetChanges() []*Change {
@@ -1369,7 +1635,7 @@ type ChangeBatch struct {
 
 func (x *ChangeBatch) Reset() {
 	*x = ChangeBatch{}
-	mi := &file_tessera_v1_sync_proto_msgTypes[16]
+	mi := &file_tessera_v1_sync_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1381,7 +1647,7 @@ func (x *ChangeBatch) String() string {
 func (*ChangeBatch) ProtoMessage() {}
 
 func (x *ChangeBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_sync_proto_msgTypes[16]
+	mi := &file_tessera_v1_sync_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1394,7 +1660,7 @@ func (x *ChangeBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeBatch.ProtoReflect.Descriptor instead.
 func (*ChangeBatch) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{16}
+	return file_tessera_v1_sync_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ChangeBatch) GetReplicas() [][]byte {
@@ -1528,7 +1794,21 @@ var File_tessera_v1_sync_proto protoreflect.FileDescriptor
 const file_tessera_v1_sync_proto_rawDesc = "" +
 	"\n" +
 	"\x15tessera/v1/sync.proto\x12\n" +
-	"tessera.v1\x1a\x16tessera/v1/forms.proto\"\x13\n" +
+	"tessera.v1\x1a\x15tessera/v1/auth.proto\x1a\x16tessera/v1/forms.proto\":\n" +
+	"\x1bExportUpstreamBundleRequest\x12\x1b\n" +
+	"\tmax_bytes\x18\x01 \x01(\rR\bmaxBytes\"b\n" +
+	"\x1cExportUpstreamBundleResponse\x12\x14\n" +
+	"\x05parts\x18\x01 \x03(\fR\x05parts\x12\x18\n" +
+	"\achanges\x18\x02 \x01(\rR\achanges\x12\x12\n" +
+	"\x04more\x18\x03 \x01(\bR\x04more\"2\n" +
+	"\x1aImportUpstreamReplyRequest\x12\x14\n" +
+	"\x05reply\x18\x01 \x01(\fR\x05reply\"\x9d\x01\n" +
+	"\x1bImportUpstreamReplyResponse\x12\x1a\n" +
+	"\breceived\x18\x01 \x01(\rR\breceived\x12\x18\n" +
+	"\aapplied\x18\x02 \x01(\rR\aapplied\x12\x14\n" +
+	"\x05forms\x18\x03 \x01(\rR\x05forms\x12\x18\n" +
+	"\adevices\x18\x04 \x01(\rR\adevices\x12\x18\n" +
+	"\apending\x18\x05 \x01(\rR\apending\"\x13\n" +
 	"\x11BundleKeysRequest\"d\n" +
 	"\x12BundleKeysResponse\x12\x18\n" +
 	"\areplica\x18\x01 \x01(\fR\areplica\x12\x19\n" +
@@ -1544,17 +1824,21 @@ const file_tessera_v1_sync_proto_rawDesc = "" +
 	"\x06pushed\x18\x05 \x01(\rR\x06pushed\x12\x18\n" +
 	"\aapplied\x18\x06 \x01(\rR\aapplied\x12\x16\n" +
 	"\x06pulled\x18\a \x01(\rR\x06pulled\x12\x14\n" +
-	"\x05forms\x18\b \x01(\rR\x05forms\"\xa0\x01\n" +
+	"\x05forms\x18\b \x01(\rR\x05forms\"\xe7\x01\n" +
 	"\rBundleContent\x12/\n" +
 	"\x06pushes\x18\x01 \x03(\v2\x17.tessera.v1.PushRequestR\x06pushes\x12+\n" +
 	"\x04pull\x18\x02 \x01(\v2\x17.tessera.v1.PullRequestR\x04pull\x12\x1b\n" +
 	"\treply_key\x18\x03 \x01(\fR\breplyKey\x12\x14\n" +
-	"\x05forms\x18\x04 \x03(\tR\x05forms\"\xa5\x01\n" +
+	"\x05forms\x18\x04 \x03(\tR\x05forms\x12/\n" +
+	"\x06scopes\x18\x05 \x03(\v2\x17.tessera.v1.RecordScopeR\x06scopes\x12\x14\n" +
+	"\x05wiped\x18\x06 \x03(\tR\x05wiped\"\x87\x02\n" +
 	"\vBundleReply\x12\"\n" +
 	"\facknowledged\x18\x01 \x01(\x04R\facknowledged\x12\x16\n" +
 	"\x06resend\x18\x02 \x01(\bR\x06resend\x12,\n" +
 	"\x05pages\x18\x03 \x03(\v2\x16.tessera.v1.BundlePageR\x05pages\x12,\n" +
-	"\x05forms\x18\x04 \x03(\v2\x16.tessera.v1.BundleFormR\x05forms\"z\n" +
+	"\x05forms\x18\x04 \x03(\v2\x16.tessera.v1.BundleFormR\x05forms\x12/\n" +
+	"\x06scopes\x18\x05 \x03(\v2\x17.tessera.v1.RecordScopeR\x06scopes\x12/\n" +
+	"\adevices\x18\x06 \x03(\v2\x15.tessera.v1.HubDeviceR\adevices\"z\n" +
 	"\n" +
 	"BundlePage\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\x04R\x04from\x12*\n" +
@@ -1653,13 +1937,15 @@ const file_tessera_v1_sync_proto_rawDesc = "" +
 	"\tKIND_TEXT\x10\x01\x12\f\n" +
 	"\bKIND_INT\x10\x02\x12\x10\n" +
 	"\fKIND_DECIMAL\x10\x03\x12\r\n" +
-	"\tKIND_BOOL\x10\x042\xb1\x02\n" +
+	"\tKIND_BOOL\x10\x042\x88\x04\n" +
 	"\vSyncService\x12;\n" +
 	"\x04Push\x12\x17.tessera.v1.PushRequest\x1a\x18.tessera.v1.PushResponse\"\x00\x12>\n" +
 	"\x04Pull\x12\x17.tessera.v1.PullRequest\x1a\x18.tessera.v1.PullResponse\"\x03\x90\x02\x01\x12P\n" +
 	"\n" +
 	"BundleKeys\x12\x1d.tessera.v1.BundleKeysRequest\x1a\x1e.tessera.v1.BundleKeysResponse\"\x03\x90\x02\x01\x12S\n" +
-	"\fImportBundle\x12\x1f.tessera.v1.ImportBundleRequest\x1a .tessera.v1.ImportBundleResponse\"\x00B<Z:github.com/tessera-survey/tessera/gen/tessera/v1;tesserav1b\x06proto3"
+	"\fImportBundle\x12\x1f.tessera.v1.ImportBundleRequest\x1a .tessera.v1.ImportBundleResponse\"\x00\x12k\n" +
+	"\x14ExportUpstreamBundle\x12'.tessera.v1.ExportUpstreamBundleRequest\x1a(.tessera.v1.ExportUpstreamBundleResponse\"\x00\x12h\n" +
+	"\x13ImportUpstreamReply\x12&.tessera.v1.ImportUpstreamReplyRequest\x1a'.tessera.v1.ImportUpstreamReplyResponse\"\x00B<Z:github.com/tessera-survey/tessera/gen/tessera/v1;tesserav1b\x06proto3"
 
 var (
 	file_tessera_v1_sync_proto_rawDescOnce sync.Once
@@ -1674,64 +1960,76 @@ func file_tessera_v1_sync_proto_rawDescGZIP() []byte {
 }
 
 var file_tessera_v1_sync_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_tessera_v1_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_tessera_v1_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_tessera_v1_sync_proto_goTypes = []any{
-	(Kind)(0),                    // 0: tessera.v1.Kind
-	(*BundleKeysRequest)(nil),    // 1: tessera.v1.BundleKeysRequest
-	(*BundleKeysResponse)(nil),   // 2: tessera.v1.BundleKeysResponse
-	(*ImportBundleRequest)(nil),  // 3: tessera.v1.ImportBundleRequest
-	(*ImportBundleResponse)(nil), // 4: tessera.v1.ImportBundleResponse
-	(*BundleContent)(nil),        // 5: tessera.v1.BundleContent
-	(*BundleReply)(nil),          // 6: tessera.v1.BundleReply
-	(*BundlePage)(nil),           // 7: tessera.v1.BundlePage
-	(*BundleForm)(nil),           // 8: tessera.v1.BundleForm
-	(*Dot)(nil),                  // 9: tessera.v1.Dot
-	(*Field)(nil),                // 10: tessera.v1.Field
-	(*Change)(nil),               // 11: tessera.v1.Change
-	(*PushRequest)(nil),          // 12: tessera.v1.PushRequest
-	(*RecordScope)(nil),          // 13: tessera.v1.RecordScope
-	(*PushResponse)(nil),         // 14: tessera.v1.PushResponse
-	(*PullRequest)(nil),          // 15: tessera.v1.PullRequest
-	(*PullResponse)(nil),         // 16: tessera.v1.PullResponse
-	(*ChangeBatch)(nil),          // 17: tessera.v1.ChangeBatch
-	(*FormInfo)(nil),             // 18: tessera.v1.FormInfo
-	(*FormFile)(nil),             // 19: tessera.v1.FormFile
+	(Kind)(0),                            // 0: tessera.v1.Kind
+	(*ExportUpstreamBundleRequest)(nil),  // 1: tessera.v1.ExportUpstreamBundleRequest
+	(*ExportUpstreamBundleResponse)(nil), // 2: tessera.v1.ExportUpstreamBundleResponse
+	(*ImportUpstreamReplyRequest)(nil),   // 3: tessera.v1.ImportUpstreamReplyRequest
+	(*ImportUpstreamReplyResponse)(nil),  // 4: tessera.v1.ImportUpstreamReplyResponse
+	(*BundleKeysRequest)(nil),            // 5: tessera.v1.BundleKeysRequest
+	(*BundleKeysResponse)(nil),           // 6: tessera.v1.BundleKeysResponse
+	(*ImportBundleRequest)(nil),          // 7: tessera.v1.ImportBundleRequest
+	(*ImportBundleResponse)(nil),         // 8: tessera.v1.ImportBundleResponse
+	(*BundleContent)(nil),                // 9: tessera.v1.BundleContent
+	(*BundleReply)(nil),                  // 10: tessera.v1.BundleReply
+	(*BundlePage)(nil),                   // 11: tessera.v1.BundlePage
+	(*BundleForm)(nil),                   // 12: tessera.v1.BundleForm
+	(*Dot)(nil),                          // 13: tessera.v1.Dot
+	(*Field)(nil),                        // 14: tessera.v1.Field
+	(*Change)(nil),                       // 15: tessera.v1.Change
+	(*PushRequest)(nil),                  // 16: tessera.v1.PushRequest
+	(*RecordScope)(nil),                  // 17: tessera.v1.RecordScope
+	(*PushResponse)(nil),                 // 18: tessera.v1.PushResponse
+	(*PullRequest)(nil),                  // 19: tessera.v1.PullRequest
+	(*PullResponse)(nil),                 // 20: tessera.v1.PullResponse
+	(*ChangeBatch)(nil),                  // 21: tessera.v1.ChangeBatch
+	(*HubDevice)(nil),                    // 22: tessera.v1.HubDevice
+	(*FormInfo)(nil),                     // 23: tessera.v1.FormInfo
+	(*FormFile)(nil),                     // 24: tessera.v1.FormFile
 }
 var file_tessera_v1_sync_proto_depIdxs = []int32{
-	12, // 0: tessera.v1.BundleContent.pushes:type_name -> tessera.v1.PushRequest
-	15, // 1: tessera.v1.BundleContent.pull:type_name -> tessera.v1.PullRequest
-	7,  // 2: tessera.v1.BundleReply.pages:type_name -> tessera.v1.BundlePage
-	8,  // 3: tessera.v1.BundleReply.forms:type_name -> tessera.v1.BundleForm
-	9,  // 4: tessera.v1.BundlePage.from_dot:type_name -> tessera.v1.Dot
-	16, // 5: tessera.v1.BundlePage.page:type_name -> tessera.v1.PullResponse
-	18, // 6: tessera.v1.BundleForm.form:type_name -> tessera.v1.FormInfo
-	19, // 7: tessera.v1.BundleForm.files:type_name -> tessera.v1.FormFile
-	0,  // 8: tessera.v1.Field.kind:type_name -> tessera.v1.Kind
-	9,  // 9: tessera.v1.Change.dot:type_name -> tessera.v1.Dot
-	9,  // 10: tessera.v1.Change.context:type_name -> tessera.v1.Dot
-	10, // 11: tessera.v1.Change.fields:type_name -> tessera.v1.Field
-	11, // 12: tessera.v1.PushRequest.changes:type_name -> tessera.v1.Change
-	17, // 13: tessera.v1.PushRequest.batch:type_name -> tessera.v1.ChangeBatch
-	13, // 14: tessera.v1.PushRequest.scopes:type_name -> tessera.v1.RecordScope
-	9,  // 15: tessera.v1.PullRequest.cursor_dot:type_name -> tessera.v1.Dot
-	11, // 16: tessera.v1.PullResponse.changes:type_name -> tessera.v1.Change
-	9,  // 17: tessera.v1.PullResponse.cursor_dot:type_name -> tessera.v1.Dot
-	17, // 18: tessera.v1.PullResponse.batch:type_name -> tessera.v1.ChangeBatch
-	13, // 19: tessera.v1.PullResponse.scopes:type_name -> tessera.v1.RecordScope
-	0,  // 20: tessera.v1.ChangeBatch.field_kind:type_name -> tessera.v1.Kind
-	12, // 21: tessera.v1.SyncService.Push:input_type -> tessera.v1.PushRequest
-	15, // 22: tessera.v1.SyncService.Pull:input_type -> tessera.v1.PullRequest
-	1,  // 23: tessera.v1.SyncService.BundleKeys:input_type -> tessera.v1.BundleKeysRequest
-	3,  // 24: tessera.v1.SyncService.ImportBundle:input_type -> tessera.v1.ImportBundleRequest
-	14, // 25: tessera.v1.SyncService.Push:output_type -> tessera.v1.PushResponse
-	16, // 26: tessera.v1.SyncService.Pull:output_type -> tessera.v1.PullResponse
-	2,  // 27: tessera.v1.SyncService.BundleKeys:output_type -> tessera.v1.BundleKeysResponse
-	4,  // 28: tessera.v1.SyncService.ImportBundle:output_type -> tessera.v1.ImportBundleResponse
-	25, // [25:29] is the sub-list for method output_type
-	21, // [21:25] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	16, // 0: tessera.v1.BundleContent.pushes:type_name -> tessera.v1.PushRequest
+	19, // 1: tessera.v1.BundleContent.pull:type_name -> tessera.v1.PullRequest
+	17, // 2: tessera.v1.BundleContent.scopes:type_name -> tessera.v1.RecordScope
+	11, // 3: tessera.v1.BundleReply.pages:type_name -> tessera.v1.BundlePage
+	12, // 4: tessera.v1.BundleReply.forms:type_name -> tessera.v1.BundleForm
+	17, // 5: tessera.v1.BundleReply.scopes:type_name -> tessera.v1.RecordScope
+	22, // 6: tessera.v1.BundleReply.devices:type_name -> tessera.v1.HubDevice
+	13, // 7: tessera.v1.BundlePage.from_dot:type_name -> tessera.v1.Dot
+	20, // 8: tessera.v1.BundlePage.page:type_name -> tessera.v1.PullResponse
+	23, // 9: tessera.v1.BundleForm.form:type_name -> tessera.v1.FormInfo
+	24, // 10: tessera.v1.BundleForm.files:type_name -> tessera.v1.FormFile
+	0,  // 11: tessera.v1.Field.kind:type_name -> tessera.v1.Kind
+	13, // 12: tessera.v1.Change.dot:type_name -> tessera.v1.Dot
+	13, // 13: tessera.v1.Change.context:type_name -> tessera.v1.Dot
+	14, // 14: tessera.v1.Change.fields:type_name -> tessera.v1.Field
+	15, // 15: tessera.v1.PushRequest.changes:type_name -> tessera.v1.Change
+	21, // 16: tessera.v1.PushRequest.batch:type_name -> tessera.v1.ChangeBatch
+	17, // 17: tessera.v1.PushRequest.scopes:type_name -> tessera.v1.RecordScope
+	13, // 18: tessera.v1.PullRequest.cursor_dot:type_name -> tessera.v1.Dot
+	15, // 19: tessera.v1.PullResponse.changes:type_name -> tessera.v1.Change
+	13, // 20: tessera.v1.PullResponse.cursor_dot:type_name -> tessera.v1.Dot
+	21, // 21: tessera.v1.PullResponse.batch:type_name -> tessera.v1.ChangeBatch
+	17, // 22: tessera.v1.PullResponse.scopes:type_name -> tessera.v1.RecordScope
+	0,  // 23: tessera.v1.ChangeBatch.field_kind:type_name -> tessera.v1.Kind
+	16, // 24: tessera.v1.SyncService.Push:input_type -> tessera.v1.PushRequest
+	19, // 25: tessera.v1.SyncService.Pull:input_type -> tessera.v1.PullRequest
+	5,  // 26: tessera.v1.SyncService.BundleKeys:input_type -> tessera.v1.BundleKeysRequest
+	7,  // 27: tessera.v1.SyncService.ImportBundle:input_type -> tessera.v1.ImportBundleRequest
+	1,  // 28: tessera.v1.SyncService.ExportUpstreamBundle:input_type -> tessera.v1.ExportUpstreamBundleRequest
+	3,  // 29: tessera.v1.SyncService.ImportUpstreamReply:input_type -> tessera.v1.ImportUpstreamReplyRequest
+	18, // 30: tessera.v1.SyncService.Push:output_type -> tessera.v1.PushResponse
+	20, // 31: tessera.v1.SyncService.Pull:output_type -> tessera.v1.PullResponse
+	6,  // 32: tessera.v1.SyncService.BundleKeys:output_type -> tessera.v1.BundleKeysResponse
+	8,  // 33: tessera.v1.SyncService.ImportBundle:output_type -> tessera.v1.ImportBundleResponse
+	2,  // 34: tessera.v1.SyncService.ExportUpstreamBundle:output_type -> tessera.v1.ExportUpstreamBundleResponse
+	4,  // 35: tessera.v1.SyncService.ImportUpstreamReply:output_type -> tessera.v1.ImportUpstreamReplyResponse
+	30, // [30:36] is the sub-list for method output_type
+	24, // [24:30] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_tessera_v1_sync_proto_init() }
@@ -1739,6 +2037,7 @@ func file_tessera_v1_sync_proto_init() {
 	if File_tessera_v1_sync_proto != nil {
 		return
 	}
+	file_tessera_v1_auth_proto_init()
 	file_tessera_v1_forms_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1746,7 +2045,7 @@ func file_tessera_v1_sync_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tessera_v1_sync_proto_rawDesc), len(file_tessera_v1_sync_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   17,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -40,6 +40,12 @@ const (
 	SyncServiceBundleKeysProcedure = "/tessera.v1.SyncService/BundleKeys"
 	// SyncServiceImportBundleProcedure is the procedure name of the SyncService's ImportBundle RPC.
 	SyncServiceImportBundleProcedure = "/tessera.v1.SyncService/ImportBundle"
+	// SyncServiceExportUpstreamBundleProcedure is the procedure name of the SyncService's
+	// ExportUpstreamBundle RPC.
+	SyncServiceExportUpstreamBundleProcedure = "/tessera.v1.SyncService/ExportUpstreamBundle"
+	// SyncServiceImportUpstreamReplyProcedure is the procedure name of the SyncService's
+	// ImportUpstreamReply RPC.
+	SyncServiceImportUpstreamReplyProcedure = "/tessera.v1.SyncService/ImportUpstreamReply"
 )
 
 var (
@@ -73,6 +79,20 @@ var (
 			Procedure:  SyncServiceImportBundleProcedure,
 		}
 	})
+	syncServiceExportUpstreamBundleSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType: connect.StreamTypeUnary,
+			Schema:     v1.File_tessera_v1_sync_proto.Services().ByName("SyncService").Methods().ByName("ExportUpstreamBundle"),
+			Procedure:  SyncServiceExportUpstreamBundleProcedure,
+		}
+	})
+	syncServiceImportUpstreamReplySpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType: connect.StreamTypeUnary,
+			Schema:     v1.File_tessera_v1_sync_proto.Services().ByName("SyncService").Methods().ByName("ImportUpstreamReply"),
+			Procedure:  SyncServiceImportUpstreamReplyProcedure,
+		}
+	})
 )
 
 // SyncServiceClient is a client for the tessera.v1.SyncService service.
@@ -96,6 +116,16 @@ type SyncServiceClient interface {
 	// bundle import). A bundle altered, cut short, made for another server or
 	// signed by another device is refused whole (InvalidArgument).
 	ImportBundle(context.Context, *v1.ImportBundleRequest) (*v1.ImportBundleResponse, error)
+	// ExportUpstreamBundle, on a hub with no link to its upstream: what the
+	// upstream lacks of the hub's relayed changes (and the wipes its devices
+	// reported), sealed to the upstream and signed with the hub's key, for
+	// ImportBundle at the upstream (surveyctl --server HUB bundle export
+	// --upstream FILE). A lead of the hub's project.
+	ExportUpstreamBundle(context.Context, *v1.ExportUpstreamBundleRequest) (*v1.ExportUpstreamBundleResponse, error)
+	// ImportUpstreamReply applies, on a hub, the upstream's reply to one of
+	// its bundles: acknowledgement, changes with their scopes, forms, and the
+	// upstream's devices of the hub's scope (revocations and wipes included).
+	ImportUpstreamReply(context.Context, *v1.ImportUpstreamReplyRequest) (*v1.ImportUpstreamReplyResponse, error)
 }
 
 // NewSyncServiceClient constructs a client for the tessera.v1.SyncService service. Multiple service
@@ -125,6 +155,16 @@ type SyncServiceHandler interface {
 	// bundle import). A bundle altered, cut short, made for another server or
 	// signed by another device is refused whole (InvalidArgument).
 	ImportBundle(context.Context, *v1.ImportBundleRequest) (*v1.ImportBundleResponse, error)
+	// ExportUpstreamBundle, on a hub with no link to its upstream: what the
+	// upstream lacks of the hub's relayed changes (and the wipes its devices
+	// reported), sealed to the upstream and signed with the hub's key, for
+	// ImportBundle at the upstream (surveyctl --server HUB bundle export
+	// --upstream FILE). A lead of the hub's project.
+	ExportUpstreamBundle(context.Context, *v1.ExportUpstreamBundleRequest) (*v1.ExportUpstreamBundleResponse, error)
+	// ImportUpstreamReply applies, on a hub, the upstream's reply to one of
+	// its bundles: acknowledgement, changes with their scopes, forms, and the
+	// upstream's devices of the hub's scope (revocations and wipes included).
+	ImportUpstreamReply(context.Context, *v1.ImportUpstreamReplyRequest) (*v1.ImportUpstreamReplyResponse, error)
 }
 
 // RegisterSyncServiceHandler registers svc as the tessera.v1.SyncService implementation on server.
@@ -135,6 +175,8 @@ func RegisterSyncServiceHandler(server *connect.Server, svc SyncServiceHandler) 
 		connect.Method{Spec: syncServicePullSpec(), Handler: adapter.pull},
 		connect.Method{Spec: syncServiceBundleKeysSpec(), Handler: adapter.bundleKeys},
 		connect.Method{Spec: syncServiceImportBundleSpec(), Handler: adapter.importBundle},
+		connect.Method{Spec: syncServiceExportUpstreamBundleSpec(), Handler: adapter.exportUpstreamBundle},
+		connect.Method{Spec: syncServiceImportUpstreamReplySpec(), Handler: adapter.importUpstreamReply},
 	)
 }
 
@@ -155,6 +197,14 @@ func (UnimplementedSyncServiceHandler) BundleKeys(context.Context, *v1.BundleKey
 
 func (UnimplementedSyncServiceHandler) ImportBundle(context.Context, *v1.ImportBundleRequest) (*v1.ImportBundleResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, "tessera.v1.SyncService.ImportBundle is not implemented")
+}
+
+func (UnimplementedSyncServiceHandler) ExportUpstreamBundle(context.Context, *v1.ExportUpstreamBundleRequest) (*v1.ExportUpstreamBundleResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "tessera.v1.SyncService.ExportUpstreamBundle is not implemented")
+}
+
+func (UnimplementedSyncServiceHandler) ImportUpstreamReply(context.Context, *v1.ImportUpstreamReplyRequest) (*v1.ImportUpstreamReplyResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "tessera.v1.SyncService.ImportUpstreamReply is not implemented")
 }
 
 type syncServiceClient struct {
@@ -188,6 +238,22 @@ func (c *syncServiceClient) BundleKeys(ctx context.Context, req *v1.BundleKeysRe
 func (c *syncServiceClient) ImportBundle(ctx context.Context, req *v1.ImportBundleRequest) (*v1.ImportBundleResponse, error) {
 	var res v1.ImportBundleResponse
 	if err := c.client.CallUnary(ctx, syncServiceImportBundleSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *syncServiceClient) ExportUpstreamBundle(ctx context.Context, req *v1.ExportUpstreamBundleRequest) (*v1.ExportUpstreamBundleResponse, error) {
+	var res v1.ExportUpstreamBundleResponse
+	if err := c.client.CallUnary(ctx, syncServiceExportUpstreamBundleSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *syncServiceClient) ImportUpstreamReply(ctx context.Context, req *v1.ImportUpstreamReplyRequest) (*v1.ImportUpstreamReplyResponse, error) {
+	var res v1.ImportUpstreamReplyResponse
+	if err := c.client.CallUnary(ctx, syncServiceImportUpstreamReplySpec(), req, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -237,6 +303,30 @@ func (h syncServiceHandler) importBundle(ctx context.Context, _ connect.Spec, st
 		return err
 	}
 	res, err := h.svc.ImportBundle(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h syncServiceHandler) exportUpstreamBundle(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.ExportUpstreamBundleRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.ExportUpstreamBundle(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h syncServiceHandler) importUpstreamReply(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.ImportUpstreamReplyRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.ImportUpstreamReply(ctx, &req)
 	if err != nil {
 		return err
 	}
