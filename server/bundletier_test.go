@@ -4,7 +4,9 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/http"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -147,6 +149,14 @@ func TestBundleThreeTiers(t *testing.T) {
 	must(t, central.Auth().SetDevice(ctx, "t", deviceOf(t, through), true, false))
 	mustSync(t, through) // the hub has not heard of it yet
 
+	// The camp lead's view at the hub: changes wait to go up, central has
+	// not heard of the hub since the link went down.
+	cc, _ := consoleClient(t, hub, "admin", "the admin's long password")
+	page := httpBody(t, cc, http.MethodGet, hub.URL+"/console/devices?project=A", "", nil, http.StatusOK)
+	if !regexp.MustCompile(`id="hub-waiting">[1-9][0-9]* changes, the oldest made`).MatchString(page) || !strings.Contains(page, "the last attempt failed") {
+		t.Fatalf("the hub's view before the bundle:\n%s", page)
+	}
+
 	// By file: the hub's bundle to central, central's reply back.
 	exp, err := hubLead.Sync().ExportUpstreamBundle(ctx, &tesserav1.ExportUpstreamBundleRequest{})
 	must(t, err)
@@ -181,6 +191,15 @@ func TestBundleThreeTiers(t *testing.T) {
 		t.Fatalf("the same reply again: %+v %v", again, err)
 	}
 	mustSync(t, d1)
+	page = httpBody(t, cc, http.MethodGet, hub.URL+"/console/devices?project=A", "", nil, http.StatusOK)
+	if !strings.Contains(page, `id="hub-waiting">0 changes<`) || !regexp.MustCompile(`id="hub-seen">[^<]*\(0 min ago\)`).MatchString(page) {
+		t.Fatalf("the hub's view after the reply:\n%s", page)
+	}
+	// At central, the hub's last contact says it came by bundle.
+	ac, _ := consoleClient(t, central.testServer, "a-lead", "a-lead's long password")
+	if page := httpBody(t, ac, http.MethodGet, central.URL+"/console/devices?project=A", "", nil, http.StatusOK); !strings.Contains(page, "(by bundle)") {
+		t.Fatalf("central's device list does not say the hub came by bundle:\n%s", page)
+	}
 
 	// The link returns.
 	link.set(true)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/base64"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -83,6 +84,12 @@ func (s *Server) showDevices(w http.ResponseWriter, r *http.Request, u *auth.Use
 	for k, v := range extra {
 		data[k] = v
 	}
+	if s.relay != nil {
+		// A hub: its link to central, for a camp lead (none for others).
+		if v, err := s.relay.View(r.Context(), auth.Principal{User: u}); err == nil {
+			data["Hub"] = hubRowOf(v, time.Now())
+		}
+	}
 	if project != "" {
 		devs, err := s.svc.Devices(r.Context(), auth.Principal{User: u}, project)
 		if err != nil {
@@ -98,11 +105,48 @@ func (s *Server) showDevices(w http.ResponseWriter, r *http.Request, u *auth.Use
 	s.render(w, "devices", status, data)
 }
 
+// hubRow is a hub's link to central as the devices page shows it.
+type hubRow struct {
+	LastSync, BundleOut, BundleIn, Seen, OldestWaiting string
+	Waiting                                            int
+	Failed                                             bool // the last network attempt failed (the log says why: not shown)
+	Stale                                              bool // central has not heard of the hub for a day
+}
+
+func hubRowOf(v survey.HubView, now time.Time) hubRow {
+	at := func(t time.Time) string {
+		if t.IsZero() {
+			return "never"
+		}
+		return minute(t.UnixMilli()) + " (" + ago(now.Sub(t)) + " ago)"
+	}
+	row := hubRow{LastSync: at(v.LastSync), Failed: v.LastErr != "", BundleOut: at(v.BundleOut), BundleIn: at(v.BundleIn),
+		Seen: at(v.Seen), Waiting: v.Waiting, Stale: v.Seen.IsZero() || now.Sub(v.Seen) > 24*time.Hour}
+	if !v.OldestWaiting.IsZero() {
+		row.OldestWaiting = at(v.OldestWaiting)
+	}
+	return row
+}
+
+// ago writes a duration for people: minutes, hours or days.
+func ago(d time.Duration) string {
+	switch {
+	case d < time.Hour:
+		return fmt.Sprintf("%d min", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%d h", int(d.Hours()))
+	}
+	return fmt.Sprintf("%d days", int(d.Hours()/24))
+}
+
 func deviceRowOf(d survey.DeviceState) deviceRow {
 	row := deviceRow{Device: d.Device, State: d.State, Enrolled: minute(d.Enrolled), LastSync: "never",
 		Waiting: d.Waiting, Silent: d.Silent, ClockWarn: d.ClockWarn()}
 	if !d.LastSync.IsZero() {
 		row.LastSync = minute(d.LastSync.UnixMilli())
+		if d.ByBundle {
+			row.LastSync += " (by bundle)"
+		}
 	}
 	switch {
 	case !d.ClockKnown:

@@ -222,6 +222,9 @@ func (s *Service) exchange(ctx context.Context, dp auth.Principal, out syncengin
 		}
 		req.Cursor, req.CursorDot = page.Cursor, page.CursorDot
 	}
+	if n := len(rep.Pages); n > 0 && dp.Device != nil {
+		s.bundleSeen(dp.Device.ID, rep.Pages[n-1].Page.Cursor)
+	}
 	return rep, scopes, st, nil
 }
 

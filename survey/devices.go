@@ -28,6 +28,7 @@ type devStat struct {
 	Offset   int64  `json:"offset_ms"`             // device clock minus server clock
 	Cursor   uint64 `json:"cursor"`                // the server log position it has pulled to
 	Known    bool   `json:"clock_known,omitempty"` // the device sent its time
+	Bundle   bool   `json:"bundle,omitempty"`      // the contact was a bundle (sync by file)
 }
 
 // DeviceState is a device as a lead sees it.
@@ -35,6 +36,7 @@ type DeviceState struct {
 	auth.Device
 	State    string    // active, revoked, wipe pending, wiped
 	LastSync time.Time // zero: never
+	ByBundle bool      // the last contact was a bundle (sync by file)
 	Waiting  uint64    // changes of the server's log it has not pulled
 	// Clock is the device clock minus the server's at its last sync
 	// (ClockKnown false when it did not say).
@@ -77,7 +79,7 @@ func (s *Service) Devices(ctx context.Context, p auth.Principal, project string)
 			return nil, err
 		}
 		if ok {
-			ds.LastSync = time.UnixMilli(st.LastSync)
+			ds.LastSync, ds.ByBundle = time.UnixMilli(st.LastSync), st.Bundle
 			ds.Waiting = head - min(head, st.Cursor)
 			ds.Silent = now.Sub(ds.LastSync) > SilentAfter
 			ds.Clock, ds.ClockKnown = time.Duration(st.Offset)*time.Millisecond, st.Known
@@ -154,6 +156,11 @@ func (s *Service) deviceSeen(id string, deviceTime int64, cursor uint64) {
 		st.Offset, st.Known = deviceTime-now, true
 	}
 	s.stats.seen(id, st)
+}
+
+// bundleSeen notes a device's bundle (its clock is not known from one).
+func (s *Service) bundleSeen(id string, cursor uint64) {
+	s.stats.seen(id, devStat{LastSync: s.now().UnixMilli(), Cursor: cursor, Bundle: true})
 }
 
 // devStats keeps device contacts in memory and writes them to the store in

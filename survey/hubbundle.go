@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/tessera-survey/tessera/auth"
 	"github.com/tessera-survey/tessera/bundle"
@@ -187,6 +188,9 @@ func (r *Relay) ExportBundle(ctx context.Context, p auth.Principal, maxBytes int
 	if err := r.keepReplyKeys(ctx, replies); err != nil {
 		return nil, 0, err
 	}
+	if err := r.noteBundle(ctx, true); err != nil {
+		return nil, 0, err
+	}
 	detail := fmt.Sprintf("%d parts, %d changes", len(parts), n)
 	return parts, n, r.s.auth.Audit(ctx, Actor(p), "bundle-export-upstream", detail)
 }
@@ -316,6 +320,89 @@ func (r *Relay) ImportReply(ctx context.Context, p auth.Principal, raw []byte, c
 	if st.Pending, err = r.s.rep.Pending(ctx); err != nil {
 		return st, err
 	}
+	if err := r.noteBundle(ctx, false); err != nil {
+		return st, err
+	}
 	detail := fmt.Sprintf("reply to bundle %s: %d changes (%d new), %d forms, %d devices", f.Header.InReplyTo, st.Received, st.Applied, st.Forms, st.Devices)
 	return st, r.s.auth.Audit(ctx, Actor(p), "bundle-import-upstream", detail)
+}
+
+// metaHubBundles keeps when the hub last exported a bundle for its
+// upstream and last imported a reply.
+const metaHubBundles = "hub.bundles"
+
+type hubBundles struct {
+	Out int64 `json:"out,omitempty"` // Unix ms
+	In  int64 `json:"in,omitempty"`
+}
+
+func (r *Relay) noteBundle(ctx context.Context, out bool) error {
+	return r.s.store.Update(ctx, func(tx syncengine.Tx) error {
+		var hb hubBundles
+		if b, err := tx.Meta(metaHubBundles); err == nil {
+			json.Unmarshal(b, &hb)
+		} else if !errors.Is(err, syncengine.ErrNotFound) {
+			return err
+		}
+		if out {
+			hb.Out = r.s.now().UnixMilli()
+		} else {
+			hb.In = r.s.now().UnixMilli()
+		}
+		b, _ := json.Marshal(hb)
+		return tx.SetMeta(metaHubBundles, b)
+	})
+}
+
+// HubView is a hub's link to its upstream as its camp lead sees it.
+type HubView struct {
+	LastSync  time.Time // the last network sync that went through
+	LastErr   string    // of the last network sync that failed
+	BundleOut time.Time // the last bundle exported for the upstream
+	BundleIn  time.Time // the last reply of the upstream imported
+	// Seen: when the upstream last heard of the hub (a network sync, or a
+	// reply, which the upstream wrote on importing the hub's bundle).
+	Seen          time.Time
+	Waiting       int       // changes waiting to go up
+	OldestWaiting time.Time // when the oldest of them was made
+}
+
+// View returns the hub's link to its upstream for p (a lead of the hub's
+// project).
+func (r *Relay) View(ctx context.Context, p auth.Principal) (HubView, error) {
+	var v HubView
+	if err := r.mayRunHub(p); err != nil {
+		return v, err
+	}
+	st := r.Status()
+	v.LastSync, v.LastErr = st.LastSync, st.LastErr
+	var hb hubBundles
+	err := r.s.store.View(ctx, func(tx syncengine.ReadTx) error {
+		b, err := tx.Meta(metaHubBundles)
+		if errors.Is(err, syncengine.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(b, &hb)
+	})
+	if err != nil {
+		return v, err
+	}
+	if hb.Out != 0 {
+		v.BundleOut = time.UnixMilli(hb.Out)
+	}
+	if hb.In != 0 {
+		v.BundleIn = time.UnixMilli(hb.In)
+	}
+	v.Seen = v.LastSync
+	if v.BundleIn.After(v.Seen) {
+		v.Seen = v.BundleIn
+	}
+	if v.Waiting, err = r.s.rep.Pending(ctx); err != nil {
+		return v, err
+	}
+	v.OldestWaiting, err = r.s.rep.OldestPending(ctx)
+	return v, err
 }

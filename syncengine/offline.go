@@ -2,7 +2,9 @@ package syncengine
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 )
 
 // Offline sync (bundles carried on a USB stick) is the network sync cut in
@@ -178,4 +180,32 @@ func errJoin(a, b error) error {
 		return a
 	}
 	return b
+}
+
+// OldestPending returns when the oldest change awaiting a push was made
+// (zero when nothing waits): how long a camp's data has been waiting to go
+// up.
+func (r *Replica) OldestPending(ctx context.Context) (time.Time, error) {
+	var at time.Time
+	err := r.store.View(ctx, func(tx ReadTx) error {
+		ack, err := metaUint(tx, metaPushAck)
+		if err != nil {
+			return err
+		}
+		relay, err := metaUint(tx, metaRelayThrough)
+		if err != nil {
+			return err
+		}
+		return tx.ScanLog(ack, func(e LogEntry, _ int) error {
+			if e.Origin != Upstream || e.Seq <= relay {
+				at = time.UnixMilli(e.Change.HLC.Millis())
+				return ErrStop
+			}
+			return nil
+		})
+	})
+	if errors.Is(err, ErrStop) {
+		err = nil
+	}
+	return at, err
 }
