@@ -104,6 +104,9 @@ type Device struct {
 	// OpenRosa instead of syncing.
 	Collect bool   `json:"collect,omitempty"`
 	Name    string `json:"name,omitempty"`
+	// Via: the hub that enrolled the device with its own code and
+	// reported it here (empty: enrolled here).
+	Via string `json:"via,omitempty"`
 }
 
 // Principal is who is calling: a user (with a session) or a device.

@@ -319,6 +319,17 @@ func (s *Service) MirrorDevices(ctx context.Context, devs []Device) (added int, 
 			case err != nil:
 				return err
 			case !old.Upstream:
+				// Enrolled here: a revocation or wipe the upstream decided
+				// reaches it all the same (they only ever add).
+				if (d.Revoked && !old.Revoked) || (d.Wipe && !old.Wipe) {
+					old.Revoked, old.Wipe = old.Revoked || d.Revoked, old.Wipe || d.Wipe
+					if err := s.appendAudit(tx, "upstream", "device-flags-copied", fmt.Sprintf("%s: revoked %v wipe %v", d.ID, old.Revoked, old.Wipe)); err != nil {
+						return err
+					}
+					if err := put(tx, keyDevice+d.ID, *old); err != nil {
+						return err
+					}
+				}
 				continue
 			}
 			d.Upstream = true
@@ -347,4 +358,48 @@ func sameDevice(a, b Device) bool {
 	return a.ID == b.ID && a.Project == b.Project && a.Team == b.Team && string(a.PublicKey) == string(b.PublicKey) &&
 		a.CredHash == b.CredHash && a.Enrolled == b.Enrolled && a.Revoked == b.Revoked && a.Wipe == b.Wipe &&
 		a.Wiped == b.Wiped && a.Hub == b.Hub && a.Upstream == b.Upstream
+}
+
+// ReportedDevices keeps devices a hub enrolled itself (the caller checked
+// they lie in the hub's scope): new ones are added as enrolled via hub,
+// and the revocation and wipe flags of those already added via that hub
+// are merged (they only ever add). A device known from elsewhere (enrolled
+// here, or via another hub) is left alone: a hub may not replace another's
+// key. It returns how many were added.
+func (s *Service) ReportedDevices(ctx context.Context, hub string, devs []Device) (added int, err error) {
+	err = s.store.Update(ctx, func(tx syncengine.Tx) error {
+		added = 0
+		for _, d := range devs {
+			if d.ID == "" || d.Hub || d.Upstream {
+				continue
+			}
+			old, err := get[Device](tx, keyDevice+d.ID)
+			switch {
+			case errors.Is(err, ErrNotFound):
+				nd := Device{ID: d.ID, Project: d.Project, Team: d.Team, PublicKey: d.PublicKey, CredHash: d.CredHash,
+					Enrolled: d.Enrolled, Revoked: d.Revoked, Wipe: d.Wipe, Collect: d.Collect, Name: d.Name, Via: hub}
+				if err := put(tx, keyDevice+d.ID, nd); err != nil {
+					return err
+				}
+				added++
+				if err := s.appendAudit(tx, "hub "+hub, "device-reported", fmt.Sprintf("%s: project %s team %s", d.ID, d.Project, d.Team)); err != nil {
+					return err
+				}
+			case err != nil:
+				return err
+			case old.Via != hub:
+				continue
+			case (d.Revoked && !old.Revoked) || (d.Wipe && !old.Wipe):
+				old.Revoked, old.Wipe = old.Revoked || d.Revoked, old.Wipe || d.Wipe
+				if err := put(tx, keyDevice+d.ID, *old); err != nil {
+					return err
+				}
+				if err := s.appendAudit(tx, "hub "+hub, "device-flags-reported", fmt.Sprintf("%s: revoked %v wipe %v", d.ID, old.Revoked, old.Wipe)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	return added, err
 }

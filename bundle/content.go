@@ -15,8 +15,9 @@ type Content struct {
 	Forms    []string // form versions the device holds ("id@version")
 	// From a hub: the scopes of the records its pushes relay, and the
 	// devices that wiped themselves at the hub.
-	Scopes []Scope
-	Wiped  []string
+	Scopes   []Scope
+	Wiped    []string
+	Reported []auth.Device // devices the hub enrolled itself
 }
 
 // Scope is the project and team of a record.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tessera-survey/tessera/auth"
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
+	"github.com/tessera-survey/tessera/internal/wire"
 	"github.com/tessera-survey/tessera/survey"
 )
 
@@ -78,16 +79,11 @@ func (h *authService) Enroll(ctx context.Context, req *tesserav1.EnrollRequest) 
 }
 
 func (h *authService) HubDevices(ctx context.Context, req *tesserav1.HubDevicesRequest) (*tesserav1.HubDevicesResponse, error) {
-	devs, err := h.s.svc.HubDevices(ctx, principal(ctx), req.Wiped)
+	devs, err := h.s.svc.HubDevices(ctx, principal(ctx), req.Wiped, wire.HubDevicesFrom(req.Reported))
 	if err != nil {
 		return nil, toConnect(ctx, h.s.log, "HubDevices", err)
 	}
-	res := &tesserav1.HubDevicesResponse{Devices: make([]*tesserav1.HubDevice, len(devs))}
-	for i, d := range devs {
-		res.Devices[i] = &tesserav1.HubDevice{Id: d.ID, Project: d.Project, Team: d.Team, PublicKey: d.PublicKey,
-			CredentialHash: d.CredHash, Enrolled: d.Enrolled, Revoked: d.Revoked, Wipe: d.Wipe}
-	}
-	return res, nil
+	return &tesserav1.HubDevicesResponse{Devices: wire.HubDevicesTo(devs)}, nil
 }
 
 func (h *authService) ReportWiped(ctx context.Context, _ *tesserav1.ReportWipedRequest) (*tesserav1.ReportWipedResponse, error) {

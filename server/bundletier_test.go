@@ -217,6 +217,40 @@ func TestBundleThreeTiers(t *testing.T) {
 			t.Errorf("%s holds %v, want %v", name, got, want)
 		}
 	}
+
+	// What the hub did alone reached central: its devices are listed there
+	// (enrolled via the hub), the one it revoked is revoked there.
+	atC := map[string]bool{}
+	devs, err := central.Auth().Devices(ctx, "A")
+	must(t, err)
+	for _, dv := range devs {
+		if dv.Via != "" {
+			atC[dv.ID] = dv.Revoked
+		}
+	}
+	if revoked, ok := atC[deviceOf(t, d1)]; !ok || revoked {
+		t.Fatalf("d1, enrolled at the hub, at central: known %v revoked %v", ok, revoked)
+	}
+	if revoked, ok := atC[d2ID]; !ok || !revoked {
+		t.Fatalf("d2, revoked at the hub, at central: known %v revoked %v", ok, revoked)
+	}
+	// The hub's device moves to another hub of the project.
+	code2, _, err := central.Auth().NewHubCode(ctx, "t", "A", "", time.Hour)
+	must(t, err)
+	hub2 := startServer(t, server.Config{RequireAuth: true, Upstream: central.URL, UpstreamEnroll: code2, UpstreamInterval: time.Hour})
+	must(t, hub2.SyncUpstream(ctx))
+	if _, err := d1.Sync(ctx, hub2.URL, nil); err != nil {
+		t.Fatalf("d1 moved to another hub: %v", err)
+	}
+	if _, err := d2.Sync(ctx, hub2.URL, nil); connect.CodeOf(err) != connect.CodePermissionDenied {
+		t.Fatalf("d2, revoked at its hub, synced at another: %v", err)
+	}
+	// Central revokes a device the hub enrolled: the hub refuses it.
+	must(t, central.Auth().SetDevice(ctx, "t", deviceOf(t, d1), true, false))
+	must(t, hub.SyncUpstream(ctx))
+	if _, err := d1.Sync(ctx, hub.URL, nil); connect.CodeOf(err) != connect.CodePermissionDenied {
+		t.Fatalf("central's revocation of a hub-enrolled device did not reach its hub: %v", err)
+	}
 }
 
 // deviceOf is a device's id at its server.

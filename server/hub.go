@@ -60,17 +60,12 @@ func (u upstream) BundleKeys(ctx context.Context) (survey.BundleKeys, error) {
 	return survey.BundleKeys{Replica: rep, Seal: res.SealKey, Sign: res.SignKey}, nil
 }
 
-func (u upstream) Devices(ctx context.Context, wiped []string) ([]auth.Device, error) {
-	res, err := u.Auth().HubDevices(ctx, &tesserav1.HubDevicesRequest{Wiped: wiped})
+func (u upstream) Devices(ctx context.Context, wiped []string, reported []auth.Device) ([]auth.Device, error) {
+	res, err := u.Auth().HubDevices(ctx, &tesserav1.HubDevicesRequest{Wiped: wiped, Reported: wire.HubDevicesTo(reported)})
 	if err != nil {
 		return nil, fmt.Errorf("%w: devices: %w", survey.ErrUpstream, err)
 	}
-	out := make([]auth.Device, len(res.Devices))
-	for i, d := range res.Devices {
-		out[i] = auth.Device{ID: d.Id, Project: d.Project, Team: d.Team, PublicKey: d.PublicKey,
-			CredHash: d.CredentialHash, Enrolled: d.Enrolled, Revoked: d.Revoked, Wipe: d.Wipe}
-	}
-	return out, nil
+	return wire.HubDevicesFrom(res.Devices), nil
 }
 
 func (u upstream) Enroll(ctx context.Context, code string, pub, sig []byte) (auth.Device, string, error) {

@@ -158,7 +158,7 @@ func (s *Service) ImportBundle(ctx context.Context, p auth.Principal, raw []byte
 	}
 	reply.Scopes = toBundleScopes(scopes)
 	if dev.Hub {
-		if reply.Devices, err = s.HubDevices(ctx, dp, content.Wiped); err != nil {
+		if reply.Devices, err = s.HubDevices(ctx, dp, content.Wiped, content.Reported); err != nil {
 			return nil, st, err
 		}
 	}

@@ -30,7 +30,8 @@ type Upstream interface {
 	SyncForms(ctx context.Context, reg *forms.Registry, ms *media.Store, st syncengine.ServerState, seen string) ([]string, string, error)
 	// Devices returns the devices of the hub's scope enrolled upstream,
 	// telling it which of them wiped themselves at the hub.
-	Devices(ctx context.Context, wiped []string) ([]auth.Device, error)
+	// reported are the devices the hub enrolled itself (with their flags).
+	Devices(ctx context.Context, wiped []string, reported []auth.Device) ([]auth.Device, error)
 	// Enroll spends an upstream enrollment code for a device (the device
 	// signed the code with the key of pub); it returns the device and its
 	// secret. A code the upstream refuses is auth.ErrCodeRejected.
@@ -190,17 +191,27 @@ func (r *Relay) devices(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var wiped []string
-	for _, d := range local {
-		if d.Upstream && d.Wiped != 0 {
-			wiped = append(wiped, d.ID)
-		}
-	}
-	devs, err := r.up.Devices(ctx, wiped)
+	wiped, reported := hubReports(local)
+	devs, err := r.up.Devices(ctx, wiped, reported)
 	if err != nil {
 		return err
 	}
 	return r.mirror(ctx, devs)
+}
+
+// hubReports splits a hub's devices into what it tells its upstream:
+// upstream devices that wiped themselves here, and the devices it enrolled
+// itself.
+func hubReports(local []auth.Device) (wiped []string, reported []auth.Device) {
+	for _, d := range local {
+		switch {
+		case d.Upstream && d.Wiped != 0:
+			wiped = append(wiped, d.ID)
+		case !d.Upstream && !d.Hub:
+			reported = append(reported, d)
+		}
+	}
+	return wiped, reported
 }
 
 // mirror keeps copies of the upstream's devices (by network or in a

@@ -128,10 +128,11 @@ func (r *Relay) ExportBundle(ctx context.Context, p auth.Principal, maxBytes int
 	for i, in := range infos {
 		held[i] = in.Key()
 	}
-	wiped, err := r.wipedHere(ctx)
+	local, err := r.s.auth.Devices(ctx, "")
 	if err != nil {
 		return nil, 0, err
 	}
+	wiped, reported := hubReports(local)
 	content := func(ps []syncengine.Push, replyKey []byte) (bundle.Content, error) {
 		var cs []syncengine.Change
 		for _, p := range ps {
@@ -139,7 +140,7 @@ func (r *Relay) ExportBundle(ctx context.Context, p auth.Principal, maxBytes int
 		}
 		ss, err := r.ScopesOf(ctx, cs)
 		return bundle.Content{Out: syncengine.Outgoing{Pushes: ps, Pull: out.Pull}, ReplyKey: replyKey, Forms: held,
-			Scopes: toBundleScopes(ss), Wiped: wiped}, err
+			Scopes: toBundleScopes(ss), Wiped: wiped, Reported: reported}, err
 	}
 	limit := 48 << 20
 	if maxBytes > 0 {
@@ -193,21 +194,6 @@ func (r *Relay) ExportBundle(ctx context.Context, p auth.Principal, maxBytes int
 	}
 	detail := fmt.Sprintf("%d parts, %d changes", len(parts), n)
 	return parts, n, r.s.auth.Audit(ctx, Actor(p), "bundle-export-upstream", detail)
-}
-
-// wipedHere lists the upstream's devices that wiped themselves here.
-func (r *Relay) wipedHere(ctx context.Context) ([]string, error) {
-	local, err := r.s.auth.Devices(ctx, "")
-	if err != nil {
-		return nil, err
-	}
-	var wiped []string
-	for _, d := range local {
-		if d.Upstream && d.Wiped != 0 {
-			wiped = append(wiped, d.ID)
-		}
-	}
-	return wiped, nil
 }
 
 func (r *Relay) keepReplyKeys(ctx context.Context, add []keyRec) error {

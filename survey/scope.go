@@ -236,9 +236,6 @@ func (s *Service) push(ctx context.Context, p auth.Principal, push syncengine.Pu
 		}
 	}
 	if p.Device != nil {
-		if push.Relay && !p.Device.Hub {
-			return syncengine.PushResult{}, fmt.Errorf("%w: a device pushes its own writes only (relaying is for hubs)", auth.ErrDenied)
-		}
 		if err := s.bindReplica(ctx, p.Device, push.From); err != nil {
 			return syncengine.PushResult{}, err
 		}
@@ -253,6 +250,9 @@ func (s *Service) push(ctx context.Context, p auth.Principal, push syncengine.Pu
 			}
 		}
 		scoped = s.guard(p.Device, g)
+		if push.Relay && !p.Device.Hub {
+			scoped = heldOnly(push.From, scoped)
+		}
 	}
 	var marked []syncengine.RecordID
 	guard := func(tx syncengine.Tx, cs []syncengine.Change) (err error) {
@@ -277,6 +277,34 @@ func (s *Service) push(ctx context.Context, p auth.Principal, push syncengine.Pu
 		s.poke()
 	}
 	return res, err
+}
+
+// heldOnly lets a device resend other replicas' writes only where this
+// server already holds them (then they change nothing). A device moved to
+// another hub, or syncing with a server restored from a backup, resends its
+// whole log; what it carries of others' is theirs to deliver, and a write
+// this server has not seen could be forged.
+func heldOnly(from syncengine.ReplicaID, next syncengine.Guard) syncengine.Guard {
+	return func(tx syncengine.Tx, cs []syncengine.Change) error {
+		unheld := 0
+		for i := range cs {
+			if cs[i].Dot.Replica == from {
+				continue
+			}
+			rec, err := tx.Record(cs[i].Record)
+			if errors.Is(err, syncengine.ErrNotFound) || (err == nil && !rec.Applied.Contains(cs[i].Dot)) {
+				unheld++
+				continue
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if unheld > 0 {
+			return fmt.Errorf("%w: a device pushes its own writes only; this batch carries %d writes of other devices this server does not hold (they reach it from their own devices or its upstream)", auth.ErrDenied, unheld)
+		}
+		return next(tx, cs)
+	}
 }
 
 // notOurDots refuses writes claiming this server's replica: its own dots
@@ -357,11 +385,23 @@ func (s *Service) scopesOf(ctx context.Context, cs []syncengine.Change) ([]Recor
 // HubDevices is a hub's copy of the devices of its scope (hubs left out:
 // one hub's credential never signs in at another), after noting those
 // that wiped themselves at the hub.
-func (s *Service) HubDevices(ctx context.Context, p auth.Principal, wiped []string) ([]auth.Device, error) {
+func (s *Service) HubDevices(ctx context.Context, p auth.Principal, wiped []string, reported []auth.Device) ([]auth.Device, error) {
 	if p.Device == nil || !p.Device.Hub {
 		return nil, fmt.Errorf("%w: for enrolled hubs only", auth.ErrDenied)
 	}
 	hub := p.Device
+	// The devices the hub enrolled itself, within its scope only.
+	var mine []auth.Device
+	for _, d := range reported {
+		if allows(hub, Scope{d.Project, d.Team}) {
+			mine = append(mine, d)
+		}
+	}
+	if len(mine) > 0 {
+		if _, err := s.auth.ReportedDevices(ctx, hub.ID, mine); err != nil {
+			return nil, err
+		}
+	}
 	list := func() ([]auth.Device, error) {
 		devs, err := s.auth.Devices(ctx, hub.Project)
 		in := devs[:0]

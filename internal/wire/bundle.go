@@ -43,7 +43,7 @@ func unmarshalZ(b []byte, m proto.Message) error {
 
 // EncodeContent writes a device's bundle content.
 func (BundleCodec) EncodeContent(c bundle.Content) ([]byte, error) {
-	m := &tesserav1.BundleContent{ReplyKey: c.ReplyKey, Forms: c.Forms, Scopes: bundleScopesTo(c.Scopes), Wiped: c.Wiped,
+	m := &tesserav1.BundleContent{ReplyKey: c.ReplyKey, Forms: c.Forms, Scopes: bundleScopesTo(c.Scopes), Wiped: c.Wiped, Reported: HubDevicesTo(c.Reported),
 		Pull: &tesserav1.PullRequest{Replica: c.Out.Pull.For[:], Cursor: c.Out.Pull.Cursor, CursorDot: DotTo(c.Out.Pull.CursorDot), Columnar: true}}
 	for _, p := range c.Out.Pushes {
 		m.Pushes = append(m.Pushes, &tesserav1.PushRequest{Replica: p.From[:], After: p.After, Through: p.Through, Batch: EncodeBatch(p.Changes), Relay: p.Relay})
@@ -62,7 +62,7 @@ func (BundleCodec) DecodeContent(b []byte) (bundle.Content, error) {
 	if err != nil {
 		return bundle.Content{}, err
 	}
-	c := bundle.Content{ReplyKey: m.ReplyKey, Forms: m.Forms, Scopes: scopes, Wiped: m.Wiped}
+	c := bundle.Content{ReplyKey: m.ReplyKey, Forms: m.Forms, Scopes: scopes, Wiped: m.Wiped, Reported: HubDevicesFrom(m.Reported)}
 	pull, err := PullFrom(m.GetPull())
 	if err != nil {
 		return bundle.Content{}, err
@@ -83,11 +83,8 @@ func (BundleCodec) DecodeContent(b []byte) (bundle.Content, error) {
 
 // EncodeAnswer writes a reply's content (server side).
 func (BundleCodec) EncodeAnswer(a bundle.Answer) ([]byte, error) {
-	m := &tesserav1.BundleReply{Acknowledged: a.Reply.Acknowledged, Resend: a.Reply.Resend, Scopes: bundleScopesTo(a.Scopes)}
-	for _, d := range a.Devices {
-		m.Devices = append(m.Devices, &tesserav1.HubDevice{Id: d.ID, Project: d.Project, Team: d.Team, PublicKey: d.PublicKey,
-			CredentialHash: d.CredHash, Enrolled: d.Enrolled, Revoked: d.Revoked, Wipe: d.Wipe})
-	}
+	m := &tesserav1.BundleReply{Acknowledged: a.Reply.Acknowledged, Resend: a.Reply.Resend, Scopes: bundleScopesTo(a.Scopes),
+		Devices: HubDevicesTo(a.Devices)}
 	for _, p := range a.Reply.Pages {
 		m.Pages = append(m.Pages, &tesserav1.BundlePage{From: p.From, FromDot: DotTo(p.FromDot), Page: PageTo(p.Page, true)})
 	}
@@ -107,11 +104,7 @@ func (BundleCodec) DecodeAnswer(b []byte) (bundle.Answer, error) {
 	if err != nil {
 		return bundle.Answer{}, err
 	}
-	a := bundle.Answer{Reply: syncengine.Reply{Acknowledged: m.Acknowledged, Resend: m.Resend}, Scopes: scopes}
-	for _, d := range m.Devices {
-		a.Devices = append(a.Devices, auth.Device{ID: d.Id, Project: d.Project, Team: d.Team, PublicKey: d.PublicKey,
-			CredHash: d.CredentialHash, Enrolled: d.Enrolled, Revoked: d.Revoked, Wipe: d.Wipe})
-	}
+	a := bundle.Answer{Reply: syncengine.Reply{Acknowledged: m.Acknowledged, Resend: m.Resend}, Scopes: scopes, Devices: HubDevicesFrom(m.Devices)}
 	for i, pm := range m.Pages {
 		dot, err := DotFrom(pm.FromDot, "from dot")
 		if err != nil {
@@ -147,4 +140,35 @@ func bundleScopesFrom(ms []*tesserav1.RecordScope) ([]bundle.Scope, error) {
 		out[i] = bundle.Scope{Record: w.Record, Project: w.Project, Team: w.Team}
 	}
 	return out, nil
+}
+
+// HubDeviceTo converts a device as a hub needs it (no secret: the hash of
+// its credential).
+func HubDeviceTo(d auth.Device) *tesserav1.HubDevice {
+	return &tesserav1.HubDevice{Id: d.ID, Project: d.Project, Team: d.Team, PublicKey: d.PublicKey,
+		CredentialHash: d.CredHash, Enrolled: d.Enrolled, Revoked: d.Revoked, Wipe: d.Wipe, Collect: d.Collect, Name: d.Name}
+}
+
+// HubDeviceFrom converts it back.
+func HubDeviceFrom(m *tesserav1.HubDevice) auth.Device {
+	return auth.Device{ID: m.GetId(), Project: m.GetProject(), Team: m.GetTeam(), PublicKey: m.GetPublicKey(),
+		CredHash: m.GetCredentialHash(), Enrolled: m.GetEnrolled(), Revoked: m.GetRevoked(), Wipe: m.GetWipe(),
+		Collect: m.GetCollect(), Name: m.GetName()}
+}
+
+// HubDevicesTo and HubDevicesFrom convert lists.
+func HubDevicesTo(ds []auth.Device) []*tesserav1.HubDevice {
+	out := make([]*tesserav1.HubDevice, len(ds))
+	for i, d := range ds {
+		out[i] = HubDeviceTo(d)
+	}
+	return out
+}
+
+func HubDevicesFrom(ms []*tesserav1.HubDevice) []auth.Device {
+	out := make([]auth.Device, len(ms))
+	for i, m := range ms {
+		out[i] = HubDeviceFrom(m)
+	}
+	return out
 }

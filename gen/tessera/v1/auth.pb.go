@@ -650,7 +650,13 @@ type HubDevicesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Devices of the hub's scope that erased themselves after a remote wipe
 	// they received through the hub.
-	Wiped         []string `protobuf:"bytes,1,rep,name=wiped,proto3" json:"wiped,omitempty"`
+	Wiped []string `protobuf:"bytes,1,rep,name=wiped,proto3" json:"wiped,omitempty"`
+	// Devices the hub enrolled itself (with its own codes, while the link
+	// was down or not), with their revocation and wipe flags: the upstream
+	// keeps them, so they are listed, revoked and wiped there too, and sign
+	// in at any hub of the scope. A device the upstream knows from elsewhere
+	// is left alone.
+	Reported      []*HubDevice `protobuf:"bytes,2,rep,name=reported,proto3" json:"reported,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -692,6 +698,13 @@ func (x *HubDevicesRequest) GetWiped() []string {
 	return nil
 }
 
+func (x *HubDevicesRequest) GetReported() []*HubDevice {
+	if x != nil {
+		return x.Reported
+	}
+	return nil
+}
+
 // HubDevice is a device as a hub needs it to sign the device in.
 type HubDevice struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -703,9 +716,12 @@ type HubDevice struct {
 	// the device).
 	CredentialHash string `protobuf:"bytes,5,opt,name=credential_hash,json=credentialHash,proto3" json:"credential_hash,omitempty"`
 	// Milliseconds since the Unix epoch.
-	Enrolled      int64 `protobuf:"varint,6,opt,name=enrolled,proto3" json:"enrolled,omitempty"`
-	Revoked       bool  `protobuf:"varint,7,opt,name=revoked,proto3" json:"revoked,omitempty"`
-	Wipe          bool  `protobuf:"varint,8,opt,name=wipe,proto3" json:"wipe,omitempty"`
+	Enrolled int64 `protobuf:"varint,6,opt,name=enrolled,proto3" json:"enrolled,omitempty"`
+	Revoked  bool  `protobuf:"varint,7,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	Wipe     bool  `protobuf:"varint,8,opt,name=wipe,proto3" json:"wipe,omitempty"`
+	// An ODK Collect device (it signs in with the token of its URL).
+	Collect       bool   `protobuf:"varint,9,opt,name=collect,proto3" json:"collect,omitempty"`
+	Name          string `protobuf:"bytes,10,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -794,6 +810,20 @@ func (x *HubDevice) GetWipe() bool {
 		return x.Wipe
 	}
 	return false
+}
+
+func (x *HubDevice) GetCollect() bool {
+	if x != nil {
+		return x.Collect
+	}
+	return false
+}
+
+func (x *HubDevice) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
 }
 
 type HubDevicesResponse struct {
@@ -2163,9 +2193,10 @@ const file_tessera_v1_auth_proto_rawDesc = "" +
 	"\aproject\x18\x03 \x01(\tR\aproject\x12\x12\n" +
 	"\x04team\x18\x04 \x01(\tR\x04team\"\x14\n" +
 	"\x12ReportWipedRequest\"\x15\n" +
-	"\x13ReportWipedResponse\")\n" +
+	"\x13ReportWipedResponse\"\\\n" +
 	"\x11HubDevicesRequest\x12\x14\n" +
-	"\x05wiped\x18\x01 \x03(\tR\x05wiped\"\xdb\x01\n" +
+	"\x05wiped\x18\x01 \x03(\tR\x05wiped\x121\n" +
+	"\breported\x18\x02 \x03(\v2\x15.tessera.v1.HubDeviceR\breported\"\x89\x02\n" +
 	"\tHubDevice\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aproject\x18\x02 \x01(\tR\aproject\x12\x12\n" +
@@ -2175,7 +2206,10 @@ const file_tessera_v1_auth_proto_rawDesc = "" +
 	"\x0fcredential_hash\x18\x05 \x01(\tR\x0ecredentialHash\x12\x1a\n" +
 	"\benrolled\x18\x06 \x01(\x03R\benrolled\x12\x18\n" +
 	"\arevoked\x18\a \x01(\bR\arevoked\x12\x12\n" +
-	"\x04wipe\x18\b \x01(\bR\x04wipe\"E\n" +
+	"\x04wipe\x18\b \x01(\bR\x04wipe\x12\x18\n" +
+	"\acollect\x18\t \x01(\bR\acollect\x12\x12\n" +
+	"\x04name\x18\n" +
+	" \x01(\tR\x04name\"E\n" +
 	"\x12HubDevicesResponse\x12/\n" +
 	"\adevices\x18\x01 \x03(\v2\x15.tessera.v1.HubDeviceR\adevices\"*\n" +
 	"\x14CreateProjectRequest\x12\x12\n" +
@@ -2339,50 +2373,51 @@ var file_tessera_v1_auth_proto_goTypes = []any{
 }
 var file_tessera_v1_auth_proto_depIdxs = []int32{
 	39, // 0: tessera.v1.WhoamiResponse.roles:type_name -> tessera.v1.WhoamiResponse.RolesEntry
-	13, // 1: tessera.v1.HubDevicesResponse.devices:type_name -> tessera.v1.HubDevice
-	30, // 2: tessera.v1.ListDevicesResponse.devices:type_name -> tessera.v1.DeviceInfo
-	37, // 3: tessera.v1.AuditTrailResponse.entries:type_name -> tessera.v1.AuditEntry
-	0,  // 4: tessera.v1.AuthService.Login:input_type -> tessera.v1.LoginRequest
-	2,  // 5: tessera.v1.AuthService.Setup:input_type -> tessera.v1.SetupRequest
-	4,  // 6: tessera.v1.AuthService.Logout:input_type -> tessera.v1.LogoutRequest
-	6,  // 7: tessera.v1.AuthService.Whoami:input_type -> tessera.v1.WhoamiRequest
-	8,  // 8: tessera.v1.AuthService.Enroll:input_type -> tessera.v1.EnrollRequest
-	10, // 9: tessera.v1.AuthService.ReportWiped:input_type -> tessera.v1.ReportWipedRequest
-	12, // 10: tessera.v1.AuthService.HubDevices:input_type -> tessera.v1.HubDevicesRequest
-	15, // 11: tessera.v1.AdminService.CreateProject:input_type -> tessera.v1.CreateProjectRequest
-	17, // 12: tessera.v1.AdminService.AddUser:input_type -> tessera.v1.AddUserRequest
-	19, // 13: tessera.v1.AdminService.Grant:input_type -> tessera.v1.GrantRequest
-	21, // 14: tessera.v1.AdminService.RevokeRole:input_type -> tessera.v1.RevokeRoleRequest
-	23, // 15: tessera.v1.AdminService.SetUserDisabled:input_type -> tessera.v1.SetUserDisabledRequest
-	25, // 16: tessera.v1.AdminService.CreateEnrollmentCode:input_type -> tessera.v1.CreateEnrollmentCodeRequest
-	28, // 17: tessera.v1.AdminService.CreateCollectDevice:input_type -> tessera.v1.CreateCollectDeviceRequest
-	27, // 18: tessera.v1.AdminService.ListDevices:input_type -> tessera.v1.ListDevicesRequest
-	32, // 19: tessera.v1.AdminService.RevokeDevice:input_type -> tessera.v1.RevokeDeviceRequest
-	34, // 20: tessera.v1.AdminService.WipeDevice:input_type -> tessera.v1.WipeDeviceRequest
-	36, // 21: tessera.v1.AdminService.AuditTrail:input_type -> tessera.v1.AuditTrailRequest
-	1,  // 22: tessera.v1.AuthService.Login:output_type -> tessera.v1.LoginResponse
-	3,  // 23: tessera.v1.AuthService.Setup:output_type -> tessera.v1.SetupResponse
-	5,  // 24: tessera.v1.AuthService.Logout:output_type -> tessera.v1.LogoutResponse
-	7,  // 25: tessera.v1.AuthService.Whoami:output_type -> tessera.v1.WhoamiResponse
-	9,  // 26: tessera.v1.AuthService.Enroll:output_type -> tessera.v1.EnrollResponse
-	11, // 27: tessera.v1.AuthService.ReportWiped:output_type -> tessera.v1.ReportWipedResponse
-	14, // 28: tessera.v1.AuthService.HubDevices:output_type -> tessera.v1.HubDevicesResponse
-	16, // 29: tessera.v1.AdminService.CreateProject:output_type -> tessera.v1.CreateProjectResponse
-	18, // 30: tessera.v1.AdminService.AddUser:output_type -> tessera.v1.AddUserResponse
-	20, // 31: tessera.v1.AdminService.Grant:output_type -> tessera.v1.GrantResponse
-	22, // 32: tessera.v1.AdminService.RevokeRole:output_type -> tessera.v1.RevokeRoleResponse
-	24, // 33: tessera.v1.AdminService.SetUserDisabled:output_type -> tessera.v1.SetUserDisabledResponse
-	26, // 34: tessera.v1.AdminService.CreateEnrollmentCode:output_type -> tessera.v1.CreateEnrollmentCodeResponse
-	29, // 35: tessera.v1.AdminService.CreateCollectDevice:output_type -> tessera.v1.CreateCollectDeviceResponse
-	31, // 36: tessera.v1.AdminService.ListDevices:output_type -> tessera.v1.ListDevicesResponse
-	33, // 37: tessera.v1.AdminService.RevokeDevice:output_type -> tessera.v1.RevokeDeviceResponse
-	35, // 38: tessera.v1.AdminService.WipeDevice:output_type -> tessera.v1.WipeDeviceResponse
-	38, // 39: tessera.v1.AdminService.AuditTrail:output_type -> tessera.v1.AuditTrailResponse
-	22, // [22:40] is the sub-list for method output_type
-	4,  // [4:22] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	13, // 1: tessera.v1.HubDevicesRequest.reported:type_name -> tessera.v1.HubDevice
+	13, // 2: tessera.v1.HubDevicesResponse.devices:type_name -> tessera.v1.HubDevice
+	30, // 3: tessera.v1.ListDevicesResponse.devices:type_name -> tessera.v1.DeviceInfo
+	37, // 4: tessera.v1.AuditTrailResponse.entries:type_name -> tessera.v1.AuditEntry
+	0,  // 5: tessera.v1.AuthService.Login:input_type -> tessera.v1.LoginRequest
+	2,  // 6: tessera.v1.AuthService.Setup:input_type -> tessera.v1.SetupRequest
+	4,  // 7: tessera.v1.AuthService.Logout:input_type -> tessera.v1.LogoutRequest
+	6,  // 8: tessera.v1.AuthService.Whoami:input_type -> tessera.v1.WhoamiRequest
+	8,  // 9: tessera.v1.AuthService.Enroll:input_type -> tessera.v1.EnrollRequest
+	10, // 10: tessera.v1.AuthService.ReportWiped:input_type -> tessera.v1.ReportWipedRequest
+	12, // 11: tessera.v1.AuthService.HubDevices:input_type -> tessera.v1.HubDevicesRequest
+	15, // 12: tessera.v1.AdminService.CreateProject:input_type -> tessera.v1.CreateProjectRequest
+	17, // 13: tessera.v1.AdminService.AddUser:input_type -> tessera.v1.AddUserRequest
+	19, // 14: tessera.v1.AdminService.Grant:input_type -> tessera.v1.GrantRequest
+	21, // 15: tessera.v1.AdminService.RevokeRole:input_type -> tessera.v1.RevokeRoleRequest
+	23, // 16: tessera.v1.AdminService.SetUserDisabled:input_type -> tessera.v1.SetUserDisabledRequest
+	25, // 17: tessera.v1.AdminService.CreateEnrollmentCode:input_type -> tessera.v1.CreateEnrollmentCodeRequest
+	28, // 18: tessera.v1.AdminService.CreateCollectDevice:input_type -> tessera.v1.CreateCollectDeviceRequest
+	27, // 19: tessera.v1.AdminService.ListDevices:input_type -> tessera.v1.ListDevicesRequest
+	32, // 20: tessera.v1.AdminService.RevokeDevice:input_type -> tessera.v1.RevokeDeviceRequest
+	34, // 21: tessera.v1.AdminService.WipeDevice:input_type -> tessera.v1.WipeDeviceRequest
+	36, // 22: tessera.v1.AdminService.AuditTrail:input_type -> tessera.v1.AuditTrailRequest
+	1,  // 23: tessera.v1.AuthService.Login:output_type -> tessera.v1.LoginResponse
+	3,  // 24: tessera.v1.AuthService.Setup:output_type -> tessera.v1.SetupResponse
+	5,  // 25: tessera.v1.AuthService.Logout:output_type -> tessera.v1.LogoutResponse
+	7,  // 26: tessera.v1.AuthService.Whoami:output_type -> tessera.v1.WhoamiResponse
+	9,  // 27: tessera.v1.AuthService.Enroll:output_type -> tessera.v1.EnrollResponse
+	11, // 28: tessera.v1.AuthService.ReportWiped:output_type -> tessera.v1.ReportWipedResponse
+	14, // 29: tessera.v1.AuthService.HubDevices:output_type -> tessera.v1.HubDevicesResponse
+	16, // 30: tessera.v1.AdminService.CreateProject:output_type -> tessera.v1.CreateProjectResponse
+	18, // 31: tessera.v1.AdminService.AddUser:output_type -> tessera.v1.AddUserResponse
+	20, // 32: tessera.v1.AdminService.Grant:output_type -> tessera.v1.GrantResponse
+	22, // 33: tessera.v1.AdminService.RevokeRole:output_type -> tessera.v1.RevokeRoleResponse
+	24, // 34: tessera.v1.AdminService.SetUserDisabled:output_type -> tessera.v1.SetUserDisabledResponse
+	26, // 35: tessera.v1.AdminService.CreateEnrollmentCode:output_type -> tessera.v1.CreateEnrollmentCodeResponse
+	29, // 36: tessera.v1.AdminService.CreateCollectDevice:output_type -> tessera.v1.CreateCollectDeviceResponse
+	31, // 37: tessera.v1.AdminService.ListDevices:output_type -> tessera.v1.ListDevicesResponse
+	33, // 38: tessera.v1.AdminService.RevokeDevice:output_type -> tessera.v1.RevokeDeviceResponse
+	35, // 39: tessera.v1.AdminService.WipeDevice:output_type -> tessera.v1.WipeDeviceResponse
+	38, // 40: tessera.v1.AdminService.AuditTrail:output_type -> tessera.v1.AuditTrailResponse
+	23, // [23:41] is the sub-list for method output_type
+	5,  // [5:23] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_tessera_v1_auth_proto_init() }

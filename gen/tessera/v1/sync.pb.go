@@ -580,8 +580,10 @@ type BundleContent struct {
 	// From a hub: the scopes of the records its pushes relay (as
 	// PushRequest.scopes), and the devices that wiped themselves at the hub
 	// (as HubDevicesRequest.wiped).
-	Scopes        []*RecordScope `protobuf:"bytes,5,rep,name=scopes,proto3" json:"scopes,omitempty"`
-	Wiped         []string       `protobuf:"bytes,6,rep,name=wiped,proto3" json:"wiped,omitempty"`
+	Scopes []*RecordScope `protobuf:"bytes,5,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	Wiped  []string       `protobuf:"bytes,6,rep,name=wiped,proto3" json:"wiped,omitempty"`
+	// From a hub: the devices it enrolled itself (as HubDevicesRequest.reported).
+	Reported      []*HubDevice `protobuf:"bytes,7,rep,name=reported,proto3" json:"reported,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -654,6 +656,13 @@ func (x *BundleContent) GetScopes() []*RecordScope {
 func (x *BundleContent) GetWiped() []string {
 	if x != nil {
 		return x.Wiped
+	}
+	return nil
+}
+
+func (x *BundleContent) GetReported() []*HubDevice {
+	if x != nil {
+		return x.Reported
 	}
 	return nil
 }
@@ -1824,14 +1833,15 @@ const file_tessera_v1_sync_proto_rawDesc = "" +
 	"\x06pushed\x18\x05 \x01(\rR\x06pushed\x12\x18\n" +
 	"\aapplied\x18\x06 \x01(\rR\aapplied\x12\x16\n" +
 	"\x06pulled\x18\a \x01(\rR\x06pulled\x12\x14\n" +
-	"\x05forms\x18\b \x01(\rR\x05forms\"\xe7\x01\n" +
+	"\x05forms\x18\b \x01(\rR\x05forms\"\x9a\x02\n" +
 	"\rBundleContent\x12/\n" +
 	"\x06pushes\x18\x01 \x03(\v2\x17.tessera.v1.PushRequestR\x06pushes\x12+\n" +
 	"\x04pull\x18\x02 \x01(\v2\x17.tessera.v1.PullRequestR\x04pull\x12\x1b\n" +
 	"\treply_key\x18\x03 \x01(\fR\breplyKey\x12\x14\n" +
 	"\x05forms\x18\x04 \x03(\tR\x05forms\x12/\n" +
 	"\x06scopes\x18\x05 \x03(\v2\x17.tessera.v1.RecordScopeR\x06scopes\x12\x14\n" +
-	"\x05wiped\x18\x06 \x03(\tR\x05wiped\"\x87\x02\n" +
+	"\x05wiped\x18\x06 \x03(\tR\x05wiped\x121\n" +
+	"\breported\x18\a \x03(\v2\x15.tessera.v1.HubDeviceR\breported\"\x87\x02\n" +
 	"\vBundleReply\x12\"\n" +
 	"\facknowledged\x18\x01 \x01(\x04R\facknowledged\x12\x16\n" +
 	"\x06resend\x18\x02 \x01(\bR\x06resend\x12,\n" +
@@ -1992,44 +2002,45 @@ var file_tessera_v1_sync_proto_depIdxs = []int32{
 	16, // 0: tessera.v1.BundleContent.pushes:type_name -> tessera.v1.PushRequest
 	19, // 1: tessera.v1.BundleContent.pull:type_name -> tessera.v1.PullRequest
 	17, // 2: tessera.v1.BundleContent.scopes:type_name -> tessera.v1.RecordScope
-	11, // 3: tessera.v1.BundleReply.pages:type_name -> tessera.v1.BundlePage
-	12, // 4: tessera.v1.BundleReply.forms:type_name -> tessera.v1.BundleForm
-	17, // 5: tessera.v1.BundleReply.scopes:type_name -> tessera.v1.RecordScope
-	22, // 6: tessera.v1.BundleReply.devices:type_name -> tessera.v1.HubDevice
-	13, // 7: tessera.v1.BundlePage.from_dot:type_name -> tessera.v1.Dot
-	20, // 8: tessera.v1.BundlePage.page:type_name -> tessera.v1.PullResponse
-	23, // 9: tessera.v1.BundleForm.form:type_name -> tessera.v1.FormInfo
-	24, // 10: tessera.v1.BundleForm.files:type_name -> tessera.v1.FormFile
-	0,  // 11: tessera.v1.Field.kind:type_name -> tessera.v1.Kind
-	13, // 12: tessera.v1.Change.dot:type_name -> tessera.v1.Dot
-	13, // 13: tessera.v1.Change.context:type_name -> tessera.v1.Dot
-	14, // 14: tessera.v1.Change.fields:type_name -> tessera.v1.Field
-	15, // 15: tessera.v1.PushRequest.changes:type_name -> tessera.v1.Change
-	21, // 16: tessera.v1.PushRequest.batch:type_name -> tessera.v1.ChangeBatch
-	17, // 17: tessera.v1.PushRequest.scopes:type_name -> tessera.v1.RecordScope
-	13, // 18: tessera.v1.PullRequest.cursor_dot:type_name -> tessera.v1.Dot
-	15, // 19: tessera.v1.PullResponse.changes:type_name -> tessera.v1.Change
-	13, // 20: tessera.v1.PullResponse.cursor_dot:type_name -> tessera.v1.Dot
-	21, // 21: tessera.v1.PullResponse.batch:type_name -> tessera.v1.ChangeBatch
-	17, // 22: tessera.v1.PullResponse.scopes:type_name -> tessera.v1.RecordScope
-	0,  // 23: tessera.v1.ChangeBatch.field_kind:type_name -> tessera.v1.Kind
-	16, // 24: tessera.v1.SyncService.Push:input_type -> tessera.v1.PushRequest
-	19, // 25: tessera.v1.SyncService.Pull:input_type -> tessera.v1.PullRequest
-	5,  // 26: tessera.v1.SyncService.BundleKeys:input_type -> tessera.v1.BundleKeysRequest
-	7,  // 27: tessera.v1.SyncService.ImportBundle:input_type -> tessera.v1.ImportBundleRequest
-	1,  // 28: tessera.v1.SyncService.ExportUpstreamBundle:input_type -> tessera.v1.ExportUpstreamBundleRequest
-	3,  // 29: tessera.v1.SyncService.ImportUpstreamReply:input_type -> tessera.v1.ImportUpstreamReplyRequest
-	18, // 30: tessera.v1.SyncService.Push:output_type -> tessera.v1.PushResponse
-	20, // 31: tessera.v1.SyncService.Pull:output_type -> tessera.v1.PullResponse
-	6,  // 32: tessera.v1.SyncService.BundleKeys:output_type -> tessera.v1.BundleKeysResponse
-	8,  // 33: tessera.v1.SyncService.ImportBundle:output_type -> tessera.v1.ImportBundleResponse
-	2,  // 34: tessera.v1.SyncService.ExportUpstreamBundle:output_type -> tessera.v1.ExportUpstreamBundleResponse
-	4,  // 35: tessera.v1.SyncService.ImportUpstreamReply:output_type -> tessera.v1.ImportUpstreamReplyResponse
-	30, // [30:36] is the sub-list for method output_type
-	24, // [24:30] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	22, // 3: tessera.v1.BundleContent.reported:type_name -> tessera.v1.HubDevice
+	11, // 4: tessera.v1.BundleReply.pages:type_name -> tessera.v1.BundlePage
+	12, // 5: tessera.v1.BundleReply.forms:type_name -> tessera.v1.BundleForm
+	17, // 6: tessera.v1.BundleReply.scopes:type_name -> tessera.v1.RecordScope
+	22, // 7: tessera.v1.BundleReply.devices:type_name -> tessera.v1.HubDevice
+	13, // 8: tessera.v1.BundlePage.from_dot:type_name -> tessera.v1.Dot
+	20, // 9: tessera.v1.BundlePage.page:type_name -> tessera.v1.PullResponse
+	23, // 10: tessera.v1.BundleForm.form:type_name -> tessera.v1.FormInfo
+	24, // 11: tessera.v1.BundleForm.files:type_name -> tessera.v1.FormFile
+	0,  // 12: tessera.v1.Field.kind:type_name -> tessera.v1.Kind
+	13, // 13: tessera.v1.Change.dot:type_name -> tessera.v1.Dot
+	13, // 14: tessera.v1.Change.context:type_name -> tessera.v1.Dot
+	14, // 15: tessera.v1.Change.fields:type_name -> tessera.v1.Field
+	15, // 16: tessera.v1.PushRequest.changes:type_name -> tessera.v1.Change
+	21, // 17: tessera.v1.PushRequest.batch:type_name -> tessera.v1.ChangeBatch
+	17, // 18: tessera.v1.PushRequest.scopes:type_name -> tessera.v1.RecordScope
+	13, // 19: tessera.v1.PullRequest.cursor_dot:type_name -> tessera.v1.Dot
+	15, // 20: tessera.v1.PullResponse.changes:type_name -> tessera.v1.Change
+	13, // 21: tessera.v1.PullResponse.cursor_dot:type_name -> tessera.v1.Dot
+	21, // 22: tessera.v1.PullResponse.batch:type_name -> tessera.v1.ChangeBatch
+	17, // 23: tessera.v1.PullResponse.scopes:type_name -> tessera.v1.RecordScope
+	0,  // 24: tessera.v1.ChangeBatch.field_kind:type_name -> tessera.v1.Kind
+	16, // 25: tessera.v1.SyncService.Push:input_type -> tessera.v1.PushRequest
+	19, // 26: tessera.v1.SyncService.Pull:input_type -> tessera.v1.PullRequest
+	5,  // 27: tessera.v1.SyncService.BundleKeys:input_type -> tessera.v1.BundleKeysRequest
+	7,  // 28: tessera.v1.SyncService.ImportBundle:input_type -> tessera.v1.ImportBundleRequest
+	1,  // 29: tessera.v1.SyncService.ExportUpstreamBundle:input_type -> tessera.v1.ExportUpstreamBundleRequest
+	3,  // 30: tessera.v1.SyncService.ImportUpstreamReply:input_type -> tessera.v1.ImportUpstreamReplyRequest
+	18, // 31: tessera.v1.SyncService.Push:output_type -> tessera.v1.PushResponse
+	20, // 32: tessera.v1.SyncService.Pull:output_type -> tessera.v1.PullResponse
+	6,  // 33: tessera.v1.SyncService.BundleKeys:output_type -> tessera.v1.BundleKeysResponse
+	8,  // 34: tessera.v1.SyncService.ImportBundle:output_type -> tessera.v1.ImportBundleResponse
+	2,  // 35: tessera.v1.SyncService.ExportUpstreamBundle:output_type -> tessera.v1.ExportUpstreamBundleResponse
+	4,  // 36: tessera.v1.SyncService.ImportUpstreamReply:output_type -> tessera.v1.ImportUpstreamReplyResponse
+	31, // [31:37] is the sub-list for method output_type
+	25, // [25:31] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_tessera_v1_sync_proto_init() }
