@@ -92,6 +92,14 @@ func TestBundleThreeTiers(t *testing.T) {
 	must(t, err)
 	hub := startServer(t, server.Config{RequireAuth: true, Upstream: link.URL(), UpstreamEnroll: hubCode, UpstreamInterval: time.Hour})
 	must(t, hub.SyncUpstream(ctx)) // the first link: the hub learns central's bundle keys
+	hubID := ""
+	all, err := central.Auth().Devices(ctx, "A")
+	must(t, err)
+	for _, dv := range all {
+		if dv.Hub {
+			hubID = dv.ID
+		}
+	}
 	hubLead, err := wire.Dial(hub.URL, nil, wire.WithAuthorization("Bearer "+adminSession(t, hub)))
 	must(t, err)
 	defer hubLead.Close()
@@ -250,6 +258,27 @@ func TestBundleThreeTiers(t *testing.T) {
 	must(t, hub.SyncUpstream(ctx))
 	if _, err := d1.Sync(ctx, hub.URL, nil); connect.CodeOf(err) != connect.CodePermissionDenied {
 		t.Fatalf("central's revocation of a hub-enrolled device did not reach its hub: %v", err)
+	}
+
+	// The hub is stolen: central revokes it. Its relays are refused, by
+	// network and by file, and its devices carry on at the other hub.
+	exp, err = hubLead.Sync().ExportUpstreamBundle(ctx, &tesserav1.ExportUpstreamBundleRequest{})
+	must(t, err)
+	must(t, central.Auth().SetDevice(ctx, "t", hubID, true, false))
+	if err := hub.SyncUpstream(ctx); err == nil {
+		t.Fatal("a revoked hub synced with central")
+	}
+	if _, err := central.rpc["a-lead"].Sync().ImportBundle(ctx, &tesserav1.ImportBundleRequest{Bundle: exp.Parts[0]}); connect.CodeOf(err) != connect.CodePermissionDenied {
+		t.Fatalf("central imported a revoked hub's bundle: %v", err)
+	}
+	d3 := enroll("d3", hub.URL, hubCodeFor())
+	if _, err := d3.Create(ctx, "camp@1", fw("q", "MARKER-after-theft")); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, d3)
+	must(t, hub2.SyncUpstream(ctx))
+	if _, err := d3.Sync(ctx, hub2.URL, nil); connect.CodeOf(err) != connect.CodeUnauthenticated {
+		t.Fatalf("a device enrolled by the stolen hub after its revocation synced at another hub: %v", err)
 	}
 }
 
