@@ -73,6 +73,10 @@ func TestMergeConverges(t *testing.T) {
 			id := ids[rapid.IntRange(0, len(ids)-1).Draw(t, "record")]
 			nf := rapid.IntRange(1, 3).Draw(t, "nfields")
 			var ws []FieldWrite
+			if rapid.IntRange(0, 9).Draw(t, "erase") == 0 {
+				ws = []FieldWrite{{Name: ErasedField, Value: BoolValue(true)}}
+				nf = 0
+			}
 			for _, name := range rapid.Permutation(fields).Draw(t, "fields")[:nf] {
 				v := IntValue(int64(rapid.IntRange(0, 3).Draw(t, "v")))
 				if name == DeletedField {
@@ -98,6 +102,9 @@ func TestMergeConverges(t *testing.T) {
 		}
 		for _, id := range ids {
 			a := reps[0].records[id]
+			if a != nil && a.Erased() && len(a.FieldNames()) > 0 {
+				t.Fatalf("erased record %s keeps answers %v", id, a.FieldNames())
+			}
 			for _, r := range reps[1:] {
 				b := r.records[id]
 				if (a == nil) != (b == nil) || (a != nil && !a.Equal(b)) {
@@ -106,6 +113,36 @@ func TestMergeConverges(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestErasureWinsOverUnseenEdits: an edit made offline before an erasure
+// arrived keeps no answer, whichever reaches a replica first.
+func TestErasureWinsOverUnseenEdits(t *testing.T) {
+	a, b := &simReplica{id: replicaID(0), records: map[RecordID]*Record{}}, &simReplica{id: replicaID(1), records: map[RecordID]*Record{}}
+	id := NewRecordID()
+	first := a.write(id, []FieldWrite{{Name: "q", Value: TextValue("MARKER")}})
+	b.apply(first)
+	offline := b.write(id, []FieldWrite{{Name: "q", Value: TextValue("MARKER-offline")}, {Name: DeletedField, Value: BoolValue(false)}})
+	erase := a.write(id, []FieldWrite{{Name: ErasedField, Value: BoolValue(true)}})
+	a.apply(offline)
+	b.apply(erase)
+	for _, r := range []*simReplica{a, b} {
+		rec := r.records[id]
+		if !rec.Erased() || !rec.Deleted() || len(rec.FieldNames()) != 0 || len(rec.Fields) != 1 {
+			t.Fatalf("replica %s after the erasure: %+v", r.id, rec)
+		}
+		if !rec.Applied.Contains(offline.Dot) || !rec.Applied.Contains(erase.Dot) {
+			t.Fatalf("replica %s forgot a dot: %v", r.id, rec.Applied)
+		}
+	}
+	if !a.records[id].Equal(b.records[id]) {
+		t.Fatal("replicas diverged")
+	}
+	bad := erase
+	bad.Fields = append(bad.Fields, FieldWrite{Name: "q", Value: TextValue("x")})
+	if err := bad.Validate(); err == nil {
+		t.Fatal("an erasure that also writes an answer was accepted")
+	}
 }
 
 // TestSequentialEditsNeverConflict: when every write is delivered everywhere

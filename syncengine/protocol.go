@@ -164,6 +164,9 @@ func (r *Replica) Receive(ctx context.Context, p Push, opts ...ServeOption) (Pus
 		res = PushResult{Acknowledged: max(held, p.Through), Applied: n}
 		return setMetaUint(tx, key, res.Acknowledged)
 	})
+	if err == nil {
+		err = r.finishErasures(ctx)
+	}
 	if err != nil {
 		return PushResult{}, fmt.Errorf("push: %w", err)
 	}
@@ -661,6 +664,9 @@ func (r *Replica) applyPage(ctx context.Context, page *Page) (n int, changed mer
 		}
 		return setMetaDot(tx, metaPullDot, page.CursorDot)
 	})
+	if err == nil {
+		err = r.finishErasures(ctx)
+	}
 	return n, changed, err
 }
 

@@ -22,6 +22,14 @@ const CreatedField = "$created"
 // on the device: "draft" or "finalized".
 const StatusField = "$status"
 
+// ErasedField is the reserved register of an erasure on request: a change
+// writing it (true, and nothing else) removes every answer of the record,
+// and the record keeps no answer of any change applied to it afterwards or
+// concurrently (an edit made offline before the erasure arrived), so no
+// order of arrival brings the answers back. Ids, dots and the form name
+// stay: what sync needs to stay correct. An erased record reads deleted.
+const ErasedField = "$erased"
+
 // Reserved reports whether name is a reserved field (hidden from views).
 func Reserved(name string) bool { return strings.HasPrefix(name, "$") }
 
@@ -101,6 +109,10 @@ func (c *Change) Validate() error {
 			case f.Name == StatusField:
 				if f.Value.Kind != Text || (f.Value.Str != "draft" && f.Value.Str != "finalized") {
 					return fmt.Errorf("%w: record %s: %s must be \"draft\" or \"finalized\"", ErrInvalid, c.Record, f.Name)
+				}
+			case f.Name == ErasedField:
+				if f.Value.Kind != Bool || !f.Value.Bool || len(c.Fields) != 1 {
+					return fmt.Errorf("%w: record %s: %s is written true, alone", ErrInvalid, c.Record, f.Name)
 				}
 			case f.Name != DeletedField && f.Name != CreatedField:
 				return fmt.Errorf("%w: record %s: unknown reserved field %q", ErrInvalid, c.Record, f.Name)
@@ -257,6 +269,18 @@ func (r *Record) Apply(c *Change) bool {
 	if r.Form == "" || c.HLC > r.FormHLC || (c.HLC == r.FormHLC && c.Dot.Compare(r.FormDot) > 0) {
 		r.Form, r.FormHLC, r.FormDot = c.Form, c.HLC, c.Dot
 	}
+	erasing := c.Erases()
+	if !erasing && r.Erased() {
+		return true // the dot is known; the answers are not kept
+	}
+	if erasing {
+		for name := range r.Fields {
+			if name != ErasedField {
+				delete(r.Fields, name)
+			}
+		}
+		r.Deletes = nil
+	}
 	// Registers created by this change share two allocations; slices are
 	// capped so that a later write to one register never grows into its
 	// neighbour's memory.
@@ -288,8 +312,23 @@ func (r *Record) Apply(c *Change) bool {
 	return true
 }
 
-// Deleted reports whether the record's provisional state is deleted.
+// Erases reports whether c is an erasure (see ErasedField).
+func (c *Change) Erases() bool {
+	return len(c.Fields) == 1 && c.Fields[0].Name == ErasedField
+}
+
+// Erased reports whether the record was erased on request.
+func (r *Record) Erased() bool {
+	reg := r.Fields[ErasedField]
+	return reg != nil && len(reg.Entries) > 0
+}
+
+// Deleted reports whether the record's provisional state is deleted (an
+// erased record is).
 func (r *Record) Deleted() bool {
+	if r.Erased() {
+		return true
+	}
 	reg := r.Fields[DeletedField]
 	if reg == nil {
 		return false

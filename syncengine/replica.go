@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -37,6 +38,10 @@ type Replica struct {
 	mu      sync.Mutex // serializes local writes; guards counter and hlc
 	counter uint64
 	hlc     HLC
+
+	// purgeDue: an erasure was applied; its store versions are dropped
+	// after the commit (finishErasures).
+	purgeDue atomic.Bool
 
 	finalized func([]RecordID)
 	resolved  func(Tx, []Resolution) error
@@ -117,6 +122,10 @@ func Open(ctx context.Context, s Store, opts Options) (*Replica, error) {
 		return err
 	})
 	if err != nil {
+		return nil, fmt.Errorf("open replica: %w", err)
+	}
+	r.purgeDue.Store(true) // an erasure a crash interrupted
+	if err := r.finishErasures(ctx); err != nil {
 		return nil, fmt.Errorf("open replica: %w", err)
 	}
 	return r, nil
@@ -330,7 +339,7 @@ func (r *Replica) Edit(ctx context.Context, id RecordID, decide func(tx Tx, rec 
 func (r *Replica) localUpdate(ctx context.Context, fn func(Tx) error) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.store.Update(ctx, func(tx Tx) error {
+	err := r.store.Update(ctx, func(tx Tx) error {
 		// Several server processes may share one store (and so one replica
 		// id): take the counter from the store, inside the transaction that
 		// will persist it, so no dot is ever issued twice.
@@ -352,6 +361,10 @@ func (r *Replica) localUpdate(ctx context.Context, fn func(Tx) error) error {
 		}
 		return setMetaUint(tx, metaHLC, uint64(r.hlc))
 	})
+	if err != nil {
+		return err
+	}
+	return r.finishErasures(ctx)
 }
 
 // write makes one local change to rec. r.mu must be held.
@@ -379,7 +392,13 @@ func (r *Replica) write(tx Tx, rec *Record, form string, fields []FieldWrite) er
 	if err := tx.PutRecord(rec); err != nil {
 		return err
 	}
-	return r.appendLog(tx, Local, &c)
+	if err := r.appendLog(tx, Local, &c); err != nil {
+		return err
+	}
+	if c.Erases() {
+		return r.eraseLogged(tx, []RecordID{rec.ID})
+	}
+	return nil
 }
 
 const metaHistory = "hist/"
@@ -526,11 +545,20 @@ func (r *Replica) applyAll(tx Tx, origin Origin, changes []Change) (int, merged,
 	dirty := make([]RecordID, 0, len(changes))
 	var settled []Resolution
 	applied := 0
+	var erasing []RecordID
 	logged := func(st *staged, c *Change) error {
 		applied++
 		if !st.dirty {
 			st.dirty = true
 			dirty = append(dirty, c.Record)
+		}
+		if c.Erases() {
+			erasing = append(erasing, c.Record)
+		} else if st.rec != nil && st.rec.Erased() {
+			// An edit the erasure had not seen: its dot is logged (peers
+			// and resends need it), its answers are not.
+			s := stripped(c)
+			return r.appendLog(tx, origin, &s)
 		}
 		return r.appendLog(tx, origin, c)
 	}
@@ -589,6 +617,9 @@ func (r *Replica) applyAll(tx Tx, origin Origin, changes []Change) (int, merged,
 			return 0, merged{}, nil, err
 		}
 		m.recs = append(m.recs, st.rec)
+	}
+	if err := r.eraseLogged(tx, erasing); err != nil {
+		return 0, merged{}, nil, err
 	}
 	return applied, m, settled, nil
 }

@@ -53,6 +53,10 @@ type Tx interface {
 	// Append adds c to the log under the next sequence number and returns
 	// it. Sequence numbers start at 1 and have no gaps.
 	Append(origin Origin, c *Change) (uint64, error)
+	// ReplaceLog replaces the change of log entry seq, which must exist,
+	// keeping its sequence and origin (an erasure strips the answers of
+	// the entries of its record; see ErasedField).
+	ReplaceLog(seq uint64, c *Change) error
 	SetMeta(key string, value []byte) error
 	// DeleteMeta removes a meta entry (no error if absent).
 	DeleteMeta(key string) error

@@ -175,6 +175,10 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", opts.Dir, err)
 	}
 	st := &Store{db: db}
+	if err := st.writeBack(); err != nil { // a purge a crash interrupted
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", opts.Dir, err)
+	}
 	switch {
 	case opts.InMemory:
 	case opts.Profile == Device:
@@ -535,6 +539,14 @@ func (t *tx) Append(origin syncengine.Origin, c *syncengine.Change) (uint64, err
 	}
 	t.head, t.headDirty = seq, true
 	return seq, nil
+}
+
+func (t *tx) ReplaceLog(seq uint64, c *syncengine.Change) error {
+	e, err := t.LogEntry(seq)
+	if err != nil {
+		return err
+	}
+	return t.txn.SetEntry(badger.NewEntry(logKey(seq), syncengine.MarshalLogEntry(nil, e.Origin, c)).WithMeta(originMeta(e.Origin)))
 }
 
 func (t *tx) ScanMeta(prefix string, fn func(string, []byte) error) error {

@@ -46,6 +46,9 @@ func (s *Store) Update(ctx context.Context, fn func(syncengine.Tx) error) error 
 	for id, b := range t.records {
 		s.records[id] = b
 	}
+	for seq, b := range t.replaced {
+		s.log[seq-1] = b
+	}
 	s.log = append(s.log, t.log...)
 	for k := range t.deleted {
 		delete(s.meta, k)
@@ -72,6 +75,8 @@ type tx struct {
 	log     [][]byte
 	meta    map[string][]byte
 	deleted map[string]bool
+	// replaced: entries of the store's log rewritten by this transaction.
+	replaced map[uint64][]byte
 }
 
 func (t *tx) Record(id syncengine.RecordID) (*syncengine.Record, error) {
@@ -109,7 +114,16 @@ func (t *tx) ScanRecords(from syncengine.RecordID, fn func(*syncengine.Record) e
 	return nil
 }
 
-func (t *tx) entries() [][]byte { return append(t.s.log[:len(t.s.log):len(t.s.log)], t.log...) }
+func (t *tx) entries() [][]byte {
+	all := append(t.s.log[:len(t.s.log):len(t.s.log)], t.log...)
+	if len(t.replaced) > 0 {
+		all = append([][]byte(nil), all...)
+		for seq, b := range t.replaced {
+			all[seq-1] = b
+		}
+	}
+	return all
+}
 
 func (t *tx) ScanLog(after uint64, fn func(syncengine.LogEntry, int) error, opts ...syncengine.ScanOption) error {
 	skip := syncengine.SkipOf(opts)
@@ -186,6 +200,23 @@ func (t *tx) PutRecordBytes(id syncengine.RecordID, b []byte) error {
 func (t *tx) Append(origin syncengine.Origin, c *syncengine.Change) (uint64, error) {
 	t.log = append(t.log, syncengine.MarshalLogEntry(nil, origin, c))
 	return t.Head()
+}
+
+func (t *tx) ReplaceLog(seq uint64, c *syncengine.Change) error {
+	e, err := t.LogEntry(seq)
+	if err != nil {
+		return err
+	}
+	b := syncengine.MarshalLogEntry(nil, e.Origin, c)
+	if n := uint64(len(t.s.log)); seq > n {
+		t.log[seq-n-1] = b
+		return nil
+	}
+	if t.replaced == nil {
+		t.replaced = map[uint64][]byte{}
+	}
+	t.replaced[seq] = b
+	return nil
 }
 
 func (t *tx) SetMeta(key string, value []byte) error {

@@ -401,6 +401,15 @@ func (t *tx) Append(origin syncengine.Origin, c *syncengine.Change) (uint64, err
 	return uint64(t.head), t.maybeFlush()
 }
 
+func (t *tx) ReplaceLog(seq uint64, c *syncengine.Change) error {
+	e, err := t.LogEntry(seq)
+	if err != nil {
+		return err
+	}
+	t.batch.Queue("UPDATE log SET entry = $2 WHERE seq = $1", int64(seq), syncengine.MarshalLogEntry(nil, e.Origin, c))
+	return t.maybeFlush()
+}
+
 func (t *tx) SetMeta(key string, value []byte) error {
 	t.batch.Queue("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
 		key, append([]byte(nil), value...))

@@ -94,6 +94,59 @@ func Run(t *testing.T, open Opener, newKey func(t *testing.T) string) {
 		})
 	})
 
+	// An erasure rewrites log entries in place: the sequence and origin
+	// stay, the change is the new one, in the same transaction as new
+	// entries and after a commit alike.
+	t.Run("ReplaceLog", func(t *testing.T) {
+		s := fresh(t)
+		mustUpdate(t, s, func(tx syncengine.Tx) error {
+			for i, o := range []syncengine.Origin{syncengine.Upstream, syncengine.Local} {
+				c := sampleChange(uint64(i + 1))
+				if _, err := tx.Append(o, &c); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		stripped := sampleChange(1)
+		stripped.Fields = []syncengine.FieldWrite{{Name: syncengine.CreatedField, Value: syncengine.BoolValue(true)}}
+		mustUpdate(t, s, func(tx syncengine.Tx) error {
+			c := sampleChange(3)
+			if _, err := tx.Append(syncengine.Downstream, &c); err != nil {
+				return err
+			}
+			for _, seq := range []uint64{1, 3} {
+				if err := tx.ReplaceLog(seq, &stripped); err != nil {
+					return err
+				}
+			}
+			e, err := tx.LogEntry(3)
+			if err != nil || len(e.Change.Fields) != 1 {
+				t.Errorf("entry 3 inside the transaction: %+v %v", e, err)
+			}
+			return nil
+		})
+		if err := s.Update(ctx, func(tx syncengine.Tx) error { return tx.ReplaceLog(9, &stripped) }); err == nil {
+			t.Error("replaced an entry that does not exist")
+		}
+		mustView(t, s, func(tx syncengine.ReadTx) error {
+			var got []string
+			err := tx.ScanLog(0, func(e syncengine.LogEntry, _ int) error {
+				got = append(got, fmt.Sprint(e.Seq, e.Origin, len(e.Change.Fields), e.Change.Fields[0].Name))
+				return nil
+			})
+			want := []string{
+				fmt.Sprint(1, syncengine.Upstream, 1, syncengine.CreatedField),
+				fmt.Sprint(2, syncengine.Local, 2, "q1"),
+				fmt.Sprint(3, syncengine.Downstream, 1, syncengine.CreatedField),
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("log after replacing: %v, want %v", got, want)
+			}
+			return err
+		})
+	})
+
 	t.Run("RecordBytesRoundTrip", func(t *testing.T) {
 		s := fresh(t)
 		rec := sampleRecord(2)

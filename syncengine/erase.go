@@ -1,0 +1,177 @@
+package syncengine
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Erasure on request (see ErasedField). Applying an erasure, wherever it
+// is applied (the server that made it, a hub, a device), removes the
+// record's answers from the record, from every log entry of the record
+// (rewritten with the dot and context only) and, after the commit, from
+// every older version the store keeps (Purger).
+
+// metaErasePending lists the records whose store versions are still to be
+// purged (a crash between the commit and the purge is finished at Open);
+// the value is the log sequences rewritten.
+const metaErasePending = "erase.pending/"
+
+// Purger is an optional Store method: Purge drops every version a store
+// keeps of the given records and log entries except the current one (the
+// erased state), so nothing of an erased record's answers stays readable
+// in a store that keeps versions (Badger's tree and value log; PostgreSQL's
+// dead rows). A store that keeps no versions need not implement it.
+type Purger interface {
+	Purge(ctx context.Context, records []RecordID, log []uint64) error
+}
+
+// stripped is c without its answers: a valid change with the same record,
+// dot and context (so peers and resends still know it happened).
+func stripped(c *Change) Change {
+	s := *c
+	s.Fields = []FieldWrite{{Name: CreatedField, Value: BoolValue(true)}}
+	return s
+}
+
+// Erase erases record id on request: its answers leave this replica's
+// store now and every replica's at its next sync, and no edit made before
+// it arrived brings them back. Erasing an erased record is harmless (and
+// writes nothing).
+func (r *Replica) Erase(ctx context.Context, id RecordID) error {
+	err := r.Edit(ctx, id, func(_ Tx, rec *Record) ([]FieldWrite, error) {
+		if rec.Erased() {
+			return nil, errAlreadyErased
+		}
+		return []FieldWrite{{Name: ErasedField, Value: BoolValue(true)}}, nil
+	})
+	if errors.Is(err, errAlreadyErased) {
+		return nil
+	}
+	return err
+}
+
+var errAlreadyErased = errors.New("already erased")
+
+// eraseLogged rewrites the log entries of records just erased in tx
+// without their answers and marks them for the purge.
+func (r *Replica) eraseLogged(tx Tx, ids []RecordID) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	seqs := make(map[RecordID][]uint64, len(ids))
+	for _, id := range ids {
+		seqs[id] = nil
+	}
+	visit := func(e LogEntry) error {
+		if _, ok := seqs[e.Change.Record]; !ok || e.Change.Erases() {
+			return nil
+		}
+		if !(len(e.Change.Fields) == 1 && e.Change.Fields[0].Name == CreatedField) {
+			s := stripped(&e.Change)
+			if err := tx.ReplaceLog(e.Seq, &s); err != nil {
+				return err
+			}
+		}
+		seqs[e.Change.Record] = append(seqs[e.Change.Record], e.Seq)
+		return nil
+	}
+	var err error
+	if r.history {
+		err = r.historyEntries(tx, ids, visit)
+	} else {
+		// A device keeps no index from records to entries: one pass over
+		// its log for the whole batch (erasures are rare).
+		err = tx.ScanLog(0, func(e LogEntry, _ int) error { return visit(e) })
+	}
+	if err != nil {
+		return fmt.Errorf("erase: %w", err)
+	}
+	for id, ss := range seqs {
+		b := make([]byte, 0, 8*len(ss))
+		for _, s := range ss {
+			b = binary.BigEndian.AppendUint64(b, s)
+		}
+		if err := tx.SetMeta(metaErasePending+id.String(), b); err != nil {
+			return err
+		}
+	}
+	r.purgeDue.Store(true)
+	return nil
+}
+
+// historyEntries calls fn for each indexed log entry of ids.
+func (r *Replica) historyEntries(tx ReadTx, ids []RecordID, fn func(LogEntry) error) error {
+	for _, id := range ids {
+		prefix := metaHistory + id.String() + "/"
+		var seqs []uint64
+		if err := tx.ScanMeta(prefix, func(key string, _ []byte) error {
+			seq, err := strconv.ParseUint(strings.TrimPrefix(key, prefix), 16, 64)
+			if err != nil {
+				return fmt.Errorf("history key %q: %w", key, ErrCorrupt)
+			}
+			seqs = append(seqs, seq)
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, seq := range seqs {
+			e, err := tx.LogEntry(seq)
+			if err != nil {
+				return err
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// finishErasures purges the store versions of erased records (see
+// Purger) and forgets them. It runs after every commit that applied an
+// erasure, and at Open for one a crash interrupted.
+func (r *Replica) finishErasures(ctx context.Context) error {
+	if !r.purgeDue.Swap(false) {
+		return nil
+	}
+	var ids []RecordID
+	var keys []string
+	var seqs []uint64
+	err := r.store.View(ctx, func(tx ReadTx) error {
+		return tx.ScanMeta(metaErasePending, func(key string, v []byte) error {
+			id, err := ParseRecordID(strings.TrimPrefix(key, metaErasePending))
+			if err != nil || len(v)%8 != 0 {
+				return fmt.Errorf("erasure mark %q: %w", key, ErrCorrupt)
+			}
+			ids, keys = append(ids, id), append(keys, key)
+			for i := 0; i < len(v); i += 8 {
+				seqs = append(seqs, binary.BigEndian.Uint64(v[i:]))
+			}
+			return nil
+		})
+	})
+	if err == nil && len(ids) > 0 {
+		if p, ok := r.store.(Purger); ok {
+			err = p.Purge(ctx, ids, seqs)
+		}
+	}
+	if err == nil && len(keys) > 0 {
+		err = r.store.Update(ctx, func(tx Tx) error {
+			for _, k := range keys {
+				if err := tx.DeleteMeta(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		r.purgeDue.Store(true) // tried again after the next write, or at Open
+		return fmt.Errorf("erase: purge: %w", err)
+	}
+	return nil
+}
