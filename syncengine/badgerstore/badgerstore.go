@@ -111,6 +111,11 @@ type Store struct {
 	kickAt   int64 // bytes
 	keepTail bool  // the value-log file being written is not trimmed
 	mapped   atomic.Int64
+	// rotate is the value-log file size where records' values live in
+	// the value log (the device profile), 0 elsewhere: Purge writes that
+	// much to close the file holding the erased values, so the value-log
+	// GC can rewrite it.
+	rotate int64
 }
 
 var _ syncengine.Store = (*Store)(nil)
@@ -175,6 +180,9 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", opts.Dir, err)
 	}
 	st := &Store{db: db}
+	if opts.Profile == Device && !opts.InMemory {
+		st.rotate = bo.ValueLogFileSize
+	}
 	if err := st.writeBack(); err != nil { // a purge a crash interrupted
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", opts.Dir, err)

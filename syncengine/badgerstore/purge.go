@@ -15,6 +15,9 @@ import (
 // dropping every version of them and writing the current ones back.
 var keyPurgeStash = metaKey("purge.stash")
 
+// keyPurgeFill is the filler Purge writes to close the value-log file.
+var keyPurgeFill = metaKey("purge.fill")
+
 var _ syncengine.Purger = (*Store)(nil)
 
 type kept struct {
@@ -71,6 +74,16 @@ func (s *Store) Purge(ctx context.Context, records []syncengine.RecordID, log []
 	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(keyPurgeStash, encodeKept(cur)) }); err != nil {
 		return fmt.Errorf("badger: purge: %w", err)
 	}
+	if s.rotate > 0 {
+		// The value-log file being written is never rewritten by the GC;
+		// fill it so Badger starts the next one, and the file with the
+		// erased values (and this filler, dropped below) can be.
+		fill := make([]byte, s.rotate)
+		if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(keyPurgeFill, fill) }); err != nil {
+			return fmt.Errorf("badger: purge: %w", err)
+		}
+		keys = append(keys, keyPurgeFill)
+	}
 	if err := s.db.DropPrefix(keys...); err != nil {
 		return fmt.Errorf("badger: purge: %w", err)
 	}
@@ -78,8 +91,8 @@ func (s *Store) Purge(ctx context.Context, records []syncengine.RecordID, log []
 		return err
 	}
 	// The value log still holds the dropped values until its files are
-	// rewritten; rewrite what qualifies now (the file being written is
-	// never rewritten: see the erasure note in docs/data-protection.md).
+	// rewritten; rewrite what qualifies now (on a device, the file the
+	// filler closed; a server keeps records in the tree).
 	for range 8 {
 		if err := s.db.RunValueLogGC(0.01); err != nil {
 			break
