@@ -46,6 +46,8 @@ Commands:
   audit list [--after SEQ] [--limit 100]   print audit entries as JSON lines (--limit 0: all)
   export --form FORM --format csv|jsonl|parquet|geojson --out DIR [--approved-only] [--labels LANG] [--since CURSOR]
   review ID STATE [--comment TEXT]         received, has_issues, approved or rejected (a lead)
+  record erase ID --reason TEXT [--json]   erase a record on request (a lead): its answers and files leave
+                                           the server now, every hub and device at its next sync; audited
   form check FILE.xlsx|.xls     check an XLSForm offline: every problem by sheet and row, or a summary
   form publish FORM [FILE|FOLDER ...] [--project P]
                                            publish a form version with its attachments (choices and data
@@ -84,6 +86,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return c.export(fs.Args()[1:])
 	case "review":
 		return c.review(fs.Args()[1:])
+	case "record":
+		return c.record(fs.Args()[1:])
 	case "logout":
 		return c.logout()
 	case "whoami":

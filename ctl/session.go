@@ -375,6 +375,49 @@ func (c *cli) review(args []string) error {
 	return nil
 }
 
+func (c *cli) record(args []string) error {
+	if len(args) == 0 || args[0] != "erase" {
+		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+			fmt.Fprintln(c.stderr, "Usage: surveyctl record erase ID --reason TEXT [--json]")
+			return nil
+		}
+		return errors.New("record: say what to do: record erase ID --reason TEXT")
+	}
+	fs := flag.NewFlagSet("record erase", flag.ContinueOnError)
+	reason := fs.String("reason", "", "why the record is erased (required; kept in the audit trail)")
+	asJSON := fs.Bool("json", false, `print {"record":..., "erased":true, "already_erased":...}`)
+	pos, err := c.parse(fs, "record erase ID --reason TEXT [--json]\n\n"+
+		"Erases the record's answers and files from the server's store (every version it keeps,\n"+
+		"the change log, flags) now, and from every hub and device at its next sync. An edit made\n"+
+		"offline before the erasure arrived does not bring them back. Erasing twice is harmless.\n"+
+		"Needs the lead role on the record's project. The audit trail keeps who, when and why,\n"+
+		"never what the record held.", args[1:], 1)
+	if err != nil {
+		return helpOK(err)
+	}
+	if strings.TrimSpace(*reason) == "" {
+		return errors.New("record erase: give a reason with --reason (it is kept in the audit trail)")
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	resp, err := cl.Review().EraseRecord(c.ctx, &tesserav1.EraseRecordRequest{Record: pos[0], Reason: *reason})
+	if err != nil {
+		return fmt.Errorf("record erase: %w", err)
+	}
+	if *asJSON {
+		return writeJSON(c.stdout, map[string]any{"record": pos[0], "erased": true, "already_erased": resp.AlreadyErased})
+	}
+	if resp.AlreadyErased {
+		fmt.Fprintf(c.stdout, "record %s: already erased\n", pos[0])
+		return nil
+	}
+	fmt.Fprintf(c.stdout, "record %s: erased (hubs and devices drop it at their next sync)\n", pos[0])
+	return nil
+}
+
 // collectDevice registers a collecting device for ODK Collect: the first
 // line printed is the server URL to type into Collect; --qr writes the
 // settings QR code Collect scans (base64 of zlib'd JSON with general,

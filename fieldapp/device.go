@@ -204,12 +204,15 @@ func Open(ctx context.Context, dir, pin string) (*Device, error) {
 }
 
 func open(ctx context.Context, dir string, st *badgerstore.Store) (*Device, error) {
-	rep, err := syncengine.Open(ctx, st, syncengine.Options{})
+	ms := media.New(st)
+	// An erasure pulled from the server takes the files only the erased
+	// record named with it (issue 19).
+	rep, err := syncengine.Open(ctx, st, syncengine.Options{Erasing: ms.Eraser(forms.AttachmentsIn)})
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	return &Device{dir: dir, store: st, rep: rep, forms: forms.NewRegistryWith(st, media.New(st)), log: slog.Default()}, nil
+	return &Device{dir: dir, store: st, rep: rep, forms: forms.NewRegistryWith(st, ms), log: slog.Default()}, nil
 }
 
 // Close closes the store.

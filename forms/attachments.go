@@ -348,3 +348,21 @@ func (f *Form) searchChoices(file string) {
 		f.FileChoices[q] = cs
 	})
 }
+
+// AttachmentsIn is the set of files (hex SHA-256) that some published
+// version names as an attachment, read in tx: files an erasure of a
+// record must not take away.
+func AttachmentsIn(tx syncengine.ReadTx) (map[string]bool, error) {
+	out := map[string]bool{}
+	err := tx.ScanMeta(metaFormInfo, func(_ string, v []byte) error {
+		var i Info
+		if err := json.Unmarshal(v, &i); err != nil {
+			return fmt.Errorf("form info: %w", syncengine.ErrCorrupt)
+		}
+		for _, f := range i.Files {
+			out[f.SHA256] = true
+		}
+		return nil
+	})
+	return out, err
+}

@@ -45,6 +45,7 @@ var consoleRoutes = map[string]auth.Role{
 	"GET /console/records/{id}/media/{sha}": auth.Analyst,
 	"POST /console/records/{id}/resolve":    auth.Lead,
 	"POST /console/records/{id}/review":     auth.Lead,
+	"POST /console/records/{id}/erase":      auth.Lead,
 	"POST /console/bulk-resolve":            auth.Lead,
 
 	// Per-project checks happen in the handlers: a lead of one project
@@ -77,6 +78,7 @@ func (s *Server) mountConsole(mux *http.ServeMux) {
 		"GET /console/records/{id}/media/{sha}": s.consoleMedia,
 		"POST /console/records/{id}/resolve":    s.consoleResolve,
 		"POST /console/records/{id}/review":     s.consoleReview,
+		"POST /console/records/{id}/erase":      s.consoleErase,
 		"POST /console/bulk-resolve":            s.consoleBulkResolve,
 		"GET /console/forms":                    s.consoleForms,
 		"POST /console/forms":                   s.consolePublish,

@@ -162,7 +162,7 @@ func (s *Server) showRecord(w http.ResponseWriter, r *http.Request, u *auth.User
 	}
 	s.render(w, "record", status, map[string]any{"User": u.Name, "CSRF": csrfFor(session), "ID": id.String(), "Form": v.Form,
 		"Status": v.Status, "Review": v.Review, "Fields": fieldViews(v), "History": historyRows(v), "Flags": v.Flags,
-		"Message": message, "CanReview": v.CanReview, "ReviewStates": survey.ReviewStates})
+		"Message": message, "CanReview": v.CanReview && !v.Erased, "Erased": v.Erased, "ReviewStates": survey.ReviewStates})
 }
 
 func fieldViews(v survey.RecordView) []fieldView {
@@ -249,6 +249,31 @@ func (s *Server) consoleReview(w http.ResponseWriter, r *http.Request, u *auth.U
 		return
 	}
 	s.showRecord(w, r, u, session, "Review saved.", http.StatusOK)
+}
+
+// consoleErase erases a record on request, with the lead's reason and an
+// explicit confirmation (it cannot be undone).
+func (s *Server) consoleErase(w http.ResponseWriter, r *http.Request, u *auth.User, session string) {
+	id, err := recordID(r)
+	if err != nil {
+		s.consoleFail(w, r, err)
+		return
+	}
+	if r.PostFormValue("confirm") != "yes" {
+		s.showRecord(w, r, u, session, "Nothing was erased: tick the box to confirm that the erasure cannot be undone.", http.StatusBadRequest)
+		return
+	}
+	out, err := s.svc.EraseRecord(r.Context(), auth.Principal{User: u}, survey.Erase{Record: id,
+		Reason: strings.TrimSpace(r.PostFormValue("reason")), Via: "console"})
+	if err != nil {
+		s.showRecordError(w, r, u, session, err)
+		return
+	}
+	msg := "Erased. Hubs and devices drop the record's answers and files at their next sync."
+	if out.Already {
+		msg = "This record was already erased."
+	}
+	s.showRecord(w, r, u, session, msg, http.StatusOK)
 }
 
 // consoleBulkResolve applies a rule to every conflict on one question of

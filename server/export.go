@@ -25,6 +25,18 @@ func (h *reviewService) SetReview(ctx context.Context, req *tesserav1.SetReviewR
 	return &tesserav1.SetReviewResponse{}, nil
 }
 
+func (h *reviewService) EraseRecord(ctx context.Context, req *tesserav1.EraseRecordRequest) (*tesserav1.EraseRecordResponse, error) {
+	id, err := syncengine.ParseRecordID(req.Record)
+	if err != nil {
+		return nil, toConnect(ctx, h.s.log, "EraseRecord", err)
+	}
+	out, err := h.s.svc.EraseRecord(ctx, principal(ctx), survey.Erase{Record: id, Reason: req.Reason})
+	if err != nil {
+		return nil, toConnect(ctx, h.s.log, "EraseRecord", err)
+	}
+	return &tesserav1.EraseRecordResponse{AlreadyErased: out.Already}, nil
+}
+
 type exportService struct{ s *Server }
 
 func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest, stream tesserav1connect.ExportServiceExportServerStream) error {

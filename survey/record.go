@@ -46,7 +46,8 @@ type RecordView struct {
 	Fields               []FieldView
 	History              []HistoryEntry
 	Flags                []forms.Violation
-	CanReview            bool // p may review and resolve it
+	CanReview            bool // p may review, resolve and erase it
+	Erased               bool // erased on request: no answers left anywhere
 }
 
 // Record returns a record's page for an analyst (or above) of its project.
@@ -67,7 +68,10 @@ func (s *Service) Record(ctx context.Context, p auth.Principal, id syncengine.Re
 		return RecordView{}, fmt.Errorf("audit: %w", err)
 	}
 	withheld := s.withheld(ctx, p, project, rec.Form)
-	v := RecordView{ID: id, Form: rec.Form, Status: rec.Status(), CanReview: s.mayRecord(p, project, auth.Lead)}
+	v := RecordView{ID: id, Form: rec.Form, Status: rec.Status(), CanReview: s.mayRecord(p, project, auth.Lead), Erased: rec.Erased()}
+	if v.Erased {
+		v.Status = "erased"
+	}
 	for _, name := range rec.FieldNames() {
 		reg := rec.Fields[name]
 		cur, conflict := reg.Current()

@@ -57,7 +57,13 @@ func (s *Service) Resolve(ctx context.Context, p auth.Principal, in Resolve) (sy
 			}
 			v = es[in.Pick].Value
 		}
-		detail := fmt.Sprintf("record %s field %s = %q%s: %s", in.Record, in.Field, v.String(), via, in.Reason)
+		// The audit trail says who settled what and why, never the answer:
+		// it is kept (hash-chained) after an erasure of the record.
+		how := fmt.Sprintf("kept value %d of %d", in.Pick+1, len(reg.Entries))
+		if in.Custom != "" {
+			how = "a corrected value"
+		}
+		detail := fmt.Sprintf("record %s field %s: %s%s: %s", in.Record, in.Field, how, via, in.Reason)
 		if err := s.auth.AuditIn(tx, Actor(p), "conflict-resolved", detail); err != nil {
 			return nil, fmt.Errorf("audit: %w", err)
 		}
@@ -164,8 +170,8 @@ func (s *Service) bulkOne(ctx context.Context, p auth.Principal, in BulkResolve,
 			return nil, fmt.Errorf("resolve %s: field %q: %w", id, field, syncengine.ErrNoConflict)
 		}
 		v := bulkPick(reg, in.Rule).Value
-		detail := fmt.Sprintf("record %s field %s = %q by the console rule \"keep the %s value of %s\": %s",
-			id, field, v.String(), in.Rule, in.Question, in.Reason)
+		detail := fmt.Sprintf("record %s field %s by the console rule \"keep the %s value of %s\": %s",
+			id, field, in.Rule, in.Question, in.Reason)
 		if err := s.auth.AuditIn(tx, Actor(p), "conflict-resolved", detail); err != nil {
 			return nil, fmt.Errorf("audit: %w", err)
 		}

@@ -101,6 +101,11 @@ func (s *Service) guard(d *auth.Device, given map[syncengine.RecordID]Scope) syn
 			if p != "" && p != d.Project {
 				return fmt.Errorf("%w: form %s belongs to project %s; nothing of this batch was applied", auth.ErrDenied, c.Form, p)
 			}
+			if c.Erases() && !d.Hub && !holds(tx, c) {
+				// Erasure is a lead's decision (EraseRecord); a hub relays
+				// its leads' erasures, a device only ones it was sent.
+				return fmt.Errorf("%w: a device may not erase record %s; nothing of this batch was applied", auth.ErrDenied, c.Record)
+			}
 			if stamped[c.Record] {
 				continue
 			}
@@ -432,4 +437,10 @@ func (s *Service) HubDevices(ctx context.Context, p auth.Principal, wiped []stri
 		return list()
 	}
 	return in, nil
+}
+
+// holds reports whether the store has applied c already.
+func holds(tx syncengine.ReadTx, c *syncengine.Change) bool {
+	rec, err := tx.Record(c.Record)
+	return err == nil && rec.Applied.Contains(c.Dot)
 }

@@ -87,7 +87,8 @@ func New(ctx context.Context, store syncengine.Store, cfg Config) (*Service, err
 	s := &Service{store: store, log: cfg.Logger, open: cfg.Open, changed: cfg.Changed,
 		media: media.New(store), mediaMax: cfg.MediaMaxBytes}
 	s.checker = startChecker(s)
-	ropts := syncengine.Options{Clock: cfg.Clock, Finalized: s.checker.finalized, Resolved: s.auditResolutions, History: true}
+	ropts := syncengine.Options{Clock: cfg.Clock, Finalized: s.checker.finalized, Resolved: s.auditResolutions, History: true,
+		Erasing: s.erasing}
 	rep, err := syncengine.Open(ctx, store, ropts)
 	if errors.Is(err, syncengine.ErrNotInitialized) {
 		if err = syncengine.Init(ctx, store, syncengine.NewReplicaID()); err == nil {

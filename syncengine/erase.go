@@ -20,13 +20,31 @@ import (
 // the value is the log sequences rewritten.
 const metaErasePending = "erase.pending/"
 
+// metaEraseMeta + key: a meta key the Erasing hook removed, whose older
+// versions are still to be purged.
+const metaEraseMeta = "erase.meta/"
+
 // Purger is an optional Store method: Purge drops every version a store
 // keeps of the given records and log entries except the current one (the
 // erased state), so nothing of an erased record's answers stays readable
 // in a store that keeps versions (Badger's tree and value log; PostgreSQL's
 // dead rows). A store that keeps no versions need not implement it.
 type Purger interface {
-	Purge(ctx context.Context, records []RecordID, log []uint64) error
+	Purge(ctx context.Context, records []RecordID, log []uint64, meta []string) error
+}
+
+// heldValues appends every value rec's registers hold (concurrent ones
+// included): what an erasure of rec takes away.
+func heldValues(held []Value, rec *Record) []Value {
+	for name, reg := range rec.Fields {
+		if Reserved(name) {
+			continue
+		}
+		for _, e := range reg.Entries {
+			held = append(held, e.Value)
+		}
+	}
+	return held
 }
 
 // stripped is c without its answers: a valid change with the same record,
@@ -57,8 +75,10 @@ func (r *Replica) Erase(ctx context.Context, id RecordID) error {
 var errAlreadyErased = errors.New("already erased")
 
 // eraseLogged rewrites the log entries of records just erased in tx
-// without their answers and marks them for the purge.
-func (r *Replica) eraseLogged(tx Tx, ids []RecordID) error {
+// without their answers, tells the Erasing hook what the records held
+// (their values before the erasure, held, and every value their log
+// entries wrote) and marks it all for the purge.
+func (r *Replica) eraseLogged(tx Tx, ids []RecordID, held map[RecordID][]Value) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -71,6 +91,11 @@ func (r *Replica) eraseLogged(tx Tx, ids []RecordID) error {
 			return nil
 		}
 		if !(len(e.Change.Fields) == 1 && e.Change.Fields[0].Name == CreatedField) {
+			for _, f := range e.Change.Fields {
+				if !Reserved(f.Name) {
+					held[e.Change.Record] = append(held[e.Change.Record], f.Value)
+				}
+			}
 			s := stripped(&e.Change)
 			if err := tx.ReplaceLog(e.Seq, &s); err != nil {
 				return err
@@ -97,6 +122,25 @@ func (r *Replica) eraseLogged(tx Tx, ids []RecordID) error {
 		}
 		if err := tx.SetMeta(metaErasePending+id.String(), b); err != nil {
 			return err
+		}
+	}
+	if r.erasing != nil {
+		if held == nil {
+			held = map[RecordID][]Value{}
+		}
+		for _, id := range ids {
+			if _, ok := held[id]; !ok {
+				held[id] = nil
+			}
+		}
+		keys, err := r.erasing(tx, held)
+		if err != nil {
+			return fmt.Errorf("erase: %w", err)
+		}
+		for _, k := range keys {
+			if err := tx.SetMeta(metaEraseMeta+k, nil); err != nil {
+				return err
+			}
 		}
 	}
 	r.purgeDue.Store(true)
@@ -139,9 +183,15 @@ func (r *Replica) finishErasures(ctx context.Context) error {
 		return nil
 	}
 	var ids []RecordID
-	var keys []string
+	var keys, meta []string
 	var seqs []uint64
 	err := r.store.View(ctx, func(tx ReadTx) error {
+		if err := tx.ScanMeta(metaEraseMeta, func(key string, _ []byte) error {
+			keys, meta = append(keys, key), append(meta, strings.TrimPrefix(key, metaEraseMeta))
+			return nil
+		}); err != nil {
+			return err
+		}
 		return tx.ScanMeta(metaErasePending, func(key string, v []byte) error {
 			id, err := ParseRecordID(strings.TrimPrefix(key, metaErasePending))
 			if err != nil || len(v)%8 != 0 {
@@ -154,9 +204,9 @@ func (r *Replica) finishErasures(ctx context.Context) error {
 			return nil
 		})
 	})
-	if err == nil && len(ids) > 0 {
+	if err == nil && len(keys) > 0 {
 		if p, ok := r.store.(Purger); ok {
-			err = p.Purge(ctx, ids, seqs)
+			err = p.Purge(ctx, ids, seqs, meta)
 		}
 	}
 	if err == nil && len(keys) > 0 {

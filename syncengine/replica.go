@@ -46,6 +46,7 @@ type Replica struct {
 	finalized func([]RecordID)
 	resolved  func(Tx, []Resolution) error
 	history   bool
+	erasing   func(Tx, map[RecordID][]Value) ([]string, error)
 
 	sigMu sync.Mutex
 	sig   chan struct{} // closed when a push was merged (server side)
@@ -69,6 +70,13 @@ type Options struct {
 	// scanning the log. It costs one small key per change; a server
 	// turns it on for its console.
 	History bool
+	// Erasing, when set, is called inside the transaction that erases
+	// records (see ErasedField) with every value each of them held, in its
+	// registers and in its log entries, so the caller can drop what it
+	// keeps beside them (the files the answers name, flags, copies of
+	// submissions). It returns the meta keys it deleted: their older
+	// versions are purged from the store with the record's.
+	Erasing func(tx Tx, held map[RecordID][]Value) ([]string, error)
 }
 
 // Resolution is a conflict settled by a change: the field held several
@@ -98,7 +106,7 @@ func Init(ctx context.Context, s Store, id ReplicaID) error {
 
 // Open loads the replica kept in s; s must have been initialized with Init.
 func Open(ctx context.Context, s Store, opts Options) (*Replica, error) {
-	r := &Replica{store: s, clock: opts.Clock, finalized: opts.Finalized, resolved: opts.Resolved, history: opts.History}
+	r := &Replica{store: s, clock: opts.Clock, finalized: opts.Finalized, resolved: opts.Resolved, history: opts.History, erasing: opts.Erasing}
 	if r.clock == nil {
 		r.clock = time.Now
 	}
@@ -388,6 +396,10 @@ func (r *Replica) write(tx Tx, rec *Record, form string, fields []FieldWrite) er
 	if err := c.Validate(); err != nil {
 		return err
 	}
+	var held map[RecordID][]Value
+	if c.Erases() {
+		held = map[RecordID][]Value{rec.ID: heldValues(nil, rec)}
+	}
 	rec.Apply(&c)
 	if err := tx.PutRecord(rec); err != nil {
 		return err
@@ -396,7 +408,7 @@ func (r *Replica) write(tx Tx, rec *Record, form string, fields []FieldWrite) er
 		return err
 	}
 	if c.Erases() {
-		return r.eraseLogged(tx, []RecordID{rec.ID})
+		return r.eraseLogged(tx, []RecordID{rec.ID}, held)
 	}
 	return nil
 }
@@ -546,6 +558,7 @@ func (r *Replica) applyAll(tx Tx, origin Origin, changes []Change) (int, merged,
 	var settled []Resolution
 	applied := 0
 	var erasing []RecordID
+	var held map[RecordID][]Value
 	logged := func(st *staged, c *Change) error {
 		applied++
 		if !st.dirty {
@@ -591,6 +604,12 @@ func (r *Replica) applyAll(tx Tx, origin Origin, changes []Change) (int, merged,
 			st.rec, st.raw = rec, nil
 		}
 		rec := st.rec
+		if c.Erases() && !rec.Erased() && !rec.Applied.Contains(c.Dot) {
+			if held == nil {
+				held = map[RecordID][]Value{}
+			}
+			held[c.Record] = heldValues(held[c.Record], rec)
+		}
 		if r.resolved != nil && len(rec.Fields) > 0 && !rec.Applied.Contains(c.Dot) {
 			settled = append(settled, resolutions(rec, c)...)
 		}
@@ -618,7 +637,7 @@ func (r *Replica) applyAll(tx Tx, origin Origin, changes []Change) (int, merged,
 		}
 		m.recs = append(m.recs, st.rec)
 	}
-	if err := r.eraseLogged(tx, erasing); err != nil {
+	if err := r.eraseLogged(tx, erasing, held); err != nil {
 		return 0, merged{}, nil, err
 	}
 	return applied, m, settled, nil

@@ -111,11 +111,12 @@ type Store struct {
 	kickAt   int64 // bytes
 	keepTail bool  // the value-log file being written is not trimmed
 	mapped   atomic.Int64
-	// rotate is the value-log file size where records' values live in
-	// the value log (the device profile), 0 elsewhere: Purge writes that
-	// much to close the file holding the erased values, so the value-log
-	// GC can rewrite it.
-	rotate int64
+	// rotate is the value-log file size (0: no value log): Purge writes
+	// that much to close the file holding purged values, so the value-log
+	// GC can rewrite it. threshold is the value size from which values
+	// go to the value log.
+	rotate    int64
+	threshold int64
 }
 
 var _ syncengine.Store = (*Store)(nil)
@@ -180,8 +181,8 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", opts.Dir, err)
 	}
 	st := &Store{db: db}
-	if opts.Profile == Device && !opts.InMemory {
-		st.rotate = bo.ValueLogFileSize
+	if !opts.InMemory {
+		st.rotate, st.threshold = bo.ValueLogFileSize, bo.ValueThreshold
 	}
 	if err := st.writeBack(); err != nil { // a purge a crash interrupted
 		db.Close()

@@ -1,6 +1,7 @@
 package badgerstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -18,6 +19,11 @@ var keyPurgeStash = metaKey("purge.stash")
 // keyPurgeFill is the filler Purge writes to close the value-log file.
 var keyPurgeFill = metaKey("purge.fill")
 
+// maxFill bounds the filler: the device's files are 4 MiB and the
+// server's 128 MiB; a store with Badger's default 1 GiB files (no
+// profile) leaves the bytes to the file's next rotation.
+const maxFill = 128 << 20
+
 var _ syncengine.Purger = (*Store)(nil)
 
 type kept struct {
@@ -34,13 +40,16 @@ type kept struct {
 // in between loses nothing: Open writes a stash back. Writers wait for the
 // purge (it takes the store's writer lock; Badger blocks its own writes
 // while dropping).
-func (s *Store) Purge(ctx context.Context, records []syncengine.RecordID, log []uint64) error {
-	keys := make([][]byte, 0, len(records)+len(log))
+func (s *Store) Purge(ctx context.Context, records []syncengine.RecordID, log []uint64, meta []string) error {
+	keys := make([][]byte, 0, len(records)+len(log)+len(meta))
 	for _, id := range records {
 		keys = append(keys, recordKey(id))
 	}
 	for _, seq := range log {
 		keys = append(keys, logKey(seq))
+	}
+	for _, k := range meta {
+		keys = append(keys, metaKey(k))
 	}
 	if len(keys) == 0 {
 		return nil
@@ -50,21 +59,34 @@ func (s *Store) Purge(ctx context.Context, records []syncengine.RecordID, log []
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	// DropPrefix drops every key that starts with one given: stash the
+	// current value of each (a meta key may be the prefix of another).
+	// Note whether any version lives in the value log (at or over the
+	// value threshold).
 	var cur []kept
+	inLog := false
 	err := s.db.View(func(txn *badger.Txn) error {
 		for _, k := range keys {
-			it, err := txn.Get(k)
-			if errors.Is(err, badger.ErrKeyNotFound) {
-				continue
+			opts := badger.DefaultIteratorOptions
+			opts.Prefix, opts.AllVersions, opts.PrefetchValues = k, true, false
+			it := txn.NewIterator(opts)
+			var last []byte
+			for it.Rewind(); it.Valid(); it.Next() {
+				item := it.Item()
+				inLog = inLog || item.ValueSize() >= s.threshold
+				newest := !bytes.Equal(item.Key(), last)
+				last = item.KeyCopy(last[:0])
+				if !newest || item.IsDeletedOrExpired() {
+					continue
+				}
+				v, err := item.ValueCopy(nil)
+				if err != nil {
+					it.Close()
+					return err
+				}
+				cur = append(cur, kept{key: item.KeyCopy(nil), value: v, meta: item.UserMeta()})
 			}
-			if err != nil {
-				return err
-			}
-			v, err := it.ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			cur = append(cur, kept{key: k, value: v, meta: it.UserMeta()})
+			it.Close()
 		}
 		return nil
 	})
@@ -74,7 +96,7 @@ func (s *Store) Purge(ctx context.Context, records []syncengine.RecordID, log []
 	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(keyPurgeStash, encodeKept(cur)) }); err != nil {
 		return fmt.Errorf("badger: purge: %w", err)
 	}
-	if s.rotate > 0 {
+	if s.rotate > 0 && s.rotate <= maxFill && inLog {
 		// The value-log file being written is never rewritten by the GC;
 		// fill it so Badger starts the next one, and the file with the
 		// erased values (and this filler, dropped below) can be.
@@ -91,8 +113,7 @@ func (s *Store) Purge(ctx context.Context, records []syncengine.RecordID, log []
 		return err
 	}
 	// The value log still holds the dropped values until its files are
-	// rewritten; rewrite what qualifies now (on a device, the file the
-	// filler closed; a server keeps records in the tree).
+	// rewritten; rewrite what qualifies now (the file the filler closed).
 	for range 8 {
 		if err := s.db.RunValueLogGC(0.01); err != nil {
 			break

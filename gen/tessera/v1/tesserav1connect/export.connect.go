@@ -32,6 +32,8 @@ const (
 	ExportServiceExportProcedure = "/tessera.v1.ExportService/Export"
 	// ReviewServiceSetReviewProcedure is the procedure name of the ReviewService's SetReview RPC.
 	ReviewServiceSetReviewProcedure = "/tessera.v1.ReviewService/SetReview"
+	// ReviewServiceEraseRecordProcedure is the procedure name of the ReviewService's EraseRecord RPC.
+	ReviewServiceEraseRecordProcedure = "/tessera.v1.ReviewService/EraseRecord"
 )
 
 var (
@@ -142,11 +144,24 @@ var (
 			Procedure:  ReviewServiceSetReviewProcedure,
 		}
 	})
+	reviewServiceEraseRecordSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType: connect.StreamTypeUnary,
+			Schema:     v1.File_tessera_v1_export_proto.Services().ByName("ReviewService").Methods().ByName("EraseRecord"),
+			Procedure:  ReviewServiceEraseRecordProcedure,
+		}
+	})
 )
 
 // ReviewServiceClient is a client for the tessera.v1.ReviewService service.
 type ReviewServiceClient interface {
 	SetReview(context.Context, *v1.SetReviewRequest) (*v1.SetReviewResponse, error)
+	// EraseRecord erases a record's answers and files from the server's
+	// store now and from every hub and device at its next sync; no edit made
+	// before the erasure brings them back. Needs the lead role on the
+	// record's project (or admin). The audit entry says who, which record
+	// and why, never what it held. Erasing twice is harmless.
+	EraseRecord(context.Context, *v1.EraseRecordRequest) (*v1.EraseRecordResponse, error)
 }
 
 // NewReviewServiceClient constructs a client for the tessera.v1.ReviewService service. Multiple
@@ -158,6 +173,12 @@ func NewReviewServiceClient(client *connect.Client) ReviewServiceClient {
 // ReviewServiceHandler is an implementation of the tessera.v1.ReviewService service.
 type ReviewServiceHandler interface {
 	SetReview(context.Context, *v1.SetReviewRequest) (*v1.SetReviewResponse, error)
+	// EraseRecord erases a record's answers and files from the server's
+	// store now and from every hub and device at its next sync; no edit made
+	// before the erasure brings them back. Needs the lead role on the
+	// record's project (or admin). The audit entry says who, which record
+	// and why, never what it held. Erasing twice is harmless.
+	EraseRecord(context.Context, *v1.EraseRecordRequest) (*v1.EraseRecordResponse, error)
 }
 
 // RegisterReviewServiceHandler registers svc as the tessera.v1.ReviewService implementation on
@@ -166,6 +187,7 @@ func RegisterReviewServiceHandler(server *connect.Server, svc ReviewServiceHandl
 	adapter := reviewServiceHandler{svc: svc}
 	server.Register(
 		connect.Method{Spec: reviewServiceSetReviewSpec(), Handler: adapter.setReview},
+		connect.Method{Spec: reviewServiceEraseRecordSpec(), Handler: adapter.eraseRecord},
 	)
 }
 
@@ -174,6 +196,10 @@ type UnimplementedReviewServiceHandler struct{}
 
 func (UnimplementedReviewServiceHandler) SetReview(context.Context, *v1.SetReviewRequest) (*v1.SetReviewResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, "tessera.v1.ReviewService.SetReview is not implemented")
+}
+
+func (UnimplementedReviewServiceHandler) EraseRecord(context.Context, *v1.EraseRecordRequest) (*v1.EraseRecordResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "tessera.v1.ReviewService.EraseRecord is not implemented")
 }
 
 type reviewServiceClient struct {
@@ -188,6 +214,14 @@ func (c *reviewServiceClient) SetReview(ctx context.Context, req *v1.SetReviewRe
 	return &res, nil
 }
 
+func (c *reviewServiceClient) EraseRecord(ctx context.Context, req *v1.EraseRecordRequest) (*v1.EraseRecordResponse, error) {
+	var res v1.EraseRecordResponse
+	if err := c.client.CallUnary(ctx, reviewServiceEraseRecordSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
 type reviewServiceHandler struct{ svc ReviewServiceHandler }
 
 func (h reviewServiceHandler) setReview(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
@@ -196,6 +230,18 @@ func (h reviewServiceHandler) setReview(ctx context.Context, _ connect.Spec, str
 		return err
 	}
 	res, err := h.svc.SetReview(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h reviewServiceHandler) eraseRecord(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.EraseRecordRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.EraseRecord(ctx, &req)
 	if err != nil {
 		return err
 	}
