@@ -205,14 +205,40 @@ func Open(ctx context.Context, dir, pin string) (*Device, error) {
 
 func open(ctx context.Context, dir string, st *badgerstore.Store) (*Device, error) {
 	ms := media.New(st)
-	// An erasure pulled from the server takes the files only the erased
-	// record named with it (issue 19).
-	rep, err := syncengine.Open(ctx, st, syncengine.Options{Erasing: ms.Eraser(forms.AttachmentsIn)})
+	rep, err := syncengine.Open(ctx, st, syncengine.Options{Erasing: erasing(ms)})
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
 	return &Device{dir: dir, store: st, rep: rep, forms: forms.NewRegistryWith(st, ms), log: slog.Default()}, nil
+}
+
+// erasing is the device's syncengine.Options.Erasing: an erasure pulled
+// from the server takes with it the files only the erased record named
+// and the record's queue of files to upload.
+func erasing(ms *media.Store) func(syncengine.Tx, map[syncengine.RecordID][]syncengine.Value) ([]string, error) {
+	files := ms.Eraser(forms.AttachmentsIn)
+	return func(tx syncengine.Tx, held map[syncengine.RecordID][]syncengine.Value) ([]string, error) {
+		keys, err := files(tx, held)
+		if err != nil {
+			return nil, err
+		}
+		for id := range held {
+			var out []string
+			if err := tx.ScanMeta(metaOutbox+id.String()+"/", func(k string, _ []byte) error {
+				out = append(out, k)
+				return nil
+			}); err != nil {
+				return nil, err
+			}
+			for _, k := range out {
+				if err := tx.DeleteMeta(k); err != nil {
+					return nil, err
+				}
+			}
+		}
+		return keys, nil
+	}
 }
 
 // Close closes the store.

@@ -138,7 +138,7 @@ func (r *Replica) eraseLogged(tx Tx, ids []RecordID, held map[RecordID][]Value) 
 			return fmt.Errorf("erase: %w", err)
 		}
 		for _, k := range keys {
-			if err := tx.SetMeta(metaEraseMeta+k, nil); err != nil {
+			if err := tx.SetMeta(metaEraseMeta+k, []byte{1}); err != nil {
 				return err
 			}
 		}

@@ -412,7 +412,7 @@ func (t *tx) ReplaceLog(seq uint64, c *syncengine.Change) error {
 
 func (t *tx) SetMeta(key string, value []byte) error {
 	t.batch.Queue("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-		key, append([]byte(nil), value...))
+		key, append([]byte{}, value...)) // never NULL: an empty value is a value (a mark)
 	return t.maybeFlush()
 }
 

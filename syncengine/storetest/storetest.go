@@ -306,6 +306,13 @@ func Run(t *testing.T, open Opener, newKey func(t *testing.T) string) {
 			if v, err := tx.Meta("k"); string(v) != "v" || err != nil {
 				return fmt.Errorf("meta in tx: %q %v", v, err)
 			}
+			// A mark with no value (nil) is kept, and read back empty.
+			if err := tx.SetMeta("mark", nil); err != nil {
+				return err
+			}
+			if v, err := tx.Meta("mark"); len(v) != 0 || err != nil {
+				return fmt.Errorf("an empty meta value: %q %v", v, err)
+			}
 			return nil
 		})
 	})
