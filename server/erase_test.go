@@ -278,3 +278,43 @@ func TestConsoleErase(t *testing.T) {
 		t.Fatalf("the page after the erasure:\n%s", body)
 	}
 }
+
+// TestOlderDevicesPullErasuresAsDeletes: a device from before erasures
+// refuses a change with a reserved field it does not know, and would
+// stop syncing; the server sends it a delete in the erasure's place, and
+// the erasure itself to a client that says it merges them.
+func TestOlderDevicesPullErasuresAsDeletes(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t, server.Config{})
+	d := newDevice(t, srv.URL)
+	id, err := d.Create(ctx, "household", fw("story", "MARKER"))
+	must(t, err)
+	mustSync(t, d)
+	must(t, srv.Replica().Erase(ctx, id))
+	c := client(srv.URL, http.DefaultClient)
+	for _, newer := range []bool{false, true} {
+		page, err := c.Pull(ctx, &tesserav1.PullRequest{Replica: make16(9), Erasures: newer})
+		must(t, err)
+		var last *tesserav1.Change
+		for _, ch := range page.Changes {
+			if bytes.Equal(ch.Record, id[:]) {
+				last = ch
+			}
+		}
+		if last == nil {
+			t.Fatalf("erasures %v: the record's changes were not sent", newer)
+		}
+		got, err := wire.ChangeFrom(last)
+		must(t, err)
+		want := syncengine.DeletedField
+		if newer {
+			want = syncengine.ErasedField
+		}
+		if len(got.Fields) != 1 || got.Fields[0].Name != want || !got.Fields[0].Value.Bool {
+			t.Fatalf("erasures %v: the erasure was sent as %+v", newer, got.Fields)
+		}
+		if err := got.Validate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -343,6 +343,9 @@ func (h *syncService) Pull(ctx context.Context, req *tesserav1.PullRequest) (*te
 	if err != nil {
 		return nil, toConnect(ctx, h.s.log, "Pull", err)
 	}
+	if !req.Erasures {
+		wire.ErasuresAsDeletes(&page)
+	}
 	res := wire.PageTo(page, req.Columnar)
 	res.Scopes = wire.ScopesTo(toWire(scopes))
 	return res, nil

@@ -303,11 +303,23 @@ func (c *Client) Push(ctx context.Context, p syncengine.Push) (syncengine.PushRe
 	}, nil
 }
 
+// ErasuresAsDeletes rewrites the erasures of page as deletes, for a
+// puller that does not merge erasures (see PullRequest.erasures): an
+// older device refuses a change with a reserved field it does not know,
+// and would stop syncing.
+func ErasuresAsDeletes(page *syncengine.Page) {
+	for i := range page.Changes {
+		if c := &page.Changes[i]; c.Erases() {
+			c.Fields = []syncengine.FieldWrite{{Name: syncengine.DeletedField, Value: syncengine.BoolValue(true)}}
+		}
+	}
+}
+
 // Pull implements syncengine.Remote.
 func (c *Client) Pull(ctx context.Context, r syncengine.PullRequest) (syncengine.Page, error) {
 	res, err := c.svc.Pull(ctx, &tesserav1.PullRequest{
 		Replica: r.For[:], Cursor: r.Cursor, CursorDot: DotTo(r.CursorDot), Limit: uint32(max(r.Limit, 0)), Columnar: true,
-		DeviceTime: time.Now().UnixMilli(),
+		DeviceTime: time.Now().UnixMilli(), Erasures: true,
 	})
 	if err != nil {
 		return syncengine.Page{}, err

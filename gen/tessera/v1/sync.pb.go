@@ -1388,7 +1388,13 @@ type PullRequest struct {
 	// The caller's wall clock when it sent the request, in Unix milliseconds
 	// (0 if unknown). The server compares it with its own to warn project
 	// leads of a device whose clock is wrong.
-	DeviceTime    int64 `protobuf:"varint,6,opt,name=device_time,json=deviceTime,proto3" json:"device_time,omitempty"`
+	DeviceTime int64 `protobuf:"varint,6,opt,name=device_time,json=deviceTime,proto3" json:"device_time,omitempty"`
+	// The caller merges erasures (changes whose one field is `$erased`).
+	// Older devices do not, and refuse such a change: they are sent a
+	// delete (`$deleted` = true) in its place, so they keep syncing and the
+	// record leaves their lists (its answers leave their store only once
+	// they are updated).
+	Erasures      bool `protobuf:"varint,7,opt,name=erasures,proto3" json:"erasures,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1463,6 +1469,13 @@ func (x *PullRequest) GetDeviceTime() int64 {
 		return x.DeviceTime
 	}
 	return 0
+}
+
+func (x *PullRequest) GetErasures() bool {
+	if x != nil {
+		return x.Erasures
+	}
+	return false
 }
 
 type PullResponse struct {
@@ -1893,7 +1906,7 @@ const file_tessera_v1_sync_proto_rawDesc = "" +
 	"\x06resend\x18\x02 \x01(\bR\x06resend\x12\x1f\n" +
 	"\vserver_time\x18\x03 \x01(\x03R\n" +
 	"serverTime\x12\x18\n" +
-	"\aapplied\x18\x04 \x01(\rR\aapplied\"\xc2\x01\n" +
+	"\aapplied\x18\x04 \x01(\rR\aapplied\"\xde\x01\n" +
 	"\vPullRequest\x12\x18\n" +
 	"\areplica\x18\x01 \x01(\fR\areplica\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\x04R\x06cursor\x12.\n" +
@@ -1902,7 +1915,8 @@ const file_tessera_v1_sync_proto_rawDesc = "" +
 	"\x05limit\x18\x04 \x01(\rR\x05limit\x12\x1a\n" +
 	"\bcolumnar\x18\x05 \x01(\bR\bcolumnar\x12\x1f\n" +
 	"\vdevice_time\x18\x06 \x01(\x03R\n" +
-	"deviceTime\"\x83\x03\n" +
+	"deviceTime\x12\x1a\n" +
+	"\berasures\x18\a \x01(\bR\berasures\"\x83\x03\n" +
 	"\fPullResponse\x12,\n" +
 	"\achanges\x18\x01 \x03(\v2\x12.tessera.v1.ChangeR\achanges\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\x04R\x06cursor\x12.\n" +
