@@ -238,14 +238,34 @@ func bytesWith(t *testing.T, dir, marker string) []string {
 
 // TestConsoleErase: the record page offers the erasure to a lead of the
 // record's project only; it asks for a reason and a confirmation, and
-// the page then shows the record erased with none of its answers.
+// the page then shows the record erased with none of its answers, and an
+// analyst's mirror of the form drops its rows (the repeat's too) at its
+// next run.
 func TestConsoleErase(t *testing.T) {
 	ctx := context.Background()
 	ts := newTrustServer(t)
+	if _, _, err := ts.Forms().Publish(ctx, sampleForm(t), "sample", "A", ts.Replica().Now()); err != nil {
+		t.Fatal(err)
+	}
 	d := ts.enrolledDevice(t, "A")
-	id, err := d.Create(ctx, "camp_form@1", fw("story", "MARKER-console"))
+	key := "community_security@2026.11.1"
+	id, err := d.Create(ctx, key, fw("intro/consent", "yes", "household/hh_size", "2",
+		"household/roster[m1]", "1", "household/roster[m1]/member_name", "MARKER-console"))
+	must(t, err)
+	kept, err := d.Create(ctx, key, fw("intro/consent", "yes", "household/hh_size", "1"))
 	must(t, err)
 	mustSync(t, d)
+	// An analyst's mirror of the form: it drops the record at its next run.
+	session, err := ts.Auth().Login(ctx, "a-analyst", "a-analyst's long password")
+	must(t, err)
+	mirror := filepath.Join(t.TempDir(), "mirror")
+	mirrorRun := func() map[string]map[string]any {
+		surveyctl(t, ts.URL, map[string]string{"TESSERA_TOKEN": session}, "export", "--form", "community_security", "--format", "csv", "--mirror", mirror)
+		return readRows(t, filepath.Join(mirror, "community_security.csv"))
+	}
+	if rows := mirrorRun(); rows[id.String()] == nil || rows[kept.String()] == nil {
+		t.Fatalf("the mirror before the erasure: %v", rows)
+	}
 	page := "/console/records/" + id.String()
 	analyst, _ := consoleClient(t, ts.testServer, "a-analyst", "a-analyst's long password")
 	if body := httpBody(t, analyst, http.MethodGet, ts.URL+page, "", nil, http.StatusOK); strings.Contains(body, `id="erase"`) {
@@ -276,6 +296,12 @@ func TestConsoleErase(t *testing.T) {
 	body = postForm(t, lead, ts.URL+page+"/erase", url.Values{"csrf": {csrf}, "reason": {"the respondent asked"}, "confirm": {"yes"}}, http.StatusOK)
 	if !strings.Contains(body, `id="erased"`) || strings.Contains(body, "MARKER") || strings.Contains(body, `id="erase"`) {
 		t.Fatalf("the page after the erasure:\n%s", body)
+	}
+	if rows := mirrorRun(); rows[id.String()] != nil || rows[kept.String()] == nil {
+		t.Fatalf("the mirror after the erasure: %v", rows)
+	}
+	for _, f := range bytesWith(t, mirror, "MARKER") {
+		t.Errorf("the mirror's %s still holds the erased answers", f)
 	}
 }
 
