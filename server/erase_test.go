@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io/fs"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,6 +17,7 @@ import (
 	"github.com/tessera-survey/tessera/auth"
 	"github.com/tessera-survey/tessera/fieldapp"
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
+	"github.com/tessera-survey/tessera/internal/residue"
 	"github.com/tessera-survey/tessera/internal/wire"
 	"github.com/tessera-survey/tessera/server"
 	"github.com/tessera-survey/tessera/syncengine"
@@ -133,10 +132,10 @@ func TestErasureEverywhere(t *testing.T) {
 	}
 	sum := w.Value.Str
 	for name, s := range stores {
-		if n := versionsWith(t, s.DB(), "MARKER"); n > 0 {
+		if n := residue.Versions(t, s.DB(), "MARKER"); n > 0 {
 			t.Errorf("%s: %d versions in its store hold the erased answers", name, n)
 		}
-		if versionsWith(t, s.DB(), "KEPT-answer") == 0 {
+		if residue.Versions(t, s.DB(), "KEPT-answer") == 0 {
 			t.Errorf("%s: the scan found not even the answer kept", name)
 		}
 	}
@@ -148,7 +147,7 @@ func TestErasureEverywhere(t *testing.T) {
 	// The servers' stores are not encrypted here: their bytes on disk can
 	// be searched (devices' stores are; their every version was read above).
 	for name, dir := range map[string]string{"central": central.Dir, "hub": hub.Dir} {
-		for _, f := range bytesWith(t, dir, "MARKER") {
+		for _, f := range residue.Files(t, dir, "MARKER") {
 			t.Errorf("%s: %s holds erased bytes", name, f)
 		}
 	}
@@ -172,31 +171,6 @@ func TestErasureEverywhere(t *testing.T) {
 	}
 }
 
-// versionsWith counts the versions of keys in db (every version Badger
-// keeps, deleted ones included) whose value holds marker.
-func versionsWith(t *testing.T, db *badger.DB, marker string) int {
-	t.Helper()
-	n := 0
-	err := db.View(func(txn *badger.Txn) error {
-		opts := badger.DefaultIteratorOptions
-		opts.AllVersions = true
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			if bytes.Contains(v, []byte(marker)) {
-				n++
-			}
-		}
-		return nil
-	})
-	must(t, err)
-	return n
-}
-
 // filesNamed lists the media files (complete manifests) a store holds.
 func filesNamed(t *testing.T, db *badger.DB) []string {
 	t.Helper()
@@ -208,27 +182,6 @@ func filesNamed(t *testing.T, db *badger.DB) []string {
 			if k := string(it.Item().Key()); strings.Contains(k, "media.file/") {
 				out = append(out, k)
 			}
-		}
-		return nil
-	})
-	must(t, err)
-	return out
-}
-
-// bytesWith lists the files under dir whose bytes hold marker.
-func bytesWith(t *testing.T, dir, marker string) []string {
-	t.Helper()
-	var out []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		if bytes.Contains(b, []byte(marker)) {
-			out = append(out, strings.TrimPrefix(p, dir))
 		}
 		return nil
 	})
@@ -300,7 +253,7 @@ func TestConsoleErase(t *testing.T) {
 	if rows := mirrorRun(); rows[id.String()] != nil || rows[kept.String()] == nil {
 		t.Fatalf("the mirror after the erasure: %v", rows)
 	}
-	for _, f := range bytesWith(t, mirror, "MARKER") {
+	for _, f := range residue.Files(t, mirror, "MARKER") {
 		t.Errorf("the mirror's %s still holds the erased answers", f)
 	}
 }

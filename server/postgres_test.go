@@ -17,9 +17,10 @@ import (
 	"github.com/tessera-survey/tessera/syncengine/pgstore"
 )
 
-// TestEndToEndPostgres runs three devices' offline edits and syncs against
-// a server kept in PostgreSQL: the same expectations as on Badger.
-func TestEndToEndPostgres(t *testing.T) {
+// pgStore opens a PostgreSQL store in a schema of its own, dropped when
+// the test ends; it returns the connection URL and the schema too.
+func pgStore(t *testing.T) (*pgstore.Store, string, string) {
+	t.Helper()
 	url := os.Getenv("TESSERA_TEST_POSTGRES")
 	if url == "" {
 		if os.Getenv("CI") != "" {
@@ -41,6 +42,14 @@ func TestEndToEndPostgres(t *testing.T) {
 			s.Close()
 		}
 	})
+	return st, url, schema
+}
+
+// TestEndToEndPostgres runs three devices' offline edits and syncs against
+// a server kept in PostgreSQL: the same expectations as on Badger.
+func TestEndToEndPostgres(t *testing.T) {
+	ctx := context.Background()
+	st, _, _ := pgStore(t)
 	srv := startServer(t, server.Config{Store: st})
 	a, b2, c := newDevice(t, srv.URL), newDevice(t, srv.URL), newDevice(t, srv.URL)
 	h, err := a.Replica().Create(ctx, "household", fw("q3", "unsure", "size", "4"))
@@ -68,27 +77,8 @@ func TestEndToEndPostgres(t *testing.T) {
 // change log, meta) once the erasure is made, and a device's edit made
 // before it arrived brings nothing back.
 func TestErasurePostgres(t *testing.T) {
-	url := os.Getenv("TESSERA_TEST_POSTGRES")
-	if url == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("TESSERA_TEST_POSTGRES is not set: CI must run the PostgreSQL tests")
-		}
-		t.Skip("TESSERA_TEST_POSTGRES is not set; run scripts/test to start PostgreSQL")
-	}
 	ctx := context.Background()
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "srv_" + hex.EncodeToString(b)
-	st, err := pgstore.Open(ctx, url, schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if s, err := pgstore.Open(ctx, url, ""); err == nil {
-			s.DropSchema(ctx, schema)
-			s.Close()
-		}
-	})
+	st, url, schema := pgStore(t)
 	srv := startServer(t, server.Config{Store: st})
 	a, late := newDevice(t, srv.URL), newDevice(t, srv.URL)
 	id, err := a.Replica().Create(ctx, "household", fw("story", "MARKER-1", "size", "4"))

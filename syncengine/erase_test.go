@@ -1,16 +1,11 @@
 package syncengine_test
 
 import (
-	"bytes"
 	"context"
-	"io/fs"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
-	"github.com/dgraph-io/badger/v4"
-
+	"github.com/tessera-survey/tessera/internal/residue"
 	"github.com/tessera-survey/tessera/syncengine"
 	"github.com/tessera-survey/tessera/syncengine/badgerstore"
 )
@@ -93,68 +88,18 @@ func TestErasureReachesEveryStore(t *testing.T) {
 		}
 	}
 	for name, s := range map[string]*badgerstore.Store{"server": srvStore, "d1": d1Store, "d2": d2Store} {
-		if n := versionsHolding(t, s.DB(), "MARKER"); n > 0 {
+		if n := residue.Versions(t, s.DB(), "MARKER"); n > 0 {
 			t.Errorf("%s: %d versions of its store hold an erased answer", name, n)
 		}
-		if n := versionsHolding(t, s.DB(), "KEPT-answer"); n == 0 {
+		if n := residue.Versions(t, s.DB(), "KEPT-answer"); n == 0 {
 			t.Errorf("%s: the scan found not even the kept answer", name)
 		}
 	}
 	// What is left on disk, read as bytes (these stores are not encrypted):
 	// the value-log file that held the erased values was rewritten.
 	for name, dir := range map[string]string{"server": srvDir, "d1": d1Dir, "d2": d2Dir} {
-		for _, f := range filesHolding(t, dir, "MARKER") {
+		for _, f := range residue.Files(t, dir, "MARKER") {
 			t.Errorf("%s: %s still holds erased bytes", name, f)
 		}
 	}
-}
-
-// versionsHolding counts the versions of keys (every version Badger keeps,
-// deleted ones included) whose value holds marker.
-func versionsHolding(t *testing.T, db *badger.DB, marker string) int {
-	t.Helper()
-	n := 0
-	err := db.View(func(txn *badger.Txn) error {
-		opts := badger.DefaultIteratorOptions
-		opts.AllVersions = true
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			if bytes.Contains(v, []byte(marker)) {
-				n++
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
-// filesHolding lists the files under dir whose bytes hold marker.
-func filesHolding(t *testing.T, dir, marker string) []string {
-	t.Helper()
-	var out []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		if bytes.Contains(b, []byte(marker)) {
-			out = append(out, strings.TrimPrefix(p, dir))
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
