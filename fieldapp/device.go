@@ -224,18 +224,11 @@ func erasing(ms *media.Store) func(syncengine.Tx, map[syncengine.RecordID][]sync
 			return nil, err
 		}
 		for id := range held {
-			var out []string
-			if err := tx.ScanMeta(metaOutbox+id.String()+"/", func(k string, _ []byte) error {
-				out = append(out, k)
-				return nil
-			}); err != nil {
+			out, err := syncengine.DeleteMetaPrefix(tx, metaOutbox+id.String()+"/")
+			if err != nil {
 				return nil, err
 			}
-			for _, k := range out {
-				if err := tx.DeleteMeta(k); err != nil {
-					return nil, err
-				}
-			}
+			keys = append(keys, out...)
 		}
 		return keys, nil
 	}

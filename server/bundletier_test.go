@@ -88,9 +88,7 @@ func TestBundleThreeTiers(t *testing.T) {
 	ctx := context.Background()
 	central := newTrustServer(t)
 	link := newLinkProxy(t, strings.TrimPrefix(central.URL, "http://"))
-	hubCode, _, err := central.Auth().NewHubCode(ctx, "t", "A", "", time.Hour)
-	must(t, err)
-	hub := startServer(t, server.Config{RequireAuth: true, Upstream: link.URL(), UpstreamEnroll: hubCode, UpstreamInterval: time.Hour})
+	hub := central.startHub(t, link.URL())
 	must(t, hub.SyncUpstream(ctx)) // the first link: the hub learns central's bundle keys
 	hubID := ""
 	all, err := central.Auth().Devices(ctx, "A")

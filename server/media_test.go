@@ -375,9 +375,7 @@ func TestMediaThroughHub(t *testing.T) {
 	central := newTrustServer(t)
 	_, err := central.rpc["a-lead"].Forms().PublishForm(ctx, &tesserav1.PublishFormRequest{Xlsx: mediaForm(t), Project: "A"})
 	must(t, err)
-	hubCode, _, err := central.Auth().NewHubCode(ctx, "t", "A", "", time.Hour)
-	must(t, err)
-	hub := startServer(t, server.Config{RequireAuth: true, Upstream: central.URL, UpstreamEnroll: hubCode, UpstreamInterval: time.Hour})
+	hub := central.startHub(t, central.URL)
 	must(t, hub.SyncUpstream(ctx)) // the form comes down
 	code, _, err := hub.Auth().NewEnrollmentCode(ctx, "t", "A", "", time.Hour)
 	must(t, err)

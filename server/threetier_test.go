@@ -13,7 +13,6 @@ import (
 	"github.com/tessera-survey/tessera/fieldapp"
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
 	"github.com/tessera-survey/tessera/internal/wire"
-	"github.com/tessera-survey/tessera/server"
 	"github.com/tessera-survey/tessera/syncengine"
 )
 
@@ -36,9 +35,7 @@ type tierDevice struct {
 func TestThreeTiers(t *testing.T) {
 	ctx := context.Background()
 	central := newTrustServer(t)
-	hubCode, _, err := central.Auth().NewHubCode(ctx, "t", "A", "", time.Hour)
-	must(t, err)
-	hub := startServer(t, server.Config{RequireAuth: true, Upstream: central.URL, UpstreamEnroll: hubCode, UpstreamInterval: time.Hour})
+	hub := central.startHub(t, central.URL)
 	hubAdmin, err := wire.Dial(hub.URL, nil, wire.WithAuthorization("Bearer "+adminSession(t, hub)))
 	must(t, err)
 	defer hubAdmin.Close()

@@ -65,6 +65,16 @@ func (ts *trustServer) enrolledDevice(t *testing.T, project string) *fieldapp.De
 	return d
 }
 
+// startHub runs a camp-office hub of project A (all teams) that enrolls
+// at upstream (central's URL, or a proxy in front of it) with a code
+// minted at central.
+func (ts *trustServer) startHub(t *testing.T, upstream string) *testServer {
+	t.Helper()
+	code, _, err := ts.Auth().NewHubCode(context.Background(), "t", "A", "", time.Hour)
+	must(t, err)
+	return startServer(t, server.Config{RequireAuth: true, Upstream: upstream, UpstreamEnroll: code, UpstreamInterval: time.Hour})
+}
+
 // exportText is everything an export sends the caller, as text.
 func exportText(t *testing.T, cl *wire.Client, form string) (string, error) {
 	stream, err := cl.Export().Export(context.Background(), &tesserav1.ExportRequest{FormId: form})

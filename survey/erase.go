@@ -3,7 +3,6 @@ package survey
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -49,28 +48,22 @@ func (s *Service) EraseRecord(ctx context.Context, p auth.Principal, in Erase) (
 	if in.Via != "" {
 		via = " in " + in.Via
 	}
-	err = s.rep.Edit(ctx, in.Record, func(tx syncengine.Tx, rec *syncengine.Record) ([]syncengine.FieldWrite, error) {
-		if rec.Erased() {
-			return nil, errErasedBefore
-		}
+	wrote, err := s.rep.EraseWith(ctx, in.Record, func(tx syncengine.Tx, rec *syncengine.Record) error {
 		detail := fmt.Sprintf("record %s of form %s%s: %s", in.Record, rec.Form, via, in.Reason)
 		if err := s.auth.AuditIn(tx, Actor(p), "record-erased", detail); err != nil {
-			return nil, fmt.Errorf("audit: %w", err)
+			return fmt.Errorf("audit: %w", err)
 		}
-		return []syncengine.FieldWrite{{Name: syncengine.ErasedField, Value: syncengine.BoolValue(true)}}, nil
+		return nil
 	})
-	if errors.Is(err, errErasedBefore) {
-		out.Already = true
-		return out, nil
-	}
 	if err != nil {
 		return out, err
 	}
-	s.poke()
+	out.Already = !wrote
+	if wrote {
+		s.poke()
+	}
 	return out, nil
 }
-
-var errErasedBefore = errors.New("erased before")
 
 // erasing is the server replica's syncengine.Options.Erasing: besides the
 // record's files (media.Store.Eraser), what the server keeps beside an
@@ -92,18 +85,11 @@ func (s *Service) erasing(tx syncengine.Tx, held map[syncengine.RecordID][]synce
 		if err := del(metaFlags + id.String()); err != nil {
 			return nil, err
 		}
-		var relays []string
-		if err := tx.ScanMeta(metaRelay+id.String()+"/", func(k string, _ []byte) error {
-			relays = append(relays, k)
-			return nil
-		}); err != nil {
+		relays, err := syncengine.DeleteMetaPrefix(tx, metaRelay+id.String()+"/")
+		if err != nil {
 			return nil, err
 		}
-		for _, k := range relays {
-			if err := del(k); err != nil {
-				return nil, err
-			}
-		}
+		keys = append(keys, relays...)
 	}
 	subs := map[string]submissionRec{}
 	if err := tx.ScanMeta(metaSubmission, func(k string, v []byte) error {

@@ -60,16 +60,30 @@ func stripped(c *Change) Change {
 // it arrived brings them back. Erasing an erased record is harmless (and
 // writes nothing).
 func (r *Replica) Erase(ctx context.Context, id RecordID) error {
-	err := r.Edit(ctx, id, func(_ Tx, rec *Record) ([]FieldWrite, error) {
+	_, err := r.EraseWith(ctx, id, nil)
+	return err
+}
+
+// EraseWith is Erase with also, when set, run in the erasure's
+// transaction before it is written (a server audits it there; an error
+// writes nothing). It reports whether it wrote: false when the record was
+// erased before (also is not run then).
+func (r *Replica) EraseWith(ctx context.Context, id RecordID, also func(Tx, *Record) error) (bool, error) {
+	err := r.Edit(ctx, id, func(tx Tx, rec *Record) ([]FieldWrite, error) {
 		if rec.Erased() {
 			return nil, errAlreadyErased
+		}
+		if also != nil {
+			if err := also(tx, rec); err != nil {
+				return nil, err
+			}
 		}
 		return []FieldWrite{{Name: ErasedField, Value: BoolValue(true)}}, nil
 	})
 	if errors.Is(err, errAlreadyErased) {
-		return nil
+		return false, nil
 	}
-	return err
+	return err == nil, err
 }
 
 var errAlreadyErased = errors.New("already erased")
@@ -81,6 +95,9 @@ var errAlreadyErased = errors.New("already erased")
 func (r *Replica) eraseLogged(tx Tx, ids []RecordID, held map[RecordID][]Value) error {
 	if len(ids) == 0 {
 		return nil
+	}
+	if held == nil {
+		held = map[RecordID][]Value{}
 	}
 	seqs := make(map[RecordID][]uint64, len(ids))
 	for _, id := range ids {
@@ -125,9 +142,6 @@ func (r *Replica) eraseLogged(tx Tx, ids []RecordID, held map[RecordID][]Value) 
 		}
 	}
 	if r.erasing != nil {
-		if held == nil {
-			held = map[RecordID][]Value{}
-		}
 		for _, id := range ids {
 			if _, ok := held[id]; !ok {
 				held[id] = nil
@@ -145,6 +159,25 @@ func (r *Replica) eraseLogged(tx Tx, ids []RecordID, held map[RecordID][]Value) 
 	}
 	r.purgeDue.Store(true)
 	return nil
+}
+
+// DeleteMetaPrefix deletes, in tx, every meta entry whose key starts with
+// prefix, and returns the keys deleted (what an Options.Erasing hook
+// hands back for the purge).
+func DeleteMetaPrefix(tx Tx, prefix string) ([]string, error) {
+	var keys []string
+	if err := tx.ScanMeta(prefix, func(k string, _ []byte) error {
+		keys = append(keys, k)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		if err := tx.DeleteMeta(k); err != nil {
+			return nil, err
+		}
+	}
+	return keys, nil
 }
 
 // historyEntries calls fn for each indexed log entry of ids.
