@@ -77,8 +77,35 @@ func DigestHA1(user, password string) string {
 
 // Project groups forms, devices and records.
 type Project struct {
-	Name    string `json:"name"`
-	Created int64  `json:"created"`
+	Name    string       `json:"name"`
+	Created int64        `json:"created"`
+	Policy  DevicePolicy `json:"policy,omitzero"`
+}
+
+// DevicePolicy is what a project's devices keep of the records they send
+// (data minimisation on devices): a lost phone carries less.
+type DevicePolicy struct {
+	// DeleteAfterSend: once the server acknowledged a finalized interview,
+	// its answers and files leave the device.
+	DeleteAfterSend bool `json:"delete_after_send,omitempty"`
+	// RetentionDays: records whose last change is older leave devices once
+	// the server holds them (0: kept). Never applied at a server.
+	RetentionDays int `json:"retention_days,omitempty"`
+}
+
+// MaxRetentionDays bounds a retention setting (ten years).
+const MaxRetentionDays = 3650
+
+// String says the policy as a lead reads it.
+func (p DevicePolicy) String() string {
+	out := "devices keep what they send"
+	if p.DeleteAfterSend {
+		out = "devices delete finalized interviews once sent"
+	}
+	if p.RetentionDays > 0 {
+		out += fmt.Sprintf("; sent records older than %d days leave devices", p.RetentionDays)
+	}
+	return out
 }
 
 // Device is an enrolled device.
@@ -632,6 +659,27 @@ func (s *Service) CreateProject(ctx context.Context, actor, name string) error {
 			return err
 		}
 		return s.appendAudit(tx, actor, "project-create", name)
+	})
+}
+
+// SetProjectPolicy sets what a project's devices keep, audited.
+func (s *Service) SetProjectPolicy(ctx context.Context, actor, name string, pol DevicePolicy) error {
+	if pol.RetentionDays < 0 || pol.RetentionDays > MaxRetentionDays {
+		return fmt.Errorf("%w: retention of %d days (0 to %d)", ErrInvalid, pol.RetentionDays, MaxRetentionDays)
+	}
+	return s.store.Update(ctx, func(tx syncengine.Tx) error {
+		p, err := get[Project](tx, keyProject+name)
+		if err != nil {
+			return fmt.Errorf("project %q: %w", name, err)
+		}
+		if p.Policy == pol {
+			return nil
+		}
+		p.Policy = pol
+		if err := put(tx, keyProject+name, p); err != nil {
+			return err
+		}
+		return s.appendAudit(tx, actor, "project-policy", name+": "+pol.String())
 	})
 }
 

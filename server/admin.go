@@ -93,7 +93,31 @@ func (h *authService) ReportWiped(ctx context.Context, _ *tesserav1.ReportWipedR
 	return &tesserav1.ReportWipedResponse{}, nil
 }
 
+func (h *authService) ReportHoldings(ctx context.Context, req *tesserav1.ReportHoldingsRequest) (*tesserav1.ReportHoldingsResponse, error) {
+	hs := survey.Holdings{Records: int(req.Records), Unsent: int(req.Unsent), Removed: int(req.Removed)}
+	if err := h.s.svc.ReportHoldings(ctx, principal(ctx), hs); err != nil {
+		return nil, toConnect(ctx, h.s.log, "ReportHoldings", err)
+	}
+	return &tesserav1.ReportHoldingsResponse{}, nil
+}
+
 type adminService struct{ s *Server }
+
+func (h *adminService) SetProjectPolicy(ctx context.Context, req *tesserav1.SetProjectPolicyRequest) (*tesserav1.SetProjectPolicyResponse, error) {
+	pol := auth.DevicePolicy{DeleteAfterSend: req.GetPolicy().GetDeleteAfterSend(), RetentionDays: int(min(req.GetPolicy().GetRetentionDays(), 1<<20))}
+	if err := h.s.svc.SetPolicy(ctx, principal(ctx), req.Project, pol); err != nil {
+		return nil, toConnect(ctx, h.s.log, "SetProjectPolicy", err)
+	}
+	return &tesserav1.SetProjectPolicyResponse{}, nil
+}
+
+func (h *adminService) GetProjectPolicy(ctx context.Context, req *tesserav1.GetProjectPolicyRequest) (*tesserav1.GetProjectPolicyResponse, error) {
+	pol, err := h.s.svc.Policy(ctx, principal(ctx), req.Project)
+	if err != nil {
+		return nil, toConnect(ctx, h.s.log, "GetProjectPolicy", err)
+	}
+	return &tesserav1.GetProjectPolicyResponse{Policy: &tesserav1.DevicePolicy{DeleteAfterSend: pol.DeleteAfterSend, RetentionDays: uint32(pol.RetentionDays)}}, nil
+}
 
 func actor(ctx context.Context) string { return survey.Actor(principal(ctx)) }
 
@@ -163,7 +187,8 @@ func (h *adminService) ListDevices(ctx context.Context, req *tesserav1.ListDevic
 	res := &tesserav1.ListDevicesResponse{}
 	for _, d := range devs {
 		res.Devices = append(res.Devices, &tesserav1.DeviceInfo{Id: d.ID, Project: d.Project, Team: d.Team, EnrolledAt: d.Enrolled,
-			Revoked: d.Revoked, Wipe: d.Wipe, WipedAt: d.Wiped, Hub: d.Hub, Upstream: d.Upstream, Collect: d.Collect, Name: d.Name})
+			Revoked: d.Revoked, Wipe: d.Wipe, WipedAt: d.Wiped, Hub: d.Hub, Upstream: d.Upstream, Collect: d.Collect, Name: d.Name,
+			HoldsRecords: uint32(d.Holds.Records), HoldsUnsent: uint32(d.Holds.Unsent), RemovedRecords: uint32(d.Holds.Removed), HoldingsAt: d.Holds.At})
 	}
 	return res, nil
 }

@@ -33,7 +33,9 @@ var policies = map[string]policy{
 	tesserav1connect.AuthServiceLogoutProcedure:      {role: auth.Enumerator},
 	tesserav1connect.AuthServiceWhoamiProcedure:      {device: true, role: auth.Enumerator},
 	tesserav1connect.AuthServiceReportWipedProcedure: {device: true},
-	tesserav1connect.AuthServiceHubDevicesProcedure:  {device: true},
+	// A device's note of what it holds (the use case takes devices only).
+	tesserav1connect.AuthServiceReportHoldingsProcedure: {device: true},
+	tesserav1connect.AuthServiceHubDevicesProcedure:     {device: true},
 
 	tesserav1connect.SyncServicePushProcedure: {device: true, role: auth.Admin, open: true},
 	tesserav1connect.SyncServicePullProcedure: {device: true, role: auth.Admin, open: true},
@@ -55,7 +57,10 @@ var policies = map[string]policy{
 	// A lead of the record's project (checked in the use case) or admin.
 	tesserav1connect.ReviewServiceEraseRecordProcedure: {role: auth.Lead},
 
-	tesserav1connect.AdminServiceCreateProjectProcedure:        {role: auth.Admin},
+	tesserav1connect.AdminServiceCreateProjectProcedure: {role: auth.Admin},
+	// A lead of the project (checked in the use case).
+	tesserav1connect.AdminServiceSetProjectPolicyProcedure:     {role: auth.Lead},
+	tesserav1connect.AdminServiceGetProjectPolicyProcedure:     {role: auth.Lead},
 	tesserav1connect.AdminServiceAddUserProcedure:              {role: auth.Admin},
 	tesserav1connect.AdminServiceAuditTrailProcedure:           {role: auth.Admin},
 	tesserav1connect.AdminServiceGrantProcedure:                {role: auth.Lead},

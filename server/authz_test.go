@@ -159,17 +159,22 @@ func TestAuthorizationMatrix(t *testing.T) {
 	n := 0
 	uniq := func() int { n++; return n }
 	rows := map[string]row{
-		"/tessera.v1.AuthService/Login":        {body: func(string) string { return `{"user":"nobody","password":"x"}` }, allowed: "*"},
-		"/tessera.v1.AuthService/Setup":        {body: func(string) string { return `{"setupToken":"bogus","password":"0123456789"}` }, allowed: "*"},
-		"/tessera.v1.AuthService/Enroll":       {body: func(string) string { return `{"code":"AAAAA-AAAAA"}` }, allowed: "*"},
-		"/tessera.v1.AuthService/Logout":       {body: func(string) string { return `{}` }, allowed: "admin lead analyst enumerator"},
-		"/tessera.v1.AuthService/Whoami":       {body: func(string) string { return `{}` }, allowed: "admin lead analyst enumerator device hub"},
-		"/tessera.v1.AuthService/ReportWiped":  {body: func(string) string { return `{}` }, allowed: "device hub"},
-		"/tessera.v1.AuthService/HubDevices":   {body: func(string) string { return `{}` }, allowed: "hub"},
-		"/tessera.v1.SyncService/Push":         {body: func(string) string { return `{}` }, allowed: "admin device hub"},
-		"/tessera.v1.SyncService/Pull":         {body: func(string) string { return `{}` }, allowed: "admin device hub"},
-		"/tessera.v1.SyncService/BundleKeys":   {body: func(string) string { return `{}` }, allowed: "admin lead analyst enumerator device hub"},
-		"/tessera.v1.SyncService/ImportBundle": {body: func(string) string { return `{"bundle":""}` }, allowed: "admin lead"},
+		"/tessera.v1.AuthService/Login":          {body: func(string) string { return `{"user":"nobody","password":"x"}` }, allowed: "*"},
+		"/tessera.v1.AuthService/Setup":          {body: func(string) string { return `{"setupToken":"bogus","password":"0123456789"}` }, allowed: "*"},
+		"/tessera.v1.AuthService/Enroll":         {body: func(string) string { return `{"code":"AAAAA-AAAAA"}` }, allowed: "*"},
+		"/tessera.v1.AuthService/Logout":         {body: func(string) string { return `{}` }, allowed: "admin lead analyst enumerator"},
+		"/tessera.v1.AuthService/Whoami":         {body: func(string) string { return `{}` }, allowed: "admin lead analyst enumerator device hub"},
+		"/tessera.v1.AuthService/ReportWiped":    {body: func(string) string { return `{}` }, allowed: "device hub"},
+		"/tessera.v1.AuthService/HubDevices":     {body: func(string) string { return `{}` }, allowed: "hub"},
+		"/tessera.v1.AuthService/ReportHoldings": {body: func(string) string { return `{"records":1}` }, allowed: "device hub"},
+		"/tessera.v1.AdminService/SetProjectPolicy": {body: func(p string) string {
+			return fmt.Sprintf(`{"project":%q,"policy":{"retentionDays":30}}`, p)
+		}, allowed: "admin lead@own", scoped: true},
+		"/tessera.v1.AdminService/GetProjectPolicy": {body: func(p string) string { return fmt.Sprintf(`{"project":%q}`, p) }, allowed: "admin lead@own", scoped: true},
+		"/tessera.v1.SyncService/Push":              {body: func(string) string { return `{}` }, allowed: "admin device hub"},
+		"/tessera.v1.SyncService/Pull":              {body: func(string) string { return `{}` }, allowed: "admin device hub"},
+		"/tessera.v1.SyncService/BundleKeys":        {body: func(string) string { return `{}` }, allowed: "admin lead analyst enumerator device hub"},
+		"/tessera.v1.SyncService/ImportBundle":      {body: func(string) string { return `{"bundle":""}` }, allowed: "admin lead"},
 		// Not a hub here: leads pass the table and get FailedPrecondition.
 		"/tessera.v1.SyncService/ExportUpstreamBundle": {body: func(string) string { return `{}` }, allowed: "admin lead"},
 		"/tessera.v1.SyncService/ImportUpstreamReply":  {body: func(string) string { return `{}` }, allowed: "admin lead"},

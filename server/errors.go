@@ -47,6 +47,7 @@ var codes = []struct {
 	{media.ErrIncomplete, connect.CodeFailedPrecondition},
 	{survey.ErrMediaNotNamed, connect.CodeFailedPrecondition},
 	{survey.ErrNotHub, connect.CodeFailedPrecondition},
+	{survey.ErrPolicyUpstream, connect.CodeFailedPrecondition},
 	{survey.ErrNoUpstreamKeys, connect.CodeFailedPrecondition},
 	{survey.ErrHubKeyMissing, connect.CodeFailedPrecondition},
 	{context.Canceled, connect.CodeCanceled},

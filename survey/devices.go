@@ -43,6 +43,7 @@ type DeviceState struct {
 	Clock      time.Duration
 	ClockKnown bool
 	Silent     bool // no sync for SilentAfter (or since enrollment)
+	Holds      Holdings // what it said it holds at its last report
 }
 
 // ClockWarn reports whether the device's clock is off by more than
@@ -85,6 +86,9 @@ func (s *Service) Devices(ctx context.Context, p auth.Principal, project string)
 			ds.Clock, ds.ClockKnown = time.Duration(st.Offset)*time.Millisecond, st.Known
 		} else {
 			ds.Silent = now.Sub(time.UnixMilli(d.Enrolled)) > SilentAfter
+		}
+		if err := s.store.View(ctx, func(tx syncengine.ReadTx) (err error) { ds.Holds, err = s.holdings(tx, d.ID); return }); err != nil {
+			return nil, err
 		}
 		out = append(out, ds)
 	}

@@ -153,6 +153,9 @@ func (r *Relay) Sync(ctx context.Context) error {
 	defer r.syncMu.Unlock()
 	st, err := r.s.rep.Sync(ctx, r.up, syncengine.SyncOptions{})
 	if err == nil {
+		err = r.s.keepUpstreamPolicy(ctx, st.Server)
+	}
+	if err == nil {
 		var got []string
 		got, r.digest, err = r.up.SyncForms(ctx, r.s.forms, r.s.media, st.Server, r.digest)
 		if len(got) > 0 {

@@ -94,6 +94,12 @@ type Page struct {
 type ServerState struct {
 	FormsDigest string
 	Wipe        bool
+	// What the device's project asks it to keep of what it sent (see
+	// Replica.Forget): answers of finalized interviews leave it once
+	// acknowledged; records whose last change is older than RetentionDays
+	// leave it (0: kept).
+	DeleteAfterSend bool
+	RetentionDays   int
 }
 
 // Remote is a server as seen by a syncing replica. The Connect client in

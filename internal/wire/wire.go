@@ -217,6 +217,9 @@ func PageTo(p syncengine.Page, columnar bool) *tesserav1.PullResponse {
 		StartOver: p.Reset, ServerTime: p.ServerTime.UnixMilli(), Head: p.Head,
 		FormsDigest: p.Server.FormsDigest, Wipe: p.Server.Wipe,
 	}
+	if p.Server.DeleteAfterSend || p.Server.RetentionDays > 0 {
+		res.Policy = &tesserav1.DevicePolicy{DeleteAfterSend: p.Server.DeleteAfterSend, RetentionDays: uint32(p.Server.RetentionDays)}
+	}
 	if columnar {
 		res.Batch = EncodeBatch(p.Changes)
 	} else {
@@ -358,6 +361,7 @@ func PageFrom(res *tesserav1.PullResponse) (syncengine.Page, error) {
 	return syncengine.Page{
 		Changes: cs, Cursor: res.GetCursor(), CursorDot: dot, More: res.GetMore(), Reset: res.GetStartOver(),
 		Head: res.GetHead(), ServerTime: time.UnixMilli(res.GetServerTime()),
-		Server: syncengine.ServerState{FormsDigest: res.GetFormsDigest(), Wipe: res.GetWipe()},
+		Server: syncengine.ServerState{FormsDigest: res.GetFormsDigest(), Wipe: res.GetWipe(),
+			DeleteAfterSend: res.GetPolicy().GetDeleteAfterSend(), RetentionDays: int(min(res.GetPolicy().GetRetentionDays(), 1<<20))},
 	}, nil
 }

@@ -646,6 +646,106 @@ func (*ReportWipedResponse) Descriptor() ([]byte, []int) {
 	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{11}
 }
 
+type ReportHoldingsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Records whose answers are on the device.
+	Records uint32 `protobuf:"varint,1,opt,name=records,proto3" json:"records,omitempty"`
+	// Of those, records with a write the server has not acknowledged.
+	Unsent uint32 `protobuf:"varint,2,opt,name=unsent,proto3" json:"unsent,omitempty"`
+	// Records whose answers left the device after they were sent (delete
+	// after send, retention): only ids and sync bookkeeping remain.
+	Removed       uint32 `protobuf:"varint,3,opt,name=removed,proto3" json:"removed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportHoldingsRequest) Reset() {
+	*x = ReportHoldingsRequest{}
+	mi := &file_tessera_v1_auth_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportHoldingsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportHoldingsRequest) ProtoMessage() {}
+
+func (x *ReportHoldingsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_auth_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportHoldingsRequest.ProtoReflect.Descriptor instead.
+func (*ReportHoldingsRequest) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ReportHoldingsRequest) GetRecords() uint32 {
+	if x != nil {
+		return x.Records
+	}
+	return 0
+}
+
+func (x *ReportHoldingsRequest) GetUnsent() uint32 {
+	if x != nil {
+		return x.Unsent
+	}
+	return 0
+}
+
+func (x *ReportHoldingsRequest) GetRemoved() uint32 {
+	if x != nil {
+		return x.Removed
+	}
+	return 0
+}
+
+type ReportHoldingsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportHoldingsResponse) Reset() {
+	*x = ReportHoldingsResponse{}
+	mi := &file_tessera_v1_auth_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportHoldingsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportHoldingsResponse) ProtoMessage() {}
+
+func (x *ReportHoldingsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_auth_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportHoldingsResponse.ProtoReflect.Descriptor instead.
+func (*ReportHoldingsResponse) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{13}
+}
+
 type HubDevicesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Devices of the hub's scope that erased themselves after a remote wipe
@@ -663,7 +763,7 @@ type HubDevicesRequest struct {
 
 func (x *HubDevicesRequest) Reset() {
 	*x = HubDevicesRequest{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[12]
+	mi := &file_tessera_v1_auth_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -675,7 +775,7 @@ func (x *HubDevicesRequest) String() string {
 func (*HubDevicesRequest) ProtoMessage() {}
 
 func (x *HubDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[12]
+	mi := &file_tessera_v1_auth_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -688,7 +788,7 @@ func (x *HubDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HubDevicesRequest.ProtoReflect.Descriptor instead.
 func (*HubDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{12}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *HubDevicesRequest) GetWiped() []string {
@@ -728,7 +828,7 @@ type HubDevice struct {
 
 func (x *HubDevice) Reset() {
 	*x = HubDevice{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[13]
+	mi := &file_tessera_v1_auth_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -740,7 +840,7 @@ func (x *HubDevice) String() string {
 func (*HubDevice) ProtoMessage() {}
 
 func (x *HubDevice) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[13]
+	mi := &file_tessera_v1_auth_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -753,7 +853,7 @@ func (x *HubDevice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HubDevice.ProtoReflect.Descriptor instead.
 func (*HubDevice) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{13}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *HubDevice) GetId() string {
@@ -835,7 +935,7 @@ type HubDevicesResponse struct {
 
 func (x *HubDevicesResponse) Reset() {
 	*x = HubDevicesResponse{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[14]
+	mi := &file_tessera_v1_auth_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -847,7 +947,7 @@ func (x *HubDevicesResponse) String() string {
 func (*HubDevicesResponse) ProtoMessage() {}
 
 func (x *HubDevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[14]
+	mi := &file_tessera_v1_auth_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -860,7 +960,7 @@ func (x *HubDevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HubDevicesResponse.ProtoReflect.Descriptor instead.
 func (*HubDevicesResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{14}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *HubDevicesResponse) GetDevices() []*HubDevice {
@@ -879,7 +979,7 @@ type CreateProjectRequest struct {
 
 func (x *CreateProjectRequest) Reset() {
 	*x = CreateProjectRequest{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[15]
+	mi := &file_tessera_v1_auth_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -891,7 +991,7 @@ func (x *CreateProjectRequest) String() string {
 func (*CreateProjectRequest) ProtoMessage() {}
 
 func (x *CreateProjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[15]
+	mi := &file_tessera_v1_auth_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -904,7 +1004,7 @@ func (x *CreateProjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateProjectRequest.ProtoReflect.Descriptor instead.
 func (*CreateProjectRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{15}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CreateProjectRequest) GetName() string {
@@ -922,7 +1022,7 @@ type CreateProjectResponse struct {
 
 func (x *CreateProjectResponse) Reset() {
 	*x = CreateProjectResponse{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[16]
+	mi := &file_tessera_v1_auth_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -934,7 +1034,7 @@ func (x *CreateProjectResponse) String() string {
 func (*CreateProjectResponse) ProtoMessage() {}
 
 func (x *CreateProjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[16]
+	mi := &file_tessera_v1_auth_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -947,7 +1047,240 @@ func (x *CreateProjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateProjectResponse.ProtoReflect.Descriptor instead.
 func (*CreateProjectResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{16}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{18}
+}
+
+// DevicePolicy is what a project's devices keep of the records they send.
+type DevicePolicy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Once the server has acknowledged a finalized interview, its answers and
+	// files leave the device (ids and what sync needs remain).
+	DeleteAfterSend bool `protobuf:"varint,1,opt,name=delete_after_send,json=deleteAfterSend,proto3" json:"delete_after_send,omitempty"`
+	// Records whose last change is older than this many days leave devices
+	// once the server holds them (0: kept). Never applied at the server.
+	RetentionDays uint32 `protobuf:"varint,2,opt,name=retention_days,json=retentionDays,proto3" json:"retention_days,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DevicePolicy) Reset() {
+	*x = DevicePolicy{}
+	mi := &file_tessera_v1_auth_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DevicePolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DevicePolicy) ProtoMessage() {}
+
+func (x *DevicePolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_auth_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DevicePolicy.ProtoReflect.Descriptor instead.
+func (*DevicePolicy) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *DevicePolicy) GetDeleteAfterSend() bool {
+	if x != nil {
+		return x.DeleteAfterSend
+	}
+	return false
+}
+
+func (x *DevicePolicy) GetRetentionDays() uint32 {
+	if x != nil {
+		return x.RetentionDays
+	}
+	return 0
+}
+
+type SetProjectPolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Project       string                 `protobuf:"bytes,1,opt,name=project,proto3" json:"project,omitempty"`
+	Policy        *DevicePolicy          `protobuf:"bytes,2,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetProjectPolicyRequest) Reset() {
+	*x = SetProjectPolicyRequest{}
+	mi := &file_tessera_v1_auth_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetProjectPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetProjectPolicyRequest) ProtoMessage() {}
+
+func (x *SetProjectPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_auth_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetProjectPolicyRequest.ProtoReflect.Descriptor instead.
+func (*SetProjectPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *SetProjectPolicyRequest) GetProject() string {
+	if x != nil {
+		return x.Project
+	}
+	return ""
+}
+
+func (x *SetProjectPolicyRequest) GetPolicy() *DevicePolicy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+type SetProjectPolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetProjectPolicyResponse) Reset() {
+	*x = SetProjectPolicyResponse{}
+	mi := &file_tessera_v1_auth_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetProjectPolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetProjectPolicyResponse) ProtoMessage() {}
+
+func (x *SetProjectPolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_auth_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetProjectPolicyResponse.ProtoReflect.Descriptor instead.
+func (*SetProjectPolicyResponse) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{21}
+}
+
+type GetProjectPolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Project       string                 `protobuf:"bytes,1,opt,name=project,proto3" json:"project,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetProjectPolicyRequest) Reset() {
+	*x = GetProjectPolicyRequest{}
+	mi := &file_tessera_v1_auth_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetProjectPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetProjectPolicyRequest) ProtoMessage() {}
+
+func (x *GetProjectPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_auth_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetProjectPolicyRequest.ProtoReflect.Descriptor instead.
+func (*GetProjectPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *GetProjectPolicyRequest) GetProject() string {
+	if x != nil {
+		return x.Project
+	}
+	return ""
+}
+
+type GetProjectPolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *DevicePolicy          `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetProjectPolicyResponse) Reset() {
+	*x = GetProjectPolicyResponse{}
+	mi := &file_tessera_v1_auth_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetProjectPolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetProjectPolicyResponse) ProtoMessage() {}
+
+func (x *GetProjectPolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_auth_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetProjectPolicyResponse.ProtoReflect.Descriptor instead.
+func (*GetProjectPolicyResponse) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *GetProjectPolicyResponse) GetPolicy() *DevicePolicy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
 }
 
 type AddUserRequest struct {
@@ -960,7 +1293,7 @@ type AddUserRequest struct {
 
 func (x *AddUserRequest) Reset() {
 	*x = AddUserRequest{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[17]
+	mi := &file_tessera_v1_auth_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -972,7 +1305,7 @@ func (x *AddUserRequest) String() string {
 func (*AddUserRequest) ProtoMessage() {}
 
 func (x *AddUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[17]
+	mi := &file_tessera_v1_auth_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -985,7 +1318,7 @@ func (x *AddUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddUserRequest.ProtoReflect.Descriptor instead.
 func (*AddUserRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{17}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AddUserRequest) GetName() string {
@@ -1010,7 +1343,7 @@ type AddUserResponse struct {
 
 func (x *AddUserResponse) Reset() {
 	*x = AddUserResponse{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[18]
+	mi := &file_tessera_v1_auth_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1022,7 +1355,7 @@ func (x *AddUserResponse) String() string {
 func (*AddUserResponse) ProtoMessage() {}
 
 func (x *AddUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[18]
+	mi := &file_tessera_v1_auth_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1035,7 +1368,7 @@ func (x *AddUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddUserResponse.ProtoReflect.Descriptor instead.
 func (*AddUserResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{18}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{25}
 }
 
 type GrantRequest struct {
@@ -1050,7 +1383,7 @@ type GrantRequest struct {
 
 func (x *GrantRequest) Reset() {
 	*x = GrantRequest{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[19]
+	mi := &file_tessera_v1_auth_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1062,7 +1395,7 @@ func (x *GrantRequest) String() string {
 func (*GrantRequest) ProtoMessage() {}
 
 func (x *GrantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[19]
+	mi := &file_tessera_v1_auth_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1075,7 +1408,7 @@ func (x *GrantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantRequest.ProtoReflect.Descriptor instead.
 func (*GrantRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{19}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GrantRequest) GetUser() string {
@@ -1107,7 +1440,7 @@ type GrantResponse struct {
 
 func (x *GrantResponse) Reset() {
 	*x = GrantResponse{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[20]
+	mi := &file_tessera_v1_auth_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1119,7 +1452,7 @@ func (x *GrantResponse) String() string {
 func (*GrantResponse) ProtoMessage() {}
 
 func (x *GrantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[20]
+	mi := &file_tessera_v1_auth_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1132,7 +1465,7 @@ func (x *GrantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantResponse.ProtoReflect.Descriptor instead.
 func (*GrantResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{20}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{27}
 }
 
 type RevokeRoleRequest struct {
@@ -1145,7 +1478,7 @@ type RevokeRoleRequest struct {
 
 func (x *RevokeRoleRequest) Reset() {
 	*x = RevokeRoleRequest{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[21]
+	mi := &file_tessera_v1_auth_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1157,7 +1490,7 @@ func (x *RevokeRoleRequest) String() string {
 func (*RevokeRoleRequest) ProtoMessage() {}
 
 func (x *RevokeRoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[21]
+	mi := &file_tessera_v1_auth_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1170,7 +1503,7 @@ func (x *RevokeRoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeRoleRequest.ProtoReflect.Descriptor instead.
 func (*RevokeRoleRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{21}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RevokeRoleRequest) GetUser() string {
@@ -1195,7 +1528,7 @@ type RevokeRoleResponse struct {
 
 func (x *RevokeRoleResponse) Reset() {
 	*x = RevokeRoleResponse{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[22]
+	mi := &file_tessera_v1_auth_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1207,7 +1540,7 @@ func (x *RevokeRoleResponse) String() string {
 func (*RevokeRoleResponse) ProtoMessage() {}
 
 func (x *RevokeRoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[22]
+	mi := &file_tessera_v1_auth_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1220,7 +1553,7 @@ func (x *RevokeRoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeRoleResponse.ProtoReflect.Descriptor instead.
 func (*RevokeRoleResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{22}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{29}
 }
 
 type SetUserDisabledRequest struct {
@@ -1233,7 +1566,7 @@ type SetUserDisabledRequest struct {
 
 func (x *SetUserDisabledRequest) Reset() {
 	*x = SetUserDisabledRequest{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[23]
+	mi := &file_tessera_v1_auth_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1245,7 +1578,7 @@ func (x *SetUserDisabledRequest) String() string {
 func (*SetUserDisabledRequest) ProtoMessage() {}
 
 func (x *SetUserDisabledRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[23]
+	mi := &file_tessera_v1_auth_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1258,7 +1591,7 @@ func (x *SetUserDisabledRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetUserDisabledRequest.ProtoReflect.Descriptor instead.
 func (*SetUserDisabledRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{23}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SetUserDisabledRequest) GetUser() string {
@@ -1283,7 +1616,7 @@ type SetUserDisabledResponse struct {
 
 func (x *SetUserDisabledResponse) Reset() {
 	*x = SetUserDisabledResponse{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[24]
+	mi := &file_tessera_v1_auth_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1295,7 +1628,7 @@ func (x *SetUserDisabledResponse) String() string {
 func (*SetUserDisabledResponse) ProtoMessage() {}
 
 func (x *SetUserDisabledResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[24]
+	mi := &file_tessera_v1_auth_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1308,7 +1641,7 @@ func (x *SetUserDisabledResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetUserDisabledResponse.ProtoReflect.Descriptor instead.
 func (*SetUserDisabledResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{24}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{31}
 }
 
 type CreateEnrollmentCodeRequest struct {
@@ -1327,7 +1660,7 @@ type CreateEnrollmentCodeRequest struct {
 
 func (x *CreateEnrollmentCodeRequest) Reset() {
 	*x = CreateEnrollmentCodeRequest{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[25]
+	mi := &file_tessera_v1_auth_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1339,7 +1672,7 @@ func (x *CreateEnrollmentCodeRequest) String() string {
 func (*CreateEnrollmentCodeRequest) ProtoMessage() {}
 
 func (x *CreateEnrollmentCodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[25]
+	mi := &file_tessera_v1_auth_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1352,7 +1685,7 @@ func (x *CreateEnrollmentCodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEnrollmentCodeRequest.ProtoReflect.Descriptor instead.
 func (*CreateEnrollmentCodeRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{25}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CreateEnrollmentCodeRequest) GetProject() string {
@@ -1393,7 +1726,7 @@ type CreateEnrollmentCodeResponse struct {
 
 func (x *CreateEnrollmentCodeResponse) Reset() {
 	*x = CreateEnrollmentCodeResponse{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[26]
+	mi := &file_tessera_v1_auth_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1405,7 +1738,7 @@ func (x *CreateEnrollmentCodeResponse) String() string {
 func (*CreateEnrollmentCodeResponse) ProtoMessage() {}
 
 func (x *CreateEnrollmentCodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[26]
+	mi := &file_tessera_v1_auth_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1418,7 +1751,7 @@ func (x *CreateEnrollmentCodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEnrollmentCodeResponse.ProtoReflect.Descriptor instead.
 func (*CreateEnrollmentCodeResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{26}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CreateEnrollmentCodeResponse) GetCode() string {
@@ -1444,7 +1777,7 @@ type ListDevicesRequest struct {
 
 func (x *ListDevicesRequest) Reset() {
 	*x = ListDevicesRequest{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[27]
+	mi := &file_tessera_v1_auth_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1456,7 +1789,7 @@ func (x *ListDevicesRequest) String() string {
 func (*ListDevicesRequest) ProtoMessage() {}
 
 func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[27]
+	mi := &file_tessera_v1_auth_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1469,7 +1802,7 @@ func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesRequest.ProtoReflect.Descriptor instead.
 func (*ListDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{27}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListDevicesRequest) GetProject() string {
@@ -1491,7 +1824,7 @@ type CreateCollectDeviceRequest struct {
 
 func (x *CreateCollectDeviceRequest) Reset() {
 	*x = CreateCollectDeviceRequest{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[28]
+	mi := &file_tessera_v1_auth_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1503,7 +1836,7 @@ func (x *CreateCollectDeviceRequest) String() string {
 func (*CreateCollectDeviceRequest) ProtoMessage() {}
 
 func (x *CreateCollectDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[28]
+	mi := &file_tessera_v1_auth_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1516,7 +1849,7 @@ func (x *CreateCollectDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCollectDeviceRequest.ProtoReflect.Descriptor instead.
 func (*CreateCollectDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{28}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CreateCollectDeviceRequest) GetProject() string {
@@ -1552,7 +1885,7 @@ type CreateCollectDeviceResponse struct {
 
 func (x *CreateCollectDeviceResponse) Reset() {
 	*x = CreateCollectDeviceResponse{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[29]
+	mi := &file_tessera_v1_auth_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1564,7 +1897,7 @@ func (x *CreateCollectDeviceResponse) String() string {
 func (*CreateCollectDeviceResponse) ProtoMessage() {}
 
 func (x *CreateCollectDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[29]
+	mi := &file_tessera_v1_auth_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1577,7 +1910,7 @@ func (x *CreateCollectDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCollectDeviceResponse.ProtoReflect.Descriptor instead.
 func (*CreateCollectDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{29}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CreateCollectDeviceResponse) GetDeviceId() string {
@@ -1609,15 +1942,21 @@ type DeviceInfo struct {
 	// upstream sync.
 	Upstream bool `protobuf:"varint,9,opt,name=upstream,proto3" json:"upstream,omitempty"`
 	// A collecting device for ODK Collect (OpenRosa), and its name.
-	Collect       bool   `protobuf:"varint,10,opt,name=collect,proto3" json:"collect,omitempty"`
-	Name          string `protobuf:"bytes,11,opt,name=name,proto3" json:"name,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Collect bool   `protobuf:"varint,10,opt,name=collect,proto3" json:"collect,omitempty"`
+	Name    string `protobuf:"bytes,11,opt,name=name,proto3" json:"name,omitempty"`
+	// What the device said it holds at its last report (ReportHoldings);
+	// holdings_at 0: it never said.
+	HoldsRecords   uint32 `protobuf:"varint,12,opt,name=holds_records,json=holdsRecords,proto3" json:"holds_records,omitempty"`
+	HoldsUnsent    uint32 `protobuf:"varint,13,opt,name=holds_unsent,json=holdsUnsent,proto3" json:"holds_unsent,omitempty"`
+	RemovedRecords uint32 `protobuf:"varint,14,opt,name=removed_records,json=removedRecords,proto3" json:"removed_records,omitempty"`
+	HoldingsAt     int64  `protobuf:"varint,15,opt,name=holdings_at,json=holdingsAt,proto3" json:"holdings_at,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *DeviceInfo) Reset() {
 	*x = DeviceInfo{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[30]
+	mi := &file_tessera_v1_auth_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1629,7 +1968,7 @@ func (x *DeviceInfo) String() string {
 func (*DeviceInfo) ProtoMessage() {}
 
 func (x *DeviceInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[30]
+	mi := &file_tessera_v1_auth_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1642,7 +1981,7 @@ func (x *DeviceInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceInfo.ProtoReflect.Descriptor instead.
 func (*DeviceInfo) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{30}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DeviceInfo) GetId() string {
@@ -1722,6 +2061,34 @@ func (x *DeviceInfo) GetName() string {
 	return ""
 }
 
+func (x *DeviceInfo) GetHoldsRecords() uint32 {
+	if x != nil {
+		return x.HoldsRecords
+	}
+	return 0
+}
+
+func (x *DeviceInfo) GetHoldsUnsent() uint32 {
+	if x != nil {
+		return x.HoldsUnsent
+	}
+	return 0
+}
+
+func (x *DeviceInfo) GetRemovedRecords() uint32 {
+	if x != nil {
+		return x.RemovedRecords
+	}
+	return 0
+}
+
+func (x *DeviceInfo) GetHoldingsAt() int64 {
+	if x != nil {
+		return x.HoldingsAt
+	}
+	return 0
+}
+
 type ListDevicesResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Devices       []*DeviceInfo          `protobuf:"bytes,1,rep,name=devices,proto3" json:"devices,omitempty"`
@@ -1731,7 +2098,7 @@ type ListDevicesResponse struct {
 
 func (x *ListDevicesResponse) Reset() {
 	*x = ListDevicesResponse{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[31]
+	mi := &file_tessera_v1_auth_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1743,7 +2110,7 @@ func (x *ListDevicesResponse) String() string {
 func (*ListDevicesResponse) ProtoMessage() {}
 
 func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[31]
+	mi := &file_tessera_v1_auth_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1756,7 +2123,7 @@ func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesResponse.ProtoReflect.Descriptor instead.
 func (*ListDevicesResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{31}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListDevicesResponse) GetDevices() []*DeviceInfo {
@@ -1775,7 +2142,7 @@ type RevokeDeviceRequest struct {
 
 func (x *RevokeDeviceRequest) Reset() {
 	*x = RevokeDeviceRequest{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[32]
+	mi := &file_tessera_v1_auth_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1787,7 +2154,7 @@ func (x *RevokeDeviceRequest) String() string {
 func (*RevokeDeviceRequest) ProtoMessage() {}
 
 func (x *RevokeDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[32]
+	mi := &file_tessera_v1_auth_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1800,7 +2167,7 @@ func (x *RevokeDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeDeviceRequest.ProtoReflect.Descriptor instead.
 func (*RevokeDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{32}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *RevokeDeviceRequest) GetDeviceId() string {
@@ -1818,7 +2185,7 @@ type RevokeDeviceResponse struct {
 
 func (x *RevokeDeviceResponse) Reset() {
 	*x = RevokeDeviceResponse{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[33]
+	mi := &file_tessera_v1_auth_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1830,7 +2197,7 @@ func (x *RevokeDeviceResponse) String() string {
 func (*RevokeDeviceResponse) ProtoMessage() {}
 
 func (x *RevokeDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[33]
+	mi := &file_tessera_v1_auth_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1843,7 +2210,7 @@ func (x *RevokeDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeDeviceResponse.ProtoReflect.Descriptor instead.
 func (*RevokeDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{33}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{40}
 }
 
 type WipeDeviceRequest struct {
@@ -1855,7 +2222,7 @@ type WipeDeviceRequest struct {
 
 func (x *WipeDeviceRequest) Reset() {
 	*x = WipeDeviceRequest{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[34]
+	mi := &file_tessera_v1_auth_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1867,7 +2234,7 @@ func (x *WipeDeviceRequest) String() string {
 func (*WipeDeviceRequest) ProtoMessage() {}
 
 func (x *WipeDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[34]
+	mi := &file_tessera_v1_auth_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1880,7 +2247,7 @@ func (x *WipeDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WipeDeviceRequest.ProtoReflect.Descriptor instead.
 func (*WipeDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{34}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *WipeDeviceRequest) GetDeviceId() string {
@@ -1898,7 +2265,7 @@ type WipeDeviceResponse struct {
 
 func (x *WipeDeviceResponse) Reset() {
 	*x = WipeDeviceResponse{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[35]
+	mi := &file_tessera_v1_auth_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1910,7 +2277,7 @@ func (x *WipeDeviceResponse) String() string {
 func (*WipeDeviceResponse) ProtoMessage() {}
 
 func (x *WipeDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[35]
+	mi := &file_tessera_v1_auth_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1923,7 +2290,7 @@ func (x *WipeDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WipeDeviceResponse.ProtoReflect.Descriptor instead.
 func (*WipeDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{35}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{42}
 }
 
 type AuditTrailRequest struct {
@@ -1939,7 +2306,7 @@ type AuditTrailRequest struct {
 
 func (x *AuditTrailRequest) Reset() {
 	*x = AuditTrailRequest{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[36]
+	mi := &file_tessera_v1_auth_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1951,7 +2318,7 @@ func (x *AuditTrailRequest) String() string {
 func (*AuditTrailRequest) ProtoMessage() {}
 
 func (x *AuditTrailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[36]
+	mi := &file_tessera_v1_auth_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1964,7 +2331,7 @@ func (x *AuditTrailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditTrailRequest.ProtoReflect.Descriptor instead.
 func (*AuditTrailRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{36}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AuditTrailRequest) GetAfterSeq() uint64 {
@@ -1997,7 +2364,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[37]
+	mi := &file_tessera_v1_auth_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2009,7 +2376,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[37]
+	mi := &file_tessera_v1_auth_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2022,7 +2389,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{37}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *AuditEntry) GetSeq() uint64 {
@@ -2087,7 +2454,7 @@ type AuditTrailResponse struct {
 
 func (x *AuditTrailResponse) Reset() {
 	*x = AuditTrailResponse{}
-	mi := &file_tessera_v1_auth_proto_msgTypes[38]
+	mi := &file_tessera_v1_auth_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2099,7 +2466,7 @@ func (x *AuditTrailResponse) String() string {
 func (*AuditTrailResponse) ProtoMessage() {}
 
 func (x *AuditTrailResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_auth_proto_msgTypes[38]
+	mi := &file_tessera_v1_auth_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2112,7 +2479,7 @@ func (x *AuditTrailResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditTrailResponse.ProtoReflect.Descriptor instead.
 func (*AuditTrailResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{38}
+	return file_tessera_v1_auth_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *AuditTrailResponse) GetEntries() []*AuditEntry {
@@ -2193,7 +2560,12 @@ const file_tessera_v1_auth_proto_rawDesc = "" +
 	"\aproject\x18\x03 \x01(\tR\aproject\x12\x12\n" +
 	"\x04team\x18\x04 \x01(\tR\x04team\"\x14\n" +
 	"\x12ReportWipedRequest\"\x15\n" +
-	"\x13ReportWipedResponse\"\\\n" +
+	"\x13ReportWipedResponse\"c\n" +
+	"\x15ReportHoldingsRequest\x12\x18\n" +
+	"\arecords\x18\x01 \x01(\rR\arecords\x12\x16\n" +
+	"\x06unsent\x18\x02 \x01(\rR\x06unsent\x12\x18\n" +
+	"\aremoved\x18\x03 \x01(\rR\aremoved\"\x18\n" +
+	"\x16ReportHoldingsResponse\"\\\n" +
 	"\x11HubDevicesRequest\x12\x14\n" +
 	"\x05wiped\x18\x01 \x03(\tR\x05wiped\x121\n" +
 	"\breported\x18\x02 \x03(\v2\x15.tessera.v1.HubDeviceR\breported\"\x89\x02\n" +
@@ -2214,7 +2586,18 @@ const file_tessera_v1_auth_proto_rawDesc = "" +
 	"\adevices\x18\x01 \x03(\v2\x15.tessera.v1.HubDeviceR\adevices\"*\n" +
 	"\x14CreateProjectRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x17\n" +
-	"\x15CreateProjectResponse\"@\n" +
+	"\x15CreateProjectResponse\"a\n" +
+	"\fDevicePolicy\x12*\n" +
+	"\x11delete_after_send\x18\x01 \x01(\bR\x0fdeleteAfterSend\x12%\n" +
+	"\x0eretention_days\x18\x02 \x01(\rR\rretentionDays\"e\n" +
+	"\x17SetProjectPolicyRequest\x12\x18\n" +
+	"\aproject\x18\x01 \x01(\tR\aproject\x120\n" +
+	"\x06policy\x18\x02 \x01(\v2\x18.tessera.v1.DevicePolicyR\x06policy\"\x1a\n" +
+	"\x18SetProjectPolicyResponse\"3\n" +
+	"\x17GetProjectPolicyRequest\x12\x18\n" +
+	"\aproject\x18\x01 \x01(\tR\aproject\"L\n" +
+	"\x18GetProjectPolicyResponse\x120\n" +
+	"\x06policy\x18\x01 \x01(\v2\x18.tessera.v1.DevicePolicyR\x06policy\"@\n" +
 	"\x0eAddUserRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\"\x11\n" +
@@ -2250,7 +2633,7 @@ const file_tessera_v1_auth_proto_rawDesc = "" +
 	"\x04name\x18\x03 \x01(\tR\x04name\"P\n" +
 	"\x1bCreateCollectDeviceResponse\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x14\n" +
-	"\x05token\x18\x02 \x01(\tR\x05token\"\x90\x02\n" +
+	"\x05token\x18\x02 \x01(\tR\x05token\"\xa2\x03\n" +
 	"\n" +
 	"DeviceInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
@@ -2265,7 +2648,12 @@ const file_tessera_v1_auth_proto_rawDesc = "" +
 	"\bupstream\x18\t \x01(\bR\bupstream\x12\x18\n" +
 	"\acollect\x18\n" +
 	" \x01(\bR\acollect\x12\x12\n" +
-	"\x04name\x18\v \x01(\tR\x04name\"G\n" +
+	"\x04name\x18\v \x01(\tR\x04name\x12#\n" +
+	"\rholds_records\x18\f \x01(\rR\fholdsRecords\x12!\n" +
+	"\fholds_unsent\x18\r \x01(\rR\vholdsUnsent\x12'\n" +
+	"\x0fremoved_records\x18\x0e \x01(\rR\x0eremovedRecords\x12\x1f\n" +
+	"\vholdings_at\x18\x0f \x01(\x03R\n" +
+	"holdingsAt\"G\n" +
 	"\x13ListDevicesResponse\x120\n" +
 	"\adevices\x18\x01 \x03(\v2\x16.tessera.v1.DeviceInfoR\adevices\"2\n" +
 	"\x13RevokeDeviceRequest\x12\x1b\n" +
@@ -2290,18 +2678,21 @@ const file_tessera_v1_auth_proto_rawDesc = "" +
 	"\aentries\x18\x01 \x03(\v2\x16.tessera.v1.AuditEntryR\aentries\x12\x19\n" +
 	"\bhead_seq\x18\x02 \x01(\x04R\aheadSeq\x12\x1b\n" +
 	"\thead_hash\x18\x03 \x01(\tR\bheadHash\x12\x12\n" +
-	"\x04more\x18\x04 \x01(\bR\x04more2\xfa\x03\n" +
+	"\x04more\x18\x04 \x01(\bR\x04more2\xd5\x04\n" +
 	"\vAuthService\x12>\n" +
 	"\x05Login\x12\x18.tessera.v1.LoginRequest\x1a\x19.tessera.v1.LoginResponse\"\x00\x12>\n" +
 	"\x05Setup\x12\x18.tessera.v1.SetupRequest\x1a\x19.tessera.v1.SetupResponse\"\x00\x12A\n" +
 	"\x06Logout\x12\x19.tessera.v1.LogoutRequest\x1a\x1a.tessera.v1.LogoutResponse\"\x00\x12D\n" +
 	"\x06Whoami\x12\x19.tessera.v1.WhoamiRequest\x1a\x1a.tessera.v1.WhoamiResponse\"\x03\x90\x02\x01\x12A\n" +
 	"\x06Enroll\x12\x19.tessera.v1.EnrollRequest\x1a\x1a.tessera.v1.EnrollResponse\"\x00\x12P\n" +
-	"\vReportWiped\x12\x1e.tessera.v1.ReportWipedRequest\x1a\x1f.tessera.v1.ReportWipedResponse\"\x00\x12M\n" +
+	"\vReportWiped\x12\x1e.tessera.v1.ReportWipedRequest\x1a\x1f.tessera.v1.ReportWipedResponse\"\x00\x12Y\n" +
+	"\x0eReportHoldings\x12!.tessera.v1.ReportHoldingsRequest\x1a\".tessera.v1.ReportHoldingsResponse\"\x00\x12M\n" +
 	"\n" +
-	"HubDevices\x12\x1d.tessera.v1.HubDevicesRequest\x1a\x1e.tessera.v1.HubDevicesResponse\"\x002\xbb\a\n" +
+	"HubDevices\x12\x1d.tessera.v1.HubDevicesRequest\x1a\x1e.tessera.v1.HubDevicesResponse\"\x002\x80\t\n" +
 	"\fAdminService\x12V\n" +
-	"\rCreateProject\x12 .tessera.v1.CreateProjectRequest\x1a!.tessera.v1.CreateProjectResponse\"\x00\x12D\n" +
+	"\rCreateProject\x12 .tessera.v1.CreateProjectRequest\x1a!.tessera.v1.CreateProjectResponse\"\x00\x12_\n" +
+	"\x10SetProjectPolicy\x12#.tessera.v1.SetProjectPolicyRequest\x1a$.tessera.v1.SetProjectPolicyResponse\"\x00\x12b\n" +
+	"\x10GetProjectPolicy\x12#.tessera.v1.GetProjectPolicyRequest\x1a$.tessera.v1.GetProjectPolicyResponse\"\x03\x90\x02\x01\x12D\n" +
 	"\aAddUser\x12\x1a.tessera.v1.AddUserRequest\x1a\x1b.tessera.v1.AddUserResponse\"\x00\x12>\n" +
 	"\x05Grant\x12\x18.tessera.v1.GrantRequest\x1a\x19.tessera.v1.GrantResponse\"\x00\x12M\n" +
 	"\n" +
@@ -2328,7 +2719,7 @@ func file_tessera_v1_auth_proto_rawDescGZIP() []byte {
 	return file_tessera_v1_auth_proto_rawDescData
 }
 
-var file_tessera_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_tessera_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_tessera_v1_auth_proto_goTypes = []any{
 	(*LoginRequest)(nil),                 // 0: tessera.v1.LoginRequest
 	(*LoginResponse)(nil),                // 1: tessera.v1.LoginResponse
@@ -2342,82 +2733,97 @@ var file_tessera_v1_auth_proto_goTypes = []any{
 	(*EnrollResponse)(nil),               // 9: tessera.v1.EnrollResponse
 	(*ReportWipedRequest)(nil),           // 10: tessera.v1.ReportWipedRequest
 	(*ReportWipedResponse)(nil),          // 11: tessera.v1.ReportWipedResponse
-	(*HubDevicesRequest)(nil),            // 12: tessera.v1.HubDevicesRequest
-	(*HubDevice)(nil),                    // 13: tessera.v1.HubDevice
-	(*HubDevicesResponse)(nil),           // 14: tessera.v1.HubDevicesResponse
-	(*CreateProjectRequest)(nil),         // 15: tessera.v1.CreateProjectRequest
-	(*CreateProjectResponse)(nil),        // 16: tessera.v1.CreateProjectResponse
-	(*AddUserRequest)(nil),               // 17: tessera.v1.AddUserRequest
-	(*AddUserResponse)(nil),              // 18: tessera.v1.AddUserResponse
-	(*GrantRequest)(nil),                 // 19: tessera.v1.GrantRequest
-	(*GrantResponse)(nil),                // 20: tessera.v1.GrantResponse
-	(*RevokeRoleRequest)(nil),            // 21: tessera.v1.RevokeRoleRequest
-	(*RevokeRoleResponse)(nil),           // 22: tessera.v1.RevokeRoleResponse
-	(*SetUserDisabledRequest)(nil),       // 23: tessera.v1.SetUserDisabledRequest
-	(*SetUserDisabledResponse)(nil),      // 24: tessera.v1.SetUserDisabledResponse
-	(*CreateEnrollmentCodeRequest)(nil),  // 25: tessera.v1.CreateEnrollmentCodeRequest
-	(*CreateEnrollmentCodeResponse)(nil), // 26: tessera.v1.CreateEnrollmentCodeResponse
-	(*ListDevicesRequest)(nil),           // 27: tessera.v1.ListDevicesRequest
-	(*CreateCollectDeviceRequest)(nil),   // 28: tessera.v1.CreateCollectDeviceRequest
-	(*CreateCollectDeviceResponse)(nil),  // 29: tessera.v1.CreateCollectDeviceResponse
-	(*DeviceInfo)(nil),                   // 30: tessera.v1.DeviceInfo
-	(*ListDevicesResponse)(nil),          // 31: tessera.v1.ListDevicesResponse
-	(*RevokeDeviceRequest)(nil),          // 32: tessera.v1.RevokeDeviceRequest
-	(*RevokeDeviceResponse)(nil),         // 33: tessera.v1.RevokeDeviceResponse
-	(*WipeDeviceRequest)(nil),            // 34: tessera.v1.WipeDeviceRequest
-	(*WipeDeviceResponse)(nil),           // 35: tessera.v1.WipeDeviceResponse
-	(*AuditTrailRequest)(nil),            // 36: tessera.v1.AuditTrailRequest
-	(*AuditEntry)(nil),                   // 37: tessera.v1.AuditEntry
-	(*AuditTrailResponse)(nil),           // 38: tessera.v1.AuditTrailResponse
-	nil,                                  // 39: tessera.v1.WhoamiResponse.RolesEntry
+	(*ReportHoldingsRequest)(nil),        // 12: tessera.v1.ReportHoldingsRequest
+	(*ReportHoldingsResponse)(nil),       // 13: tessera.v1.ReportHoldingsResponse
+	(*HubDevicesRequest)(nil),            // 14: tessera.v1.HubDevicesRequest
+	(*HubDevice)(nil),                    // 15: tessera.v1.HubDevice
+	(*HubDevicesResponse)(nil),           // 16: tessera.v1.HubDevicesResponse
+	(*CreateProjectRequest)(nil),         // 17: tessera.v1.CreateProjectRequest
+	(*CreateProjectResponse)(nil),        // 18: tessera.v1.CreateProjectResponse
+	(*DevicePolicy)(nil),                 // 19: tessera.v1.DevicePolicy
+	(*SetProjectPolicyRequest)(nil),      // 20: tessera.v1.SetProjectPolicyRequest
+	(*SetProjectPolicyResponse)(nil),     // 21: tessera.v1.SetProjectPolicyResponse
+	(*GetProjectPolicyRequest)(nil),      // 22: tessera.v1.GetProjectPolicyRequest
+	(*GetProjectPolicyResponse)(nil),     // 23: tessera.v1.GetProjectPolicyResponse
+	(*AddUserRequest)(nil),               // 24: tessera.v1.AddUserRequest
+	(*AddUserResponse)(nil),              // 25: tessera.v1.AddUserResponse
+	(*GrantRequest)(nil),                 // 26: tessera.v1.GrantRequest
+	(*GrantResponse)(nil),                // 27: tessera.v1.GrantResponse
+	(*RevokeRoleRequest)(nil),            // 28: tessera.v1.RevokeRoleRequest
+	(*RevokeRoleResponse)(nil),           // 29: tessera.v1.RevokeRoleResponse
+	(*SetUserDisabledRequest)(nil),       // 30: tessera.v1.SetUserDisabledRequest
+	(*SetUserDisabledResponse)(nil),      // 31: tessera.v1.SetUserDisabledResponse
+	(*CreateEnrollmentCodeRequest)(nil),  // 32: tessera.v1.CreateEnrollmentCodeRequest
+	(*CreateEnrollmentCodeResponse)(nil), // 33: tessera.v1.CreateEnrollmentCodeResponse
+	(*ListDevicesRequest)(nil),           // 34: tessera.v1.ListDevicesRequest
+	(*CreateCollectDeviceRequest)(nil),   // 35: tessera.v1.CreateCollectDeviceRequest
+	(*CreateCollectDeviceResponse)(nil),  // 36: tessera.v1.CreateCollectDeviceResponse
+	(*DeviceInfo)(nil),                   // 37: tessera.v1.DeviceInfo
+	(*ListDevicesResponse)(nil),          // 38: tessera.v1.ListDevicesResponse
+	(*RevokeDeviceRequest)(nil),          // 39: tessera.v1.RevokeDeviceRequest
+	(*RevokeDeviceResponse)(nil),         // 40: tessera.v1.RevokeDeviceResponse
+	(*WipeDeviceRequest)(nil),            // 41: tessera.v1.WipeDeviceRequest
+	(*WipeDeviceResponse)(nil),           // 42: tessera.v1.WipeDeviceResponse
+	(*AuditTrailRequest)(nil),            // 43: tessera.v1.AuditTrailRequest
+	(*AuditEntry)(nil),                   // 44: tessera.v1.AuditEntry
+	(*AuditTrailResponse)(nil),           // 45: tessera.v1.AuditTrailResponse
+	nil,                                  // 46: tessera.v1.WhoamiResponse.RolesEntry
 }
 var file_tessera_v1_auth_proto_depIdxs = []int32{
-	39, // 0: tessera.v1.WhoamiResponse.roles:type_name -> tessera.v1.WhoamiResponse.RolesEntry
-	13, // 1: tessera.v1.HubDevicesRequest.reported:type_name -> tessera.v1.HubDevice
-	13, // 2: tessera.v1.HubDevicesResponse.devices:type_name -> tessera.v1.HubDevice
-	30, // 3: tessera.v1.ListDevicesResponse.devices:type_name -> tessera.v1.DeviceInfo
-	37, // 4: tessera.v1.AuditTrailResponse.entries:type_name -> tessera.v1.AuditEntry
-	0,  // 5: tessera.v1.AuthService.Login:input_type -> tessera.v1.LoginRequest
-	2,  // 6: tessera.v1.AuthService.Setup:input_type -> tessera.v1.SetupRequest
-	4,  // 7: tessera.v1.AuthService.Logout:input_type -> tessera.v1.LogoutRequest
-	6,  // 8: tessera.v1.AuthService.Whoami:input_type -> tessera.v1.WhoamiRequest
-	8,  // 9: tessera.v1.AuthService.Enroll:input_type -> tessera.v1.EnrollRequest
-	10, // 10: tessera.v1.AuthService.ReportWiped:input_type -> tessera.v1.ReportWipedRequest
-	12, // 11: tessera.v1.AuthService.HubDevices:input_type -> tessera.v1.HubDevicesRequest
-	15, // 12: tessera.v1.AdminService.CreateProject:input_type -> tessera.v1.CreateProjectRequest
-	17, // 13: tessera.v1.AdminService.AddUser:input_type -> tessera.v1.AddUserRequest
-	19, // 14: tessera.v1.AdminService.Grant:input_type -> tessera.v1.GrantRequest
-	21, // 15: tessera.v1.AdminService.RevokeRole:input_type -> tessera.v1.RevokeRoleRequest
-	23, // 16: tessera.v1.AdminService.SetUserDisabled:input_type -> tessera.v1.SetUserDisabledRequest
-	25, // 17: tessera.v1.AdminService.CreateEnrollmentCode:input_type -> tessera.v1.CreateEnrollmentCodeRequest
-	28, // 18: tessera.v1.AdminService.CreateCollectDevice:input_type -> tessera.v1.CreateCollectDeviceRequest
-	27, // 19: tessera.v1.AdminService.ListDevices:input_type -> tessera.v1.ListDevicesRequest
-	32, // 20: tessera.v1.AdminService.RevokeDevice:input_type -> tessera.v1.RevokeDeviceRequest
-	34, // 21: tessera.v1.AdminService.WipeDevice:input_type -> tessera.v1.WipeDeviceRequest
-	36, // 22: tessera.v1.AdminService.AuditTrail:input_type -> tessera.v1.AuditTrailRequest
-	1,  // 23: tessera.v1.AuthService.Login:output_type -> tessera.v1.LoginResponse
-	3,  // 24: tessera.v1.AuthService.Setup:output_type -> tessera.v1.SetupResponse
-	5,  // 25: tessera.v1.AuthService.Logout:output_type -> tessera.v1.LogoutResponse
-	7,  // 26: tessera.v1.AuthService.Whoami:output_type -> tessera.v1.WhoamiResponse
-	9,  // 27: tessera.v1.AuthService.Enroll:output_type -> tessera.v1.EnrollResponse
-	11, // 28: tessera.v1.AuthService.ReportWiped:output_type -> tessera.v1.ReportWipedResponse
-	14, // 29: tessera.v1.AuthService.HubDevices:output_type -> tessera.v1.HubDevicesResponse
-	16, // 30: tessera.v1.AdminService.CreateProject:output_type -> tessera.v1.CreateProjectResponse
-	18, // 31: tessera.v1.AdminService.AddUser:output_type -> tessera.v1.AddUserResponse
-	20, // 32: tessera.v1.AdminService.Grant:output_type -> tessera.v1.GrantResponse
-	22, // 33: tessera.v1.AdminService.RevokeRole:output_type -> tessera.v1.RevokeRoleResponse
-	24, // 34: tessera.v1.AdminService.SetUserDisabled:output_type -> tessera.v1.SetUserDisabledResponse
-	26, // 35: tessera.v1.AdminService.CreateEnrollmentCode:output_type -> tessera.v1.CreateEnrollmentCodeResponse
-	29, // 36: tessera.v1.AdminService.CreateCollectDevice:output_type -> tessera.v1.CreateCollectDeviceResponse
-	31, // 37: tessera.v1.AdminService.ListDevices:output_type -> tessera.v1.ListDevicesResponse
-	33, // 38: tessera.v1.AdminService.RevokeDevice:output_type -> tessera.v1.RevokeDeviceResponse
-	35, // 39: tessera.v1.AdminService.WipeDevice:output_type -> tessera.v1.WipeDeviceResponse
-	38, // 40: tessera.v1.AdminService.AuditTrail:output_type -> tessera.v1.AuditTrailResponse
-	23, // [23:41] is the sub-list for method output_type
-	5,  // [5:23] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	46, // 0: tessera.v1.WhoamiResponse.roles:type_name -> tessera.v1.WhoamiResponse.RolesEntry
+	15, // 1: tessera.v1.HubDevicesRequest.reported:type_name -> tessera.v1.HubDevice
+	15, // 2: tessera.v1.HubDevicesResponse.devices:type_name -> tessera.v1.HubDevice
+	19, // 3: tessera.v1.SetProjectPolicyRequest.policy:type_name -> tessera.v1.DevicePolicy
+	19, // 4: tessera.v1.GetProjectPolicyResponse.policy:type_name -> tessera.v1.DevicePolicy
+	37, // 5: tessera.v1.ListDevicesResponse.devices:type_name -> tessera.v1.DeviceInfo
+	44, // 6: tessera.v1.AuditTrailResponse.entries:type_name -> tessera.v1.AuditEntry
+	0,  // 7: tessera.v1.AuthService.Login:input_type -> tessera.v1.LoginRequest
+	2,  // 8: tessera.v1.AuthService.Setup:input_type -> tessera.v1.SetupRequest
+	4,  // 9: tessera.v1.AuthService.Logout:input_type -> tessera.v1.LogoutRequest
+	6,  // 10: tessera.v1.AuthService.Whoami:input_type -> tessera.v1.WhoamiRequest
+	8,  // 11: tessera.v1.AuthService.Enroll:input_type -> tessera.v1.EnrollRequest
+	10, // 12: tessera.v1.AuthService.ReportWiped:input_type -> tessera.v1.ReportWipedRequest
+	12, // 13: tessera.v1.AuthService.ReportHoldings:input_type -> tessera.v1.ReportHoldingsRequest
+	14, // 14: tessera.v1.AuthService.HubDevices:input_type -> tessera.v1.HubDevicesRequest
+	17, // 15: tessera.v1.AdminService.CreateProject:input_type -> tessera.v1.CreateProjectRequest
+	20, // 16: tessera.v1.AdminService.SetProjectPolicy:input_type -> tessera.v1.SetProjectPolicyRequest
+	22, // 17: tessera.v1.AdminService.GetProjectPolicy:input_type -> tessera.v1.GetProjectPolicyRequest
+	24, // 18: tessera.v1.AdminService.AddUser:input_type -> tessera.v1.AddUserRequest
+	26, // 19: tessera.v1.AdminService.Grant:input_type -> tessera.v1.GrantRequest
+	28, // 20: tessera.v1.AdminService.RevokeRole:input_type -> tessera.v1.RevokeRoleRequest
+	30, // 21: tessera.v1.AdminService.SetUserDisabled:input_type -> tessera.v1.SetUserDisabledRequest
+	32, // 22: tessera.v1.AdminService.CreateEnrollmentCode:input_type -> tessera.v1.CreateEnrollmentCodeRequest
+	35, // 23: tessera.v1.AdminService.CreateCollectDevice:input_type -> tessera.v1.CreateCollectDeviceRequest
+	34, // 24: tessera.v1.AdminService.ListDevices:input_type -> tessera.v1.ListDevicesRequest
+	39, // 25: tessera.v1.AdminService.RevokeDevice:input_type -> tessera.v1.RevokeDeviceRequest
+	41, // 26: tessera.v1.AdminService.WipeDevice:input_type -> tessera.v1.WipeDeviceRequest
+	43, // 27: tessera.v1.AdminService.AuditTrail:input_type -> tessera.v1.AuditTrailRequest
+	1,  // 28: tessera.v1.AuthService.Login:output_type -> tessera.v1.LoginResponse
+	3,  // 29: tessera.v1.AuthService.Setup:output_type -> tessera.v1.SetupResponse
+	5,  // 30: tessera.v1.AuthService.Logout:output_type -> tessera.v1.LogoutResponse
+	7,  // 31: tessera.v1.AuthService.Whoami:output_type -> tessera.v1.WhoamiResponse
+	9,  // 32: tessera.v1.AuthService.Enroll:output_type -> tessera.v1.EnrollResponse
+	11, // 33: tessera.v1.AuthService.ReportWiped:output_type -> tessera.v1.ReportWipedResponse
+	13, // 34: tessera.v1.AuthService.ReportHoldings:output_type -> tessera.v1.ReportHoldingsResponse
+	16, // 35: tessera.v1.AuthService.HubDevices:output_type -> tessera.v1.HubDevicesResponse
+	18, // 36: tessera.v1.AdminService.CreateProject:output_type -> tessera.v1.CreateProjectResponse
+	21, // 37: tessera.v1.AdminService.SetProjectPolicy:output_type -> tessera.v1.SetProjectPolicyResponse
+	23, // 38: tessera.v1.AdminService.GetProjectPolicy:output_type -> tessera.v1.GetProjectPolicyResponse
+	25, // 39: tessera.v1.AdminService.AddUser:output_type -> tessera.v1.AddUserResponse
+	27, // 40: tessera.v1.AdminService.Grant:output_type -> tessera.v1.GrantResponse
+	29, // 41: tessera.v1.AdminService.RevokeRole:output_type -> tessera.v1.RevokeRoleResponse
+	31, // 42: tessera.v1.AdminService.SetUserDisabled:output_type -> tessera.v1.SetUserDisabledResponse
+	33, // 43: tessera.v1.AdminService.CreateEnrollmentCode:output_type -> tessera.v1.CreateEnrollmentCodeResponse
+	36, // 44: tessera.v1.AdminService.CreateCollectDevice:output_type -> tessera.v1.CreateCollectDeviceResponse
+	38, // 45: tessera.v1.AdminService.ListDevices:output_type -> tessera.v1.ListDevicesResponse
+	40, // 46: tessera.v1.AdminService.RevokeDevice:output_type -> tessera.v1.RevokeDeviceResponse
+	42, // 47: tessera.v1.AdminService.WipeDevice:output_type -> tessera.v1.WipeDeviceResponse
+	45, // 48: tessera.v1.AdminService.AuditTrail:output_type -> tessera.v1.AuditTrailResponse
+	28, // [28:49] is the sub-list for method output_type
+	7,  // [7:28] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_tessera_v1_auth_proto_init() }
@@ -2431,7 +2837,7 @@ func file_tessera_v1_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tessera_v1_auth_proto_rawDesc), len(file_tessera_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   40,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -1507,7 +1507,10 @@ type PullResponse struct {
 	Wipe bool `protobuf:"varint,10,opt,name=wipe,proto3" json:"wipe,omitempty"`
 	// The scopes of the page's records, for a puller that keeps them (a hub),
 	// so that its own devices see exactly the records of their team.
-	Scopes        []*RecordScope `protobuf:"bytes,11,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	Scopes []*RecordScope `protobuf:"bytes,11,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// What the puller's project asks its devices to keep (delete after send,
+	// retention). Absent from older servers: keep everything.
+	Policy        *DevicePolicy `protobuf:"bytes,12,opt,name=policy,proto3" json:"policy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1615,6 +1618,13 @@ func (x *PullResponse) GetWipe() bool {
 func (x *PullResponse) GetScopes() []*RecordScope {
 	if x != nil {
 		return x.Scopes
+	}
+	return nil
+}
+
+func (x *PullResponse) GetPolicy() *DevicePolicy {
+	if x != nil {
+		return x.Policy
 	}
 	return nil
 }
@@ -1916,7 +1926,7 @@ const file_tessera_v1_sync_proto_rawDesc = "" +
 	"\bcolumnar\x18\x05 \x01(\bR\bcolumnar\x12\x1f\n" +
 	"\vdevice_time\x18\x06 \x01(\x03R\n" +
 	"deviceTime\x12\x1a\n" +
-	"\berasures\x18\a \x01(\bR\berasures\"\x83\x03\n" +
+	"\berasures\x18\a \x01(\bR\berasures\"\xb5\x03\n" +
 	"\fPullResponse\x12,\n" +
 	"\achanges\x18\x01 \x03(\v2\x12.tessera.v1.ChangeR\achanges\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\x04R\x06cursor\x12.\n" +
@@ -1932,7 +1942,8 @@ const file_tessera_v1_sync_proto_rawDesc = "" +
 	"\x05batch\x18\t \x01(\v2\x17.tessera.v1.ChangeBatchR\x05batch\x12\x12\n" +
 	"\x04wipe\x18\n" +
 	" \x01(\bR\x04wipe\x12/\n" +
-	"\x06scopes\x18\v \x03(\v2\x17.tessera.v1.RecordScopeR\x06scopes\"\xa3\x04\n" +
+	"\x06scopes\x18\v \x03(\v2\x17.tessera.v1.RecordScopeR\x06scopes\x120\n" +
+	"\x06policy\x18\f \x01(\v2\x18.tessera.v1.DevicePolicyR\x06policy\"\xa3\x04\n" +
 	"\vChangeBatch\x12\x1a\n" +
 	"\breplicas\x18\x01 \x03(\fR\breplicas\x12\x14\n" +
 	"\x05forms\x18\x02 \x03(\tR\x05forms\x12\x14\n" +
@@ -2011,6 +2022,7 @@ var file_tessera_v1_sync_proto_goTypes = []any{
 	(*HubDevice)(nil),                    // 22: tessera.v1.HubDevice
 	(*FormInfo)(nil),                     // 23: tessera.v1.FormInfo
 	(*FormFile)(nil),                     // 24: tessera.v1.FormFile
+	(*DevicePolicy)(nil),                 // 25: tessera.v1.DevicePolicy
 }
 var file_tessera_v1_sync_proto_depIdxs = []int32{
 	16, // 0: tessera.v1.BundleContent.pushes:type_name -> tessera.v1.PushRequest
@@ -2037,24 +2049,25 @@ var file_tessera_v1_sync_proto_depIdxs = []int32{
 	13, // 21: tessera.v1.PullResponse.cursor_dot:type_name -> tessera.v1.Dot
 	21, // 22: tessera.v1.PullResponse.batch:type_name -> tessera.v1.ChangeBatch
 	17, // 23: tessera.v1.PullResponse.scopes:type_name -> tessera.v1.RecordScope
-	0,  // 24: tessera.v1.ChangeBatch.field_kind:type_name -> tessera.v1.Kind
-	16, // 25: tessera.v1.SyncService.Push:input_type -> tessera.v1.PushRequest
-	19, // 26: tessera.v1.SyncService.Pull:input_type -> tessera.v1.PullRequest
-	5,  // 27: tessera.v1.SyncService.BundleKeys:input_type -> tessera.v1.BundleKeysRequest
-	7,  // 28: tessera.v1.SyncService.ImportBundle:input_type -> tessera.v1.ImportBundleRequest
-	1,  // 29: tessera.v1.SyncService.ExportUpstreamBundle:input_type -> tessera.v1.ExportUpstreamBundleRequest
-	3,  // 30: tessera.v1.SyncService.ImportUpstreamReply:input_type -> tessera.v1.ImportUpstreamReplyRequest
-	18, // 31: tessera.v1.SyncService.Push:output_type -> tessera.v1.PushResponse
-	20, // 32: tessera.v1.SyncService.Pull:output_type -> tessera.v1.PullResponse
-	6,  // 33: tessera.v1.SyncService.BundleKeys:output_type -> tessera.v1.BundleKeysResponse
-	8,  // 34: tessera.v1.SyncService.ImportBundle:output_type -> tessera.v1.ImportBundleResponse
-	2,  // 35: tessera.v1.SyncService.ExportUpstreamBundle:output_type -> tessera.v1.ExportUpstreamBundleResponse
-	4,  // 36: tessera.v1.SyncService.ImportUpstreamReply:output_type -> tessera.v1.ImportUpstreamReplyResponse
-	31, // [31:37] is the sub-list for method output_type
-	25, // [25:31] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	25, // 24: tessera.v1.PullResponse.policy:type_name -> tessera.v1.DevicePolicy
+	0,  // 25: tessera.v1.ChangeBatch.field_kind:type_name -> tessera.v1.Kind
+	16, // 26: tessera.v1.SyncService.Push:input_type -> tessera.v1.PushRequest
+	19, // 27: tessera.v1.SyncService.Pull:input_type -> tessera.v1.PullRequest
+	5,  // 28: tessera.v1.SyncService.BundleKeys:input_type -> tessera.v1.BundleKeysRequest
+	7,  // 29: tessera.v1.SyncService.ImportBundle:input_type -> tessera.v1.ImportBundleRequest
+	1,  // 30: tessera.v1.SyncService.ExportUpstreamBundle:input_type -> tessera.v1.ExportUpstreamBundleRequest
+	3,  // 31: tessera.v1.SyncService.ImportUpstreamReply:input_type -> tessera.v1.ImportUpstreamReplyRequest
+	18, // 32: tessera.v1.SyncService.Push:output_type -> tessera.v1.PushResponse
+	20, // 33: tessera.v1.SyncService.Pull:output_type -> tessera.v1.PullResponse
+	6,  // 34: tessera.v1.SyncService.BundleKeys:output_type -> tessera.v1.BundleKeysResponse
+	8,  // 35: tessera.v1.SyncService.ImportBundle:output_type -> tessera.v1.ImportBundleResponse
+	2,  // 36: tessera.v1.SyncService.ExportUpstreamBundle:output_type -> tessera.v1.ExportUpstreamBundleResponse
+	4,  // 37: tessera.v1.SyncService.ImportUpstreamReply:output_type -> tessera.v1.ImportUpstreamReplyResponse
+	32, // [32:38] is the sub-list for method output_type
+	26, // [26:32] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_tessera_v1_sync_proto_init() }

@@ -40,10 +40,18 @@ const (
 	AuthServiceEnrollProcedure = "/tessera.v1.AuthService/Enroll"
 	// AuthServiceReportWipedProcedure is the procedure name of the AuthService's ReportWiped RPC.
 	AuthServiceReportWipedProcedure = "/tessera.v1.AuthService/ReportWiped"
+	// AuthServiceReportHoldingsProcedure is the procedure name of the AuthService's ReportHoldings RPC.
+	AuthServiceReportHoldingsProcedure = "/tessera.v1.AuthService/ReportHoldings"
 	// AuthServiceHubDevicesProcedure is the procedure name of the AuthService's HubDevices RPC.
 	AuthServiceHubDevicesProcedure = "/tessera.v1.AuthService/HubDevices"
 	// AdminServiceCreateProjectProcedure is the procedure name of the AdminService's CreateProject RPC.
 	AdminServiceCreateProjectProcedure = "/tessera.v1.AdminService/CreateProject"
+	// AdminServiceSetProjectPolicyProcedure is the procedure name of the AdminService's
+	// SetProjectPolicy RPC.
+	AdminServiceSetProjectPolicyProcedure = "/tessera.v1.AdminService/SetProjectPolicy"
+	// AdminServiceGetProjectPolicyProcedure is the procedure name of the AdminService's
+	// GetProjectPolicy RPC.
+	AdminServiceGetProjectPolicyProcedure = "/tessera.v1.AdminService/GetProjectPolicy"
 	// AdminServiceAddUserProcedure is the procedure name of the AdminService's AddUser RPC.
 	AdminServiceAddUserProcedure = "/tessera.v1.AdminService/AddUser"
 	// AdminServiceGrantProcedure is the procedure name of the AdminService's Grant RPC.
@@ -113,6 +121,13 @@ var (
 			Procedure:  AuthServiceReportWipedProcedure,
 		}
 	})
+	authServiceReportHoldingsSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType: connect.StreamTypeUnary,
+			Schema:     v1.File_tessera_v1_auth_proto.Services().ByName("AuthService").Methods().ByName("ReportHoldings"),
+			Procedure:  AuthServiceReportHoldingsProcedure,
+		}
+	})
 	authServiceHubDevicesSpec = sync.OnceValue(func() connect.Spec {
 		return connect.Spec{
 			StreamType: connect.StreamTypeUnary,
@@ -139,6 +154,10 @@ type AuthServiceClient interface {
 	// ReportWiped is a device's last call after a remote wipe: everything it
 	// held was pushed, and its store is erased.
 	ReportWiped(context.Context, *v1.ReportWipedRequest) (*v1.ReportWipedResponse, error)
+	// ReportHoldings is a device's note, after a sync, of how much it still
+	// holds (for the device list): what its project's delete-after-send and
+	// retention settings left on it.
+	ReportHoldings(context.Context, *v1.ReportHoldingsRequest) (*v1.ReportHoldingsResponse, error)
 	// HubDevices is for an enrolled hub: the devices of its project (and
 	// team) enrolled here, so that they sign in at the hub while its link is
 	// down; it takes the ids of those that wiped themselves at the hub.
@@ -168,6 +187,10 @@ type AuthServiceHandler interface {
 	// ReportWiped is a device's last call after a remote wipe: everything it
 	// held was pushed, and its store is erased.
 	ReportWiped(context.Context, *v1.ReportWipedRequest) (*v1.ReportWipedResponse, error)
+	// ReportHoldings is a device's note, after a sync, of how much it still
+	// holds (for the device list): what its project's delete-after-send and
+	// retention settings left on it.
+	ReportHoldings(context.Context, *v1.ReportHoldingsRequest) (*v1.ReportHoldingsResponse, error)
 	// HubDevices is for an enrolled hub: the devices of its project (and
 	// team) enrolled here, so that they sign in at the hub while its link is
 	// down; it takes the ids of those that wiped themselves at the hub.
@@ -184,6 +207,7 @@ func RegisterAuthServiceHandler(server *connect.Server, svc AuthServiceHandler) 
 		connect.Method{Spec: authServiceWhoamiSpec(), Handler: adapter.whoami},
 		connect.Method{Spec: authServiceEnrollSpec(), Handler: adapter.enroll},
 		connect.Method{Spec: authServiceReportWipedSpec(), Handler: adapter.reportWiped},
+		connect.Method{Spec: authServiceReportHoldingsSpec(), Handler: adapter.reportHoldings},
 		connect.Method{Spec: authServiceHubDevicesSpec(), Handler: adapter.hubDevices},
 	)
 }
@@ -213,6 +237,10 @@ func (UnimplementedAuthServiceHandler) Enroll(context.Context, *v1.EnrollRequest
 
 func (UnimplementedAuthServiceHandler) ReportWiped(context.Context, *v1.ReportWipedRequest) (*v1.ReportWipedResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, "tessera.v1.AuthService.ReportWiped is not implemented")
+}
+
+func (UnimplementedAuthServiceHandler) ReportHoldings(context.Context, *v1.ReportHoldingsRequest) (*v1.ReportHoldingsResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "tessera.v1.AuthService.ReportHoldings is not implemented")
 }
 
 func (UnimplementedAuthServiceHandler) HubDevices(context.Context, *v1.HubDevicesRequest) (*v1.HubDevicesResponse, error) {
@@ -266,6 +294,14 @@ func (c *authServiceClient) Enroll(ctx context.Context, req *v1.EnrollRequest) (
 func (c *authServiceClient) ReportWiped(ctx context.Context, req *v1.ReportWipedRequest) (*v1.ReportWipedResponse, error) {
 	var res v1.ReportWipedResponse
 	if err := c.client.CallUnary(ctx, authServiceReportWipedSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *authServiceClient) ReportHoldings(ctx context.Context, req *v1.ReportHoldingsRequest) (*v1.ReportHoldingsResponse, error) {
+	var res v1.ReportHoldingsResponse
+	if err := c.client.CallUnary(ctx, authServiceReportHoldingsSpec(), req, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -353,6 +389,18 @@ func (h authServiceHandler) reportWiped(ctx context.Context, _ connect.Spec, str
 	return stream.Send(res)
 }
 
+func (h authServiceHandler) reportHoldings(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.ReportHoldingsRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.ReportHoldings(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
 func (h authServiceHandler) hubDevices(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
 	var req v1.HubDevicesRequest
 	if err := stream.Receive(&req); err != nil {
@@ -371,6 +419,21 @@ var (
 			StreamType: connect.StreamTypeUnary,
 			Schema:     v1.File_tessera_v1_auth_proto.Services().ByName("AdminService").Methods().ByName("CreateProject"),
 			Procedure:  AdminServiceCreateProjectProcedure,
+		}
+	})
+	adminServiceSetProjectPolicySpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType: connect.StreamTypeUnary,
+			Schema:     v1.File_tessera_v1_auth_proto.Services().ByName("AdminService").Methods().ByName("SetProjectPolicy"),
+			Procedure:  AdminServiceSetProjectPolicyProcedure,
+		}
+	})
+	adminServiceGetProjectPolicySpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_tessera_v1_auth_proto.Services().ByName("AdminService").Methods().ByName("GetProjectPolicy"),
+			Procedure:        AdminServiceGetProjectPolicyProcedure,
+			IdempotencyLevel: connect.IdempotencyNoSideEffects,
 		}
 	})
 	adminServiceAddUserSpec = sync.OnceValue(func() connect.Spec {
@@ -451,6 +514,11 @@ var (
 type AdminServiceClient interface {
 	// CreateProject (admin).
 	CreateProject(context.Context, *v1.CreateProjectRequest) (*v1.CreateProjectResponse, error)
+	// SetProjectPolicy sets what a project's devices keep (a lead of the
+	// project). Audited. A hub takes its upstream's.
+	SetProjectPolicy(context.Context, *v1.SetProjectPolicyRequest) (*v1.SetProjectPolicyResponse, error)
+	// GetProjectPolicy returns it (a lead of the project).
+	GetProjectPolicy(context.Context, *v1.GetProjectPolicyRequest) (*v1.GetProjectPolicyResponse, error)
 	// AddUser creates an account (admin).
 	AddUser(context.Context, *v1.AddUserRequest) (*v1.AddUserResponse, error)
 	// Grant gives a user a role in a project (admin, or a lead of that project).
@@ -492,6 +560,11 @@ func NewAdminServiceClient(client *connect.Client) AdminServiceClient {
 type AdminServiceHandler interface {
 	// CreateProject (admin).
 	CreateProject(context.Context, *v1.CreateProjectRequest) (*v1.CreateProjectResponse, error)
+	// SetProjectPolicy sets what a project's devices keep (a lead of the
+	// project). Audited. A hub takes its upstream's.
+	SetProjectPolicy(context.Context, *v1.SetProjectPolicyRequest) (*v1.SetProjectPolicyResponse, error)
+	// GetProjectPolicy returns it (a lead of the project).
+	GetProjectPolicy(context.Context, *v1.GetProjectPolicyRequest) (*v1.GetProjectPolicyResponse, error)
 	// AddUser creates an account (admin).
 	AddUser(context.Context, *v1.AddUserRequest) (*v1.AddUserResponse, error)
 	// Grant gives a user a role in a project (admin, or a lead of that project).
@@ -529,6 +602,8 @@ func RegisterAdminServiceHandler(server *connect.Server, svc AdminServiceHandler
 	adapter := adminServiceHandler{svc: svc}
 	server.Register(
 		connect.Method{Spec: adminServiceCreateProjectSpec(), Handler: adapter.createProject},
+		connect.Method{Spec: adminServiceSetProjectPolicySpec(), Handler: adapter.setProjectPolicy},
+		connect.Method{Spec: adminServiceGetProjectPolicySpec(), Handler: adapter.getProjectPolicy},
 		connect.Method{Spec: adminServiceAddUserSpec(), Handler: adapter.addUser},
 		connect.Method{Spec: adminServiceGrantSpec(), Handler: adapter.grant},
 		connect.Method{Spec: adminServiceRevokeRoleSpec(), Handler: adapter.revokeRole},
@@ -547,6 +622,14 @@ type UnimplementedAdminServiceHandler struct{}
 
 func (UnimplementedAdminServiceHandler) CreateProject(context.Context, *v1.CreateProjectRequest) (*v1.CreateProjectResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, "tessera.v1.AdminService.CreateProject is not implemented")
+}
+
+func (UnimplementedAdminServiceHandler) SetProjectPolicy(context.Context, *v1.SetProjectPolicyRequest) (*v1.SetProjectPolicyResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "tessera.v1.AdminService.SetProjectPolicy is not implemented")
+}
+
+func (UnimplementedAdminServiceHandler) GetProjectPolicy(context.Context, *v1.GetProjectPolicyRequest) (*v1.GetProjectPolicyResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "tessera.v1.AdminService.GetProjectPolicy is not implemented")
 }
 
 func (UnimplementedAdminServiceHandler) AddUser(context.Context, *v1.AddUserRequest) (*v1.AddUserResponse, error) {
@@ -596,6 +679,22 @@ type adminServiceClient struct {
 func (c *adminServiceClient) CreateProject(ctx context.Context, req *v1.CreateProjectRequest) (*v1.CreateProjectResponse, error) {
 	var res v1.CreateProjectResponse
 	if err := c.client.CallUnary(ctx, adminServiceCreateProjectSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *adminServiceClient) SetProjectPolicy(ctx context.Context, req *v1.SetProjectPolicyRequest) (*v1.SetProjectPolicyResponse, error) {
+	var res v1.SetProjectPolicyResponse
+	if err := c.client.CallUnary(ctx, adminServiceSetProjectPolicySpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *adminServiceClient) GetProjectPolicy(ctx context.Context, req *v1.GetProjectPolicyRequest) (*v1.GetProjectPolicyResponse, error) {
+	var res v1.GetProjectPolicyResponse
+	if err := c.client.CallUnary(ctx, adminServiceGetProjectPolicySpec(), req, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -689,6 +788,30 @@ func (h adminServiceHandler) createProject(ctx context.Context, _ connect.Spec, 
 		return err
 	}
 	res, err := h.svc.CreateProject(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h adminServiceHandler) setProjectPolicy(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.SetProjectPolicyRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.SetProjectPolicy(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h adminServiceHandler) getProjectPolicy(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.GetProjectPolicyRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.GetProjectPolicy(ctx, &req)
 	if err != nil {
 		return err
 	}
