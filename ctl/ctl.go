@@ -34,6 +34,9 @@ Commands:
   login [--user NAME] [--setup-token T]   sign in (password from TESSERA_PASSWORD or the terminal); keeps the session
   logout | whoami
   project create NAME                      (admin)
+  project policy NAME [--delete-after-send=true|false] [--retention-days N] [--json]
+                                           what the project's devices keep (a lead): shown, or changed
+                                           with the flags given; devices apply it at their next sync
   user add NAME                            (admin; password from TESSERA_PASSWORD or the terminal)
   user grant USER PROJECT ROLE             role: lead, analyst or enumerator
   user revoke USER PROJECT                 take the user's role in the project away

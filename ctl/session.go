@@ -139,8 +139,11 @@ func (c *cli) whoami() error {
 }
 
 func (c *cli) project(args []string) error {
+	if len(args) > 0 && args[0] == "policy" {
+		return c.projectPolicy(args[1:])
+	}
 	if len(args) != 2 || args[0] != "create" {
-		return errors.New("usage: surveyctl project create NAME")
+		return errors.New("usage: surveyctl project create NAME | project policy NAME [flags]")
 	}
 	cl, err := c.client()
 	if err != nil {
@@ -151,6 +154,56 @@ func (c *cli) project(args []string) error {
 		return fmt.Errorf("project create: %w", err)
 	}
 	fmt.Fprintf(c.stdout, "project %s created\n", args[1])
+	return nil
+}
+
+// projectPolicy shows a project's device policy, or changes the parts
+// whose flags are given (the rest stays as it is).
+func (c *cli) projectPolicy(args []string) error {
+	fs := flag.NewFlagSet("project policy", flag.ContinueOnError)
+	das := fs.Bool("delete-after-send", false, "once the server acknowledged a finalized interview, its answers and files leave the device")
+	days := fs.Int("retention-days", 0, "records whose last change is older leave devices once the server holds them (0: kept; never at the server)")
+	asJSON := fs.Bool("json", false, `print {"project","delete_after_send","retention_days"}`)
+	pos, err := c.parse(fs, "project policy NAME [--delete-after-send=true|false] [--retention-days N] [--json]", args, 1)
+	if err != nil {
+		return helpOK(err)
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	res, err := cl.Admin().GetProjectPolicy(c.ctx, &tesserav1.GetProjectPolicyRequest{Project: pos[0]})
+	if err != nil {
+		return fmt.Errorf("project policy: %w", err)
+	}
+	pol := &tesserav1.DevicePolicy{DeleteAfterSend: res.GetPolicy().GetDeleteAfterSend(), RetentionDays: res.GetPolicy().GetRetentionDays()}
+	changed := false
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "delete-after-send":
+			pol.DeleteAfterSend, changed = *das, true
+		case "retention-days":
+			changed = true
+		}
+	})
+	if changed && (*days < 0 || *days > auth.MaxRetentionDays) {
+		return fmt.Errorf("project policy: --retention-days %d: 0 to %d", *days, auth.MaxRetentionDays)
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "retention-days" {
+			pol.RetentionDays = uint32(*days)
+		}
+	})
+	if changed {
+		if _, err := cl.Admin().SetProjectPolicy(c.ctx, &tesserav1.SetProjectPolicyRequest{Project: pos[0], Policy: pol}); err != nil {
+			return fmt.Errorf("project policy: %w", err)
+		}
+	}
+	if *asJSON {
+		return writeJSON(c.stdout, map[string]any{"project": pos[0], "delete_after_send": pol.DeleteAfterSend, "retention_days": pol.RetentionDays})
+	}
+	fmt.Fprintf(c.stdout, "project %s: %s\n", pos[0], auth.DevicePolicy{DeleteAfterSend: pol.DeleteAfterSend, RetentionDays: int(pol.RetentionDays)})
 	return nil
 }
 

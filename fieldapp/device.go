@@ -269,19 +269,22 @@ func (d *Device) SetServer(ctx context.Context, url string) error {
 
 // SyncResult is what a sync moved, as the CLI and UI report it.
 type SyncResult struct {
-	Server        string   `json:"server"`
-	Pushed        int      `json:"pushed"`
-	Pulled        int      `json:"pulled"`
-	Applied       int      `json:"applied"`
-	RoundTrips    int      `json:"round_trips"`
-	BytesSent     int64    `json:"bytes_sent"`
-	BytesReceived int64    `json:"bytes_received"`
-	DurationMS    float64  `json:"duration_ms"`
-	ServerTime    string   `json:"server_time,omitempty"`
-	ClockSkewMS   int64    `json:"clock_skew_ms"`
-	ResentAll     bool     `json:"resent_all,omitempty"`
-	Wiped         bool     `json:"wiped,omitempty"`
-	FormsFetched  []string `json:"forms_fetched,omitempty"`
+	Server        string  `json:"server"`
+	Pushed        int     `json:"pushed"`
+	Pulled        int     `json:"pulled"`
+	Applied       int     `json:"applied"`
+	RoundTrips    int     `json:"round_trips"`
+	BytesSent     int64   `json:"bytes_sent"`
+	BytesReceived int64   `json:"bytes_received"`
+	DurationMS    float64 `json:"duration_ms"`
+	ServerTime    string  `json:"server_time,omitempty"`
+	ClockSkewMS   int64   `json:"clock_skew_ms"`
+	ResentAll     bool    `json:"resent_all,omitempty"`
+	Wiped         bool    `json:"wiped,omitempty"`
+	// What the project's delete-after-send and retention settings did
+	// (absent when the project has none).
+	Kept         *KeepResult `json:"kept,omitempty"`
+	FormsFetched []string    `json:"forms_fetched,omitempty"`
 	// Files that answers name, sent after the records.
 	Media    MediaResult `json:"media"`
 	Warnings []string    `json:"warnings,omitempty"`
@@ -367,6 +370,8 @@ func (d *Device) Sync(ctx context.Context, serverURL string, progress func(SyncR
 	if err == nil && st.Server.Wipe {
 		err = d.wipe(ctx, client)
 		res.Wiped = err == nil
+	} else if err == nil {
+		res.Kept, err = d.keep(ctx, client, st.Server, st.ServerTime)
 	}
 	res.BytesSent, res.BytesReceived = counter.Sent.Load(), counter.Received.Load()
 	res.DurationMS = float64(time.Since(start).Microseconds()) / 1000

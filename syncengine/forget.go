@@ -28,7 +28,7 @@ const metaForgot = "forgot/"
 type ForgetStats struct {
 	Forgotten int // records whose answers left the store now
 	Holding   int // records that still hold answers
-	Kept      int // of those, picked but not forgotten: a write of theirs is not acknowledged
+	Unsent    int // of those, with a write the upstream has not acknowledged (never picked)
 	Stubs     int // records forgotten now or before that hold no answer
 }
 
@@ -39,7 +39,7 @@ const forgetBatch = 200
 // Forget drops the answers of the records pick chooses from this replica's
 // store (see metaForgot above). A record holding one of this replica's
 // writes that the upstream has not acknowledged is never forgotten, so
-// nothing unsent is lost. pick sees every record with answers. The
+// nothing unsent is lost. pick sees every other record with answers. The
 // replica's Erasing option is told what the records held, in the same
 // transactions, as for an erasure (a device drops the files their answers
 // name there). It returns counts for a device list.
@@ -56,13 +56,13 @@ func (r *Replica) Forget(ctx context.Context, pick func(*Record) bool) (ForgetSt
 				st.Stubs++ // drafts without answers count here too
 				return nil
 			}
-			if !pick(rec) {
-				st.Holding++
-				return nil
-			}
 			if unsent(rec) {
 				st.Holding++
-				st.Kept++
+				st.Unsent++
+				return nil
+			}
+			if !pick(rec) {
+				st.Holding++
 				return nil
 			}
 			ids = append(ids, rec.ID)

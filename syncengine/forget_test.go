@@ -61,7 +61,7 @@ func TestForgetAfterSend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fs != (syncengine.ForgetStats{Forgotten: 1, Holding: 1, Kept: 1, Stubs: 1}) {
+	if fs != (syncengine.ForgetStats{Forgotten: 1, Holding: 1, Unsent: 1, Stubs: 1}) {
 		t.Fatalf("forget: %+v", fs)
 	}
 	rec, err := dev.Record(ctx, sent)
