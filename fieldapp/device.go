@@ -501,6 +501,10 @@ type RecordView struct {
 	Fields         map[string]FieldView `json:"fields"`
 	Deleted        bool                 `json:"deleted,omitempty"`
 	DeleteConflict bool                 `json:"delete_conflict,omitempty"`
+	// Removed: its answers left this device after they were sent (the
+	// project's delete-after-send or retention); fields holds only what
+	// was written elsewhere since.
+	Removed bool `json:"removed,omitempty"`
 }
 
 // FieldView is one answer: its provisional value and, when in conflict,

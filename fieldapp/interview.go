@@ -375,9 +375,14 @@ type Summary struct {
 
 // Interviews lists up to limit records, newest first (record ids grow
 // with time), older than the id before (zero: from the newest), and the id
-// to continue from ("" at the end). Deleted records are left out.
+// to continue from ("" at the end). Deleted records are left out, and
+// those whose answers left the device after they were sent.
 func (d *Device) Interviews(ctx context.Context, before syncengine.RecordID, limit int) ([]Summary, string, error) {
 	unsent, err := d.rep.Unsent(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	removed, err := d.rep.Forgotten(ctx)
 	if err != nil {
 		return nil, "", err
 	}
@@ -385,8 +390,8 @@ func (d *Device) Interviews(ctx context.Context, before syncengine.RecordID, lim
 	var out []Summary
 	next := ""
 	each := func(r *syncengine.Record) error {
-		if r.Deleted() {
-			return nil
+		if r.Deleted() || (removed[r.ID] && len(r.FieldNames()) == 0) {
+			return nil // deleted, or sent and removed from this device
 		}
 		if len(out) == limit {
 			next = out[len(out)-1].ID

@@ -62,6 +62,13 @@ func (d *Device) Record(ctx context.Context, id syncengine.RecordID) (*syncengin
 
 // Records calls fn for every record, in id order (syncengine.ErrStop
 // from fn ends early).
+// Removed returns the records whose answers left this device after they
+// were sent (the project's delete-after-send or retention); one may hold
+// answers written elsewhere since.
+func (d *Device) Removed(ctx context.Context) (map[syncengine.RecordID]bool, error) {
+	return d.rep.Forgotten(ctx)
+}
+
 func (d *Device) Records(ctx context.Context, fn func(*syncengine.Record) error) error {
 	return d.rep.Records(ctx, fn)
 }

@@ -2,8 +2,8 @@ package syncengine
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"strings"
 )
 
 // Forgetting is how a device lets go of records the server holds (a
@@ -120,19 +120,21 @@ func (r *Replica) forget(ctx context.Context, ids []RecordID) error {
 	return nil
 }
 
-// Forgotten reports whether record id was forgotten on this replica
-// (Forget); it may hold answers written elsewhere since.
-func (r *Replica) Forgotten(ctx context.Context, id RecordID) (bool, error) {
-	var ok bool
+// Forgotten returns the records forgotten on this replica (Forget); one
+// may hold answers written elsewhere since.
+func (r *Replica) Forgotten(ctx context.Context) (map[RecordID]bool, error) {
+	out := map[RecordID]bool{}
 	err := r.store.View(ctx, func(tx ReadTx) error {
-		_, err := tx.Meta(metaForgot + id.String())
-		if errors.Is(err, ErrNotFound) {
+		return tx.ScanMeta(metaForgot, func(key string, _ []byte) error {
+			id, err := ParseRecordID(strings.TrimPrefix(key, metaForgot))
+			if err != nil {
+				return fmt.Errorf("forgotten mark %q: %w", key, ErrCorrupt)
+			}
+			out[id] = true
 			return nil
-		}
-		ok = err == nil
-		return err
+		})
 	})
-	return ok, err
+	return out, err
 }
 
 // LastWrite returns the clock of the latest write rec holds (its registers'

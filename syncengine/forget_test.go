@@ -68,8 +68,8 @@ func TestForgetAfterSend(t *testing.T) {
 	if err != nil || len(rec.FieldNames()) != 0 {
 		t.Fatalf("the forgotten record holds %v (%v)", rec.Values(), err)
 	}
-	if ok, err := dev.Forgotten(ctx, sent); !ok || err != nil {
-		t.Fatalf("forgotten: %v %v", ok, err)
+	if got, err := dev.Forgotten(ctx); !got[sent] || got[unsent] || err != nil {
+		t.Fatalf("forgotten: %v %v", got, err)
 	}
 	if n := residue.Versions(t, st.DB(), "MARKER"); n > 0 {
 		t.Errorf("%d versions of the device store hold a sent answer", n)

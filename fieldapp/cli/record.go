@@ -292,8 +292,13 @@ func (c *cli) recordList(args []string) error {
 	if *asJSON {
 		fmt.Fprint(w, "[")
 	}
+	removed, err := d.Removed(c.ctx)
+	if err != nil {
+		return fmt.Errorf("record list: %w", err)
+	}
 	err = d.Records(c.ctx, func(r *syncengine.Record) error {
 		v := fieldapp.View(r)
+		v.Removed = removed[r.ID]
 		if *asJSON {
 			b, err := json.Marshal(v)
 			if err != nil {
@@ -313,6 +318,8 @@ func (c *cli) recordList(args []string) error {
 				status = "deleted"
 			case len(v.ConflictFields()) > 0:
 				status = "conflict:" + strings.Join(v.ConflictFields(), ",")
+			case v.Removed && len(v.Fields) == 0:
+				status = "sent-removed"
 			}
 			fmt.Fprintf(w, "%s\t%s\t%d fields\t%s\n", v.ID, v.Form, len(v.Fields), status)
 		}
