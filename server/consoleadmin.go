@@ -72,6 +72,7 @@ type deviceRow struct {
 	LastSync, Clock   string
 	Waiting           uint64
 	ClockWarn, Silent bool
+	Holds             string // what it said it holds ("" never said)
 }
 
 func (s *Server) consoleDevices(w http.ResponseWriter, r *http.Request, u *auth.User, session string) {
@@ -142,6 +143,9 @@ func ago(d time.Duration) string {
 func deviceRowOf(d survey.DeviceState) deviceRow {
 	row := deviceRow{Device: d.Device, State: d.State, Enrolled: minute(d.Enrolled), LastSync: "never",
 		Waiting: d.Waiting, Silent: d.Silent, ClockWarn: d.ClockWarn()}
+	if h := d.Holds; h.At != 0 {
+		row.Holds = fmt.Sprintf("%d records (%d not yet sent), %d removed after sending", h.Records, h.Unsent, h.Removed)
+	}
 	if !d.LastSync.IsZero() {
 		row.LastSync = minute(d.LastSync.UnixMilli())
 		if d.ByBundle {
