@@ -42,7 +42,7 @@ type DeviceState struct {
 	// (ClockKnown false when it did not say).
 	Clock      time.Duration
 	ClockKnown bool
-	Silent     bool // no sync for SilentAfter (or since enrollment)
+	Silent     bool     // no sync for SilentAfter (or since enrollment)
 	Holds      Holdings // what it said it holds at its last report
 }
 
