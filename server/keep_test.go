@@ -11,6 +11,7 @@ import (
 
 	"connectrpc.com/connect/v2"
 
+	"github.com/tessera-survey/tessera/auth"
 	"github.com/tessera-survey/tessera/fieldapp"
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
 	"github.com/tessera-survey/tessera/internal/residue"
@@ -153,4 +154,41 @@ func srvLead(t *testing.T, srv *testServer, session string) *wire.Client {
 	must(t, err)
 	t.Cleanup(func() { cl.Close() })
 	return cl
+}
+
+// TestHubPassesDevicePolicy: a hub's devices follow the policy set at
+// central (the hub keeps the one its upstream sent and passes it on), and
+// the hub refuses to set one of its own.
+func TestHubPassesDevicePolicy(t *testing.T) {
+	ctx := context.Background()
+	central := newTrustServer(t)
+	must(t, central.Auth().SetProjectPolicy(ctx, "t", "A", auth.DevicePolicy{DeleteAfterSend: true}))
+	hub := central.startHub(t, central.URL)
+	must(t, hub.SyncUpstream(ctx))
+	code, _, err := hub.Auth().NewEnrollmentCode(ctx, "t", "A", "", time.Hour)
+	must(t, err)
+	d, err := fieldapp.Init(ctx, filepath.Join(t.TempDir(), "at-hub"), fieldapp.Config{Server: hub.URL, Enroll: code, PIN: testPIN})
+	must(t, err)
+	t.Cleanup(func() { d.Close() })
+	id, err := d.Create(ctx, "camp_form@1", fw("story", "MARKER-at-hub"))
+	must(t, err)
+	must(t, d.Set(ctx, id, []syncengine.FieldWrite{{Name: syncengine.StatusField, Value: syncengine.TextValue("finalized")}}))
+	res := mustSync(t, d)
+	if res.Kept == nil || res.Kept.Removed != 1 {
+		t.Fatalf("the hub's device kept %+v", res.Kept)
+	}
+	if n := residue.Versions(t, d.Replica().Store().(*badgerstore.Store).DB(), "MARKER"); n > 0 {
+		t.Errorf("%d versions of the device store hold the sent answer", n)
+	}
+	if rec, err := hub.Replica().Record(ctx, id); err != nil || rec.Values()["story"].Str != "MARKER-at-hub" {
+		t.Fatalf("the hub holds %v (%v)", rec, err)
+	}
+	must(t, hub.Auth().AddUser(ctx, "t", "camp-lead", "camp-lead's long password"))
+	must(t, hub.Auth().Grant(ctx, "t", "camp-lead", "A", "lead"))
+	lead, err := hub.Auth().Login(ctx, "camp-lead", "camp-lead's long password")
+	must(t, err)
+	_, err = srvLead(t, hub, lead).Admin().SetProjectPolicy(ctx, &tesserav1.SetProjectPolicyRequest{Project: "A", Policy: &tesserav1.DevicePolicy{}})
+	if connect.CodeOf(err) != connect.CodeFailedPrecondition {
+		t.Errorf("a hub set its own policy: %v", err)
+	}
 }
