@@ -69,5 +69,9 @@ func (c *cli) sync(args []string) error {
 	if len(res.FormsFetched) > 0 {
 		fmt.Fprintf(c.stdout, "new forms: %s\n", strings.Join(res.FormsFetched, ", "))
 	}
+	if k := res.Kept; k != nil {
+		fmt.Fprintf(c.stdout, "project policy: %d sent records removed from this device now (%d in all); it holds %d (%d not yet sent)\n",
+			k.Removed, k.Stubs, k.Holding, k.Unsent)
+	}
 	return nil
 }
