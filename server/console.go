@@ -55,6 +55,7 @@ var consoleRoutes = map[string]auth.Role{
 	"GET /console/devices":              auth.Lead,
 	"POST /console/devices/code":        auth.Lead,
 	"POST /console/devices/collect":     auth.Lead,
+	"POST /console/devices/policy":      auth.Lead,
 	"POST /console/devices/{id}/revoke": auth.Lead,
 	"POST /console/devices/{id}/wipe":   auth.Lead,
 }
@@ -85,6 +86,7 @@ func (s *Server) mountConsole(mux *http.ServeMux) {
 		"GET /console/devices":                  s.consoleDevices,
 		"POST /console/devices/code":            s.consoleCode,
 		"POST /console/devices/collect":         s.consoleCollect,
+		"POST /console/devices/policy":          s.consolePolicy,
 		"POST /console/devices/{id}/revoke":     s.consoleDeviceAction,
 		"POST /console/devices/{id}/wipe":       s.consoleDeviceAction,
 	}

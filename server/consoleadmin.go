@@ -1,10 +1,12 @@
 package server
 
 import (
+	"cmp"
 	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -102,6 +104,12 @@ func (s *Server) showDevices(w http.ResponseWriter, r *http.Request, u *auth.Use
 			rows = append(rows, deviceRowOf(d))
 		}
 		data["Devices"] = rows
+		pol, err := s.svc.Policy(r.Context(), auth.Principal{User: u}, project)
+		if err != nil {
+			s.consoleFail(w, r, err)
+			return
+		}
+		data["Policy"], data["PolicyText"] = pol, pol.String()
 	}
 	s.render(w, "devices", status, data)
 }
@@ -215,6 +223,22 @@ func (s *Server) consoleCollect(w http.ResponseWriter, r *http.Request, u *auth.
 		extra["CollectQR"] = base64.StdEncoding.EncodeToString(png)
 	}
 	s.showDevices(w, r, u, session, extra, http.StatusOK)
+}
+
+// consolePolicy sets what the project's devices keep.
+func (s *Server) consolePolicy(w http.ResponseWriter, r *http.Request, u *auth.User, session string) {
+	project := strings.TrimSpace(r.FormValue("project"))
+	days, err := strconv.Atoi(strings.TrimSpace(cmp.Or(r.FormValue("retention_days"), "0")))
+	if err != nil {
+		s.consoleFail(w, r, fmt.Errorf("%w: retention days %q", auth.ErrInvalid, r.FormValue("retention_days")))
+		return
+	}
+	pol := auth.DevicePolicy{DeleteAfterSend: r.FormValue("delete_after_send") == "on", RetentionDays: days}
+	if err := s.svc.SetPolicy(r.Context(), auth.Principal{User: u}, project, pol); err != nil {
+		s.consoleFail(w, r, err)
+		return
+	}
+	s.showDevices(w, r, u, session, map[string]any{"Message": "Saved: " + pol.String() + ". Devices apply it at their next sync."}, http.StatusOK)
 }
 
 func (s *Server) consoleDeviceAction(w http.ResponseWriter, r *http.Request, u *auth.User, session string) {

@@ -20,6 +20,7 @@ var consoleMessages = []struct {
 	status int
 	msg    string
 }{
+	{survey.ErrPolicyUpstream, http.StatusConflict, "This hub's devices follow the policy set at central: change it there."},
 	{survey.ErrNeedProject, http.StatusForbidden, "Name a project you lead (only an admin publishes for every project)."},
 	{survey.ErrNeedReason, http.StatusBadRequest, "Give a reason."},
 	{survey.ErrNeedValue, http.StatusBadRequest, "Pick one of the values or enter a corrected one."},

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -190,5 +193,28 @@ func TestHubPassesDevicePolicy(t *testing.T) {
 	_, err = srvLead(t, hub, lead).Admin().SetProjectPolicy(ctx, &tesserav1.SetProjectPolicyRequest{Project: "A", Policy: &tesserav1.DevicePolicy{}})
 	if connect.CodeOf(err) != connect.CodeFailedPrecondition {
 		t.Errorf("a hub set its own policy: %v", err)
+	}
+}
+
+// TestConsolePolicy: a lead sets the device policy on the console's
+// devices page; a lead of another project may not; the page then shows it.
+func TestConsolePolicy(t *testing.T) {
+	ts := newTrustServer(t)
+	lead, csrf := consoleClient(t, ts.testServer, "a-lead", "a-lead's long password")
+	body := postForm(t, lead, ts.URL+"/console/devices/policy", url.Values{"csrf": {csrf}, "project": {"A"},
+		"delete_after_send": {"on"}, "retention_days": {"90"}}, http.StatusOK)
+	if !strings.Contains(body, "delete finalized interviews once sent; sent records older than 90 days") {
+		t.Fatalf("the page after saving:\n%s", body)
+	}
+	pol, err := ts.Server.Auth().Project(context.Background(), "A")
+	must(t, err)
+	if pol.Policy != (auth.DevicePolicy{DeleteAfterSend: true, RetentionDays: 90}) {
+		t.Fatalf("saved %+v", pol.Policy)
+	}
+	postForm(t, lead, ts.URL+"/console/devices/policy", url.Values{"csrf": {csrf}, "project": {"A"}, "retention_days": {"many"}}, http.StatusBadRequest)
+	other, ocsrf := consoleClient(t, ts.testServer, "b-lead", "b-lead's long password")
+	postForm(t, other, ts.URL+"/console/devices/policy", url.Values{"csrf": {ocsrf}, "project": {"A"}}, http.StatusForbidden)
+	if pol, _ := ts.Server.Auth().Project(context.Background(), "A"); !pol.Policy.DeleteAfterSend {
+		t.Fatalf("another project's lead changed the policy: %+v", pol.Policy)
 	}
 }
