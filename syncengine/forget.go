@@ -97,11 +97,7 @@ func (r *Replica) forget(ctx context.Context, ids []RecordID) error {
 				return fmt.Errorf("record %s: %w", id, err)
 			}
 			held[id] = heldValues(nil, rec)
-			for name := range rec.Fields {
-				if !Reserved(name) {
-					delete(rec.Fields, name)
-				}
-			}
+			forgetAnswers(rec)
 			if err := tx.PutRecord(rec); err != nil {
 				return err
 			}
@@ -118,6 +114,18 @@ func (r *Replica) forget(ctx context.Context, ids []RecordID) error {
 		return fmt.Errorf("forget: %w", err)
 	}
 	return nil
+}
+
+// forgetAnswers drops rec's answers and keeps, for each register, the dots
+// it had seen: a write that arrives late but was superseded before the
+// forgetting (another device had seen it) must not show up as the
+// record's answer here.
+func forgetAnswers(rec *Record) {
+	for name, reg := range rec.Fields {
+		if !Reserved(name) {
+			reg.Entries = nil
+		}
+	}
 }
 
 // Forgotten returns the records forgotten on this replica (Forget); one
