@@ -178,24 +178,18 @@ func (c *cli) projectPolicy(args []string) error {
 		return fmt.Errorf("project policy: %w", err)
 	}
 	pol := &tesserav1.DevicePolicy{DeleteAfterSend: res.GetPolicy().GetDeleteAfterSend(), RetentionDays: res.GetPolicy().GetRetentionDays()}
-	changed := false
-	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "delete-after-send":
-			pol.DeleteAfterSend, changed = *das, true
-		case "retention-days":
-			changed = true
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if given["retention-days"] {
+		if *days < 0 || *days > auth.MaxRetentionDays {
+			return fmt.Errorf("project policy: --retention-days %d: 0 to %d", *days, auth.MaxRetentionDays)
 		}
-	})
-	if changed && (*days < 0 || *days > auth.MaxRetentionDays) {
-		return fmt.Errorf("project policy: --retention-days %d: 0 to %d", *days, auth.MaxRetentionDays)
+		pol.RetentionDays = uint32(*days)
 	}
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "retention-days" {
-			pol.RetentionDays = uint32(*days)
-		}
-	})
-	if changed {
+	if given["delete-after-send"] {
+		pol.DeleteAfterSend = *das
+	}
+	if given["retention-days"] || given["delete-after-send"] {
 		if _, err := cl.Admin().SetProjectPolicy(c.ctx, &tesserav1.SetProjectPolicyRequest{Project: pos[0], Policy: pol}); err != nil {
 			return fmt.Errorf("project policy: %w", err)
 		}

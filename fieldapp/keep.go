@@ -28,7 +28,9 @@ type KeepResult struct {
 	Removed int `json:"removed"` // records whose answers left the device now
 	Holding int `json:"holding"` // records that still hold answers here
 	Unsent  int `json:"unsent"`  // of those, with something the server does not hold yet
-	Stubs   int `json:"removed_total"`
+	// RemovedTotal: records on the device that hold no answer (removed
+	// now or before, and drafts not yet answered).
+	RemovedTotal int `json:"removed_total"`
 }
 
 // keep applies the project's policy (st, from the sync's last page) and
@@ -77,7 +79,7 @@ func (d *Device) keep(ctx context.Context, c *wire.Client, st syncengine.ServerS
 	if err != nil {
 		return nil, err
 	}
-	res := &KeepResult{Removed: fs.Forgotten, Holding: fs.Holding, Unsent: fs.Unsent + waiting, Stubs: fs.Stubs}
+	res := &KeepResult{Removed: fs.Forgotten, Holding: fs.Holding, Unsent: fs.Unsent + waiting, RemovedTotal: fs.Stubs}
 	return res, d.reportHoldings(ctx, c, res)
 }
 
@@ -99,13 +101,13 @@ func wrote(rec *syncengine.Record, me syncengine.ReplicaID) bool {
 // reportHoldings tells the server what is left, when it changed. A server
 // too old to take the report is not an error.
 func (d *Device) reportHoldings(ctx context.Context, c *wire.Client, k *KeepResult) error {
-	note := fmt.Sprintf("%d/%d/%d", k.Holding, k.Unsent, k.Stubs)
+	note := fmt.Sprintf("%d/%d/%d", k.Holding, k.Unsent, k.RemovedTotal)
 	last, err := d.rep.Setting(ctx, settingHoldings)
 	if err != nil || last == note {
 		return err
 	}
 	_, err = c.Auth().ReportHoldings(ctx, &tesserav1.ReportHoldingsRequest{
-		Records: uint32(k.Holding), Unsent: uint32(k.Unsent), Removed: uint32(k.Stubs)})
+		Records: uint32(k.Holding), Unsent: uint32(k.Unsent), Removed: uint32(k.RemovedTotal)})
 	if connect.CodeOf(err) == connect.CodeUnimplemented {
 		return nil
 	}

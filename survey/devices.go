@@ -68,13 +68,22 @@ func (s *Service) Devices(ctx context.Context, p auth.Principal, project string)
 		return nil, err
 	}
 	var head uint64
-	if err := s.store.View(ctx, func(tx syncengine.ReadTx) (err error) { head, err = tx.Head(); return }); err != nil {
+	holds := make([]Holdings, len(devs))
+	if err := s.store.View(ctx, func(tx syncengine.ReadTx) (err error) {
+		for i, d := range devs {
+			if holds[i], err = s.holdings(tx, d.ID); err != nil {
+				return err
+			}
+		}
+		head, err = tx.Head()
+		return err
+	}); err != nil {
 		return nil, err
 	}
 	now := s.now()
 	out := make([]DeviceState, 0, len(devs))
-	for _, d := range devs {
-		ds := DeviceState{Device: d, State: deviceState(d)}
+	for i, d := range devs {
+		ds := DeviceState{Device: d, State: deviceState(d), Holds: holds[i]}
 		st, ok, err := s.stats.get(ctx, s.store, d.ID)
 		if err != nil {
 			return nil, err
@@ -86,9 +95,6 @@ func (s *Service) Devices(ctx context.Context, p auth.Principal, project string)
 			ds.Clock, ds.ClockKnown = time.Duration(st.Offset)*time.Millisecond, st.Known
 		} else {
 			ds.Silent = now.Sub(time.UnixMilli(d.Enrolled)) > SilentAfter
-		}
-		if err := s.store.View(ctx, func(tx syncengine.ReadTx) (err error) { ds.Holds, err = s.holdings(tx, d.ID); return }); err != nil {
-			return nil, err
 		}
 		out = append(out, ds)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/tessera-survey/tessera/auth"
 	"github.com/tessera-survey/tessera/syncengine"
@@ -125,12 +124,4 @@ func (s *Service) holdings(tx syncengine.ReadTx, id string) (Holdings, error) {
 		return h, fmt.Errorf("device holdings: %w", syncengine.ErrCorrupt)
 	}
 	return h, nil
-}
-
-// HoldingsTime is when a device's holdings were reported (zero: never).
-func (h Holdings) HoldingsTime() time.Time {
-	if h.At == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(h.At)
 }

@@ -354,11 +354,13 @@ func (s *Service) pull(ctx context.Context, p auth.Principal, req syncengine.Pul
 	}
 	if p.Device != nil {
 		page.Server.Wipe = p.Device.Wipe
-		pol, err := s.devicePolicy(ctx, p.Device.Project)
-		if err != nil {
-			return syncengine.Page{}, err
+		if !page.More { // a sync acts on its last page's state: one read per sync
+			pol, err := s.devicePolicy(ctx, p.Device.Project)
+			if err != nil {
+				return syncengine.Page{}, err
+			}
+			page.Server.DeleteAfterSend, page.Server.RetentionDays = pol.DeleteAfterSend, pol.RetentionDays
 		}
-		page.Server.DeleteAfterSend, page.Server.RetentionDays = pol.DeleteAfterSend, pol.RetentionDays
 		s.deviceSeen(p.Device.ID, deviceTime, page.Cursor)
 	}
 	if page.Server.FormsDigest, err = s.forms.Digest(ctx); err != nil {

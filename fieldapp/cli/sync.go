@@ -71,7 +71,7 @@ func (c *cli) sync(args []string) error {
 	}
 	if k := res.Kept; k != nil {
 		fmt.Fprintf(c.stdout, "project policy: %d sent records removed from this device now (%d in all); it holds %d (%d not yet sent)\n",
-			k.Removed, k.Stubs, k.Holding, k.Unsent)
+			k.Removed, k.RemovedTotal, k.Holding, k.Unsent)
 	}
 	return nil
 }
