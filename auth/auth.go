@@ -91,6 +91,11 @@ type DevicePolicy struct {
 	// RetentionDays: records whose last change is older leave devices once
 	// the server holds them (0: kept). Never applied at a server.
 	RetentionDays int `json:"retention_days,omitempty"`
+	// TeamRecords: every device of a team receives every record of its
+	// team, sensitive answers included (the pull before minimisation).
+	// Off, a device receives its own interviews and those a lead
+	// assigned to it or its team.
+	TeamRecords bool `json:"team_records,omitempty"`
 }
 
 // MaxRetentionDays bounds a retention setting (ten years).
@@ -104,6 +109,9 @@ func (p DevicePolicy) String() string {
 	}
 	if p.RetentionDays > 0 {
 		out += fmt.Sprintf("; sent records older than %d days leave devices", p.RetentionDays)
+	}
+	if p.TeamRecords {
+		out += "; every device receives its whole team's records"
 	}
 	return out
 }

@@ -34,7 +34,7 @@ Commands:
   login [--user NAME] [--setup-token T]   sign in (password from TESSERA_PASSWORD or the terminal); keeps the session
   logout | whoami
   project create NAME                      (admin)
-  project policy NAME [--delete-after-send=true|false] [--retention-days N] [--json]
+  project policy NAME [--delete-after-send=true|false] [--retention-days N] [--team-records=true|false] [--json]
                                            what the project's devices keep (a lead): shown, or changed
                                            with the flags given; devices apply it at their next sync
   user add NAME                            (admin; password from TESSERA_PASSWORD or the terminal)
@@ -51,6 +51,10 @@ Commands:
   review ID STATE [--comment TEXT]         received, has_issues, approved or rejected (a lead)
   record erase ID --reason TEXT [--json]   erase a record on request (a lead): its answers and files leave
                                            the server now, every hub and device at its next sync; audited
+  record assign ID (--team T | --device D [--follow-up] | --none) [--json]
+                                           assign a record for a follow-up (a lead): devices receive their
+                                           own interviews and what is assigned to them; --follow-up sends a
+                                           device the sensitive answers too
   form check FILE.xlsx|.xls     check an XLSForm offline: every problem by sheet and row, or a summary
   form publish FORM [FILE|FOLDER ...] [--project P]
                                            publish a form version with its attachments (choices and data

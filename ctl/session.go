@@ -163,8 +163,10 @@ func (c *cli) projectPolicy(args []string) error {
 	fs := flag.NewFlagSet("project policy", flag.ContinueOnError)
 	das := fs.Bool("delete-after-send", false, "once the server acknowledged a finalized interview, its answers and files leave the device")
 	days := fs.Int("retention-days", 0, "records whose last change is older leave devices once the server holds them (0: kept; never at the server)")
-	asJSON := fs.Bool("json", false, `print {"project","delete_after_send","retention_days"}`)
-	pos, err := c.parse(fs, "project policy NAME [--delete-after-send=true|false] [--retention-days N] [--json]", args, 1)
+	team := fs.Bool("team-records", false, "every device receives its whole team's records, sensitive answers included (off: its own interviews and those assigned to it or its team: surveyctl record assign)")
+	asJSON := fs.Bool("json", false, `print {"project","delete_after_send","retention_days","team_records"}`)
+	pos, err := c.parse(fs, "project policy NAME [--delete-after-send=true|false] [--retention-days N] [--team-records=true|false] [--json]\n\n"+
+		"Shows what the project's devices keep and receive; the flags given change only what they name.", args, 1)
 	if err != nil {
 		return helpOK(err)
 	}
@@ -177,7 +179,7 @@ func (c *cli) projectPolicy(args []string) error {
 	if err != nil {
 		return fmt.Errorf("project policy: %w", err)
 	}
-	pol := &tesserav1.DevicePolicy{DeleteAfterSend: res.GetPolicy().GetDeleteAfterSend(), RetentionDays: res.GetPolicy().GetRetentionDays()}
+	pol := &tesserav1.DevicePolicy{DeleteAfterSend: res.GetPolicy().GetDeleteAfterSend(), RetentionDays: res.GetPolicy().GetRetentionDays(), TeamRecords: res.GetPolicy().GetTeamRecords()}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	if given["retention-days"] {
@@ -189,15 +191,18 @@ func (c *cli) projectPolicy(args []string) error {
 	if given["delete-after-send"] {
 		pol.DeleteAfterSend = *das
 	}
-	if given["retention-days"] || given["delete-after-send"] {
+	if given["team-records"] {
+		pol.TeamRecords = *team
+	}
+	if given["retention-days"] || given["delete-after-send"] || given["team-records"] {
 		if _, err := cl.Admin().SetProjectPolicy(c.ctx, &tesserav1.SetProjectPolicyRequest{Project: pos[0], Policy: pol}); err != nil {
 			return fmt.Errorf("project policy: %w", err)
 		}
 	}
 	if *asJSON {
-		return writeJSON(c.stdout, map[string]any{"project": pos[0], "delete_after_send": pol.DeleteAfterSend, "retention_days": pol.RetentionDays})
+		return writeJSON(c.stdout, map[string]any{"project": pos[0], "delete_after_send": pol.DeleteAfterSend, "retention_days": pol.RetentionDays, "team_records": pol.TeamRecords})
 	}
-	fmt.Fprintf(c.stdout, "project %s: %s\n", pos[0], auth.DevicePolicy{DeleteAfterSend: pol.DeleteAfterSend, RetentionDays: int(pol.RetentionDays)})
+	fmt.Fprintf(c.stdout, "project %s: %s\n", pos[0], auth.DevicePolicy{DeleteAfterSend: pol.DeleteAfterSend, RetentionDays: int(pol.RetentionDays), TeamRecords: pol.TeamRecords})
 	return nil
 }
 
@@ -423,9 +428,13 @@ func (c *cli) review(args []string) error {
 }
 
 func (c *cli) record(args []string) error {
+	if len(args) > 0 && args[0] == "assign" {
+		return c.recordAssign(args[1:])
+	}
 	if len(args) == 0 || args[0] != "erase" {
 		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
 			fmt.Fprintln(c.stderr, "Usage: surveyctl record erase ID --reason TEXT [--json]")
+			fmt.Fprintln(c.stderr, "       surveyctl record assign ID (--team T | --device D [--follow-up] | --none) [--json]")
 			return nil
 		}
 		return errors.New("record: say what to do: record erase ID --reason TEXT")
@@ -462,6 +471,56 @@ func (c *cli) record(args []string) error {
 		return nil
 	}
 	fmt.Fprintf(c.stdout, "record %s: erased (hubs and devices drop it at their next sync)\n", pos[0])
+	return nil
+}
+
+// recordAssign assigns a record for a follow-up visit.
+func (c *cli) recordAssign(args []string) error {
+	fs := flag.NewFlagSet("record assign", flag.ContinueOnError)
+	team := fs.String("team", "", "assign to every device of this team (they receive the record without its sensitive answers)")
+	device := fs.String("device", "", "assign to this device (an id from surveyctl device list)")
+	follow := fs.Bool("follow-up", false, "with --device: the device also receives the record's sensitive answers")
+	none := fs.Bool("none", false, "assign the record to nobody (devices keep what they received)")
+	asJSON := fs.Bool("json", false, `print {"record","team","device","follow_up","changed"}`)
+	pos, err := c.parse(fs, "record assign ID (--team T | --device D [--follow-up] | --none) [--json]\n\n"+
+		"Devices receive their own interviews and the records assigned to them or their team, not\n"+
+		"the whole team's (unless the project's policy says --team-records). An assigned record\n"+
+		"reaches the devices at their next sync, with its earlier changes. Sensitive answers of a\n"+
+		"record a device did not create reach it only with --follow-up. Needs the lead role on the\n"+
+		"record's project; audited.", args, 1)
+	if err != nil {
+		return helpOK(err)
+	}
+	named := 0
+	for _, b := range []bool{*team != "", *device != "", *none} {
+		if b {
+			named++
+		}
+	}
+	if named != 1 {
+		return errors.New("record assign: give one of --team, --device or --none")
+	}
+	if *follow && *device == "" {
+		return errors.New("record assign: --follow-up goes with --device")
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	res, err := cl.Review().AssignRecord(c.ctx, &tesserav1.AssignRecordRequest{Record: pos[0], Team: *team, Device: *device, FollowUp: *follow})
+	if err != nil {
+		return fmt.Errorf("record assign: %w", err)
+	}
+	if *asJSON {
+		return writeJSON(c.stdout, map[string]any{"record": pos[0], "team": *team, "device": *device, "follow_up": *follow, "changed": res.Changed})
+	}
+	to := survey.Assignment{Team: *team, Device: *device, FollowUp: *follow}
+	if !res.Changed {
+		fmt.Fprintf(c.stdout, "record %s: already assigned to %s\n", pos[0], to)
+		return nil
+	}
+	fmt.Fprintf(c.stdout, "record %s: assigned to %s (devices receive it at their next sync)\n", pos[0], to)
 	return nil
 }
 

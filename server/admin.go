@@ -104,7 +104,8 @@ func (h *authService) ReportHoldings(ctx context.Context, req *tesserav1.ReportH
 type adminService struct{ s *Server }
 
 func (h *adminService) SetProjectPolicy(ctx context.Context, req *tesserav1.SetProjectPolicyRequest) (*tesserav1.SetProjectPolicyResponse, error) {
-	pol := auth.DevicePolicy{DeleteAfterSend: req.GetPolicy().GetDeleteAfterSend(), RetentionDays: int(min(req.GetPolicy().GetRetentionDays(), 1<<20))}
+	pol := auth.DevicePolicy{DeleteAfterSend: req.GetPolicy().GetDeleteAfterSend(), RetentionDays: int(min(req.GetPolicy().GetRetentionDays(), 1<<20)),
+		TeamRecords: req.GetPolicy().GetTeamRecords()}
 	if err := h.s.svc.SetPolicy(ctx, principal(ctx), req.Project, pol); err != nil {
 		return nil, toConnect(ctx, h.s.log, "SetProjectPolicy", err)
 	}
@@ -116,7 +117,7 @@ func (h *adminService) GetProjectPolicy(ctx context.Context, req *tesserav1.GetP
 	if err != nil {
 		return nil, toConnect(ctx, h.s.log, "GetProjectPolicy", err)
 	}
-	return &tesserav1.GetProjectPolicyResponse{Policy: &tesserav1.DevicePolicy{DeleteAfterSend: pol.DeleteAfterSend, RetentionDays: uint32(pol.RetentionDays)}}, nil
+	return &tesserav1.GetProjectPolicyResponse{Policy: &tesserav1.DevicePolicy{DeleteAfterSend: pol.DeleteAfterSend, RetentionDays: uint32(pol.RetentionDays), TeamRecords: pol.TeamRecords}}, nil
 }
 
 func actor(ctx context.Context) string { return survey.Actor(principal(ctx)) }

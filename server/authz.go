@@ -55,7 +55,8 @@ var policies = map[string]policy{
 	tesserav1connect.ExportServiceExportProcedure:    {role: auth.Analyst, open: true},
 	tesserav1connect.ReviewServiceSetReviewProcedure: {role: auth.Lead},
 	// A lead of the record's project (checked in the use case) or admin.
-	tesserav1connect.ReviewServiceEraseRecordProcedure: {role: auth.Lead},
+	tesserav1connect.ReviewServiceEraseRecordProcedure:  {role: auth.Lead},
+	tesserav1connect.ReviewServiceAssignRecordProcedure: {role: auth.Lead},
 
 	tesserav1connect.AdminServiceCreateProjectProcedure: {role: auth.Admin},
 	// A lead of the project (checked in the use case).

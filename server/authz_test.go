@@ -190,12 +190,13 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"/tessera.v1.ExportService/Export":    {body: func(string) string { return `{"formId":"nothing"}` }, allowed: "admin lead analyst"},
 		"/tessera.v1.ReviewService/SetReview": {body: func(string) string { return `{"record":"bad"}` }, allowed: "admin lead"},
 		// The record's project is checked in the use case (TestErasureEverywhere).
-		"/tessera.v1.ReviewService/EraseRecord": {body: func(string) string { return `{"record":"bad","reason":"x"}` }, allowed: "admin lead"},
-		"/tessera.v1.MediaService/StartUpload":  {body: func(string) string { return `{"record":"bad"}` }, allowed: "admin lead device hub"},
-		"/tessera.v1.MediaService/PutChunk":     {body: func(string) string { return `{"record":"bad"}` }, allowed: "admin lead device hub"},
-		"/tessera.v1.MediaService/GetMedia":     {body: func(string) string { return `{"record":"bad"}` }, allowed: "admin lead analyst device hub"},
-		"/tessera.v1.MediaService/ListMedia":    {body: func(string) string { return `{"formId":"nothing"}` }, allowed: "admin lead analyst"},
-		"/tessera.v1.AdminService/AuditTrail":   {body: func(string) string { return `{}` }, allowed: "admin"},
+		"/tessera.v1.ReviewService/EraseRecord":  {body: func(string) string { return `{"record":"bad","reason":"x"}` }, allowed: "admin lead"},
+		"/tessera.v1.ReviewService/AssignRecord": {body: func(string) string { return `{"record":"bad","team":"t"}` }, allowed: "admin lead"},
+		"/tessera.v1.MediaService/StartUpload":   {body: func(string) string { return `{"record":"bad"}` }, allowed: "admin lead device hub"},
+		"/tessera.v1.MediaService/PutChunk":      {body: func(string) string { return `{"record":"bad"}` }, allowed: "admin lead device hub"},
+		"/tessera.v1.MediaService/GetMedia":      {body: func(string) string { return `{"record":"bad"}` }, allowed: "admin lead analyst device hub"},
+		"/tessera.v1.MediaService/ListMedia":     {body: func(string) string { return `{"formId":"nothing"}` }, allowed: "admin lead analyst"},
+		"/tessera.v1.AdminService/AuditTrail":    {body: func(string) string { return `{}` }, allowed: "admin"},
 		"/tessera.v1.AdminService/Grant": {body: func(p string) string {
 			return fmt.Sprintf(`{"user":"victim","project":%q,"role":"enumerator"}`, p)
 		}, allowed: "admin lead@own", scoped: true},

@@ -46,6 +46,7 @@ var consoleRoutes = map[string]auth.Role{
 	"POST /console/records/{id}/resolve":    auth.Lead,
 	"POST /console/records/{id}/review":     auth.Lead,
 	"POST /console/records/{id}/erase":      auth.Lead,
+	"POST /console/records/{id}/assign":     auth.Lead,
 	"POST /console/bulk-resolve":            auth.Lead,
 
 	// Per-project checks happen in the handlers: a lead of one project
@@ -80,6 +81,7 @@ func (s *Server) mountConsole(mux *http.ServeMux) {
 		"POST /console/records/{id}/resolve":    s.consoleResolve,
 		"POST /console/records/{id}/review":     s.consoleReview,
 		"POST /console/records/{id}/erase":      s.consoleErase,
+		"POST /console/records/{id}/assign":     s.consoleAssign,
 		"POST /console/bulk-resolve":            s.consoleBulkResolve,
 		"GET /console/forms":                    s.consoleForms,
 		"POST /console/forms":                   s.consolePublish,

@@ -233,7 +233,7 @@ func (s *Server) consolePolicy(w http.ResponseWriter, r *http.Request, u *auth.U
 		s.consoleFail(w, r, fmt.Errorf("%w: retention days %q", auth.ErrInvalid, r.FormValue("retention_days")))
 		return
 	}
-	pol := auth.DevicePolicy{DeleteAfterSend: r.FormValue("delete_after_send") == "on", RetentionDays: days}
+	pol := auth.DevicePolicy{DeleteAfterSend: r.FormValue("delete_after_send") == "on", RetentionDays: days, TeamRecords: r.FormValue("team_records") == "on"}
 	if err := s.svc.SetPolicy(r.Context(), auth.Principal{User: u}, project, pol); err != nil {
 		s.consoleFail(w, r, err)
 		return

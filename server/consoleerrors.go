@@ -23,6 +23,7 @@ var consoleMessages = []struct {
 	{survey.ErrPolicyUpstream, http.StatusConflict, "This hub's devices follow the policy set at central: change it there."},
 	{survey.ErrNeedProject, http.StatusForbidden, "Name a project you lead (only an admin publishes for every project)."},
 	{survey.ErrNeedReason, http.StatusBadRequest, "Give a reason."},
+	{survey.ErrAssignment, http.StatusBadRequest, "Assign the record to one team, or to one device of its project and team (a follow-up needs a device)."},
 	{survey.ErrNeedValue, http.StatusBadRequest, "Pick one of the values or enter a corrected one."},
 	{survey.ErrReviewState, http.StatusBadRequest, "Choose a review state: received, has issues, approved or rejected."},
 	{survey.ErrBulkRule, http.StatusBadRequest, "Bulk rule: name the form and the question, and keep the latest or the earliest value."},

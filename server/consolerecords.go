@@ -162,7 +162,8 @@ func (s *Server) showRecord(w http.ResponseWriter, r *http.Request, u *auth.User
 	}
 	s.render(w, "record", status, map[string]any{"User": u.Name, "CSRF": csrfFor(session), "ID": id.String(), "Form": v.Form,
 		"Status": v.Status, "Review": v.Review, "Fields": fieldViews(v), "History": historyRows(v), "Flags": v.Flags,
-		"Message": message, "CanReview": v.CanReview && !v.Erased, "Erased": v.Erased, "ReviewStates": survey.ReviewStates})
+		"Message": message, "CanReview": v.CanReview && !v.Erased, "Erased": v.Erased, "ReviewStates": survey.ReviewStates,
+		"Assigned": v.Assigned.String(), "Assignment": v.Assigned})
 }
 
 func fieldViews(v survey.RecordView) []fieldView {
@@ -272,6 +273,28 @@ func (s *Server) consoleErase(w http.ResponseWriter, r *http.Request, u *auth.Us
 	msg := "Erased. Hubs and devices drop the record's answers and files at their next sync."
 	if out.Already {
 		msg = "This record was already erased."
+	}
+	s.showRecord(w, r, u, session, msg, http.StatusOK)
+}
+
+// consoleAssign assigns a record for a follow-up visit: to a team, to a
+// device (with or without its sensitive answers), or (both empty) to nobody.
+func (s *Server) consoleAssign(w http.ResponseWriter, r *http.Request, u *auth.User, session string) {
+	id, err := recordID(r)
+	if err != nil {
+		s.consoleFail(w, r, err)
+		return
+	}
+	to := survey.Assignment{Team: strings.TrimSpace(r.PostFormValue("team")), Device: strings.TrimSpace(r.PostFormValue("device")),
+		FollowUp: r.PostFormValue("follow_up") == "on"}
+	changed, err := s.svc.AssignRecord(r.Context(), auth.Principal{User: u}, survey.Assign{Record: id, To: to, Via: "console"})
+	if err != nil {
+		s.showRecordError(w, r, u, session, err)
+		return
+	}
+	msg := "Assigned to " + to.String() + ". Devices receive it at their next sync."
+	if !changed {
+		msg = "It was assigned to " + to.String() + " already."
 	}
 	s.showRecord(w, r, u, session, msg, http.StatusOK)
 }

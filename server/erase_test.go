@@ -37,6 +37,7 @@ import (
 func TestErasureEverywhere(t *testing.T) {
 	ctx := context.Background()
 	central := newTrustServer(t)
+	teamRecords(t, central.Auth(), "A")
 	hub := central.startHub(t, central.URL)
 	code, _, err := hub.Auth().NewEnrollmentCode(ctx, "t", "A", "", time.Hour)
 	must(t, err)

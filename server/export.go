@@ -37,6 +37,19 @@ func (h *reviewService) EraseRecord(ctx context.Context, req *tesserav1.EraseRec
 	return &tesserav1.EraseRecordResponse{AlreadyErased: out.Already}, nil
 }
 
+func (h *reviewService) AssignRecord(ctx context.Context, req *tesserav1.AssignRecordRequest) (*tesserav1.AssignRecordResponse, error) {
+	id, err := syncengine.ParseRecordID(req.Record)
+	if err != nil {
+		return nil, toConnect(ctx, h.s.log, "AssignRecord", err)
+	}
+	to := survey.Assignment{Team: req.Team, Device: req.Device, FollowUp: req.FollowUp}
+	changed, err := h.s.svc.AssignRecord(ctx, principal(ctx), survey.Assign{Record: id, To: to})
+	if err != nil {
+		return nil, toConnect(ctx, h.s.log, "AssignRecord", err)
+	}
+	return &tesserav1.AssignRecordResponse{Changed: changed}, nil
+}
+
 type exportService struct{ s *Server }
 
 func (h *exportService) Export(ctx context.Context, req *tesserav1.ExportRequest, stream tesserav1connect.ExportServiceExportServerStream) error {

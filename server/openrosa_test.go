@@ -126,6 +126,7 @@ var reHash = regexp.MustCompile(`<hash>md5:([0-9a-f]+)</hash>`)
 // on a Tessera device to another answer both survive.
 func TestOpenRosaCollect(t *testing.T) {
 	ts := newTrustServer(t)
+	teamRecords(t, ts.Auth(), "A", "B")
 	ctx := context.Background()
 	for _, p := range []string{"A", "B"} {
 		id := "house_" + strings.ToLower(p)
@@ -471,6 +472,7 @@ func digestDo(t *testing.T, method, url, user, pass, contentType string, body []
 // another project is refused.
 func TestOpenRosaAccounts(t *testing.T) {
 	ts := newTrustServer(t)
+	teamRecords(t, ts.Auth(), "A", "B")
 	ctx := context.Background()
 	for _, p := range []string{"A", "B"} {
 		if _, err := ts.rpc[strings.ToLower(p)+"-lead"].Forms().PublishForm(ctx, &tesserav1.PublishFormRequest{Xlsx: householdForm(t, "house_"+strings.ToLower(p), "1"), Project: p}); err != nil {

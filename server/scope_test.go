@@ -25,6 +25,7 @@ func TestScopedSync(t *testing.T) {
 	a := srv.Auth()
 	must(t, a.CreateProject(ctx, "t", "alpha"))
 	must(t, a.CreateProject(ctx, "t", "beta"))
+	teamRecords(t, a, "alpha", "beta")
 	enroll := func(project, team string) *fieldapp.Device {
 		code, _, err := a.NewEnrollmentCode(ctx, "t", project, team, time.Hour)
 		must(t, err)

@@ -53,6 +53,15 @@ func newTrustServer(t *testing.T) *trustServer {
 	return ts
 }
 
+// teamRecords sets the projects' devices to receive their whole team's
+// records (the pull before minimisation), for tests of scope boundaries.
+func teamRecords(t *testing.T, a *auth.Service, projects ...string) {
+	t.Helper()
+	for _, p := range projects {
+		must(t, a.SetProjectPolicy(context.Background(), "t", p, auth.DevicePolicy{TeamRecords: true}))
+	}
+}
+
 // enrolledDevice is a device enrolled in project (its records are
 // stamped with it).
 func (ts *trustServer) enrolledDevice(t *testing.T, project string) *fieldapp.Device {
@@ -449,6 +458,7 @@ func clockedReplica(t *testing.T, ts *trustServer, when time.Time) (*syncengine.
 // the conflict stays, and every replica converges on the same state.
 func TestDeviceClocksBoundedAtReceipt(t *testing.T) {
 	ts := newTrustServer(t)
+	teamRecords(t, ts.Auth(), "A")
 	ctx := context.Background()
 	honest := ts.enrolledDevice(t, "A")
 	future, fcl := clockedReplica(t, ts, time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC))

@@ -76,6 +76,7 @@ func randomWorld(t *testing.T, seed uint64) {
 	var forms []propForm
 	for _, p := range projects {
 		must(t, a.CreateProject(ctx, "t", p))
+		teamRecords(t, a, p)
 		teams[p] = []string{"", "T1", "T2"}[:1+rng.IntN(3)]
 		for k := range 1 + rng.IntN(2) {
 			f := propForm{id: fmt.Sprintf("f_%s_%d", strings.ToLower(p), k), project: p}

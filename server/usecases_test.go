@@ -293,6 +293,7 @@ func TestPullScopeReadErrorFailsThePull(t *testing.T) {
 	srv := startServer(t, server.Config{Store: st})
 	a := srv.Auth()
 	must(t, a.CreateProject(ctx, "t", "camp"))
+	teamRecords(t, a, "camp")
 	enroll := func() *wire.Client {
 		code, _, err := a.NewEnrollmentCode(ctx, "t", "camp", "", time.Hour)
 		must(t, err)

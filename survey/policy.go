@@ -82,7 +82,7 @@ func (s *Service) devicePolicy(ctx context.Context, project string) (auth.Device
 
 // keepUpstreamPolicy stores, on a hub, the policy its upstream sent.
 func (s *Service) keepUpstreamPolicy(ctx context.Context, st syncengine.ServerState) error {
-	b, err := json.Marshal(auth.DevicePolicy{DeleteAfterSend: st.DeleteAfterSend, RetentionDays: st.RetentionDays})
+	b, err := json.Marshal(auth.DevicePolicy{DeleteAfterSend: st.DeleteAfterSend, RetentionDays: st.RetentionDays, TeamRecords: st.TeamRecords})
 	if err != nil {
 		return err
 	}

@@ -46,8 +46,9 @@ type RecordView struct {
 	Fields               []FieldView
 	History              []HistoryEntry
 	Flags                []forms.Violation
-	CanReview            bool // p may review, resolve and erase it
-	Erased               bool // erased on request: no answers left anywhere
+	CanReview            bool       // p may review, resolve and erase it
+	Erased               bool       // erased on request: no answers left anywhere
+	Assigned             Assignment // who follows it up (for a lead; zero otherwise)
 }
 
 // Record returns a record's page for an analyst (or above) of its project.
@@ -71,6 +72,9 @@ func (s *Service) Record(ctx context.Context, p auth.Principal, id syncengine.Re
 	v := RecordView{ID: id, Form: rec.Form, Status: rec.Status(), CanReview: s.mayRecord(p, project, auth.Lead), Erased: rec.Erased()}
 	if v.Erased {
 		v.Status = "erased"
+	}
+	if v.CanReview {
+		v.Assigned = parseAssignment(rec.Assigned())
 	}
 	for _, name := range rec.FieldNames() {
 		reg := rec.Fields[name]

@@ -23,18 +23,39 @@ type Scope struct{ Project, Team string }
 
 func (v Scope) encode() []byte { return []byte(v.Project + "\x00" + v.Team) }
 
-func decodeScope(b []byte) Scope {
-	p, t, _ := strings.Cut(string(b), "\x00")
-	return Scope{p, t}
+// encodeStamp is a scope stamped with the replica whose write created the
+// record (what a device receives depends on it: see pullRule).
+func encodeStamp(v Scope, creator syncengine.ReplicaID) []byte {
+	return append(v.encode(), "\x00"+creator.String()...)
+}
+
+// stamp is a record's scope and, when known (records stamped since
+// minimisation), the replica that created it.
+type stamp struct {
+	Scope
+	creator syncengine.ReplicaID
+	known   bool
+}
+
+func decodeStamp(b []byte) stamp {
+	p, rest, _ := strings.Cut(string(b), "\x00")
+	t, c, ok := strings.Cut(rest, "\x00")
+	st := stamp{Scope: Scope{p, t}}
+	if ok {
+		if rep, err := syncengine.ParseReplicaID(c); err == nil {
+			st.creator, st.known = rep, true
+		}
+	}
+	return st
 }
 
 // scopes caches record scopes (they never change once stamped).
 type scopes struct {
 	mu sync.RWMutex
-	m  map[syncengine.RecordID]Scope
+	m  map[syncengine.RecordID]stamp
 }
 
-func (sc *scopes) get(tx syncengine.ReadTx, id syncengine.RecordID) (Scope, bool, error) {
+func (sc *scopes) stamp(tx syncengine.ReadTx, id syncengine.RecordID) (stamp, bool, error) {
 	sc.mu.RLock()
 	v, ok := sc.m[id]
 	sc.mu.RUnlock()
@@ -43,25 +64,33 @@ func (sc *scopes) get(tx syncengine.ReadTx, id syncengine.RecordID) (Scope, bool
 	}
 	b, err := tx.Meta(metaScope + id.String())
 	if errors.Is(err, syncengine.ErrNotFound) {
-		return Scope{}, false, nil
+		return stamp{}, false, nil
 	}
 	if err != nil {
-		return Scope{}, false, err
+		return stamp{}, false, err
 	}
-	v = decodeScope(b)
-	sc.mu.Lock()
-	if sc.m == nil {
-		sc.m = map[syncengine.RecordID]Scope{}
-	}
-	sc.m[id] = v
-	sc.mu.Unlock()
+	v = decodeStamp(b)
+	sc.put(id, v)
 	return v, true, nil
 }
 
-func (sc *scopes) set(id syncengine.RecordID, v Scope) {
+func (sc *scopes) get(tx syncengine.ReadTx, id syncengine.RecordID) (Scope, bool, error) {
+	v, ok, err := sc.stamp(tx, id)
+	return v.Scope, ok, err
+}
+
+// creator returns the replica that created a record, if it is known.
+func (sc *scopes) creator(tx syncengine.ReadTx, id syncengine.RecordID) (syncengine.ReplicaID, bool, error) {
+	v, _, err := sc.stamp(tx, id)
+	return v.creator, v.known, err
+}
+
+func (sc *scopes) set(id syncengine.RecordID, v Scope) { sc.put(id, stamp{Scope: v}) }
+
+func (sc *scopes) put(id syncengine.RecordID, v stamp) {
 	sc.mu.Lock()
 	if sc.m == nil {
-		sc.m = map[syncengine.RecordID]Scope{}
+		sc.m = map[syncengine.RecordID]stamp{}
 	}
 	sc.m[id] = v
 	sc.mu.Unlock()
@@ -106,6 +135,11 @@ func (s *Service) guard(d *auth.Device, given map[syncengine.RecordID]Scope) syn
 				// its leads' erasures, a device only ones it was sent.
 				return fmt.Errorf("%w: a device may not erase record %s; nothing of this batch was applied", auth.ErrDenied, c.Record)
 			}
+			if c.Assigns() && !d.Hub && !holds(tx, c) {
+				// The same for assignment (AssignRecord): a device that
+				// assigned itself would receive what it may not.
+				return fmt.Errorf("%w: a device may not assign record %s; nothing of this batch was applied", auth.ErrDenied, c.Record)
+			}
 			if stamped[c.Record] {
 				continue
 			}
@@ -127,7 +161,7 @@ func (s *Service) guard(d *auth.Device, given map[syncengine.RecordID]Scope) syn
 				}
 				v = g
 			}
-			if err := tx.SetMeta(metaScope+c.Record.String(), v.encode()); err != nil {
+			if err := tx.SetMeta(metaScope+c.Record.String(), encodeStamp(v, c.Dot.Replica)); err != nil {
 				return err
 			}
 			stamped[c.Record] = true
@@ -208,10 +242,14 @@ func (s *Service) relayedWithin(tx syncengine.Tx, hub *auth.Device, cs []synceng
 	return nil
 }
 
-// filter hides records outside a device's scope, read in the pull's
-// transaction; a store error fails the pull.
-func (s *Service) filter(d *auth.Device) syncengine.Filter {
+// filter hides records outside a hub's scope (a device's rule is
+// pullRule's), read in the pull's transaction; a store error fails the
+// pull. A hub that does not merge assignments gets none.
+func (s *Service) filter(d *auth.Device, assign bool) syncengine.Filter {
 	return func(tx syncengine.ReadTx, c *syncengine.Change) (bool, error) {
+		if c.Assigns() && !assign {
+			return false, nil
+		}
 		v, ok, err := s.scopes.get(tx, c.Record)
 		return ok && allows(d, v), err
 	}
@@ -342,11 +380,21 @@ func (s *Service) Pull(ctx context.Context, p auth.Principal, req syncengine.Pul
 
 func (s *Service) pull(ctx context.Context, p auth.Principal, req syncengine.PullRequest, deviceTime int64) (syncengine.Page, error) {
 	var opts []syncengine.ServeOption
+	var pol auth.DevicePolicy
 	if p.Device != nil {
 		if err := s.bindReplica(ctx, p.Device, req.For); err != nil {
 			return syncengine.Page{}, err
 		}
-		opts = append(opts, syncengine.WithFilter(s.filter(p.Device)))
+		var err error
+		if pol, err = s.devicePolicy(ctx, p.Device.Project); err != nil {
+			return syncengine.Page{}, err
+		}
+		if p.Device.Hub {
+			opts = append(opts, syncengine.WithFilter(s.filter(p.Device, req.Assignments)))
+		} else {
+			rule := s.newPullRule(ctx, p.Device, req, pol)
+			opts = append(opts, syncengine.WithFilter(rule.filter), syncengine.WithExpand(rule.expand))
+		}
 	}
 	page, err := s.rep.Page(ctx, req, opts...)
 	if err != nil {
@@ -354,12 +402,8 @@ func (s *Service) pull(ctx context.Context, p auth.Principal, req syncengine.Pul
 	}
 	if p.Device != nil {
 		page.Server.Wipe = p.Device.Wipe
-		if !page.More { // a sync acts on its last page's state: one read per sync
-			pol, err := s.devicePolicy(ctx, p.Device.Project)
-			if err != nil {
-				return syncengine.Page{}, err
-			}
-			page.Server.DeleteAfterSend, page.Server.RetentionDays = pol.DeleteAfterSend, pol.RetentionDays
+		if !page.More { // a sync acts on its last page's state
+			page.Server.DeleteAfterSend, page.Server.RetentionDays, page.Server.TeamRecords = pol.DeleteAfterSend, pol.RetentionDays, pol.TeamRecords
 		}
 		s.deviceSeen(p.Device.ID, deviceTime, page.Cursor)
 	}

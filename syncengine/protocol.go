@@ -42,6 +42,7 @@ type ServeOption func(*serveOptions)
 type serveOptions struct {
 	guard  Guard
 	filter Filter
+	expand Expand
 }
 
 // WithGuard checks a pushed batch (Receive).
@@ -49,6 +50,15 @@ func WithGuard(g Guard) ServeOption { return func(o *serveOptions) { o.guard = g
 
 // WithFilter hides changes from a puller (Page).
 func WithFilter(f Filter) ServeOption { return func(o *serveOptions) { o.filter = f } }
+
+// Expand returns changes to send along with a change of the log, whether
+// the filter lets that one through or not, from anywhere in the log: an assignment made after a puller's
+// cursor passed a record brings the record's earlier changes. Duplicates
+// are harmless (a replica applies a dot once).
+type Expand func(tx ReadTx, c *Change) ([]Change, error)
+
+// WithExpand sets the expansion of a Page.
+func WithExpand(x Expand) ServeOption { return func(o *serveOptions) { o.expand = x } }
 
 func serveOpts(opts []ServeOption) serveOptions {
 	var o serveOptions
@@ -72,6 +82,10 @@ type PullRequest struct {
 	Cursor    uint64
 	CursorDot Dot
 	Limit     int
+	// Assignments: the puller merges assignments (AssignedField). Older
+	// devices refuse a change with a reserved field they do not know; a
+	// server's filter leaves those out for them.
+	Assignments bool
 }
 
 // Page is a page of a server's log.
@@ -100,6 +114,9 @@ type ServerState struct {
 	// leave it (0: kept).
 	DeleteAfterSend bool
 	RetentionDays   int
+	// TeamRecords: the project's devices receive their whole team's
+	// records (a hub passes it on to the devices it serves).
+	TeamRecords bool
 }
 
 // Remote is a server as seen by a syncing replica. The Connect client in
@@ -264,7 +281,8 @@ func (r *Replica) broadcast() {
 // Page returns the log after a puller's cursor (server side), leaving out
 // the puller's own changes and those a filter option hides.
 func (r *Replica) Page(ctx context.Context, req PullRequest, opts ...ServeOption) (Page, error) {
-	filter := serveOpts(opts).filter
+	so := serveOpts(opts)
+	filter, expand := so.filter, so.expand
 	limit := req.Limit
 	if limit <= 0 || limit > MaxBatchChanges {
 		limit = MaxBatchChanges
@@ -287,15 +305,24 @@ func (r *Replica) Page(ctx context.Context, req PullRequest, opts ...ServeOption
 			}
 		}
 		var last LogEntry
+		var extra []Change
 		p.Changes, last, p.More, err = scanBatch(tx, req.Cursor, limit, func(e *LogEntry) (bool, error) {
 			if e.Change.Dot.Replica == req.For {
 				return false, nil
+			}
+			if expand != nil {
+				more, err := expand(tx, &e.Change)
+				if err != nil {
+					return false, err
+				}
+				extra = append(extra, more...)
 			}
 			if filter == nil {
 				return true, nil
 			}
 			return filter(tx, &e.Change)
 		}, ScanOption{Skip: req.For})
+		p.Changes = append(p.Changes, extra...)
 		if last.Seq > 0 {
 			p.Cursor, p.CursorDot = last.Seq, last.Change.Dot
 		}

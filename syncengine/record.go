@@ -30,6 +30,16 @@ const StatusField = "$status"
 // stay: what sync needs to stay correct. An erased record reads deleted.
 const ErasedField = "$erased"
 
+// AssignedField is the reserved register of a record's assignment for
+// follow-up visits, written by a server (a project lead's decision) alone
+// in its change. Its text names who the record is assigned to ("" for
+// nobody; the server's use cases give it meaning): assignment syncs like
+// any change, so hubs decide what their devices receive by the same rule.
+const AssignedField = "$assigned"
+
+// MaxAssigned bounds an assignment's text.
+const MaxAssigned = 256
+
 // Reserved reports whether name is a reserved field (hidden from views).
 func Reserved(name string) bool { return strings.HasPrefix(name, "$") }
 
@@ -113,6 +123,10 @@ func (c *Change) Validate() error {
 			case f.Name == ErasedField:
 				if f.Value.Kind != Bool || !f.Value.Bool || len(c.Fields) != 1 {
 					return fmt.Errorf("%w: record %s: %s is written true, alone", ErrInvalid, c.Record, f.Name)
+				}
+			case f.Name == AssignedField:
+				if f.Value.Kind != Text || len(f.Value.Str) > MaxAssigned || !utf8.ValidString(f.Value.Str) || len(c.Fields) != 1 {
+					return fmt.Errorf("%w: record %s: %s is written as text of at most %d bytes, alone", ErrInvalid, c.Record, f.Name, MaxAssigned)
 				}
 			case f.Name != DeletedField && f.Name != CreatedField:
 				return fmt.Errorf("%w: record %s: unknown reserved field %q", ErrInvalid, c.Record, f.Name)
@@ -315,6 +329,22 @@ func (r *Record) Apply(c *Change) bool {
 // Erases reports whether c is an erasure (see ErasedField).
 func (c *Change) Erases() bool {
 	return len(c.Fields) == 1 && c.Fields[0].Name == ErasedField
+}
+
+// Assigns reports whether c writes a record's assignment (see
+// AssignedField).
+func (c *Change) Assigns() bool {
+	return len(c.Fields) == 1 && c.Fields[0].Name == AssignedField
+}
+
+// Assigned returns the record's provisional assignment ("" if none).
+func (r *Record) Assigned() string {
+	if reg := r.Fields[AssignedField]; reg != nil {
+		if e, _ := reg.Current(); e.Value.Kind == Text {
+			return e.Value.Str
+		}
+	}
+	return ""
 }
 
 // Erased reports whether the record was erased on request.

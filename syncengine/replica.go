@@ -442,16 +442,7 @@ func (r *Replica) appendLog(tx Tx, origin Origin, c *Change) error {
 func (r *Replica) History(ctx context.Context, id RecordID) ([]LogEntry, error) {
 	var out []LogEntry
 	err := r.store.View(ctx, func(tx ReadTx) error {
-		prefix := metaHistory + id.String() + "/"
-		return tx.ScanMeta(prefix, func(key string, _ []byte) error {
-			seq, err := strconv.ParseUint(strings.TrimPrefix(key, prefix), 16, 64)
-			if err != nil {
-				return fmt.Errorf("history key %q: %w", key, ErrCorrupt)
-			}
-			e, err := tx.LogEntry(seq)
-			if err != nil {
-				return err
-			}
+		return HistoryIn(tx, id, func(e LogEntry) error {
 			out = append(out, e)
 			return nil
 		})
@@ -460,6 +451,23 @@ func (r *Replica) History(ctx context.Context, id RecordID) ([]LogEntry, error) 
 		return nil, fmt.Errorf("history of %s: %w", id, err)
 	}
 	return out, nil
+}
+
+// HistoryIn is History inside a transaction: fn sees each logged change
+// to record id, oldest first, until it returns an error.
+func HistoryIn(tx ReadTx, id RecordID, fn func(LogEntry) error) error {
+	prefix := metaHistory + id.String() + "/"
+	return tx.ScanMeta(prefix, func(key string, _ []byte) error {
+		seq, err := strconv.ParseUint(strings.TrimPrefix(key, prefix), 16, 64)
+		if err != nil {
+			return fmt.Errorf("history key %q: %w", key, ErrCorrupt)
+		}
+		e, err := tx.LogEntry(seq)
+		if err != nil {
+			return err
+		}
+		return fn(e)
+	})
 }
 
 // Record returns the current state of one record.

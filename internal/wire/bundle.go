@@ -44,7 +44,7 @@ func unmarshalZ(b []byte, m proto.Message) error {
 // EncodeContent writes a device's bundle content.
 func (BundleCodec) EncodeContent(c bundle.Content) ([]byte, error) {
 	m := &tesserav1.BundleContent{ReplyKey: c.ReplyKey, Forms: c.Forms, Scopes: bundleScopesTo(c.Scopes), Wiped: c.Wiped, Reported: HubDevicesTo(c.Reported),
-		Pull: &tesserav1.PullRequest{Replica: c.Out.Pull.For[:], Cursor: c.Out.Pull.Cursor, CursorDot: DotTo(c.Out.Pull.CursorDot), Columnar: true, Erasures: true}}
+		Pull: &tesserav1.PullRequest{Replica: c.Out.Pull.For[:], Cursor: c.Out.Pull.Cursor, CursorDot: DotTo(c.Out.Pull.CursorDot), Columnar: true, Erasures: true, Assignments: true}}
 	for _, p := range c.Out.Pushes {
 		m.Pushes = append(m.Pushes, &tesserav1.PushRequest{Replica: p.From[:], After: p.After, Through: p.Through, Batch: EncodeBatch(p.Changes), Relay: p.Relay})
 	}

@@ -207,7 +207,7 @@ func PullFrom(m *tesserav1.PullRequest) (syncengine.PullRequest, error) {
 		return syncengine.PullRequest{}, err
 	}
 	dot, err := DotFrom(m.CursorDot, "cursor dot")
-	return syncengine.PullRequest{For: from, Cursor: m.Cursor, CursorDot: dot, Limit: int(min(m.Limit, 1<<20))}, err
+	return syncengine.PullRequest{For: from, Cursor: m.Cursor, CursorDot: dot, Limit: int(min(m.Limit, 1<<20)), Assignments: m.Assignments}, err
 }
 
 // PageTo converts a page, in columnar form when asked.
@@ -217,8 +217,8 @@ func PageTo(p syncengine.Page, columnar bool) *tesserav1.PullResponse {
 		StartOver: p.Reset, ServerTime: p.ServerTime.UnixMilli(), Head: p.Head,
 		FormsDigest: p.Server.FormsDigest, Wipe: p.Server.Wipe,
 	}
-	if p.Server.DeleteAfterSend || p.Server.RetentionDays > 0 {
-		res.Policy = &tesserav1.DevicePolicy{DeleteAfterSend: p.Server.DeleteAfterSend, RetentionDays: uint32(p.Server.RetentionDays)}
+	if p.Server.DeleteAfterSend || p.Server.RetentionDays > 0 || p.Server.TeamRecords {
+		res.Policy = &tesserav1.DevicePolicy{DeleteAfterSend: p.Server.DeleteAfterSend, RetentionDays: uint32(p.Server.RetentionDays), TeamRecords: p.Server.TeamRecords}
 	}
 	if columnar {
 		res.Batch = EncodeBatch(p.Changes)
@@ -322,7 +322,7 @@ func ErasuresAsDeletes(page *syncengine.Page) {
 func (c *Client) Pull(ctx context.Context, r syncengine.PullRequest) (syncengine.Page, error) {
 	res, err := c.svc.Pull(ctx, &tesserav1.PullRequest{
 		Replica: r.For[:], Cursor: r.Cursor, CursorDot: DotTo(r.CursorDot), Limit: uint32(max(r.Limit, 0)), Columnar: true,
-		DeviceTime: time.Now().UnixMilli(), Erasures: true,
+		DeviceTime: time.Now().UnixMilli(), Erasures: true, Assignments: true,
 	})
 	if err != nil {
 		return syncengine.Page{}, err
@@ -362,6 +362,7 @@ func PageFrom(res *tesserav1.PullResponse) (syncengine.Page, error) {
 		Changes: cs, Cursor: res.GetCursor(), CursorDot: dot, More: res.GetMore(), Reset: res.GetStartOver(),
 		Head: res.GetHead(), ServerTime: time.UnixMilli(res.GetServerTime()),
 		Server: syncengine.ServerState{FormsDigest: res.GetFormsDigest(), Wipe: res.GetWipe(),
-			DeleteAfterSend: res.GetPolicy().GetDeleteAfterSend(), RetentionDays: int(min(res.GetPolicy().GetRetentionDays(), 1<<20))},
+			DeleteAfterSend: res.GetPolicy().GetDeleteAfterSend(), RetentionDays: int(min(res.GetPolicy().GetRetentionDays(), 1<<20)),
+			TeamRecords: res.GetPolicy().GetTeamRecords()},
 	}, nil
 }

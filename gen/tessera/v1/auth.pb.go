@@ -1059,6 +1059,12 @@ type DevicePolicy struct {
 	// Records whose last change is older than this many days leave devices
 	// once the server holds them (0: kept). Never applied at the server.
 	RetentionDays uint32 `protobuf:"varint,2,opt,name=retention_days,json=retentionDays,proto3" json:"retention_days,omitempty"`
+	// Every device of a team receives every record of its team, sensitive
+	// answers included (the pull before minimisation). Off (the default), a
+	// device receives its own interviews and those a lead assigned to it or
+	// its team; sensitive answers of records it did not create only when
+	// the record is assigned to it for a follow-up.
+	TeamRecords   bool `protobuf:"varint,3,opt,name=team_records,json=teamRecords,proto3" json:"team_records,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1105,6 +1111,13 @@ func (x *DevicePolicy) GetRetentionDays() uint32 {
 		return x.RetentionDays
 	}
 	return 0
+}
+
+func (x *DevicePolicy) GetTeamRecords() bool {
+	if x != nil {
+		return x.TeamRecords
+	}
+	return false
 }
 
 type SetProjectPolicyRequest struct {
@@ -2586,10 +2599,11 @@ const file_tessera_v1_auth_proto_rawDesc = "" +
 	"\adevices\x18\x01 \x03(\v2\x15.tessera.v1.HubDeviceR\adevices\"*\n" +
 	"\x14CreateProjectRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x17\n" +
-	"\x15CreateProjectResponse\"a\n" +
+	"\x15CreateProjectResponse\"\x84\x01\n" +
 	"\fDevicePolicy\x12*\n" +
 	"\x11delete_after_send\x18\x01 \x01(\bR\x0fdeleteAfterSend\x12%\n" +
-	"\x0eretention_days\x18\x02 \x01(\rR\rretentionDays\"e\n" +
+	"\x0eretention_days\x18\x02 \x01(\rR\rretentionDays\x12!\n" +
+	"\fteam_records\x18\x03 \x01(\bR\vteamRecords\"e\n" +
 	"\x17SetProjectPolicyRequest\x12\x18\n" +
 	"\aproject\x18\x01 \x01(\tR\aproject\x120\n" +
 	"\x06policy\x18\x02 \x01(\v2\x18.tessera.v1.DevicePolicyR\x06policy\"\x1a\n" +

@@ -131,6 +131,123 @@ func (CellKind) EnumDescriptor() ([]byte, []int) {
 	return file_tessera_v1_export_proto_rawDescGZIP(), []int{1}
 }
 
+type AssignRecordRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The record's id (UUID text).
+	Record string `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	// A team of the record's project (not with device).
+	Team string `protobuf:"bytes,2,opt,name=team,proto3" json:"team,omitempty"`
+	// A device id of the record's project and team (not with team).
+	Device string `protobuf:"bytes,3,opt,name=device,proto3" json:"device,omitempty"`
+	// The device also receives the record's sensitive answers.
+	FollowUp      bool `protobuf:"varint,4,opt,name=follow_up,json=followUp,proto3" json:"follow_up,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AssignRecordRequest) Reset() {
+	*x = AssignRecordRequest{}
+	mi := &file_tessera_v1_export_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AssignRecordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AssignRecordRequest) ProtoMessage() {}
+
+func (x *AssignRecordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_export_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AssignRecordRequest.ProtoReflect.Descriptor instead.
+func (*AssignRecordRequest) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_export_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *AssignRecordRequest) GetRecord() string {
+	if x != nil {
+		return x.Record
+	}
+	return ""
+}
+
+func (x *AssignRecordRequest) GetTeam() string {
+	if x != nil {
+		return x.Team
+	}
+	return ""
+}
+
+func (x *AssignRecordRequest) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
+}
+
+func (x *AssignRecordRequest) GetFollowUp() bool {
+	if x != nil {
+		return x.FollowUp
+	}
+	return false
+}
+
+type AssignRecordResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The record was assigned otherwise before (false: nothing written).
+	Changed       bool `protobuf:"varint,1,opt,name=changed,proto3" json:"changed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AssignRecordResponse) Reset() {
+	*x = AssignRecordResponse{}
+	mi := &file_tessera_v1_export_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AssignRecordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AssignRecordResponse) ProtoMessage() {}
+
+func (x *AssignRecordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_v1_export_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AssignRecordResponse.ProtoReflect.Descriptor instead.
+func (*AssignRecordResponse) Descriptor() ([]byte, []int) {
+	return file_tessera_v1_export_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AssignRecordResponse) GetChanged() bool {
+	if x != nil {
+		return x.Changed
+	}
+	return false
+}
+
 type EraseRecordRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The record's id (UUID text).
@@ -143,7 +260,7 @@ type EraseRecordRequest struct {
 
 func (x *EraseRecordRequest) Reset() {
 	*x = EraseRecordRequest{}
-	mi := &file_tessera_v1_export_proto_msgTypes[0]
+	mi := &file_tessera_v1_export_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -155,7 +272,7 @@ func (x *EraseRecordRequest) String() string {
 func (*EraseRecordRequest) ProtoMessage() {}
 
 func (x *EraseRecordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_export_proto_msgTypes[0]
+	mi := &file_tessera_v1_export_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -168,7 +285,7 @@ func (x *EraseRecordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EraseRecordRequest.ProtoReflect.Descriptor instead.
 func (*EraseRecordRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_export_proto_rawDescGZIP(), []int{0}
+	return file_tessera_v1_export_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *EraseRecordRequest) GetRecord() string {
@@ -195,7 +312,7 @@ type EraseRecordResponse struct {
 
 func (x *EraseRecordResponse) Reset() {
 	*x = EraseRecordResponse{}
-	mi := &file_tessera_v1_export_proto_msgTypes[1]
+	mi := &file_tessera_v1_export_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -207,7 +324,7 @@ func (x *EraseRecordResponse) String() string {
 func (*EraseRecordResponse) ProtoMessage() {}
 
 func (x *EraseRecordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_export_proto_msgTypes[1]
+	mi := &file_tessera_v1_export_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -220,7 +337,7 @@ func (x *EraseRecordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EraseRecordResponse.ProtoReflect.Descriptor instead.
 func (*EraseRecordResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_export_proto_rawDescGZIP(), []int{1}
+	return file_tessera_v1_export_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *EraseRecordResponse) GetAlreadyErased() bool {
@@ -243,7 +360,7 @@ type SetReviewRequest struct {
 
 func (x *SetReviewRequest) Reset() {
 	*x = SetReviewRequest{}
-	mi := &file_tessera_v1_export_proto_msgTypes[2]
+	mi := &file_tessera_v1_export_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -255,7 +372,7 @@ func (x *SetReviewRequest) String() string {
 func (*SetReviewRequest) ProtoMessage() {}
 
 func (x *SetReviewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_export_proto_msgTypes[2]
+	mi := &file_tessera_v1_export_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -268,7 +385,7 @@ func (x *SetReviewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetReviewRequest.ProtoReflect.Descriptor instead.
 func (*SetReviewRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_export_proto_rawDescGZIP(), []int{2}
+	return file_tessera_v1_export_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SetReviewRequest) GetRecord() string {
@@ -300,7 +417,7 @@ type SetReviewResponse struct {
 
 func (x *SetReviewResponse) Reset() {
 	*x = SetReviewResponse{}
-	mi := &file_tessera_v1_export_proto_msgTypes[3]
+	mi := &file_tessera_v1_export_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -312,7 +429,7 @@ func (x *SetReviewResponse) String() string {
 func (*SetReviewResponse) ProtoMessage() {}
 
 func (x *SetReviewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_export_proto_msgTypes[3]
+	mi := &file_tessera_v1_export_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -325,7 +442,7 @@ func (x *SetReviewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetReviewResponse.ProtoReflect.Descriptor instead.
 func (*SetReviewResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_export_proto_rawDescGZIP(), []int{3}
+	return file_tessera_v1_export_proto_rawDescGZIP(), []int{5}
 }
 
 type ExportRequest struct {
@@ -350,7 +467,7 @@ type ExportRequest struct {
 
 func (x *ExportRequest) Reset() {
 	*x = ExportRequest{}
-	mi := &file_tessera_v1_export_proto_msgTypes[4]
+	mi := &file_tessera_v1_export_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -362,7 +479,7 @@ func (x *ExportRequest) String() string {
 func (*ExportRequest) ProtoMessage() {}
 
 func (x *ExportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_export_proto_msgTypes[4]
+	mi := &file_tessera_v1_export_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -375,7 +492,7 @@ func (x *ExportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportRequest.ProtoReflect.Descriptor instead.
 func (*ExportRequest) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_export_proto_rawDescGZIP(), []int{4}
+	return file_tessera_v1_export_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ExportRequest) GetFormId() string {
@@ -427,7 +544,7 @@ type ExportColumn struct {
 
 func (x *ExportColumn) Reset() {
 	*x = ExportColumn{}
-	mi := &file_tessera_v1_export_proto_msgTypes[5]
+	mi := &file_tessera_v1_export_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -439,7 +556,7 @@ func (x *ExportColumn) String() string {
 func (*ExportColumn) ProtoMessage() {}
 
 func (x *ExportColumn) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_export_proto_msgTypes[5]
+	mi := &file_tessera_v1_export_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -452,7 +569,7 @@ func (x *ExportColumn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportColumn.ProtoReflect.Descriptor instead.
 func (*ExportColumn) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_export_proto_rawDescGZIP(), []int{5}
+	return file_tessera_v1_export_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ExportColumn) GetName() string {
@@ -495,7 +612,7 @@ type ExportTable struct {
 
 func (x *ExportTable) Reset() {
 	*x = ExportTable{}
-	mi := &file_tessera_v1_export_proto_msgTypes[6]
+	mi := &file_tessera_v1_export_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -507,7 +624,7 @@ func (x *ExportTable) String() string {
 func (*ExportTable) ProtoMessage() {}
 
 func (x *ExportTable) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_export_proto_msgTypes[6]
+	mi := &file_tessera_v1_export_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -520,7 +637,7 @@ func (x *ExportTable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportTable.ProtoReflect.Descriptor instead.
 func (*ExportTable) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_export_proto_rawDescGZIP(), []int{6}
+	return file_tessera_v1_export_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ExportTable) GetName() string {
@@ -554,7 +671,7 @@ type ExportRow struct {
 
 func (x *ExportRow) Reset() {
 	*x = ExportRow{}
-	mi := &file_tessera_v1_export_proto_msgTypes[7]
+	mi := &file_tessera_v1_export_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -566,7 +683,7 @@ func (x *ExportRow) String() string {
 func (*ExportRow) ProtoMessage() {}
 
 func (x *ExportRow) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_export_proto_msgTypes[7]
+	mi := &file_tessera_v1_export_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -579,7 +696,7 @@ func (x *ExportRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportRow.ProtoReflect.Descriptor instead.
 func (*ExportRow) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_export_proto_rawDescGZIP(), []int{7}
+	return file_tessera_v1_export_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ExportRow) GetCells() []*Cell {
@@ -604,7 +721,7 @@ type Cell struct {
 
 func (x *Cell) Reset() {
 	*x = Cell{}
-	mi := &file_tessera_v1_export_proto_msgTypes[8]
+	mi := &file_tessera_v1_export_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -616,7 +733,7 @@ func (x *Cell) String() string {
 func (*Cell) ProtoMessage() {}
 
 func (x *Cell) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_export_proto_msgTypes[8]
+	mi := &file_tessera_v1_export_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -629,7 +746,7 @@ func (x *Cell) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cell.ProtoReflect.Descriptor instead.
 func (*Cell) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_export_proto_rawDescGZIP(), []int{8}
+	return file_tessera_v1_export_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Cell) GetValue() isCell_Value {
@@ -730,7 +847,7 @@ type ExportRows struct {
 
 func (x *ExportRows) Reset() {
 	*x = ExportRows{}
-	mi := &file_tessera_v1_export_proto_msgTypes[9]
+	mi := &file_tessera_v1_export_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -742,7 +859,7 @@ func (x *ExportRows) String() string {
 func (*ExportRows) ProtoMessage() {}
 
 func (x *ExportRows) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_export_proto_msgTypes[9]
+	mi := &file_tessera_v1_export_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -755,7 +872,7 @@ func (x *ExportRows) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportRows.ProtoReflect.Descriptor instead.
 func (*ExportRows) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_export_proto_rawDescGZIP(), []int{9}
+	return file_tessera_v1_export_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ExportRows) GetTable() uint32 {
@@ -838,7 +955,7 @@ type ExportProgress struct {
 
 func (x *ExportProgress) Reset() {
 	*x = ExportProgress{}
-	mi := &file_tessera_v1_export_proto_msgTypes[10]
+	mi := &file_tessera_v1_export_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -850,7 +967,7 @@ func (x *ExportProgress) String() string {
 func (*ExportProgress) ProtoMessage() {}
 
 func (x *ExportProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_export_proto_msgTypes[10]
+	mi := &file_tessera_v1_export_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -863,7 +980,7 @@ func (x *ExportProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportProgress.ProtoReflect.Descriptor instead.
 func (*ExportProgress) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_export_proto_rawDescGZIP(), []int{10}
+	return file_tessera_v1_export_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ExportProgress) GetRecordsDone() uint64 {
@@ -892,7 +1009,7 @@ type ExportEnd struct {
 
 func (x *ExportEnd) Reset() {
 	*x = ExportEnd{}
-	mi := &file_tessera_v1_export_proto_msgTypes[11]
+	mi := &file_tessera_v1_export_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -904,7 +1021,7 @@ func (x *ExportEnd) String() string {
 func (*ExportEnd) ProtoMessage() {}
 
 func (x *ExportEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_export_proto_msgTypes[11]
+	mi := &file_tessera_v1_export_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -917,7 +1034,7 @@ func (x *ExportEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportEnd.ProtoReflect.Descriptor instead.
 func (*ExportEnd) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_export_proto_rawDescGZIP(), []int{11}
+	return file_tessera_v1_export_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ExportEnd) GetCursor() string {
@@ -958,7 +1075,7 @@ type ExportResponse struct {
 
 func (x *ExportResponse) Reset() {
 	*x = ExportResponse{}
-	mi := &file_tessera_v1_export_proto_msgTypes[12]
+	mi := &file_tessera_v1_export_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -970,7 +1087,7 @@ func (x *ExportResponse) String() string {
 func (*ExportResponse) ProtoMessage() {}
 
 func (x *ExportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_export_proto_msgTypes[12]
+	mi := &file_tessera_v1_export_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -983,7 +1100,7 @@ func (x *ExportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportResponse.ProtoReflect.Descriptor instead.
 func (*ExportResponse) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_export_proto_rawDescGZIP(), []int{12}
+	return file_tessera_v1_export_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ExportResponse) GetPart() isExportResponse_Part {
@@ -1085,7 +1202,7 @@ type ExportChanged struct {
 
 func (x *ExportChanged) Reset() {
 	*x = ExportChanged{}
-	mi := &file_tessera_v1_export_proto_msgTypes[13]
+	mi := &file_tessera_v1_export_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1097,7 +1214,7 @@ func (x *ExportChanged) String() string {
 func (*ExportChanged) ProtoMessage() {}
 
 func (x *ExportChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_export_proto_msgTypes[13]
+	mi := &file_tessera_v1_export_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1110,7 +1227,7 @@ func (x *ExportChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportChanged.ProtoReflect.Descriptor instead.
 func (*ExportChanged) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_export_proto_rawDescGZIP(), []int{13}
+	return file_tessera_v1_export_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ExportChanged) GetRecordIds() []string {
@@ -1129,7 +1246,7 @@ type ExportSchema struct {
 
 func (x *ExportSchema) Reset() {
 	*x = ExportSchema{}
-	mi := &file_tessera_v1_export_proto_msgTypes[14]
+	mi := &file_tessera_v1_export_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1141,7 +1258,7 @@ func (x *ExportSchema) String() string {
 func (*ExportSchema) ProtoMessage() {}
 
 func (x *ExportSchema) ProtoReflect() protoreflect.Message {
-	mi := &file_tessera_v1_export_proto_msgTypes[14]
+	mi := &file_tessera_v1_export_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1154,7 +1271,7 @@ func (x *ExportSchema) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportSchema.ProtoReflect.Descriptor instead.
 func (*ExportSchema) Descriptor() ([]byte, []int) {
-	return file_tessera_v1_export_proto_rawDescGZIP(), []int{14}
+	return file_tessera_v1_export_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ExportSchema) GetTables() []*ExportTable {
@@ -1169,7 +1286,14 @@ var File_tessera_v1_export_proto protoreflect.FileDescriptor
 const file_tessera_v1_export_proto_rawDesc = "" +
 	"\n" +
 	"\x17tessera/v1/export.proto\x12\n" +
-	"tessera.v1\"D\n" +
+	"tessera.v1\"v\n" +
+	"\x13AssignRecordRequest\x12\x16\n" +
+	"\x06record\x18\x01 \x01(\tR\x06record\x12\x12\n" +
+	"\x04team\x18\x02 \x01(\tR\x04team\x12\x16\n" +
+	"\x06device\x18\x03 \x01(\tR\x06device\x12\x1b\n" +
+	"\tfollow_up\x18\x04 \x01(\bR\bfollowUp\"0\n" +
+	"\x14AssignRecordResponse\x12\x18\n" +
+	"\achanged\x18\x01 \x01(\bR\achanged\"D\n" +
 	"\x12EraseRecordRequest\x12\x16\n" +
 	"\x06record\x18\x01 \x01(\tR\x06record\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"<\n" +
@@ -1248,10 +1372,11 @@ const file_tessera_v1_export_proto_rawDesc = "" +
 	"\x11CELL_KIND_DECIMAL\x10\x03\x12\x12\n" +
 	"\x0eCELL_KIND_BOOL\x10\x042W\n" +
 	"\rExportService\x12F\n" +
-	"\x06Export\x12\x19.tessera.v1.ExportRequest\x1a\x1a.tessera.v1.ExportResponse\"\x03\x90\x02\x010\x012\xad\x01\n" +
+	"\x06Export\x12\x19.tessera.v1.ExportRequest\x1a\x1a.tessera.v1.ExportResponse\"\x03\x90\x02\x010\x012\x82\x02\n" +
 	"\rReviewService\x12J\n" +
 	"\tSetReview\x12\x1c.tessera.v1.SetReviewRequest\x1a\x1d.tessera.v1.SetReviewResponse\"\x00\x12P\n" +
-	"\vEraseRecord\x12\x1e.tessera.v1.EraseRecordRequest\x1a\x1f.tessera.v1.EraseRecordResponse\"\x00B<Z:github.com/tessera-survey/tessera/gen/tessera/v1;tesserav1b\x06proto3"
+	"\vEraseRecord\x12\x1e.tessera.v1.EraseRecordRequest\x1a\x1f.tessera.v1.EraseRecordResponse\"\x00\x12S\n" +
+	"\fAssignRecord\x12\x1f.tessera.v1.AssignRecordRequest\x1a .tessera.v1.AssignRecordResponse\"\x00B<Z:github.com/tessera-survey/tessera/gen/tessera/v1;tesserav1b\x06proto3"
 
 var (
 	file_tessera_v1_export_proto_rawDescOnce sync.Once
@@ -1266,46 +1391,50 @@ func file_tessera_v1_export_proto_rawDescGZIP() []byte {
 }
 
 var file_tessera_v1_export_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_tessera_v1_export_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_tessera_v1_export_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_tessera_v1_export_proto_goTypes = []any{
-	(ColumnType)(0),             // 0: tessera.v1.ColumnType
-	(CellKind)(0),               // 1: tessera.v1.CellKind
-	(*EraseRecordRequest)(nil),  // 2: tessera.v1.EraseRecordRequest
-	(*EraseRecordResponse)(nil), // 3: tessera.v1.EraseRecordResponse
-	(*SetReviewRequest)(nil),    // 4: tessera.v1.SetReviewRequest
-	(*SetReviewResponse)(nil),   // 5: tessera.v1.SetReviewResponse
-	(*ExportRequest)(nil),       // 6: tessera.v1.ExportRequest
-	(*ExportColumn)(nil),        // 7: tessera.v1.ExportColumn
-	(*ExportTable)(nil),         // 8: tessera.v1.ExportTable
-	(*ExportRow)(nil),           // 9: tessera.v1.ExportRow
-	(*Cell)(nil),                // 10: tessera.v1.Cell
-	(*ExportRows)(nil),          // 11: tessera.v1.ExportRows
-	(*ExportProgress)(nil),      // 12: tessera.v1.ExportProgress
-	(*ExportEnd)(nil),           // 13: tessera.v1.ExportEnd
-	(*ExportResponse)(nil),      // 14: tessera.v1.ExportResponse
-	(*ExportChanged)(nil),       // 15: tessera.v1.ExportChanged
-	(*ExportSchema)(nil),        // 16: tessera.v1.ExportSchema
+	(ColumnType)(0),              // 0: tessera.v1.ColumnType
+	(CellKind)(0),                // 1: tessera.v1.CellKind
+	(*AssignRecordRequest)(nil),  // 2: tessera.v1.AssignRecordRequest
+	(*AssignRecordResponse)(nil), // 3: tessera.v1.AssignRecordResponse
+	(*EraseRecordRequest)(nil),   // 4: tessera.v1.EraseRecordRequest
+	(*EraseRecordResponse)(nil),  // 5: tessera.v1.EraseRecordResponse
+	(*SetReviewRequest)(nil),     // 6: tessera.v1.SetReviewRequest
+	(*SetReviewResponse)(nil),    // 7: tessera.v1.SetReviewResponse
+	(*ExportRequest)(nil),        // 8: tessera.v1.ExportRequest
+	(*ExportColumn)(nil),         // 9: tessera.v1.ExportColumn
+	(*ExportTable)(nil),          // 10: tessera.v1.ExportTable
+	(*ExportRow)(nil),            // 11: tessera.v1.ExportRow
+	(*Cell)(nil),                 // 12: tessera.v1.Cell
+	(*ExportRows)(nil),           // 13: tessera.v1.ExportRows
+	(*ExportProgress)(nil),       // 14: tessera.v1.ExportProgress
+	(*ExportEnd)(nil),            // 15: tessera.v1.ExportEnd
+	(*ExportResponse)(nil),       // 16: tessera.v1.ExportResponse
+	(*ExportChanged)(nil),        // 17: tessera.v1.ExportChanged
+	(*ExportSchema)(nil),         // 18: tessera.v1.ExportSchema
 }
 var file_tessera_v1_export_proto_depIdxs = []int32{
 	0,  // 0: tessera.v1.ExportColumn.type:type_name -> tessera.v1.ColumnType
-	7,  // 1: tessera.v1.ExportTable.columns:type_name -> tessera.v1.ExportColumn
-	10, // 2: tessera.v1.ExportRow.cells:type_name -> tessera.v1.Cell
-	9,  // 3: tessera.v1.ExportRows.rows:type_name -> tessera.v1.ExportRow
+	9,  // 1: tessera.v1.ExportTable.columns:type_name -> tessera.v1.ExportColumn
+	12, // 2: tessera.v1.ExportRow.cells:type_name -> tessera.v1.Cell
+	11, // 3: tessera.v1.ExportRows.rows:type_name -> tessera.v1.ExportRow
 	1,  // 4: tessera.v1.ExportRows.kinds:type_name -> tessera.v1.CellKind
-	16, // 5: tessera.v1.ExportResponse.schema:type_name -> tessera.v1.ExportSchema
-	11, // 6: tessera.v1.ExportResponse.rows:type_name -> tessera.v1.ExportRows
-	12, // 7: tessera.v1.ExportResponse.progress:type_name -> tessera.v1.ExportProgress
-	13, // 8: tessera.v1.ExportResponse.end:type_name -> tessera.v1.ExportEnd
-	15, // 9: tessera.v1.ExportResponse.changed:type_name -> tessera.v1.ExportChanged
-	8,  // 10: tessera.v1.ExportSchema.tables:type_name -> tessera.v1.ExportTable
-	6,  // 11: tessera.v1.ExportService.Export:input_type -> tessera.v1.ExportRequest
-	4,  // 12: tessera.v1.ReviewService.SetReview:input_type -> tessera.v1.SetReviewRequest
-	2,  // 13: tessera.v1.ReviewService.EraseRecord:input_type -> tessera.v1.EraseRecordRequest
-	14, // 14: tessera.v1.ExportService.Export:output_type -> tessera.v1.ExportResponse
-	5,  // 15: tessera.v1.ReviewService.SetReview:output_type -> tessera.v1.SetReviewResponse
-	3,  // 16: tessera.v1.ReviewService.EraseRecord:output_type -> tessera.v1.EraseRecordResponse
-	14, // [14:17] is the sub-list for method output_type
-	11, // [11:14] is the sub-list for method input_type
+	18, // 5: tessera.v1.ExportResponse.schema:type_name -> tessera.v1.ExportSchema
+	13, // 6: tessera.v1.ExportResponse.rows:type_name -> tessera.v1.ExportRows
+	14, // 7: tessera.v1.ExportResponse.progress:type_name -> tessera.v1.ExportProgress
+	15, // 8: tessera.v1.ExportResponse.end:type_name -> tessera.v1.ExportEnd
+	17, // 9: tessera.v1.ExportResponse.changed:type_name -> tessera.v1.ExportChanged
+	10, // 10: tessera.v1.ExportSchema.tables:type_name -> tessera.v1.ExportTable
+	8,  // 11: tessera.v1.ExportService.Export:input_type -> tessera.v1.ExportRequest
+	6,  // 12: tessera.v1.ReviewService.SetReview:input_type -> tessera.v1.SetReviewRequest
+	4,  // 13: tessera.v1.ReviewService.EraseRecord:input_type -> tessera.v1.EraseRecordRequest
+	2,  // 14: tessera.v1.ReviewService.AssignRecord:input_type -> tessera.v1.AssignRecordRequest
+	16, // 15: tessera.v1.ExportService.Export:output_type -> tessera.v1.ExportResponse
+	7,  // 16: tessera.v1.ReviewService.SetReview:output_type -> tessera.v1.SetReviewResponse
+	5,  // 17: tessera.v1.ReviewService.EraseRecord:output_type -> tessera.v1.EraseRecordResponse
+	3,  // 18: tessera.v1.ReviewService.AssignRecord:output_type -> tessera.v1.AssignRecordResponse
+	15, // [15:19] is the sub-list for method output_type
+	11, // [11:15] is the sub-list for method input_type
 	11, // [11:11] is the sub-list for extension type_name
 	11, // [11:11] is the sub-list for extension extendee
 	0,  // [0:11] is the sub-list for field type_name
@@ -1316,13 +1445,13 @@ func file_tessera_v1_export_proto_init() {
 	if File_tessera_v1_export_proto != nil {
 		return
 	}
-	file_tessera_v1_export_proto_msgTypes[8].OneofWrappers = []any{
+	file_tessera_v1_export_proto_msgTypes[10].OneofWrappers = []any{
 		(*Cell_Text)(nil),
 		(*Cell_Int)(nil),
 		(*Cell_Decimal)(nil),
 		(*Cell_Bool)(nil),
 	}
-	file_tessera_v1_export_proto_msgTypes[12].OneofWrappers = []any{
+	file_tessera_v1_export_proto_msgTypes[14].OneofWrappers = []any{
 		(*ExportResponse_Schema)(nil),
 		(*ExportResponse_Rows)(nil),
 		(*ExportResponse_Progress)(nil),
@@ -1335,7 +1464,7 @@ func file_tessera_v1_export_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tessera_v1_export_proto_rawDesc), len(file_tessera_v1_export_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   15,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -1394,7 +1394,11 @@ type PullRequest struct {
 	// delete (`$deleted` = true) in its place, so they keep syncing and the
 	// record leaves their lists (its answers leave their store only once
 	// they are updated).
-	Erasures      bool `protobuf:"varint,7,opt,name=erasures,proto3" json:"erasures,omitempty"`
+	Erasures bool `protobuf:"varint,7,opt,name=erasures,proto3" json:"erasures,omitempty"`
+	// The caller merges assignments (changes whose one field is
+	// `$assigned`, a lead's decision of who follows a record up). Older
+	// devices do not, and refuse such a change: they are not sent any.
+	Assignments   bool `protobuf:"varint,8,opt,name=assignments,proto3" json:"assignments,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1474,6 +1478,13 @@ func (x *PullRequest) GetDeviceTime() int64 {
 func (x *PullRequest) GetErasures() bool {
 	if x != nil {
 		return x.Erasures
+	}
+	return false
+}
+
+func (x *PullRequest) GetAssignments() bool {
+	if x != nil {
+		return x.Assignments
 	}
 	return false
 }
@@ -1916,7 +1927,7 @@ const file_tessera_v1_sync_proto_rawDesc = "" +
 	"\x06resend\x18\x02 \x01(\bR\x06resend\x12\x1f\n" +
 	"\vserver_time\x18\x03 \x01(\x03R\n" +
 	"serverTime\x12\x18\n" +
-	"\aapplied\x18\x04 \x01(\rR\aapplied\"\xde\x01\n" +
+	"\aapplied\x18\x04 \x01(\rR\aapplied\"\x80\x02\n" +
 	"\vPullRequest\x12\x18\n" +
 	"\areplica\x18\x01 \x01(\fR\areplica\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\x04R\x06cursor\x12.\n" +
@@ -1926,7 +1937,8 @@ const file_tessera_v1_sync_proto_rawDesc = "" +
 	"\bcolumnar\x18\x05 \x01(\bR\bcolumnar\x12\x1f\n" +
 	"\vdevice_time\x18\x06 \x01(\x03R\n" +
 	"deviceTime\x12\x1a\n" +
-	"\berasures\x18\a \x01(\bR\berasures\"\xb5\x03\n" +
+	"\berasures\x18\a \x01(\bR\berasures\x12 \n" +
+	"\vassignments\x18\b \x01(\bR\vassignments\"\xb5\x03\n" +
 	"\fPullResponse\x12,\n" +
 	"\achanges\x18\x01 \x03(\v2\x12.tessera.v1.ChangeR\achanges\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\x04R\x06cursor\x12.\n" +

@@ -34,6 +34,8 @@ const (
 	ReviewServiceSetReviewProcedure = "/tessera.v1.ReviewService/SetReview"
 	// ReviewServiceEraseRecordProcedure is the procedure name of the ReviewService's EraseRecord RPC.
 	ReviewServiceEraseRecordProcedure = "/tessera.v1.ReviewService/EraseRecord"
+	// ReviewServiceAssignRecordProcedure is the procedure name of the ReviewService's AssignRecord RPC.
+	ReviewServiceAssignRecordProcedure = "/tessera.v1.ReviewService/AssignRecord"
 )
 
 var (
@@ -151,6 +153,13 @@ var (
 			Procedure:  ReviewServiceEraseRecordProcedure,
 		}
 	})
+	reviewServiceAssignRecordSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType: connect.StreamTypeUnary,
+			Schema:     v1.File_tessera_v1_export_proto.Services().ByName("ReviewService").Methods().ByName("AssignRecord"),
+			Procedure:  ReviewServiceAssignRecordProcedure,
+		}
+	})
 )
 
 // ReviewServiceClient is a client for the tessera.v1.ReviewService service.
@@ -162,6 +171,13 @@ type ReviewServiceClient interface {
 	// record's project (or admin). The audit entry says who, which record
 	// and why, never what it held. Erasing twice is harmless.
 	EraseRecord(context.Context, *v1.EraseRecordRequest) (*v1.EraseRecordResponse, error)
+	// AssignRecord assigns a record for a follow-up visit, to a team or to
+	// one device (with follow_up, the device also receives the record's
+	// sensitive answers); neither assigns it to nobody. Devices receive
+	// their own interviews and what is assigned to them, earlier changes
+	// included, at their next sync. Needs the lead role on the record's
+	// project (or admin); audited.
+	AssignRecord(context.Context, *v1.AssignRecordRequest) (*v1.AssignRecordResponse, error)
 }
 
 // NewReviewServiceClient constructs a client for the tessera.v1.ReviewService service. Multiple
@@ -179,6 +195,13 @@ type ReviewServiceHandler interface {
 	// record's project (or admin). The audit entry says who, which record
 	// and why, never what it held. Erasing twice is harmless.
 	EraseRecord(context.Context, *v1.EraseRecordRequest) (*v1.EraseRecordResponse, error)
+	// AssignRecord assigns a record for a follow-up visit, to a team or to
+	// one device (with follow_up, the device also receives the record's
+	// sensitive answers); neither assigns it to nobody. Devices receive
+	// their own interviews and what is assigned to them, earlier changes
+	// included, at their next sync. Needs the lead role on the record's
+	// project (or admin); audited.
+	AssignRecord(context.Context, *v1.AssignRecordRequest) (*v1.AssignRecordResponse, error)
 }
 
 // RegisterReviewServiceHandler registers svc as the tessera.v1.ReviewService implementation on
@@ -188,6 +211,7 @@ func RegisterReviewServiceHandler(server *connect.Server, svc ReviewServiceHandl
 	server.Register(
 		connect.Method{Spec: reviewServiceSetReviewSpec(), Handler: adapter.setReview},
 		connect.Method{Spec: reviewServiceEraseRecordSpec(), Handler: adapter.eraseRecord},
+		connect.Method{Spec: reviewServiceAssignRecordSpec(), Handler: adapter.assignRecord},
 	)
 }
 
@@ -200,6 +224,10 @@ func (UnimplementedReviewServiceHandler) SetReview(context.Context, *v1.SetRevie
 
 func (UnimplementedReviewServiceHandler) EraseRecord(context.Context, *v1.EraseRecordRequest) (*v1.EraseRecordResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, "tessera.v1.ReviewService.EraseRecord is not implemented")
+}
+
+func (UnimplementedReviewServiceHandler) AssignRecord(context.Context, *v1.AssignRecordRequest) (*v1.AssignRecordResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "tessera.v1.ReviewService.AssignRecord is not implemented")
 }
 
 type reviewServiceClient struct {
@@ -217,6 +245,14 @@ func (c *reviewServiceClient) SetReview(ctx context.Context, req *v1.SetReviewRe
 func (c *reviewServiceClient) EraseRecord(ctx context.Context, req *v1.EraseRecordRequest) (*v1.EraseRecordResponse, error) {
 	var res v1.EraseRecordResponse
 	if err := c.client.CallUnary(ctx, reviewServiceEraseRecordSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *reviewServiceClient) AssignRecord(ctx context.Context, req *v1.AssignRecordRequest) (*v1.AssignRecordResponse, error) {
+	var res v1.AssignRecordResponse
+	if err := c.client.CallUnary(ctx, reviewServiceAssignRecordSpec(), req, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -242,6 +278,18 @@ func (h reviewServiceHandler) eraseRecord(ctx context.Context, _ connect.Spec, s
 		return err
 	}
 	res, err := h.svc.EraseRecord(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h reviewServiceHandler) assignRecord(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.AssignRecordRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.AssignRecord(ctx, &req)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,203 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"net/http"
+	"path/filepath"
+		"testing"
+	"time"
+
+	"connectrpc.com/connect/v2"
+
+	"github.com/tessera-survey/tessera/auth"
+	"github.com/tessera-survey/tessera/fieldapp"
+	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
+	"github.com/tessera-survey/tessera/internal/residue"
+	"github.com/tessera-survey/tessera/internal/wire"
+	"github.com/tessera-survey/tessera/syncengine"
+	"github.com/tessera-survey/tessera/syncengine/badgerstore"
+)
+
+// TestDevicesReceiveOwnAndAssigned (issue 19, minimisation): a device
+// receives its own interviews and what a lead assigned to it or its
+// team, never the rest of its team's history; sensitive answers of a
+// record it did not create only with a follow-up assignment to it.
+// Markers planted in an open and a sensitive answer are searched in every
+// version of each device's store (read with its key).
+func TestDevicesReceiveOwnAndAssigned(t *testing.T) {
+	ts := newTrustServer(t)
+	ctx := context.Background()
+	if _, err := ts.rpc["a-lead"].Forms().PublishForm(ctx, &tesserav1.PublishFormRequest{Xlsx: markerForm(t, "visit"), Project: "A"}); err != nil {
+		t.Fatal(err)
+	}
+	a := ts.Auth()
+	device := func(team string) (*fieldapp.Device, string) {
+		code, _, err := a.NewEnrollmentCode(ctx, "t", "A", team, time.Hour)
+		must(t, err)
+		d, err := fieldapp.Init(ctx, filepath.Join(t.TempDir(), "dev"), fieldapp.Config{Server: ts.URL, Enroll: code, PIN: testPIN})
+		must(t, err)
+		t.Cleanup(func() { d.Close() })
+		id, err := d.DeviceID(ctx)
+		must(t, err)
+		return d, id
+	}
+	author, _ := device("north")
+	mate, mateID := device("north")
+	other, _ := device("south")
+	holds := func(d *fieldapp.Device, marker string) bool {
+		t.Helper()
+		return residue.Versions(t, d.Replica().Store().(*badgerstore.Store).DB(), marker) > 0
+	}
+	// Answers one at a time, as the interview screen writes them.
+	rec, err := author.Create(ctx, "visit", fw("open", "OPEN-R"))
+	must(t, err)
+	must(t, author.Set(ctx, rec, fw("secret", "SECRET-R")))
+	must(t, author.Set(ctx, rec, []syncengine.FieldWrite{{Name: syncengine.StatusField, Value: syncengine.TextValue("finalized")}}))
+	unassigned, err := author.Create(ctx, "visit", fw("open", "OPEN-U", "secret", "SECRET-U"))
+	must(t, err)
+	mustSync(t, author)
+	for _, d := range []*fieldapp.Device{mate, other} {
+		mustSync(t, d)
+	}
+	for _, m := range []string{"OPEN-R", "SECRET-R", "OPEN-U", "SECRET-U"} {
+		if holds(mate, m) || holds(other, m) {
+			t.Fatalf("before any assignment a teammate holds %s", m)
+		}
+	}
+
+	session, err := a.Login(ctx, "a-lead", "a-lead's long password")
+	must(t, err)
+	lead := map[string]string{"TESSERA_TOKEN": session}
+	assign := func(args ...string) bool {
+		t.Helper()
+		var out struct {
+			Changed bool `json:"changed"`
+		}
+		said := surveyctl(t, ts.URL, lead, append(append([]string{"record", "assign", rec.String()}, args...), "--json")...)
+		if err := json.Unmarshal([]byte(said), &out); err != nil {
+			t.Fatalf("surveyctl record assign said %q: %v", said, err)
+		}
+		return out.Changed
+	}
+	if !assign("--team", "north") || assign("--team", "north") {
+		t.Fatal("assigning to team north: changed, then unchanged, expected")
+	}
+	mustSync(t, mate)
+	mustSync(t, other)
+	if !holds(mate, "OPEN-R") || holds(mate, "SECRET-R") {
+		t.Fatalf("assigned to its team, the teammate holds the open answer %v and the sensitive one %v (want true, false)",
+			holds(mate, "OPEN-R"), holds(mate, "SECRET-R"))
+	}
+	if holds(other, "OPEN-R") || holds(mate, "OPEN-U") || holds(mate, "SECRET-U") {
+		t.Fatal("a device of another team, or an unassigned record, reached a device")
+	}
+
+	// A follow-up on the teammate's device brings the sensitive answer.
+	assign("--device", mateID, "--follow-up")
+	mustSync(t, mate)
+	if !holds(mate, "SECRET-R") {
+		t.Fatal("after a follow-up assignment the device lacks the sensitive answer")
+	}
+	got, err := mate.Replica().Record(ctx, rec)
+	must(t, err)
+	if v := got.Values(); v["open"].Str != "OPEN-R" || v["secret"].Str != "SECRET-R" {
+		t.Fatalf("the follow-up device holds %v", v)
+	}
+	// Its follow-up edit merges and reaches the author.
+	must(t, mate.Set(ctx, rec, fw("open", "OPEN-R2")))
+	mustSync(t, mate)
+	mustSync(t, author)
+	got, err = author.Replica().Record(ctx, rec)
+	must(t, err)
+	if v := got.Values(); v["open"].Str != "OPEN-R2" || len(got.Conflicts()) > 0 {
+		t.Fatalf("the author holds %v after the follow-up", v)
+	}
+
+	// A device may not assign, not even itself.
+	if _, err := ts.rpc["a-analyst"].Review().AssignRecord(ctx, &tesserav1.AssignRecordRequest{Record: unassigned.String(), Team: "north"}); connect.CodeOf(err) != connect.CodePermissionDenied {
+		t.Fatalf("an analyst assigning: %v", err)
+	}
+	if _, err := ts.rpc["b-lead"].Review().AssignRecord(ctx, &tesserav1.AssignRecordRequest{Record: unassigned.String(), Team: "north"}); connect.CodeOf(err) != connect.CodePermissionDenied {
+		t.Fatalf("a lead of another project assigning: %v", err)
+	}
+	if _, err := ts.rpc["a-lead"].Review().AssignRecord(ctx, &tesserav1.AssignRecordRequest{Record: unassigned.String(), Team: "south"}); connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Fatalf("assigning a north record to team south: %v", err)
+	}
+	// Unassigned, the device keeps what it received; an erasure still
+	// reaches it.
+	assign("--none")
+	if _, err := ts.rpc["a-lead"].Review().EraseRecord(ctx, &tesserav1.EraseRecordRequest{Record: rec.String(), Reason: "asked"}); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, mate)
+	for _, m := range []string{"OPEN-R", "OPEN-R2", "SECRET-R"} {
+		if holds(mate, m) {
+			t.Errorf("after the erasure the follow-up device still holds %s", m)
+		}
+	}
+
+	// A project that keeps team-wide pulls sends the whole team's records.
+	teamRecords(t, a, "A")
+	fresh, _ := device("north")
+	mustSync(t, fresh)
+	if !holds(fresh, "OPEN-U") || !holds(fresh, "SECRET-U") {
+		t.Fatal("with team_records a new device of the team lacks the team's record")
+	}
+
+	// A device cannot assign a record, not even to itself.
+	must(t, author.Set(ctx, unassigned, []syncengine.FieldWrite{{Name: syncengine.AssignedField, Value: syncengine.TextValue("team:north")}}))
+	if _, err := author.Sync(ctx, "", nil); connect.CodeOf(err) != connect.CodePermissionDenied {
+		t.Fatalf("a device pushing an assignment: %v", err)
+	}
+}
+
+// TestOlderDevicesGetNoAssignments: a device from before assignments
+// refuses a change with a reserved field it does not know; it is sent none,
+// but still the record an assignment gives it.
+func TestOlderDevicesGetNoAssignments(t *testing.T) {
+	ts := newTrustServer(t)
+	ctx := context.Background()
+	a := ts.Auth()
+	author := ts.enrolledDevice(t, "A")
+	rec, err := author.Create(ctx, "visit", fw("open", "OPEN-O"))
+	must(t, err)
+	mustSync(t, author)
+	code, _, err := a.NewEnrollmentCode(ctx, "t", "A", "", time.Hour)
+	must(t, err)
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	dev, secret, err := a.Enroll(ctx, code, pub, ed25519.Sign(priv, []byte(auth.NormalizeCode(code))))
+	must(t, err)
+	hc := &http.Client{Transport: withHeader{"Authorization", "Device " + auth.DeviceCredential(dev.ID, secret)}}
+	c := client(ts.URL, hc)
+	if _, err := ts.rpc["a-lead"].Review().AssignRecord(ctx, &tesserav1.AssignRecordRequest{Record: rec.String(), Device: dev.ID}); err != nil {
+		t.Fatal(err)
+	}
+	for _, newer := range []bool{false, true} {
+		page, err := c.Pull(ctx, &tesserav1.PullRequest{Replica: make16(9), Assignments: newer, Erasures: true})
+		must(t, err)
+		var open, assigned bool
+		for _, ch := range page.Changes {
+			got, err := wire.ChangeFrom(ch)
+			must(t, err)
+			if got.Record != rec {
+				t.Fatalf("assignments %v: sent record %s", newer, got.Record)
+			}
+			open = open || bytes.Contains([]byte(got.Fields[0].Value.Str), []byte("OPEN-O"))
+			assigned = assigned || got.Assigns()
+		}
+		if !open || assigned != newer {
+			t.Fatalf("assignments %v: the answer sent %v, the assignment sent %v", newer, open, assigned)
+		}
+	}
+}
+
+type withHeader struct{ k, v string }
+
+func (h withHeader) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set(h.k, h.v)
+	return http.DefaultTransport.RoundTrip(r)
+}
