@@ -7,7 +7,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"path/filepath"
-		"testing"
+	"testing"
 	"time"
 
 	"connectrpc.com/connect/v2"
