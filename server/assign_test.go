@@ -201,3 +201,50 @@ func (h withHeader) RoundTrip(r *http.Request) (*http.Response, error) {
 	r.Header.Set(h.k, h.v)
 	return http.DefaultTransport.RoundTrip(r)
 }
+
+// TestHubDevicesReceiveAssigned: a hub receives the assignments its
+// upstream's leads make and applies the same rule to its devices: a
+// record made at central reaches a device behind the hub only once it is
+// assigned to that device's team, earlier changes included, and without
+// its sensitive answers.
+func TestHubDevicesReceiveAssigned(t *testing.T) {
+	ctx := context.Background()
+	central := newTrustServer(t)
+	if _, err := central.rpc["a-lead"].Forms().PublishForm(ctx, &tesserav1.PublishFormRequest{Xlsx: markerForm(t, "visit"), Project: "A"}); err != nil {
+		t.Fatal(err)
+	}
+	code, _, err := central.Auth().NewEnrollmentCode(ctx, "t", "A", "north", time.Hour)
+	must(t, err)
+	author, err := fieldapp.Init(ctx, filepath.Join(t.TempDir(), "author"), fieldapp.Config{Server: central.URL, Enroll: code, PIN: testPIN})
+	must(t, err)
+	t.Cleanup(func() { author.Close() })
+	rec, err := author.Create(ctx, "visit", fw("open", "OPEN-H"))
+	must(t, err)
+	must(t, author.Set(ctx, rec, fw("secret", "SECRET-H")))
+	mustSync(t, author)
+
+	hub := central.startHub(t, central.URL)
+	must(t, hub.SyncUpstream(ctx))
+	code, _, err = hub.Auth().NewEnrollmentCode(ctx, "t", "A", "north", time.Hour)
+	must(t, err)
+	d, err := fieldapp.Init(ctx, filepath.Join(t.TempDir(), "at-hub"), fieldapp.Config{Server: hub.URL, Enroll: code, PIN: testPIN})
+	must(t, err)
+	t.Cleanup(func() { d.Close() })
+	mustSync(t, d)
+	db := d.Replica().Store().(*badgerstore.Store).DB()
+	if residue.Versions(t, db, "OPEN-H") > 0 {
+		t.Fatal("before the assignment the hub's device holds the record")
+	}
+	if _, err := central.rpc["a-lead"].Review().AssignRecord(ctx, &tesserav1.AssignRecordRequest{Record: rec.String(), Team: "north"}); err != nil {
+		t.Fatal(err)
+	}
+	must(t, hub.SyncUpstream(ctx))
+	if got, err := hub.Replica().Record(ctx, rec); err != nil || got.Assigned() != "team:north" {
+		t.Fatalf("the hub holds the assignment %v (%v)", got, err)
+	}
+	mustSync(t, d)
+	if residue.Versions(t, db, "OPEN-H") == 0 || residue.Versions(t, db, "SECRET-H") > 0 {
+		t.Fatalf("assigned to its team, the hub's device holds the open answer %v, the sensitive one %v (want true, false)",
+			residue.Versions(t, db, "OPEN-H") > 0, residue.Versions(t, db, "SECRET-H") > 0)
+	}
+}

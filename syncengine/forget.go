@@ -1,8 +1,11 @@
 package syncengine
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -21,8 +24,118 @@ import (
 // answers.
 
 // metaForgot + record id: the record was forgotten here (a mark for lists
-// and counts; the value is empty).
+// and counts). The value lists the answers that were live then, as
+// (question, dot) pairs: when the same writes arrive again (a lead
+// assigned the record back to this device, and the server resends its
+// history), they take their place again instead of being ignored as
+// applied (rehydrate). Marks from before hold nothing.
 const metaForgot = "forgot/"
+
+// forgotten is a forgotten record's list of answers to take back.
+type forgotten struct {
+	id      RecordID
+	pairs   []forgotPair
+	changed bool
+}
+
+type forgotPair struct {
+	Name string
+	Dot  Dot
+}
+
+func encodeForgotten(ps []forgotPair) []byte {
+	e := encoder{}
+	e.uvarint(uint64(len(ps)))
+	for _, p := range ps {
+		e.str(p.Name)
+		e.dot(p.Dot)
+	}
+	return e.b
+}
+
+func decodeForgotten(id RecordID, b []byte) (*forgotten, error) {
+	f := &forgotten{id: id}
+	if len(b) == 0 {
+		return f, nil
+	}
+	d := decoder{b: b}
+	n := d.count(18)
+	for range n {
+		f.pairs = append(f.pairs, forgotPair{Name: d.str(), Dot: d.dot()})
+	}
+	if d.err != nil || len(d.b) != 0 {
+		return nil, fmt.Errorf("forgotten answers of %s: %w", id, ErrCorrupt)
+	}
+	return f, nil
+}
+
+// save writes the list back when a merge changed it; a record with
+// nothing left to take back is whole again and loses its mark.
+func (f *forgotten) save(tx Tx) error {
+	if f == nil || !f.changed {
+		return nil
+	}
+	if len(f.pairs) == 0 {
+		return tx.DeleteMeta(metaForgot + f.id.String())
+	}
+	return tx.SetMeta(metaForgot+f.id.String(), encodeForgotten(f.pairs))
+}
+
+// rehydrate runs before c is applied to a record of st: if the record was
+// forgotten here, c either brings back answers it wrote that were live
+// when forgotten (c's dot is applied already: its answers take their
+// place again), or supersedes some of them (those it had seen: they are
+// no longer live anywhere, so never to take back). It reports whether the
+// record changed.
+func (r *Replica) rehydrate(tx ReadTx, st *staged, c *Change) (bool, error) {
+	if st.forgot == nil {
+		b, err := tx.Meta(metaForgot + c.Record.String())
+		if errors.Is(err, ErrNotFound) {
+			st.forgot = &forgotten{id: c.Record}
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if st.forgot, err = decodeForgotten(c.Record, b); err != nil {
+			return false, err
+		}
+	}
+	f, rec := st.forgot, st.rec
+	if len(f.pairs) == 0 {
+		return false, nil
+	}
+	if c.Erases() {
+		f.pairs, f.changed = nil, true
+		return false, nil
+	}
+	again := rec.Applied.Contains(c.Dot)
+	restored := false
+	for _, w := range c.Fields {
+		f.pairs = slices.DeleteFunc(f.pairs, func(p forgotPair) bool {
+			switch {
+			case p.Name != w.Name:
+				return false
+			case again && p.Dot == c.Dot:
+				reg := rec.Fields[w.Name]
+				if reg == nil {
+					reg = &Register{Seen: DotSet{c.Dot}}
+					rec.Fields[w.Name] = reg
+				}
+				e := Entry{Dot: c.Dot, HLC: c.HLC, Value: w.Value}
+				i, _ := slices.BinarySearchFunc(reg.Entries, e.Dot, func(x Entry, d Dot) int { return x.Dot.Compare(d) })
+				reg.Entries = slices.Insert(reg.Entries, i, e)
+				restored, f.changed = true, true
+				return true
+			case !again && c.Context.Contains(p.Dot):
+				f.changed = true
+				return true
+			}
+			return false
+		})
+	}
+	return restored, nil
+}
 
 // ForgetStats says what Forget did and what the replica still holds.
 type ForgetStats struct {
@@ -97,23 +210,42 @@ func (r *Replica) forget(ctx context.Context, ids []RecordID) error {
 				return fmt.Errorf("record %s: %w", id, err)
 			}
 			held[id] = heldValues(nil, rec)
+			live := liveAnswers(rec)
 			forgetAnswers(rec)
 			if err := tx.PutRecord(rec); err != nil {
 				return err
 			}
-			if err := tx.SetMeta(metaForgot+id.String(), nil); err != nil {
+			if err := tx.SetMeta(metaForgot+id.String(), encodeForgotten(live)); err != nil {
 				return err
 			}
 		}
 		return r.eraseLogged(tx, ids, held)
 	})
 	if err == nil {
+		r.forgot.Store(true)
 		err = r.finishErasures(ctx)
 	}
 	if err != nil {
 		return fmt.Errorf("forget: %w", err)
 	}
 	return nil
+}
+
+// liveAnswers lists rec's live answers as (question, dot) pairs, sorted.
+func liveAnswers(rec *Record) []forgotPair {
+	var out []forgotPair
+	for name, reg := range rec.Fields {
+		if Reserved(name) {
+			continue
+		}
+		for _, e := range reg.Entries {
+			out = append(out, forgotPair{name, e.Dot})
+		}
+	}
+	slices.SortFunc(out, func(a, b forgotPair) int {
+		return cmp.Or(strings.Compare(a.Name, b.Name), a.Dot.Compare(b.Dot))
+	})
+	return out
 }
 
 // forgetAnswers drops rec's answers and keeps, for each register, the dots

@@ -42,6 +42,9 @@ type Replica struct {
 	// purgeDue: an erasure was applied; its store versions are dropped
 	// after the commit (finishErasures).
 	purgeDue atomic.Bool
+	// forgot: some record was forgotten here (Forget), so merges check
+	// for answers to take back (rehydrate).
+	forgot atomic.Bool
 
 	finalized func([]RecordID)
 	resolved  func(Tx, []Resolution) error
@@ -127,6 +130,16 @@ func Open(ctx context.Context, s Store, opts Options) (*Replica, error) {
 		}
 		h, err := metaUint(tx, metaHLC)
 		r.hlc = HLC(h)
+		if err != nil {
+			return err
+		}
+		err = tx.ScanMeta(metaForgot, func(string, []byte) error {
+			r.forgot.Store(true)
+			return ErrStop
+		})
+		if errors.Is(err, ErrStop) {
+			err = nil
+		}
 		return err
 	})
 	if err != nil {
@@ -553,6 +566,7 @@ type staged struct {
 	raw       []byte
 	dirty     bool
 	finalized bool // raw's status is finalized (known only when a hook wants it)
+	forgot    *forgotten
 }
 
 // applyAll merges changes that arrived from elsewhere into the store within
@@ -621,6 +635,16 @@ func (r *Replica) applyAll(tx Tx, origin Origin, changes []Change) (int, merged,
 		if r.resolved != nil && len(rec.Fields) > 0 && !rec.Applied.Contains(c.Dot) {
 			settled = append(settled, resolutions(rec, c)...)
 		}
+		if r.forgot.Load() {
+			restored, err := r.rehydrate(tx, st, c)
+			if err != nil {
+				return 0, merged{}, nil, err
+			}
+			if restored && !st.dirty {
+				st.dirty = true
+				dirty = append(dirty, c.Record)
+			}
+		}
 		if !rec.Apply(c) {
 			continue
 		}
@@ -629,6 +653,11 @@ func (r *Replica) applyAll(tx Tx, origin Origin, changes []Change) (int, merged,
 		}
 	}
 	m := merged{recs: make([]*Record, 0, len(dirty))}
+	for _, st := range cache {
+		if err := st.forgot.save(tx); err != nil {
+			return 0, merged{}, nil, err
+		}
+	}
 	for _, id := range dirty {
 		st := cache[id]
 		if st.rec == nil {
