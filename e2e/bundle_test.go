@@ -72,6 +72,7 @@ func TestBundleCommandLine(t *testing.T) {
 	}
 	mustCtl("login", "--setup-token", strings.TrimSpace(string(tok)))
 	mustCtl("project", "create", "camp")
+	mustCtl("project", "policy", "camp", "--team-records") // the second device reads the first's records
 	enroll := func(name string) string {
 		dir := filepath.Join(tmp, name)
 		code := strings.TrimSpace(mustCtl("device", "code", "--project", "camp"))

@@ -38,11 +38,31 @@ type KeepResult struct {
 // a phone's clock is often wrong, and one dated years ahead must not age
 // every record out. With no policy it does nothing (and costs nothing).
 func (d *Device) keep(ctx context.Context, c *wire.Client, st syncengine.ServerState, now time.Time) (*KeepResult, error) {
+	dev, err := d.DeviceID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	_, team, err := d.Enrollment(ctx)
+	if err != nil {
+		return nil, err
+	}
+	mine := func(rec *syncengine.Record) bool {
+		return syncengine.ParseAssignment(rec.Assigned()).Names(dev, team)
+	}
+	unassigned := 0
+	if !st.TeamRecords {
+		if unassigned, err = d.dropUnassigned(ctx, mine); err != nil {
+			return nil, err
+		}
+	}
 	if !st.DeleteAfterSend && st.RetentionDays <= 0 {
+		if unassigned > 0 {
+			return &KeepResult{Removed: unassigned}, nil
+		}
 		return nil, nil
 	}
 	queued := map[syncengine.RecordID]bool{}
-	err := d.store.View(ctx, func(tx syncengine.ReadTx) error {
+	err = d.store.View(ctx, func(tx syncengine.ReadTx) error {
 		return tx.ScanMeta(metaOutbox, func(key string, _ []byte) error {
 			rid, _, _ := strings.Cut(strings.TrimPrefix(key, metaOutbox), "/")
 			if id, err := syncengine.ParseRecordID(rid); err == nil {
@@ -65,6 +85,8 @@ func (d *Device) keep(ctx context.Context, c *wire.Client, st syncengine.ServerS
 		case queued[rec.ID]:
 			waiting++
 			return false
+		case mine(rec):
+			return false // assigned here for a follow-up
 		case cutoff >= 0 && syncengine.LastWrite(rec).Millis() < cutoff:
 			return true
 		case st.DeleteAfterSend && rec.Status() == "finalized":
@@ -79,8 +101,31 @@ func (d *Device) keep(ctx context.Context, c *wire.Client, st syncengine.ServerS
 	if err != nil {
 		return nil, err
 	}
-	res := &KeepResult{Removed: fs.Forgotten, Holding: fs.Holding, Unsent: fs.Unsent + waiting, RemovedTotal: fs.Stubs}
+	res := &KeepResult{Removed: fs.Forgotten + unassigned, Holding: fs.Holding, Unsent: fs.Unsent + waiting, RemovedTotal: fs.Stubs}
 	return res, d.reportHoldings(ctx, c, res)
+}
+
+// dropUnassigned lets go of the records this device received only by an
+// assignment that no longer names it or its team (a lead moved the
+// follow-up elsewhere, or closed it): it never wrote to them, so they were
+// never its own. Only the records an assignment ever reached are read.
+func (d *Device) dropUnassigned(ctx context.Context, mine func(*syncengine.Record) bool) (int, error) {
+	ids, err := d.rep.AssignedRecords(ctx)
+	if err != nil || len(ids) == 0 {
+		return 0, err
+	}
+	me := d.rep.ID()
+	return d.rep.ForgetRecords(ctx, ids, func(rec *syncengine.Record) bool {
+		if mine(rec) {
+			return false
+		}
+		for _, dot := range rec.Applied {
+			if dot.Replica == me {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // wrote reports whether one of rec's answers is a write of replica me.

@@ -41,6 +41,7 @@ func (r *received) add(v any) { fmt.Fprintf(&r.Builder, "%v\n", v) }
 // analyst a sensitive one, and (so the test can fail) each gets its own.
 func TestNobodyReceivesOutsideTheirScope(t *testing.T) {
 	ts := newTrustServer(t)
+	teamRecords(t, ts.Auth(), "A", "B")
 	ctx := context.Background()
 	must(t, ts.Auth().AddUser(ctx, "t", "nobody", "nobody's long password"))
 	devices := map[string][]*fieldapp.Device{}

@@ -248,3 +248,80 @@ func TestHubDevicesReceiveAssigned(t *testing.T) {
 			residue.Versions(t, db, "OPEN-H") > 0, residue.Versions(t, db, "SECRET-H") > 0)
 	}
 }
+
+// TestAssignedBackAfterSend (issue 19's proof): with delete-after-send, a
+// sent interview leaves its device; assigned back to that device for a
+// follow-up, its answers return (its history is sent again) and stay
+// while the assignment lasts; closed, they leave again. A teammate that
+// only read the record by a team assignment lets it go once unassigned.
+func TestAssignedBackAfterSend(t *testing.T) {
+	ts := newTrustServer(t)
+	ctx := context.Background()
+	if _, err := ts.rpc["a-lead"].Forms().PublishForm(ctx, &tesserav1.PublishFormRequest{Xlsx: markerForm(t, "visit"), Project: "A"}); err != nil {
+		t.Fatal(err)
+	}
+	a := ts.Auth()
+	must(t, a.SetProjectPolicy(ctx, "t", "A", auth.DevicePolicy{DeleteAfterSend: true}))
+	author, mate := ts.enrolledDevice(t, "A"), ts.enrolledDevice(t, "A")
+	authorID, err := author.DeviceID(ctx)
+	must(t, err)
+	holds := func(d *fieldapp.Device, marker string) bool {
+		t.Helper()
+		return residue.Versions(t, d.Replica().Store().(*badgerstore.Store).DB(), marker) > 0
+	}
+	rec, err := author.Create(ctx, "visit", fw("open", "OPEN-B"))
+	must(t, err)
+	must(t, author.Set(ctx, rec, fw("secret", "SECRET-B")))
+	must(t, author.Set(ctx, rec, []syncengine.FieldWrite{{Name: syncengine.StatusField, Value: syncengine.TextValue("finalized")}}))
+	mustSync(t, author)
+	if holds(author, "OPEN-B") || holds(author, "SECRET-B") {
+		t.Fatal("delete-after-send left the sent answers on the device")
+	}
+	assign := func(to *tesserav1.AssignRecordRequest) {
+		t.Helper()
+		to.Record = rec.String()
+		if _, err := ts.rpc["a-lead"].Review().AssignRecord(ctx, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	assign(&tesserav1.AssignRecordRequest{Device: authorID, FollowUp: true})
+	mustSync(t, author)
+	got, err := author.Replica().Record(ctx, rec)
+	must(t, err)
+	if v := got.Values(); v["open"].Str != "OPEN-B" || v["secret"].Str != "SECRET-B" {
+		t.Fatalf("assigned back for a follow-up, the device holds %v", v)
+	}
+	must(t, author.Set(ctx, rec, fw("open", "OPEN-B2")))
+	mustSync(t, author)
+	if got, err = author.Replica().Record(ctx, rec); err != nil || got.Values()["open"].Str != "OPEN-B2" {
+		t.Fatalf("during the follow-up the device lost the record: %v (%v)", got, err)
+	}
+	assign(&tesserav1.AssignRecordRequest{Team: ""}) // closed
+	mustSync(t, author)
+	if holds(author, "OPEN-B2") || holds(author, "SECRET-B") {
+		t.Fatal("the follow-up closed, the answers stayed on the device")
+	}
+	srvRec, err := ts.Replica().Record(ctx, rec)
+	must(t, err)
+	if v := srvRec.Values(); v["open"].Str != "OPEN-B2" || v["secret"].Str != "SECRET-B" || len(srvRec.Conflicts()) > 0 {
+		t.Fatalf("the server holds %v", v)
+	}
+
+	assign(&tesserav1.AssignRecordRequest{Device: mustID(t, mate)})
+	mustSync(t, mate)
+	if !holds(mate, "OPEN-B2") {
+		t.Fatal("assigned, the teammate lacks the record")
+	}
+	assign(&tesserav1.AssignRecordRequest{})
+	res := mustSync(t, mate)
+	if holds(mate, "OPEN-B2") || res.Kept == nil || res.Kept.Removed != 1 {
+		t.Fatalf("unassigned, the teammate still holds the record (kept %+v)", res.Kept)
+	}
+}
+
+func mustID(t *testing.T, d *fieldapp.Device) string {
+	t.Helper()
+	id, err := d.DeviceID(context.Background())
+	must(t, err)
+	return id
+}

@@ -43,6 +43,7 @@ func onePart(t *testing.T, d *fieldapp.Device) []byte {
 func TestBundleRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	ts := newTrustServer(t)
+	teamRecords(t, ts.Auth(), "A")
 	a1, a2 := ts.enrolledDevice(t, "A"), ts.enrolledDevice(t, "A")
 	mustSync(t, a1)
 	mustSync(t, a2)

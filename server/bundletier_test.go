@@ -87,6 +87,7 @@ func (p *linkProxy) set(up bool) {
 func TestBundleThreeTiers(t *testing.T) {
 	ctx := context.Background()
 	central := newTrustServer(t)
+	teamRecords(t, central.Auth(), "A")
 	link := newLinkProxy(t, strings.TrimPrefix(central.URL, "http://"))
 	hub := central.startHub(t, link.URL())
 	must(t, hub.SyncUpstream(ctx)) // the first link: the hub learns central's bundle keys

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/tessera-survey/tessera/auth"
 	"github.com/tessera-survey/tessera/forms"
@@ -19,58 +18,12 @@ import (
 // written by the server, so it syncs to hubs and they decide what their
 // devices receive by the same rule (pullRule).
 
-// Assignment says who follows a record up: a team, or one device, which
-// with FollowUp also receives the record's sensitive answers. The zero
-// value assigns nobody.
-type Assignment struct {
-	Team     string `json:"team,omitempty"`
-	Device   string `json:"device,omitempty"`
-	FollowUp bool   `json:"follow_up,omitempty"`
-}
+// Assignment says who follows a record up (see syncengine.Assignment).
+type Assignment = syncengine.Assignment
 
 // ErrAssignment: an assignment that names no one, or two, or a follow-up
 // without a device, or someone outside the record's project and team.
 var ErrAssignment = fmt.Errorf("%w: assignment", syncengine.ErrInvalid)
-
-func (a Assignment) encode() string {
-	switch {
-	case a.Device != "" && a.FollowUp:
-		return "followup:" + a.Device
-	case a.Device != "":
-		return "device:" + a.Device
-	case a.Team != "":
-		return "team:" + a.Team
-	}
-	return ""
-}
-
-// parseAssignment reads a record's assignment register; text it does not
-// know (a newer server's) assigns nobody here.
-func parseAssignment(s string) Assignment {
-	kind, who, _ := strings.Cut(s, ":")
-	switch kind {
-	case "followup":
-		return Assignment{Device: who, FollowUp: true}
-	case "device":
-		return Assignment{Device: who}
-	case "team":
-		return Assignment{Team: who}
-	}
-	return Assignment{}
-}
-
-// String describes a for the audit trail and the CLI.
-func (a Assignment) String() string {
-	switch {
-	case a.Device != "" && a.FollowUp:
-		return "device " + a.Device + " for a follow-up (sensitive answers included)"
-	case a.Device != "":
-		return "device " + a.Device
-	case a.Team != "":
-		return "team " + a.Team
-	}
-	return "nobody"
-}
 
 // Assign is a request to assign one record.
 type Assign struct {
@@ -103,7 +56,7 @@ func (s *Service) AssignRecord(ctx context.Context, p auth.Principal, in Assign)
 		via = " in " + in.Via
 	}
 	err = s.rep.Edit(ctx, in.Record, func(tx syncengine.Tx, rec *syncengine.Record) ([]syncengine.FieldWrite, error) {
-		if rec.Assigned() == a.encode() {
+		if rec.Assigned() == a.Text() {
 			return nil, errUnchanged
 		}
 		if err := s.checkAssignee(tx, rec.ID, a); err != nil {
@@ -113,7 +66,7 @@ func (s *Service) AssignRecord(ctx context.Context, p auth.Principal, in Assign)
 		if err := s.auth.AuditIn(tx, Actor(p), "record-assigned", detail); err != nil {
 			return nil, fmt.Errorf("audit: %w", err)
 		}
-		return []syncengine.FieldWrite{{Name: syncengine.AssignedField, Value: syncengine.TextValue(a.encode())}}, nil
+		return []syncengine.FieldWrite{{Name: syncengine.AssignedField, Value: syncengine.TextValue(a.Text())}}, nil
 	})
 	if errors.Is(err, errUnchanged) {
 		return false, nil
@@ -162,7 +115,7 @@ func (s *Service) Assigned(ctx context.Context, p auth.Principal, id syncengine.
 	if err := s.RequireRecord(ctx, p, rec, auth.Lead); err != nil {
 		return Assignment{}, err
 	}
-	return parseAssignment(rec.Assigned()), nil
+	return syncengine.ParseAssignment(rec.Assigned()), nil
 }
 
 // pullRule decides, once per pull, which changes a device receives: of a
@@ -227,9 +180,8 @@ func (pr *pullRule) access(tx syncengine.ReadTx, id syncengine.RecordID) (access
 	} else {
 		a.created = wrote(rec, pr.rep)
 	}
-	as := parseAssignment(rec.Assigned())
-	mine := as.Device == pr.d.ID || (as.Team != "" && as.Team == pr.d.Team)
-	a.any = a.created || mine
+	as := syncengine.ParseAssignment(rec.Assigned())
+	a.any = a.created || as.Names(pr.d.ID, pr.d.Team)
 	a.sensitive = a.created || (as.Device == pr.d.ID && as.FollowUp)
 	pr.recs[id] = a
 	return a, nil
@@ -252,7 +204,13 @@ func (pr *pullRule) filter(tx syncengine.ReadTx, c *syncengine.Change) (bool, er
 	case err != nil || !a.scoped:
 		return false, err
 	case c.Assigns():
-		return pr.assign && a.any, nil
+		if !pr.assign {
+			return false, nil
+		}
+		if a.any {
+			return true, nil
+		}
+		return pr.wasAssigned(tx, c.Record)
 	case c.Erases():
 		return true, nil
 	case !a.any:
@@ -261,6 +219,24 @@ func (pr *pullRule) filter(tx syncengine.ReadTx, c *syncengine.Change) (bool, er
 		return true, nil
 	}
 	return !pr.writesSensitive(c), nil
+}
+
+// wasAssigned reports whether an assignment of the record ever named the
+// puller or its team: then it is sent the ones that no longer do, and lets
+// the record go (assignments are rare; their history is short).
+func (pr *pullRule) wasAssigned(tx syncengine.ReadTx, id syncengine.RecordID) (bool, error) {
+	named := false
+	err := syncengine.HistoryIn(tx, id, func(e syncengine.LogEntry) error {
+		if e.Change.Assigns() && syncengine.ParseAssignment(e.Change.Fields[0].Value.Str).Names(pr.d.ID, pr.d.Team) {
+			named = true
+			return syncengine.ErrStop
+		}
+		return nil
+	})
+	if errors.Is(err, syncengine.ErrStop) {
+		err = nil
+	}
+	return named, err
 }
 
 // writesSensitive reports whether c writes an answer its form marks
@@ -294,18 +270,21 @@ func (pr *pullRule) writesSensitive(c *syncengine.Change) bool {
 
 // expand sends a record's earlier changes with the assignment that gives it
 // to the puller: its pull cursor may have passed them long ago. The
-// changes it may receive go (the same rule), its own do not.
+// changes it may receive go (the same rule), its own too: a device that
+// forgot the record takes them back.
 func (pr *pullRule) expand(tx syncengine.ReadTx, c *syncengine.Change) ([]syncengine.Change, error) {
 	if !c.Assigns() {
 		return nil, nil
 	}
 	a, err := pr.access(tx, c.Record)
-	if err != nil || !a.any || a.created || pr.team {
+	if err != nil || !a.any || pr.team {
 		return nil, err
 	}
+	// Its creator too: a device that let the record go after sending it
+	// (delete after send) takes its answers back (syncengine.Forget).
 	var out []syncengine.Change
 	err = syncengine.HistoryIn(tx, c.Record, func(e syncengine.LogEntry) error {
-		if e.Change.Dot == c.Dot || e.Change.Dot.Replica == pr.rep {
+		if e.Change.Dot == c.Dot {
 			return nil
 		}
 		ok, err := pr.filter(tx, &e.Change)

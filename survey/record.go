@@ -74,7 +74,7 @@ func (s *Service) Record(ctx context.Context, p auth.Principal, id syncengine.Re
 		v.Status = "erased"
 	}
 	if v.CanReview {
-		v.Assigned = parseAssignment(rec.Assigned())
+		v.Assigned = syncengine.ParseAssignment(rec.Assigned())
 	}
 	for _, name := range rec.FieldNames() {
 		reg := rec.Fields[name]

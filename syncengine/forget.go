@@ -260,6 +260,62 @@ func forgetAnswers(rec *Record) {
 	}
 }
 
+// metaAssigned + record id: an assignment of the record was merged here
+// (a device checks those records when its assignments change, instead
+// of reading every record it holds).
+const metaAssigned = "assigned/"
+
+// AssignedRecords returns the records whose assignment was ever merged
+// here.
+func (r *Replica) AssignedRecords(ctx context.Context) ([]RecordID, error) {
+	var out []RecordID
+	err := r.store.View(ctx, func(tx ReadTx) error {
+		return tx.ScanMeta(metaAssigned, func(key string, _ []byte) error {
+			id, err := ParseRecordID(strings.TrimPrefix(key, metaAssigned))
+			if err != nil {
+				return fmt.Errorf("assigned mark %q: %w", key, ErrCorrupt)
+			}
+			out = append(out, id)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// ForgetRecords is Forget over the records ids only; it returns how many
+// it forgot.
+func (r *Replica) ForgetRecords(ctx context.Context, ids []RecordID, pick func(*Record) bool) (int, error) {
+	unsent, err := r.Unsent(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("forget: %w", err)
+	}
+	var chosen []RecordID
+	err = r.store.View(ctx, func(tx ReadTx) error {
+		for _, id := range ids {
+			rec, err := tx.Record(id)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if len(rec.FieldNames()) > 0 && !unsent(rec) && pick(rec) {
+				chosen = append(chosen, id)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("forget: %w", err)
+	}
+	for i := 0; i < len(chosen); i += forgetBatch {
+		if err := r.forget(ctx, chosen[i:min(i+forgetBatch, len(chosen))]); err != nil {
+			return i, err
+		}
+	}
+	return len(chosen), nil
+}
+
 // Forgotten returns the records forgotten on this replica (Forget); one
 // may hold answers written elsewhere since.
 func (r *Replica) Forgotten(ctx context.Context) (map[RecordID]bool, error) {

@@ -331,6 +331,61 @@ func (c *Change) Erases() bool {
 	return len(c.Fields) == 1 && c.Fields[0].Name == ErasedField
 }
 
+// Assignment is who follows a record up, as its AssignedField holds it: a
+// team, or one device, which with FollowUp also receives the record's
+// sensitive answers. The zero value assigns nobody.
+type Assignment struct {
+	Team     string `json:"team,omitempty"`
+	Device   string `json:"device,omitempty"`
+	FollowUp bool   `json:"follow_up,omitempty"`
+}
+
+// Text is the register's value for a.
+func (a Assignment) Text() string {
+	switch {
+	case a.Device != "" && a.FollowUp:
+		return "followup:" + a.Device
+	case a.Device != "":
+		return "device:" + a.Device
+	case a.Team != "":
+		return "team:" + a.Team
+	}
+	return ""
+}
+
+// ParseAssignment reads an assignment register's text; text it does not
+// know (a newer server's) assigns nobody.
+func ParseAssignment(s string) Assignment {
+	kind, who, _ := strings.Cut(s, ":")
+	switch kind {
+	case "followup":
+		return Assignment{Device: who, FollowUp: true}
+	case "device":
+		return Assignment{Device: who}
+	case "team":
+		return Assignment{Team: who}
+	}
+	return Assignment{}
+}
+
+// Names reports whether a assigns the record to device or its team.
+func (a Assignment) Names(device, team string) bool {
+	return (a.Device != "" && a.Device == device) || (a.Team != "" && a.Team == team)
+}
+
+// String describes a for people (audit trail, console, CLI).
+func (a Assignment) String() string {
+	switch {
+	case a.Device != "" && a.FollowUp:
+		return "device " + a.Device + " for a follow-up (sensitive answers included)"
+	case a.Device != "":
+		return "device " + a.Device
+	case a.Team != "":
+		return "team " + a.Team
+	}
+	return "nobody"
+}
+
 // Assigns reports whether c writes a record's assignment (see
 // AssignedField).
 func (c *Change) Assigns() bool {

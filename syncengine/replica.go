@@ -651,6 +651,11 @@ func (r *Replica) applyAll(tx Tx, origin Origin, changes []Change) (int, merged,
 		if err := logged(st, c); err != nil {
 			return 0, merged{}, nil, err
 		}
+		if c.Assigns() {
+			if err := tx.SetMeta(metaAssigned+c.Record.String(), nil); err != nil {
+				return 0, merged{}, nil, err
+			}
+		}
 	}
 	m := merged{recs: make([]*Record, 0, len(dirty))}
 	for _, st := range cache {
