@@ -97,6 +97,24 @@ func (s DotSet) Add(d Dot) DotSet {
 	return out
 }
 
+// Covers reports whether every dot of o is in s.
+func (s DotSet) Covers(o DotSet) bool {
+	if len(o) > len(s) {
+		return false
+	}
+	i := 0
+	for _, d := range o {
+		for i < len(s) && s[i].Compare(d) < 0 {
+			i++
+		}
+		if i == len(s) || s[i] != d {
+			return false
+		}
+		i++
+	}
+	return true
+}
+
 // Union returns s with every dot of o added.
 func (s DotSet) Union(o DotSet) DotSet {
 	if len(o) == 0 {

@@ -62,6 +62,16 @@ type Tx interface {
 	DeleteMeta(key string) error
 }
 
+// LogDeleter is an optional Tx method for a device compacting its log
+// (Replica.CompactLog): the entry at seq leaves the log; its sequence
+// number is never used again (the log then has gaps: ScanLog passes over
+// them, LogEntry answers ErrNotFound, Head stays). Only a device's log,
+// which no other replica pages through, is compacted. Deleting an entry
+// that is not there is not an error.
+type LogDeleter interface {
+	DeleteLog(seq uint64) error
+}
+
 // ScanOption is a hint to ScanLog. Stores that ignore it stay correct.
 type ScanOption struct {
 	// Skip: entries written by this replica may be passed with only Seq,

@@ -558,6 +558,9 @@ func (t *tx) ReplaceLog(seq uint64, c *syncengine.Change) error {
 	return t.txn.SetEntry(badger.NewEntry(logKey(seq), syncengine.MarshalLogEntry(nil, e.Origin, c)).WithMeta(originMeta(e.Origin)))
 }
 
+// DeleteLog implements syncengine.LogDeleter.
+func (t *tx) DeleteLog(seq uint64) error { return t.txn.Delete(logKey(seq)) }
+
 func (t *tx) ScanMeta(prefix string, fn func(string, []byte) error) error {
 	it := t.txn.NewIterator(badger.IteratorOptions{Prefix: metaKey(prefix)})
 	defer it.Close()

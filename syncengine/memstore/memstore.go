@@ -129,6 +129,9 @@ func (t *tx) ScanLog(after uint64, fn func(syncengine.LogEntry, int) error, opts
 	skip := syncengine.SkipOf(opts)
 	all := t.entries()
 	for i := after; i < uint64(len(all)); i++ {
+		if all[i] == nil {
+			continue // compacted away (DeleteLog)
+		}
 		e, err := syncengine.DecodeLogEntry(i+1, all[i], skip)
 		if err != nil {
 			return err
@@ -142,7 +145,7 @@ func (t *tx) ScanLog(after uint64, fn func(syncengine.LogEntry, int) error, opts
 
 func (t *tx) LogEntry(seq uint64) (syncengine.LogEntry, error) {
 	all := t.entries()
-	if seq == 0 || seq > uint64(len(all)) {
+	if seq == 0 || seq > uint64(len(all)) || all[seq-1] == nil {
 		return syncengine.LogEntry{}, syncengine.ErrNotFound
 	}
 	return syncengine.UnmarshalLogEntry(seq, all[seq-1])
@@ -216,6 +219,24 @@ func (t *tx) ReplaceLog(seq uint64, c *syncengine.Change) error {
 		t.replaced = map[uint64][]byte{}
 	}
 	t.replaced[seq] = b
+	return nil
+}
+
+// DeleteLog implements syncengine.LogDeleter: the entry's slot stays,
+// empty, so sequence numbers keep their places.
+func (t *tx) DeleteLog(seq uint64) error {
+	n := uint64(len(t.s.log))
+	switch {
+	case seq == 0 || seq > n+uint64(len(t.log)):
+		return nil
+	case seq > n:
+		t.log[seq-n-1] = nil
+		return nil
+	}
+	if t.replaced == nil {
+		t.replaced = map[uint64][]byte{}
+	}
+	t.replaced[seq] = nil
 	return nil
 }
 

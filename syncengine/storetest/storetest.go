@@ -147,6 +147,63 @@ func Run(t *testing.T, open Opener, newKey func(t *testing.T) string) {
 		})
 	})
 
+	t.Run("DeleteLog", func(t *testing.T) {
+		s := fresh(t)
+		var probe syncengine.LogDeleter
+		mustView(t, s, func(tx syncengine.ReadTx) error { probe, _ = tx.(syncengine.LogDeleter); return nil })
+		if probe == nil {
+			t.Skip("the store does not compact logs (servers never do)")
+		}
+		mustUpdate(t, s, func(tx syncengine.Tx) error {
+			for i := range 3 {
+				c := sampleChange(uint64(i + 1))
+				if _, err := tx.Append(syncengine.Local, &c); err != nil {
+					return err
+				}
+			}
+			return tx.(syncengine.LogDeleter).DeleteLog(1)
+		})
+		mustUpdate(t, s, func(tx syncengine.Tx) error {
+			c := sampleChange(4)
+			if _, err := tx.Append(syncengine.Local, &c); err != nil {
+				return err
+			}
+			for _, seq := range []uint64{3, 4, 9} {
+				if err := tx.(syncengine.LogDeleter).DeleteLog(seq); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.LogEntry(3); !errors.Is(err, syncengine.ErrNotFound) {
+				t.Errorf("entry 3 inside the transaction that deleted it: %v", err)
+			}
+			return nil
+		})
+		mustView(t, s, func(tx syncengine.ReadTx) error {
+			var got []uint64
+			if err := tx.ScanLog(0, func(e syncengine.LogEntry, _ int) error { got = append(got, e.Seq); return nil }); err != nil {
+				return err
+			}
+			if fmt.Sprint(got) != "[2]" {
+				t.Errorf("log after deleting 1, 3 and 4: %v, want [2]", got)
+			}
+			if _, err := tx.LogEntry(1); !errors.Is(err, syncengine.ErrNotFound) {
+				t.Errorf("a deleted entry: %v", err)
+			}
+			if h, err := tx.Head(); h != 4 || err != nil {
+				t.Errorf("head after deleting: %d %v, want 4", h, err)
+			}
+			return nil
+		})
+		mustUpdate(t, s, func(tx syncengine.Tx) error {
+			c := sampleChange(5)
+			seq, err := tx.Append(syncengine.Local, &c)
+			if err == nil && seq != 5 {
+				err = fmt.Errorf("appended at %d after deleting, want 5", seq)
+			}
+			return err
+		})
+	})
+
 	t.Run("RecordBytesRoundTrip", func(t *testing.T) {
 		s := fresh(t)
 		rec := sampleRecord(2)

@@ -1,0 +1,266 @@
+package syncengine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Log compaction on a device. A device's log exists to push its writes
+// and, after the server lost data (restored from a backup, replaced), to
+// resend everything it holds (startOver). Once the server acknowledged
+// them, the entries superseded in every register they wrote add nothing to
+// either: CompactLog drops them, and the device's storage stops growing
+// with every edit of the same answers.
+//
+// What is kept for a resend: every entry whose write is still live in its
+// record (a current value, or one side of a conflict), whole, with its
+// causal context; and every superseded entry that is not covered. An
+// entry z is covered when, for each field it wrote, a live entry e of that
+// field had seen z and everything z had seen (e's context holds z and
+// z's context). Applying e then does all that applying z and e does to
+// those registers, anywhere, in any order: a server restored from a
+// backup that still holds z's value, or values z had superseded, loses
+// them to e exactly as it would have to z. What a compacted device cannot
+// give a restored server is the record's superseded answers themselves
+// (they are history) and the dots of dropped writes in the record's set
+// of applied changes (nothing compares values by it). Writes of $deleted
+// (their contexts decide delete conflicts), $erased and records that were
+// erased or forgotten (their entries are stripped already) are never
+// dropped.
+
+// metaCompacted: the log position through which CompactLog has looked.
+const metaCompacted = "log.compacted"
+
+// compactChunk bounds the records whose entries one scan of the log
+// gathers (a device's memory is small).
+const compactChunk = 256
+
+// compactBatch bounds the deletions of one transaction.
+const compactBatch = 256
+
+// CompactStats says what CompactLog did.
+type CompactStats struct {
+	Records int // records whose entries were examined
+	Dropped int // log entries dropped
+}
+
+// CompactLog drops the acknowledged log entries that a resend no longer
+// needs (see above). It needs a store with LogDeleter and does nothing
+// otherwise; it looks only at records written since it last ran.
+func (r *Replica) CompactLog(ctx context.Context) (CompactStats, error) {
+	var st CompactStats
+	var ack, done uint64
+	touched := map[RecordID]bool{} // record → it has superseded writes
+	err := r.store.View(ctx, func(tx ReadTx) (err error) {
+		if _, ok := tx.(LogDeleter); !ok {
+			return errNoCompaction
+		}
+		if ack, err = metaUint(tx, metaPushAck); err != nil {
+			return err
+		}
+		if done, err = metaUint(tx, metaCompacted); err != nil || done >= ack {
+			return err
+		}
+		err = tx.ScanLog(done, func(e LogEntry, _ int) error {
+			if e.Seq > ack {
+				return ErrStop
+			}
+			if _, ok := touched[e.Change.Record]; !ok {
+				rec, err := tx.Record(e.Change.Record)
+				if err != nil {
+					return err
+				}
+				touched[e.Change.Record] = superseded(rec)
+			}
+			return nil
+		})
+		if errors.Is(err, ErrStop) {
+			err = nil
+		}
+		return err
+	})
+	if errors.Is(err, errNoCompaction) || (err == nil && done >= ack) {
+		return st, nil
+	}
+	if err != nil {
+		return st, fmt.Errorf("compact log: %w", err)
+	}
+	var chunk []RecordID
+	flush := func() error {
+		n, err := r.compactRecords(ctx, chunk, ack)
+		st.Records += len(chunk)
+		st.Dropped += n
+		chunk = chunk[:0]
+		return err
+	}
+	for id, some := range touched {
+		if !some {
+			continue
+		}
+		if chunk = append(chunk, id); len(chunk) == compactChunk {
+			if err := flush(); err != nil {
+				return st, err
+			}
+		}
+	}
+	if len(chunk) > 0 {
+		if err := flush(); err != nil {
+			return st, err
+		}
+	}
+	err = r.store.Update(ctx, func(tx Tx) error { return setMetaUint(tx, metaCompacted, ack) })
+	if err != nil {
+		return st, fmt.Errorf("compact log: %w", err)
+	}
+	return st, nil
+}
+
+var errNoCompaction = errors.New("store does not compact")
+
+// superseded reports whether rec applied writes that hold no live value:
+// only such a record has entries to drop.
+func superseded(rec *Record) bool {
+	if rec.Erased() {
+		return false
+	}
+	live := 0
+	seen := map[Dot]bool{}
+	for _, reg := range rec.Fields {
+		for _, e := range reg.Entries {
+			if !seen[e.Dot] {
+				seen[e.Dot] = true
+				live++
+			}
+		}
+	}
+	return len(rec.Applied) > live
+}
+
+// compactRecords drops the droppable entries of ids, acknowledged through
+// ack, with one scan of the log.
+func (r *Replica) compactRecords(ctx context.Context, ids []RecordID, ack uint64) (int, error) {
+	want := make(map[RecordID][]LogEntry, len(ids))
+	for _, id := range ids {
+		want[id] = nil
+	}
+	var drop []LogEntry
+	err := r.store.View(ctx, func(tx ReadTx) error {
+		err := tx.ScanLog(0, func(e LogEntry, _ int) error {
+			if es, ok := want[e.Change.Record]; ok {
+				want[e.Change.Record] = append(es, e)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for id, es := range want {
+			rec, err := tx.Record(id)
+			if err != nil {
+				return err
+			}
+			if forgot, err := hasMeta(tx, metaForgot+id.String()); err != nil || forgot {
+				return err
+			}
+			drop = append(drop, droppable(rec, es, ack)...)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("compact log: %w", err)
+	}
+	for i := 0; i < len(drop); i += compactBatch {
+		part := drop[i:min(i+compactBatch, len(drop))]
+		err := r.store.Update(ctx, func(tx Tx) error {
+			del := tx.(LogDeleter)
+			for _, e := range part {
+				if err := del.DeleteLog(e.Seq); err != nil {
+					return err
+				}
+				if r.history {
+					if err := tx.DeleteMeta(historyKey(e.Change.Record, e.Seq)); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return i, fmt.Errorf("compact log: %w", err)
+		}
+	}
+	return len(drop), nil
+}
+
+func hasMeta(tx ReadTx, key string) (bool, error) {
+	if mc, ok := tx.(MetaChecker); ok {
+		return mc.HasMeta(key)
+	}
+	_, err := tx.Meta(key)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// droppable returns the entries of rec (es: all its log entries) that are
+// acknowledged (at or before ack) and covered (see the top of this file).
+func droppable(rec *Record, es []LogEntry, ack uint64) []LogEntry {
+	if rec.Erased() {
+		return nil
+	}
+	first := map[Dot]*LogEntry{} // each dot's first entry (a dot may be logged twice)
+	for i := range es {
+		if _, ok := first[es[i].Change.Dot]; !ok {
+			first[es[i].Change.Dot] = &es[i]
+		}
+	}
+	var out []LogEntry
+	for i := range es {
+		z := &es[i]
+		if z.Seq > ack {
+			continue
+		}
+		if first[z.Change.Dot] != z {
+			out = append(out, *z) // a repeat of an entry kept before it
+			continue
+		}
+		if covered(rec, z, first) {
+			out = append(out, *z)
+		}
+	}
+	return out
+}
+
+// covered reports whether every register z wrote has a live write whose
+// entry had seen z and all z had seen, z itself being live in none.
+func covered(rec *Record, z *LogEntry, first map[Dot]*LogEntry) bool {
+	c := &z.Change
+	if len(c.Fields) == 0 {
+		return false
+	}
+	for _, f := range c.Fields {
+		if f.Name == DeletedField || f.Name == ErasedField {
+			return false
+		}
+		reg := rec.Fields[f.Name]
+		if reg == nil || len(reg.Entries) == 0 {
+			return false
+		}
+		ok := false
+		for _, e := range reg.Entries {
+			if e.Dot == c.Dot {
+				return false // live
+			}
+			le := first[e.Dot]
+			if le != nil && le.Change.Context.Contains(c.Dot) && le.Change.Context.Covers(c.Context) {
+				ok = true
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
