@@ -280,7 +280,10 @@ type SyncResult struct {
 	ServerTime    string  `json:"server_time,omitempty"`
 	ClockSkewMS   int64   `json:"clock_skew_ms"`
 	ResentAll     bool    `json:"resent_all,omitempty"`
-	Wiped         bool    `json:"wiped,omitempty"`
+	// LogCompacted: acknowledged log entries dropped after the sync
+	// (superseded edits a resend no longer needs).
+	LogCompacted int  `json:"log_compacted,omitempty"`
+	Wiped        bool `json:"wiped,omitempty"`
 	// What the project's delete-after-send and retention settings did
 	// (absent when the project has none).
 	Kept         *KeepResult `json:"kept,omitempty"`
@@ -372,6 +375,13 @@ func (d *Device) Sync(ctx context.Context, serverURL string, progress func(SyncR
 		res.Wiped = err == nil
 	} else if err == nil {
 		res.Kept, err = d.keep(ctx, client, st.Server, st.ServerTime)
+	}
+	if err == nil && !res.Wiped {
+		// Acknowledged entries a resend no longer needs leave the log, so
+		// the store does not grow with every edit of the same answers.
+		var cs syncengine.CompactStats
+		cs, err = d.rep.CompactLog(ctx)
+		res.LogCompacted = cs.Dropped
 	}
 	res.BytesSent, res.BytesReceived = counter.Sent.Load(), counter.Received.Load()
 	res.DurationMS = float64(time.Since(start).Microseconds()) / 1000

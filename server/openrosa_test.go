@@ -322,6 +322,7 @@ func TestOpenRosaCollect(t *testing.T) {
 func TestODKEngineSubmits(t *testing.T) {
 	script := shared.Peer(t, "odk-collect.mjs", "@getodk/xforms-engine", "jsdom")
 	ts := newTrustServer(t)
+	teamRecords(t, ts.Auth(), "A") // a Tessera device of the team reads the submission
 	ctx := context.Background()
 	if _, err := ts.rpc["a-lead"].Forms().PublishForm(ctx, &tesserav1.PublishFormRequest{Xlsx: householdForm(t, "house_a", "1"), Project: "A"}); err != nil {
 		t.Fatal(err)
@@ -554,6 +555,7 @@ func TestOpenRosaAccounts(t *testing.T) {
 func TestWebFormsInBrowser(t *testing.T) {
 	peers := filepath.Dir(shared.Peer(t, "web-forms.html", "@getodk/web-forms", "vue"))
 	ts := newTrustServer(t)
+	teamRecords(t, ts.Auth(), "A") // a Tessera device of the team reads the submission
 	ctx := context.Background()
 	if _, err := ts.rpc["a-lead"].Forms().PublishForm(ctx, &tesserav1.PublishFormRequest{Xlsx: householdForm(t, "house_a", "1"), Project: "A"}); err != nil {
 		t.Fatal(err)

@@ -29,8 +29,23 @@ import (
 // erased or forgotten (their entries are stripped already) are never
 // dropped.
 
-// metaCompacted: the log position through which CompactLog has looked.
-const metaCompacted = "log.compacted"
+// metaCompacted: the log position through which CompactLog has looked;
+// metaEdited: the log head after the last write into a record that
+// existed (only such writes supersede: a log of records each written once
+// has nothing to compact, and a sync that pushed 10,000 new interviews
+// pays nothing for compaction).
+const (
+	metaCompacted = "log.compacted"
+	metaEdited    = "log.edited"
+)
+
+func markEdited(tx Tx) error {
+	head, err := tx.Head()
+	if err != nil {
+		return err
+	}
+	return setMetaUint(tx, metaEdited, head)
+}
 
 // compactChunk bounds the records whose entries one scan of the log
 // gathers (a device's memory is small).
@@ -51,6 +66,7 @@ type CompactStats struct {
 func (r *Replica) CompactLog(ctx context.Context) (CompactStats, error) {
 	var st CompactStats
 	var ack, done uint64
+	quick := false
 	touched := map[RecordID]bool{} // record → it has superseded writes
 	err := r.store.View(ctx, func(tx ReadTx) (err error) {
 		if _, ok := tx.(LogDeleter); !ok {
@@ -60,6 +76,11 @@ func (r *Replica) CompactLog(ctx context.Context) (CompactStats, error) {
 			return err
 		}
 		if done, err = metaUint(tx, metaCompacted); err != nil || done >= ack {
+			return err
+		}
+		edited, err := metaUint(tx, metaEdited)
+		if err != nil || edited <= done {
+			quick = true // nothing superseded since: only the mark moves
 			return err
 		}
 		err = tx.ScanLog(done, func(e LogEntry, _ int) error {
@@ -86,6 +107,9 @@ func (r *Replica) CompactLog(ctx context.Context) (CompactStats, error) {
 	if err != nil {
 		return st, fmt.Errorf("compact log: %w", err)
 	}
+	if quick {
+		return st, r.markCompacted(ctx, ack)
+	}
 	var chunk []RecordID
 	flush := func() error {
 		n, err := r.compactRecords(ctx, chunk, ack)
@@ -109,11 +133,15 @@ func (r *Replica) CompactLog(ctx context.Context) (CompactStats, error) {
 			return st, err
 		}
 	}
-	err = r.store.Update(ctx, func(tx Tx) error { return setMetaUint(tx, metaCompacted, ack) })
+	return st, r.markCompacted(ctx, ack)
+}
+
+func (r *Replica) markCompacted(ctx context.Context, ack uint64) error {
+	err := r.store.Update(ctx, func(tx Tx) error { return setMetaUint(tx, metaCompacted, ack) })
 	if err != nil {
-		return st, fmt.Errorf("compact log: %w", err)
+		return fmt.Errorf("compact log: %w", err)
 	}
-	return st, nil
+	return nil
 }
 
 var errNoCompaction = errors.New("store does not compact")

@@ -413,12 +413,18 @@ func (r *Replica) write(tx Tx, rec *Record, form string, fields []FieldWrite) er
 	if c.Erases() {
 		held = map[RecordID][]Value{rec.ID: heldValues(nil, rec)}
 	}
+	edit := len(rec.Applied) > 0
 	rec.Apply(&c)
 	if err := tx.PutRecord(rec); err != nil {
 		return err
 	}
 	if err := r.appendLog(tx, Local, &c); err != nil {
 		return err
+	}
+	if edit {
+		if err := markEdited(tx); err != nil {
+			return err
+		}
 	}
 	if c.Erases() {
 		return r.eraseLogged(tx, []RecordID{rec.ID}, held)
@@ -581,6 +587,7 @@ func (r *Replica) applyAll(tx Tx, origin Origin, changes []Change) (int, merged,
 	applied := 0
 	var erasing []RecordID
 	var held map[RecordID][]Value
+	edits := false // a change merged into a record that existed
 	logged := func(st *staged, c *Change) error {
 		applied++
 		if !st.dirty {
@@ -651,10 +658,16 @@ func (r *Replica) applyAll(tx Tx, origin Origin, changes []Change) (int, merged,
 		if err := logged(st, c); err != nil {
 			return 0, merged{}, nil, err
 		}
+		edits = true
 		if c.Assigns() {
 			if err := tx.SetMeta(metaAssigned+c.Record.String(), nil); err != nil {
 				return 0, merged{}, nil, err
 			}
+		}
+	}
+	if edits {
+		if err := markEdited(tx); err != nil {
+			return 0, merged{}, nil, err
 		}
 	}
 	m := merged{recs: make([]*Record, 0, len(dirty))}

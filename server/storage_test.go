@@ -1,0 +1,121 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/tessera-survey/tessera/fieldapp"
+	"github.com/tessera-survey/tessera/server"
+	"github.com/tessera-survey/tessera/syncengine"
+)
+
+// dirBytes is the size of every file under dir.
+func dirBytes(t *testing.T, dir string) int64 {
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		n += info.Size()
+		return err
+	})
+	must(t, err)
+	return n
+}
+
+// TestDeviceStorageAfterManyEdits (issue 19's target): a device edits
+// 1,000 records of 22 answers 100,000 times (one answer per edit, as the
+// interview screen writes), syncing every 5,000 edits; its data folder,
+// closed, stays within 2× of a device holding the same final answers
+// written once. Long: set TESSERA_STORAGE_EDITS (100000 for the target).
+func TestDeviceStorageAfterManyEdits(t *testing.T) {
+	edits, _ := strconv.Atoi(os.Getenv("TESSERA_STORAGE_EDITS"))
+	if edits <= 0 {
+		t.Skip("set TESSERA_STORAGE_EDITS=100000 to run")
+	}
+	ctx := context.Background()
+	srv := startServer(t, server.Config{})
+	const records, fields = 1000, 22
+	answer := func(i, f int, v int) syncengine.FieldWrite {
+		return syncengine.FieldWrite{Name: fmt.Sprintf("q%02d", f), Value: syncengine.TextValue(fmt.Sprintf("answer %d to question %d, version %d", i, f, v))}
+	}
+	open := func(name string) (*fieldapp.Device, string) {
+		dir := filepath.Join(t.TempDir(), name)
+		d, err := fieldapp.Init(ctx, dir, fieldapp.Config{Server: srv.URL, PIN: testPIN})
+		must(t, err)
+		return d, dir
+	}
+	// The edited device.
+	d, dir := open("edited")
+	ids := make([]syncengine.RecordID, records)
+	final := make([][]syncengine.FieldWrite, records)
+	for i := range ids {
+		fs := make([]syncengine.FieldWrite, fields)
+		for f := range fs {
+			fs[f] = answer(i, f, 0)
+		}
+		id, err := d.Create(ctx, "edits", fs)
+		must(t, err)
+		ids[i], final[i] = id, fs
+	}
+	mustSync(t, d)
+	rng := rand.New(rand.NewPCG(1, 2))
+	start, dropped := time.Now(), 0
+	for e := 1; e <= edits; e++ {
+		i, f := rng.IntN(records), rng.IntN(fields)
+		w := answer(i, f, e)
+		must(t, d.Set(ctx, ids[i], []syncengine.FieldWrite{w}))
+		final[i][f] = w
+		if e%5000 == 0 || e == edits {
+			res := mustSync(t, d)
+			dropped += res.LogCompacted
+		}
+	}
+	took := time.Since(start)
+	logEntries, logBytes, recBytes := stored(t, d)
+	must(t, d.Settle())
+	must(t, d.Close())
+	edited := dirBytes(t, dir)
+
+	// The same final answers, each record written once.
+	b, bdir := open("final")
+	for i := range ids {
+		_, err := b.Create(ctx, "edits", final[i])
+		must(t, err)
+	}
+	mustSync(t, b)
+	_, baseLog, baseRec := stored(t, b)
+	must(t, b.Settle())
+	must(t, b.Close())
+	base := dirBytes(t, bdir)
+	ratio := float64(edited) / float64(base)
+	t.Logf("%d edits of %d records × %d answers in %v: %d log entries dropped, %d left; encoded: records %.2f MB + log %.2f MB, against %.2f + %.2f MB for the final state written once (%.2f×); data folder %.1f MB against %.1f MB: %.2f×",
+		edits, records, fields, took.Round(time.Second), dropped, logEntries, float64(recBytes)/1e6, float64(logBytes)/1e6,
+		float64(baseRec)/1e6, float64(baseLog)/1e6, float64(recBytes+logBytes)/float64(baseRec+baseLog), float64(edited)/1e6, float64(base)/1e6, ratio)
+	if ratio > 2 {
+		t.Errorf("the edited device's storage is %.2f× the final state's (want ≤ 2×)", ratio)
+	}
+}
+
+// stored counts a device's log entries and the encoded bytes of its log
+// and records.
+func stored(t *testing.T, d *fieldapp.Device) (entries int, logBytes, recBytes int64) {
+	must(t, d.Replica().Store().View(context.Background(), func(tx syncengine.ReadTx) error {
+		if err := tx.ScanLog(0, func(_ syncengine.LogEntry, n int) error { entries++; logBytes += int64(n); return nil }); err != nil {
+			return err
+		}
+		return tx.(syncengine.RawRecordScanner).ScanRecordBytes(syncengine.RecordID{}, func(_ syncengine.RecordID, b []byte) error {
+			recBytes += int64(len(b))
+			return nil
+		})
+	}))
+	return entries, logBytes, recBytes
+}
