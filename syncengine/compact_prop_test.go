@@ -158,7 +158,9 @@ func TestCompactKeepsWhatACoverHadNotSeen(t *testing.T) {
 		ctx := context.Background()
 		srv := openReplica(t, memstore.New(), nil)
 		dev, other := openReplica(t, memstore.New(), nil), openReplica(t, memstore.New(), nil)
-		q := func(v int64) []syncengine.FieldWrite { return []syncengine.FieldWrite{{Name: "q", Value: syncengine.IntValue(v)}} }
+		q := func(v int64) []syncengine.FieldWrite {
+			return []syncengine.FieldWrite{{Name: "q", Value: syncengine.IntValue(v)}}
+		}
 		id, err := dev.Create(ctx, "f@1", q(1)) // x
 		if err != nil {
 			t.Fatal(err)
