@@ -47,14 +47,14 @@ func TestDeviceStorageAfterManyEdits(t *testing.T) {
 	answer := func(i, f int, v int) syncengine.FieldWrite {
 		return syncengine.FieldWrite{Name: fmt.Sprintf("q%02d", f), Value: syncengine.TextValue(fmt.Sprintf("answer %d to question %d, version %d", i, f, v))}
 	}
-	open := func(name string) (*fieldapp.Device, string) {
+	open := func(name, url string) (*fieldapp.Device, string) {
 		dir := filepath.Join(t.TempDir(), name)
-		d, err := fieldapp.Init(ctx, dir, fieldapp.Config{Server: srv.URL, PIN: testPIN})
+		d, err := fieldapp.Init(ctx, dir, fieldapp.Config{Server: url, PIN: testPIN})
 		must(t, err)
 		return d, dir
 	}
 	// The edited device.
-	d, dir := open("edited")
+	d, dir := open("edited", srv.URL)
 	ids := make([]syncengine.RecordID, records)
 	final := make([][]syncengine.FieldWrite, records)
 	for i := range ids {
@@ -84,9 +84,19 @@ func TestDeviceStorageAfterManyEdits(t *testing.T) {
 	must(t, d.Settle())
 	must(t, d.Close())
 	edited := dirBytes(t, dir)
+	if os.Getenv("TESSERA_STORAGE_FILES") != "" {
+		filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+			if err == nil && !e.IsDir() {
+				info, _ := e.Info()
+				t.Logf("%s %d", p[len(dir):], info.Size())
+			}
+			return nil
+		})
+	}
 
-	// The same final answers, each record written once.
-	b, bdir := open("final")
+	// The same final answers, each record written once, on a device of
+	// another server (it would pull the edited device's records).
+	b, bdir := open("final", startServer(t, server.Config{}).URL)
 	for i := range ids {
 		_, err := b.Create(ctx, "edits", final[i])
 		must(t, err)
