@@ -525,6 +525,38 @@ type LogEntry struct {
 	Seq    uint64
 	Origin Origin
 	Change Change
+	// Ref: the change's context is stored by reference to a set of its
+	// record kept beside the log (a device's compacted log, see
+	// CompactLog); Change.Context is empty until Resolve fills it.
+	Ref *ContextRef
+}
+
+// ContextRef is a context stored against a base set of its record.
+type ContextRef struct {
+	Base uint64 // names the base: metaContextBase + record + "/" + Base
+	raw  []byte // the context as a refSet against the base
+}
+
+// versionRef is the encoding of a log entry whose context is by reference.
+const versionRef = 3
+
+// MarshalLogEntryRef is MarshalLogEntry with c's context written against
+// base, the set stored under base id for c's record.
+func MarshalLogEntryRef(b []byte, origin Origin, c *Change, id uint64, base DotSet) []byte {
+	e := encoder{b: b}
+	e.b = append(e.b, versionRef, byte(origin))
+	e.b = append(e.b, c.Record[:]...)
+	e.str(c.Form)
+	e.dot(c.Dot)
+	e.uvarint(uint64(c.HLC))
+	e.uvarint(id)
+	e.refSet(base, c.Context)
+	e.uvarint(uint64(len(c.Fields)))
+	for _, f := range c.Fields {
+		e.str(f.Name)
+		e.value(f.Value)
+	}
+	return e.b
 }
 
 // MarshalLogEntry appends the storage encoding of a log entry (without its
@@ -548,7 +580,7 @@ func MarshalLogEntry(b []byte, origin Origin, c *Change) []byte {
 // UnmarshalLogEntry decodes a log entry stored by MarshalLogEntry.
 func UnmarshalLogEntry(seq uint64, b []byte) (LogEntry, error) {
 	d := decoder{b: b}
-	if d.v = d.byte(); d.v != codecVersion && d.v != 1 {
+	if d.v = d.byte(); d.v != codecVersion && d.v != 1 && d.v != versionRef {
 		return LogEntry{}, fmt.Errorf("log entry %d: %w: encoding version %d", seq, ErrCorrupt, d.v)
 	}
 	le := LogEntry{Seq: seq, Origin: Origin(d.byte())}
@@ -557,7 +589,15 @@ func UnmarshalLogEntry(seq uint64, b []byte) (LogEntry, error) {
 	c.Form = d.str()
 	c.Dot = d.dot()
 	c.HLC = HLC(d.uvarint())
-	c.Context = d.dots()
+	if d.v == versionRef {
+		le.Ref = &ContextRef{Base: d.uvarint()}
+		start := d.b
+		d.v = codecVersion
+		d.skipRefSet(nil)
+		le.Ref.raw = start[:len(start)-len(d.b)]
+	} else {
+		c.Context = d.dots()
+	}
 	n := d.count(2)
 	if n > 0 {
 		c.Fields = make([]FieldWrite, n)
@@ -576,7 +616,7 @@ func UnmarshalLogEntry(seq uint64, b []byte) (LogEntry, error) {
 func DecodeLogEntry(seq uint64, b []byte, skip ReplicaID) (LogEntry, error) {
 	if !skip.IsZero() {
 		d := decoder{b: b}
-		if v := d.byte(); v == codecVersion || v == 1 {
+		if v := d.byte(); v == codecVersion || v == 1 || v == versionRef {
 			origin := Origin(d.byte())
 			d.bytes(16)
 			d.bytes(d.uvarint())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 )
 
 // Log compaction on a device. A device's log exists to push its writes
@@ -38,6 +39,41 @@ const (
 	metaCompacted = "log.compacted"
 	metaEdited    = "log.edited"
 )
+
+// metaContextBase + record id + "/" + base id: a set of the record's dots
+// that the contexts of its compacted log entries are written against
+// (LogEntry.Ref): the ~22 live entries of an edited record each carried
+// nearly every dot of the record, 3.7 of a 6 MB log after 100,000 edits.
+const metaContextBase = "cbase/"
+
+func baseKey(id RecordID, base uint64) string {
+	return metaContextBase + id.String() + "/" + strconv.FormatUint(base, 16)
+}
+
+// minRefContext: smaller contexts stay written in full.
+const minRefContext = 8
+
+// Resolve fills e's context when it is stored by reference (a device's
+// compacted log: see CompactLog). Readers of a log other than this
+// package's (tests, tools) call it on every entry they use.
+func Resolve(tx ReadTx, e *LogEntry) error {
+	if e.Ref == nil {
+		return nil
+	}
+	b, err := tx.Meta(baseKey(e.Change.Record, e.Ref.Base))
+	if err != nil {
+		return fmt.Errorf("log entry %d: context base: %w", e.Seq, err)
+	}
+	bd := decoder{b: b, v: codecVersion}
+	base := bd.dots()
+	d := decoder{b: e.Ref.raw, v: codecVersion}
+	ctx := d.refSetInto(nil, base)
+	if bd.err != nil || len(bd.b) != 0 || d.err != nil || len(d.b) != 0 {
+		return fmt.Errorf("log entry %d: context: %w", e.Seq, ErrCorrupt)
+	}
+	e.Change.Context, e.Ref = ctx, nil
+	return nil
+}
 
 func markEdited(tx Tx) error {
 	head, err := tx.Head()
@@ -165,19 +201,38 @@ func superseded(rec *Record) bool {
 	return len(rec.Applied) > live
 }
 
+// recordPlan is what compaction changes of one record's log.
+type recordPlan struct {
+	id      RecordID
+	drop    []LogEntry
+	rewrite []LogEntry // kept, acknowledged: written against the new base
+	base    DotSet
+}
+
 // compactRecords drops the droppable entries of ids, acknowledged through
-// ack, with one scan of the log.
+// ack, and writes the contexts of the others against a base set of their
+// record (LogEntry.Ref), with one scan of the log. It returns how many
+// entries it dropped.
 func (r *Replica) compactRecords(ctx context.Context, ids []RecordID, ack uint64) (int, error) {
 	want := make(map[RecordID][]LogEntry, len(ids))
 	for _, id := range ids {
 		want[id] = nil
 	}
-	var drop []LogEntry
+	wasRef := map[uint64]bool{}
+	var plans []recordPlan
 	err := r.store.View(ctx, func(tx ReadTx) error {
 		err := tx.ScanLog(0, func(e LogEntry, _ int) error {
-			if es, ok := want[e.Change.Record]; ok {
-				want[e.Change.Record] = append(es, e)
+			es, ok := want[e.Change.Record]
+			if !ok {
+				return nil
 			}
+			if e.Ref != nil {
+				wasRef[e.Seq] = true
+				if err := Resolve(tx, &e); err != nil {
+					return err
+				}
+			}
+			want[e.Change.Record] = append(es, e)
 			return nil
 		})
 		if err != nil {
@@ -188,37 +243,103 @@ func (r *Replica) compactRecords(ctx context.Context, ids []RecordID, ack uint64
 			if err != nil {
 				return err
 			}
-			if forgot, err := hasMeta(tx, metaForgot+id.String()); err != nil || forgot {
-				return err
+			if forgot, err := hasMeta(tx, metaForgot+id.String()); err != nil || forgot || rec.Erased() {
+				if err != nil {
+					return err
+				}
+				continue
 			}
-			drop = append(drop, droppable(rec, es, ack)...)
+			p := recordPlan{id: id, drop: droppable(rec, es, ack), base: rec.Applied}
+			dropped := make(map[uint64]bool, len(p.drop))
+			for _, e := range p.drop {
+				dropped[e.Seq] = true
+			}
+			for _, e := range es {
+				if !dropped[e.Seq] && e.Seq <= ack && (wasRef[e.Seq] || len(e.Change.Context) >= minRefContext) {
+					p.rewrite = append(p.rewrite, e)
+				}
+			}
+			plans = append(plans, p)
 		}
 		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("compact log: %w", err)
 	}
-	for i := 0; i < len(drop); i += compactBatch {
-		part := drop[i:min(i+compactBatch, len(drop))]
-		err := r.store.Update(ctx, func(tx Tx) error {
-			del := tx.(LogDeleter)
-			for _, e := range part {
-				if err := del.DeleteLog(e.Seq); err != nil {
-					return err
-				}
-				if r.history {
-					if err := tx.DeleteMeta(historyKey(e.Change.Record, e.Seq)); err != nil {
-						return err
-					}
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return i, fmt.Errorf("compact log: %w", err)
+	n := 0
+	for i := 0; i < len(plans); i += compactBatch / 32 {
+		part := plans[i:min(i+compactBatch/32, len(plans))]
+		if err := r.store.Update(ctx, func(tx Tx) error { return r.applyPlans(tx, part, ack) }); err != nil {
+			return n, fmt.Errorf("compact log: %w", err)
+		}
+		for _, p := range part {
+			n += len(p.drop)
 		}
 	}
-	return len(drop), nil
+	return n, nil
+}
+
+// applyPlans writes plans in tx: each record's new base, its rewritten and
+// dropped entries, and the removal of its older bases.
+func (r *Replica) applyPlans(tx Tx, plans []recordPlan, ack uint64) error {
+	del := tx.(LogDeleter)
+	for _, p := range plans {
+		// An erasure or a forgetting since the plan was made rewrote the
+		// record's entries without answers: leave them so.
+		rec, err := tx.Record(p.id)
+		if err != nil {
+			return err
+		}
+		if forgot, err := hasMeta(tx, metaForgot+p.id.String()); err != nil || forgot || rec.Erased() {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		var old []string
+		prefix := metaContextBase + p.id.String() + "/"
+		key := baseKey(p.id, ack)
+		if err := tx.ScanMeta(prefix, func(k string, _ []byte) error {
+			if k != key {
+				old = append(old, k)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if len(p.rewrite) > 0 {
+			e := encoder{}
+			e.dots(p.base)
+			if err := tx.SetMeta(key, e.b); err != nil {
+				return err
+			}
+		}
+		for _, e := range p.rewrite {
+			b := MarshalLogEntryRef(nil, e.Origin, &e.Change, ack, p.base)
+			if len(e.Change.Context) < minRefContext {
+				b = MarshalLogEntry(nil, e.Origin, &e.Change)
+			}
+			if err := del.ReplaceLogBytes(e.Seq, b); err != nil {
+				return err
+			}
+		}
+		for _, e := range p.drop {
+			if err := del.DeleteLog(e.Seq); err != nil {
+				return err
+			}
+			if r.history {
+				if err := tx.DeleteMeta(historyKey(e.Change.Record, e.Seq)); err != nil {
+					return err
+				}
+			}
+		}
+		for _, k := range old {
+			if err := tx.DeleteMeta(k); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func hasMeta(tx ReadTx, key string) (bool, error) {

@@ -14,7 +14,13 @@ import (
 func logOf(t *rapid.T, r *syncengine.Replica) []syncengine.LogEntry {
 	var out []syncengine.LogEntry
 	err := r.Store().View(context.Background(), func(tx syncengine.ReadTx) error {
-		return tx.ScanLog(0, func(e syncengine.LogEntry, _ int) error { out = append(out, e); return nil })
+		return tx.ScanLog(0, func(e syncengine.LogEntry, _ int) error {
+			if err := syncengine.Resolve(tx, &e); err != nil {
+				return err
+			}
+			out = append(out, e)
+			return nil
+		})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -125,6 +131,24 @@ func TestCompactedLogResendsTheSame(t *testing.T) {
 		}
 		deliver(t, x, changesOf(all))
 		deliver(t, y, changesOf(kept))
+		if rapid.Bool().Draw(t, "forget one") {
+			// Forgetting writes the compacted entries back in full and
+			// drops the record's context bases.
+			id := ids[0]
+			if _, err := dev.ForgetRecords(ctx, []syncengine.RecordID{id}, func(*syncengine.Record) bool { return true }); err != nil {
+				t.Fatal(err)
+			}
+			logOf(t, dev) // every entry resolves
+			err := dev.Store().View(ctx, func(tx syncengine.ReadTx) error {
+				return tx.ScanMeta("cbase/"+id.String()+"/", func(k string, _ []byte) error {
+					t.Fatalf("base %s left after forgetting", k)
+					return nil
+				})
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
 		for _, id := range ids {
 			a, errA := x.Record(ctx, id)
 			b, errB := y.Record(ctx, id)

@@ -104,7 +104,22 @@ func (r *Replica) eraseLogged(tx Tx, ids []RecordID, held map[RecordID][]Value) 
 		seqs[id] = nil
 	}
 	visit := func(e LogEntry) error {
-		if _, ok := seqs[e.Change.Record]; !ok || e.Change.Erases() {
+		if _, ok := seqs[e.Change.Record]; !ok {
+			return nil
+		}
+		// A compacted entry is written back with its context in full, so
+		// the record's context bases can go.
+		wasRef := e.Ref != nil
+		if err := Resolve(tx, &e); err != nil {
+			return err
+		}
+		createdOnly := len(e.Change.Fields) == 1 && e.Change.Fields[0].Name == CreatedField
+		if wasRef && (createdOnly || e.Change.Erases()) {
+			if err := tx.ReplaceLog(e.Seq, &e.Change); err != nil {
+				return err
+			}
+		}
+		if e.Change.Erases() {
 			return nil
 		}
 		if !(len(e.Change.Fields) == 1 && e.Change.Fields[0].Name == CreatedField) {
@@ -131,6 +146,11 @@ func (r *Replica) eraseLogged(tx Tx, ids []RecordID, held map[RecordID][]Value) 
 	}
 	if err != nil {
 		return fmt.Errorf("erase: %w", err)
+	}
+	for id := range seqs {
+		if _, err := DeleteMetaPrefix(tx, metaContextBase+id.String()+"/"); err != nil {
+			return err
+		}
 	}
 	for id, ss := range seqs {
 		b := make([]byte, 0, 8*len(ss))

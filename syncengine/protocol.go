@@ -211,6 +211,9 @@ func scanBatch(tx ReadTx, after uint64, limit int, keep func(*LogEntry) (bool, e
 			more = true
 			return ErrStop
 		}
+		if err := Resolve(tx, &e); err != nil {
+			return err
+		}
 		ok, err := keep(&e)
 		if err != nil {
 			return err

@@ -482,6 +482,9 @@ func HistoryIn(tx ReadTx, id RecordID, fn func(LogEntry) error) error {
 			return fmt.Errorf("history key %q: %w", key, ErrCorrupt)
 		}
 		e, err := tx.LogEntry(seq)
+		if err == nil {
+			err = Resolve(tx, &e)
+		}
 		if err != nil {
 			return err
 		}

@@ -70,6 +70,10 @@ type Tx interface {
 // that is not there is not an error.
 type LogDeleter interface {
 	DeleteLog(seq uint64) error
+	// ReplaceLogBytes replaces the entry at seq, which must exist, with
+	// b, an entry encoded by MarshalLogEntry or MarshalLogEntryRef (its
+	// origin must stay the entry's).
+	ReplaceLogBytes(seq uint64, b []byte) error
 }
 
 // ScanOption is a hint to ScanLog. Stores that ignore it stay correct.

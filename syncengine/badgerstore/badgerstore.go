@@ -558,6 +558,15 @@ func (t *tx) ReplaceLog(seq uint64, c *syncengine.Change) error {
 	return t.txn.SetEntry(badger.NewEntry(logKey(seq), syncengine.MarshalLogEntry(nil, e.Origin, c)).WithMeta(originMeta(e.Origin)))
 }
 
+// ReplaceLogBytes implements syncengine.LogDeleter.
+func (t *tx) ReplaceLogBytes(seq uint64, b []byte) error {
+	e, err := t.LogEntry(seq)
+	if err != nil {
+		return err
+	}
+	return t.txn.SetEntry(badger.NewEntry(logKey(seq), append([]byte(nil), b...)).WithMeta(originMeta(e.Origin)))
+}
+
 // DeleteLog implements syncengine.LogDeleter.
 func (t *tx) DeleteLog(seq uint64) error { return t.txn.Delete(logKey(seq)) }
 

@@ -222,6 +222,23 @@ func (t *tx) ReplaceLog(seq uint64, c *syncengine.Change) error {
 	return nil
 }
 
+// ReplaceLogBytes implements syncengine.LogDeleter.
+func (t *tx) ReplaceLogBytes(seq uint64, b []byte) error {
+	if _, err := t.LogEntry(seq); err != nil {
+		return err
+	}
+	b = append([]byte(nil), b...)
+	if n := uint64(len(t.s.log)); seq > n {
+		t.log[seq-n-1] = b
+		return nil
+	}
+	if t.replaced == nil {
+		t.replaced = map[uint64][]byte{}
+	}
+	t.replaced[seq] = b
+	return nil
+}
+
 // DeleteLog implements syncengine.LogDeleter: the entry's slot stays,
 // empty, so sequence numbers keep their places.
 func (t *tx) DeleteLog(seq uint64) error {

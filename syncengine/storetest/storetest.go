@@ -186,6 +186,19 @@ func Run(t *testing.T, open Opener, newKey func(t *testing.T) string) {
 			if fmt.Sprint(got) != "[2]" {
 				t.Errorf("log after deleting 1, 3 and 4: %v, want [2]", got)
 			}
+			return nil
+		})
+		other := sampleChange(7)
+		mustUpdate(t, s, func(tx syncengine.Tx) error {
+			if err := tx.(syncengine.LogDeleter).ReplaceLogBytes(1, syncengine.MarshalLogEntry(nil, syncengine.Local, &other)); err == nil {
+				t.Error("replaced the bytes of a deleted entry")
+			}
+			return tx.(syncengine.LogDeleter).ReplaceLogBytes(2, syncengine.MarshalLogEntry(nil, syncengine.Local, &other))
+		})
+		mustView(t, s, func(tx syncengine.ReadTx) error {
+			if e, err := tx.LogEntry(2); err != nil || e.Change.Dot != other.Dot || e.Origin != syncengine.Local {
+				t.Errorf("entry 2 after replacing its bytes: %+v %v", e, err)
+			}
 			if _, err := tx.LogEntry(1); !errors.Is(err, syncengine.ErrNotFound) {
 				t.Errorf("a deleted entry: %v", err)
 			}
