@@ -218,6 +218,9 @@ type BundleReplyResult struct {
 	Forms        int // form versions added
 	Pending      int // changes still to send (a next bundle or sync)
 	Wipe         bool
+	// What the project's policy removed, as after a network sync (nil
+	// when the project keeps everything).
+	Kept *KeepResult
 }
 
 // ImportReply applies a server's reply to one of this device's bundles.
@@ -277,6 +280,17 @@ func (d *Device) ImportReply(ctx context.Context, raw []byte) (BundleReplyResult
 	res.Acknowledged, res.Pages, res.Applied, res.Wipe = st.Acknowledged, st.Pages, st.Applied, st.Server.Wipe
 	for _, p := range ans.Reply.Pages {
 		res.Received += len(p.Page.Changes)
+	}
+	if st.Pages > 0 && !st.Server.Wipe {
+		// A camp without uplink follows the same policy: what the server
+		// now holds leaves the device (no report of holdings: that needs
+		// the network).
+		if res.Kept, err = d.keep(ctx, nil, st.Server, st.ServerTime); err != nil {
+			return res, err
+		}
+		if _, err := d.rep.CompactLog(ctx); err != nil {
+			return res, err
+		}
 	}
 	res.Pending, err = d.rep.Pending(ctx)
 	return res, err

@@ -285,8 +285,11 @@ type SyncResult struct {
 	ResentAll     bool    `json:"resent_all,omitempty"`
 	// LogCompacted: acknowledged log entries dropped after the sync
 	// (superseded edits a resend no longer needs).
-	LogCompacted int  `json:"log_compacted,omitempty"`
-	Wiped        bool `json:"wiped,omitempty"`
+	LogCompacted int `json:"log_compacted,omitempty"`
+	// CompactMS: how long the compaction and the collection after it
+	// took (included in duration_ms).
+	CompactMS float64 `json:"compact_ms,omitempty"`
+	Wiped     bool    `json:"wiped,omitempty"`
 	// What the project's delete-after-send and retention settings did
 	// (absent when the project has none).
 	Kept         *KeepResult `json:"kept,omitempty"`
@@ -382,16 +385,20 @@ func (d *Device) Sync(ctx context.Context, serverURL string, progress func(SyncR
 	if err == nil && !res.Wiped {
 		// Acknowledged entries a resend no longer needs leave the log, so
 		// the store does not grow with every edit of the same answers.
+		began := time.Now()
 		var cs syncengine.CompactStats
 		cs, err = d.rep.CompactLog(ctx)
 		res.LogCompacted = cs.Dropped
-	}
-	if err == nil && res.LogCompacted > 0 {
-		// Superseded edits and dropped entries leave their bytes in the
-		// value log until it is collected: when compaction found some,
-		// collect now. A failure loses nothing.
-		if _, gerr := d.store.Reclaim(gcFilesPerSync); gerr != nil {
-			d.log.Warn("device store: value log collection failed", "err", gerr)
+		if err == nil && cs.Dropped > 0 {
+			// Superseded edits and dropped entries leave their bytes in
+			// the value log until it is collected: when compaction found
+			// some, collect now. A failure loses nothing.
+			if _, gerr := d.store.Reclaim(gcFilesPerSync); gerr != nil {
+				d.log.Warn("device store: value log collection failed", "err", gerr)
+			}
+		}
+		if cs.Records > 0 {
+			res.CompactMS = float64(time.Since(began).Microseconds()) / 1000
 		}
 	}
 	res.BytesSent, res.BytesReceived = counter.Sent.Load(), counter.Received.Load()

@@ -146,6 +146,9 @@ func wrote(rec *syncengine.Record, me syncengine.ReplicaID) bool {
 // reportHoldings tells the server what is left, when it changed. A server
 // too old to take the report is not an error.
 func (d *Device) reportHoldings(ctx context.Context, c *wire.Client, k *KeepResult) error {
+	if c == nil {
+		return nil // sync by file: nobody to tell
+	}
 	note := fmt.Sprintf("%d/%d/%d", k.Holding, k.Unsent, k.RemovedTotal)
 	last, err := d.rep.Setting(ctx, settingHoldings)
 	if err != nil || last == note {

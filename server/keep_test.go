@@ -218,3 +218,34 @@ func TestConsolePolicy(t *testing.T) {
 		t.Fatalf("another project's lead changed the policy: %+v", pol.Policy)
 	}
 }
+
+// TestDeleteAfterSendBySyncByFile: a camp without uplink follows the same
+// policy: once the server's reply to a device's bundle says the finalized
+// interview is held, its answers leave the device's store.
+func TestDeleteAfterSendBySyncByFile(t *testing.T) {
+	ctx := context.Background()
+	ts := newTrustServer(t)
+	must(t, ts.Auth().SetProjectPolicy(ctx, "t", "A", auth.DevicePolicy{DeleteAfterSend: true}))
+	d := ts.enrolledDevice(t, "A")
+	mustSync(t, d) // learns the server's bundle keys
+	id, err := d.Create(ctx, "household@1", fw("story", "FILE-MARKER"))
+	must(t, err)
+	must(t, d.Set(ctx, id, []syncengine.FieldWrite{{Name: syncengine.StatusField, Value: syncengine.TextValue("finalized")}}))
+	res, err := importBundle(t, ts, "a-lead", onePart(t, d))
+	must(t, err)
+	db := d.Replica().Store().(*badgerstore.Store).DB()
+	if residue.Versions(t, db, "FILE-MARKER") == 0 {
+		t.Fatal("the answer left the device before the reply came back")
+	}
+	got, err := d.ImportReply(ctx, res.Reply)
+	must(t, err)
+	if got.Kept == nil || got.Kept.Removed != 1 {
+		t.Fatalf("the reply kept %+v", got.Kept)
+	}
+	if n := residue.Versions(t, db, "FILE-MARKER"); n > 0 {
+		t.Errorf("%d versions of the device store still hold the sent answer", n)
+	}
+	if rec, err := ts.Replica().Record(ctx, id); err != nil || rec.Values()["story"].Str != "FILE-MARKER" {
+		t.Fatalf("the server holds %v (%v)", rec, err)
+	}
+}

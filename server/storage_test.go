@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -69,6 +70,7 @@ func TestDeviceStorageAfterManyEdits(t *testing.T) {
 	mustSync(t, d)
 	rng := rand.New(rand.NewPCG(1, 2))
 	start, dropped := time.Now(), 0
+	var syncMS, compactMS []float64
 	for e := 1; e <= edits; e++ {
 		i, f := rng.IntN(records), rng.IntN(fields)
 		w := answer(i, f, e)
@@ -77,6 +79,8 @@ func TestDeviceStorageAfterManyEdits(t *testing.T) {
 		if e%5000 == 0 || e == edits {
 			res := mustSync(t, d)
 			dropped += res.LogCompacted
+			syncMS = append(syncMS, res.DurationMS)
+			compactMS = append(compactMS, res.CompactMS)
 		}
 	}
 	took := time.Since(start)
@@ -107,6 +111,10 @@ func TestDeviceStorageAfterManyEdits(t *testing.T) {
 	must(t, b.Close())
 	base := dirBytes(t, bdir)
 	ratio := float64(edited) / float64(base)
+	slices.Sort(syncMS)
+	slices.Sort(compactMS)
+	t.Logf("%d syncs of 5,000 edits each: median %.0f ms, slowest %.0f ms; of which compaction and collection: median %.0f ms, slowest %.0f ms",
+		len(syncMS), syncMS[len(syncMS)/2], syncMS[len(syncMS)-1], compactMS[len(compactMS)/2], compactMS[len(compactMS)-1])
 	t.Logf("%d edits of %d records × %d answers in %v: %d log entries dropped, %d left; encoded: records %.2f MB + log %.2f MB, against %.2f + %.2f MB for the final state written once (%.2f×); data folder %.1f MB against %.1f MB: %.2f×",
 		edits, records, fields, took.Round(time.Second), dropped, logEntries, float64(recBytes)/1e6, float64(logBytes)/1e6,
 		float64(baseRec)/1e6, float64(baseLog)/1e6, float64(recBytes+logBytes)/float64(baseRec+baseLog), float64(edited)/1e6, float64(base)/1e6, ratio)

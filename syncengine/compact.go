@@ -83,6 +83,11 @@ func markEdited(tx Tx) error {
 	return setMetaUint(tx, metaEdited, head)
 }
 
+// compactMinEntries: CompactLog waits until this many entries were
+// acknowledged since it last ran (each run reads the device's whole log
+// once per compactChunk records).
+var compactMinEntries uint64 = 500
+
 // compactChunk bounds the records whose entries one scan of the log
 // gathers (a device's memory is small).
 const compactChunk = 256
@@ -118,6 +123,10 @@ func (r *Replica) CompactLog(ctx context.Context) (CompactStats, error) {
 		if err != nil || edited <= done {
 			quick = true // nothing superseded since: only the mark moves
 			return err
+		}
+		if ack-done < compactMinEntries {
+			done = ack // wait for more: each run reads the whole log
+			return nil
 		}
 		err = tx.ScanLog(done, func(e LogEntry, _ int) error {
 			if e.Seq > ack {

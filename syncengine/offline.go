@@ -94,6 +94,7 @@ type ReplyStats struct {
 	Applied      int // changes new here
 	Reset        bool
 	Server       ServerState
+	ServerTime   time.Time // of the last page applied
 }
 
 // ApplyReply applies a server's reply: the changes it holds stop being
@@ -170,7 +171,7 @@ func (r *Replica) ApplyReply(ctx context.Context, rep Reply) (ReplyStats, error)
 		r.notify(changed)
 		st.Pages++
 		st.Applied += n
-		st.Server = page.Server
+		st.Server, st.ServerTime = page.Server, page.ServerTime
 	}
 	return st, nil
 }

@@ -119,6 +119,9 @@ func (c *cli) bundleImport(args []string) error {
 		if res.Wipe {
 			fmt.Fprintln(c.stderr, "warning: the server asks this device to be wiped: connect it to the network and sync")
 		}
+		if res.Kept != nil && res.Kept.Removed > 0 {
+			fmt.Fprintf(c.stdout, "%s: the project's policy removed %d sent records from this device\n", name, res.Kept.Removed)
+		}
 	}
 	return nil
 }

@@ -641,10 +641,14 @@ func Rekey(dir string, oldKey, newKey []byte) error {
 // leaves its previous value behind), and reports how many it rewrote.
 // Badger learns what is garbage as compactions pass over overwritten keys,
 // so a file qualifies some time after its records were edited.
-func (s *Store) CollectGarbage(max int) (int, error) {
+func (s *Store) CollectGarbage(max int) (int, error) { return s.collect(max, 0.5) }
+
+// collect rewrites up to max value-log files of which at least ratio is
+// garbage.
+func (s *Store) collect(max int, ratio float64) (int, error) {
 	n := 0
 	for n < max {
-		err := s.db.RunValueLogGC(0.5)
+		err := s.db.RunValueLogGC(ratio)
 		if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {
 			return n, nil
 		}
@@ -668,7 +672,7 @@ var keyReclaim = metaKey("reclaim.flush")
 // file the collector would take. So the memtable is flushed first (a
 // marker written and dropped: DropPrefix flushes only when it drops
 // something) and the tree compacted into one level; then files at least
-// half garbage are rewritten. It costs a flush, a compaction of the keys
+// a quarter garbage are rewritten. It costs a flush, a compaction of the keys
 // and pointers, and the rewrites: for when much was superseded.
 func (s *Store) Reclaim(max int) (int, error) {
 	s.mu.Lock()
@@ -682,8 +686,14 @@ func (s *Store) Reclaim(max int) (int, error) {
 	if err := s.db.Flatten(1); err != nil {
 		return 0, fmt.Errorf("badger: reclaim: %w", err)
 	}
-	return s.CollectGarbage(max)
+	return s.collect(max, reclaimRatio)
 }
+
+// reclaimRatio: Reclaim rewrites a value-log file a quarter garbage (the
+// usual pass waits for half): after many edits of the same records every
+// file holds some, and at half the store kept a third of its value log
+// as garbage.
+const reclaimRatio = 0.1
 
 // Settle compacts the whole tree into one level. After a bulk load it
 // spares the next open the compaction backlog (on a phone, the memory peak

@@ -1,0 +1,4 @@
+package syncengine
+
+// The property tests compact logs of a few dozen entries.
+func init() { compactMinEntries = 0 }
