@@ -543,32 +543,27 @@ const versionRef = 3
 // MarshalLogEntryRef is MarshalLogEntry with c's context written against
 // base, the set stored under base id for c's record.
 func MarshalLogEntryRef(b []byte, origin Origin, c *Change, id uint64, base DotSet) []byte {
-	e := encoder{b: b}
-	e.b = append(e.b, versionRef, byte(origin))
-	e.b = append(e.b, c.Record[:]...)
-	e.str(c.Form)
-	e.dot(c.Dot)
-	e.uvarint(uint64(c.HLC))
-	e.uvarint(id)
-	e.refSet(base, c.Context)
-	e.uvarint(uint64(len(c.Fields)))
-	for _, f := range c.Fields {
-		e.str(f.Name)
-		e.value(f.Value)
-	}
-	return e.b
+	return marshalLogEntry(b, versionRef, origin, c, func(e *encoder) {
+		e.uvarint(id)
+		e.refSet(base, c.Context)
+	})
 }
 
 // MarshalLogEntry appends the storage encoding of a log entry (without its
 // sequence number, which is the key) to b.
 func MarshalLogEntry(b []byte, origin Origin, c *Change) []byte {
+	return marshalLogEntry(b, codecVersion, origin, c, func(e *encoder) { e.dots(c.Context) })
+}
+
+// marshalLogEntry writes an entry of version v, its context by ctx.
+func marshalLogEntry(b []byte, v byte, origin Origin, c *Change, ctx func(*encoder)) []byte {
 	e := encoder{b: b}
-	e.b = append(e.b, codecVersion, byte(origin))
+	e.b = append(e.b, v, byte(origin))
 	e.b = append(e.b, c.Record[:]...)
 	e.str(c.Form)
 	e.dot(c.Dot)
 	e.uvarint(uint64(c.HLC))
-	e.dots(c.Context)
+	ctx(&e)
 	e.uvarint(uint64(len(c.Fields)))
 	for _, f := range c.Fields {
 		e.str(f.Name)

@@ -210,16 +210,7 @@ func (t *tx) ReplaceLog(seq uint64, c *syncengine.Change) error {
 	if err != nil {
 		return err
 	}
-	b := syncengine.MarshalLogEntry(nil, e.Origin, c)
-	if n := uint64(len(t.s.log)); seq > n {
-		t.log[seq-n-1] = b
-		return nil
-	}
-	if t.replaced == nil {
-		t.replaced = map[uint64][]byte{}
-	}
-	t.replaced[seq] = b
-	return nil
+	return t.ReplaceLogBytes(seq, syncengine.MarshalLogEntry(nil, e.Origin, c))
 }
 
 // ReplaceLogBytes implements syncengine.LogDeleter.
