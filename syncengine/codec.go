@@ -606,17 +606,21 @@ func UnmarshalLogEntry(seq uint64, b []byte) (LogEntry, error) {
 	return le, nil
 }
 
-// DecodeLogEntry decodes a stored log entry, or only its origin and dot
-// when the entry was written by skip (see ScanOption).
-func DecodeLogEntry(seq uint64, b []byte, skip ReplicaID) (LogEntry, error) {
-	if !skip.IsZero() {
+// DecodeLogEntry decodes a stored log entry, or only what the scan
+// options' hints say is enough (see ScanOption).
+func DecodeLogEntry(seq uint64, b []byte, o ScanOption) (LogEntry, error) {
+	if !o.Skip.IsZero() || o.Records != nil {
 		d := decoder{b: b}
 		if v := d.byte(); v == codecVersion || v == 1 || v == versionRef {
 			origin := Origin(d.byte())
-			d.bytes(16)
+			var id RecordID
+			copy(id[:], d.bytes(16))
+			if d.err == nil && o.Records != nil && !o.Records(id) {
+				return LogEntry{Seq: seq, Origin: origin, Change: Change{Record: id}}, nil
+			}
 			d.bytes(d.uvarint())
 			dot := d.dot()
-			if d.err == nil && dot.Replica == skip {
+			if d.err == nil && !o.Skip.IsZero() && dot.Replica == o.Skip {
 				return LogEntry{Seq: seq, Origin: origin, Change: Change{Dot: dot}}, nil
 			}
 		}
@@ -624,12 +628,12 @@ func DecodeLogEntry(seq uint64, b []byte, skip ReplicaID) (LogEntry, error) {
 	return UnmarshalLogEntry(seq, b)
 }
 
-// SkipOf returns the replica to skip named by scan options (zero if none).
-func SkipOf(opts []ScanOption) ReplicaID {
+// OptionOf returns the hints scan options give (none if none).
+func OptionOf(opts []ScanOption) ScanOption {
 	if len(opts) == 0 {
-		return ReplicaID{}
+		return ScanOption{}
 	}
-	return opts[0].Skip
+	return opts[0]
 }
 
 // RecordHeader is what a RecordVisitor reports of a stored record besides

@@ -56,19 +56,34 @@ const minRefContext = 8
 // Resolve fills e's context when it is stored by reference (a device's
 // compacted log: see CompactLog). Readers of a log other than this
 // package's (tests, tools) call it on every entry they use.
-func Resolve(tx ReadTx, e *LogEntry) error {
+func Resolve(tx ReadTx, e *LogEntry) error { return resolveWith(tx, e, nil) }
+
+// bases caches the context bases read by one pass over a log.
+type bases map[string]DotSet
+
+// resolveWith is Resolve reading each base once per cache (nil: none).
+func resolveWith(tx ReadTx, e *LogEntry, cache bases) error {
 	if e.Ref == nil {
 		return nil
 	}
-	b, err := tx.Meta(baseKey(e.Change.Record, e.Ref.Base))
-	if err != nil {
-		return fmt.Errorf("log entry %d: context base: %w", e.Seq, err)
+	key := baseKey(e.Change.Record, e.Ref.Base)
+	base, ok := cache[key]
+	if !ok {
+		b, err := tx.Meta(key)
+		if err != nil {
+			return fmt.Errorf("log entry %d: context base: %w", e.Seq, err)
+		}
+		bd := decoder{b: b, v: codecVersion}
+		if base = bd.dots(); bd.err != nil || len(bd.b) != 0 {
+			return fmt.Errorf("log entry %d: context base: %w", e.Seq, ErrCorrupt)
+		}
+		if cache != nil {
+			cache[key] = base
+		}
 	}
-	bd := decoder{b: b, v: codecVersion}
-	base := bd.dots()
 	d := decoder{b: e.Ref.raw, v: codecVersion}
 	ctx := d.refSetInto(nil, base)
-	if bd.err != nil || len(bd.b) != 0 || d.err != nil || len(d.b) != 0 {
+	if d.err != nil || len(d.b) != 0 {
 		return fmt.Errorf("log entry %d: context: %w", e.Seq, ErrCorrupt)
 	}
 	e.Change.Context, e.Ref = ctx, nil
@@ -229,6 +244,8 @@ func (r *Replica) compactRecords(ctx context.Context, ids []RecordID, ack uint64
 	}
 	wasRef := map[uint64]bool{}
 	var plans []recordPlan
+	cache := bases{}
+	only := ScanOption{Records: func(id RecordID) bool { _, ok := want[id]; return ok }}
 	err := r.store.View(ctx, func(tx ReadTx) error {
 		err := tx.ScanLog(0, func(e LogEntry, _ int) error {
 			es, ok := want[e.Change.Record]
@@ -237,13 +254,13 @@ func (r *Replica) compactRecords(ctx context.Context, ids []RecordID, ack uint64
 			}
 			if e.Ref != nil {
 				wasRef[e.Seq] = true
-				if err := Resolve(tx, &e); err != nil {
+				if err := resolveWith(tx, &e, cache); err != nil {
 					return err
 				}
 			}
 			want[e.Change.Record] = append(es, e)
 			return nil
-		})
+		}, only)
 		if err != nil {
 			return err
 		}

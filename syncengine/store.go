@@ -82,6 +82,10 @@ type ScanOption struct {
 	// Origin and Change.Dot set (a server paging its log for a device
 	// never sends the device its own changes, so it need not decode them).
 	Skip ReplicaID
+	// Records: when set, entries of records it rejects may be passed
+	// with only Seq, Origin and Change.Record set (compaction reads the
+	// entries of a few records out of a whole log).
+	Records func(RecordID) bool
 }
 
 // ErrStop ends a scan without error.

@@ -423,7 +423,7 @@ func (t *tx) ScanRecordBytes(from syncengine.RecordID, fn func(syncengine.Record
 }
 
 func (t *tx) ScanLog(after uint64, fn func(syncengine.LogEntry, int) error, opts ...syncengine.ScanOption) error {
-	skip := syncengine.SkipOf(opts)
+	opt := syncengine.OptionOf(opts)
 	it := t.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}})
 	defer it.Close()
 	for it.Seek(logKey(after + 1)); it.Valid(); it.Next() {
@@ -433,7 +433,7 @@ func (t *tx) ScanLog(after uint64, fn func(syncengine.LogEntry, int) error, opts
 		var n int
 		if err := item.Value(func(b []byte) (err error) {
 			n = len(b)
-			e, err = syncengine.DecodeLogEntry(seq, b, skip)
+			e, err = syncengine.DecodeLogEntry(seq, b, opt)
 			return err
 		}); err != nil {
 			return err

@@ -126,13 +126,13 @@ func (t *tx) entries() [][]byte {
 }
 
 func (t *tx) ScanLog(after uint64, fn func(syncengine.LogEntry, int) error, opts ...syncengine.ScanOption) error {
-	skip := syncengine.SkipOf(opts)
+	opt := syncengine.OptionOf(opts)
 	all := t.entries()
 	for i := after; i < uint64(len(all)); i++ {
 		if all[i] == nil {
 			continue // compacted away (DeleteLog)
 		}
-		e, err := syncengine.DecodeLogEntry(i+1, all[i], skip)
+		e, err := syncengine.DecodeLogEntry(i+1, all[i], opt)
 		if err != nil {
 			return err
 		}

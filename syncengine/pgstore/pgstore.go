@@ -254,7 +254,7 @@ func (t *tx) ScanRecords(from syncengine.RecordID, fn func(*syncengine.Record) e
 }
 
 func (t *tx) ScanLog(after uint64, fn func(syncengine.LogEntry, int) error, opts ...syncengine.ScanOption) error {
-	skip := syncengine.SkipOf(opts)
+	opt := syncengine.OptionOf(opts)
 	if err := t.flush(); err != nil {
 		return err
 	}
@@ -281,7 +281,7 @@ func (t *tx) ScanLog(after uint64, fn func(syncengine.LogEntry, int) error, opts
 			return fmt.Errorf("postgres: %w", err)
 		}
 		for _, r := range got {
-			e, err := syncengine.DecodeLogEntry(uint64(r.seq), r.b, skip)
+			e, err := syncengine.DecodeLogEntry(uint64(r.seq), r.b, opt)
 			if err != nil {
 				return err
 			}
