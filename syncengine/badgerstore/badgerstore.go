@@ -559,12 +559,18 @@ func (t *tx) ReplaceLog(seq uint64, c *syncengine.Change) error {
 }
 
 // ReplaceLogBytes implements syncengine.LogDeleter.
+// The entry's origin is the one b carries (the caller keeps it): only the
+// key is looked up, not the old value in the value log.
 func (t *tx) ReplaceLogBytes(seq uint64, b []byte) error {
-	e, err := t.LogEntry(seq)
-	if err != nil {
+	if _, err := t.txn.Get(logKey(seq)); errors.Is(err, badger.ErrKeyNotFound) {
+		return syncengine.ErrNotFound
+	} else if err != nil {
 		return err
 	}
-	return t.txn.SetEntry(badger.NewEntry(logKey(seq), append([]byte(nil), b...)).WithMeta(originMeta(e.Origin)))
+	if len(b) < 2 {
+		return fmt.Errorf("log entry %d: %w", seq, syncengine.ErrCorrupt)
+	}
+	return t.txn.SetEntry(badger.NewEntry(logKey(seq), append([]byte(nil), b...)).WithMeta(originMeta(syncengine.Origin(b[1]))))
 }
 
 // DeleteLog implements syncengine.LogDeleter.
