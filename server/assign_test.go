@@ -6,7 +6,9 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -324,4 +326,53 @@ func mustID(t *testing.T, d *fieldapp.Device) string {
 	id, err := d.DeviceID(context.Background())
 	must(t, err)
 	return id
+}
+
+// TestConsoleAssign: a lead assigns a record on its console page; an
+// analyst is not offered the form, a lead of another project is refused,
+// a team outside the record's is refused with the console's message, and
+// the assignment is audited.
+func TestConsoleAssign(t *testing.T) {
+	ctx := context.Background()
+	ts := newTrustServer(t)
+	code, _, err := ts.Auth().NewEnrollmentCode(ctx, "t", "A", "north", time.Hour)
+	must(t, err)
+	d, err := fieldapp.Init(ctx, filepath.Join(t.TempDir(), "dev"), fieldapp.Config{Server: ts.URL, Enroll: code, PIN: testPIN})
+	must(t, err)
+	t.Cleanup(func() { d.Close() })
+	id, err := d.Create(ctx, "household@1", fw("story", "x"))
+	must(t, err)
+	mustSync(t, d)
+	page := "/console/records/" + id.String()
+	analyst, _ := consoleClient(t, ts.testServer, "a-analyst", "a-analyst's long password")
+	if body := httpBody(t, analyst, http.MethodGet, ts.URL+page, "", nil, http.StatusOK); strings.Contains(body, `id="assign"`) {
+		t.Fatal("an analyst is offered the assignment")
+	}
+	other, otherCSRF := consoleClient(t, ts.testServer, "b-lead", "b-lead's long password")
+	resp, err := other.PostForm(ts.URL+page+"/assign", url.Values{"csrf": {otherCSRF}, "team": {"north"}})
+	must(t, err)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("a lead of another project assigning: status %d", resp.StatusCode)
+	}
+	lead, csrf := consoleClient(t, ts.testServer, "a-lead", "a-lead's long password")
+	if body := postForm(t, lead, ts.URL+page+"/assign", url.Values{"csrf": {csrf}, "team": {"south"}}, http.StatusBadRequest); !strings.Contains(body, "one team, or to one device") {
+		t.Fatalf("assigning to a team outside the record's: %s", body)
+	}
+	body := postForm(t, lead, ts.URL+page+"/assign", url.Values{"csrf": {csrf}, "team": {"north"}}, http.StatusOK)
+	if !strings.Contains(body, "Assigned to team north") {
+		t.Fatalf("the page after assigning:\n%s", body)
+	}
+	if rec, err := ts.Replica().Record(ctx, id); err != nil || rec.Assigned() != "team:north" {
+		t.Fatalf("the record's assignment: %v (%v)", rec, err)
+	}
+	entries, _, _, err := ts.Auth().AuditTrail(ctx, 0, 0)
+	must(t, err)
+	found := false
+	for _, e := range entries {
+		found = found || (e.Action == "record-assigned" && e.Actor == "a-lead" && strings.Contains(e.Detail, "team north"))
+	}
+	if !found {
+		t.Fatal("the assignment is not in the audit trail")
+	}
 }
