@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -19,6 +22,7 @@ import (
 	tesserav1 "github.com/tessera-survey/tessera/gen/tessera/v1"
 	"github.com/tessera-survey/tessera/internal/residue"
 	"github.com/tessera-survey/tessera/internal/wire"
+	"github.com/tessera-survey/tessera/media"
 	"github.com/tessera-survey/tessera/syncengine"
 	"github.com/tessera-survey/tessera/syncengine/badgerstore"
 )
@@ -374,5 +378,57 @@ func TestConsoleAssign(t *testing.T) {
 	}
 	if !found {
 		t.Fatal("the assignment is not in the audit trail")
+	}
+}
+
+// TestDeviceReadsMediaOfWhatItReceives: a teammate cannot fetch a file of
+// a record it was not sent, even knowing its hash; once the record is
+// assigned to its team it can.
+func TestDeviceReadsMediaOfWhatItReceives(t *testing.T) {
+	ctx := context.Background()
+	ts := newTrustServer(t)
+	author := ts.enrolledDevice(t, "A")
+	id, err := author.Create(ctx, "household@1", fw("story", "x"))
+	must(t, err)
+	w, err := author.Attach(ctx, id, "shelter.jpg", bytes.NewReader(bytes.Repeat([]byte("PHOTO "), 1000)))
+	must(t, err)
+	w.Name = "photo"
+	must(t, author.Set(ctx, id, []syncengine.FieldWrite{w}))
+	mustSync(t, author)
+	ref, err := media.ParseRef(w.Value.Str)
+	must(t, err)
+	sha, err := hex.DecodeString(ref.SHA256)
+	must(t, err)
+
+	code, _, err := ts.Auth().NewEnrollmentCode(ctx, "t", "A", "", time.Hour)
+	must(t, err)
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	dev, secret, err := ts.Auth().Enroll(ctx, code, pub, ed25519.Sign(priv, []byte(auth.NormalizeCode(code))))
+	must(t, err)
+	cl, err := wire.Dial(ts.URL, nil, wire.WithAuthorization("Device "+auth.DeviceCredential(dev.ID, secret)))
+	must(t, err)
+	defer cl.Close()
+	fetch := func() error {
+		stream, err := cl.Media().GetMedia(ctx, &tesserav1.GetMediaRequest{Record: id.String(), Sha256: sha})
+		if err != nil {
+			return err
+		}
+		for {
+			if _, err := stream.Receive(); err != nil {
+				if errors.Is(err, io.EOF) {
+					return nil
+				}
+				return err
+			}
+		}
+	}
+	if err := fetch(); connect.CodeOf(err) != connect.CodePermissionDenied {
+		t.Fatalf("a teammate fetching a file of a record it was not sent: %v", err)
+	}
+	if _, err := ts.rpc["a-lead"].Review().AssignRecord(ctx, &tesserav1.AssignRecordRequest{Record: id.String(), Device: dev.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if err := fetch(); err != nil {
+		t.Fatalf("the assigned device fetching the file: %v", err)
 	}
 }

@@ -187,6 +187,32 @@ func (pr *pullRule) access(tx syncengine.ReadTx, id syncengine.RecordID) (access
 	return a, nil
 }
 
+// deviceReceives reports whether the pull rule sends device d record id
+// (the media of a record follow it).
+func (s *Service) deviceReceives(ctx context.Context, tx syncengine.ReadTx, d *auth.Device, id syncengine.RecordID) (bool, error) {
+	if d.Hub {
+		return true, nil
+	}
+	var rep syncengine.ReplicaID
+	b, err := tx.Meta(metaDeviceReplica + d.ID)
+	switch {
+	case errors.Is(err, syncengine.ErrNotFound):
+		// Not bound yet: it has pulled nothing, so created nothing here.
+	case err != nil:
+		return false, err
+	default:
+		if rep, err = syncengine.ParseReplicaID(string(b)); err != nil {
+			return false, fmt.Errorf("device %s replica: %w", d.ID, syncengine.ErrCorrupt)
+		}
+	}
+	pol, err := s.devicePolicy(ctx, d.Project)
+	if err != nil {
+		return false, err
+	}
+	a, err := s.newPullRule(ctx, d, syncengine.PullRequest{For: rep}, pol).access(tx, id)
+	return a.any, err
+}
+
 // wrote reports whether a record holds a write of replica rep.
 func wrote(rec *syncengine.Record, rep syncengine.ReplicaID) bool {
 	for _, d := range rec.Applied {

@@ -73,6 +73,14 @@ func (s *Service) mediaRecordIn(ctx context.Context, tx syncengine.ReadTx, p aut
 			return MediaFile{}, fmt.Errorf("%w: record %s belongs to another project or team", auth.ErrDenied, id)
 		}
 		if !write {
+			// A device reads the files of the records it may receive
+			// (pullRule), no others of its team.
+			if ok, err := s.deviceReceives(ctx, tx, p.Device, id); err != nil || !ok {
+				if err == nil {
+					err = fmt.Errorf("%w: record %s is not this device's nor assigned to it", auth.ErrDenied, id)
+				}
+				return MediaFile{}, err
+			}
 			withheld = s.withheld(ctx, p, project, rec.Form)
 		}
 	case write:
