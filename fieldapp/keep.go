@@ -116,15 +116,7 @@ func (d *Device) dropUnassigned(ctx context.Context, mine func(*syncengine.Recor
 	}
 	me := d.rep.ID()
 	return d.rep.ForgetRecords(ctx, ids, func(rec *syncengine.Record) bool {
-		if mine(rec) {
-			return false
-		}
-		for _, dot := range rec.Applied {
-			if dot.Replica == me {
-				return false
-			}
-		}
-		return true
+		return !mine(rec) && !rec.WroteBy(me)
 	})
 }
 

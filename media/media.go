@@ -203,16 +203,6 @@ func get(tx syncengine.ReadTx, key string) ([]byte, error) {
 	return b, err
 }
 
-// has reports whether a meta key is held, without its value where the
-// store can.
-func has(tx syncengine.ReadTx, key string) (bool, error) {
-	if c, ok := tx.(syncengine.MetaChecker); ok {
-		return c.HasMeta(key)
-	}
-	b, err := get(tx, key)
-	return b != nil, err
-}
-
 func sum(b []byte) string { h := sha256.Sum256(b); return hex.EncodeToString(h[:]) }
 
 // Add reads a file to its end, one chunk per transaction, and keeps it:
@@ -268,7 +258,7 @@ func (s *Store) setOnce(ctx context.Context, kvs ...syncengine.KeyValue) error {
 	}
 	return s.st.Update(ctx, func(tx syncengine.Tx) error {
 		for _, kv := range kvs {
-			held, err := has(tx, kv.Key)
+			held, err := syncengine.HasMeta(tx, kv.Key)
 			if err != nil {
 				return err
 			}
@@ -365,7 +355,7 @@ func (s *Store) Missing(ctx context.Context, m Manifest, max int64) ([]int, erro
 			return err
 		}
 		for i, c := range m.Chunks {
-			held, err := has(tx, metaChunk+c)
+			held, err := syncengine.HasMeta(tx, metaChunk+c)
 			if err != nil {
 				return err
 			}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/tessera-survey/tessera/auth"
-	"github.com/tessera-survey/tessera/forms"
 	"github.com/tessera-survey/tessera/syncengine"
 )
 
@@ -136,10 +135,10 @@ type pullRule struct {
 	forms  map[string]func(string) bool
 }
 
-// access is what a device may receive of one record.
+// access is what a device may receive of one record: anything (in its
+// scope), every change or those without a sensitive answer.
 type access struct {
 	scoped, any, sensitive bool
-	created                bool
 }
 
 func (s *Service) newPullRule(ctx context.Context, d *auth.Device, req syncengine.PullRequest, pol auth.DevicePolicy) *pullRule {
@@ -167,7 +166,7 @@ func (pr *pullRule) access(tx syncengine.ReadTx, id syncengine.RecordID) (access
 		return a, err
 	}
 	if known && creator == pr.rep {
-		a.created, a.any, a.sensitive = true, true, true
+		a.any, a.sensitive = true, true
 		pr.recs[id] = a
 		return a, nil
 	}
@@ -175,14 +174,12 @@ func (pr *pullRule) access(tx syncengine.ReadTx, id syncengine.RecordID) (access
 	if err != nil {
 		return a, err
 	}
-	if known {
-		a.created = creator == pr.rep
-	} else {
-		a.created = wrote(rec, pr.rep)
-	}
+	// A stamp from before minimisation names no creator: a record holding
+	// one of the device's writes counts as its own.
+	created := !known && rec.WroteBy(pr.rep)
 	as := syncengine.ParseAssignment(rec.Assigned())
-	a.any = a.created || as.Names(pr.d.ID, pr.d.Team)
-	a.sensitive = a.created || (as.Device == pr.d.ID && as.FollowUp)
+	a.any = created || as.Names(pr.d.ID, pr.d.Team)
+	a.sensitive = created || (as.Device == pr.d.ID && as.FollowUp)
 	pr.recs[id] = a
 	return a, nil
 }
@@ -193,17 +190,15 @@ func (s *Service) deviceReceives(ctx context.Context, tx syncengine.ReadTx, d *a
 	if d.Hub {
 		return true, nil
 	}
-	var rep syncengine.ReplicaID
-	b, err := tx.Meta(metaDeviceReplica + d.ID)
-	switch {
-	case errors.Is(err, syncengine.ErrNotFound):
-		// Not bound yet: it has pulled nothing, so created nothing here.
-	case err != nil:
-		return false, err
-	default:
+	var rep syncengine.ReplicaID // zero while unbound: it has created nothing here
+	if v, ok := s.bound.Load(d.ID); ok {
+		rep = v.(syncengine.ReplicaID)
+	} else if b, err := tx.Meta(metaDeviceReplica + d.ID); err == nil {
 		if rep, err = syncengine.ParseReplicaID(string(b)); err != nil {
 			return false, fmt.Errorf("device %s replica: %w", d.ID, syncengine.ErrCorrupt)
 		}
+	} else if !errors.Is(err, syncengine.ErrNotFound) {
+		return false, err
 	}
 	pol, err := s.devicePolicy(ctx, d.Project)
 	if err != nil {
@@ -211,16 +206,6 @@ func (s *Service) deviceReceives(ctx context.Context, tx syncengine.ReadTx, d *a
 	}
 	a, err := s.newPullRule(ctx, d, syncengine.PullRequest{For: rep}, pol).access(tx, id)
 	return a.any, err
-}
-
-// wrote reports whether a record holds a write of replica rep.
-func wrote(rec *syncengine.Record, rep syncengine.ReplicaID) bool {
-	for _, d := range rec.Applied {
-		if d.Replica == rep {
-			return true
-		}
-	}
-	return false
 }
 
 // filter is the rule as a syncengine.Filter.
@@ -272,18 +257,7 @@ func (pr *pullRule) wasAssigned(tx syncengine.ReadTx, id syncengine.RecordID) (b
 func (pr *pullRule) writesSensitive(c *syncengine.Change) bool {
 	is, ok := pr.forms[c.Form]
 	if !ok {
-		is = func(string) bool { return false }
-		if f, err := pr.s.forms.Form(pr.ctx, c.Form); err == nil {
-			sens := map[string]bool{}
-			f.Walk(func(q *forms.Question) {
-				if q.Sensitive {
-					sens[q.Path()] = true
-				}
-			})
-			if len(sens) > 0 {
-				is = func(field string) bool { return sens[forms.Path(field).Question()] }
-			}
-		}
+		is = pr.s.sensitive(pr.ctx, c.Form)
 		pr.forms[c.Form] = is
 	}
 	for _, f := range c.Fields {

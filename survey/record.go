@@ -122,15 +122,24 @@ func (s *Service) Record(ctx context.Context, p auth.Principal, id syncengine.Re
 // not read: those to questions the form marks sensitive, for anyone below
 // lead of the record's project (exports follow the same rule).
 func (s *Service) withheld(ctx context.Context, p auth.Principal, project, form string) func(field string) bool {
-	f, err := s.forms.Form(ctx, form)
-	if err != nil || seesSensitive(p, project) {
+	if seesSensitive(p, project) {
 		return func(string) bool { return false }
 	}
-	sensitive := map[string]bool{}
+	return s.sensitive(ctx, form)
+}
+
+// sensitive reports the answers of a record of form that its questions
+// mark sensitive (none when the form is not known here).
+func (s *Service) sensitive(ctx context.Context, form string) func(field string) bool {
+	f, err := s.forms.Form(ctx, form)
+	if err != nil {
+		return func(string) bool { return false }
+	}
+	sens := map[string]bool{}
 	f.Walk(func(q *forms.Question) {
 		if q.Sensitive {
-			sensitive[q.Path()] = true
+			sens[q.Path()] = true
 		}
 	})
-	return func(field string) bool { return sensitive[forms.Path(field).Question()] }
+	return func(field string) bool { return sens[forms.Path(field).Question()] }
 }

@@ -269,7 +269,7 @@ func (r *Replica) compactRecords(ctx context.Context, ids []RecordID, ack uint64
 			if err != nil {
 				return err
 			}
-			if forgot, err := hasMeta(tx, metaForgot+id.String()); err != nil || forgot || rec.Erased() {
+			if forgot, err := HasMeta(tx, metaForgot+id.String()); err != nil || forgot || rec.Erased() {
 				if err != nil {
 					return err
 				}
@@ -316,7 +316,7 @@ func (r *Replica) applyPlans(tx Tx, plans []recordPlan, ack uint64) error {
 		if err != nil {
 			return err
 		}
-		if forgot, err := hasMeta(tx, metaForgot+p.id.String()); err != nil || forgot || rec.Erased() {
+		if forgot, err := HasMeta(tx, metaForgot+p.id.String()); err != nil || forgot || rec.Erased() {
 			if err != nil {
 				return err
 			}
@@ -368,7 +368,9 @@ func (r *Replica) applyPlans(tx Tx, plans []recordPlan, ack uint64) error {
 	return nil
 }
 
-func hasMeta(tx ReadTx, key string) (bool, error) {
+// HasMeta reports whether a meta key is held, without reading its value
+// where the store can (MetaChecker).
+func HasMeta(tx ReadTx, key string) (bool, error) {
 	if mc, ok := tx.(MetaChecker); ok {
 		return mc.HasMeta(key)
 	}

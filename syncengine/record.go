@@ -392,6 +392,16 @@ func (c *Change) Assigns() bool {
 	return len(c.Fields) == 1 && c.Fields[0].Name == AssignedField
 }
 
+// WroteBy reports whether the record applied a write of replica rep.
+func (r *Record) WroteBy(rep ReplicaID) bool {
+	for _, d := range r.Applied {
+		if d.Replica == rep {
+			return true
+		}
+	}
+	return false
+}
+
 // Assigned returns the record's provisional assignment ("" if none).
 func (r *Record) Assigned() string {
 	if reg := r.Fields[AssignedField]; reg != nil {
