@@ -160,33 +160,9 @@ func (r *Replica) Receive(ctx context.Context, p Push, opts ...ServeOption) (Pus
 		return PushResult{}, err
 	}
 	defer r.broadcast()
-	res := PushResult{}
-	var changed merged
-	err := r.store.Update(ctx, func(tx Tx) error {
-		held, err := metaUint(tx, key)
-		if err != nil {
-			return err
-		}
-		if p.After > held {
-			res = PushResult{Acknowledged: held, Resend: true}
-			return nil
-		}
-		if guard != nil {
-			if err := guard(tx, p.Changes); err != nil {
-				return err
-			}
-		}
-		n, recs, rs, err := r.applyAll(tx, Downstream, p.Changes)
-		if err != nil {
-			return err
-		}
-		changed = recs
-		if err := r.settle(tx, rs); err != nil {
-			return err
-		}
-		res = PushResult{Acknowledged: max(held, p.Through), Applied: n}
-		return setMetaUint(tx, key, res.Acknowledged)
-	})
+	j := &pushJob{p: p, guard: guard}
+	r.receiveGrouped(ctx, j)
+	res, changed, err := j.res, j.changed, j.err
 	if err == nil {
 		err = r.finishErasures(ctx)
 	}
@@ -199,6 +175,35 @@ func (r *Replica) Receive(ctx context.Context, p Push, opts ...ServeOption) (Pus
 	}
 	res.ServerTime = r.clock()
 	return res, nil
+}
+
+// receiveTx merges one push in tx: its pusher's acknowledgement, the
+// guard, the changes and the conflicts they settle.
+func (r *Replica) receiveTx(tx Tx, j *pushJob) error {
+	p := j.p
+	key := metaPeerPrefix + p.From.String()
+	held, err := metaUint(tx, key)
+	if err != nil {
+		return err
+	}
+	if p.After > held {
+		j.res, j.changed = PushResult{Acknowledged: held, Resend: true}, merged{}
+		return nil
+	}
+	if j.guard != nil {
+		if err := j.guard(tx, p.Changes); err != nil {
+			return err
+		}
+	}
+	n, recs, rs, err := r.applyAll(tx, Downstream, p.Changes)
+	if err != nil {
+		return err
+	}
+	if err := r.settle(tx, rs); err != nil {
+		return err
+	}
+	j.res, j.changed = PushResult{Acknowledged: max(held, p.Through), Applied: n}, recs
+	return setMetaUint(tx, key, j.res.Acknowledged)
 }
 
 // scanBatch reads the log after `after` into a batch of at most limit

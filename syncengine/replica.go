@@ -53,6 +53,8 @@ type Replica struct {
 
 	sigMu sync.Mutex
 	sig   chan struct{} // closed when a push was merged (server side)
+
+	group grouper // concurrent pushes merged in one transaction
 }
 
 // Options configure a Replica.
