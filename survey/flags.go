@@ -131,20 +131,75 @@ func (c *checker) stop() {
 	<-c.done
 }
 
+// checkBatch bounds how many records one pass of the checker validates
+// and writes the flags of in one transaction.
+const checkBatch = 256
+
 func (c *checker) run() {
 	defer close(c.done)
 	for id := range c.queue {
-		if err := c.s.Check(context.Background(), id); err != nil {
-			c.s.log.Error("validating a record", "record", id, "err", err)
+		// Take what else is queued: a device's push of thousands of
+		// finalized records is then a few flag transactions, not one
+		// durable commit per record competing with the merges.
+		ids := []syncengine.RecordID{id}
+	drain:
+		for len(ids) < checkBatch {
+			select {
+			case id, ok := <-c.queue:
+				if !ok {
+					break drain
+				}
+				ids = append(ids, id)
+			default:
+				break drain
+			}
+		}
+		if err := c.s.check(context.Background(), ids); err != nil {
+			c.s.log.Error("validating records", "records", len(ids), "err", err)
 		}
 	}
 }
 
 // Check validates one record now and keeps or clears its flags.
 func (s *Service) Check(ctx context.Context, id syncengine.RecordID) error {
+	return s.check(ctx, []syncengine.RecordID{id})
+}
+
+// check validates records and writes what changed of their flags in one
+// transaction: a record without violations and without flags costs no
+// write.
+func (s *Service) check(ctx context.Context, ids []syncengine.RecordID) error {
+	flags := make(map[syncengine.RecordID]Flags, len(ids))
+	var errs []error
+	for _, id := range ids {
+		if _, done := flags[id]; done {
+			continue
+		}
+		f, err := s.validate(ctx, id)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("record %s: %w", id, err))
+			continue
+		}
+		flags[id] = f
+	}
+	if len(flags) > 0 {
+		errs = append(errs, s.store.Update(ctx, func(tx syncengine.Tx) error {
+			for id, flag := range flags {
+				if err := writeFlags(tx, id, flag); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+	}
+	return errors.Join(errs...)
+}
+
+// validate checks a record against its form.
+func (s *Service) validate(ctx context.Context, id syncengine.RecordID) (Flags, error) {
 	rec, err := s.rep.Record(ctx, id)
 	if err != nil {
-		return err
+		return Flags{}, err
 	}
 	flag := Flags{RecordKey: id.String(), Form: rec.Form, CheckedAt: s.now().UnixMilli()}
 	if rec.Status() == "finalized" && !rec.Deleted() {
@@ -153,21 +208,29 @@ func (s *Service) Check(ctx context.Context, id syncengine.RecordID) error {
 		case errors.Is(err, forms.ErrUnknownForm):
 			flag.Violations = []forms.Violation{{Code: "form", Message: fmt.Sprintf("form %s is not published on this server", rec.Form)}}
 		case err != nil:
-			return err
+			return Flags{}, err
 		default:
 			in := forms.NewInstance(f, forms.Answers(rec.Values()), s.now)
 			flag.Violations = append(in.CheckCalculations(), forms.NewInstance(f, forms.Answers(rec.Values()), s.now).Validate(f.DefaultLanguage)...)
 		}
 	}
+	return flag, nil
+}
+
+// writeFlags keeps a record's flags, or drops them when it has none.
+func writeFlags(tx syncengine.Tx, id syncengine.RecordID, flag Flags) error {
 	key := metaFlags + id.String()
-	return s.store.Update(ctx, func(tx syncengine.Tx) error {
-		if len(flag.Violations) == 0 {
-			return tx.DeleteMeta(key)
-		}
-		b, err := json.Marshal(flag)
-		if err != nil {
+	if len(flag.Violations) == 0 {
+		if _, err := tx.Meta(key); errors.Is(err, syncengine.ErrNotFound) {
+			return nil // nothing to clear
+		} else if err != nil {
 			return err
 		}
-		return tx.SetMeta(key, b)
-	})
+		return tx.DeleteMeta(key)
+	}
+	b, err := json.Marshal(flag)
+	if err != nil {
+		return err
+	}
+	return tx.SetMeta(key, b)
 }
