@@ -98,10 +98,9 @@ func (s *Service) submit(ctx context.Context, p auth.Principal, xml []byte, from
 	if err != nil {
 		return Submitted{}, err
 	}
-	info, _, err := s.forms.Get(ctx, f.ID, f.Version)
-	if err != nil {
-		return Submitted{}, err
-	}
+	// A published version never changes project: the parsed form's copy
+	// of it spares reading the whole form file per submission.
+	info := forms.Info{Project: f.Project}
 	if !s.mayReadForm(p, info) {
 		return Submitted{}, fmt.Errorf("%w: %s", forms.ErrUnknownForm, sub.FormID)
 	}
