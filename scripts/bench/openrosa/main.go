@@ -11,6 +11,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"flag"
 	"fmt"
 	"io"
@@ -116,7 +118,11 @@ func main() {
 	}
 	fmt.Printf("formList of %d forms: median %.2f ms (%d requests, %.2f–%.2f)\n", *nForms, median(lists), len(lists), slices.Min(lists), slices.Max(lists))
 
-	photo := bytes.Repeat([]byte{0xAB}, 100<<10)
+	// Photos look like photos to the server: incompressible bytes, and
+	// each submission's its own (a shared one would be stored once, the
+	// rest deduplicated for free).
+	photo := make([]byte, 100<<10)
+	rand.Read(photo)
 	var seq atomic.Int64
 	var rates []float64
 	stopRSS := procstat.WatchPeak(pid, 20*time.Millisecond)
@@ -128,8 +134,11 @@ func main() {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				mine := slices.Clone(photo)
 				for range per {
-					body, ct := submission(seq.Add(1), photo)
+					n := seq.Add(1)
+					binary.BigEndian.PutUint64(mine, uint64(n))
+					body, ct := submission(n, mine)
 					r, err := http.Post(u+"/submission", ct, body)
 					if err != nil || r.StatusCode != http.StatusCreated {
 						fatal(r, err)
