@@ -400,3 +400,34 @@ func TestMediaThroughHub(t *testing.T) {
 	}
 	must(t, hub.SyncUpstream(ctx)) // the queue is empty: nothing again
 }
+
+// TestMediaSentUncompressed: the server sends files as they are, however
+// compressible (photos and videos are compressed already: zstd over them
+// only cost the server a core), and the bytes arrive whole.
+func TestMediaSentUncompressed(t *testing.T) {
+	ctx := context.Background()
+	ts := newTrustServer(t)
+	_, err := ts.rpc["a-lead"].Forms().PublishForm(ctx, &tesserav1.PublishFormRequest{Xlsx: mediaForm(t), Project: "A"})
+	must(t, err)
+	d := ts.enrolledDevice(t, "A")
+	mustSync(t, d)
+	id, err := d.Create(ctx, d.FormKey(ctx, "photos"), fw("note", "n"))
+	must(t, err)
+	file := append([]byte("ZEROS-MARKER"), make([]byte, 2*media.ChunkSize)...)
+	ref := attach(t, d, id, "photo", "zeros.jpg", file)
+	mustSync(t, d)
+
+	session, err := ts.Auth().Login(ctx, "a-lead", "a-lead's long password")
+	must(t, err)
+	var n wire.Counter
+	cl, err := wire.Dial(ts.URL, &n, wire.WithAuthorization("Bearer "+session))
+	must(t, err)
+	got, err := download(cl, id, ref)
+	must(t, err)
+	if !bytes.Equal(got, file) {
+		t.Fatalf("downloaded %d bytes, not the file's %d", len(got), len(file))
+	}
+	if r := n.Received.Load(); r < int64(len(file)) {
+		t.Fatalf("%d bytes of a file of %d reached the client: the server compressed it", r, len(file))
+	}
+}

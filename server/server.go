@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -184,6 +185,11 @@ func (s *Server) mux() *http.ServeMux {
 		}
 		if spec.Procedure == tesserav1connect.MediaServicePutChunkProcedure {
 			return []connecthttp.Option{connecthttp.WithReadMaxBytes(media.ChunkSize + 4096)}
+		}
+		if spec.Procedure == tesserav1connect.MediaServiceGetMediaProcedure {
+			// Photos, recordings and videos are compressed already:
+			// zstd over them costs the server a core for nothing.
+			return []connecthttp.Option{connecthttp.WithReadMaxBytes(syncengine.MaxBatchBytes), connecthttp.WithCompressMinBytes(math.MaxInt)}
 		}
 		if spec.Procedure == tesserav1connect.ExportServiceExportProcedure {
 			return []connecthttp.Option{connecthttp.WithReadMaxBytes(syncengine.MaxBatchBytes), connecthttp.WithCompressors(wire.BulkCompressors()...)}
