@@ -211,6 +211,23 @@ func sum(b []byte) string { h := sha256.Sum256(b); return hex.EncodeToString(h[:
 // ErrTooLarge and keeps nothing new that names it (chunks already written
 // are shared content, harmless).
 func (s *Store) Add(ctx context.Context, r io.Reader, max int64) (Manifest, error) {
+	m, st, err := s.AddStaged(ctx, r, max)
+	if err != nil {
+		return Manifest{}, err
+	}
+	return m, s.Commit(ctx, st)
+}
+
+// Staged is the end of a file read by AddStaged: its last chunk and its
+// manifest, not written yet.
+type Staged struct{ kvs []syncengine.KeyValue }
+
+// AddStaged reads a file as Add does but leaves its last chunk and its
+// manifest to the caller, to write in the transaction that names the file
+// (Write) or on their own (Commit): a file of one chunk, a photo sent with
+// an ODK Collect submission, then costs no commit of its own. Until then
+// the store does not hold the file.
+func (s *Store) AddStaged(ctx context.Context, r io.Reader, max int64) (Manifest, Staged, error) {
 	var m Manifest
 	file := sha256.New()
 	buf, held := make([]byte, ChunkSize), make([]byte, 0, ChunkSize)
@@ -219,11 +236,11 @@ func (s *Store) Add(ctx context.Context, r io.Reader, max int64) (Manifest, erro
 		if n > 0 {
 			m.Size += int64(n)
 			if max > 0 && m.Size > max {
-				return Manifest{}, fmt.Errorf("%w: more than the limit of %s", ErrTooLarge, Bytes(max))
+				return Manifest{}, Staged{}, fmt.Errorf("%w: more than the limit of %s", ErrTooLarge, Bytes(max))
 			}
 			if len(held) > 0 {
 				if err := s.putChunk(ctx, m.Chunks[len(m.Chunks)-1], held); err != nil {
-					return Manifest{}, err
+					return Manifest{}, Staged{}, err
 				}
 			}
 			file.Write(buf[:n])
@@ -234,7 +251,7 @@ func (s *Store) Add(ctx context.Context, r io.Reader, max int64) (Manifest, erro
 			break
 		}
 		if err != nil {
-			return Manifest{}, err
+			return Manifest{}, Staged{}, err
 		}
 	}
 	m.SHA256 = hex.EncodeToString(file.Sum(nil))
@@ -248,29 +265,44 @@ func (s *Store) Add(ctx context.Context, r io.Reader, max int64) (Manifest, erro
 		// in one transaction too.
 		kvs = append([]syncengine.KeyValue{{Key: metaChunk + m.Chunks[len(m.Chunks)-1], Value: held}}, kvs...)
 	}
-	return m, s.setOnce(ctx, kvs...)
+	return m, Staged{kvs}, nil
 }
+
+// Commit writes a staged file's end in a commit of its own.
+func (s *Store) Commit(ctx context.Context, st Staged) error {
+	if len(st.kvs) == 0 {
+		return nil
+	}
+	return s.setOnce(ctx, st.kvs...)
+}
+
+// Write writes a staged file's end in tx (what the store holds already is
+// left as it is: the same content).
+func (st Staged) Write(tx syncengine.Tx) error { return setIn(tx, st.kvs) }
 
 // setOnce stores content-addressed entries not held yet, in one commit.
 func (s *Store) setOnce(ctx context.Context, kvs ...syncengine.KeyValue) error {
 	if o, ok := s.st.(syncengine.MetaOnceSetter); ok {
 		return o.SetMetaOnce(ctx, kvs...)
 	}
-	return s.st.Update(ctx, func(tx syncengine.Tx) error {
-		for _, kv := range kvs {
-			held, err := syncengine.HasMeta(tx, kv.Key)
-			if err != nil {
-				return err
-			}
-			if held {
-				continue
-			}
-			if err := tx.SetMeta(kv.Key, kv.Value); err != nil {
-				return err
-			}
+	return s.st.Update(ctx, func(tx syncengine.Tx) error { return setIn(tx, kvs) })
+}
+
+// setIn writes in tx the content-addressed entries it does not hold.
+func setIn(tx syncengine.Tx, kvs []syncengine.KeyValue) error {
+	for _, kv := range kvs {
+		held, err := syncengine.HasMeta(tx, kv.Key)
+		if err != nil {
+			return err
 		}
-		return nil
-	})
+		if held {
+			continue
+		}
+		if err := tx.SetMeta(kv.Key, kv.Value); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // putChunk writes a chunk unless it is held already.

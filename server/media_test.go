@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -364,6 +365,23 @@ func TestOpenRosaAttachments(t *testing.T) {
 	files, err := listMedia(t, ts.rpc["a-analyst"], "photos")
 	if err != nil || len(files) != 1 || files[0].Field != "photo" {
 		t.Fatalf("analyst's list: %v %v", files, err)
+	}
+
+	// A file's end is written with its submission's record: a refused
+	// submission keeps no file; one the server had already keeps what it
+	// brings, as before.
+	held := func(b []byte) bool {
+		sum := sha256.Sum256(b)
+		ok, err := ts.Service().Media().Has(ctx, hex.EncodeToString(sum[:]))
+		must(t, err)
+		return ok
+	}
+	refused, resent := mediatest.Data(13, 5000), mediatest.Data(14, 6000)
+	if code, _ := submitFiles(t, base, xml("uuid:aaaaaaaa-0000-4000-8000-000000000001", "", "other"), map[string][]byte{"1764650000123.jpg": refused}); code != http.StatusConflict || held(refused) {
+		t.Fatalf("a refused submission: %d, its file held %v", code, held(refused))
+	}
+	if code, _ := submitFiles(t, base, first, map[string][]byte{"extra.jpg": resent}); code != http.StatusCreated || !held(resent) {
+		t.Fatalf("a resent submission: %d, its file held %v", code, held(resent))
 	}
 }
 

@@ -290,7 +290,7 @@ func (s *Server) orSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var instance []byte
-	files := map[string]media.Manifest{}
+	from := survey.SubmitFrom{Project: r.PathValue("project"), DeviceID: r.URL.Query().Get("deviceID"), Files: map[string]media.Manifest{}}
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
@@ -305,7 +305,7 @@ func (s *Server) orSubmit(w http.ResponseWriter, r *http.Request) {
 			s.orFail(w, r, fmt.Errorf("%w: the multipart body is malformed", syncengine.ErrInvalid))
 			return
 		}
-		if err := s.orPart(r.Context(), part, &instance, files); err != nil {
+		if err := s.orPart(r.Context(), part, &instance, &from); err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
 				err = fmt.Errorf("%w: over %d bytes", syncengine.ErrTooLarge, MaxSubmissionBytes)
@@ -318,7 +318,7 @@ func (s *Server) orSubmit(w http.ResponseWriter, r *http.Request) {
 		s.orFail(w, r, fmt.Errorf("%w: no xml_submission_file part", syncengine.ErrInvalid))
 		return
 	}
-	res, err := s.svc.Submit(r.Context(), p, instance, survey.SubmitFrom{Project: r.PathValue("project"), DeviceID: r.URL.Query().Get("deviceID"), Files: files})
+	res, err := s.svc.Submit(r.Context(), p, instance, from)
 	if err != nil {
 		s.orFail(w, r, err)
 		return
@@ -332,9 +332,11 @@ func (s *Server) orSubmit(w http.ResponseWriter, r *http.Request) {
 
 // orPart reads one part: the instance, or an attachment, which streams
 // into the media store (one chunk in memory) and is named by its filename
-// (the name the instance's answer holds). An attachment no answer names
-// leaves only shared chunks behind, as any unfinished upload.
-func (s *Server) orPart(ctx context.Context, part *multipart.Part, instance *[]byte, files map[string]media.Manifest) error {
+// (the name the instance's answer holds). Its last chunk and manifest are
+// written with the submission's record, in the same commit. An attachment
+// no answer names leaves only shared chunks behind, as any unfinished
+// upload.
+func (s *Server) orPart(ctx context.Context, part *multipart.Part, instance *[]byte, from *survey.SubmitFrom) error {
 	defer part.Close()
 	if part.FormName() == "xml_submission_file" {
 		b, err := io.ReadAll(part)
@@ -348,12 +350,13 @@ func (s *Server) orPart(ctx context.Context, part *multipart.Part, instance *[]b
 	if name == "" {
 		name = part.FormName()
 	}
-	m, err := s.svc.Media().Add(ctx, part, s.svc.MediaMaxBytes())
+	m, st, err := s.svc.Media().AddStaged(ctx, part, s.svc.MediaMaxBytes())
 	if err != nil {
 		return err
 	}
+	from.Staged = append(from.Staged, st)
 	if name != "" {
-		files[name] = m
+		from.Files[name] = m
 	}
 	return nil
 }

@@ -58,6 +58,7 @@ type Submitted struct {
 	Duplicate bool // the same submission again: nothing new
 	Edit      bool
 	Written   int // answers written (an edit writes only what changed)
+	staged    bool // the files' staged ends were written with the record
 }
 
 // collectLocks serialises one Collect device's submissions: each is a
@@ -73,6 +74,15 @@ var collectLocks sync.Map // device id → *sync.Mutex
 // with the same XML is harmless; with other XML it is refused.
 func (s *Service) Submit(ctx context.Context, p auth.Principal, xml []byte, from SubmitFrom) (Submitted, error) {
 	res, err := s.submit(ctx, p, xml, from)
+	if err == nil && !res.staged {
+		// Nothing was written (the server had this submission): keep the
+		// files all the same, as a resend of them means to.
+		for _, st := range from.Staged {
+			if err := s.media.Commit(ctx, st); err != nil {
+				return res, err
+			}
+		}
+	}
 	if err == nil {
 		for _, m := range from.Files {
 			if err := s.queueRelay(ctx, res.Record, m.SHA256); err != nil {
@@ -134,7 +144,7 @@ func (s *Service) submit(ctx context.Context, p auth.Principal, xml []byte, from
 		if err := s.notDeleted(ctx, id); err != nil {
 			return Submitted{}, err
 		}
-		if done, err := s.completeFiles(ctx, p, f, sub, sha, id, prev, from.Files); err != nil || done.Written > 0 {
+		if done, err := s.completeFiles(ctx, p, f, sub, sha, id, prev, from); err != nil || done.Written > 0 {
 			return done, err
 		}
 		return Submitted{Record: id, Duplicate: true}, nil
@@ -167,7 +177,7 @@ func (s *Service) submit(ctx context.Context, p auth.Principal, xml []byte, from
 		return Submitted{}, err
 	}
 	fileRefs(f, fields, from.Files, base)
-	return s.writeSubmission(ctx, p, f, sub, sha, id, fields, base, sub.DeprecatedID)
+	return s.writeSubmission(ctx, p, f, sub, sha, id, fields, base, sub.DeprecatedID, from.Staged)
 }
 
 // fileRefs puts in place of each media answer (a file name, as Collect
@@ -200,7 +210,8 @@ func fileRefs(f *forms.Form, fields []syncengine.FieldWrite, files map[string]me
 // (Collect splits large submissions over several requests) writes their
 // references, as a change of the same device over what it had written.
 func (s *Service) completeFiles(ctx context.Context, p auth.Principal, f *forms.Form, sub *forms.Submission, sha string,
-	id syncengine.RecordID, prev *submissionRec, files map[string]media.Manifest) (Submitted, error) {
+	id syncengine.RecordID, prev *submissionRec, from SubmitFrom) (Submitted, error) {
+	files := from.Files
 	if len(files) == 0 || !prev.Newest {
 		return Submitted{}, nil
 	}
@@ -218,7 +229,7 @@ func (s *Service) completeFiles(ctx context.Context, p auth.Principal, f *forms.
 	}
 	slices.SortFunc(fields, func(a, b syncengine.FieldWrite) int { return strings.Compare(a.Name, b.Name) })
 	fileRefs(f, fields, files, nil)
-	res, err := s.writeSubmission(ctx, p, f, sub, sha, id, fields, prev, "")
+	res, err := s.writeSubmission(ctx, p, f, sub, sha, id, fields, prev, "", from.Staged)
 	res.Duplicate = true
 	return res, err
 }
@@ -231,6 +242,9 @@ type SubmitFrom struct {
 	// Files are the attachments that came with the submission, already in
 	// the media store, by the file name the answers use.
 	Files map[string]media.Manifest
+	// Staged are the ends of those files (media.Store.AddStaged), written
+	// in the submission's own transaction.
+	Staged []media.Staged
 }
 
 // accountDevice is the device an account's phone submits as: one per
@@ -290,7 +304,7 @@ func (s *Service) submission(ctx context.Context, instanceID string) (*submissio
 // keeps it under its instanceID; replaces, when not "", is the instanceID
 // of the version it edits.
 func (s *Service) writeSubmission(ctx context.Context, p auth.Principal, f *forms.Form, sub *forms.Submission, sha string,
-	id syncengine.RecordID, fields []syncengine.FieldWrite, base *submissionRec, replaces string) (Submitted, error) {
+	id syncengine.RecordID, fields []syncengine.FieldWrite, base *submissionRec, replaces string, staged []media.Staged) (Submitted, error) {
 	now := map[string]subVal{}
 	for _, fw := range fields {
 		now[fw.Name] = subVal{fmt.Sprint(uint8(fw.Value.Kind)), fw.Value.String()}
@@ -342,6 +356,11 @@ func (s *Service) writeSubmission(ctx context.Context, p auth.Principal, f *form
 				return fmt.Errorf("%w: record %s exists", ErrSubmissionConflict, id)
 			}
 		}
+		for _, st := range staged {
+			if err := st.Write(tx); err != nil {
+				return err
+			}
+		}
 		b, err := json.Marshal(rec)
 		if err != nil {
 			return err
@@ -365,7 +384,7 @@ func (s *Service) writeSubmission(ctx context.Context, p auth.Principal, f *form
 	if err != nil {
 		return Submitted{}, err
 	}
-	return Submitted{Record: id, Edit: base != nil, Written: len(writes) - 1}, nil
+	return Submitted{Record: id, Edit: base != nil, Written: len(writes) - 1, staged: true}, nil
 }
 
 // metaCollectCounter + replica → the last counter its submissions used.

@@ -592,6 +592,11 @@ func (t *tx) ScanMeta(prefix string, fn func(string, []byte) error) error {
 func (t *tx) DeleteMeta(key string) error { return t.txn.Delete(metaKey(key)) }
 
 func (t *tx) SetMeta(key string, value []byte) error {
+	if len(value) >= kickValue {
+		// A file's chunk written with a record (an OpenRosa photo): its
+		// pages in the value log are given back like those of any chunk.
+		t.s.mappedLarge(len(value))
+	}
 	return t.txn.Set(metaKey(key), append([]byte(nil), value...))
 }
 
