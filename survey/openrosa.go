@@ -330,17 +330,7 @@ func (s *Service) writeSubmission(ctx context.Context, p auth.Principal, f *form
 	if err != nil {
 		return Submitted{}, err
 	}
-	var counter uint64
-	err = s.store.View(ctx, func(tx syncengine.ReadTx) error {
-		b, err := tx.Meta(metaCollectCounter + rep.String())
-		if errors.Is(err, syncengine.ErrNotFound) {
-			return nil
-		}
-		if err == nil {
-			_, err = fmt.Sscan(string(b), &counter)
-		}
-		return err
-	})
+	counter, err := s.collectCounter(ctx, rep)
 	if err != nil {
 		return Submitted{}, err
 	}
@@ -382,13 +372,35 @@ func (s *Service) writeSubmission(ctx context.Context, p auth.Principal, f *form
 		return tx.SetMeta(metaCollectCounter+rep.String(), []byte(fmt.Sprint(counter)))
 	})
 	if err != nil {
+		s.collectCounters.Delete(rep) // read again: the store decides
 		return Submitted{}, err
 	}
+	s.collectCounters.Store(rep, counter)
 	return Submitted{Record: id, Edit: base != nil, Written: len(writes) - 1, staged: true}, nil
 }
 
 // metaCollectCounter + replica → the last counter its submissions used.
 const metaCollectCounter = "openrosa.counter/"
+
+// collectCounter is the last counter rep's submissions used; the caller
+// holds rep's device lock.
+func (s *Service) collectCounter(ctx context.Context, rep syncengine.ReplicaID) (uint64, error) {
+	if c, ok := s.collectCounters.Load(rep); ok {
+		return c.(uint64), nil
+	}
+	var counter uint64
+	err := s.store.View(ctx, func(tx syncengine.ReadTx) error {
+		b, err := tx.Meta(metaCollectCounter + rep.String())
+		if errors.Is(err, syncengine.ErrNotFound) {
+			return nil
+		}
+		if err == nil {
+			_, err = fmt.Sscan(string(b), &counter)
+		}
+		return err
+	})
+	return counter, err
+}
 
 // collectReplica is a collecting device's replica: its writes carry the
 // device's own id, so they merge (and conflict) like any device's.

@@ -70,8 +70,12 @@ type Service struct {
 	stats    *devStats
 	hub      *HubEnrollment // set on a hub once HubIdentity ran
 	media    *media.Store
-	mediaMax int64
-	relaying bool // a hub: files received go upstream too
+	// collectCounters keeps each collecting replica's last counter once
+	// read: only its device's submissions write it, one at a time
+	// (collectLocks), so a submission need not wait for a store read.
+	collectCounters sync.Map // syncengine.ReplicaID → uint64
+	mediaMax        int64
+	relaying        bool // a hub: files received go upstream too
 }
 
 // New opens the replica kept in store (initializing an empty store) with
