@@ -242,8 +242,8 @@ func (s *Store) AddStaged(ctx context.Context, r io.Reader, max int64) (Manifest
 				if err := s.putChunk(ctx, m.Chunks[len(m.Chunks)-1], held); err != nil {
 					return Manifest{}, Staged{}, err
 				}
+				file.Write(held)
 			}
-			file.Write(buf[:n])
 			m.Chunks = append(m.Chunks, sum(buf[:n]))
 			held = append(held[:0], buf[:n]...)
 		}
@@ -254,7 +254,15 @@ func (s *Store) AddStaged(ctx context.Context, r io.Reader, max int64) (Manifest
 			return Manifest{}, Staged{}, err
 		}
 	}
-	m.SHA256 = hex.EncodeToString(file.Sum(nil))
+	// The file's hash takes each chunk once the next one shows it was not
+	// the last: a file of one chunk (most photos a submission carries)
+	// hashes as that chunk does, and is not read a second time.
+	if len(m.Chunks) == 1 {
+		m.SHA256 = m.Chunks[0]
+	} else {
+		file.Write(held)
+		m.SHA256 = hex.EncodeToString(file.Sum(nil))
+	}
 	if m.Chunks == nil {
 		m.Chunks = []string{}
 	}
