@@ -2,9 +2,11 @@ package syncengine
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // Log compaction on a device. A device's log exists to push its writes
@@ -30,14 +32,18 @@ import (
 // erased or forgotten (their entries are stripped already) are never
 // dropped.
 
-// metaCompacted: the log position through which CompactLog has looked;
-// metaEdited: the log head after the last write into a record that
-// existed (only such writes supersede: a log of records each written once
-// has nothing to compact, and a sync that pushed 10,000 new interviews
-// pays nothing for compaction).
+// metaCompacted: the log position through which CompactLog has looked.
+// metaEditedRecord + record id: the log head after the last write into
+// that record while it existed (only such writes supersede: a log of
+// records each written once has nothing to compact, and a sync that
+// pushed 100,000 new interviews after one was edited looks at that one).
+// metaEdited: the same for the whole log, as devices wrote it before
+// marks per record; such a mark past metaCompacted has CompactLog look at
+// every record once more.
 const (
-	metaCompacted = "log.compacted"
-	metaEdited    = "log.edited"
+	metaCompacted    = "log.compacted"
+	metaEdited       = "log.edited"
+	metaEditedRecord = "log.edited/"
 )
 
 // metaContextBase + record id + "/" + base id: a set of the record's dots
@@ -90,12 +96,23 @@ func resolveWith(tx ReadTx, e *LogEntry, cache bases) error {
 	return nil
 }
 
-func markEdited(tx Tx) error {
+// markEdited notes records written while they existed, for CompactLog.
+// A replica keeping a history index (a server) keeps its whole log, and
+// no marks.
+func (r *Replica) markEdited(tx Tx, ids ...RecordID) error {
+	if r.history || len(ids) == 0 {
+		return nil
+	}
 	head, err := tx.Head()
 	if err != nil {
 		return err
 	}
-	return setMetaUint(tx, metaEdited, head)
+	for _, id := range ids {
+		if err := setMetaUint(tx, metaEditedRecord+id.String(), head); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // compactMinEntries: CompactLog waits until this many entries were
@@ -122,8 +139,12 @@ type CompactStats struct {
 func (r *Replica) CompactLog(ctx context.Context) (CompactStats, error) {
 	var st CompactStats
 	var ack, done uint64
+	if r.history {
+		return st, nil // a server keeps its whole log
+	}
 	quick := false
 	touched := map[RecordID]bool{} // record → it has superseded writes
+	marks := map[string]uint64{}   // edit marks this run answers, by key
 	err := r.store.View(ctx, func(tx ReadTx) (err error) {
 		if _, ok := tx.(LogDeleter); !ok {
 			return errNoCompaction
@@ -135,12 +156,46 @@ func (r *Replica) CompactLog(ctx context.Context) (CompactStats, error) {
 			return err
 		}
 		edited, err := metaUint(tx, metaEdited)
-		if err != nil || edited <= done {
-			quick = true // nothing superseded since: only the mark moves
+		if err != nil {
 			return err
+		}
+		legacy := edited > done
+		err = tx.ScanMeta(metaEditedRecord, func(key string, v []byte) error {
+			if len(v) != 8 {
+				return fmt.Errorf("meta %s: %w", key, ErrCorrupt)
+			}
+			// A write not acknowledged yet waits for a later run.
+			if at := binary.BigEndian.Uint64(v); at <= ack {
+				marks[key] = at
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if !legacy && len(marks) == 0 {
+			quick = true // nothing superseded since: only the mark moves
+			return nil
 		}
 		if ack-done < compactMinEntries {
 			done = ack // wait for more: each run reads the whole log
+			return nil
+		}
+		for key := range marks {
+			id, err := ParseRecordID(strings.TrimPrefix(key, metaEditedRecord))
+			if err != nil {
+				return fmt.Errorf("meta %s: %w", key, ErrCorrupt)
+			}
+			rec, err := tx.Record(id)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			touched[id] = superseded(rec)
+		}
+		if !legacy {
 			return nil
 		}
 		err = tx.ScanLog(done, func(e LogEntry, _ int) error {
@@ -168,7 +223,7 @@ func (r *Replica) CompactLog(ctx context.Context) (CompactStats, error) {
 		return st, fmt.Errorf("compact log: %w", err)
 	}
 	if quick {
-		return st, r.markCompacted(ctx, ack)
+		return st, r.markCompacted(ctx, ack, nil)
 	}
 	var chunk []RecordID
 	flush := func() error {
@@ -193,11 +248,26 @@ func (r *Replica) CompactLog(ctx context.Context) (CompactStats, error) {
 			return st, err
 		}
 	}
-	return st, r.markCompacted(ctx, ack)
+	return st, r.markCompacted(ctx, ack, marks)
 }
 
-func (r *Replica) markCompacted(ctx context.Context, ack uint64) error {
-	err := r.store.Update(ctx, func(tx Tx) error { return setMetaUint(tx, metaCompacted, ack) })
+// markCompacted moves the compaction mark to ack and clears the edit
+// marks the run answered (one rewritten meanwhile stays).
+func (r *Replica) markCompacted(ctx context.Context, ack uint64, marks map[string]uint64) error {
+	err := r.store.Update(ctx, func(tx Tx) error {
+		for key, at := range marks {
+			if now, err := metaUint(tx, key); err != nil || now != at {
+				if err != nil {
+					return err
+				}
+				continue
+			}
+			if err := tx.DeleteMeta(key); err != nil {
+				return err
+			}
+		}
+		return setMetaUint(tx, metaCompacted, ack)
+	})
 	if err != nil {
 		return fmt.Errorf("compact log: %w", err)
 	}

@@ -424,7 +424,7 @@ func (r *Replica) write(tx Tx, rec *Record, form string, fields []FieldWrite) er
 		return err
 	}
 	if edit {
-		if err := markEdited(tx); err != nil {
+		if err := r.markEdited(tx, rec.ID); err != nil {
 			return err
 		}
 	}
@@ -578,6 +578,7 @@ type staged struct {
 	dirty     bool
 	finalized bool // raw's status is finalized (known only when a hook wants it)
 	forgot    *forgotten
+	edited    bool // in applyAll's edited list
 }
 
 // applyAll merges changes that arrived from elsewhere into the store within
@@ -592,7 +593,7 @@ func (r *Replica) applyAll(tx Tx, origin Origin, changes []Change) (int, merged,
 	applied := 0
 	var erasing []RecordID
 	var held map[RecordID][]Value
-	edits := false // a change merged into a record that existed
+	var edited []RecordID // records a change merged into after another
 	logged := func(st *staged, c *Change) error {
 		applied++
 		if !st.dirty {
@@ -663,17 +664,18 @@ func (r *Replica) applyAll(tx Tx, origin Origin, changes []Change) (int, merged,
 		if err := logged(st, c); err != nil {
 			return 0, merged{}, nil, err
 		}
-		edits = true
+		if !st.edited {
+			st.edited = true
+			edited = append(edited, c.Record)
+		}
 		if c.Assigns() {
 			if err := tx.SetMeta(metaAssigned+c.Record.String(), nil); err != nil {
 				return 0, merged{}, nil, err
 			}
 		}
 	}
-	if edits {
-		if err := markEdited(tx); err != nil {
-			return 0, merged{}, nil, err
-		}
+	if err := r.markEdited(tx, edited...); err != nil {
+		return 0, merged{}, nil, err
 	}
 	m := merged{recs: make([]*Record, 0, len(dirty))}
 	for _, st := range cache {

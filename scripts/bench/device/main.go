@@ -10,6 +10,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -24,6 +25,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,6 +39,7 @@ var (
 	records = flag.Int("records", 100000, "records on the device (30 fields each)")
 	pages   = flag.Int("pages", 20, "pages of the interview list to walk (50 per page)")
 	keep    = flag.Bool("keep", false, "keep the scratch folder")
+	srvProf = flag.String("server-profile", "", "write a CPU profile of the server (this process) during the sync to this file; TESSERA_CPUPROFILE=FILE profiles fieldapp")
 )
 
 const pin = "bench-pin-2468"
@@ -98,7 +101,18 @@ func main() {
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
 	check(cmd.Start())
-	defer cmd.Process.Kill()
+	defer func() {
+		// Stopped as a person stops it, so it closes its store (and
+		// writes the profile TESSERA_CPUPROFILE asks for).
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+		}
+	}()
 	ready := bufio.NewReader(stdout)
 	if _, err := ready.ReadString('\n'); err != nil {
 		log.Fatal("fieldapp serve did not start")
@@ -112,13 +126,15 @@ func main() {
 		phase      string
 		took       time.Duration
 		peak, anon int64
+		cpu, srv   time.Duration // fieldapp's CPU, the server's (this process)
 	}
 	var rows []row
 	phase := func(name string, fn func()) {
 		s.reset()
+		c0, s0 := procCPU(cmd.Process.Pid), selfCPU()
 		t0 := time.Now()
 		fn()
-		rows = append(rows, row{name, time.Since(t0), s.peak(), s.anonPeak()})
+		rows = append(rows, row{name, time.Since(t0), s.peak(), s.anonPeak(), procCPU(cmd.Process.Pid) - c0, selfCPU() - s0})
 	}
 	phase("idle (locked)", func() { time.Sleep(200 * time.Millisecond) })
 	phase("unlock", func() {
@@ -154,6 +170,12 @@ func main() {
 	})
 	var res map[string]any
 	phase(fmt.Sprintf("sync %d records to surveyd", *records+1), func() {
+		if *srvProf != "" {
+			f, err := os.Create(*srvProf)
+			check(err)
+			check(pprof.StartCPUProfile(f))
+			defer func() { pprof.StopCPUProfile(); check(f.Close()) }()
+		}
 		c.get("/sync")
 		c.post("/sync", url.Values{})
 		for {
@@ -175,9 +197,10 @@ func main() {
 	})
 	hwm := s.hwm()
 	fmt.Printf("\nfieldapp serve with %d records × 30 fields (encrypted Badger store)\n\n", *records)
-	fmt.Printf("%-34s %12s %14s %18s\n", "phase", "time", "peak RSS", "of it anonymous")
+	fmt.Printf("%-34s %12s %14s %18s %13s %12s\n", "phase", "time", "peak RSS", "of it anonymous", "fieldapp CPU", "server CPU")
 	for _, r := range rows {
-		fmt.Printf("%-34s %12s %10.1f MiB %14.1f MiB\n", r.phase, r.took.Round(time.Millisecond), float64(r.peak)/1024, float64(r.anon)/1024)
+		fmt.Printf("%-34s %12s %10.1f MiB %14.1f MiB %13s %12s\n", r.phase, r.took.Round(time.Millisecond), float64(r.peak)/1024, float64(r.anon)/1024,
+			r.cpu.Round(10*time.Millisecond), r.srv.Round(10*time.Millisecond))
 	}
 	fmt.Printf("\nsync: %v changes pushed, %.1f MiB sent\n", res["pushed"], res["bytes_sent"].(float64)/(1<<20))
 	fmt.Printf("peak RSS of the process (VmHWM): %.1f MiB  (target ≤ 100 MB = 95.4 MiB: %s)\n", float64(hwm)/1024, verdict(hwm*1024 <= 100e6))
@@ -369,4 +392,27 @@ func check(err error) {
 	if err != nil {
 		log.Fatal(err)
 	}
+}
+
+// procCPU is a process's user and system CPU so far (/proc/PID/stat, in
+// clock ticks of 10 ms).
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// selfCPU is this process's CPU so far: the server's, and the little the
+// driving client costs.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
