@@ -40,6 +40,18 @@ type grouper struct {
 	mu      sync.Mutex
 	leading bool // a group is being merged; new jobs queue
 	queue   []*pushJob
+	// pending: how far each pusher's queued or merging pushes reach. A
+	// push that follows one of them queues behind it instead of waiting
+	// for its commit, and the two merge in one group.
+	pending map[ReplicaID]uint64
+}
+
+// follows reports whether a push of from starting after `after` follows
+// one queued or being merged.
+func (g *grouper) follows(from ReplicaID, after uint64) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return after > 0 && g.pending[from] >= after
 }
 
 // receiveGrouped merges j, alone or with the pushes that queued while the
@@ -48,6 +60,10 @@ func (r *Replica) receiveGrouped(ctx context.Context, j *pushJob) {
 	g := &r.group
 	j.lead = make(chan bool, 1)
 	g.mu.Lock()
+	if g.pending == nil {
+		g.pending = map[ReplicaID]uint64{}
+	}
+	g.pending[j.p.From] = max(g.pending[j.p.From], j.p.Through)
 	if g.leading {
 		g.queue = append(g.queue, j)
 		g.mu.Unlock()
@@ -58,19 +74,29 @@ func (r *Replica) receiveGrouped(ctx context.Context, j *pushJob) {
 	}
 	g.leading = true
 	batch, n := []*pushJob{j}, len(j.p.Changes)
-	rest := g.queue[:0]
+	// In arrival order, stopping at the first that does not fit: a
+	// pusher's pushes merge in their order.
+	k := 0
 	for _, q := range g.queue {
-		if len(batch) < maxGroupPushes && n+len(q.p.Changes) <= maxGroupChanges {
-			batch, n = append(batch, q), n+len(q.p.Changes)
-		} else {
-			rest = append(rest, q)
+		if len(batch) == maxGroupPushes || n+len(q.p.Changes) > maxGroupChanges {
+			break
 		}
+		batch, n = append(batch, q), n+len(q.p.Changes)
+		k++
 	}
-	clear(g.queue[len(rest):])
-	g.queue = rest
+	rest := copy(g.queue, g.queue[k:])
+	clear(g.queue[rest:]) // no pointers kept to jobs taken
+	g.queue = g.queue[:rest]
 	g.mu.Unlock()
 
 	r.mergeGroup(ctx, batch)
+	g.mu.Lock()
+	for _, q := range batch {
+		if g.pending[q.p.From] == q.p.Through {
+			delete(g.pending, q.p.From)
+		}
+	}
+	g.mu.Unlock()
 	for _, q := range batch[1:] {
 		q.lead <- false
 	}

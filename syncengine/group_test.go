@@ -1,6 +1,7 @@
 package syncengine_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,12 +20,13 @@ import (
 type slowStore struct {
 	syncengine.Store
 	updates atomic.Int64
+	delay   time.Duration // 2 ms unless set
 }
 
 func (s *slowStore) Update(ctx context.Context, fn func(syncengine.Tx) error) error {
 	s.updates.Add(1)
 	err := s.Store.Update(ctx, fn)
-	time.Sleep(2 * time.Millisecond)
+	time.Sleep(cmp.Or(s.delay, 2*time.Millisecond))
 	return err
 }
 
@@ -186,5 +188,56 @@ func TestConcurrentPushesGroup(t *testing.T) {
 		if w := rec.WroteBy(bad.ID()); w {
 			t.Fatalf("record %s holds a write of the refused device", id)
 		}
+	}
+}
+
+// TestOnePushersBatchesGroup: a device's batches that arrive while the
+// one before them is merged queue behind it, in order, and merge
+// together, without waiting for its commit.
+func TestOnePushersBatchesGroup(t *testing.T) {
+	ctx := context.Background()
+	store := &slowStore{Store: memstore.New(), delay: 200 * time.Millisecond}
+	if err := syncengine.Init(ctx, store, syncengine.NewReplicaID()); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := syncengine.Open(ctx, store, syncengine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.updates.Store(0)
+	from := syncengine.NewReplicaID()
+	const per, batches = 100, 3
+	push := func(k int) syncengine.Push {
+		p := syncengine.Push{From: from, After: uint64(k * per), Through: uint64((k + 1) * per)}
+		for i := range per {
+			p.Changes = append(p.Changes, syncengine.Change{Record: syncengine.NewRecordID(), Form: "f", HLC: 1,
+				Dot: syncengine.Dot{Replica: from, Counter: uint64(k*per + i + 1)}, Fields: []syncengine.FieldWrite{{Name: "a", Value: syncengine.IntValue(1)}}})
+		}
+		return p
+	}
+	var wg sync.WaitGroup
+	res := make([]syncengine.PushResult, batches)
+	errs := make([]error, batches)
+	for k := range batches {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res[k], errs[k] = srv.Receive(ctx, push(k))
+		}()
+		time.Sleep(20 * time.Millisecond) // in order, the first merging (its commit takes 200 ms)
+	}
+	wg.Wait()
+	for k := range batches {
+		if errs[k] != nil || res[k].Resend || res[k].Acknowledged != uint64((k+1)*per) {
+			t.Fatalf("push %d: %+v %v", k, res[k], errs[k])
+		}
+	}
+	if u := store.updates.Load(); u != 2 {
+		t.Fatalf("%d pushes in %d transactions, want 2 (the first, then the two that queued behind it)", batches, u)
+	}
+	var head uint64
+	srv.Store().View(ctx, func(tx syncengine.ReadTx) (err error) { head, err = tx.Head(); return })
+	if head != per*batches {
+		t.Fatalf("server log holds %d entries, want %d", head, per*batches)
 	}
 }

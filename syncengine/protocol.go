@@ -156,8 +156,10 @@ func (r *Replica) Receive(ctx context.Context, p Push, opts ...ServeOption) (Pus
 	// the first is merged, wait for it (briefly) rather than ask for a
 	// resend. A server that truly lost data answers resend after the wait.
 	key := metaPeerPrefix + p.From.String()
-	if err := r.awaitPeer(ctx, key, p.After); err != nil {
-		return PushResult{}, err
+	if !r.group.follows(p.From, p.After) {
+		if err := r.awaitPeer(ctx, key, p.After); err != nil {
+			return PushResult{}, err
+		}
 	}
 	defer r.broadcast()
 	j := &pushJob{p: p, guard: guard}
@@ -395,12 +397,13 @@ func (r *Replica) Sync(ctx context.Context, remote Remote, opts SyncOptions) (Sy
 }
 
 // pushWindow is how many batches may be in flight at once: while the server
-// merges one, the next is already on its way and being decoded, so the two
-// sides work in parallel instead of taking turns.
-const pushWindow = 2
+// merges one, the next are already on their way and being decoded, so the
+// two sides work in parallel instead of taking turns, and the server merges
+// those that queued behind it in one transaction (see group.go).
+const pushWindow = 3
 
 // PushBatch is how many changes a push batch carries: small enough that
-// the two batches in flight keep both sides busy and a cut link wastes
+// the batches in flight keep both sides busy and a cut link wastes
 // little, large enough to amortize a request and an fsync.
 const PushBatch = 500
 
