@@ -78,6 +78,7 @@ func (r *gzipReader) Close() error {
 
 var (
 	zstdCompressor = &Zstd{level: zstd.SpeedBetterCompression}
+	zstdClient     = &Zstd{level: zstd.SpeedDefault}
 	zstdBulk       = &Zstd{level: zstd.SpeedFastest}
 )
 
@@ -86,9 +87,18 @@ var (
 // a fifth of the server's CPU per exported row.
 func BulkCompressors() []connect.Compressor { return []connect.Compressor{zstdBulk, gzipCompressor} }
 
-// Compressors is the compression set clients and servers of Tessera use,
-// most preferred first.
+// Compressors is the compression set servers of Tessera use, most
+// preferred first.
 func Compressors() []connect.Compressor { return []connect.Compressor{zstdCompressor, gzipCompressor} }
+
+// ClientCompressors is the set Tessera's clients send with: zstd at its
+// default level. A device's pushes are a tenth of PouchDB's bytes at any
+// level, and the better level was the device's largest CPU cost in a push
+// after reading its log; what a server sends (pages many devices pull,
+// over the field's slow links) keeps the better level.
+func ClientCompressors() []connect.Compressor {
+	return []connect.Compressor{zstdClient, gzipCompressor}
+}
 
 // Zstd is a connect.Compressor for zstd (klauspost's, pooled). Tessera's
 // clients prefer it: on sync batches it is both smaller and faster than

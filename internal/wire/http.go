@@ -91,7 +91,7 @@ func Dial(baseURL string, counter *Counter, opts ...Option) (*Client, error) {
 	}
 	hc := &http.Client{Transport: tr}
 	t := connecthttp.NewTransport(hc, strings.TrimRight(baseURL, "/"),
-		connecthttp.WithCompressors(Compressors()...), connecthttp.WithSendCompression("zstd"), connecthttp.WithCompressMinBytes(1024), connecthttp.WithReadMaxBytes(64<<20))
+		connecthttp.WithCompressors(ClientCompressors()...), connecthttp.WithSendCompression("zstd"), connecthttp.WithCompressMinBytes(1024), connecthttp.WithReadMaxBytes(64<<20))
 	var icpts []connect.ClientInterceptor
 	if o.authorization != "" {
 		icpts = append(icpts, authInterceptor(o.authorization))
