@@ -57,7 +57,7 @@ type Submitted struct {
 	Record    syncengine.RecordID
 	Duplicate bool // the same submission again: nothing new
 	Edit      bool
-	Written   int // answers written (an edit writes only what changed)
+	Written   int  // answers written (an edit writes only what changed)
 	staged    bool // the files' staged ends were written with the record
 }
 
