@@ -218,6 +218,11 @@ func (s *Store) Add(ctx context.Context, r io.Reader, max int64) (Manifest, erro
 	return m, s.Commit(ctx, st)
 }
 
+// readBufs are AddStaged's read buffers: a submission's photo no longer
+// costs the collector a chunk-sized buffer (20,000 submissions allocated
+// 10 GB in them).
+var readBufs = sync.Pool{New: func() any { b := make([]byte, ChunkSize); return &b }}
+
 // Staged is the end of a file read by AddStaged: its last chunk and its
 // manifest, not written yet.
 type Staged struct{ kvs []syncengine.KeyValue }
@@ -230,7 +235,11 @@ type Staged struct{ kvs []syncengine.KeyValue }
 func (s *Store) AddStaged(ctx context.Context, r io.Reader, max int64) (Manifest, Staged, error) {
 	var m Manifest
 	file := sha256.New()
-	buf, held := make([]byte, ChunkSize), make([]byte, 0, ChunkSize)
+	bp := readBufs.Get().(*[]byte)
+	defer readBufs.Put(bp)
+	// held is the chunk read last, not written yet: sized to it (a 100 KB
+	// photo holds 100 KB, not a chunk's 256 KiB), then reused.
+	buf, held := *bp, []byte(nil)
 	for {
 		n, err := io.ReadFull(r, buf)
 		if n > 0 {
